@@ -1,0 +1,549 @@
+"""Load and validate graphs: social graphs, bipartite graphs and collaboration networks.
+
+Users pass ids of any hashable type; inside, every graph holds dense ``0..n-1`` indices,
+a CSR matrix (``scipy.sparse.csr_array``) and a pandas ``Index`` that maps indices back to
+ids. Input problems raise :class:`~spillover.errors.InputError` naming the column, the row
+and what to do; repairs (self-loops dropped, duplicate edges collapsed) warn with
+:class:`~spillover.errors.DataWarning`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Hashable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import DataWarning, InputError
+
+TableLike = pd.DataFrame | str | os.PathLike
+
+# Edges are stored with int32 weights: counts of treated neighbours stay exact in
+# sparse-times-dense products with uint8/bool draws, at half the memory of float64.
+_EDGE_DTYPE = np.int32
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def read_table(source: TableLike, *, what: str = "table") -> pd.DataFrame:
+    """Read a DataFrame, or a ``.csv`` / ``.parquet`` file chosen by its extension."""
+    if isinstance(source, pd.DataFrame):
+        return source
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"{what}: file '{path}' does not exist.")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    raise InputError(
+        f"{what}: cannot read '{path}': use a .csv or .parquet file (chosen by extension)."
+    )
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``frame`` as CSV or Parquet by the extension of ``path``; returns the path."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix in (".parquet", ".pq"):
+        frame.to_parquet(path, index=False)
+    else:
+        raise InputError(f"cannot write '{path}': use a .csv or .parquet extension.")
+    return path
+
+
+def _source_name(source: TableLike, what: str) -> str:
+    return what if isinstance(source, pd.DataFrame) else f"{what} '{source}'"
+
+
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise a clear error when ``frame`` lacks any of ``columns``."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{what}: missing column(s) {missing}; it has {list(frame.columns)}. "
+            "Rename the columns or pass the right names (e.g. --source/--target)."
+        )
+
+
+def require_no_nulls(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise naming the first row whose id is missing."""
+    for column in columns:
+        null = frame[column].isna().to_numpy()
+        if null.any():
+            rows = np.flatnonzero(null)
+            raise InputError(
+                f"{what}: column '{column}' has a missing id in row {rows[0]}"
+                f" ({rows.size} row(s) in all). Drop or fill those rows."
+            )
+
+
+def factorize_ids(values: pd.Series | np.ndarray | pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """Dense codes for ids, with the ids sorted when they are comparable.
+
+    Sorting makes the index order independent of the row order of the input, so a seeded
+    design gives the same assignment for the same graph however its edges were listed.
+    """
+    try:
+        codes, uniques = pd.factorize(values, sort=True)
+    except TypeError:  # mixed id types (e.g. ints and strings) have no order
+        codes, uniques = pd.factorize(values, sort=False)
+    return codes.astype(np.int64, copy=False), pd.Index(uniques)
+
+
+def _first_duplicate(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Mask of rows repeating an earlier key, and the count; sort-based (no np.unique)."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    repeat = np.zeros(keys.size, dtype=bool)
+    repeat[order[1:]] = sorted_keys[1:] == sorted_keys[:-1]
+    return repeat, int(repeat.sum())
+
+
+def _codes_for(index: pd.Index, ids: Iterable[Hashable] | pd.Series, what: str) -> np.ndarray:
+    positions = index.get_indexer(pd.Index(ids))
+    if (positions < 0).any():
+        bad = pd.Index(ids)[positions < 0]
+        raise InputError(
+            f"{what}: {bad.size} unknown id(s), e.g. {list(bad[:5])}; "
+            "they are not in the graph."
+        )
+    return positions
+
+
+# --------------------------------------------------------------------------- graphs
+
+
+@dataclass(frozen=True, eq=False)
+class SocialGraph:
+    """A graph of units (users) whose neighbours may interfere with them.
+
+    ``adjacency`` is an ``n x n`` CSR matrix with ones where an edge exists; symmetric
+    unless ``directed`` (then row ``i`` lists the nodes ``i`` points to). ``nodes`` maps
+    row ``i`` back to the user's id.
+    """
+
+    adjacency: sp.csr_array
+    nodes: pd.Index
+    directed: bool = False
+    node_data: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.adjacency.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        """Number of edges, each undirected edge counted once."""
+        nnz = int(self.adjacency.nnz)
+        return nnz if self.directed else nnz // 2
+
+    def degrees(self) -> np.ndarray:
+        """Number of neighbours of each node (out-neighbours when directed)."""
+        return np.diff(self.adjacency.indptr)
+
+    def edge_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Source and target indices of each edge, each undirected edge once."""
+        coo = self.adjacency.tocoo()
+        if self.directed:
+            return coo.row.astype(np.int64), coo.col.astype(np.int64)
+        upper = coo.row < coo.col
+        return coo.row[upper].astype(np.int64), coo.col[upper].astype(np.int64)
+
+    def symmetric(self) -> sp.csr_array:
+        """The undirected adjacency (``A`` or ``A + A.T`` binarised)."""
+        if not self.directed:
+            return self.adjacency
+        sym = (self.adjacency + self.adjacency.T).tocsr()
+        sym.data[:] = 1
+        return sym.astype(_EDGE_DTYPE)
+
+    def index_of(self, ids: Iterable[Hashable]) -> np.ndarray:
+        """Dense indices of ``ids``; unknown ids raise :class:`InputError`."""
+        return _codes_for(self.nodes, ids, "node ids")
+
+    def to_networkx(self):
+        """The graph as a ``networkx.Graph`` on dense indices (for small graphs, checks)."""
+        import networkx as nx
+
+        graph = nx.DiGraph() if self.directed else nx.Graph()
+        graph.add_nodes_from(range(self.n_nodes))
+        graph.add_edges_from(zip(*(a.tolist() for a in self.edge_index())))
+        return graph
+
+    @classmethod
+    def from_edges(
+        cls,
+        edges: TableLike,
+        source: str = "source",
+        target: str = "target",
+        *,
+        directed: bool = False,
+        nodes: Iterable[Hashable] | None = None,
+        node_data: pd.DataFrame | None = None,
+    ) -> "SocialGraph":
+        """Build from an edge list (DataFrame, CSV or Parquet).
+
+        Self-loops are dropped and duplicate edges collapsed (``a-b`` and ``b-a`` are one
+        undirected edge), each with a :class:`DataWarning` giving counts and an example row.
+        ``nodes`` adds isolated nodes that have no edge.
+        """
+        what = _source_name(edges, "edge list")
+        frame = read_table(edges, what=what)
+        require_columns(frame, [source, target], what)
+        require_no_nulls(frame, [source, target], what)
+        if len(frame) == 0 and nodes is None:
+            raise InputError(f"{what}: the graph is empty (no edges, no nodes).")
+
+        n_edges_in = len(frame)
+        all_ids = pd.concat(
+            [frame[source], frame[target]]
+            + ([pd.Series(list(nodes))] if nodes is not None else []),
+            ignore_index=True,
+        )
+        codes, index = factorize_ids(all_ids)
+        src, dst = codes[:n_edges_in], codes[n_edges_in : 2 * n_edges_in]
+        n = len(index)
+        if n == 0:
+            raise InputError(f"{what}: the graph is empty (no edges, no nodes).")
+
+        loops = src == dst
+        if loops.any():
+            first = int(np.flatnonzero(loops)[0])
+            warnings.warn(
+                f"{what}: dropped {int(loops.sum())} self-loop(s), e.g. row {first} "
+                f"({frame[source].iloc[first]!r} -> itself). A unit is not its own neighbour.",
+                DataWarning,
+                stacklevel=2,
+            )
+        keep = ~loops
+        rows_kept = np.flatnonzero(keep)
+        src, dst = src[keep], dst[keep]
+        if directed:
+            keys = src * n + dst
+        else:
+            keys = np.minimum(src, dst) * n + np.maximum(src, dst)
+        repeat, n_repeat = _first_duplicate(keys)
+        if n_repeat:
+            first = int(rows_kept[np.flatnonzero(repeat)[0]])
+            kind = "" if directed else " (either direction)"
+            warnings.warn(
+                f"{what}: collapsed {n_repeat} duplicate edge(s){kind}, e.g. row {first} "
+                f"({frame[source].iloc[first]!r} - {frame[target].iloc[first]!r}).",
+                DataWarning,
+                stacklevel=2,
+            )
+            src, dst = src[~repeat], dst[~repeat]
+        if not directed:
+            src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
+        adjacency = sp.csr_array(
+            (np.ones(src.size, dtype=_EDGE_DTYPE), (src, dst)), shape=(n, n)
+        )
+        adjacency.sort_indices()
+        if node_data is not None:
+            node_data = node_data.reindex(index)
+        return cls(adjacency=adjacency, nodes=index, directed=directed, node_data=node_data)
+
+
+@dataclass(frozen=True, eq=False)
+class BipartiteGraph:
+    """Units (the outcome side, e.g. buyers) linked to the treated side (e.g. sellers).
+
+    ``incidence`` is ``n_units x n_treated`` with ones on links. Designs randomize the
+    treated side; outcomes are measured on the unit side.
+    """
+
+    incidence: sp.csr_array
+    units: pd.Index
+    treated: pd.Index
+    unit_data: pd.DataFrame | None = field(default=None, repr=False)
+    treated_data: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def n_units(self) -> int:
+        return int(self.incidence.shape[0])
+
+    @property
+    def n_treated_side(self) -> int:
+        return int(self.incidence.shape[1])
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.incidence.nnz)
+
+    def edge_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Unit-side and treated-side indices of each link."""
+        coo = self.incidence.tocoo()
+        return coo.row.astype(np.int64), coo.col.astype(np.int64)
+
+    def unit_degrees(self) -> np.ndarray:
+        return np.diff(self.incidence.indptr)
+
+    def as_social_graph(self) -> SocialGraph:
+        """Both sides as one undirected graph: units first, then the treated side.
+
+        Node ids become ``("unit", id)`` and ``("treated", id)`` so the sides cannot
+        collide; used for components across both sides.
+        """
+        n_u, n_t = self.incidence.shape
+        inc = self.incidence
+        adjacency = sp.block_array([[None, inc], [inc.T, None]], format="csr")
+        adjacency = sp.csr_array(adjacency.astype(_EDGE_DTYPE))
+        nodes = pd.Index(
+            [("unit", u) for u in self.units] + [("treated", t) for t in self.treated],
+            tupleize_cols=False,
+        )
+        return SocialGraph(adjacency=adjacency, nodes=nodes)
+
+    @classmethod
+    def from_edges(
+        cls,
+        edges: TableLike,
+        unit: str = "source",
+        treated: str = "target",
+        *,
+        unit_data: pd.DataFrame | None = None,
+        treated_data: pd.DataFrame | None = None,
+    ) -> "BipartiteGraph":
+        """Build from a link list with one column per side (DataFrame, CSV or Parquet)."""
+        what = _source_name(edges, "bipartite edge list")
+        frame = read_table(edges, what=what)
+        require_columns(frame, [unit, treated], what)
+        require_no_nulls(frame, [unit, treated], what)
+        if len(frame) == 0:
+            raise InputError(f"{what}: the graph is empty (no links).")
+        u_codes, units = factorize_ids(frame[unit])
+        t_codes, treated_ids = factorize_ids(frame[treated])
+        keys = u_codes * len(treated_ids) + t_codes
+        repeat, n_repeat = _first_duplicate(keys)
+        if n_repeat:
+            first = int(np.flatnonzero(repeat)[0])
+            warnings.warn(
+                f"{what}: collapsed {n_repeat} duplicate link(s), e.g. row {first} "
+                f"({frame[unit].iloc[first]!r} - {frame[treated].iloc[first]!r}).",
+                DataWarning,
+                stacklevel=2,
+            )
+            u_codes, t_codes = u_codes[~repeat], t_codes[~repeat]
+        incidence = sp.csr_array(
+            (np.ones(u_codes.size, dtype=_EDGE_DTYPE), (u_codes, t_codes)),
+            shape=(len(units), len(treated_ids)),
+        )
+        incidence.sort_indices()
+        return cls(
+            incidence=incidence,
+            units=units,
+            treated=treated_ids,
+            unit_data=None if unit_data is None else unit_data.reindex(units),
+            treated_data=None if treated_data is None else treated_data.reindex(treated_ids),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class CollaborationNetwork:
+    """Users who share projects; each project belongs to one billing account.
+
+    ``membership`` is ``n_users x n_projects``; ``project_account[k]`` is the index (into
+    ``accounts``) of project ``k``'s account. ``user_data`` holds per-user columns such as
+    ``usage``, indexed by user id.
+    """
+
+    membership: sp.csr_array
+    users: pd.Index
+    projects: pd.Index
+    accounts: pd.Index
+    project_account: np.ndarray
+    user_data: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+
+    @property
+    def n_users(self) -> int:
+        return int(self.membership.shape[0])
+
+    @property
+    def n_projects(self) -> int:
+        return int(self.membership.shape[1])
+
+    @property
+    def n_memberships(self) -> int:
+        return int(self.membership.nnz)
+
+    def account_incidence(self) -> sp.csr_array:
+        """``n_projects x n_accounts`` indicator of each project's account."""
+        n_p = self.n_projects
+        return sp.csr_array(
+            (np.ones(n_p, dtype=_EDGE_DTYPE), (np.arange(n_p), self.project_account)),
+            shape=(n_p, len(self.accounts)),
+        )
+
+    def user_graph(self) -> SocialGraph:
+        """Users linked when they share at least one project (``M @ M.T``, binarised).
+
+        Its size grows with the square of project sizes: a project of 10,000 users alone
+        adds 50 million edges.
+        """
+        m = self.membership
+        co = (m @ m.T).tocsr()
+        co.setdiag(0)
+        co.eliminate_zeros()
+        co.data[:] = 1
+        co = sp.csr_array(co.astype(_EDGE_DTYPE))
+        co.sort_indices()
+        return SocialGraph(adjacency=co, nodes=self.users, node_data=self.user_data)
+
+    def primary_project(self) -> np.ndarray:
+        """Each user's primary project index: the largest of its projects (ties: lowest index).
+
+        This is what a user-level analysis means by "the user's project" when a user
+        belongs to several.
+        """
+        m = self.membership.tocoo()
+        sizes = np.diff(self.membership.tocsc().indptr)
+        order = np.lexsort((m.col, -sizes[m.col], m.row))
+        rows = m.row[order]
+        first = np.ones(rows.size, dtype=bool)
+        first[1:] = rows[1:] != rows[:-1]
+        primary = np.full(self.n_users, -1, dtype=np.int64)
+        primary[rows[first]] = m.col[order][first]
+        return primary
+
+    @classmethod
+    def from_memberships(
+        cls,
+        memberships: TableLike,
+        projects: TableLike | None = None,
+        *,
+        user: str = "user_id",
+        project: str = "project_id",
+        account: str = "account_id",
+    ) -> "CollaborationNetwork":
+        """Build from user-project memberships and each project's billing account.
+
+        The account comes from an ``account`` column of ``memberships`` or from a separate
+        ``projects`` table (``project``, ``account``). Other columns of ``memberships`` are
+        per-user attributes (e.g. ``usage``) and must agree across a user's rows.
+        """
+        what = _source_name(memberships, "memberships")
+        frame = read_table(memberships, what=what)
+        require_columns(frame, [user, project], what)
+        require_no_nulls(frame, [user, project], what)
+        if len(frame) == 0:
+            raise InputError(f"{what}: no memberships: the network is empty.")
+
+        u_codes, users = factorize_ids(frame[user])
+        p_codes, project_ids = factorize_ids(frame[project])
+
+        if projects is not None:
+            p_what = _source_name(projects, "projects table")
+            p_frame = read_table(projects, what=p_what)
+            require_columns(p_frame, [project, account], p_what)
+            require_no_nulls(p_frame, [project], p_what)
+            pairs = pd.DataFrame(
+                {"project": p_frame[project].to_numpy(), "account": p_frame[account].to_numpy()}
+            )
+            source_rows = np.arange(len(p_frame))
+            acct_what = p_what
+        elif account in frame.columns:
+            pairs = pd.DataFrame(
+                {"project": frame[project].to_numpy(), "account": frame[account].to_numpy()}
+            )
+            source_rows = np.arange(len(frame))
+            acct_what = what
+        else:
+            raise InputError(
+                f"{what}: no '{account}' column and no projects table: every project needs "
+                "its billing account. Add the column or pass projects=(project, account)."
+            )
+
+        no_account = pairs["account"].isna().to_numpy()
+        if no_account.any():
+            row = int(source_rows[np.flatnonzero(no_account)[0]])
+            raise InputError(
+                f"{acct_what}: project {pairs['project'].iloc[row]!r} in row {row} has no "
+                f"account ({int(no_account.sum())} row(s) in all). Every project needs its "
+                "billing account."
+            )
+        per_project = pairs.drop_duplicates()
+        n_accounts_per_project = per_project.groupby("project", sort=False)["account"].size()
+        conflicted = n_accounts_per_project[n_accounts_per_project > 1]
+        if len(conflicted):
+            bad = conflicted.index[0]
+            found = per_project.loc[per_project["project"] == bad, "account"].tolist()
+            raise InputError(
+                f"{acct_what}: project {bad!r} belongs to several accounts {found[:5]} "
+                f"({len(conflicted)} project(s) in all). A project has one billing account."
+            )
+        account_of = per_project.set_index("project")["account"]
+        positions = account_of.index.get_indexer(project_ids)
+        if (positions < 0).any():
+            bad = project_ids[positions < 0][0]
+            row = int(np.flatnonzero(frame[project].to_numpy() == bad)[0])
+            raise InputError(
+                f"{what}: project {bad!r} (row {row}) is missing from {acct_what}: it has "
+                "no account. Every project needs its billing account."
+            )
+        a_codes, account_ids = factorize_ids(account_of.to_numpy()[positions])
+
+        keys = u_codes * len(project_ids) + p_codes
+        repeat, n_repeat = _first_duplicate(keys)
+        if n_repeat:
+            first = int(np.flatnonzero(repeat)[0])
+            warnings.warn(
+                f"{what}: collapsed {n_repeat} duplicate membership(s), e.g. row {first} "
+                f"({frame[user].iloc[first]!r} in {frame[project].iloc[first]!r}).",
+                DataWarning,
+                stacklevel=2,
+            )
+        membership = sp.csr_array(
+            (np.ones(int((~repeat).sum()), dtype=_EDGE_DTYPE), (u_codes[~repeat], p_codes[~repeat])),
+            shape=(len(users), len(project_ids)),
+        )
+        membership.sort_indices()
+
+        extra = [c for c in frame.columns if c not in (user, project, account)]
+        user_data = pd.DataFrame(index=users)
+        if extra:
+            per_user = frame[[user] + extra].drop_duplicates()
+            counts = per_user.groupby(user, sort=False).size()
+            if (counts > 1).any():
+                bad = counts.index[counts > 1][0]
+                raise InputError(
+                    f"{what}: user {bad!r} has conflicting values of per-user column(s) "
+                    f"{extra} across its rows; give each user one value."
+                )
+            user_data = per_user.set_index(user).reindex(users)
+        return cls(
+            membership=membership,
+            users=users,
+            projects=project_ids,
+            accounts=account_ids,
+            project_account=a_codes,
+            user_data=user_data,
+        )
+
+
+Graph = SocialGraph | BipartiteGraph | CollaborationNetwork
+
+
+def load_graph(
+    edges: TableLike,
+    source: str = "source",
+    target: str = "target",
+    *,
+    bipartite: bool = False,
+    directed: bool = False,
+) -> SocialGraph | BipartiteGraph:
+    """Load an edge list as a social graph, or a bipartite graph (``source`` = unit side)."""
+    if bipartite:
+        return BipartiteGraph.from_edges(edges, unit=source, treated=target)
+    return SocialGraph.from_edges(edges, source=source, target=target, directed=directed)

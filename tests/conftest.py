@@ -1,0 +1,35 @@
+"""Shared fixtures: small seeded graphs, so tests are fast and deterministic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spillover import synth
+
+
+@pytest.fixture(scope="session")
+def planted_graph():
+    """An easy planted partition: 3,000 nodes, 5% of edges between communities."""
+    return synth.social_graph(3_000, mean_degree=12, mixing=0.05, community_size_range=(50, 150), seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_collab():
+    return synth.collaboration_network(2_000, seed=3)
+
+
+@pytest.fixture
+def tiny_edges() -> pd.DataFrame:
+    return pd.DataFrame({"source": ["a", "b", "c", "e"], "target": ["b", "c", "a", "f"]})
+
+
+def random_sparse_edges(n: int, m: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+    keep = src != dst
+    frame = pd.DataFrame({"source": src[keep], "target": dst[keep]})
+    lo = frame.min(axis=1)
+    hi = frame.max(axis=1)
+    return pd.DataFrame({"source": lo, "target": hi}).drop_duplicates().reset_index(drop=True)
