@@ -89,3 +89,77 @@ def test_bad_input_exits_2_with_a_message(capsys, tmp_path):
 def test_console_script_is_installed():
     done = subprocess.run([sys.executable, "-m", "spillover.cli", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and "spillover" in done.stdout
+
+
+EVOLVE_KEYS = {"date", "created", "split", "merged", "removed", "merged_across_arms",
+               "users_switched", "n_units", "n_components"}
+
+
+@pytest.fixture(scope="module")
+def collab_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("collab")
+    days = synth.evolving_memberships(1_500, 3, churn=0.02, seed=5)
+    paths = []
+    for i, day in enumerate(days):
+        paths.append(folder / f"day{i}.parquet")
+        day.to_parquet(paths[-1], index=False)
+    from spillover import CollaborationNetwork, cluster
+    network = CollaborationNetwork.from_memberships(days[0])
+    units = pd.DataFrame({"unit_id": network.users, "cluster_id": cluster(network, "components").labels,
+                          "usage": network.user_data["usage"].to_numpy()})
+    units.to_csv(folder / "units.csv", index=False)
+    return folder, paths
+
+
+def test_assign_writes_the_contract_columns_and_records_the_ledger(capsys, collab_files, tmp_path):
+    folder, _ = collab_files
+    out, ledger_path = tmp_path / "assignment.parquet", tmp_path / "l.duckdb"
+    summary = run_json(capsys, ["assign", "--units", str(folder / "units.csv"), "--design", "stratified-cluster",
+                                "--strata-by", "size,usage", "--n-bins", "2", "--sample-fraction", "0.4",
+                                "--seed", "3", "--salt", "exp", "--ledger", str(ledger_path), "--out", str(out), "--json"])
+    assignment = pd.read_parquet(out)
+    assert list(assignment.columns) == ["unit_id", "cluster_id", "arm"]
+    assert set(assignment["arm"]) == {0, 1}  # units not sampled are left out
+    assert summary["n_in_experiment"] == len(assignment)
+    from spillover.ledger import Ledger
+    with Ledger(ledger_path) as ledger:
+        stored = ledger.current_arms("exp")
+    assert len(stored) == summary["n_units"]
+    merged = assignment.merge(stored, on="unit_id", suffixes=("", "_ledger"))
+    assert (merged["arm"] == merged["arm_ledger"]).all()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--design", "cluster", "--cluster-col", "team"], "no cluster column 'team'"),
+        (["--design", "stratified-cluster", "--sample-fraction", "1.5"], r"--sample-fraction 1.5 must be in (0, 1]"),
+        (["--design", "stratified-cluster", "--sample-fraction", "0.01", "--n-bins", "4"], "too few to split"),
+    ],
+)
+def test_assign_bad_input_is_refused_and_nothing_is_written(capsys, collab_files, tmp_path, flags, message):
+    folder, _ = collab_files
+    ledger_path = tmp_path / "l.duckdb"
+    code = main(["assign", "--units", str(folder / "units.csv"), *flags, "--ledger", str(ledger_path), "--salt", "x"])
+    assert code == 2
+    assert message in capsys.readouterr().err.replace("\n", " ")
+    assert not ledger_path.exists()
+
+
+def test_evolve_runs_day_by_day_with_the_contract_keys(capsys, collab_files, tmp_path):
+    _, paths = collab_files
+    ledger_path = str(tmp_path / "l.duckdb")
+    first = run_json(capsys, ["evolve", "--ledger", ledger_path, "--snapshot", str(paths[0]), "--date", "2026-05-01",
+                              "--design", "stratified-cluster", "--sample-fraction", "0.5", "--salt", "exp", "--json"])
+    assert EVOLVE_KEYS <= set(first) and first["created"] == first["n_components"]
+    for i, path in enumerate(paths[1:], start=2):
+        report = run_json(capsys, ["evolve", "--ledger", ledger_path, "--snapshot", str(path), "--date", f"2026-05-0{i}", "--json"])
+        assert EVOLVE_KEYS <= set(report) and report["date"] == f"2026-05-0{i}"
+    assert main(["evolve", "--ledger", ledger_path, "--snapshot", str(paths[0]), "--date", "2026-04-01"]) == 2
+    assert "never rewrites history" in capsys.readouterr().err
+
+
+def test_evolve_first_snapshot_needs_design_flags(capsys, collab_files, tmp_path):
+    _, paths = collab_files
+    assert main(["evolve", "--ledger", str(tmp_path / "l.duckdb"), "--snapshot", str(paths[0]), "--date", "2026-05-01"]) == 2
+    assert "needs the design flags" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import math
 import sys
@@ -133,6 +134,108 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _float_list(text: str | None) -> list[float] | None:
+    return None if not text else [float(v) for v in text.split(",")]
+
+
+def _names(text: str | None) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()] if text else []
+
+
+def build_design(args: argparse.Namespace, units: pd.DataFrame):
+    """The design the ``assign`` flags describe, over the rows of ``units``."""
+    from .design import ClusterDesign, IndividualDesign, StratifiedClusterDesign, holdout_design
+    from .errors import DesignError, InputError
+    from .graph import require_columns, require_no_nulls
+
+    what = f"units table '{args.units}'"
+    require_columns(units, ["unit_id"], what)
+    require_no_nulls(units, ["unit_id"], what)
+    ids = pd.Index(units["unit_id"])
+    if ids.has_duplicates:
+        dup = ids[ids.duplicated()][0]
+        raise InputError(f"{what}: unit_id {dup!r} appears more than once; one row per unit.")
+    weights = _float_list(args.arm_weights)
+    if args.design == "individual":
+        return IndividualDesign(ids, args.treat_fraction, arm_weights=weights)
+    if args.cluster_col not in units.columns:
+        raise InputError(
+            f"{what}: no cluster column '{args.cluster_col}' for the {args.design} design; it has "
+            f"{list(units.columns)}. Run `spillover cluster` first or pass --cluster-col."
+        )
+    require_no_nulls(units, [args.cluster_col], what)
+    clusters = units[args.cluster_col].to_numpy()
+    if args.design == "cluster":
+        return ClusterDesign(clusters, ids, treat_fraction=args.treat_fraction, arm_weights=weights)
+    if args.design == "holdout":
+        return holdout_design(clusters, ids, args.holdout_fraction)
+    if args.design == "stratified-cluster":
+        if not 0.0 < args.sample_fraction <= 1.0:
+            raise DesignError(f"--sample-fraction {args.sample_fraction} must be in (0, 1].")
+        strata = _names(args.strata_by) or ["size"]
+        require_columns(units, [c for c in strata if c != "size"], what)
+        stratify = {c: None if c == "size" else units[c].to_numpy(dtype=float) for c in strata}
+        return StratifiedClusterDesign.from_units(
+            clusters, ids, stratify, n_bins=args.n_bins, sample_fraction=args.sample_fraction,
+            arm_weights=weights or (0.5, 0.5),
+        )
+    raise InputError(f"unknown design {args.design!r}.")
+
+
+def cmd_assign(args: argparse.Namespace) -> int:
+    from .graph import read_table
+    from .ledger import Ledger, record_assignment
+
+    units = read_table(args.units, what=f"units table '{args.units}'")
+    design = build_design(args, units)
+    assignment = design.assign(args.seed, salt=args.salt) if args.seed is None else design.assign(args.seed)
+    if args.ledger:
+        with Ledger(args.ledger) as ledger:
+            record_assignment(ledger, assignment, args.experiment or args.salt or args.design, args.date)
+    if args.out:
+        write_table(assignment.to_frame(), args.out)
+        stderr.print(f"[dim]wrote {args.out}[/dim]")
+    summary = assignment.summary()
+    if args.json:
+        print_json(summary)
+    else:
+        arms = summary.pop("arms")
+        summary.update({f"arm {k}": v for k, v in arms.items()})
+        print_summary(summary, title=f"assignment: {args.design}")
+    return 0
+
+
+def cmd_evolve(args: argparse.Namespace) -> int:
+    from .errors import DesignError
+    from .evolve import evolve, start
+    from .ledger import Ledger
+
+    with Ledger(args.ledger) as ledger:
+        known = ledger.experiments()["experiment"].tolist()
+        name = args.experiment or args.salt or (known[0] if len(known) == 1 else None)
+        if name is None or name not in known:
+            if not args.design:
+                raise DesignError(
+                    "the first snapshot of an experiment needs the design flags of `assign` "
+                    "(--design, --salt, --sample-fraction, --strata-by, ...)."
+                )
+            with progress("first snapshot: components and assignment", args.json):
+                report = start(
+                    ledger, args.snapshot, args.date, salt=name or args.design, design=args.design,
+                    treat_fraction=args.treat_fraction, sample_fraction=args.sample_fraction,
+                    holdout_fraction=args.holdout_fraction, arm_weights=_float_list(args.arm_weights) or (0.5, 0.5),
+                    strata_by=_names(args.strata_by) or ["size"], n_bins=args.n_bins, seed=args.seed,
+                )
+        else:
+            with progress(f"applying snapshot of {args.date}", args.json):
+                report = evolve(ledger, args.snapshot, args.date, experiment=name, merge_policy=args.merge_policy)
+    if args.json:
+        print_json(report.summary())
+    else:
+        print_summary(report.summary(), title=f"evolve: {name or args.design} on {args.date}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -172,7 +275,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clus.add_argument("--json", action="store_true", help="print one JSON object")
     clus.set_defaults(func=cmd_cluster)
+
+    assign = commands.add_parser("assign", help="randomize units into arms")
+    assign.add_argument("--units", required=True, help="table with unit_id (+ cluster and strata columns)")
+    assign.add_argument("--design", required=True, choices=["individual", "cluster", "stratified-cluster", "holdout"])
+    _add_design_flags(assign)
+    assign.add_argument("--ledger", help="record the assignment in this ledger (DuckDB file)")
+    assign.add_argument("--date", default=str(dt.date.today()), help="date recorded in the ledger")
+    assign.add_argument("--out", help="write unit_id, cluster_id, arm here")
+    assign.add_argument("--json", action="store_true")
+    assign.set_defaults(func=cmd_assign)
+
+    evolve = commands.add_parser("evolve", help="apply one day's graph snapshot to the ledger")
+    evolve.add_argument("--ledger", required=True)
+    evolve.add_argument("--snapshot", required=True, help="memberships: user_id, project_id, account_id[, usage]")
+    evolve.add_argument("--date", required=True, help="YYYY-MM-DD")
+    evolve.add_argument("--design", choices=["cluster", "stratified-cluster", "holdout"],
+                        help="first snapshot only")
+    evolve.add_argument("--merge-policy", choices=["majority", "exclude"], default="majority")
+    _add_design_flags(evolve)
+    evolve.add_argument("--json", action="store_true")
+    evolve.set_defaults(func=cmd_evolve)
     return parser
+
+
+def _add_design_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster-col", default="cluster_id")
+    parser.add_argument("--treat-fraction", type=float, default=0.5)
+    parser.add_argument("--sample-fraction", type=float, default=0.1, help="stratified-cluster")
+    parser.add_argument("--holdout-fraction", type=float, default=0.05, help="holdout")
+    parser.add_argument("--arm-weights", help="comma-separated weights of arms 0,1,2,...")
+    parser.add_argument("--strata-by", help="comma-separated: size and/or unit columns summed per cluster")
+    parser.add_argument("--n-bins", type=int, default=4, help="quantile bins per stratification variable")
+    parser.add_argument("--seed", type=int, default=None, help="seeded permutation (exact counts)")
+    parser.add_argument("--salt", help="keyed-hash assignment (stable as units come and go); names the experiment")
+    parser.add_argument("--experiment", help="experiment name in the ledger (default: the salt)")
 
 
 def _add_edge_flags(parser: argparse.ArgumentParser) -> None:

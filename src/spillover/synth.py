@@ -220,3 +220,46 @@ def edge_table(graph: SocialGraph, source: str = "source", target: str = "target
     """The graph's edges as a table of ids, each undirected edge once."""
     src, dst = graph.edge_index()
     return pd.DataFrame({source: graph.nodes[src], target: graph.nodes[dst]})
+
+
+def evolving_memberships(
+    n_users: int = 5_000, n_days: int = 30, *, churn: float = 0.01, seed: int | None = 0
+) -> list[pd.DataFrame]:
+    """Daily membership snapshots of a collaboration network with churn.
+
+    Day one is :func:`collaboration_network`. Each later day a ``churn`` share of
+    memberships ends (components shrink, split or vanish), as many new users arrive (half
+    join an existing project, half start a project of their own: new components), and a
+    quarter as many existing users join another existing project (components merge).
+    """
+    rng = np.random.default_rng(seed)
+    frame = collaboration_memberships(collaboration_network(n_users, seed=seed))
+    account_of = frame.drop_duplicates("project_id").set_index("project_id")["account_id"]
+    usage = frame.drop_duplicates("user_id").set_index("user_id")["usage"]
+    next_user, next_project = int(frame["user_id"].max()) + 1, int(frame["project_id"].max()) + 1
+    next_account = int(frame["account_id"].max()) + 1
+    days = [frame]
+    for _ in range(n_days - 1):  # a loop over days; each day's changes are vectorised
+        keep = rng.random(len(frame)) >= churn
+        frame = frame[keep]
+        n_new = max(1, int(churn * n_users))
+        new_users = np.arange(next_user, next_user + n_new)
+        next_user += n_new
+        own = rng.random(n_new) < 0.5
+        projects = account_of.index.to_numpy()
+        joined = rng.choice(projects, size=n_new)
+        new_projects = np.arange(next_project, next_project + int(own.sum()))
+        next_project += new_projects.size
+        joined[own] = new_projects
+        account_of = pd.concat([account_of, pd.Series(np.arange(next_account, next_account + new_projects.size),
+                                                      index=new_projects)])
+        next_account += new_projects.size
+        usage = pd.concat([usage, pd.Series(rng.lognormal(0.0, 1.0, n_new), index=new_users)])
+        movers = rng.choice(frame["user_id"].unique(), size=max(1, n_new // 4), replace=False)
+        extra = pd.DataFrame({"user_id": np.concatenate([new_users, movers]),
+                              "project_id": np.concatenate([joined, rng.choice(projects, size=movers.size)])})
+        extra["account_id"] = account_of.reindex(extra["project_id"]).to_numpy()
+        extra["usage"] = usage.reindex(extra["user_id"]).to_numpy()
+        frame = pd.concat([frame, extra], ignore_index=True).drop_duplicates(["user_id", "project_id"])
+        days.append(frame.reset_index(drop=True))
+    return days

@@ -1,0 +1,592 @@
+"""Designs: who gets which arm.
+
+Each design is a small object with ``assign(seed) -> Assignment`` and ``draw(n_draws,
+seed) -> (n_units, n_draws)`` matrix of arms, the kernel that exposure probabilities,
+randomization tests and simulations are built on. Arms are ``0`` (control), ``1``
+(treatment), ``2..`` for more arms, and ``-1`` (:data:`OUT`) for units not sampled into
+the experiment.
+
+Two kinds of randomness: a seeded permutation gives exact counts (analysis, simulation);
+a keyed hash of ``(salt, cluster key)`` gives assignments that do not move when other
+units appear or vanish (production, the ledger). The hash is ``md5(salt ':' key)``'s
+first 60 bits, computed by DuckDB in memory and expressible in any SQL engine, so Spark
+and DuckDB reproduce it bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .cluster import Clustering
+from .errors import DesignError, InputError
+from .graph import BipartiteGraph
+
+OUT = -1  # arm of a unit not sampled into the experiment
+_HASH_BITS = 60
+
+
+# --------------------------------------------------------------------------- assignment
+
+
+@dataclass(frozen=True, eq=False)
+class Assignment:
+    """Arms of units: ``arms[i]`` for unit ``units[i]``, ``-1`` when not in the experiment.
+
+    ``clusters[i]`` is the dense cluster index of unit ``i`` (``cluster_ids`` maps it back)
+    for cluster designs, else ``None``. ``design``, ``seed``/``salt`` and ``params`` say
+    how it was produced, so it can be reproduced.
+    """
+
+    units: pd.Index
+    arms: np.ndarray
+    design: str
+    seed: int | None = None
+    salt: str | None = None
+    clusters: np.ndarray | None = None
+    cluster_ids: pd.Index | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_units(self) -> int:
+        return int(self.arms.size)
+
+    def in_experiment(self) -> np.ndarray:
+        return self.arms != OUT
+
+    def counts(self) -> dict[int, int]:
+        """Units per arm (``-1``: not in the experiment)."""
+        values, counts = np.unique(self.arms, return_counts=True)  # a handful of arms
+        return {int(v): int(c) for v, c in zip(values, counts)}
+
+    def to_frame(self, include_out: bool = False) -> pd.DataFrame:
+        """``unit_id, cluster_id, arm``; units not sampled are left out unless asked."""
+        frame = pd.DataFrame({"unit_id": self.units})
+        if self.clusters is not None:
+            frame["cluster_id"] = self.cluster_ids[self.clusters] if self.cluster_ids is not None else self.clusters
+        else:
+            frame["cluster_id"] = pd.Series(self.units, dtype=object)
+        frame["arm"] = self.arms.astype(np.int64)
+        return frame if include_out else frame[self.arms != OUT].reset_index(drop=True)
+
+    def arm_of(self, ids: Iterable[Any]) -> np.ndarray:
+        """Arms of the given unit ids; unknown ids raise :class:`InputError`."""
+        positions = self.units.get_indexer(pd.Index(ids))
+        if (positions < 0).any():
+            bad = pd.Index(ids)[positions < 0]
+            raise InputError(f"assignment: {bad.size} unknown unit id(s), e.g. {list(bad[:5])}.")
+        return self.arms[positions]
+
+    def summary(self) -> dict[str, Any]:
+        counts = self.counts()
+        return {
+            "design": self.design,
+            "seed": self.seed,
+            "salt": self.salt,
+            "n_units": self.n_units,
+            "n_clusters": None if self.clusters is None else int(self.clusters.max()) + 1,
+            "n_in_experiment": int(self.in_experiment().sum()),
+            "arms": {str(k): v for k, v in counts.items()},
+        }
+
+
+# --------------------------------------------------------------------------- primitives
+
+
+def _weights(treat_fraction: float | None, arm_weights: Sequence[float] | None) -> np.ndarray:
+    """Arm probabilities (summing to 1) from a treated share or explicit weights."""
+    if arm_weights is None:
+        p = 0.5 if treat_fraction is None else float(treat_fraction)
+        if not 0.0 < p < 1.0:
+            raise DesignError(f"treat_fraction={p} must be strictly between 0 and 1.")
+        return np.array([1.0 - p, p])
+    weights = np.asarray(arm_weights, dtype=float)
+    if weights.ndim != 1 or weights.size < 2 or (weights <= 0).any() or not np.isfinite(weights).all():
+        raise DesignError(f"arm_weights={list(arm_weights)} must be two or more positive numbers.")
+    return weights / weights.sum()
+
+
+def exact_counts(n: int, weights: np.ndarray) -> np.ndarray:
+    """Units per arm: ``n * weights`` rounded by largest remainder (ties: the first arm),
+    so counts sum to ``n``."""
+    raw = n * np.asarray(weights, dtype=float)
+    counts = np.floor(raw).astype(np.int64)
+    short = n - int(counts.sum())
+    if short:
+        order = np.lexsort((np.arange(raw.size), -np.round(raw - counts, 12)))
+        counts[order[:short]] += 1
+    return counts
+
+
+def _extra_arm_draws(
+    n_total: int, weights: np.ndarray, n_out: int, n_draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``(n_total + n_out, n_draws)`` draws with ``floor(n_total * w)`` units per arm and the
+    few units left by rounding given, in each draw, to arms drawn in proportion to the
+    fractional parts (Gumbel top-k). Each unit's chance of arm ``k`` is then
+    ``n_total * w_k / (n_total + n_out)`` (exactly so with two arms), where fixed rounding
+    would favour the first arm in every small stratum."""
+    raw = n_total * weights
+    floors = np.floor(raw).astype(np.int64)
+    extra = n_total - int(floors.sum())
+    marker = np.int8(127)
+    base = np.concatenate([
+        np.repeat(np.arange(weights.size, dtype=np.int8), floors),
+        np.full(extra, marker, dtype=np.int8),
+        np.full(n_out, OUT, dtype=np.int8),
+    ])
+    rows = rng.permuted(np.broadcast_to(base, (n_draws, base.size)), axis=1)  # one row per draw
+    if extra:
+        fraction = np.maximum(raw - floors, 1e-300)
+        keys = np.log(fraction) - np.log(-np.log(rng.random((n_draws, weights.size))))
+        chosen = np.argsort(-keys, axis=1)[:, :extra].astype(np.int8)
+        rows[rows == marker] = chosen.ravel()  # row-major: each draw's slots in order
+    return np.ascontiguousarray(rows.T)
+
+
+def _permuted_draws(labels: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``(len(labels), n_draws)`` matrix whose columns are independent permutations."""
+    tiled = np.broadcast_to(labels.astype(np.int8), (n_draws, labels.size))
+    return np.ascontiguousarray(rng.permuted(tiled, axis=1).T)
+
+
+def _complete_draws(n: int, weights: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Complete randomization: exactly ``exact_counts(n, weights)`` units in each arm."""
+    base = np.repeat(np.arange(weights.size, dtype=np.int8), exact_counts(n, weights))
+    return _permuted_draws(base, n_draws, rng)
+
+
+def hash_uniform(keys: Iterable[Any] | pd.Index, salt: str) -> np.ndarray:
+    """Keyed hash of each key as an integer in ``[0, 2**60)``.
+
+    ``int(md5(f"{salt}:{key}").hexdigest()[:15], 16)``, computed by DuckDB (vectorised);
+    depends on nothing but the salt and the key's text, so a unit's draw never moves
+    when other units appear or vanish. Keys must be integers or strings.
+    """
+    import duckdb
+
+    keys = pd.Index(keys)
+    if keys.dtype.kind == "f":
+        raise InputError("hash keys must be integers or strings, not floats (their text is ambiguous).")
+    frame = pd.DataFrame({"k": keys.to_numpy()})
+    if frame["k"].dtype == object:
+        frame["k"] = frame["k"].astype(str)
+    con = duckdb.connect()
+    try:
+        con.register("hash_keys", frame)
+        result = con.execute(
+            "SELECT ('0x' || substr(md5(? || ':' || CAST(k AS VARCHAR)), 1, 15))::UBIGINT AS h "
+            "FROM hash_keys",
+            [str(salt)],
+        ).fetchnumpy()["h"]
+    finally:
+        con.close()
+    return np.asarray(result, dtype=np.int64)
+
+
+def hash_arms(keys: Iterable[Any] | pd.Index, salt: str, weights: Sequence[float], arms: Sequence[int] | None = None) -> np.ndarray:
+    """Arm of each key by its keyed hash: arm ``k`` when the hash falls in the ``k``-th
+    slice of ``[0, 2**60)`` of width ``weights[k]``. Thresholds are exact integers, so
+    any engine that computes the same md5 gives the same arms."""
+    weights = np.asarray(weights, dtype=float)
+    weights = weights / weights.sum()
+    arms = np.arange(weights.size) if arms is None else np.asarray(arms)
+    cumulative = np.cumsum(weights)[:-1]
+    thresholds = np.array([int(c * 2**_HASH_BITS) for c in cumulative], dtype=np.int64)
+    slot = np.searchsorted(thresholds, hash_uniform(keys, salt), side="right")
+    return arms[slot].astype(np.int8)
+
+
+def sampled_arm_weights(sample_fraction: float, weights: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and arm labels when a ``sample_fraction`` enters the experiment and
+    is split by ``weights``; the rest is :data:`OUT`."""
+    weights = np.asarray(weights, dtype=float) / np.sum(weights)
+    arms = np.arange(weights.size)
+    if sample_fraction >= 1.0:
+        return weights, arms
+    return (
+        np.concatenate([[1.0 - sample_fraction], sample_fraction * weights]),
+        np.concatenate([[OUT], arms]),
+    )
+
+
+def _rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _seed_value(seed) -> int | None:
+    return None if seed is None or isinstance(seed, np.random.Generator) else int(seed)
+
+
+# --------------------------------------------------------------------------- designs
+
+
+@dataclass(frozen=True, eq=False)
+class IndividualDesign:
+    """Each unit randomized on its own: complete randomization (exactly ``round(n p)``
+    treated, the default) or independent Bernoulli(``p``) draws. With ``arm_weights``,
+    more than two arms."""
+
+    units: pd.Index
+    treat_fraction: float = 0.5
+    complete: bool = True
+    arm_weights: Sequence[float] | None = None
+    name: str = "individual"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "units", pd.Index(self.units))
+        if len(self.units) == 0:
+            raise DesignError("individual design: no units to randomize.")
+        if self.units.has_duplicates:
+            dup = self.units[self.units.duplicated()][0]
+            raise InputError(f"units: id {dup!r} appears more than once; unit ids must be unique.")
+
+    @property
+    def weights(self) -> np.ndarray:
+        return _weights(self.treat_fraction, self.arm_weights)
+
+    def probabilities(self) -> np.ndarray:
+        """``(n_units, n_arms)`` marginal probability of each arm (exact counts over ``n``
+        under complete randomization)."""
+        n = len(self.units)
+        p = exact_counts(n, self.weights) / n if self.complete else self.weights
+        return np.broadcast_to(p, (n, self.weights.size))
+
+    def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        rng = _rng(seed)
+        n = len(self.units)
+        if self.complete:
+            return _complete_draws(n, self.weights, n_draws, rng)
+        cumulative = np.cumsum(self.weights)[:-1]
+        return np.searchsorted(cumulative, rng.random((n, n_draws)), side="right").astype(np.int8)
+
+    def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
+        """One assignment: seeded (exact counts) or, with ``salt``, by keyed hash."""
+        arms = hash_arms(self.units, salt, self.weights) if salt else self.draw(1, seed)[:, 0]
+        return Assignment(self.units, arms, self.name, _seed_value(seed), salt, params=self._params())
+
+    def _params(self) -> dict[str, Any]:
+        return {"treat_fraction": self.treat_fraction, "complete": self.complete, "arm_weights": self.arm_weights}
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterDesign:
+    """Graph cluster randomization (Ugander et al. 2013): complete randomization of whole
+    clusters; every unit takes its cluster's arm."""
+
+    clusters: np.ndarray
+    units: pd.Index
+    cluster_ids: pd.Index | None = None
+    treat_fraction: float = 0.5
+    arm_weights: Sequence[float] | None = None
+    name: str = "cluster"
+
+    def __post_init__(self) -> None:
+        clusters = np.asarray(self.clusters)
+        if clusters.size != len(self.units):
+            raise InputError(f"{clusters.size} cluster labels for {len(self.units)} units.")
+        codes, ids = pd.factorize(clusters, sort=True) if self.cluster_ids is None else (clusters, self.cluster_ids)
+        object.__setattr__(self, "clusters", np.asarray(codes, dtype=np.int64))
+        object.__setattr__(self, "cluster_ids", pd.Index(ids))
+        object.__setattr__(self, "units", pd.Index(self.units))
+        if self.n_clusters < 2:
+            raise DesignError(
+                f"cluster design: {self.n_clusters} cluster(s); randomizing needs at least two. "
+                "Use smaller clusters or an individual design."
+            )
+
+    @classmethod
+    def from_clustering(cls, clustering: Clustering, **kwargs) -> "ClusterDesign":
+        return cls(clusters=clustering.labels, units=clustering.nodes, cluster_ids=pd.RangeIndex(clustering.n_clusters), **kwargs)
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.cluster_ids)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return _weights(self.treat_fraction, self.arm_weights)
+
+    def cluster_sizes(self) -> np.ndarray:
+        return np.bincount(self.clusters, minlength=self.n_clusters)
+
+    def probabilities(self) -> np.ndarray:
+        p = exact_counts(self.n_clusters, self.weights) / self.n_clusters
+        return np.broadcast_to(p, (len(self.units), self.weights.size))
+
+    def draw_clusters(self, n_draws: int, seed=None) -> np.ndarray:
+        """``(n_clusters, n_draws)`` arms of the clusters; units take ``W[clusters]``."""
+        return _complete_draws(self.n_clusters, self.weights, n_draws, _rng(seed))
+
+    def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        return self.draw_clusters(n_draws, seed)[self.clusters]
+
+    def cluster_arms(self, seed=None, salt: str | None = None) -> np.ndarray:
+        if salt:
+            return hash_arms(self.cluster_ids, salt, self.weights)
+        return self.draw_clusters(1, seed)[:, 0]
+
+    def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
+        """One assignment: seeded (exact cluster counts) or by keyed hash of the cluster id."""
+        arms = self.cluster_arms(seed, salt)[self.clusters]
+        return Assignment(
+            self.units, arms, self.name, _seed_value(seed), salt, self.clusters, self.cluster_ids,
+            {"treat_fraction": self.treat_fraction, "arm_weights": self.arm_weights},
+        )
+
+
+def holdout_design(clusters: np.ndarray, units: pd.Index, holdout_fraction: float = 0.05, **kwargs) -> ClusterDesign:
+    """A fixed share of whole markets/components held out from a launch.
+
+    Arm ``0`` is the holdout (control), arm ``1`` gets the launch; whole clusters move
+    together so the holdout is not contaminated by launched neighbours.
+    """
+    if not 0.0 < holdout_fraction < 1.0:
+        raise DesignError(f"holdout_fraction={holdout_fraction} must be strictly between 0 and 1.")
+    return ClusterDesign(clusters, units, treat_fraction=1.0 - holdout_fraction, name="holdout", **kwargs)
+
+
+def quantile_bins(values: np.ndarray, n_bins: int, edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bin index of each value by quantile edges (computed here unless given), and the
+    edges; ties at an edge go to the lower bin, and repeated edges collapse."""
+    values = np.asarray(values, dtype=float)
+    if edges is None:
+        edges = np.unique(np.quantile(values, np.linspace(0, 1, n_bins + 1)[1:-1]))
+    return np.searchsorted(edges, values, side="left").astype(np.int64), np.asarray(edges)
+
+
+def cluster_strata(
+    clusters: np.ndarray,
+    n_clusters: int,
+    stratify: Mapping[str, np.ndarray | None] | None,
+    *,
+    n_bins: int = 4,
+    edges: Mapping[str, Sequence[float]] | None = None,
+) -> tuple[np.ndarray, dict[str, list[float]]]:
+    """Stratum code of each cluster from unit-level variables summed per cluster
+    (``"size"`` with no values counts units), each cut into quantile bins; the code
+    crosses the bins. Pass the ``edges`` of an earlier day to place new clusters in the
+    same strata."""
+    stratify = dict(stratify or {"size": None})
+    stratum = np.zeros(n_clusters, dtype=np.int64)
+    found: dict[str, list[float]] = {}
+    for name, values in stratify.items():  # a loop over stratification variables
+        if values is None:
+            if name != "size":
+                raise InputError(f"stratification column '{name}' has no values.")
+            per_cluster = np.bincount(clusters, minlength=n_clusters).astype(float)
+        else:
+            values = np.asarray(values, dtype=float)
+            if np.isnan(values).any():
+                raise InputError(f"stratification column '{name}' has missing values; fill or drop them.")
+            per_cluster = np.bincount(clusters, weights=values, minlength=n_clusters)
+        known = None if edges is None else np.asarray(edges[name], dtype=float)
+        bins, bin_edges = quantile_bins(per_cluster, n_bins, known)
+        found[name] = bin_edges.tolist()
+        stratum = stratum * (len(bin_edges) + 1) + bins
+    return stratum, found
+
+
+@dataclass(frozen=True, eq=False)
+class StratifiedClusterDesign:
+    """Stratified cluster sampling then randomization, as in collaboration networks.
+
+    Strata are quantile bins (``n_bins`` per variable) of cluster-level variables, such as
+    cluster size (number of units) and usage (summed over the cluster's units). From
+    every stratum a ``sample_fraction`` of clusters is sampled (exactly, rounded), then
+    split into arms by ``arm_weights`` (exactly, by largest remainder); e.g. a 5%
+    treatment and a 5% control arm is ``sample_fraction=0.1`` split 50/50. Units of
+    clusters not sampled get arm ``-1``.
+    """
+
+    clusters: np.ndarray
+    units: pd.Index
+    strata: np.ndarray
+    sample_fraction: float = 0.1
+    arm_weights: Sequence[float] = (0.5, 0.5)
+    cluster_ids: pd.Index | None = None
+    stratum_edges: dict[str, list[float]] = field(default_factory=dict)
+    name: str = "stratified-cluster"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.sample_fraction <= 1.0:
+            raise DesignError(f"sample_fraction={self.sample_fraction} must be in (0, 1].")
+        base = ClusterDesign(self.clusters, self.units, self.cluster_ids, arm_weights=self.arm_weights)
+        object.__setattr__(self, "clusters", base.clusters)
+        object.__setattr__(self, "cluster_ids", base.cluster_ids)
+        object.__setattr__(self, "units", base.units)
+        strata = np.asarray(self.strata, dtype=np.int64)
+        if strata.size != len(self.cluster_ids):
+            raise InputError(f"{strata.size} strata for {len(self.cluster_ids)} clusters.")
+        object.__setattr__(self, "strata", strata)
+        weights = _weights(None, self.arm_weights)
+        for stratum in np.unique(strata):  # a loop over strata
+            n_s = int(np.sum(strata == stratum))
+            sampled = int(round(self.sample_fraction * n_s))
+            if (exact_counts(sampled, weights) == 0).any():
+                raise DesignError(
+                    f"stratum {stratum} has {n_s} cluster(s): sampling {self.sample_fraction:g} gives "
+                    f"{sampled}, too few to split into {weights.size} arms {list(np.round(weights, 3))}. "
+                    "Use fewer bins, a larger sample fraction, or merge small strata."
+                )
+
+    @classmethod
+    def from_units(
+        cls,
+        clusters: np.ndarray,
+        units: pd.Index,
+        stratify: Mapping[str, np.ndarray] | None = None,
+        *,
+        n_bins: int = 4,
+        sample_fraction: float = 0.1,
+        arm_weights: Sequence[float] = (0.5, 0.5),
+    ) -> "StratifiedClusterDesign":
+        """Strata from unit-level variables summed per cluster (``"size"`` is the count of
+        units), each cut into ``n_bins`` quantile bins; the strata are their crossings."""
+        codes, cluster_ids = pd.factorize(np.asarray(clusters), sort=True)
+        stratum, edges = cluster_strata(codes, len(cluster_ids), stratify, n_bins=n_bins)
+        dense_strata, _ = pd.factorize(stratum, sort=True)
+        return cls(codes, pd.Index(units), dense_strata, sample_fraction, tuple(arm_weights), cluster_ids, edges)
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.cluster_ids)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return _weights(None, self.arm_weights)
+
+    def probabilities(self) -> np.ndarray:
+        """``(n_units, n_arms)``: a cluster's chance of each arm is its stratum's count of
+        that arm over the stratum's clusters."""
+        probs = np.zeros((self.n_clusters, self.weights.size))
+        for stratum in np.unique(self.strata):  # a loop over strata
+            members = self.strata == stratum
+            n_s = int(members.sum())
+            probs[members] = round(self.sample_fraction * n_s) * self.weights / n_s
+        return probs[self.clusters]
+
+    def draw_clusters(self, n_draws: int, seed=None) -> np.ndarray:
+        rng = _rng(seed)
+        out = np.empty((self.n_clusters, n_draws), dtype=np.int8)
+        for stratum in np.unique(self.strata):  # a loop over strata; draws vectorised
+            members = np.flatnonzero(self.strata == stratum)
+            sampled = int(round(self.sample_fraction * members.size))
+            out[members] = _extra_arm_draws(sampled, self.weights, members.size - sampled, n_draws, rng)
+        return out
+
+    def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        return self.draw_clusters(n_draws, seed)[self.clusters]
+
+    def cluster_arms(self, seed=None, salt: str | None = None) -> np.ndarray:
+        """Seeded: exact counts per stratum. Hashed: each cluster independently by its key,
+        out with probability ``1 - sample_fraction`` (stable, not exact)."""
+        if salt:
+            return hash_arms(self.cluster_ids, salt, *sampled_arm_weights(self.sample_fraction, self.weights))
+        return self.draw_clusters(1, seed)[:, 0]
+
+    def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
+        arms = self.cluster_arms(seed, salt)[self.clusters]
+        return Assignment(
+            self.units, arms, self.name, _seed_value(seed), salt, self.clusters, self.cluster_ids,
+            {"sample_fraction": self.sample_fraction, "arm_weights": list(self.arm_weights),
+             "stratum_edges": self.stratum_edges},
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SaturationDesign:
+    """Two-stage randomized saturation (Hudgens & Halloran 2008; Baird et al. 2018).
+
+    Stage one gives each cluster a treated share drawn from ``saturations`` (complete
+    randomization of clusters over the saturations, by ``saturation_weights``); stage two
+    treats exactly ``round(share * size)`` units within each cluster at random. Varying
+    saturation identifies spillover onto untreated units in treated clusters.
+    """
+
+    clusters: np.ndarray
+    units: pd.Index
+    saturations: Sequence[float] = (0.0, 0.5, 1.0)
+    saturation_weights: Sequence[float] | None = None
+    cluster_ids: pd.Index | None = None
+    name: str = "saturation"
+
+    def __post_init__(self) -> None:
+        base = ClusterDesign(self.clusters, self.units, self.cluster_ids)
+        object.__setattr__(self, "clusters", base.clusters)
+        object.__setattr__(self, "cluster_ids", base.cluster_ids)
+        object.__setattr__(self, "units", base.units)
+        sat = np.asarray(self.saturations, dtype=float)
+        if sat.size < 2 or (sat < 0).any() or (sat > 1).any():
+            raise DesignError(f"saturations={list(self.saturations)} must be two or more shares in [0, 1].")
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.cluster_ids)
+
+    def draw_saturations(self, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n_clusters, n_draws)`` index into ``saturations`` of each cluster."""
+        weights = np.full(len(self.saturations), 1.0 / len(self.saturations)) if self.saturation_weights is None \
+            else _weights(None, self.saturation_weights)
+        return _complete_draws(self.n_clusters, weights, n_draws, rng)
+
+    def _draw(self, n_draws: int, seed) -> tuple[np.ndarray, np.ndarray]:
+        rng = _rng(seed)
+        level = self.draw_saturations(n_draws, rng)
+        share = np.asarray(self.saturations, dtype=float)[level]
+        sizes = np.bincount(self.clusters, minlength=self.n_clusters)
+        n_treated = np.rint(share * sizes[:, None]).astype(np.int64)
+        # rank of each unit inside its cluster by a random key, all draws at once
+        key = rng.random((len(self.units), n_draws)) + self.clusters[:, None]
+        order = np.argsort(key, axis=0, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(len(self.units))[:, None] - starts[np.sort(self.clusters)][:, None], axis=0)
+        return (rank < n_treated[self.clusters]).astype(np.int8), level
+
+    def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        return self._draw(n_draws, seed)[0]
+
+    def assign(self, seed=None) -> Assignment:
+        arms, level = self._draw(1, seed)
+        return Assignment(
+            self.units, arms[:, 0], self.name, _seed_value(seed), None, self.clusters, self.cluster_ids,
+            {"saturations": list(self.saturations),
+             "cluster_saturation": np.asarray(self.saturations, dtype=float)[level[:, 0]]},
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class BipartiteDesign:
+    """Randomize the treated side (e.g. sellers) of a bipartite graph; outcomes are
+    measured on the unit side (buyers) through their exposure. ``clusters`` (one label
+    per treated-side node) randomizes groups of sellers together."""
+
+    graph: BipartiteGraph
+    treat_fraction: float = 0.5
+    clusters: np.ndarray | None = None
+    name: str = "bipartite"
+
+    @property
+    def units(self) -> pd.Index:
+        return self.graph.treated
+
+    def _inner(self):
+        if self.clusters is None:
+            return IndividualDesign(self.graph.treated, self.treat_fraction, name=self.name)
+        return ClusterDesign(self.clusters, self.graph.treated, treat_fraction=self.treat_fraction, name=self.name)
+
+    def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        return self._inner().draw(n_draws, seed)
+
+    def probabilities(self) -> np.ndarray:
+        return self._inner().probabilities()
+
+    def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
+        return self._inner().assign(seed, salt=salt)
+
+
+Design = IndividualDesign | ClusterDesign | StratifiedClusterDesign | SaturationDesign | BipartiteDesign

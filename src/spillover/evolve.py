@@ -1,0 +1,269 @@
+"""Keep every unit's arm while the graph changes from day to day.
+
+Each day's membership snapshot is compared with the components the ledger holds: a
+component with no known users is **created** (assigned within its stratum by the
+experiment's keyed hash, as on day one); one whose known users came from one earlier
+component continues (newcomers take its arm); one earlier component found in several
+today is **split** (all parts keep the arm); several earlier components now connected
+are **merged**; an earlier component with no users today is **removed**.
+
+A merge of components in different arms cannot keep every user consistent; the policy
+decides:
+
+- ``"majority"`` (default): the merged component takes the arm of the side with the most
+  users; the users who switch are flagged contaminated from that date (left out of
+  analysis by default).
+- ``"exclude"``: nobody switches; every user of the merged component is flagged
+  contaminated from that date.
+
+Users switched and components merged across arms are counted per day: they are the
+quality measure of the whole experiment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .cluster import cluster
+from .design import (
+    OUT,
+    ClusterDesign,
+    StratifiedClusterDesign,
+    _weights,
+    cluster_strata,
+    hash_arms,
+    holdout_design,
+    sampled_arm_weights,
+)
+from .errors import DesignError, LedgerError
+from .graph import CollaborationNetwork, TableLike
+from .ledger import Ledger, _as_date, id_type
+
+MERGE_POLICIES = ("majority", "exclude")
+EVOLVE_DESIGNS = ("cluster", "stratified-cluster", "holdout")
+
+
+@dataclass(frozen=True)
+class DayReport:
+    """What one day's snapshot did to the experiment (the ``evolve --json`` keys)."""
+
+    date: str
+    created: int
+    split: int
+    merged: int
+    removed: int
+    merged_across_arms: int
+    users_switched: int
+    n_units: int
+    n_components: int
+    new_units: int = 0
+    contaminated_units: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _components(network: CollaborationNetwork) -> tuple[np.ndarray, pd.Index]:
+    """Component code of each user and each component's key: its smallest user id, as
+    text, so a component is named by its members and not by its position."""
+    labels = cluster(network, "components").labels
+    keys = pd.Series(network.users).groupby(labels).min().astype(str)
+    return labels, pd.Index(keys.to_numpy())
+
+
+def _stratify(network: CollaborationNetwork, strata_by: Sequence[str]) -> dict[str, np.ndarray | None]:
+    out: dict[str, np.ndarray | None] = {}
+    for name in strata_by:
+        if name == "size":
+            out[name] = None
+        elif name in network.user_data:
+            out[name] = network.user_data[name].to_numpy(dtype=float)
+        else:
+            raise DesignError(
+                f"cannot stratify by '{name}': the snapshot has per-user columns {list(network.user_data.columns)}."
+            )
+    return out
+
+
+def _hash_weights(params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Arm probabilities and labels for the keyed hash that assigns new components."""
+    design = params["design"]
+    if design == "stratified-cluster":
+        return sampled_arm_weights(params["sample_fraction"], params["arm_weights"])
+    if design == "holdout":
+        return np.array([params["holdout_fraction"], 1 - params["holdout_fraction"]]), np.array([0, 1])
+    return _weights(params["treat_fraction"], None), np.array([0, 1])
+
+
+def _load(snapshot: TableLike | CollaborationNetwork) -> CollaborationNetwork:
+    if isinstance(snapshot, CollaborationNetwork):
+        return snapshot
+    return CollaborationNetwork.from_memberships(snapshot)
+
+
+def start(
+    ledger: Ledger,
+    snapshot: TableLike | CollaborationNetwork,
+    date: str | dt.date,
+    *,
+    salt: str,
+    design: str = "stratified-cluster",
+    treat_fraction: float = 0.5,
+    sample_fraction: float = 0.1,
+    holdout_fraction: float = 0.05,
+    arm_weights: Sequence[float] = (0.5, 0.5),
+    strata_by: Sequence[str] = ("size",),
+    n_bins: int = 4,
+    seed: int | None = None,
+) -> DayReport:
+    """Day one: components of the snapshot, a design over them, every user's arm recorded.
+
+    With ``seed`` the first day has exact counts (seeded permutation); without, every
+    component is assigned by the keyed hash of ``salt``. Components created later are
+    always assigned by the hash, within the day-one strata.
+    """
+    if design not in EVOLVE_DESIGNS:
+        raise DesignError(f"evolve keeps components together: design must be one of {list(EVOLVE_DESIGNS)}, not {design!r}.")
+    network = _load(snapshot)
+    labels, keys = _components(network)
+    stratify = _stratify(network, strata_by)
+    stratum, edges = cluster_strata(labels, len(keys), stratify, n_bins=n_bins)
+    if design == "stratified-cluster":
+        plan = StratifiedClusterDesign.from_units(keys[labels], network.users, stratify, n_bins=n_bins,
+                                                  sample_fraction=sample_fraction, arm_weights=arm_weights)
+    elif design == "holdout":
+        plan = holdout_design(keys[labels], network.users, holdout_fraction)
+    else:
+        plan = ClusterDesign(keys[labels], network.users, treat_fraction=treat_fraction)
+    assignment = plan.assign(seed) if seed is not None else plan.assign(salt=salt)
+    params = {
+        "design": design, "treat_fraction": treat_fraction, "sample_fraction": sample_fraction,
+        "holdout_fraction": holdout_fraction, "arm_weights": list(arm_weights),
+        "strata_by": list(strata_by), "n_bins": n_bins, "stratum_edges": edges, "seed": seed,
+    }
+    arms = pd.DataFrame({"unit_id": network.users, "arm": assignment.arms.astype(np.int64),
+                         "contaminated": False, "reason": "assigned"})
+    component_rows = pd.DataFrame({"unit_id": network.users, "component": keys[labels], "stratum": stratum[labels]})
+    sizes = np.bincount(labels, minlength=len(keys))
+    first_member = pd.Series(np.arange(labels.size)).groupby(labels).first().to_numpy()
+    events = pd.DataFrame({"event": "created", "component": keys, "n_units": sizes,
+                           "arm": assignment.arms[first_member].astype(np.int64), "detail": "day one"})
+    report = DayReport(str(_as_date(date)), created=len(keys), split=0, merged=0, removed=0,
+                       merged_across_arms=0, users_switched=0, n_units=network.n_users,
+                       n_components=len(keys), new_units=network.n_users, contaminated_units=0)
+    ledger.write_day(salt, date, arms=arms, components=component_rows, events=events,
+                     summary=report.summary(),
+                     new_experiment={"salt": salt, "design": design, "params": params,
+                                     "id_type": id_type(network.users)})
+    return report
+
+
+def evolve(
+    ledger: Ledger,
+    snapshot: TableLike | CollaborationNetwork,
+    date: str | dt.date,
+    *,
+    experiment: str | None = None,
+    merge_policy: str = "majority",
+) -> DayReport:
+    """Apply one day's membership snapshot to ``experiment`` in ``ledger``.
+
+    Detects created, split, merged and removed components; keeps every existing user's
+    arm except where ``merge_policy`` must act; writes the day in one transaction.
+    Re-running a recorded day returns its report and writes nothing; a date before the
+    last recorded one is refused.
+    """
+    if merge_policy not in MERGE_POLICIES:
+        raise DesignError(f"merge_policy must be one of {list(MERGE_POLICIES)}, not {merge_policy!r}.")
+    experiment = experiment or ledger.only_experiment()
+    record = ledger.experiment(experiment)
+    date = _as_date(date)
+    done = ledger.day_summary(experiment, date)
+    if done is not None:
+        return DayReport(**done)
+    last = ledger.last_date(experiment)
+    if last is not None and date < last:
+        raise LedgerError(f"date {date} is before {last}, the last date recorded for {experiment!r}; "
+                          "the ledger never rewrites history.")
+    params = record["params"]
+    network = _load(snapshot)
+    labels, keys = _components(network)
+
+    # today's users with their last known component and arm in force
+    today = pd.DataFrame({"unit_id": network.users.astype(str), "comp": labels})
+    known = ledger.latest_components(experiment)
+    current = ledger.current_arms(experiment, typed=False)[["unit_id", "arm", "contaminated"]]
+    users = (today.merge(known[["unit_id", "component"]].rename(columns={"component": "prior"}), on="unit_id", how="left")
+                  .merge(current, on="unit_id", how="left"))
+    n_comp = len(keys)
+    by_comp = users.groupby("comp")
+    n_prior = by_comp["prior"].nunique().reindex(range(n_comp), fill_value=0).to_numpy()
+    n_arms = by_comp["arm"].nunique().reindex(range(n_comp), fill_value=0).to_numpy()
+    created = n_prior == 0
+    merged = n_prior > 1
+    across = merged & (n_arms > 1)
+
+    last_snapshot = known[known["date"] == known["date"].max()] if len(known) else known
+    seen = users.dropna(subset=["prior"])
+    parts = seen.groupby("prior")["comp"].nunique()
+    split_keys = parts.index[parts > 1]
+    removed_keys = pd.Index(last_snapshot["component"].unique()).difference(pd.Index(seen["prior"].unique()))
+
+    # the arm of each component today: majority of its known users (ties: lowest arm);
+    # created components by the keyed hash, as on day one
+    votes = seen.dropna(subset=["arm"]).groupby(["comp", "arm"]).size().rename("n").reset_index()
+    votes = votes.sort_values(["comp", "n", "arm"], ascending=[True, False, True]).drop_duplicates("comp")
+    comp_arm = np.full(n_comp, OUT, dtype=np.int64)
+    comp_arm[votes["comp"].to_numpy()] = votes["arm"].to_numpy(dtype=np.int64)
+    new_comps = np.flatnonzero(created)
+    if new_comps.size:
+        weights, arm_labels = _hash_weights(params)
+        comp_arm[new_comps] = hash_arms(keys[new_comps], record["salt"], weights, arm_labels)
+
+    stratum, _ = cluster_strata(labels, n_comp, _stratify(network, params["strata_by"]),
+                                n_bins=params["n_bins"], edges=params["stratum_edges"])
+
+    arm_before = users["arm"].to_numpy(dtype=float)
+    was_contaminated = users["contaminated"].fillna(False).to_numpy(dtype=bool)
+    target = comp_arm[users["comp"].to_numpy()]
+    in_across = across[users["comp"].to_numpy()]
+    is_new = np.isnan(arm_before)
+    if merge_policy == "majority":
+        new_arm = np.where(is_new | in_across, target, arm_before).astype(np.int64)
+        switched = ~is_new & (new_arm != arm_before)
+        contaminated = was_contaminated | switched
+    else:  # exclude: nobody switches, the whole merged component is flagged
+        new_arm = np.where(is_new, target, arm_before).astype(np.int64)
+        switched = np.zeros(len(users), dtype=bool)
+        contaminated = was_contaminated | in_across
+    changed = is_new | switched | (contaminated != was_contaminated)
+    in_created = created[users["comp"].to_numpy()]
+    reason = np.where(is_new, np.where(in_created, "created", "joined"), f"merge-{merge_policy}")
+    arms = pd.DataFrame({"unit_id": users["unit_id"], "arm": new_arm, "contaminated": contaminated,
+                         "reason": reason})[changed]
+
+    sizes = np.bincount(labels, minlength=n_comp)
+    events = pd.concat([
+        pd.DataFrame({"event": "created", "component": keys[created], "n_units": sizes[created],
+                      "arm": comp_arm[created], "detail": ""}),
+        pd.DataFrame({"event": "split", "component": split_keys, "n_units": 0, "arm": OUT,
+                      "detail": [f"{int(k)} parts" for k in parts[parts > 1]]}),
+        pd.DataFrame({"event": "merged", "component": keys[merged], "n_units": sizes[merged],
+                      "arm": comp_arm[merged],
+                      "detail": np.where(across[merged], f"across arms; policy {merge_policy}", "same arm")}),
+        pd.DataFrame({"event": "removed", "component": removed_keys, "n_units": 0, "arm": OUT, "detail": ""}),
+    ], ignore_index=True)
+    report = DayReport(
+        str(date), created=int(created.sum()), split=len(split_keys), merged=int(merged.sum()),
+        removed=len(removed_keys), merged_across_arms=int(across.sum()), users_switched=int(switched.sum()),
+        n_units=network.n_users, n_components=n_comp, new_units=int(is_new.sum()),
+        contaminated_units=int(contaminated.sum()),
+    )
+    components = pd.DataFrame({"unit_id": users["unit_id"], "component": keys[labels], "stratum": stratum[labels]})
+    ledger.write_day(experiment, date, arms=arms, components=components, events=events, summary=report.summary())
+    return report
