@@ -163,3 +163,76 @@ def test_evolve_first_snapshot_needs_design_flags(capsys, collab_files, tmp_path
     _, paths = collab_files
     assert main(["evolve", "--ledger", str(tmp_path / "l.duckdb"), "--snapshot", str(paths[0]), "--date", "2026-05-01"]) == 2
     assert "needs the design flags" in capsys.readouterr().err
+
+
+EXPOSURE_COLUMNS = ["unit_id", "arm", "n_neighbors", "n_treated_neighbors", "treated_fraction", "condition"]
+EFFECT_KEYS = {"estimand", "condition", "estimate", "se", "ci_low", "ci_high", "p_value", "n_units", "n_clusters", "method"}
+
+
+@pytest.fixture(scope="module")
+def experiment_files(tmp_path_factory):
+    import numpy as np
+    from spillover import SocialGraph
+    from spillover.design import IndividualDesign
+
+    folder = tmp_path_factory.mktemp("experiment")
+    source = synth.social_graph(1_500, mean_degree=4, seed=3)
+    edges = synth.edge_table(source)
+    edges.to_csv(folder / "edges.csv", index=False)
+    graph = SocialGraph.from_edges(edges)
+    assignment = IndividualDesign(graph.nodes, 0.3).assign(seed=1)
+    assignment.to_frame().to_csv(folder / "assignment.csv", index=False)
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=graph.n_nodes) + assignment.arms
+    pd.DataFrame({"unit_id": graph.nodes, "y": y}).to_csv(folder / "outcomes.csv", index=False)
+    communities = source.node_data["community"].reindex(graph.nodes).to_numpy()
+    pd.DataFrame({"unit_id": graph.nodes, "cluster_id": communities}).to_csv(folder / "clusters.csv", index=False)
+    draws = IndividualDesign(graph.nodes, 0.3).draw(300, seed=2)
+    pd.DataFrame(draws.T, columns=[str(u) for u in graph.nodes]).to_parquet(folder / "draws.parquet")
+    return folder
+
+
+def test_exposure_command_writes_the_contract_columns(capsys, experiment_files, tmp_path):
+    out = tmp_path / "exposure.parquet"
+    summary = run_json(capsys, ["exposure", str(experiment_files / "edges.csv"), "--assignment",
+                                str(experiment_files / "assignment.csv"), "--mapping", "as4", "--out", str(out), "--json"])
+    table = pd.read_parquet(out)
+    assert list(table.columns) == EXPOSURE_COLUMNS
+    assert set(summary["conditions"]) == {"dir_ind1", "isol_dir", "ind1", "no"}
+    assert sum(summary["conditions"].values()) == len(table)
+
+
+@pytest.mark.parametrize("method, extra", [
+    ("difference-in-means", []),
+    ("ols-cluster", ["--clusters", "CLUSTERS"]),
+    ("cluster-means", ["--clusters", "CLUSTERS"]),
+    ("hajek", ["--edges", "EDGES", "--mapping", "as4", "--draws", "DRAWS", "--prob-correction", "add-one"]),
+    ("ht", ["--edges", "EDGES", "--mapping", "as4", "--design", "individual", "--treat-fraction", "0.3",
+            "--n-draws", "300", "--prob-correction", "add-one"]),
+])
+@pytest.mark.filterwarnings("ignore::spillover.errors.PositivityWarning")
+def test_estimate_command_prints_one_row_per_contrast(capsys, experiment_files, tmp_path, method, extra):
+    exposure_path = tmp_path / "exposure.csv"
+    assert main(["exposure", str(experiment_files / "edges.csv"), "--assignment", str(experiment_files / "assignment.csv"),
+                 "--mapping", "as4", "--out", str(exposure_path)]) == 0
+    capsys.readouterr()
+    paths = {"CLUSTERS": experiment_files / "clusters.csv", "EDGES": experiment_files / "edges.csv",
+             "DRAWS": experiment_files / "draws.parquet"}
+    extra = [str(paths.get(v, v)) for v in extra]
+    result = run_json(capsys, ["estimate", "--outcomes", str(experiment_files / "outcomes.csv"), "--exposure",
+                               str(exposure_path), "--method", method, *extra, "--json"])
+    assert result["control"] == "no"
+    assert {row["condition"] for row in result["effects"]} == {"dir_ind1", "isol_dir", "ind1"}
+    for row in result["effects"]:
+        assert EFFECT_KEYS <= set(row)
+        assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
+
+
+def test_estimate_refuses_ht_without_draws_or_design(capsys, experiment_files, tmp_path):
+    exposure_path = tmp_path / "exposure.csv"
+    main(["exposure", str(experiment_files / "edges.csv"), "--assignment", str(experiment_files / "assignment.csv"),
+          "--mapping", "as4", "--out", str(exposure_path)])
+    capsys.readouterr()
+    assert main(["estimate", "--outcomes", str(experiment_files / "outcomes.csv"), "--exposure", str(exposure_path),
+                 "--method", "ht", "--edges", str(experiment_files / "edges.csv")]) == 2
+    assert "needs the design's draws" in capsys.readouterr().err

@@ -236,6 +236,90 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_edges(args: argparse.Namespace, path: str):
+    return load_graph(path, args.source, args.target, bipartite=args.bipartite, directed=args.directed)
+
+
+def cmd_exposure(args: argparse.Namespace) -> int:
+    from .exposure import exposure
+    from .graph import read_table
+
+    with progress(f"loading {args.edges}", args.json):
+        graph = _load_edges(args, args.edges)
+    assignment = read_table(args.assignment, what=f"assignment '{args.assignment}'")
+    with progress(f"exposure ({args.mapping})", args.json):
+        table = exposure(graph, assignment, args.mapping, threshold_q=args.threshold, hops=args.hops)
+    if args.out:
+        write_table(table.assign(condition=table["condition"].astype(str)), args.out)
+        stderr.print(f"[dim]wrote {args.out}[/dim]")
+    counts = table["condition"].value_counts(sort=False)
+    summary = {"mapping": args.mapping, "n_units": len(table),
+               "conditions": {str(k): int(v) for k, v in counts.items()},
+               "mean_treated_fraction": float(table["treated_fraction"].mean())}
+    if args.json:
+        print_json(summary)
+    else:
+        print_table(pd.DataFrame({"condition": counts.index.astype(str), "units": counts.to_numpy()}),
+                    title=f"exposure: {args.mapping} ({len(table):,} units)")
+    return 0
+
+
+def _probabilities(args: argparse.Namespace, clusters: pd.DataFrame | None):
+    """Exposure probabilities for ht/hajek from --draws or from --design."""
+    from .design import BipartiteDesign, ClusterDesign, IndividualDesign
+    from .errors import InputError
+    from .exposure import probabilities
+    from .graph import BipartiteGraph, read_table
+
+    if not args.edges:
+        raise InputError(f"{args.method} needs the graph (--edges) and the mapping (--mapping) to compute "
+                         "exposure probabilities.")
+    graph = _load_edges(args, args.edges)
+    common = dict(threshold_q=args.threshold, hops=args.hops, correction=args.prob_correction)
+    if args.draws:
+        draws = read_table(args.draws, what=f"draws '{args.draws}'")
+        return probabilities(graph, args.mapping, draws=draws, **common)
+    if not args.design:
+        raise InputError(f"{args.method} needs the design's draws (--draws) or the design (--design ... --n-draws R).")
+    randomized = graph.treated if isinstance(graph, BipartiteGraph) else graph.nodes
+    if args.design == "individual":
+        design = IndividualDesign(randomized, args.treat_fraction, complete=not args.bernoulli)
+    else:
+        if clusters is None:
+            raise InputError("--design cluster needs --clusters (unit_id, cluster_id) for the randomized units.")
+        labels = clusters.set_index("unit_id")["cluster_id"].reindex(randomized)
+        if labels.isna().any():
+            raise InputError(f"clusters: {int(labels.isna().sum())} randomized unit(s) have no cluster, "
+                             f"e.g. {labels.index[labels.isna()][0]!r}.")
+        design = ClusterDesign(labels.to_numpy(), randomized, treat_fraction=args.treat_fraction)
+    with progress(f"exposure probabilities ({args.n_draws} draws)", args.json):
+        return probabilities(graph, args.mapping, design=design, n_draws=args.n_draws, seed=args.seed, **common)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from .estimate import estimate
+    from .graph import read_table
+
+    outcomes = read_table(args.outcomes, what=f"outcomes '{args.outcomes}'")
+    exposure_table = read_table(args.exposure, what=f"exposure '{args.exposure}'")
+    clusters = read_table(args.clusters, what=f"clusters '{args.clusters}'") if args.clusters else None
+    probs = _probabilities(args, clusters) if args.method in ("ht", "hajek") else None
+    if clusters is not None:
+        clusters = clusters[["unit_id", "cluster_id"]]
+    effects = estimate(
+        outcomes, exposure_table, args.method, probabilities=probs,
+        clusters=clusters if args.method in ("cluster-means", "ols-cluster") else None,
+        control=args.control, outcome_col=args.outcome_col, covariates=_names(args.covariates),
+        missing=args.missing, alpha=args.alpha,
+    )
+    frame = effects.to_frame()
+    if args.json:
+        print_json({"control": effects.control, "effects": frame.to_dict(orient="records")})
+    else:
+        print_table(frame.drop(columns="method"), title=f"effects against '{effects.control}' ({frame['method'].iloc[0] if len(frame) else args.method})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -286,6 +370,38 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("--json", action="store_true")
     assign.set_defaults(func=cmd_assign)
 
+    expo = commands.add_parser("exposure", help="each unit's exposure from the assignment and the graph")
+    expo.add_argument("edges", help="edge list (.csv or .parquet)")
+    expo.add_argument("--assignment", required=True, help="table with unit_id, arm")
+    _add_mapping_flags(expo, required=True)
+    _add_edge_flags(expo)
+    expo.add_argument("--out", help="write the exposure table here")
+    expo.add_argument("--json", action="store_true")
+    expo.set_defaults(func=cmd_exposure)
+
+    est = commands.add_parser("estimate", help="direct, indirect and total effects with standard errors")
+    est.add_argument("--outcomes", required=True, help="table with unit_id and the outcome column")
+    est.add_argument("--exposure", required=True, help="table written by `spillover exposure`")
+    est.add_argument("--method", required=True, choices=["difference-in-means", "cluster-means", "ols-cluster", "ht", "hajek"])
+    est.add_argument("--clusters", help="table with unit_id, cluster_id")
+    est.add_argument("--draws", help="ht/hajek: the design's draws, one row per draw, one column per unit id")
+    est.add_argument("--design", choices=["individual", "cluster"], help="ht/hajek: draw from this design")
+    est.add_argument("--n-draws", type=int, default=1_000)
+    est.add_argument("--treat-fraction", type=float, default=0.5)
+    est.add_argument("--bernoulli", action="store_true", help="individual design: Bernoulli, not complete")
+    est.add_argument("--seed", type=int, default=0)
+    est.add_argument("--prob-correction", choices=["none", "add-one"], default="none")
+    est.add_argument("--edges", help="ht/hajek: the graph, to map every draw to exposures")
+    _add_mapping_flags(est, required=False)
+    _add_edge_flags(est)
+    est.add_argument("--outcome-col", default="y")
+    est.add_argument("--covariates", help="comma-separated outcome-table columns (ols-cluster)")
+    est.add_argument("--control", help="control condition (default: the mapping's)")
+    est.add_argument("--missing", choices=["drop", "error"], default="drop")
+    est.add_argument("--alpha", type=float, default=0.05)
+    est.add_argument("--json", action="store_true")
+    est.set_defaults(func=cmd_estimate)
+
     evolve = commands.add_parser("evolve", help="apply one day's graph snapshot to the ledger")
     evolve.add_argument("--ledger", required=True)
     evolve.add_argument("--snapshot", required=True, help="memberships: user_id, project_id, account_id[, usage]")
@@ -310,6 +426,13 @@ def _add_design_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seeded permutation (exact counts)")
     parser.add_argument("--salt", help="keyed-hash assignment (stable as units come and go); names the experiment")
     parser.add_argument("--experiment", help="experiment name in the ledger (default: the salt)")
+
+
+def _add_mapping_flags(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--mapping", required=required, default=None if required else "as4",
+                        choices=["fraction", "as4", "threshold", "bipartite"])
+    parser.add_argument("--threshold", type=float, default=None, help="threshold mapping: q")
+    parser.add_argument("--hops", type=int, choices=[1, 2], default=1)
 
 
 def _add_edge_flags(parser: argparse.ArgumentParser) -> None:

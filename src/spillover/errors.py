@@ -43,3 +43,7 @@ class PositivityWarning(SpilloverWarning):
 
 class FewClustersWarning(SpilloverWarning):
     """Too few clusters for a trustworthy cluster-robust standard error."""
+
+
+class EmptyConditionWarning(SpilloverWarning):
+    """An exposure condition has no units, so its contrast cannot be estimated."""

@@ -1,0 +1,335 @@
+"""Estimators against ground truth: a hand-computed case with every draw enumerated,
+statsmodels for cluster-robust errors, and simulated experiments with known effects."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from spillover import InputError, SocialGraph, synth
+from spillover.design import ClusterDesign, IndividualDesign
+from spillover.errors import DataWarning, EmptyConditionWarning, FewClustersWarning
+from scipy import stats
+
+from spillover.estimate import cluster_means, cluster_robust_ols, condition_means, estimate
+from spillover.exposure import ExposureGraph, exposure, probabilities
+
+# --------------------------------------------------------------------------- hand-computed case
+
+SMALL = SocialGraph.from_edges(pd.DataFrame({"source": [0, 1, 2, 3, 4, 0, 1], "target": [1, 2, 3, 4, 5, 5, 4]}))
+N = 6
+ALL_DRAWS = np.array([[1 if i in c else 0 for i in range(N)] for c in itertools.combinations(range(N), 2)]).T
+Y = np.array([1.0, 2.5, 0.3, 4.0, 2.2, 1.7])
+
+
+def naive_reference(obs: np.ndarray, y: np.ndarray, k: str, l: str, add_one: bool, hajek: bool):
+    """Aronow-Samii (2017) transcribed with plain loops over a dense joint-probability
+    table built by enumerating every draw: an independent check of the vectorised code."""
+    conds = [exposure(SMALL, pd.Series(ALL_DRAWS[:, r], index=SMALL.nodes), "as4")["condition"].astype(str).to_numpy()
+             for r in range(ALL_DRAWS.shape[1])]
+    R = len(conds)
+    D = np.array(conds)  # (R, N)
+    observed = exposure(SMALL, pd.Series(obs, index=SMALL.nodes), "as4")["condition"].astype(str).to_numpy()
+
+    def pi(i, a):
+        count = np.sum(D[:, i] == a)
+        return (count + 1) / (R + 1) if add_one else count / R
+
+    def pij(i, j, a, b):
+        if i == j:
+            return pi(i, a) if a == b else 0.0
+        count = np.sum((D[:, i] == a) & (D[:, j] == b))
+        if add_one:
+            return count / (R + 1) if a == b else count / R
+        return count / R
+
+    I = {a: (observed == a).astype(float) for a in (k, l)}
+    if hajek:
+        mu = {a: sum(I[a][i] * y[i] / pi(i, a) for i in range(N)) / sum(I[a][i] / pi(i, a) for i in range(N))
+              for a in (k, l)}
+        target = np.array([y[i] - mu[k] if observed[i] == k else (y[i] - mu[l] if observed[i] == l else 0.0)
+                           for i in range(N)])
+        est = mu[k] - mu[l]
+    else:
+        target = y
+        est = sum(I[k][i] * y[i] / pi(i, k) - I[l][i] * y[i] / pi(i, l) for i in range(N)) / N
+
+    def var(a):
+        total = 0.0
+        for i in range(N):
+            for j in range(N):
+                p = pij(i, j, a, a)
+                if p > 0:
+                    total += I[a][i] * I[a][j] * (p - pi(i, a) * pi(j, a)) / p * target[i] * target[j] / (pi(i, a) * pi(j, a))
+                elif i != j:
+                    total += I[a][i] * target[i] ** 2 / (2 * pi(i, a)) + I[a][j] * target[j] ** 2 / (2 * pi(j, a))
+        return total
+
+    cov = 0.0
+    for i in range(N):
+        for j in range(N):
+            p = pij(i, j, k, l)
+            if p > 0:
+                cov += I[k][i] * I[l][j] * (p - pi(i, k) * pi(j, l)) / p * target[i] * target[j] / (pi(i, k) * pi(j, l))
+            else:
+                cov -= I[k][i] * target[i] ** 2 / (2 * pi(i, k)) + I[l][j] * target[j] ** 2 / (2 * pi(j, l))
+    return est, np.sqrt((var(k) + var(l) - 2 * cov) / N**2)
+
+
+@pytest.mark.parametrize("method", ["ht", "hajek"])
+@pytest.mark.parametrize("correction", ["none", "add-one"])
+@pytest.mark.parametrize("observed_draw", [3, 4, 9])
+def test_ht_and_hajek_match_a_hand_computed_case(method, correction, observed_draw):
+    obs = ALL_DRAWS[:, observed_draw]
+    table = exposure(SMALL, pd.Series(obs, index=SMALL.nodes), "as4")
+    probs = probabilities(SMALL, "as4", draws=ALL_DRAWS, joint="all", correction=correction)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyConditionWarning)
+        effects = estimate(pd.DataFrame({"unit_id": SMALL.nodes, "y": Y}), table, method, probabilities=probs)
+    assert len(effects) >= 1
+    for effect in effects.effects:
+        est, se = naive_reference(obs, Y, effect.condition, "no", correction == "add-one", method == "hajek")
+        assert effect.estimate == pytest.approx(est, abs=1e-10)
+        assert effect.se == pytest.approx(se, abs=1e-10)
+
+
+def test_ht_condition_means_are_exactly_unbiased_over_all_draws():
+    # potential outcomes by exposure condition; with every draw enumerated, the mean over
+    # draws of the HT estimate of each condition's average equals the truth exactly
+    base = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    effect = {"dir_ind1": 3.0, "isol_dir": 2.0, "ind1": 0.5, "no": 0.0}
+    probs = probabilities(SMALL, "as4", draws=ALL_DRAWS, joint=None)
+    assert (probs.marginal > 0).all()
+    estimates = []
+    for r in range(ALL_DRAWS.shape[1]):
+        table = exposure(SMALL, pd.Series(ALL_DRAWS[:, r], index=SMALL.nodes), "as4")
+        y = base + table["condition"].astype(str).map(effect).to_numpy()
+        means = condition_means(pd.DataFrame({"unit_id": SMALL.nodes, "y": y}), table, probs)
+        estimates.append(means.fillna(0.0))  # a condition nobody is in contributes 0 to HT
+    average = pd.concat(estimates, axis=1).mean(axis=1)
+    for condition, shift in effect.items():
+        assert average[condition] == pytest.approx(base.mean() + shift, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- cluster-robust OLS
+
+
+def test_cr1_equals_statsmodels_on_unequal_clusters():
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(1, 40, 45)
+    groups = np.repeat(np.arange(45), sizes)
+    n = groups.size
+    X = np.column_stack([np.ones(n), rng.integers(0, 2, n), rng.normal(size=n), rng.normal(size=n)])
+    y = X @ np.array([1.0, 0.5, -0.2, 0.0]) + rng.normal(size=45)[groups] + rng.normal(size=n)
+    beta, cov, g = cluster_robust_ols(y, X, groups)
+    reference = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": groups})
+    np.testing.assert_allclose(beta, reference.params, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(cov, reference.cov_params(), rtol=0, atol=1e-8)
+    assert g == 45
+
+
+def test_ols_cluster_effects_equal_statsmodels_with_t_inference():
+    rng = np.random.default_rng(8)
+    clusters = np.repeat(np.arange(40), rng.integers(2, 30, 40))
+    n = clusters.size
+    condition = np.where(rng.random(40)[clusters] < 0.5, "treated", "control")
+    usage = rng.normal(size=n)
+    y = 0.3 * (condition == "treated") + 0.5 * usage + rng.normal(size=40)[clusters] + rng.normal(size=n)
+    units = np.arange(n)
+    exp_table = pd.DataFrame({"unit_id": units, "condition": pd.Categorical(condition, ["treated", "control"])})
+    outcomes = pd.DataFrame({"unit_id": units, "y": y, "usage": usage})
+    effects = estimate(outcomes, exp_table, "ols-cluster", clusters=pd.Series(clusters, index=units),
+                       covariates=["usage"])
+    X = np.column_stack([np.ones(n), condition == "treated", usage]).astype(float)
+    reference = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True)
+    effect = effects["treated"]
+    assert effect.estimate == pytest.approx(reference.params[1], abs=1e-10)
+    assert effect.se == pytest.approx(reference.bse[1], abs=1e-8)
+    assert effect.p_value == pytest.approx(reference.pvalues[1], abs=1e-8)
+    low, high = reference.conf_int()[1]
+    assert (effect.ci_low, effect.ci_high) == (pytest.approx(low, abs=1e-8), pytest.approx(high, abs=1e-8))
+    assert effect.n_clusters == 40 and effect.n_units == n
+
+
+# --------------------------------------------------------------------------- truth recovery
+
+
+def simulate_outcomes(graph, z, alpha, beta, gamma, rng):
+    """y = alpha_i + beta z_i + gamma 1[any treated neighbour] + noise: the as4 mapping
+    is then exact, with direct effect beta, indirect gamma and total beta + gamma."""
+    kernel = ExposureGraph.build(graph)
+    exposed = kernel.counts(z.astype(np.int8)).n_treated > 0
+    return alpha + beta * z + gamma * exposed + rng.normal(0, 1, z.size)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::spillover.errors.DataWarning")  # units outside the population
+def test_estimators_recover_known_effects_and_the_naive_bias_shows():
+    graph = synth.social_graph(1_000, mean_degree=4, seed=3)
+    design = IndividualDesign(graph.nodes, 0.3, complete=False)
+    probs = probabilities(graph, "as4", design=design, n_draws=4_000, seed=1)
+    keep = graph.degrees() <= 8  # the population: units with a fair chance of every condition
+    rng = np.random.default_rng(0)
+    alpha = rng.normal(0, 1, graph.n_nodes)
+    beta, gamma = 1.0, 0.5
+    truth = {"isol_dir": beta, "ind1": gamma, "dir_ind1": beta + gamma}
+    n_sims = 200
+    draws = design.draw(n_sims, seed=9)
+    results = {m: {c: [] for c in truth} for m in ("ht", "hajek")}
+    naive = []
+    for s in range(n_sims):
+        z = draws[:, s]
+        y = simulate_outcomes(graph, z, alpha, beta, gamma, rng)
+        table = exposure(graph, pd.Series(z, index=graph.nodes), "as4")
+        outcomes = pd.DataFrame({"unit_id": graph.nodes[keep], "y": y[keep]})
+        for method in results:
+            for effect in estimate(outcomes, table, method, probabilities=probs).effects:
+                results[method][effect.condition].append(effect.estimate)
+        own = exposure(graph, pd.Series(z, index=graph.nodes), "fraction")
+        naive.append(estimate(outcomes, own, "difference-in-means")["treated"].estimate)
+    for method, by_condition in results.items():
+        for condition, values in by_condition.items():
+            values = np.asarray(values)
+            # Monte Carlo error of a mean of 200 estimates is sd / sqrt(200); allow 4 of them
+            # plus the bias the Monte Carlo exposure probabilities (4,000 draws) can add
+            tolerance = 4 * values.std() / np.sqrt(n_sims) + 0.02
+            assert abs(values.mean() - truth[condition]) < tolerance, (method, condition, values.mean())
+    naive = np.asarray(naive)
+    # own-arm difference in means estimates beta, not the total effect beta + gamma
+    assert abs(naive.mean() - (beta + gamma)) > 4 * naive.std() / np.sqrt(n_sims) + 0.2
+    assert abs(naive.mean() - beta) < 4 * naive.std() / np.sqrt(n_sims)
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+def coverage_interval(hits: int, n: int) -> tuple[float, float]:
+    return hits / n, np.sqrt(0.95 * 0.05 / n)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("effect", [0.0, 0.4], ids=["A/A", "effect"])
+def test_hajek_intervals_cover_at_95_percent(effect):
+    # valid setting: Bernoulli individual design, no spillover in the outcomes, own-arm mapping
+    graph = synth.social_graph(600, mean_degree=4, seed=5)
+    design = IndividualDesign(graph.nodes, 0.5, complete=False)
+    probs = probabilities(graph, "fraction", design=design, n_draws=2_000, seed=2)
+    rng = np.random.default_rng(1)
+    alpha = rng.lognormal(0, 0.75, graph.n_nodes)
+    n_sims = 1_000
+    draws = design.draw(n_sims, seed=3)
+    hits = 0
+    for s in range(n_sims):
+        z = draws[:, s]
+        y = alpha + effect * z + rng.normal(0, 1, graph.n_nodes)
+        table = exposure(graph, pd.Series(z, index=graph.nodes), "fraction")
+        result = estimate(pd.DataFrame({"unit_id": graph.nodes, "y": y}), table, "hajek", probabilities=probs)["treated"]
+        hits += result.ci_low <= effect <= result.ci_high
+    assert 0.93 <= hits / n_sims <= 0.97, hits / n_sims
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("effect", [0.0, 0.3], ids=["A/A", "effect"])
+def test_cluster_robust_intervals_cover_at_95_percent(effect):
+    # cluster randomization of 120 unequal clusters with cluster random effects
+    rng = np.random.default_rng(4)
+    sizes = rng.integers(5, 60, 120)
+    clusters = np.repeat(np.arange(120), sizes)
+    design = ClusterDesign(clusters, pd.RangeIndex(clusters.size))
+    n_sims = 1_000
+    draws = design.draw(n_sims, seed=6)
+    hits = {"ols-cluster": 0, "cluster-means": 0}
+    for s in range(n_sims):
+        z = draws[:, s]
+        y = effect * z + rng.normal(0, 1, 120)[clusters] + rng.normal(0, 2, clusters.size)
+        # the estimators' own functions, without estimate()'s table joins, keep 2,000 fits fast
+        beta, cov, g = cluster_robust_ols(y, np.column_stack([np.ones(z.size), z]).astype(float), clusters)
+        half = stats.t(g - 1).ppf(0.975) * np.sqrt(cov[1, 1])
+        hits["ols-cluster"] += beta[1] - half <= effect <= beta[1] + half
+        table = pd.DataFrame({"condition": np.where(z == 1, "treated", "control"), "cluster": clusters, "y": y})
+        result = cluster_means(table, "control")[0]
+        hits["cluster-means"] += result.ci_low <= effect <= result.ci_high
+    for method, count in hits.items():
+        assert 0.93 <= count / n_sims <= 0.97, (method, count / n_sims)
+
+
+# --------------------------------------------------------------------------- bad input
+
+UNITS = pd.RangeIndex(6)
+TABLE = pd.DataFrame({"unit_id": UNITS, "arm": [1, 0, 1, 0, 1, 0],
+                      "condition": pd.Categorical(["treated", "control"] * 3, ["treated", "control"])})
+
+
+def test_outcomes_for_unknown_units_are_refused():
+    outcomes = pd.DataFrame({"unit_id": [0, 1, 99], "y": [1.0, 2.0, 3.0]})
+    with pytest.raises(InputError, match=r"1 unit id\(s\) have no exposure, e.g. \[99\]"):
+        estimate(outcomes, TABLE, "difference-in-means")
+
+
+def test_missing_outcomes_are_dropped_with_a_count_or_refused():
+    outcomes = pd.DataFrame({"unit_id": UNITS, "y": [1.0, np.nan, 2.0, 3.0, 4.0, 5.0]})
+    with pytest.warns(DataWarning, match="dropped 1 unit"):
+        result = estimate(outcomes, TABLE, "difference-in-means")
+    assert result["treated"].n_units == 5
+    with pytest.raises(InputError, match=r"1 unit\(s\) have no outcome, e.g. np.int64\(1\)|1 unit\(s\) have no outcome, e.g. 1"):
+        estimate(outcomes, TABLE, "difference-in-means", missing="error")
+
+
+def test_an_empty_condition_warns_and_an_empty_control_is_refused():
+    table = TABLE.assign(condition=pd.Categorical(["treated"] * 3 + ["control"] * 3, ["treated", "other", "control"]))
+    outcomes = pd.DataFrame({"unit_id": UNITS, "y": np.arange(6.0)})
+    with pytest.warns(EmptyConditionWarning, match="'other'"):
+        result = estimate(outcomes, table, "difference-in-means")
+    assert [e.condition for e in result.effects] == ["treated"]
+    no_control = TABLE.assign(condition=pd.Categorical(["treated"] * 6, ["treated", "control"]))
+    with pytest.raises(InputError, match="no units in the control condition"):
+        estimate(outcomes, no_control, "difference-in-means")
+
+
+def test_cluster_robust_needs_two_clusters_and_warns_with_few():
+    outcomes = pd.DataFrame({"unit_id": UNITS, "y": np.arange(6.0)})
+    with pytest.raises(InputError, match="needs at least two"):
+        estimate(outcomes, TABLE, "ols-cluster", clusters=pd.Series(0, index=UNITS))
+    with pytest.warns(FewClustersWarning, match="only 3 clusters"):
+        estimate(outcomes, TABLE, "ols-cluster", clusters=pd.Series([0, 1, 2, 0, 1, 2], index=UNITS))
+    with pytest.raises(InputError, match="needs clusters"):
+        estimate(outcomes, TABLE, "ols-cluster")
+
+
+# --------------------------------------------------------------------------- randomization tests
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "null, beta, gamma, expect_power",
+    [("no-effect", 0.0, 0.0, False), ("no-effect", 0.3, 0.2, True),
+     ("no-spillover", 0.8, 0.0, False), ("no-spillover", 0.8, 1.0, True)],
+)
+def test_randomization_tests_hold_their_size_and_have_power(null, beta, gamma, expect_power):
+    from spillover.estimate import randomization_test
+
+    graph = synth.social_graph(1_000, mean_degree=3, seed=8)
+    design = IndividualDesign(graph.nodes, 0.4)
+    rng = np.random.default_rng(2)
+    alpha = rng.normal(0, 1, graph.n_nodes)
+    n_sims = 200
+    draws = design.draw(n_sims, seed=4)
+    rejections = 0
+    for s in range(n_sims):
+        z = draws[:, s]
+        y = simulate_outcomes(graph, z, alpha, beta, gamma, rng)
+        result = randomization_test(graph, design, pd.Series(z, index=graph.nodes),
+                                    pd.DataFrame({"unit_id": graph.nodes, "y": y}),
+                                    null=null, condition="dir_ind1", n_draws=200, seed=s)
+        rejections += result.p_value <= 0.05
+    rate = rejections / n_sims
+    if expect_power:
+        assert rate > 0.8, rate
+    else:
+        # the size of an exact test is at most 5%; the MC sd of a rate over 200 runs is 0.015
+        assert rate <= 0.05 + 3 * 0.015, rate
