@@ -139,7 +139,7 @@ def marketplace(
 def collaboration_network(
     n_users: int = 10_000,
     *,
-    team_size_range: tuple[int, int] = (1, 2_000),
+    team_size_range: tuple[int, int] = (1, 500),
     team_size_exponent: float = 2.0,
     users_per_project: float = 4.0,
     projects_per_user_exponent: float = 2.5,

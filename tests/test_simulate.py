@@ -1,0 +1,143 @@
+"""The design study's findings, reproduced on a synthetic collaboration network of 50,000
+users with heavy-tailed component sizes, at 1,000 simulated experiments per design."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spillover import synth
+from spillover.simulate import (
+    OutcomeModel,
+    Study,
+    choose_design,
+    cluster_robust_difference,
+    compare_designs,
+    gamma_sweep,
+    marketplace_outcomes,
+    social_outcomes,
+)
+from spillover.estimate import cluster_robust_ols
+
+N_SIMS = 1_000
+# coverage of 1,000 experiments has a Monte Carlo sd of sqrt(.95 * .05 / 1000) = 0.0069:
+# "about 95%" means within 3 of them
+COVERAGE_BAND = (0.95 - 3 * 0.0069, 0.95 + 3 * 0.0069)
+
+
+@pytest.fixture(scope="module")
+def study():
+    network = synth.collaboration_network(50_000, seed=0)
+    sizes = np.bincount(Study.from_network(network).component)
+    assert sizes.max() >= 100 * np.median(sizes), "heavy-tailed component sizes"
+    return Study.from_network(network)
+
+
+@pytest.fixture(scope="module")
+def aa(study):
+    return compare_designs(study, ("project", "component", "stratified-component"), OutcomeModel(tau=0.0),
+                           n_sims=N_SIMS, seed=11)
+
+
+@pytest.fixture(scope="module")
+def with_effect(study):
+    return compare_designs(study, ("project", "component", "stratified-component"),
+                           OutcomeModel(tau=1 / 8, gamma=2**-4), n_sims=N_SIMS, seed=12)
+
+
+def mc_se(result) -> float:
+    return result.estimates.std(ddof=1) / np.sqrt(result.estimates.size)
+
+
+@pytest.mark.slow
+def test_aa_every_design_covers_zero_about_95_percent(aa):
+    assert aa.true_effect == 0.0
+    for row in aa.to_frame().itertuples():
+        assert COVERAGE_BAND[0] <= row.coverage <= COVERAGE_BAND[1], (row.design, row.coverage)
+
+
+@pytest.mark.slow
+def test_aa_ci_width_orders_project_stratified_component(aa):
+    width = aa.to_frame().set_index("design")["ci_width"]
+    assert width["project"] < width["stratified-component"] < width["component"]
+
+
+@pytest.mark.slow
+def test_project_design_is_biased_toward_zero_and_component_designs_are_not(with_effect, study):
+    truth = with_effect.true_effect
+    assert truth == pytest.approx(0.125 * (1 + study.mean_degree() / 16))
+    project = with_effect["project"]
+    bias = project.estimates.mean() - truth
+    assert bias < -4 * mc_se(project), "toward zero, beyond 4 Monte Carlo standard errors"
+    for design in ("component", "stratified-component"):
+        result = with_effect[design]
+        assert abs(result.estimates.mean() - truth) < 3 * mc_se(result), design
+
+
+@pytest.mark.slow
+def test_project_bias_shrinks_with_m_and_is_detectable_up_to_m_6(study):
+    sweep = gamma_sweep(study, ("project",), ms=range(1, 9), n_sims=N_SIMS, seed=5)
+    bias = sweep.set_index("m")["bias"]
+    assert (np.diff(np.abs(bias.to_numpy())) < 0).all(), bias.to_dict()
+    # the 95% Monte Carlo interval of the mean estimate (bias +- 1.96 sd/sqrt(n)) excludes
+    # the true effect for m <= 6
+    half = 1.96 * sweep.set_index("m")["sd"] / np.sqrt(N_SIMS)
+    assert ((bias + half) < 0).loc[1:6].all(), (bias + half).to_dict()
+
+
+def test_vectorised_cr1_matches_the_regression_per_experiment():
+    rng = np.random.default_rng(3)
+    clusters = np.repeat(np.arange(60), rng.integers(1, 30, 60))
+    strata = (np.arange(60) % 3)[clusters]
+    z = rng.integers(0, 2, (60, 4))[clusters].astype(float)
+    y = rng.normal(size=(clusters.size, 4)) + 0.5 * z
+    beta, se, *_ = cluster_robust_difference(y, z, clusters, strata, variance="CR1")
+    for s in range(4):
+        X = np.column_stack([np.ones(clusters.size), z[:, s], strata == 1, strata == 2]).astype(float)
+        b, cov, _ = cluster_robust_ols(y[:, s], X, clusters)
+        assert beta[s] == pytest.approx(b[1], abs=1e-10)
+        assert se[s] == pytest.approx(np.sqrt(cov[1, 1]), abs=1e-10)
+
+
+def test_cr2_equals_the_bell_mccaffrey_formula_on_a_small_case():
+    rng = np.random.default_rng(4)
+    clusters = np.repeat(np.arange(8), [1, 2, 3, 5, 8, 2, 4, 6])
+    z = np.array([1, 0, 1, 0, 1, 0, 1, 0], dtype=float)[clusters][:, None]
+    y = rng.normal(size=(clusters.size, 1))
+    beta, se, *_ = cluster_robust_difference(y, z, clusters, variance="CR2")
+    X = np.column_stack([np.ones(clusters.size), z[:, 0]])
+    bread = np.linalg.inv(X.T @ X)
+    resid = y[:, 0] - X @ (bread @ X.T @ y[:, 0])
+    meat = np.zeros((2, 2))
+    for g in range(8):  # the textbook definition, cluster by cluster
+        rows = clusters == g
+        H = X[rows] @ bread @ X[rows].T
+        vals, vecs = np.linalg.eigh(np.eye(rows.sum()) - H)
+        adjust = vecs @ np.diag(vals ** -0.5) @ vecs.T
+        score = X[rows].T @ adjust @ resid[rows]
+        meat += np.outer(score, score)
+    assert se[0] == pytest.approx(np.sqrt((bread @ meat @ bread)[1, 1]), rel=1e-10)
+
+
+def test_choose_design_prefers_small_clusters_when_spillover_is_modest():
+    graph = synth.social_graph(8_000, mean_degree=10, mixing=0.2, seed=1)
+    modest = choose_design(graph, effect=0.1, gamma=0.1, n_sims=200, seed=1, s_community=0.5)
+    best = modest.loc[modest["best"]].iloc[0]
+    assert best["n_clusters"] >= modest["n_clusters"].median()
+    assert {"bias", "sd", "rmse", "mde_80", "coverage"} <= set(modest.columns)
+    strong = choose_design(graph, effect=0.1, gamma=4.0, n_sims=200, seed=1, s_community=0.5)
+    individual = strong.set_index("design").loc["individual"]
+    assert individual["coverage"] < 0.5, "individual randomization misses strong spillover"
+
+
+def test_other_outcome_models_have_the_stated_global_effect():
+    graph = synth.social_graph(2_000, seed=2)
+    everyone = social_outcomes(graph, np.ones(graph.n_nodes), tau=0.2, gamma=0.5, s_community=0.0, s_e=0.0)
+    nobody = social_outcomes(graph, np.zeros(graph.n_nodes), tau=0.2, gamma=0.5, s_community=0.0, s_e=0.0)
+    connected = np.diff(graph.adjacency.indptr) > 0
+    np.testing.assert_allclose((everyone - nobody)[connected], 0.2 * 1.5)
+    market = synth.marketplace(1_000, 100, seed=2)
+    gap = marketplace_outcomes(market, np.ones(100), tau=0.3, s_buyer=0.0) - \
+        marketplace_outcomes(market, np.zeros(100), tau=0.3, s_buyer=0.0)
+    np.testing.assert_allclose(gap, 0.3)
