@@ -320,6 +320,48 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from . import report, synth
+    from .graph import CollaborationNetwork
+    from .simulate import DESIGNS, OutcomeModel, Study, compare_designs
+    from .errors import InputError
+
+    designs = _names(args.designs)
+    unknown = [d for d in designs if d not in DESIGNS]
+    if unknown or not designs:
+        raise InputError(f"unknown design(s) {unknown or designs}; choose from {list(DESIGNS)}.")
+    with progress("preparing the network", args.json):
+        if args.memberships:
+            network = CollaborationNetwork.from_memberships(args.memberships)
+        else:
+            network = synth.collaboration_network(args.users, seed=args.seed)
+        study = Study.from_network(network)
+    model = OutcomeModel(tau=args.tau, gamma=args.gamma)
+    from rich.progress import Progress
+
+    total = args.n_sims * len(designs)
+    with Progress(console=stderr, transient=True, disable=args.json or not stderr.is_terminal) as bar:
+        task = bar.add_task(f"{len(designs)} designs x {args.n_sims} experiments", total=total)
+        comparison = compare_designs(study, designs, model, n_sims=args.n_sims, seed=args.seed,
+                                     progress=lambda k: bar.advance(task, k))
+    table = comparison.to_frame()
+    if args.out:
+        out = Path(args.out)
+        write_table(table, out / "design_comparison.csv")
+        report.write_report(out / "report.html", "spillover simulate",
+                            f"{study.n_users:,} users; tau = {args.tau:g}, gamma = {args.gamma:g}; "
+                            f"true effect (GATE) {comparison.true_effect:.4f}.",
+                            [report.Section("Design comparison", "", [("Per design", table)],
+                                            [("Sorted 95% intervals", report.plot_sorted_intervals(comparison)),
+                                             ("Estimates per design", report.plot_effect_distributions(comparison))])])
+        stderr.print(f"[dim]wrote {out}/report.html and design_comparison.csv[/dim]")
+    if args.json:
+        print_json(comparison.to_json())
+    else:
+        print_table(table, title=f"design comparison (true effect {comparison.true_effect:.4f})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -401,6 +443,20 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--alpha", type=float, default=0.05)
     est.add_argument("--json", action="store_true")
     est.set_defaults(func=cmd_estimate)
+
+    simulate = commands.add_parser("simulate", help="compare designs on simulated experiments")
+    source = simulate.add_mutually_exclusive_group()
+    source.add_argument("--network", choices=["synthetic-collaboration"], default="synthetic-collaboration")
+    source.add_argument("--memberships", help="user_id, project_id, account_id[, usage] table")
+    simulate.add_argument("--users", type=int, default=100_000, help="size of the synthetic network")
+    simulate.add_argument("--designs", default="project,component,stratified-component")
+    simulate.add_argument("--tau", type=float, default=1 / 8)
+    simulate.add_argument("--gamma", type=float, default=2**-4)
+    simulate.add_argument("--n-sims", type=int, default=1_000)
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--out", help="folder for report.html and design_comparison.csv")
+    simulate.add_argument("--json", action="store_true")
+    simulate.set_defaults(func=cmd_simulate)
 
     evolve = commands.add_parser("evolve", help="apply one day's graph snapshot to the ledger")
     evolve.add_argument("--ledger", required=True)

@@ -260,8 +260,11 @@ class IndividualDesign:
         n = len(self.units)
         if self.complete:
             return _complete_draws(n, self.weights, n_draws, rng)
-        cumulative = np.cumsum(self.weights)[:-1]
-        return np.searchsorted(cumulative, rng.random((n, n_draws)), side="right").astype(np.int8)
+        uniform = rng.random((n, n_draws), dtype=np.float32)
+        if self.weights.size == 2:
+            return (uniform < np.float32(self.weights[1])).view(np.int8)
+        cumulative = np.cumsum(self.weights)[:-1].astype(np.float32)
+        return np.searchsorted(cumulative, uniform, side="right").astype(np.int8)
 
     def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
         """One assignment: seeded (exact counts) or, with ``salt``, by keyed hash."""

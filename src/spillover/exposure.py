@@ -77,8 +77,10 @@ def as4() -> Mapping:
     """Aronow & Samii's four conditions for one hop: treated or not x some or no treated
     neighbour (``dir_ind1``, ``isol_dir``, ``ind1``, ``no``)."""
     def rule(c: Counts) -> np.ndarray:
-        exposed = c.n_treated > 0
-        return np.where(c.own == 1, np.where(exposed, 0, 1), np.where(exposed, 2, 3))
+        # 0 dir_ind1, 1 isol_dir, 2 ind1, 3 no: arithmetic on int8 beats nested where
+        untreated = (c.own == 0).view(np.int8)
+        unexposed = (c.n_treated == 0).view(np.int8)
+        return 2 * untreated + unexposed
 
     return Mapping("as4", ("dir_ind1", "isol_dir", "ind1", "no"), "no", rule,
                    {"dir_ind1": "total", "isol_dir": "direct", "ind1": "indirect"})

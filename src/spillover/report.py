@@ -1,0 +1,169 @@
+"""Plots and a self-contained HTML report (plots embedded as PNG), plus the same tables in
+the terminal. Holds no statistics of its own: it draws what the other stages computed."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .simulate import Comparison  # noqa: E402
+
+PALETTE = {"covered": "#2b8cbe", "missed": "#e34a33", "truth": "#111111"}
+DESIGN_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e"]
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def plot_sorted_intervals(comparison: Comparison, max_intervals: int = 200) -> str:
+    """Per design, its experiments' 95% intervals sorted by estimate, blue when they
+    cover the true effect and red when they miss it."""
+    results = comparison.results
+    figure, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), sharey=True, squeeze=False)
+    for ax, result in zip(axes[0], results):
+        step = max(1, result.estimates.size // max_intervals)
+        order = np.argsort(result.estimates)[::step]
+        covered = (result.ci_low[order] <= comparison.true_effect) & (comparison.true_effect <= result.ci_high[order])
+        x = np.arange(order.size)
+        for mask, colour in ((covered, PALETTE["covered"]), (~covered, PALETTE["missed"])):
+            ax.vlines(x[mask], result.ci_low[order][mask], result.ci_high[order][mask], colors=colour, linewidth=1)
+        ax.axhline(comparison.true_effect, color=PALETTE["truth"], linewidth=1.2, linestyle="--")
+        ax.set_title(f"{result.design}\ncoverage {result.summary()['coverage']:.1%}", fontsize=10)
+        ax.set_xlabel("experiments, sorted by estimate")
+    axes[0][0].set_ylabel("95% interval")
+    return _png(figure)
+
+
+def plot_effect_distributions(comparison: Comparison) -> str:
+    """Histogram of each design's estimates with the true effect marked."""
+    figure, ax = plt.subplots(figsize=(7.5, 3.6))
+    everything = np.concatenate([r.estimates for r in comparison.results])
+    bins = np.linspace(np.quantile(everything, 0.002), np.quantile(everything, 0.998), 60)
+    for colour, result in zip(DESIGN_COLOURS, comparison.results):
+        ax.hist(result.estimates, bins=bins, histtype="step", linewidth=1.6, color=colour, label=result.design,
+                density=True)
+    ax.axvline(comparison.true_effect, color=PALETTE["truth"], linestyle="--", label="true effect (GATE)")
+    ax.set_xlabel("estimated effect")
+    ax.set_ylabel("density")
+    ax.legend(frameon=False, fontsize=8)
+    return _png(figure)
+
+
+def plot_bias_against_m(sweep: pd.DataFrame) -> str:
+    """Bias of each design against m (spillover gamma = 2^-m), with Monte Carlo 95% bars."""
+    figure, ax = plt.subplots(figsize=(7.5, 3.4))
+    for colour, (design, rows) in zip(DESIGN_COLOURS, sweep.groupby("design", sort=False)):
+        half = 1.96 * rows["sd"] / np.sqrt(rows["n_sims"])
+        ax.errorbar(rows["m"], rows["bias"], yerr=half, marker="o", capsize=3, color=colour, label=design)
+    ax.axhline(0, color=PALETTE["truth"], linewidth=1)
+    ax.set_xlabel("m  (spillover gamma = 2^-m)")
+    ax.set_ylabel("bias of the estimate")
+    ax.legend(frameon=False, fontsize=8)
+    return _png(figure)
+
+
+def plot_cluster_tradeoff(trade_off: pd.DataFrame) -> str:
+    """Cut fraction against effective sample size over a resolution sweep."""
+    figure, ax = plt.subplots(figsize=(6.5, 3.4))
+    ax.plot(trade_off["effective_sample_size"], trade_off["cut_fraction"], marker="o", color=DESIGN_COLOURS[0])
+    knob = "resolution" if "resolution" in trade_off else "n_parts"
+    for _, row in trade_off.iterrows():
+        ax.annotate(f"{knob}={row[knob]:g}", (row["effective_sample_size"], row["cut_fraction"]), fontsize=7,
+                    textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel("effective sample size (design effect at the ICC)")
+    ax.set_ylabel("share of edges cut")
+    ax.set_ylim(bottom=0)
+    return _png(figure)
+
+
+def plot_conditions(counts: pd.Series, title: str) -> str:
+    figure, ax = plt.subplots(figsize=(5.5, 2.8))
+    ax.barh(counts.index.astype(str), counts.to_numpy(), color=DESIGN_COLOURS[2])
+    ax.set_xlabel("units")
+    ax.set_title(title, fontsize=10)
+    return _png(figure)
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    images: list[tuple[str, str]] = field(default_factory=list)  # (caption, base64 png)
+
+
+def _format(value) -> str:
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, (float, np.floating)):
+        if np.isnan(value):
+            return "&ndash;"
+        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else ""
+    if isinstance(value, (int, np.integer)):
+        return f"{value:,}"
+    return html.escape(str(value))
+
+
+def _table_html(frame: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_format(v)}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+STYLE = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 1180px;
+       color: #222; line-height: 1.45; padding: 0 1rem; }
+h1 { font-size: 1.7rem; margin-bottom: .2rem; } h2 { margin-top: 2.4rem; border-bottom: 1px solid #ddd; padding-bottom: .3rem; }
+p.lede { color: #555; margin-top: 0; } .caption { color: #555; font-size: .9rem; margin: .2rem 0 1rem; }
+table { border-collapse: collapse; font-size: .86rem; margin: .6rem 0 1.2rem; }
+th, td { padding: .28rem .6rem; border-bottom: 1px solid #eee; text-align: right; }
+th { background: #f6f6f6; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; border: 1px solid #eee; margin: .4rem 0; }
+"""
+
+
+def render_html(title: str, lede: str, sections: list[Section]) -> str:
+    body = [f"<h1>{html.escape(title)}</h1><p class='lede'>{lede}</p>"]
+    for section in sections:
+        body.append(f"<h2>{html.escape(section.title)}</h2>")
+        if section.text:
+            body.append(f"<p>{section.text}</p>")
+        for caption, frame in section.tables:
+            body.append(f"<div class='caption'>{html.escape(caption)}</div>{_table_html(frame)}")
+        for caption, png in section.images:
+            body.append(f"<img alt='{html.escape(caption)}' src='data:image/png;base64,{png}'>"
+                        f"<div class='caption'>{html.escape(caption)}</div>")
+    return ("<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
+
+
+def write_report(path: Path, title: str, lede: str, sections: list[Section]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(title, lede, sections), encoding="utf-8")
+    return path
