@@ -103,10 +103,48 @@ def print_summary(summary: dict[str, Any], title: str) -> None:
     print_table(frame, title=title)
 
 
+def _engine(args: argparse.Namespace):
+    """The engine the flags ask for, or None for the in-memory path."""
+    if getattr(args, "engine", "memory") == "memory":
+        return None
+    from .engines import get_engine
+
+    return get_engine(args.engine, memory_limit=args.memory_limit, master=args.spark_master)
+
+
+def _engine_only(args: argparse.Namespace, what: str, allowed: bool) -> None:
+    from .errors import InputError
+
+    if not allowed:
+        raise InputError(f"--engine {args.engine} runs {what}; use --engine memory for the rest.")
+
+
 # --------------------------------------------------------------------------- commands
 
 
+def _cluster_with_engine(args: argparse.Namespace, engine) -> int:
+    _engine_only(args, "--method components on an edge list", args.method == "components" and not args.memberships
+                 and not args.bipartite)
+    with progress(f"connected components ({engine.name})", args.json):
+        clusters = engine.components(args.edges, source=args.source, target=args.target)
+    if args.out:
+        write_table(clusters, args.out)
+    sizes = clusters["cluster_id"].value_counts().to_numpy()
+    summary = {"method": "components", "engine": engine.name, "n_units": len(clusters), "n_edges": None,
+               "n_clusters": int(sizes.size), "cut_fraction": 0.0, "modularity": None,
+               "cluster_size_min": int(sizes.min()), "cluster_size_median": float(np.median(sizes)),
+               "cluster_size_max": int(sizes.max())}
+    if args.json:
+        print_json(summary)
+    else:
+        print_summary(summary, title=f"clustering: components ({engine.name})")
+    return 0
+
+
 def cmd_cluster(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    if engine is not None:
+        return _cluster_with_engine(args, engine)
     with progress(f"loading {args.edges}", args.json):
         if args.memberships:
             graph = CollaborationNetwork.from_memberships(args.edges)
@@ -182,13 +220,41 @@ def build_design(args: argparse.Namespace, units: pd.DataFrame):
     raise InputError(f"unknown design {args.design!r}.")
 
 
+def _assign_with_engine(args: argparse.Namespace, engine):
+    """Keyed-hash assignment where the units live; the same arms as in memory."""
+    from .design import OUT, Assignment, _weights, sampled_arm_weights
+    from .errors import DesignError
+
+    if not args.salt or args.seed is not None:
+        raise DesignError(f"--engine {args.engine} assigns by keyed hash: pass --salt (and no --seed).")
+    key = "unit_id" if args.design == "individual" else args.cluster_col
+    if args.design == "stratified-cluster":
+        if not 0.0 < args.sample_fraction <= 1.0:
+            raise DesignError(f"--sample-fraction {args.sample_fraction} must be in (0, 1].")
+        weights, arms = sampled_arm_weights(args.sample_fraction, _float_list(args.arm_weights) or (0.5, 0.5))
+    elif args.design == "holdout":
+        weights, arms = [args.holdout_fraction, 1 - args.holdout_fraction], [0, 1]
+    else:
+        weights, arms = _weights(args.treat_fraction, _float_list(args.arm_weights)), None
+    frame = engine.hash_assign(args.units, salt=args.salt, weights=list(weights),
+                               arms=None if arms is None else list(arms), key=key)
+    clusters = frame[key].to_numpy() if key != "unit_id" else None
+    codes, ids = (pd.factorize(clusters, sort=True) if clusters is not None else (None, None))
+    return Assignment(pd.Index(frame["unit_id"]), frame["arm"].to_numpy().astype(np.int8), args.design, None,
+                      args.salt, codes, None if ids is None else pd.Index(ids), {"engine": engine.name})
+
+
 def cmd_assign(args: argparse.Namespace) -> int:
     from .graph import read_table
     from .ledger import Ledger, record_assignment
 
-    units = read_table(args.units, what=f"units table '{args.units}'")
-    design = build_design(args, units)
-    assignment = design.assign(args.seed, salt=args.salt) if args.seed is None else design.assign(args.seed)
+    engine = _engine(args)
+    if engine is not None:
+        assignment = _assign_with_engine(args, engine)
+    else:
+        units = read_table(args.units, what=f"units table '{args.units}'")
+        design = build_design(args, units)
+        assignment = design.assign(args.seed, salt=args.salt) if args.seed is None else design.assign(args.seed)
     if args.ledger:
         with Ledger(args.ledger) as ledger:
             record_assignment(ledger, assignment, args.experiment or args.salt or args.design, args.date)
@@ -244,11 +310,18 @@ def cmd_exposure(args: argparse.Namespace) -> int:
     from .exposure import exposure
     from .graph import read_table
 
-    with progress(f"loading {args.edges}", args.json):
-        graph = _load_edges(args, args.edges)
-    assignment = read_table(args.assignment, what=f"assignment '{args.assignment}'")
-    with progress(f"exposure ({args.mapping})", args.json):
-        table = exposure(graph, assignment, args.mapping, threshold_q=args.threshold, hops=args.hops)
+    engine = _engine(args)
+    if engine is not None:
+        _engine_only(args, "one-hop exposure", args.hops == 1)
+        with progress(f"exposure ({args.mapping}, {engine.name})", args.json):
+            table = engine.exposure(args.edges, args.assignment, args.mapping, source=args.source, target=args.target,
+                                    bipartite=args.bipartite, threshold_q=args.threshold)
+    else:
+        with progress(f"loading {args.edges}", args.json):
+            graph = _load_edges(args, args.edges)
+        assignment = read_table(args.assignment, what=f"assignment '{args.assignment}'")
+        with progress(f"exposure ({args.mapping})", args.json):
+            table = exposure(graph, assignment, args.mapping, threshold_q=args.threshold, hops=args.hops)
     if args.out:
         write_table(table.assign(condition=table["condition"].astype(str)), args.out)
         stderr.print(f"[dim]wrote {args.out}[/dim]")
@@ -296,10 +369,30 @@ def _probabilities(args: argparse.Namespace, clusters: pd.DataFrame | None):
         return probabilities(graph, args.mapping, design=design, n_draws=args.n_draws, seed=args.seed, **common)
 
 
+def _estimate_with_engine(args: argparse.Namespace, engine):
+    """Sufficient statistics where the data lives, the estimate on the driver."""
+    from .estimate import estimate_from_stats
+
+    _engine_only(args, "difference-in-means, cluster-means and ols-cluster (no covariates)",
+                 args.method in ("difference-in-means", "cluster-means", "ols-cluster") and not args.covariates)
+    clusters = args.clusters if args.method != "difference-in-means" else None
+    if args.method != "difference-in-means" and not clusters:
+        from .errors import InputError
+        raise InputError(f"{args.method} needs clusters (--clusters).")
+    with progress(f"sufficient statistics ({engine.name})", args.json):
+        stats = engine.cluster_stats(args.outcomes, args.exposure, clusters, outcome_col=args.outcome_col)
+    present = set(stats["condition"].astype(str))
+    control = args.control or next((c for c in ("no", "control") if c in present), None)
+    return estimate_from_stats(stats, args.method, control, alpha=args.alpha)
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     from .estimate import estimate
     from .graph import read_table
 
+    engine = _engine(args)
+    if engine is not None:
+        return _print_effects(args, _estimate_with_engine(args, engine))
     outcomes = read_table(args.outcomes, what=f"outcomes '{args.outcomes}'")
     exposure_table = read_table(args.exposure, what=f"exposure '{args.exposure}'")
     clusters = read_table(args.clusters, what=f"clusters '{args.clusters}'") if args.clusters else None
@@ -312,6 +405,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         control=args.control, outcome_col=args.outcome_col, covariates=_names(args.covariates),
         missing=args.missing, alpha=args.alpha,
     )
+    return _print_effects(args, effects)
+
+
+def _print_effects(args: argparse.Namespace, effects) -> int:
     frame = effects.to_frame()
     if args.json:
         print_json({"control": effects.control, "effects": frame.to_dict(orient="records")})
@@ -400,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="EDGES is a collaboration table (user_id, project_id, account_id)",
     )
     clus.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_engine_flags(clus)
     clus.set_defaults(func=cmd_cluster)
 
     assign = commands.add_parser("assign", help="randomize units into arms")
@@ -410,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("--date", default=str(dt.date.today()), help="date recorded in the ledger")
     assign.add_argument("--out", help="write unit_id, cluster_id, arm here")
     assign.add_argument("--json", action="store_true")
+    _add_engine_flags(assign)
     assign.set_defaults(func=cmd_assign)
 
     expo = commands.add_parser("exposure", help="each unit's exposure from the assignment and the graph")
@@ -419,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_edge_flags(expo)
     expo.add_argument("--out", help="write the exposure table here")
     expo.add_argument("--json", action="store_true")
+    _add_engine_flags(expo)
     expo.set_defaults(func=cmd_exposure)
 
     est = commands.add_parser("estimate", help="direct, indirect and total effects with standard errors")
@@ -442,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--missing", choices=["drop", "error"], default="drop")
     est.add_argument("--alpha", type=float, default=0.05)
     est.add_argument("--json", action="store_true")
+    _add_engine_flags(est)
     est.set_defaults(func=cmd_estimate)
 
     simulate = commands.add_parser("simulate", help="compare designs on simulated experiments")
@@ -482,6 +583,13 @@ def _add_design_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seeded permutation (exact counts)")
     parser.add_argument("--salt", help="keyed-hash assignment (stable as units come and go); names the experiment")
     parser.add_argument("--experiment", help="experiment name in the ledger (default: the salt)")
+
+
+def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=["memory", "duckdb", "spark"], default="memory",
+                        help="where the heavy step runs (results are identical)")
+    parser.add_argument("--memory-limit", default=None, help="duckdb: e.g. 2GB; it spills to disk beyond")
+    parser.add_argument("--spark-master", default="local[*]", help="spark: the master URL")
 
 
 def _add_mapping_flags(parser: argparse.ArgumentParser, required: bool) -> None:

@@ -444,6 +444,88 @@ def _default_control(table: pd.DataFrame) -> str:
     raise InputError(f"cannot tell the control condition among {sorted(present)}; pass control=.")
 
 
+# --------------------------------------------------------------------------- sufficient statistics
+
+
+def estimate_from_stats(
+    stats: pd.DataFrame,
+    method: str,
+    control: str,
+    *,
+    alpha: float = 0.05,
+    small_sample: bool = True,
+) -> Effects:
+    """``difference-in-means``, ``cluster-means`` or ``ols-cluster`` (without covariates)
+    from per-(cluster, condition) sufficient statistics ``cluster_id, condition, n,
+    sum_y, sum_y2``: what an out-of-core or distributed engine reduces the data to, so
+    the estimate is computed on a small table and equals the in-memory one."""
+    needed = {"cluster_id", "condition", "n", "sum_y", "sum_y2"}
+    if not needed <= set(stats.columns):
+        raise InputError(f"sufficient statistics need columns {sorted(needed)}; got {list(stats.columns)}.")
+    stats = stats.assign(condition=stats["condition"].astype(str))
+    per = stats.groupby("condition")[["n", "sum_y", "sum_y2"]].sum()
+    present = list(per.index)
+    if control not in present:
+        raise InputError(f"no units in the control condition '{control}': nothing to compare with.")
+    conditions = [c for c in present if c != control]
+    n, mean = per["n"], per["sum_y"] / per["n"]
+    effects = []
+    if method == "difference-in-means":
+        var = (per["sum_y2"] - n * mean**2) / (n - 1)
+        for c in conditions:
+            est = float(mean[c] - mean[control])
+            se = float(np.sqrt(var[c] / n[c] + var[control] / n[control]))
+            low, high, p = _normal(est, se, alpha)
+            effects.append(Effect(estimand_of(c, control), c, est, se, low, high, p, int(n[c] + n[control]), None,
+                                  "difference in means / Neyman"))
+    elif method == "cluster-means":
+        table = pd.DataFrame({"condition": stats["condition"], "cluster": stats["cluster_id"],
+                              "y": stats["sum_y"] / stats["n"]})
+        for effect in cluster_means(table, control, alpha):
+            units = int(n[effect.condition] + n[control])
+            effects.append(Effect(**{**asdict(effect), "n_units": units}))
+    elif method == "ols-cluster":
+        g = stats["cluster_id"].nunique()
+        if g < 2:
+            raise InputError(f"ols-cluster: {g} cluster: a cluster-robust standard error needs at least two.")
+        if g < FEW_CLUSTERS:
+            warnings.warn(f"only {g} clusters: cluster-robust standard errors are unreliable below about "
+                          f"{FEW_CLUSTERS}; inference uses t with {g - 1} degrees of freedom.",
+                          FewClustersWarning, stacklevel=2)
+        total = int(n.sum())
+        k = len(conditions) + 1
+        xtx = np.zeros((k, k))
+        xtx[0, 0] = total
+        for j, c in enumerate(conditions, start=1):
+            xtx[0, j] = xtx[j, 0] = xtx[j, j] = n[c]
+        # residual sums per (cluster, condition): sum_y - n * condition mean
+        resid = stats["sum_y"] - stats["n"] * stats["condition"].map(mean)
+        codes, _ = pd.factorize(stats["cluster_id"])
+        scores = np.zeros((g, k))
+        np.add.at(scores[:, 0], codes, resid.to_numpy())
+        for j, c in enumerate(conditions, start=1):
+            rows = (stats["condition"] == c).to_numpy()
+            np.add.at(scores[:, j], codes[rows], resid.to_numpy()[rows])
+        bread = np.linalg.inv(xtx)
+        cov = g / (g - 1) * (total - 1) / (total - k) * bread @ (scores.T @ scores) @ bread
+        df = g - 1 if small_sample else None
+        for j, c in enumerate(conditions, start=1):
+            est, se = float(mean[c] - mean[control]), float(np.sqrt(cov[j, j]))
+            low, high, p = _normal(est, se, alpha, df)
+            effects.append(Effect(estimand_of(c, control), c, est, se, low, high, p, total, g,
+                                  f"OLS / CR1{', t(G-1)' if small_sample else ''}"))
+    else:
+        raise InputError(f"{method} cannot be computed from sufficient statistics; use the memory engine.")
+    return Effects(tuple(effects), control)
+
+
+def sufficient_stats(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-(cluster, condition) ``n, sum_y, sum_y2`` of an analysis table (memory engine)."""
+    grouped = table.assign(y2=table["y"] ** 2).groupby(["cluster", "condition"], observed=True)
+    out = grouped.agg(n=("y", "size"), sum_y=("y", "sum"), sum_y2=("y2", "sum")).reset_index()
+    return out.rename(columns={"cluster": "cluster_id"})
+
+
 # --------------------------------------------------------------------------- randomization tests
 
 

@@ -1,0 +1,185 @@
+"""The DuckDB engine: out-of-core on one machine. Inputs are DataFrames or Parquet/CSV
+paths scanned in place; results come back as DataFrames or are written to Parquet with
+``out=``; ``memory_limit`` caps DuckDB's memory and it spills to ``temp_directory``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataWarning, InputError, SpilloverError
+from ..graph import TableLike
+from . import sql
+from .memory import check_mapping, hash_weights
+
+
+class EngineError(SpilloverError):
+    """The engine could not run the step as configured (memory, Java, Spark)."""
+
+
+class DuckDBEngine:
+    name = "duckdb"
+
+    def __init__(self, memory_limit: str | None = None, temp_directory: str | os.PathLike | None = None,
+                 threads: int | None = None):
+        import duckdb
+
+        self._duckdb = duckdb
+        self.con = duckdb.connect()
+        self._views = 0
+        try:
+            if memory_limit:
+                self.con.execute(f"SET memory_limit = '{memory_limit}'")
+            self.temp_directory = str(temp_directory or Path(tempfile.gettempdir()) / "spillover-duckdb")
+            self.con.execute(f"SET temp_directory = '{self.temp_directory}'")
+            self.con.execute("SET preserve_insertion_order = false")  # lets big results spill
+            if threads:
+                self.con.execute(f"SET threads = {int(threads)}")
+        except duckdb.Error as error:
+            raise EngineError(f"duckdb: cannot apply the settings (memory_limit={memory_limit!r}): {error}") from error
+
+    # -- inputs
+    def _relation(self, source: TableLike, what: str) -> str:
+        """A view over a DataFrame or a file, scanned lazily (files are not loaded)."""
+        self._views += 1
+        name = f"input_{self._views}"
+        if isinstance(source, pd.DataFrame):
+            self.con.register(name, source)
+            return name
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"{what}: file '{path}' does not exist.")
+        reader = {".parquet": "read_parquet", ".pq": "read_parquet", ".csv": "read_csv_auto"}.get(path.suffix.lower())
+        if reader is None:
+            raise InputError(f"{what}: cannot read '{path}': use a .csv or .parquet file.")
+        self._sql(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {reader}('{path}')")
+        return name
+
+    def _columns(self, relation: str) -> list[str]:
+        return [row[0] for row in self._sql(f"DESCRIBE {relation}").fetchall()]
+
+    def _require(self, relation: str, columns: Sequence[str], what: str) -> None:
+        have = self._columns(relation)
+        missing = [c for c in columns if c not in have]
+        if missing:
+            raise InputError(f"{what}: missing column(s) {missing}; it has {have}.")
+
+    def _sql(self, query: str, params=None):
+        """Run one statement; running out of memory becomes an error that says what to do."""
+        try:
+            return self.con.execute(query, params) if params is not None else self.con.execute(query)
+        except self._duckdb.OutOfMemoryException as error:
+            limit = self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+            raise EngineError(
+                f"duckdb ran out of memory under its limit ({limit}), even spilling to '{self.temp_directory}': "
+                f"raise --memory-limit or free disk there. ({str(error).splitlines()[0]})"
+            ) from error
+
+    def _run(self, query: str, out: str | os.PathLike | None = None) -> pd.DataFrame | Path:
+        if out is not None:
+            self._sql(f"COPY ({query}) TO '{out}' (FORMAT parquet)")
+            return Path(out)
+        return self._sql(query).df()
+
+    def _edges(self, edges: TableLike, source: str, target: str) -> str:
+        relation = self._relation(edges, "edge list")
+        self._require(relation, [source, target], "edge list")
+        nulls = self._sql(f'SELECT count(*) FROM {relation} WHERE "{source}" IS NULL OR "{target}" IS NULL').fetchone()[0]
+        if nulls:
+            raise InputError(f"edge list: {nulls} row(s) with a missing id in '{source}' or '{target}'. Drop or fill them.")
+        name = f"edges_{self._views}"
+        self._sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql.edges_view(relation, source, target, chr(34))}")
+        return name
+
+    def _arms(self, assignment: TableLike, edges: str, bipartite: bool) -> str:
+        relation = self._relation(assignment, "assignment")
+        self._require(relation, ["unit_id", "arm"], "assignment")
+        name = f"arms_{self._views}"
+        self._sql(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT unit_id, arm FROM {relation}")
+        nodes = sql.node_ids(edges, bipartite)
+        unknown, example = self._sql(
+            f"SELECT count(*), min(CAST(unit_id AS VARCHAR)) FROM {name} WHERE unit_id NOT IN ({nodes})").fetchone()
+        if unknown:
+            raise InputError(f"assignment: {unknown} unit id(s) not in the graph, e.g. [{example!r}].")
+        missing = self._sql(
+            f"SELECT count(*) FROM ({nodes}) x WHERE unit_id NOT IN (SELECT unit_id FROM {name})").fetchone()[0]
+        if missing:
+            warnings.warn(f"assignment: {missing} node(s) of the graph have no arm; they count as untreated "
+                          "(out of the experiment).", DataWarning, stacklevel=3)
+        return name
+
+    # -- the steps
+    def exposure(self, edges: TableLike, assignment: TableLike, mapping: str = "fraction", *,
+                 source: str = "source", target: str = "target", bipartite: bool = False,
+                 threshold_q: float | None = None, out: str | os.PathLike | None = None):
+        threshold_q = check_mapping(mapping, threshold_q)
+        edge_view = self._edges(edges, source, target)
+        arms = self._arms(assignment, edge_view, bipartite)
+        build = sql.bipartite_exposure if bipartite else sql.social_exposure
+        return self._run(build(edge_view, arms, mapping, threshold_q) + " ORDER BY unit_id", out)
+
+    def components(self, edges: TableLike, *, source: str = "source", target: str = "target",
+                   out: str | os.PathLike | None = None):
+        """Connected components by min-label propagation with pointer jumping, in SQL; the
+        labels equal the memory engine's (components numbered by their smallest id)."""
+        edge_view = self._edges(edges, source, target)
+        self._sql(f"CREATE OR REPLACE TEMP TABLE cc_ids AS SELECT unit_id, row_number() OVER (ORDER BY unit_id) - 1 AS v "
+                    f"FROM ({sql.node_ids(edge_view, False)})")
+        self._sql(f"""CREATE OR REPLACE TEMP TABLE cc_edges AS
+            WITH e AS (SELECT DISTINCT least(s, t) AS a, greatest(s, t) AS b FROM {edge_view} WHERE s <> t)
+            SELECT i.v AS a, j.v AS b FROM e JOIN cc_ids i ON e.a = i.unit_id JOIN cc_ids j ON e.b = j.unit_id
+            UNION ALL SELECT j.v, i.v FROM e JOIN cc_ids i ON e.a = i.unit_id JOIN cc_ids j ON e.b = j.unit_id""")
+        self._sql("CREATE OR REPLACE TEMP TABLE cc_label AS SELECT v, v AS l FROM cc_ids")
+        while True:  # a loop over rounds (O(log n) with pointer jumping); each round is one join
+            self._sql("""CREATE OR REPLACE TEMP TABLE cc_next AS
+                WITH m AS (SELECT e.a AS v, min(x.l) AS l FROM cc_edges e JOIN cc_label x ON e.b = x.v GROUP BY e.a),
+                step AS (SELECT x.v, least(x.l, coalesce(m.l, x.l)) AS l FROM cc_label x LEFT JOIN m ON x.v = m.v)
+                SELECT s.v, p.l FROM step s JOIN step p ON s.l = p.v""")
+            changed = self._sql("SELECT count(*) FROM cc_next n JOIN cc_label x ON n.v = x.v WHERE n.l <> x.l").fetchone()[0]
+            self._sql("CREATE OR REPLACE TEMP TABLE cc_label AS SELECT * FROM cc_next")
+            if changed == 0:
+                break
+        query = ("SELECT i.unit_id, CAST(dense_rank() OVER (ORDER BY x.l) - 1 AS BIGINT) AS cluster_id "
+                 "FROM cc_ids i JOIN cc_label x ON i.v = x.v ORDER BY i.unit_id")
+        return self._run(query, out)
+
+    def hash_assign(self, units: TableLike, *, salt: str, weights: Sequence[float], arms: Sequence[int] | None = None,
+                    key: str = "unit_id", out: str | os.PathLike | None = None):
+        relation = self._relation(units, "units")
+        self._require(relation, list(dict.fromkeys(["unit_id", key])), "units")
+        thresholds, labels = hash_weights(weights, arms)
+        literal = str(salt).replace("'", "''")
+        hashed = f"('0x' || substr(md5('{literal}' || ':' || CAST(\"{key}\" AS VARCHAR)), 1, 15))::UBIGINT"
+        keep = "unit_id" if key == "unit_id" else f'unit_id, "{key}"'
+        return self._run(f"SELECT {keep}, CAST({sql.hash_case(hashed, thresholds, labels)} AS BIGINT) AS arm "
+                         f"FROM {relation} ORDER BY unit_id", out)
+
+    def cluster_stats(self, outcomes: TableLike, exposure_table: TableLike, clusters: TableLike | None, *,
+                      outcome_col: str = "y") -> pd.DataFrame:
+        o = self._relation(outcomes, "outcomes")
+        e = self._relation(exposure_table, "exposure")
+        c = None if clusters is None else self._relation(clusters, "clusters")
+        self._require(o, ["unit_id", outcome_col], "outcomes")
+        self._require(e, ["unit_id", "condition"], "exposure")
+        if c is not None:
+            self._require(c, ["unit_id", "cluster_id"], "clusters")
+        arm = "arm" if "arm" in self._columns(e) else "CAST(NULL AS BIGINT) AS arm"
+        self._sql(f'CREATE OR REPLACE TEMP VIEW st_o AS SELECT unit_id, "{outcome_col}" AS y FROM {o}')
+        self._sql(f"CREATE OR REPLACE TEMP VIEW st_e AS SELECT unit_id, {arm}, CAST(condition AS VARCHAR) AS condition FROM {e}")
+        unknown = self._sql("SELECT count(*) FROM st_o WHERE unit_id NOT IN (SELECT unit_id FROM st_e)").fetchone()[0]
+        if unknown:
+            raise InputError(f"outcomes: {unknown} unit id(s) have no exposure: outcomes must belong to units of the graph.")
+        missing = self._sql("SELECT count(*) FROM st_e e LEFT JOIN st_o o ON e.unit_id = o.unit_id "
+                                   "WHERE (e.arm IS NULL OR e.arm <> -1) AND o.y IS NULL").fetchone()[0]
+        if missing:
+            warnings.warn(f"outcomes: dropped {missing} unit(s) with a missing outcome or covariate.", DataWarning, stacklevel=2)
+        orphans = c and self._sql(f"SELECT count(*) FROM st_e WHERE unit_id NOT IN (SELECT unit_id FROM {c})").fetchone()[0]
+        if orphans:
+            raise InputError(f"clusters: {orphans} unit(s) of the exposure table have no cluster.")
+        return self._run(sql.cluster_stats("st_o", "st_e", c))

@@ -1,0 +1,69 @@
+"""The memory engine: the library's own scipy/numpy stages behind the engine interface."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..cluster import cluster
+from ..design import OUT, hash_arms
+from ..estimate import _analysis_table, sufficient_stats
+from ..exposure import exposure
+from ..graph import TableLike, load_graph, read_table, require_columns
+
+
+def check_mapping(mapping: str, threshold_q: float | None) -> float | None:
+    """The one-hop mappings every engine implements, with the threshold's default."""
+    from ..errors import InputError
+
+    if mapping not in ("fraction", "as4", "threshold", "bipartite"):
+        raise InputError(f"engines implement the mappings fraction, as4, threshold and bipartite, not {mapping!r}.")
+    return (0.75 if threshold_q is None else float(threshold_q)) if mapping == "threshold" else None
+
+
+def hash_weights(weights: Sequence[float], arms: Sequence[int] | None) -> tuple[list[int], list[int]]:
+    """Integer thresholds and arm labels of the keyed hash (shared by every engine)."""
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    labels = list(range(w.size)) if arms is None else [int(a) for a in arms]
+    thresholds = [int(c * 2**60) for c in np.cumsum(w)[:-1]]
+    return thresholds, labels
+
+
+class MemoryEngine:
+    name = "memory"
+
+    def exposure(self, edges: TableLike, assignment: TableLike, mapping: str = "fraction", *,
+                 source: str = "source", target: str = "target", bipartite: bool = False,
+                 threshold_q: float | None = None) -> pd.DataFrame:
+        threshold_q = check_mapping(mapping, threshold_q)
+        graph = load_graph(edges, source, target, bipartite=bipartite)
+        table = exposure(graph, read_table(assignment, what="assignment"), mapping, threshold_q=threshold_q)
+        return table.assign(condition=table["condition"].astype(str))
+
+    def components(self, edges: TableLike, *, source: str = "source", target: str = "target") -> pd.DataFrame:
+        return cluster(load_graph(edges, source, target), "components").to_frame()
+
+    def hash_assign(self, units: TableLike, *, salt: str, weights: Sequence[float], arms: Sequence[int] | None = None,
+                    key: str = "unit_id") -> pd.DataFrame:
+        frame = read_table(units, what="units")
+        require_columns(frame, ["unit_id", key], "units")
+        _, labels = hash_weights(weights, arms)
+        keys = pd.Index(frame[key].unique())
+        per_key = pd.Series(hash_arms(keys, salt, weights, labels), index=keys)
+        out = {"unit_id": frame["unit_id"].to_numpy()}
+        if key != "unit_id":
+            out[key] = frame[key].to_numpy()
+        out["arm"] = per_key.reindex(frame[key]).to_numpy().astype(np.int64)
+        return pd.DataFrame(out)
+
+    def cluster_stats(self, outcomes: TableLike, exposure_table: TableLike, clusters: TableLike | None, *,
+                      outcome_col: str = "y") -> pd.DataFrame:
+        table = _analysis_table(read_table(outcomes, what="outcomes"), read_table(exposure_table, what="exposure"),
+                                outcome_col, None if clusters is None else read_table(clusters, what="clusters"), "drop")
+        return sufficient_stats(table if clusters is not None else table.assign(cluster=0))
+
+
+__all__ = ["MemoryEngine", "OUT"]

@@ -1,0 +1,221 @@
+"""The Spark engine: the heavy steps as Spark SQL where the data lives. Inputs are Spark
+DataFrames, table names, Parquet/CSV paths or pandas DataFrames; results come back as
+pandas (small ones) or are written to Parquet with ``out=``.
+
+Connected components run on GraphX, which ships inside the PySpark distribution and is
+reached through py4j; where py4j internals are absent (Spark Connect) a DataFrame
+min-label propagation with pointer jumping does the same job (slower).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from ..errors import DataWarning, InputError
+from . import sql
+from .duck import EngineError
+from .memory import check_mapping, hash_weights
+
+
+def java_available() -> bool:
+    home = os.environ.get("JAVA_HOME")
+    return bool(shutil.which("java") or (home and Path(home, "bin", "java").exists()))
+
+
+class SparkEngine:
+    name = "spark"
+
+    def __init__(self, spark: Any = None, master: str = "local[*]"):
+        if spark is None:
+            if not java_available():
+                raise EngineError("the spark engine needs a Java runtime (17 or newer) and none was found: install "
+                                  "one (e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME.")
+            try:
+                from pyspark.sql import SparkSession
+            except ImportError as error:
+                raise EngineError("the spark engine needs PySpark: pip install 'spillover[spark]' (or pyspark).") from error
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # local mode talks to itself only
+            spark = (SparkSession.builder.master(master).appName("spillover")
+                     .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+                     .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "8")
+                     .getOrCreate())
+            spark.sparkContext.setLogLevel("ERROR")
+        self.spark = spark
+        self._views = 0
+        self.components_backend: str | None = None  # "graphx" or "dataframe", after components()
+
+    # -- inputs and outputs
+    def _frame(self, source: Any, what: str):
+        from pyspark.sql import DataFrame as SparkFrame
+
+        if isinstance(source, SparkFrame):
+            return source
+        if isinstance(source, pd.DataFrame):
+            return self.spark.createDataFrame(source)
+        text = str(source)
+        path = Path(text)
+        if path.suffix.lower() in (".parquet", ".pq", ".csv") or path.exists():
+            if not path.exists():
+                raise InputError(f"{what}: file '{path}' does not exist.")
+            if path.suffix.lower() == ".csv":
+                return self.spark.read.csv(text, header=True, inferSchema=True)
+            return self.spark.read.parquet(text)
+        if self.spark.catalog.tableExists(text):
+            return self.spark.table(text)
+        raise InputError(f"{what}: '{text}' is neither a file nor a table Spark knows.")
+
+    def _view(self, frame) -> str:
+        self._views += 1
+        name = f"spillover_{self._views}"
+        frame.createOrReplaceTempView(name)
+        return name
+
+    def _require(self, frame, columns: Sequence[str], what: str) -> None:
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise InputError(f"{what}: the Spark table is missing column(s) {missing}; it has {frame.columns}. "
+                             "Select or rename them before calling spillover.")
+
+    def _scalar(self, query: str):
+        return self.spark.sql(query).collect()[0][0]
+
+    @staticmethod
+    def to_pandas(frame) -> pd.DataFrame:
+        rows = frame.collect()
+        return pd.DataFrame([r.asDict() for r in rows], columns=frame.columns)
+
+    def _finish(self, frame, out, order: str = "unit_id"):
+        if out is not None:
+            frame.write.mode("overwrite").parquet(str(out))
+            return Path(out)
+        return self.to_pandas(frame.orderBy(order)).reset_index(drop=True)
+
+    def _edges(self, edges: Any, source: str, target: str) -> str:
+        frame = self._frame(edges, "edge list")
+        self._require(frame, [source, target], "edge list")
+        relation = self._view(frame)
+        nulls = self._scalar(f"SELECT count(*) FROM {relation} WHERE `{source}` IS NULL OR `{target}` IS NULL")
+        if nulls:
+            raise InputError(f"edge list: {nulls} row(s) with a missing id in '{source}' or '{target}'. Drop or fill them.")
+        return self._view(self.spark.sql(sql.edges_view(relation, source, target, "`")))
+
+    def _arms(self, assignment: Any, edges: str, bipartite: bool) -> str:
+        frame = self._frame(assignment, "assignment")
+        self._require(frame, ["unit_id", "arm"], "assignment")
+        arms = self._view(frame.select("unit_id", "arm"))
+        nodes = sql.node_ids(edges, bipartite)
+        unknown = self.spark.sql(f"SELECT unit_id FROM {arms} LEFT ANTI JOIN ({nodes}) n USING (unit_id)").limit(5).collect()
+        if unknown:
+            raise InputError(f"assignment: unit id(s) not in the graph, e.g. {[r[0] for r in unknown]}.")
+        missing = self._scalar(f"SELECT count(*) FROM ({nodes}) n LEFT ANTI JOIN {arms} a USING (unit_id)")
+        if missing:
+            warnings.warn(f"assignment: {missing} node(s) of the graph have no arm; they count as untreated "
+                          "(out of the experiment).", DataWarning, stacklevel=3)
+        return arms
+
+    # -- the steps
+    def exposure(self, edges: Any, assignment: Any, mapping: str = "fraction", *, source: str = "source",
+                 target: str = "target", bipartite: bool = False, threshold_q: float | None = None, out=None):
+        threshold_q = check_mapping(mapping, threshold_q)
+        edge_view = self._edges(edges, source, target)
+        arms = self._arms(assignment, edge_view, bipartite)
+        build = sql.bipartite_exposure if bipartite else sql.social_exposure
+        return self._finish(self.spark.sql(build(edge_view, arms, mapping, threshold_q)), out)
+
+    def components(self, edges: Any, *, source: str = "source", target: str = "target", out=None):
+        """Connected components with the labels of the memory engine (numbered by their
+        smallest id): GraphX through py4j, else DataFrame label propagation."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.window import Window
+
+        edge_view = self._edges(edges, source, target)
+        ids = self.spark.sql(sql.node_ids(edge_view, False)).withColumn(
+            "v", F.row_number().over(Window.orderBy("unit_id")).cast("long") - 1).cache()
+        ids_view = self._view(ids)
+        pairs = self.spark.sql(f"""
+            WITH e AS (SELECT DISTINCT least(s, t) AS a, greatest(s, t) AS b FROM {edge_view} WHERE s <> t)
+            SELECT i.v AS a, j.v AS b FROM e JOIN {ids_view} i ON e.a = i.unit_id JOIN {ids_view} j ON e.b = j.unit_id""")
+        try:
+            labels = self._graphx_components(pairs, ids)
+            self.components_backend = "graphx"
+        except Exception as error:  # noqa: BLE001 - no py4j (Spark Connect) or no GraphX: use DataFrames
+            warnings.warn(f"GraphX is not reachable here ({type(error).__name__}); connected components run as "
+                          "DataFrame label propagation instead (same result, slower).", DataWarning, stacklevel=2)
+            labels = self._dataframe_components(pairs, ids)
+            self.components_backend = "dataframe"
+        result = (ids.join(labels, "v", "left").withColumn("l", F.coalesce("l", "v"))
+                  .withColumn("cluster_id", (F.dense_rank().over(Window.orderBy("l")) - 1).cast("long"))
+                  .select("unit_id", "cluster_id"))
+        return self._finish(result, out)
+
+    def _graphx_components(self, pairs, ids):
+        from pyspark.sql import DataFrame as SparkFrame
+
+        jvm = self.spark._jvm
+        encoders = jvm.org.apache.spark.sql.Encoders
+        pair_encoder = encoders.tuple(encoders.LONG(), encoders.LONG())
+        # self-edges keep isolated vertices in the graph; GraphX's own labels are the smallest vertex id
+        with_self = pairs.unionByName(ids.selectExpr("v AS a", "v AS b"))
+        rdd = getattr(with_self._jdf, "as")(pair_encoder).rdd()
+        level = jvm.org.apache.spark.storage.StorageLevel.MEMORY_AND_DISK()
+        tag = jvm.scala.reflect.ClassTag.apply(jvm.java.lang.Class.forName("java.lang.Object"))
+        graph = jvm.org.apache.spark.graphx.Graph.fromEdgeTuples(rdd, 1, jvm.scala.Option.empty(), level, level, tag)
+        vertices = graph.ops().connectedComponents().vertices()
+        frame = SparkFrame(self.spark._jsparkSession.createDataset(vertices, pair_encoder).toDF(), self.spark)
+        return frame.withColumnRenamed("_1", "v").withColumnRenamed("_2", "l")
+
+    def _dataframe_components(self, pairs, ids):
+        from pyspark.sql import functions as F
+
+        both = pairs.unionByName(pairs.selectExpr("b AS a", "a AS b")).cache()
+        labels = ids.select("v", F.col("v").alias("l"))
+        while True:  # a loop over rounds; each round is one join, checkpointed to cut lineage
+            smallest = both.join(labels.withColumnRenamed("v", "b"), "b").groupBy("a").agg(F.min("l").alias("m"))
+            step = (labels.join(smallest.withColumnRenamed("a", "v"), "v", "left")
+                    .select("v", F.least("l", F.coalesce("m", "l")).alias("l")))
+            jumped = (step.alias("s").join(step.alias("p"), F.col("s.l") == F.col("p.v"))
+                      .select(F.col("s.v").alias("v"), F.col("p.l").alias("l"))).localCheckpoint()
+            changed = jumped.join(labels.withColumnRenamed("l", "old"), "v").where("l <> old").count()
+            labels = jumped
+            if changed == 0:
+                return labels
+
+    def hash_assign(self, units: Any, *, salt: str, weights: Sequence[float], arms: Sequence[int] | None = None,
+                    key: str = "unit_id", out=None):
+        frame = self._frame(units, "units")
+        self._require(frame, list(dict.fromkeys(["unit_id", key])), "units")
+        relation = self._view(frame)
+        thresholds, labels = hash_weights(weights, arms)
+        literal = str(salt).replace("'", "\\'")
+        hashed = f"CAST(conv(substr(md5(concat('{literal}', ':', CAST(`{key}` AS STRING))), 1, 15), 16, 10) AS BIGINT)"
+        keep = "unit_id" if key == "unit_id" else f"unit_id, `{key}`"
+        return self._finish(self.spark.sql(
+            f"SELECT {keep}, CAST({sql.hash_case(hashed, thresholds, labels)} AS BIGINT) AS arm FROM {relation}"), out)
+
+    def cluster_stats(self, outcomes: Any, exposure_table: Any, clusters: Any | None, *,
+                      outcome_col: str = "y") -> pd.DataFrame:
+        o, e = self._frame(outcomes, "outcomes"), self._frame(exposure_table, "exposure")
+        c = None if clusters is None else self._frame(clusters, "clusters")
+        self._require(o, ["unit_id", outcome_col], "outcomes")
+        self._require(e, ["unit_id", "condition"], "exposure")
+        if c is not None:
+            self._require(c, ["unit_id", "cluster_id"], "clusters")
+        o_view = self._view(o.selectExpr("unit_id", f"CAST(`{outcome_col}` AS DOUBLE) AS y"))
+        arm = "CAST(arm AS BIGINT) AS arm" if "arm" in e.columns else "CAST(NULL AS BIGINT) AS arm"
+        e_view = self._view(e.selectExpr("unit_id", arm, "CAST(condition AS STRING) AS condition"))
+        c_view = None if c is None else self._view(c.select("unit_id", "cluster_id"))
+        if self._scalar(f"SELECT count(*) FROM {o_view} LEFT ANTI JOIN {e_view} USING (unit_id)"):
+            raise InputError("outcomes: unit id(s) have no exposure: outcomes must belong to units of the graph.")
+        missing = self._scalar(f"SELECT count(*) FROM {e_view} e LEFT JOIN {o_view} o ON e.unit_id = o.unit_id "
+                               "WHERE (e.arm IS NULL OR e.arm <> -1) AND o.y IS NULL")
+        if missing:
+            warnings.warn(f"outcomes: dropped {missing} unit(s) with a missing outcome or covariate.", DataWarning, stacklevel=2)
+        if c_view and self._scalar(f"SELECT count(*) FROM {e_view} LEFT ANTI JOIN {c_view} USING (unit_id)"):
+            raise InputError("clusters: unit(s) of the exposure table have no cluster.")
+        return self.to_pandas(self.spark.sql(sql.cluster_stats(o_view, e_view, c_view)))

@@ -1,0 +1,85 @@
+"""SQL shared by the DuckDB and Spark engines: one text per step, valid in both dialects,
+so the two engines cannot drift apart. Each builder takes the names of registered
+views/tables and returns a query."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def edges_view(relation: str, source: str, target: str, quote: str) -> str:
+    """The edge list as ``s, t`` (ids as given)."""
+    return f"SELECT {quote}{source}{quote} AS s, {quote}{target}{quote} AS t FROM {relation}"
+
+
+def condition_sql(mapping: str, threshold_q: float | None) -> str:
+    """The mapping as a CASE over ``own``, ``n`` (neighbours), ``k`` (treated neighbours)
+    and ``frac`` (their share), identical to the memory engine's rules."""
+    if mapping == "fraction":
+        return "CASE WHEN own = 1 THEN 'treated' ELSE 'control' END"
+    if mapping == "as4":
+        return ("CASE WHEN own = 1 AND k > 0 THEN 'dir_ind1' WHEN own = 1 THEN 'isol_dir' "
+                "WHEN k > 0 THEN 'ind1' ELSE 'no' END")
+    if mapping == "threshold":
+        q = repr(float(threshold_q))
+        share = "(CASE WHEN n > 0 THEN frac ELSE CAST(own AS DOUBLE) END)"
+        return (f"CASE WHEN own = 1 AND {share} >= {q} THEN 'treated' "
+                f"WHEN own = 0 AND 1.0 - {share} >= {q} THEN 'control' ELSE 'other' END")
+    if mapping == "bipartite":
+        return "CASE WHEN frac >= 1.0 THEN 'direct' WHEN frac <= 0.0 THEN 'control' ELSE 'indirect' END"
+    raise ValueError(mapping)
+
+
+def social_exposure(edges: str, arms: str, mapping: str, threshold_q: float | None) -> str:
+    """Exposure on an undirected social graph: self-loops dropped, duplicate edges (either
+    direction) collapsed, nodes without an arm untreated (arm -1)."""
+    return f"""
+WITH e AS (SELECT DISTINCT least(s, t) AS a, greatest(s, t) AS b FROM {edges} WHERE s <> t),
+d AS (SELECT a AS u, b AS v FROM e UNION ALL SELECT b AS u, a AS v FROM e),
+nodes AS (SELECT s AS unit_id FROM {edges} UNION SELECT t AS unit_id FROM {edges}),
+nb AS (SELECT d.u AS unit_id, count(*) AS n, CAST(sum(CASE WHEN r.arm >= 1 THEN 1 ELSE 0 END) AS BIGINT) AS k
+       FROM d LEFT JOIN {arms} r ON d.v = r.unit_id GROUP BY d.u),
+base AS (SELECT nodes.unit_id, coalesce(r.arm, -1) AS arm, coalesce(nb.n, 0) AS n, coalesce(nb.k, 0) AS k
+         FROM nodes LEFT JOIN {arms} r ON nodes.unit_id = r.unit_id LEFT JOIN nb ON nodes.unit_id = nb.unit_id),
+shaped AS (SELECT unit_id, arm, n, k, CASE WHEN arm >= 1 THEN 1 ELSE 0 END AS own,
+                  CASE WHEN n > 0 THEN k / n ELSE 0.0 END AS frac FROM base)
+SELECT unit_id, arm, n AS n_neighbors, k AS n_treated_neighbors, frac AS treated_fraction,
+       {condition_sql(mapping, threshold_q)} AS condition
+FROM shaped"""
+
+
+def bipartite_exposure(edges: str, arms: str, mapping: str, threshold_q: float | None) -> str:
+    """Exposure of the unit side of a bipartite graph (``s`` units, ``t`` treated side)."""
+    return f"""
+WITH e AS (SELECT DISTINCT s, t FROM {edges}),
+nb AS (SELECT e.s AS unit_id, count(*) AS n, CAST(sum(CASE WHEN r.arm >= 1 THEN 1 ELSE 0 END) AS BIGINT) AS k
+       FROM e LEFT JOIN {arms} r ON e.t = r.unit_id GROUP BY e.s),
+shaped AS (SELECT unit_id, n, k, 0 AS own, CASE WHEN n > 0 THEN k / n ELSE 0.0 END AS frac FROM nb)
+SELECT unit_id, CAST(NULL AS BIGINT) AS arm, n AS n_neighbors, k AS n_treated_neighbors,
+       frac AS treated_fraction, {condition_sql(mapping, threshold_q)} AS condition
+FROM shaped"""
+
+
+def node_ids(edges: str, bipartite: bool) -> str:
+    """The randomized nodes: every id of a social graph, the treated side of a bipartite one."""
+    if bipartite:
+        return f"SELECT DISTINCT t AS unit_id FROM {edges}"
+    return f"SELECT s AS unit_id FROM {edges} UNION SELECT t AS unit_id FROM {edges}"
+
+
+def hash_case(hash_expr: str, thresholds: Sequence[int], arms: Sequence[int]) -> str:
+    """Arm by comparing the 60-bit hash with integer thresholds (same as memory)."""
+    whens = " ".join(f"WHEN {hash_expr} < {t} THEN {a}" for t, a in zip(thresholds, arms))
+    return f"CASE {whens} ELSE {arms[-1]} END"
+
+
+def cluster_stats(outcomes: str, exposure: str, clusters: str | None) -> str:
+    """Per-(cluster, condition) count, sum and sum of squares of the outcome ``y``, for
+    units in the experiment with an outcome (one cluster, 0, when ``clusters`` is None)."""
+    cluster = "c.cluster_id" if clusters else "0"
+    join = f"JOIN {clusters} c ON e.unit_id = c.unit_id" if clusters else ""
+    return f"""
+SELECT {cluster} AS cluster_id, e.condition, count(*) AS n, sum(o.y) AS sum_y, sum(o.y * o.y) AS sum_y2
+FROM {exposure} e JOIN {outcomes} o ON e.unit_id = o.unit_id {join}
+WHERE o.y IS NOT NULL AND (e.arm IS NULL OR e.arm <> -1)
+GROUP BY {cluster}, e.condition"""

@@ -1,0 +1,237 @@
+"""Each engine gives exactly the memory engine's results: the same exposure table, the
+same components, the same hash assignment and the same estimates (to 1e-9)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spillover import InputError, SocialGraph, synth
+from spillover.design import IndividualDesign
+from spillover.engines import get_engine
+from spillover.engines.duck import EngineError
+from spillover.engines.spark import java_available
+from spillover.estimate import estimate, estimate_from_stats
+
+COUNT_COLUMNS = ["n_neighbors", "n_treated_neighbors"]
+
+
+def normalise(table: pd.DataFrame) -> pd.DataFrame:
+    """Same values, same dtypes: engines differ only in how a column is typed."""
+    table = table.sort_values("unit_id").reset_index(drop=True)
+    out = table.assign(**{c: table[c].astype(np.int64) for c in COUNT_COLUMNS if c in table})
+    if "arm" in out:
+        out["arm"] = out["arm"].astype("Int64")
+    if "condition" in out:
+        out["condition"] = out["condition"].astype(str)
+    return out
+
+
+@pytest.fixture(scope="module")
+def social():
+    edges = synth.edge_table(synth.social_graph(2_000, mean_degree=6, seed=1))
+    # a duplicate in reverse, a self-loop and string ids: the engines must treat them alike
+    edges = pd.concat([edges, edges.iloc[:3].rename(columns={"source": "target", "target": "source"}),
+                       pd.DataFrame({"source": [5], "target": [5]})], ignore_index=True)
+    edges = edges.assign(source="u" + edges["source"].astype(str), target="u" + edges["target"].astype(str))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = SocialGraph.from_edges(edges)
+    assignment = IndividualDesign(graph.nodes, 0.3).assign(seed=2).to_frame()[["unit_id", "arm"]]
+    rng = np.random.default_rng(3)
+    outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": rng.normal(size=graph.n_nodes) + assignment["arm"].to_numpy()})
+    clusters = pd.DataFrame({"unit_id": graph.nodes, "cluster_id": rng.integers(0, 60, graph.n_nodes)})
+    return {"edges": edges, "assignment": assignment, "outcomes": outcomes, "clusters": clusters}
+
+
+@pytest.fixture(scope="module")
+def market():
+    graph = synth.marketplace(3_000, 300, seed=4)
+    buyers, sellers = graph.edge_index()
+    edges = pd.DataFrame({"buyer_id": buyers, "seller_id": sellers})
+    from spillover import BipartiteGraph
+
+    sellers_in_data = BipartiteGraph.from_edges(edges, unit="buyer_id", treated="seller_id").treated
+    assignment = IndividualDesign(sellers_in_data, 0.5).assign(seed=5).to_frame()[["unit_id", "arm"]]
+    return {"edges": edges, "assignment": assignment}
+
+
+def engines_under_test(request):
+    name = request.param
+    if name == "spark" and not java_available():
+        pytest.skip("no Java runtime here: the Spark engine needs Java 17 (apt-get install openjdk-17-jre-headless)")
+    return name
+
+
+@pytest.fixture(scope="module", params=["duckdb", "spark"])
+def engine(request):
+    name = engines_under_test(request)
+    if name == "spark":
+        pytest.importorskip("pyspark", reason="PySpark is installed by the dev extra")
+        return get_engine("spark", master="local[2]")
+    return get_engine("duckdb", memory_limit="1GB")
+
+
+MEMORY = get_engine("memory")
+
+
+@pytest.mark.parametrize("mapping", ["fraction", "as4", "threshold"])
+def test_social_exposure_is_identical(engine, social, mapping):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = MEMORY.exposure(social["edges"], social["assignment"], mapping)
+        got = engine.exposure(social["edges"], social["assignment"], mapping)
+    pd.testing.assert_frame_equal(normalise(got), normalise(expected), check_exact=True)
+
+
+def test_bipartite_exposure_is_identical(engine, market):
+    kwargs = dict(source="buyer_id", target="seller_id", bipartite=True)
+    expected = MEMORY.exposure(market["edges"], market["assignment"], "bipartite", **kwargs)
+    got = engine.exposure(market["edges"], market["assignment"], "bipartite", **kwargs)
+    pd.testing.assert_frame_equal(normalise(got), normalise(expected), check_exact=True)
+
+
+def test_components_are_identical(engine):
+    network = synth.collaboration_network(1_500, seed=6)
+    from spillover.cluster import cluster
+
+    graph = network.user_graph()
+    edges = synth.edge_table(graph)
+    edges = pd.concat([edges, pd.DataFrame({"source": [10_000], "target": [10_000]})], ignore_index=True)  # isolated
+    expected = MEMORY.components(edges)
+    got = engine.components(edges)
+    assert expected["cluster_id"].nunique() > 50
+    if engine.name == "spark":
+        assert engine.components_backend == "graphx", "GraphX ships with PySpark and is reachable in local mode"
+    pd.testing.assert_frame_equal(got.sort_values("unit_id").reset_index(drop=True).astype(np.int64),
+                                  expected.sort_values("unit_id").reset_index(drop=True).astype(np.int64))
+
+
+@pytest.mark.parametrize("key", ["unit_id", "cluster_id"])
+def test_hash_assignment_is_bit_for_bit(engine, social, key):
+    units = social["clusters"]
+    kwargs = dict(salt="exp'7", weights=[0.8, 0.1, 0.1], arms=[-1, 0, 1], key=key)
+    expected = MEMORY.hash_assign(units, **kwargs)
+    got = engine.hash_assign(units, **kwargs)
+    pd.testing.assert_frame_equal(got.sort_values("unit_id").reset_index(drop=True).astype({"arm": np.int64}),
+                                  expected.sort_values("unit_id").reset_index(drop=True))
+
+
+@pytest.mark.parametrize("method", ["difference-in-means", "cluster-means", "ols-cluster"])
+def test_estimates_from_the_engines_statistics_equal_memory(engine, social, method):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = MEMORY.exposure(social["edges"], social["assignment"], "as4")
+        clusters = social["clusters"]
+        direct = estimate(social["outcomes"], table.assign(condition=pd.Categorical(table["condition"])),
+                          method, clusters=clusters if method != "difference-in-means" else None).to_frame()
+        stats = engine.cluster_stats(social["outcomes"], table, clusters)
+    got = estimate_from_stats(stats, method, "no").to_frame()
+    merged = direct.merge(got, on="condition", suffixes=("", "_engine"))
+    assert len(merged) == 3
+    for column in ("estimate", "se", "ci_low", "ci_high", "p_value"):
+        np.testing.assert_allclose(merged[f"{column}_engine"], merged[column], rtol=0, atol=1e-9, err_msg=column)
+
+
+def test_spark_dataframe_components_fallback_agrees(engine, social):
+    if engine.name != "spark":
+        pytest.skip("the DataFrame fallback is Spark's")
+    from pyspark.sql import functions as F
+
+    ids = engine.spark.createDataFrame(pd.DataFrame({"unit_id": range(8), "v": range(8)}))
+    pairs = engine.spark.createDataFrame(pd.DataFrame({"a": [0, 1, 3, 5, 6], "b": [1, 2, 4, 6, 7]}))
+    labels = engine._dataframe_components(pairs, ids).orderBy("v").select("l").collect()
+    assert [r[0] for r in labels] == [0, 0, 0, 3, 3, 5, 5, 5]
+
+
+def test_bad_input_is_named(engine, social):
+    with pytest.raises(InputError, match=r"missing column\(s\) \['target'\]"):
+        engine.exposure(social["edges"].rename(columns={"target": "dst"}), social["assignment"], "as4")
+    bad = pd.concat([social["assignment"], pd.DataFrame({"unit_id": ["zz"], "arm": [1]})])
+    with pytest.raises(InputError, match="not in the graph"):
+        engine.exposure(social["edges"], bad, "as4")
+
+
+def test_duckdb_memory_limit_too_small_is_a_clear_error(tmp_path):
+    edges = synth.edge_table(synth.social_graph(200_000, mean_degree=20, seed=7))
+    path = tmp_path / "edges.parquet"
+    edges.to_parquet(path)
+    engine = get_engine("duckdb", memory_limit="4MB", temp_directory=str(tmp_path / "spill"))
+    engine.con.execute("SET max_temp_directory_size = '1MB'")  # no room to spill either
+    with pytest.raises(EngineError, match="ran out of memory.*raise --memory-limit"):
+        engine.components(path)
+
+
+def test_a_missing_java_runtime_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    with pytest.raises(EngineError, match="needs a Java runtime"):
+        get_engine("spark")
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def run(capsys, argv):
+    import json
+
+    from spillover.cli import main
+
+    assert main(argv) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, social):
+    folder = tmp_path_factory.mktemp("engine_cli")
+    for name in ("edges", "assignment", "outcomes", "clusters"):
+        social[name].to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+@pytest.mark.filterwarnings("ignore::spillover.errors.DataWarning")
+def test_cli_engines_match_memory(capsys, files, tmp_path, engine_name):
+    if engine_name == "spark" and not java_available():
+        pytest.skip("no Java runtime here: the Spark engine needs Java 17")
+    flags = ["--engine", engine_name, "--memory-limit", "1GB", "--spark-master", "local[2]"]
+    edges = str(files / "edges.parquet")
+    # components
+    mem = run(capsys, ["cluster", edges, "--method", "components", "--out", str(tmp_path / "c_mem.parquet"), "--json"])
+    eng = run(capsys, ["cluster", edges, "--method", "components", "--out", str(tmp_path / "c_eng.parquet"), "--json", *flags])
+    assert {k: mem[k] for k in ("n_units", "n_clusters", "cluster_size_max")} == \
+        {k: eng[k] for k in ("n_units", "n_clusters", "cluster_size_max")}
+    # hash assignment
+    common = ["assign", "--units", str(files / "clusters.parquet"), "--design", "cluster", "--salt", "e1", "--json"]
+    run(capsys, [*common, "--out", str(tmp_path / "a_mem.parquet")])
+    run(capsys, [*common, "--out", str(tmp_path / "a_eng.parquet"), *flags])
+    a_mem = pd.read_parquet(tmp_path / "a_mem.parquet").sort_values("unit_id").reset_index(drop=True)
+    a_eng = pd.read_parquet(tmp_path / "a_eng.parquet").sort_values("unit_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a_eng, a_mem, check_dtype=False)
+    # exposure and estimate
+    expo = ["exposure", edges, "--assignment", str(files / "assignment.parquet"), "--mapping", "as4", "--json"]
+    run(capsys, [*expo, "--out", str(tmp_path / "e_mem.parquet")])
+    run(capsys, [*expo, "--out", str(tmp_path / "e_eng.parquet"), *flags])
+    pd.testing.assert_frame_equal(normalise(pd.read_parquet(tmp_path / "e_eng.parquet")),
+                                  normalise(pd.read_parquet(tmp_path / "e_mem.parquet")))
+    est = ["estimate", "--outcomes", str(files / "outcomes.parquet"), "--exposure", str(tmp_path / "e_mem.parquet"),
+           "--method", "ols-cluster", "--clusters", str(files / "clusters.parquet"), "--json"]
+    by_memory = {r["condition"]: r for r in run(capsys, est)["effects"]}
+    by_engine = {r["condition"]: r for r in run(capsys, [*est, *flags])["effects"]}
+    assert set(by_memory) == set(by_engine)
+    for condition, row in by_memory.items():
+        for key in ("estimate", "se", "p_value"):
+            assert by_engine[condition][key] == pytest.approx(row[key], abs=1e-9)
+
+
+def test_engines_refuse_what_they_do_not_run(capsys, files):
+    from spillover.cli import main
+
+    assert main(["cluster", str(files / "edges.parquet"), "--method", "louvain", "--engine", "duckdb"]) == 2
+    assert "runs --method components" in capsys.readouterr().err
+    assert main(["assign", "--units", str(files / "clusters.parquet"), "--design", "cluster", "--seed", "1",
+                 "--engine", "duckdb"]) == 2
+    assert "assigns by keyed hash" in capsys.readouterr().err
