@@ -74,7 +74,7 @@ def main() -> None:
         del edges, baseline
     del market, table
 
-    graph, seconds = timed(lambda: synth.social_graph(args.nodes, mean_degree=20, seed=2))
+    graph, seconds = timed(lambda: synth.social_graph(args.nodes, mean_degree=24, seed=2))
     print(f"social graph: {graph.n_nodes:,} nodes, {graph.n_edges:,} edges (generated in {seconds:.1f}s)", flush=True)
     design = IndividualDesign(graph.nodes, 0.5, complete=False)
     before = peak_gb()

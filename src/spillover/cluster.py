@@ -364,8 +364,7 @@ def _partitioned_graph(graph: Graph, method: str, through_accounts: bool):
     if isinstance(graph, SocialGraph):
         return graph.symmetric(), graph.nodes, {}
     if isinstance(graph, BipartiteGraph):
-        combined = graph.as_social_graph().adjacency
-        return combined, graph.units, {"treated": (graph.n_units, graph.treated)}
+        return graph.combined_adjacency(), graph.units, {"treated": (graph.n_units, graph.treated)}
     if isinstance(graph, CollaborationNetwork):
         if method != "components":
             return graph.user_graph().adjacency, graph.users, {}

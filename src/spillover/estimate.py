@@ -233,6 +233,16 @@ def cluster_robust_ols(
     return beta, correction * xtx_inv @ meat @ xtx_inv, g
 
 
+def _check_cluster_count(n_clusters: int) -> None:
+    """Refuse one cluster; warn below :data:`FEW_CLUSTERS`."""
+    if n_clusters < 2:
+        raise InputError(f"ols-cluster: {n_clusters} cluster: a cluster-robust standard error needs at least two.")
+    if n_clusters < FEW_CLUSTERS:
+        warnings.warn(f"only {n_clusters} clusters: cluster-robust standard errors are unreliable below about "
+                      f"{FEW_CLUSTERS}; inference uses t with {n_clusters - 1} degrees of freedom.",
+                      FewClustersWarning, stacklevel=4)
+
+
 def ols_cluster(
     table: pd.DataFrame,
     control: str,
@@ -245,13 +255,7 @@ def ols_cluster(
     if "cluster" not in table:
         raise InputError("ols-cluster needs clusters (unit_id, cluster_id) for cluster-robust errors.")
     conditions = _conditions(table, control)
-    n_clusters = table["cluster"].nunique()
-    if n_clusters < 2:
-        raise InputError(f"ols-cluster: {n_clusters} cluster: a cluster-robust standard error needs at least two.")
-    if n_clusters < FEW_CLUSTERS:
-        warnings.warn(f"only {n_clusters} clusters: cluster-robust standard errors are unreliable below about "
-                      f"{FEW_CLUSTERS}; inference uses t with {n_clusters - 1} degrees of freedom.",
-                      FewClustersWarning, stacklevel=3)
+    _check_cluster_count(table["cluster"].nunique())
     condition = table["condition"].astype(str).to_numpy()
     columns = [np.ones(len(table))] + [(condition == c).astype(float) for c in conditions]
     columns += [table[c].to_numpy(dtype=float) for c in covariates]
@@ -486,12 +490,7 @@ def estimate_from_stats(
             effects.append(Effect(**{**asdict(effect), "n_units": units}))
     elif method == "ols-cluster":
         g = stats["cluster_id"].nunique()
-        if g < 2:
-            raise InputError(f"ols-cluster: {g} cluster: a cluster-robust standard error needs at least two.")
-        if g < FEW_CLUSTERS:
-            warnings.warn(f"only {g} clusters: cluster-robust standard errors are unreliable below about "
-                          f"{FEW_CLUSTERS}; inference uses t with {g - 1} degrees of freedom.",
-                          FewClustersWarning, stacklevel=2)
+        _check_cluster_count(g)
         total = int(n.sum())
         k = len(conditions) + 1
         xtx = np.zeros((k, k))
