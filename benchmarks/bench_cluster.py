@@ -11,7 +11,6 @@ import argparse
 import time
 import warnings
 
-import numpy as np
 import pandas as pd
 
 from spillover import SocialGraph, cluster, synth

@@ -96,7 +96,6 @@ def test_bipartite_exposure_is_identical(engine, market):
 
 def test_components_are_identical(engine):
     network = synth.collaboration_network(1_500, seed=6)
-    from spillover.cluster import cluster
 
     graph = network.user_graph()
     edges = synth.edge_table(graph)
@@ -139,7 +138,6 @@ def test_estimates_from_the_engines_statistics_equal_memory(engine, social, meth
 def test_spark_dataframe_components_fallback_agrees(engine, social):
     if engine.name != "spark":
         pytest.skip("the DataFrame fallback is Spark's")
-    from pyspark.sql import functions as F
 
     ids = engine.spark.createDataFrame(pd.DataFrame({"unit_id": range(8), "v": range(8)}))
     pairs = engine.spark.createDataFrame(pd.DataFrame({"a": [0, 1, 3, 5, 6], "b": [1, 2, 4, 6, 7]}))

@@ -6,9 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-import textwrap
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -4,7 +4,6 @@ users with heavy-tailed component sizes, at 1,000 simulated experiments per desi
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from spillover import synth

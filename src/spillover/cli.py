@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -222,7 +222,7 @@ def build_design(args: argparse.Namespace, units: pd.DataFrame):
 
 def _assign_with_engine(args: argparse.Namespace, engine):
     """Keyed-hash assignment where the units live; the same arms as in memory."""
-    from .design import OUT, Assignment, _weights, sampled_arm_weights
+    from .design import Assignment, _weights, sampled_arm_weights
     from .errors import DesignError
 
     if not args.salt or args.seed is not None:
@@ -339,7 +339,7 @@ def cmd_exposure(args: argparse.Namespace) -> int:
 
 def _probabilities(args: argparse.Namespace, clusters: pd.DataFrame | None):
     """Exposure probabilities for ht/hajek from --draws or from --design."""
-    from .design import BipartiteDesign, ClusterDesign, IndividualDesign
+    from .design import ClusterDesign, IndividualDesign
     from .errors import InputError
     from .exposure import probabilities
     from .graph import BipartiteGraph, read_table

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd

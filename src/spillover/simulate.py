@@ -22,7 +22,7 @@ stratified designs) with CR1 errors clustered by the unit of randomization and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from .cluster import cluster, cut_fraction
-from .design import ClusterDesign, StratifiedClusterDesign, cluster_strata
+from .design import ClusterDesign, StratifiedClusterDesign
 from .errors import InputError
 from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph
 

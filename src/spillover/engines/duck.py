@@ -10,7 +10,6 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from ..errors import DataWarning, InputError, SpilloverError
