@@ -59,19 +59,18 @@ def market():
     return {"edges": edges, "assignment": assignment}
 
 
-def engines_under_test(request):
-    name = request.param
-    if name == "spark" and not java_available():
+@pytest.fixture(scope="module")
+def spark_engine():
+    if not java_available():
         pytest.skip("no Java runtime here: the Spark engine needs Java 17 (apt-get install openjdk-17-jre-headless)")
-    return name
+    pytest.importorskip("pyspark", reason="PySpark is installed by the dev extra")
+    return get_engine("spark", master="local[2]")
 
 
 @pytest.fixture(scope="module", params=["duckdb", "spark"])
 def engine(request):
-    name = engines_under_test(request)
-    if name == "spark":
-        pytest.importorskip("pyspark", reason="PySpark is installed by the dev extra")
-        return get_engine("spark", master="local[2]")
+    if request.param == "spark":
+        return request.getfixturevalue("spark_engine")
     return get_engine("duckdb", memory_limit="1GB")
 
 
@@ -135,10 +134,8 @@ def test_estimates_from_the_engines_statistics_equal_memory(engine, social, meth
         np.testing.assert_allclose(merged[f"{column}_engine"], merged[column], rtol=0, atol=1e-9, err_msg=column)
 
 
-def test_spark_dataframe_components_fallback_agrees(engine, social):
-    if engine.name != "spark":
-        pytest.skip("the DataFrame fallback is Spark's")
-
+def test_spark_dataframe_components_fallback_agrees(spark_engine):
+    engine = spark_engine
     ids = engine.spark.createDataFrame(pd.DataFrame({"unit_id": range(8), "v": range(8)}))
     pairs = engine.spark.createDataFrame(pd.DataFrame({"a": [0, 1, 3, 5, 6], "b": [1, 2, 4, 6, 7]}))
     labels = engine._dataframe_components(pairs, ids).orderBy("v").select("l").collect()

@@ -159,7 +159,8 @@ def _conditions(table: pd.DataFrame, control: str) -> list[str]:
     return out
 
 
-def _normal(estimate: float, se: float, alpha: float, df: float | None = None) -> tuple[float, float, float]:
+def _interval(estimate: float, se: float, alpha: float, df: float | None = None) -> tuple[float, float, float]:
+    """Confidence interval and two-sided p-value: normal, or t with ``df`` degrees of freedom."""
     dist = stats.norm if df is None else stats.t(df)
     if not np.isfinite(se) or se <= 0:
         return float("nan"), float("nan"), float("nan")
@@ -179,7 +180,7 @@ def difference_in_means(table: pd.DataFrame, control: str, alpha: float = 0.05) 
     for condition in _conditions(table, control):
         est = float(mean[condition] - mean[control])
         se = float(np.sqrt(var[condition] / n[condition] + var[control] / n[control]))
-        low, high, p = _normal(est, se, alpha)
+        low, high, p = _interval(est, se, alpha)
         effects.append(Effect(estimand_of(condition, control), condition, est, se, low, high, p,
                               int(n[condition] + n[control]), None, "difference in means / Neyman"))
     return effects
@@ -203,7 +204,7 @@ def cluster_means(table: pd.DataFrame, control: str, alpha: float = 0.05) -> lis
         est = float(treated_means.mean() - control_means.mean())
         se = float(np.sqrt(v1 + v0))
         df = (v1 + v0) ** 2 / (v1**2 / (g1 - 1) + v0**2 / (g0 - 1)) if v1 + v0 > 0 else None
-        low, high, p = _normal(est, se, alpha, df)
+        low, high, p = _interval(est, se, alpha, df)
         clusters_used = len(set(treated_means.index) | set(control_means.index))
         units = int(table["condition"].isin([condition, control]).sum())
         effects.append(Effect(estimand_of(condition, control), condition, est, se, low, high, p,
@@ -265,7 +266,7 @@ def ols_cluster(
     effects = []
     for index, cond in enumerate(conditions, start=1):
         est, se = float(beta[index]), float(np.sqrt(cov[index, index]))
-        low, high, p = _normal(est, se, alpha, df)
+        low, high, p = _interval(est, se, alpha, df)
         effects.append(Effect(estimand_of(cond, control), cond, est, se, low, high, p, len(table), g,
                               f"OLS / CR1{', t(G-1)' if small_sample else ''}"))
     return effects
@@ -361,7 +362,7 @@ def horvitz_thompson(
             - 2 * _ht_covariance(target, ind_k, ind_l, pi_k, pi_l, joint[(k, l)])
         ) / n**2
         se = float(np.sqrt(max(variance, 0.0)))
-        low, high, p = _normal(float(est), se, alpha)
+        low, high, p = _interval(float(est), se, alpha)
         effects.append(Effect(estimand_of(name, control), name, float(est), se, low, high, p,
                               int(ind_k.sum() + ind_l.sum()), None,
                               f"{'hajek' if hajek else 'horvitz-thompson'} / aronow-samii ({probs.method})"))
@@ -479,7 +480,7 @@ def estimate_from_stats(
         for c in conditions:
             est = float(mean[c] - mean[control])
             se = float(np.sqrt(var[c] / n[c] + var[control] / n[control]))
-            low, high, p = _normal(est, se, alpha)
+            low, high, p = _interval(est, se, alpha)
             effects.append(Effect(estimand_of(c, control), c, est, se, low, high, p, int(n[c] + n[control]), None,
                                   "difference in means / Neyman"))
     elif method == "cluster-means":
@@ -510,7 +511,7 @@ def estimate_from_stats(
         df = g - 1 if small_sample else None
         for j, c in enumerate(conditions, start=1):
             est, se = float(mean[c] - mean[control]), float(np.sqrt(cov[j, j]))
-            low, high, p = _normal(est, se, alpha, df)
+            low, high, p = _interval(est, se, alpha, df)
             effects.append(Effect(estimand_of(c, control), c, est, se, low, high, p, total, g,
                                   f"OLS / CR1{', t(G-1)' if small_sample else ''}"))
     else:
