@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from .errors import InputError, InterferenceWarning
-from .graph import BipartiteGraph, CollaborationNetwork, Graph, SocialGraph
+from .graph import BipartiteGraph, CollaborationNetwork, Graph, SocialGraph, csr_rows
 
 METHODS = ("components", "louvain", "leiden", "ego", "3net", "metis", "greedy-modularity")
 DEFAULT_CUT_THRESHOLD = 0.10
@@ -97,11 +97,6 @@ class Clustering:
 # --------------------------------------------------------------------------- diagnostics
 
 
-def _edge_rows(adjacency: sp.csr_array) -> np.ndarray:
-    """Row index of every stored entry of a CSR matrix (cheaper than ``tocoo``)."""
-    return np.repeat(np.arange(adjacency.shape[0]), np.diff(adjacency.indptr))
-
-
 def cut_fraction(adjacency: sp.csr_array, labels: np.ndarray) -> float:
     """Share of edges whose endpoints fall in different clusters.
 
@@ -110,7 +105,7 @@ def cut_fraction(adjacency: sp.csr_array, labels: np.ndarray) -> float:
     """
     if adjacency.nnz == 0:
         return 0.0
-    return float(np.mean(labels[_edge_rows(adjacency)] != labels[adjacency.indices]))
+    return float(np.mean(labels[csr_rows(adjacency)] != labels[adjacency.indices]))
 
 
 def modularity(adjacency: sp.csr_array, labels: np.ndarray, resolution: float = 1.0) -> float:
@@ -128,7 +123,7 @@ def _diagnostics(adjacency: sp.csr_array, labels: np.ndarray, resolution: float 
     two_m = float(adjacency.nnz)
     if two_m == 0:
         return 0.0, 0.0
-    row_labels = labels[_edge_rows(adjacency)]
+    row_labels = labels[csr_rows(adjacency)]
     inside = row_labels == labels[adjacency.indices]
     k = int(labels.max()) + 1
     internal = np.bincount(row_labels[inside], minlength=k) / 2.0

@@ -24,7 +24,7 @@ from .design import BipartiteDesign
 from .errors import InterferenceWarning
 from .estimate import estimate
 from .exposure import exposure
-from .graph import BipartiteGraph, write_table
+from .graph import BipartiteGraph, csr_rows, write_table
 from .simulate import OutcomeModel, Study, compare_designs, gamma_sweep, marketplace_outcomes
 
 
@@ -49,7 +49,7 @@ def primary_seller(graph: BipartiteGraph) -> np.ndarray:
     inc = graph.incidence
     scores = popularity[inc.indices]
     best = np.maximum.reduceat(scores, inc.indptr[:-1])
-    rows = np.repeat(np.arange(graph.n_units), np.diff(inc.indptr))
+    rows = csr_rows(inc)
     is_best = scores == best[rows]
     first = np.full(graph.n_units, -1)
     first[rows[is_best][::-1]] = inc.indices[is_best][::-1]  # the first best per buyer

@@ -33,6 +33,7 @@ from scipy import stats
 
 from .errors import DataWarning, EmptyConditionWarning, FewClustersWarning, InputError
 from .exposure import ExposureProbabilities, get_mapping
+from .graph import csr_rows, group_indicator
 
 METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ht", "hajek")
 _ESTIMANDS = {
@@ -227,8 +228,7 @@ def cluster_robust_ols(
     xtx_inv = np.linalg.inv(X.T @ X)
     beta = xtx_inv @ (X.T @ y)
     resid = y - X @ beta
-    membership = sp.csr_array((np.ones(n), (codes, np.arange(n))), shape=(g, n))
-    scores = membership @ (X * resid[:, None])
+    scores = group_indicator(codes, g) @ (X * resid[:, None])
     meat = scores.T @ scores
     correction = g / (g - 1) * (n - 1) / (n - k)
     return beta, correction * xtx_inv @ meat @ xtx_inv, g
@@ -284,7 +284,7 @@ def _ht_variance(y, ind, pi, joint) -> float:
     unadjusted double sum over pairs with positive joint probability, plus the bound
     ``I_i y_i^2 / (2 pi_i) + I_j y_j^2 / (2 pi_j)`` for pairs (i != j) whose joint
     probability is zero. Pairs not stored are independent and add nothing."""
-    rows = np.repeat(np.arange(joint.shape[0]), np.diff(joint.indptr))
+    rows = csr_rows(joint)
     cols, pij = joint.indices, joint.data
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where(ind, y / pi, 0.0)
@@ -300,7 +300,7 @@ def _ht_variance(y, ind, pi, joint) -> float:
 def _ht_covariance(y, ind_k, ind_l, pi_k, pi_l, joint_kl) -> float:
     """Aronow-Samii covariance of two conditions' HT totals, with the bound subtracted
     for every pair (a unit with itself included) of zero joint probability."""
-    rows = np.repeat(np.arange(joint_kl.shape[0]), np.diff(joint_kl.indptr))
+    rows = csr_rows(joint_kl)
     cols, pij = joint_kl.indices, joint_kl.data
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where(ind_k, y / pi_k, 0.0)

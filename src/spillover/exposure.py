@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from .design import OUT, Assignment
 from .errors import DataWarning, InputError, PositivityWarning
-from .graph import BipartiteGraph, SocialGraph
+from .graph import BipartiteGraph, SocialGraph, csr_rows, group_indicator
 
 # --------------------------------------------------------------------------- mappings
 
@@ -215,10 +215,7 @@ class ExposureGraph:
             reach = reach + sp.eye_array(reach.shape[0], dtype=np.int32, format="csr")
         reach = sp.csr_array(reach)
         if clusters is not None:  # exposures depend on the clusters their neighbours are in
-            n_clusters = int(clusters.max()) + 1
-            indicator = sp.csr_array((np.ones(clusters.size, dtype=np.int32), (np.arange(clusters.size), clusters)),
-                                     shape=(clusters.size, n_clusters))
-            reach = sp.csr_array(reach @ indicator)
+            reach = sp.csr_array(reach @ group_indicator(clusters, int(clusters.max()) + 1).T)
         reach.data[:] = 1
         pairs = (reach @ reach.T + sp.eye_array(reach.shape[0], dtype=np.int32)).tocsr()
         pairs.data[:] = 1
@@ -331,7 +328,7 @@ class ExposureProbabilities:
 def _joint_on_pairs(pairs: sp.csr_array, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Count of draws in which row unit is in ``left`` and column unit in ``right``, for
     every stored pair: a sum over draws of elementwise products, chunked by pairs."""
-    rows = np.repeat(np.arange(pairs.shape[0]), np.diff(pairs.indptr))
+    rows = csr_rows(pairs)
     cols = pairs.indices
     out = np.empty(rows.size, dtype=np.int64)
     step = max(1, int(2e7 // max(left.shape[1], 1)))
@@ -412,7 +409,7 @@ def probabilities(
     # add-one follows Aronow & Samii's reference code exactly: marginals (c+1)/(R+1),
     # same-condition joints c/(R+1), cross-condition joints c/R
     marginal = (counts + 1) / (total + 1) if add_one else counts / total
-    rows = np.repeat(np.arange(pairs.shape[0]), np.diff(pairs.indptr))
+    rows = csr_rows(pairs)
     diagonal = rows == pairs.indices
     joint_probs = {}
     for (k, l), acc in joint_counts.items():

@@ -122,6 +122,16 @@ def _first_duplicate(keys: np.ndarray) -> tuple[np.ndarray, int]:
     return repeat, int(repeat.sum())
 
 
+def csr_rows(matrix: sp.csr_array) -> np.ndarray:
+    """Row index of every stored entry of a CSR matrix (cheaper than ``tocoo``)."""
+    return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+
+
+def group_indicator(codes: np.ndarray, n_groups: int) -> sp.csr_array:
+    """``n_groups x n`` sparse indicator: row ``g`` marks the members of group ``g``."""
+    return sp.csr_array((np.ones(codes.size), (codes, np.arange(codes.size))), shape=(n_groups, codes.size))
+
+
 def _codes_for(index: pd.Index, ids: Iterable[Hashable] | pd.Series, what: str) -> np.ndarray:
     positions = index.get_indexer(pd.Index(ids))
     if (positions < 0).any():

@@ -33,7 +33,7 @@ from scipy import stats
 from .cluster import cluster, cut_fraction
 from .design import ClusterDesign, StratifiedClusterDesign
 from .errors import InputError
-from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph
+from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, group_indicator
 
 DESIGNS = ("project", "component", "stratified-component", "individual")
 
@@ -156,11 +156,6 @@ class Comparison:
 # --------------------------------------------------------------------------- analysis kernel
 
 
-def _indicator(codes: np.ndarray, n_groups: int) -> sp.csr_array:
-    """``n_groups x n`` sparse indicator: row ``g`` marks the members of group ``g``."""
-    return sp.csr_array((np.ones(codes.size), (codes, np.arange(codes.size))), shape=(n_groups, codes.size))
-
-
 def cluster_robust_difference(
     y: np.ndarray,
     z: np.ndarray,
@@ -184,7 +179,7 @@ def cluster_robust_difference(
     n = y.shape[0]
     strata = np.zeros(n, dtype=np.int64) if strata is None else pd.factorize(strata)[0]
     n_strata = int(strata.max()) + 1
-    member = _indicator(strata, n_strata)
+    member = group_indicator(strata, n_strata)
     stratum_size = np.asarray(member.sum(axis=1)).ravel()
 
     def within(matrix: np.ndarray) -> np.ndarray:
@@ -196,7 +191,7 @@ def cluster_robust_difference(
     resid = y_t - z_t * beta
     codes, uniques = pd.factorize(clusters)
     g = len(uniques)
-    by_cluster = _indicator(codes, g)
+    by_cluster = group_indicator(codes, g)
     scores = by_cluster @ (z_t * resid)
     if variance == "CR2":
         first = np.zeros(g, dtype=np.int64)
@@ -247,7 +242,7 @@ def simulate_design(
     rng = np.random.default_rng(seed)
     codes, cluster_draws, strata = _cluster_draws(study, design, n_sims, rng, n_bins)
     n_clusters = cluster_draws.shape[0]
-    spill = sp.csr_array(study.adjacency @ _indicator(codes, n_clusters).T)  # A C
+    spill = sp.csr_array(study.adjacency @ group_indicator(codes, n_clusters).T)  # A C
     n_comp, n_acct, n_proj = int(study.component.max()) + 1, int(study.account.max()) + 1, int(study.project.max()) + 1
     pieces = []
     for start in range(0, n_sims, chunk):  # a loop over chunks of experiments
