@@ -14,10 +14,12 @@ import statsmodels.api as sm
 from spillover import InputError, SocialGraph, synth
 from spillover.design import ClusterDesign, IndividualDesign
 from spillover.errors import DataWarning, EmptyConditionWarning, FewClustersWarning
-from scipy import stats
 
-from spillover.estimate import cluster_means, cluster_robust_ols, condition_means, estimate
+from spillover.estimate import cluster_means, condition_means, estimate
+from spillover.variance import ols
 from spillover.exposure import ExposureGraph, exposure, probabilities
+
+from .aronow_samii import aronow_samii
 
 # --------------------------------------------------------------------------- hand-computed case
 
@@ -27,58 +29,8 @@ ALL_DRAWS = np.array([[1 if i in c else 0 for i in range(N)] for c in itertools.
 Y = np.array([1.0, 2.5, 0.3, 4.0, 2.2, 1.7])
 
 
-def naive_reference(obs: np.ndarray, y: np.ndarray, k: str, l: str, add_one: bool, hajek: bool):
-    """Aronow-Samii (2017) transcribed with plain loops over a dense joint-probability
-    table built by enumerating every draw: an independent check of the vectorised code."""
-    conds = [exposure(SMALL, pd.Series(ALL_DRAWS[:, r], index=SMALL.nodes), "as4")["condition"].astype(str).to_numpy()
-             for r in range(ALL_DRAWS.shape[1])]
-    R = len(conds)
-    D = np.array(conds)  # (R, N)
-    observed = exposure(SMALL, pd.Series(obs, index=SMALL.nodes), "as4")["condition"].astype(str).to_numpy()
-
-    def pi(i, a):
-        count = np.sum(D[:, i] == a)
-        return (count + 1) / (R + 1) if add_one else count / R
-
-    def pij(i, j, a, b):
-        if i == j:
-            return pi(i, a) if a == b else 0.0
-        count = np.sum((D[:, i] == a) & (D[:, j] == b))
-        if add_one:
-            return count / (R + 1) if a == b else count / R
-        return count / R
-
-    I = {a: (observed == a).astype(float) for a in (k, l)}
-    if hajek:
-        mu = {a: sum(I[a][i] * y[i] / pi(i, a) for i in range(N)) / sum(I[a][i] / pi(i, a) for i in range(N))
-              for a in (k, l)}
-        target = np.array([y[i] - mu[k] if observed[i] == k else (y[i] - mu[l] if observed[i] == l else 0.0)
-                           for i in range(N)])
-        est = mu[k] - mu[l]
-    else:
-        target = y
-        est = sum(I[k][i] * y[i] / pi(i, k) - I[l][i] * y[i] / pi(i, l) for i in range(N)) / N
-
-    def var(a):
-        total = 0.0
-        for i in range(N):
-            for j in range(N):
-                p = pij(i, j, a, a)
-                if p > 0:
-                    total += I[a][i] * I[a][j] * (p - pi(i, a) * pi(j, a)) / p * target[i] * target[j] / (pi(i, a) * pi(j, a))
-                elif i != j:
-                    total += I[a][i] * target[i] ** 2 / (2 * pi(i, a)) + I[a][j] * target[j] ** 2 / (2 * pi(j, a))
-        return total
-
-    cov = 0.0
-    for i in range(N):
-        for j in range(N):
-            p = pij(i, j, k, l)
-            if p > 0:
-                cov += I[k][i] * I[l][j] * (p - pi(i, k) * pi(j, l)) / p * target[i] * target[j] / (pi(i, k) * pi(j, l))
-            else:
-                cov -= I[k][i] * target[i] ** 2 / (2 * pi(i, k)) + I[l][j] * target[j] ** 2 / (2 * pi(j, l))
-    return est, np.sqrt((var(k) + var(l) - 2 * cov) / N**2)
+def naive_reference(obs, y, k, l, add_one, hajek):
+    return aronow_samii(SMALL, ALL_DRAWS, obs, y, k, l, add_one, hajek)
 
 
 @pytest.mark.parametrize("method", ["ht", "hajek"])
@@ -126,7 +78,8 @@ def test_cr1_equals_statsmodels_on_unequal_clusters():
     n = groups.size
     X = np.column_stack([np.ones(n), rng.integers(0, 2, n), rng.normal(size=n), rng.normal(size=n)])
     y = X @ np.array([1.0, 0.5, -0.2, 0.0]) + rng.normal(size=45)[groups] + rng.normal(size=n)
-    beta, cov, g = cluster_robust_ols(y, X, groups)
+    fit = ols(y, X, groups, "CR1")
+    beta, cov, g = fit.beta, fit.cov, fit.n_clusters
     reference = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": groups})
     np.testing.assert_allclose(beta, reference.params, rtol=0, atol=1e-10)
     np.testing.assert_allclose(cov, reference.cov_params(), rtol=0, atol=1e-8)
@@ -144,7 +97,7 @@ def test_ols_cluster_effects_equal_statsmodels_with_t_inference():
     exp_table = pd.DataFrame({"unit_id": units, "condition": pd.Categorical(condition, ["treated", "control"])})
     outcomes = pd.DataFrame({"unit_id": units, "y": y, "usage": usage})
     effects = estimate(outcomes, exp_table, "ols-cluster", clusters=pd.Series(clusters, index=units),
-                       covariates=["usage"])
+                       covariates=["usage"], vcov="CR1")
     X = np.column_stack([np.ones(n), condition == "treated", usage]).astype(float)
     reference = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True)
     effect = effects["treated"]
@@ -250,9 +203,9 @@ def test_cluster_robust_intervals_cover_at_95_percent(effect):
         z = draws[:, s]
         y = effect * z + rng.normal(0, 1, 120)[clusters] + rng.normal(0, 2, clusters.size)
         # the estimators' own functions, without estimate()'s table joins, keep 2,000 fits fast
-        beta, cov, g = cluster_robust_ols(y, np.column_stack([np.ones(z.size), z]).astype(float), clusters)
-        half = stats.t(g - 1).ppf(0.975) * np.sqrt(cov[1, 1])
-        hits["ols-cluster"] += beta[1] - half <= effect <= beta[1] + half
+        fit = ols(y, np.column_stack([np.ones(z.size), z]).astype(float), clusters)  # CR2, BM df
+        _, low, high, _ = fit.interval(1)
+        hits["ols-cluster"] += low <= effect <= high
         table = pd.DataFrame({"condition": np.where(z == 1, "treated", "control"), "cluster": clusters, "y": y})
         result = cluster_means(table, "control")[0]
         hits["cluster-means"] += result.ci_low <= effect <= result.ci_high

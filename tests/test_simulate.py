@@ -17,7 +17,7 @@ from spillover.simulate import (
     marketplace_outcomes,
     social_outcomes,
 )
-from spillover.estimate import cluster_robust_ols
+from spillover.variance import ols
 
 N_SIMS = 1_000
 # coverage of 1,000 experiments has a Monte Carlo sd of sqrt(.95 * .05 / 1000) = 0.0069:
@@ -94,9 +94,9 @@ def test_vectorised_cr1_matches_the_regression_per_experiment():
     beta, se, *_ = cluster_robust_difference(y, z, clusters, strata, variance="CR1")
     for s in range(4):
         X = np.column_stack([np.ones(clusters.size), z[:, s], strata == 1, strata == 2]).astype(float)
-        b, cov, _ = cluster_robust_ols(y[:, s], X, clusters)
-        assert beta[s] == pytest.approx(b[1], abs=1e-10)
-        assert se[s] == pytest.approx(np.sqrt(cov[1, 1]), abs=1e-10)
+        fit = ols(y[:, s], X, clusters, "CR1")
+        assert beta[s] == pytest.approx(fit.beta[1], abs=1e-10)
+        assert se[s] == pytest.approx(np.sqrt(fit.cov[1, 1]), abs=1e-10)
 
 
 def test_cr2_equals_the_bell_mccaffrey_formula_on_a_small_case():
@@ -140,3 +140,37 @@ def test_other_outcome_models_have_the_stated_global_effect():
     gap = marketplace_outcomes(market, np.ones(100), tau=0.3, s_buyer=0.0) - \
         marketplace_outcomes(market, np.zeros(100), tau=0.3, s_buyer=0.0)
     np.testing.assert_allclose(gap, 0.3)
+
+
+@pytest.mark.parametrize("design", ["component", "stratified-component"])
+@pytest.mark.parametrize("vcov", ["CR1", "CR2"])
+def test_simulated_coverage_is_that_of_estimate_with_the_same_vcov(design, vcov):
+    # the design study and `estimate --method ols-cluster --vcov` analyse the same data
+    # identically: every interval equal, hence the same coverage
+    import pandas as pd
+    from spillover.estimate import estimate
+    from spillover.simulate import simulate_design, simulate_experiments
+
+    study = Study.from_network(synth.collaboration_network(3_000, seed=4))
+    model = OutcomeModel(tau=0.1, gamma=0.05)
+    result = simulate_design(study, design, model, n_sims=6, seed=9, chunk=3, vcov=vcov)
+    lows, highs = [], []
+    for data in simulate_experiments(study, design, model, n_sims=6, seed=9, chunk=3):
+        units = np.arange(study.n_users)
+        covariates = []
+        frame = pd.DataFrame({"unit_id": units})
+        if data.strata is not None:  # stratum fixed effects as dummy covariates
+            for s in np.unique(data.strata)[1:]:
+                frame[f"stratum_{s}"] = (data.strata == s).astype(float)
+                covariates.append(f"stratum_{s}")
+        clusters = pd.Series(data.clusters, index=units)
+        for j in range(data.z.shape[1]):
+            exposure_table = pd.DataFrame({"unit_id": units, "condition": pd.Categorical(
+                np.where(data.z[:, j] == 1, "treated", "control"), ["treated", "control"])})
+            outcomes = frame.assign(y=data.y[:, j])
+            effect = estimate(outcomes, exposure_table, "ols-cluster", clusters=clusters, covariates=covariates,
+                              vcov=vcov)["treated"]
+            lows.append(effect.ci_low)
+            highs.append(effect.ci_high)
+    np.testing.assert_allclose(result.ci_low, lows, rtol=1e-9)
+    np.testing.assert_allclose(result.ci_high, highs, rtol=1e-9)

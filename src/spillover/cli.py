@@ -21,12 +21,16 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
 from .cluster import METHODS, cluster
 from .errors import SpilloverError, SpilloverWarning
+from .exposure import PROBABILITY_METHODS, get_mapping
 from .graph import CollaborationNetwork, load_graph, write_table
+from .estimate import METHODS as ESTIMATE_METHODS
+from .variance import DEFAULT_VCOV, VCOV_TYPES
 
 # wide when piped (CI logs, files): tables of a dozen columns stay readable
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -337,9 +341,10 @@ def cmd_exposure(args: argparse.Namespace) -> int:
     return 0
 
 
-def _probabilities(args: argparse.Namespace, clusters: pd.DataFrame | None):
-    """Exposure probabilities for ht/hajek from --draws or from --design."""
-    from .design import ClusterDesign, IndividualDesign
+def _probabilities(args: argparse.Namespace, clusters: pd.DataFrame | None, exposure_table: pd.DataFrame):
+    """Exposure probabilities for ht/hajek: from --draws, or from --design with its
+    parameters read from the assignment (the exposure table's arms, or --assignment)."""
+    from .design import design_from_assignment
     from .errors import InputError
     from .exposure import probabilities
     from .graph import BipartiteGraph, read_table
@@ -348,24 +353,33 @@ def _probabilities(args: argparse.Namespace, clusters: pd.DataFrame | None):
         raise InputError(f"{args.method} needs the graph (--edges) and the mapping (--mapping) to compute "
                          "exposure probabilities.")
     graph = _load_edges(args, args.edges)
-    common = dict(threshold_q=args.threshold, hops=args.hops, correction=args.prob_correction)
+    randomized = graph.treated if isinstance(graph, BipartiteGraph) else graph.nodes
+    labels = None
+    if clusters is not None:
+        labels = clusters.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"]
+    common = dict(threshold_q=args.threshold, hops=args.hops, correction=args.prob_correction,
+                  joint=args.joint, method=args.prob_method, control=args.control)
     if args.draws:
         draws = read_table(args.draws, what=f"draws '{args.draws}'")
-        return probabilities(graph, args.mapping, draws=draws, **common)
+        blocks = None if labels is None else labels.reindex(randomized).to_numpy()
+        if blocks is not None and pd.isna(blocks).any():
+            raise InputError(f"clusters: {int(pd.isna(blocks).sum())} randomized unit(s) have no cluster.")
+        with progress("exposure probabilities (given draws)", args.json):
+            return probabilities(graph, args.mapping, draws=draws, clusters=blocks, **common)
     if not args.design:
-        raise InputError(f"{args.method} needs the design's draws (--draws) or the design (--design ... --n-draws R).")
-    randomized = graph.treated if isinstance(graph, BipartiteGraph) else graph.nodes
-    if args.design == "individual":
-        design = IndividualDesign(randomized, args.treat_fraction, complete=not args.bernoulli)
+        raise InputError(f"{args.method} needs the design's draws (--draws) or the design (--design individual|cluster).")
+    if args.assignment:
+        assigned = read_table(args.assignment, what=f"assignment '{args.assignment}'")
+    elif isinstance(graph, BipartiteGraph):
+        raise InputError("--design on a bipartite graph needs --assignment (the treated side's unit_id, arm).")
     else:
-        if clusters is None:
-            raise InputError("--design cluster needs --clusters (unit_id, cluster_id) for the randomized units.")
-        labels = clusters.set_index("unit_id")["cluster_id"].reindex(randomized)
-        if labels.isna().any():
-            raise InputError(f"clusters: {int(labels.isna().sum())} randomized unit(s) have no cluster, "
-                             f"e.g. {labels.index[labels.isna()][0]!r}.")
-        design = ClusterDesign(labels.to_numpy(), randomized, treat_fraction=args.treat_fraction)
-    with progress(f"exposure probabilities ({args.n_draws} draws)", args.json):
+        assigned = exposure_table
+    if not {"unit_id", "arm"} <= set(assigned.columns):
+        raise InputError(f"--design reads the arms from a table with unit_id and arm; it has {list(assigned.columns)}.")
+    arms = assigned.drop_duplicates("unit_id").set_index("unit_id")["arm"].reindex(randomized)
+    design = design_from_assignment(args.design, arms, clusters=labels, complete=not args.bernoulli,
+                                    treat_fraction=args.treat_fraction)
+    with progress(f"exposure probabilities ({args.design} design)", args.json):
         return probabilities(graph, args.mapping, design=design, n_draws=args.n_draws, seed=args.seed, **common)
 
 
@@ -383,7 +397,7 @@ def _estimate_with_engine(args: argparse.Namespace, engine):
         stats = engine.cluster_stats(args.outcomes, args.exposure, clusters, outcome_col=args.outcome_col)
     present = set(stats["condition"].astype(str))
     control = args.control or next((c for c in ("no", "control") if c in present), None)
-    return estimate_from_stats(stats, args.method, control, alpha=args.alpha)
+    return estimate_from_stats(stats, args.method, control, alpha=args.alpha, vcov=args.vcov)
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -396,14 +410,26 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     outcomes = read_table(args.outcomes, what=f"outcomes '{args.outcomes}'")
     exposure_table = read_table(args.exposure, what=f"exposure '{args.exposure}'")
     clusters = read_table(args.clusters, what=f"clusters '{args.clusters}'") if args.clusters else None
-    probs = _probabilities(args, clusters) if args.method in ("ht", "hajek") else None
     if clusters is not None:
+        from .graph import require_columns
+
+        require_columns(clusters, ["unit_id", "cluster_id"], f"clusters '{args.clusters}'")
         clusters = clusters[["unit_id", "cluster_id"]]
+    probs = _probabilities(args, clusters, exposure_table) if args.method in ("ht", "hajek") else None
+    graph = None
+    if args.method == "ols-network":
+        if not args.edges:
+            from .errors import InputError
+            raise InputError("ols-network needs the graph (--edges) and the randomization clusters (--clusters).")
+        graph = _load_edges(args, args.edges)
     effects = estimate(
         outcomes, exposure_table, args.method, probabilities=probs,
-        clusters=clusters if args.method in ("cluster-means", "ols-cluster") else None,
-        control=args.control, outcome_col=args.outcome_col, covariates=_names(args.covariates),
-        missing=args.missing, alpha=args.alpha,
+        clusters=clusters if args.method in ("cluster-means", "ols-cluster", "ols-network") else None,
+        control=args.control,
+        mapping=get_mapping(args.mapping, threshold_q=args.threshold, hops=args.hops)
+        if args.method in ("ht", "hajek", "ols-network") else None,
+        outcome_col=args.outcome_col, covariates=_names(args.covariates),
+        missing=args.missing, alpha=args.alpha, vcov=args.vcov, graph=graph, bandwidth=args.bandwidth,
     )
     return _print_effects(args, effects)
 
@@ -411,9 +437,15 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 def _print_effects(args: argparse.Namespace, effects) -> int:
     frame = effects.to_frame()
     if args.json:
-        print_json({"control": effects.control, "effects": frame.to_dict(orient="records")})
+        print_json({"control": effects.control, "alpha": effects.alpha, "notes": list(effects.notes),
+                    "effects": frame.to_dict(orient="records")})
     else:
-        print_table(frame.drop(columns="method"), title=f"effects against '{effects.control}' ({frame['method'].iloc[0] if len(frame) else args.method})")
+        method = frame["method"].iloc[0] if len(frame) else args.method
+        print_table(frame.drop(columns="method").rename(columns={"ci_low": f"ci_low ({effects.level})",
+                                                                 "ci_high": f"ci_high ({effects.level})"}),
+                    title=f"effects against '{effects.control}' ({method})")
+        for note in effects.notes:
+            stderr.print(f"[dim]note: {escape(note)}[/dim]", highlight=False)
     return 0
 
 
@@ -439,7 +471,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     total = args.n_sims * len(designs)
     with Progress(console=stderr, transient=True, disable=args.json or not stderr.is_terminal) as bar:
         task = bar.add_task(f"{len(designs)} designs x {args.n_sims} experiments", total=total)
-        comparison = compare_designs(study, designs, model, n_sims=args.n_sims, seed=args.seed,
+        comparison = compare_designs(study, designs, model, n_sims=args.n_sims, seed=args.seed, vcov=args.vcov,
                                      progress=lambda k: bar.advance(task, k))
     table = comparison.to_frame()
     if args.out:
@@ -524,21 +556,44 @@ def build_parser() -> argparse.ArgumentParser:
     est = commands.add_parser("estimate", help="direct, indirect and total effects with standard errors")
     est.add_argument("--outcomes", required=True, help="table with unit_id and the outcome column")
     est.add_argument("--exposure", required=True, help="table written by `spillover exposure`")
-    est.add_argument("--method", required=True, choices=["difference-in-means", "cluster-means", "ols-cluster", "ht", "hajek"])
+    est.add_argument("--method", required=True, choices=list(ESTIMATE_METHODS),
+                     help="ols-network: OLS with errors robust to dependence through the graph (needs --edges and "
+                          "--clusters); ht/hajek: design-based (need --draws or --design)")
     est.add_argument("--clusters", help="table with unit_id, cluster_id")
     est.add_argument("--draws", help="ht/hajek: the design's draws, one row per draw, one column per unit id")
-    est.add_argument("--design", choices=["individual", "cluster"], help="ht/hajek: draw from this design")
-    est.add_argument("--n-draws", type=int, default=1_000)
-    est.add_argument("--treat-fraction", type=float, default=0.5)
-    est.add_argument("--bernoulli", action="store_true", help="individual design: Bernoulli, not complete")
-    est.add_argument("--seed", type=int, default=0)
-    est.add_argument("--prob-correction", choices=["none", "add-one"], default="none")
+    est.add_argument("--design", choices=["individual", "cluster"],
+                     help="ht/hajek: the design that made the assignment; its treated share (and clusters) are read "
+                          "from the assignment")
+    est.add_argument("--assignment", help="ht/hajek with --design: table with unit_id, arm of the randomized units "
+                                          "(default: the exposure table's arm column)")
+    est.add_argument("--n-draws", type=int, default=1_000,
+                     help="Monte Carlo draws where probabilities have no exact form (default: %(default)s)")
+    est.add_argument("--treat-fraction", type=float, default=None,
+                     help="the design's treated share, checked against the assignment (default: read from it)")
+    est.add_argument("--bernoulli", action="store_true",
+                     help="the design drew units (clusters) independently, not an exact count")
+    est.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo draws (default: %(default)s)")
+    est.add_argument("--prob-correction", choices=["none", "add-one"], default="none",
+                     help="add-one: Monte Carlo probabilities as (count+1)/(R+1), the reference package's "
+                          "convention (default: %(default)s)")
+    est.add_argument("--prob-method", choices=list(PROBABILITY_METHODS), default="auto",
+                     help="exposure probabilities: exact where the design and mapping allow, else Monte Carlo "
+                          "(default: %(default)s)")
+    est.add_argument("--joint", choices=["dependent", "all"], default="dependent",
+                     help="joint probabilities for pairs sharing a randomization unit, or for all pairs (the "
+                          "reference package's convention) (default: %(default)s)")
+    est.add_argument("--vcov", choices=list(VCOV_TYPES), default=DEFAULT_VCOV,
+                     help="cluster-robust variance of ols-cluster and cluster-means: CR2 with Bell-McCaffrey df "
+                          "(reliable with few or unequal clusters), CR1 as statsmodels, or CR0 "
+                          "(default: %(default)s)")
     est.add_argument("--edges", help="ht/hajek: the graph, to map every draw to exposures")
     _add_mapping_flags(est, required=False)
     _add_edge_flags(est)
     est.add_argument("--outcome-col", default="y")
     est.add_argument("--covariates", help="comma-separated outcome-table columns (ols-cluster)")
     est.add_argument("--control", help="control condition (default: the mapping's)")
+    est.add_argument("--bandwidth", type=int, default=2,
+                     help="ols-network: units within this many hops are treated as dependent (default: %(default)s)")
     est.add_argument("--missing", choices=["drop", "error"], default="drop")
     est.add_argument("--alpha", type=float, default=0.05)
     est.add_argument("--json", action="store_true")
@@ -555,6 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--gamma", type=float, default=2**-4)
     simulate.add_argument("--n-sims", type=int, default=1_000)
     simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--vcov", choices=list(VCOV_TYPES), default=DEFAULT_VCOV,
+                          help="cluster-robust variance of each simulated analysis, as in `estimate --vcov` "
+                               "(default: %(default)s)")
     simulate.add_argument("--out", help="folder for report.html and design_comparison.csv")
     simulate.add_argument("--json", action="store_true")
     simulate.set_defaults(func=cmd_simulate)

@@ -93,6 +93,30 @@ class Assignment:
         }
 
 
+@dataclass(frozen=True, eq=False)
+class Randomization:
+    """Which randomized nodes move together and how their blocks are drawn: what exact
+    exposure probabilities need from a design.
+
+    ``blocks[i]`` is the block (cluster; the node itself under individual designs) of
+    randomized node ``i``. Under ``scheme="bernoulli"`` each block is treated
+    independently with probability ``p``; under ``"complete"`` exactly ``n_treated`` of
+    the ``n_blocks`` blocks are treated, every such set equally likely. "Treated" is any
+    arm ``>= 1``.
+    """
+
+    blocks: np.ndarray
+    n_blocks: int
+    scheme: str
+    p: float | None = None
+    n_treated: int | None = None
+
+    def describe(self) -> str:
+        if self.scheme == "bernoulli":
+            return f"Bernoulli({self.p:g}) over {self.n_blocks} blocks"
+        return f"complete randomization of {self.n_treated} of {self.n_blocks} blocks"
+
+
 # --------------------------------------------------------------------------- primitives
 
 
@@ -255,6 +279,17 @@ class IndividualDesign:
         p = exact_counts(n, self.weights) / n if self.complete else self.weights
         return np.broadcast_to(p, (n, self.weights.size))
 
+    def randomization(self) -> Randomization:
+        """Units are their own blocks: complete (exact counts) or Bernoulli."""
+        return self.randomization_of(np.arange(len(self.units)))
+
+    def randomization_of(self, blocks: np.ndarray) -> Randomization:
+        """This design's scheme, drawn over the units as blocks of ``blocks``'s nodes."""
+        n = len(self.units)
+        if self.complete:
+            return Randomization(blocks, n, "complete", n_treated=int(n - exact_counts(n, self.weights)[0]))
+        return Randomization(blocks, n, "bernoulli", p=float(1.0 - self.weights[0]))
+
     def draw(self, n_draws: int, seed=None) -> np.ndarray:
         rng = _rng(seed)
         n = len(self.units)
@@ -278,7 +313,8 @@ class IndividualDesign:
 @dataclass(frozen=True, eq=False)
 class ClusterDesign:
     """Graph cluster randomization (Ugander et al. 2013): complete randomization of whole
-    clusters; every unit takes its cluster's arm."""
+    clusters (exact counts, the default) or independent Bernoulli draws per cluster
+    (``complete=False``); every unit takes its cluster's arm."""
 
     clusters: np.ndarray
     units: pd.Index
@@ -286,6 +322,7 @@ class ClusterDesign:
     treat_fraction: float = 0.5
     arm_weights: Sequence[float] | None = None
     name: str = "cluster"
+    complete: bool = True
 
     def __post_init__(self) -> None:
         clusters = np.asarray(self.clusters)
@@ -317,12 +354,19 @@ class ClusterDesign:
         return np.bincount(self.clusters, minlength=self.n_clusters)
 
     def probabilities(self) -> np.ndarray:
-        p = exact_counts(self.n_clusters, self.weights) / self.n_clusters
+        p = exact_counts(self.n_clusters, self.weights) / self.n_clusters if self.complete else self.weights
         return np.broadcast_to(p, (len(self.units), self.weights.size))
+
+    def randomization(self) -> Randomization:
+        """Clusters are the blocks: complete (exact counts) or Bernoulli."""
+        return self._cluster_level().randomization_of(self.clusters)
+
+    def _cluster_level(self) -> "IndividualDesign":
+        return IndividualDesign(self.cluster_ids, self.treat_fraction, self.complete, self.arm_weights)
 
     def draw_clusters(self, n_draws: int, seed=None) -> np.ndarray:
         """``(n_clusters, n_draws)`` arms of the clusters; units take ``W[clusters]``."""
-        return _complete_draws(self.n_clusters, self.weights, n_draws, _rng(seed))
+        return self._cluster_level().draw(n_draws, seed)
 
     def draw(self, n_draws: int, seed=None) -> np.ndarray:
         return self.draw_clusters(n_draws, seed)[self.clusters]
@@ -588,8 +632,83 @@ class BipartiteDesign:
     def probabilities(self) -> np.ndarray:
         return self._inner().probabilities()
 
+    def randomization(self) -> Randomization:
+        return self._inner().randomization()
+
     def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
         return self._inner().assign(seed, salt=salt)
 
 
 Design = IndividualDesign | ClusterDesign | StratifiedClusterDesign | SaturationDesign | BipartiteDesign
+
+
+def design_from_assignment(
+    kind: str,
+    arms: pd.Series,
+    *,
+    clusters: pd.Series | None = None,
+    complete: bool = True,
+    treat_fraction: float | None = None,
+) -> IndividualDesign | ClusterDesign:
+    """The design that produced ``arms`` (randomized unit id -> arm), its parameters read
+    from the data: the treated share, and the clusters (``clusters``: unit id -> cluster
+    id) for ``kind="cluster"``.
+
+    Under complete randomization the number of treated units (clusters) is the observed
+    one; a stated ``treat_fraction`` that implies another count is an error. Under
+    Bernoulli randomization a stated ``treat_fraction`` is used when the observed share
+    is within four binomial standard errors of it (an error otherwise), else the
+    observed share is used.
+
+    >>> import pandas as pd
+    >>> design = design_from_assignment("individual", pd.Series([1, 0, 0, 0, 1], index=list("abcde")))
+    >>> design.randomization().n_treated
+    2
+    """
+    if kind not in ("individual", "cluster"):
+        raise DesignError(f"design {kind!r}: exposure probabilities from the data support 'individual' and "
+                          "'cluster' designs; pass the design's draws otherwise.")
+    arms = pd.Series(arms)
+    if arms.isna().any() or (arms.to_numpy() == OUT).any():
+        n_out = int(arms.isna().sum() + (arms.to_numpy() == OUT).sum())
+        raise DesignError(f"{n_out} randomized unit(s) have no arm (or arm -1, out of the experiment): a design "
+                          "read from the data needs every randomized unit's arm; pass the design's draws instead.")
+    treated = (arms.to_numpy() >= 1).astype(np.int8)
+    units = pd.Index(arms.index)
+    labels = None
+    if kind == "cluster":
+        if clusters is None:
+            raise InputError("a cluster design needs the clusters (unit_id, cluster_id) of the randomized units.")
+        labels = pd.Series(clusters).reindex(units)
+        if labels.isna().any():
+            raise InputError(f"clusters: {int(labels.isna().sum())} randomized unit(s) have no cluster, "
+                             f"e.g. {labels.index[labels.isna()][0]!r}.")
+        codes, _ = pd.factorize(labels.to_numpy(), sort=True)
+        per_cluster = np.bincount(codes, weights=treated) / np.bincount(codes)
+        mixed = (per_cluster > 0) & (per_cluster < 1)
+        if mixed.any():
+            raise DesignError(f"{int(mixed.sum())} cluster(s) have treated and untreated units: the assignment "
+                              "was not randomized by these clusters.")
+        treated = (per_cluster > 0).astype(np.int8)
+    n, k = treated.size, int(treated.sum())
+    if k == 0 or k == n:
+        raise DesignError(f"{k} of {n} {'clusters' if kind == 'cluster' else 'units'} treated: an experiment needs "
+                          "both arms.")
+    share = k / n
+    if treat_fraction is not None:
+        if not 0.0 < treat_fraction < 1.0:
+            raise DesignError(f"treat_fraction={treat_fraction} must be strictly between 0 and 1.")
+        if complete:
+            expected = int(n - exact_counts(n, np.array([1 - treat_fraction, treat_fraction]))[0])
+            if expected != k:
+                raise DesignError(f"the stated treated share {treat_fraction:g} means {expected} of {n} treated "
+                                  f"under complete randomization, but the assignment treats {k} ({share:.4g}); "
+                                  "leave the share out to read it from the data.")
+        elif abs(share - treat_fraction) > 4 * np.sqrt(treat_fraction * (1 - treat_fraction) / n):
+            raise DesignError(f"the stated treated share {treat_fraction:g} disagrees with the assignment's "
+                              f"{share:.4g} ({k} of {n}) beyond Bernoulli sampling error.")
+        else:
+            share = treat_fraction
+    if kind == "individual":
+        return IndividualDesign(units, share, complete)
+    return ClusterDesign(labels.to_numpy(), units, treat_fraction=share, complete=complete)

@@ -29,24 +29,23 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
 
+from .cluster import Clustering
 from .errors import DataWarning, EmptyConditionWarning, FewClustersWarning, InputError
-from .exposure import ExposureProbabilities, get_mapping
+from .exposure import ExposureGraph, ExposureProbabilities, Mapping, get_mapping, infer_mapping
 from .graph import csr_rows, group_indicator
+from .variance import DEFAULT_VCOV, ClusterStats, check_vcov, dependence_robust, ols, sandwich, t_interval
 
-METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ht", "hajek")
-_ESTIMANDS = {
-    "isol_dir": "direct", "ind1": "indirect", "dir_ind1": "total", "ind2": "indirect (2 hops)",
-    "dir_ind2": "direct + indirect (2 hops)", "direct": "direct", "indirect": "indirect",
-    "treated": "total",
-}
+METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ols-network", "ht", "hajek")
 FEW_CLUSTERS = 30
 
 
 @dataclass(frozen=True)
 class Effect:
-    """One contrast of an exposure condition against the control condition."""
+    """One contrast of an exposure condition against the control condition.
+
+    ``df`` is the degrees of freedom of the t reference distribution (``inf``: normal).
+    """
 
     estimand: str
     condition: str
@@ -58,17 +57,36 @@ class Effect:
     n_units: int
     n_clusters: int | None
     method: str
+    df: float = float("inf")
+
+    def conf_int(self, alpha: float = 0.05) -> tuple[float, float]:
+        """The ``1 - alpha`` interval, from the same standard error and reference."""
+        _, low, high, _ = t_interval(self.estimate, self.se, self.df, alpha)
+        return float(low), float(high)
 
 
 @dataclass(frozen=True)
 class Effects:
-    """The effects of one analysis: a tidy table, one row per contrast."""
+    """The effects of one analysis: a tidy table, one row per contrast.
+
+    ``alpha`` is the level of the intervals (``1 - alpha`` coverage); ``notes`` say what
+    the variance approximates, if anything (e.g. a conservative bound, Monte Carlo
+    probabilities, pairs assumed independent).
+    """
 
     effects: tuple[Effect, ...]
     control: str
+    alpha: float = 0.05
+    notes: tuple[str, ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(e) for e in self.effects], columns=list(Effect.__dataclass_fields__))
+
+    def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
+        """Intervals at level ``1 - alpha`` (default: the analysis's), one row per contrast."""
+        alpha = self.alpha if alpha is None else alpha
+        rows = [(e.condition, *e.conf_int(alpha)) for e in self.effects]
+        return pd.DataFrame(rows, columns=["condition", "ci_low", "ci_high"]).set_index("condition")
 
     def __getitem__(self, estimand_or_condition: str) -> Effect:
         for effect in self.effects:
@@ -79,19 +97,44 @@ class Effects:
     def __len__(self) -> int:
         return len(self.effects)
 
+    @property
+    def level(self) -> str:
+        """The interval level as printed, e.g. ``95%``."""
+        return f"{100 * (1 - self.alpha):g}%"
+
+    def summary(self) -> str:
+        """A readable table: the contrasts, the variance method and what it approximates."""
+        lines = [f"Effects against '{self.control}' ({self.level} intervals)",
+                 f"{'estimand':<12}{'condition':<12}{'estimate':>10}{'se':>9}{'ci_low':>10}{'ci_high':>10}"
+                 f"{'p':>9}{'df':>7}{'n':>8}{'G':>6}"]
+        for e in self.effects:
+            df = "inf" if not np.isfinite(e.df) else f"{e.df:.1f}"
+            lines.append(f"{e.estimand:<12}{e.condition:<12}{e.estimate:>+10.4f}{e.se:>9.4f}{e.ci_low:>+10.4f}"
+                         f"{e.ci_high:>+10.4f}{e.p_value:>9.3g}{df:>7}{e.n_units:>8}"
+                         f"{'-' if e.n_clusters is None else e.n_clusters:>6}")
+        methods = sorted({e.method for e in self.effects})
+        lines.append(f"method: {'; '.join(methods)}")
+        lines.extend(f"note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
     def __repr__(self) -> str:
         lines = [f"Effects against '{self.control}':"]
         for e in self.effects:
             lines.append(
                 f"  {e.estimand:<10} ({e.condition}) {e.estimate:+.4f}  se {e.se:.4f}  "
-                f"95% CI [{e.ci_low:+.4f}, {e.ci_high:+.4f}]  p {e.p_value:.3g}  "
+                f"{self.level} CI [{e.ci_low:+.4f}, {e.ci_high:+.4f}]  p {e.p_value:.3g}  "
                 f"n={e.n_units}{'' if e.n_clusters is None else f', G={e.n_clusters}'}  [{e.method}]"
             )
+        lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
-def estimand_of(condition: str, control: str) -> str:
-    return _ESTIMANDS.get(condition, f"{condition} vs {control}")
+def estimand_of(condition: str, control: str, mapping: Mapping | None = None) -> str:
+    """The estimand a contrast of ``condition`` with ``control`` targets, as the mapping
+    names it (``"<condition> vs <control>"`` when it names none, or with no mapping)."""
+    if mapping is not None and condition in mapping.estimands and control == mapping.control:
+        return mapping.estimands[condition]
+    return f"{condition} vs {control}"
 
 
 # --------------------------------------------------------------------------- inputs
@@ -141,10 +184,17 @@ def _analysis_table(
     return table.reset_index(drop=True)
 
 
+def _categories(table: pd.DataFrame) -> list[str]:
+    """Every condition of the exposure table's mapping (a categorical keeps the empty ones)."""
+    column = table["condition"]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return [str(c) for c in column.cat.categories]
+    return sorted(map(str, column.unique()))
+
+
 def _conditions(table: pd.DataFrame, control: str) -> list[str]:
     """Conditions to contrast with ``control``; empty ones warn and are skipped."""
-    categories = list(table["condition"].cat.categories) if isinstance(table["condition"].dtype, pd.CategoricalDtype) \
-        else sorted(table["condition"].unique())
+    categories = _categories(table)
     present = set(table["condition"].astype(str))
     if control not in present:
         raise InputError(f"no units in the control condition '{control}': nothing to compare with.")
@@ -160,88 +210,90 @@ def _conditions(table: pd.DataFrame, control: str) -> list[str]:
     return out
 
 
-def _interval(estimate: float, se: float, alpha: float, df: float | None = None) -> tuple[float, float, float]:
-    """Confidence interval and two-sided p-value: normal, or t with ``df`` degrees of freedom."""
-    dist = stats.norm if df is None else stats.t(df)
-    if not np.isfinite(se) or se <= 0:
-        return float("nan"), float("nan"), float("nan")
-    z = dist.ppf(1 - alpha / 2)
-    p = 2 * dist.sf(abs(estimate / se))
-    return estimate - z * se, estimate + z * se, float(p)
+def _effect(condition: str, control: str, mapping: Mapping | None, estimate: float, se: float, df: float,
+            alpha: float, n_units: int, n_clusters: int | None, method: str) -> Effect:
+    """An :class:`Effect` with its t(df) interval and p-value (normal for ``df = inf``)."""
+    se, low, high, p = (float(v) for v in t_interval(estimate, se, df, alpha))
+    return Effect(estimand_of(condition, control, mapping), condition, float(estimate), se, low, high, p,
+                  int(n_units), n_clusters, method, float(df))
+
+
+def _vcov_label(vcov: str) -> str:
+    return f"{vcov}, t(BM df)" if vcov == "CR2" else f"{vcov}, t(G-1)"
 
 
 # --------------------------------------------------------------------------- estimators
 
 
-def difference_in_means(table: pd.DataFrame, control: str, alpha: float = 0.05) -> list[Effect]:
+def difference_in_means(table: pd.DataFrame, control: str, alpha: float = 0.05,
+                        mapping: Mapping | None = None) -> list[Effect]:
     """Difference of the conditions' mean outcomes with Neyman standard errors."""
     groups = table.groupby("condition", observed=True)["y"]
     mean, var, n = groups.mean(), groups.var(ddof=1), groups.size()
     effects = []
     for condition in _conditions(table, control):
+        if min(n[condition], n[control]) < 2:
+            raise InputError(f"difference-in-means: '{condition}' has {n[condition]} and '{control}' {n[control]} "
+                             "unit(s); each needs at least two for a standard error.")
         est = float(mean[condition] - mean[control])
         se = float(np.sqrt(var[condition] / n[condition] + var[control] / n[control]))
-        low, high, p = _interval(est, se, alpha)
-        effects.append(Effect(estimand_of(condition, control), condition, est, se, low, high, p,
-                              int(n[condition] + n[control]), None, "difference in means / Neyman"))
+        effects.append(_effect(condition, control, mapping, est, se, np.inf, alpha, n[condition] + n[control],
+                               None, "difference in means / Neyman"))
     return effects
 
 
-def cluster_means(table: pd.DataFrame, control: str, alpha: float = 0.05) -> list[Effect]:
-    """Mean of cluster means in a condition minus that in control; the standard error
-    comes from the spread of cluster means, with Welch-Satterthwaite t."""
+def _check_cluster_count(n_clusters: int, method: str, vcov: str) -> None:
+    """Refuse one cluster; warn below :data:`FEW_CLUSTERS`."""
+    if n_clusters < 2:
+        raise InputError(f"{method}: {n_clusters} cluster: a cluster-robust standard error needs at least two.")
+    if n_clusters < FEW_CLUSTERS:
+        reference = "Bell-McCaffrey degrees of freedom" if vcov == "CR2" else f"t with {n_clusters - 1} df"
+        warnings.warn(f"{method}: only {n_clusters} clusters: cluster-robust standard errors are unreliable below "
+                      f"about {FEW_CLUSTERS}; inference uses {vcov} with {reference}"
+                      f"{'' if vcov == 'CR2' else ' (CR2 is safer: --vcov CR2)'}.",
+                      FewClustersWarning, stacklevel=4)
+
+
+def _indicator_columns(table: pd.DataFrame, conditions: Sequence[str]) -> np.ndarray:
+    condition = table["condition"].astype(str).to_numpy()
+    return np.column_stack([np.ones(len(table))] + [(condition == c).astype(float) for c in conditions])
+
+
+def cluster_means(table: pd.DataFrame, control: str, alpha: float = 0.05, vcov: str = DEFAULT_VCOV,
+                  mapping: Mapping | None = None) -> list[Effect]:
+    """Mean of cluster means in a condition minus that in control.
+
+    Each cluster contributes one mean per condition it has units in, and the standard
+    error is cluster-robust over those cell means (a regression of cell means on
+    condition indicators, clustered by cluster): a cluster that feeds several conditions
+    (control units beside exposed ones, as exposure mappings produce) is not counted as
+    independent of itself. When every cluster is in one condition, CR2 is the
+    two-sample variance of cluster means, with Bell-McCaffrey degrees of freedom.
+    """
     if "cluster" not in table:
         raise InputError("cluster-means needs clusters (unit_id, cluster_id).")
-    means = table.groupby(["condition", "cluster"], observed=True)["y"].mean()
-    effects = []
-    control_means = means.loc[control]
-    for condition in _conditions(table, control):
-        treated_means = means.loc[condition]
-        g1, g0 = len(treated_means), len(control_means)
+    vcov = check_vcov(vcov)
+    conditions = _conditions(table, control)
+    cells = table.groupby(["cluster", "condition"], observed=True)["y"].agg(["mean", "size"]).reset_index()
+    cells = cells[cells["condition"].astype(str).isin([control, *conditions])].reset_index(drop=True)
+    per_condition = cells.groupby("condition", observed=True)["cluster"].nunique()
+    _check_cluster_count(cells["cluster"].nunique(), "cluster-means", vcov)
+    for condition in conditions:
+        g1, g0 = int(per_condition.get(condition, 0)), int(per_condition.get(control, 0))
         if min(g1, g0) < 2:
             raise InputError(f"cluster-means: '{condition}' has {g1} and '{control}' {g0} cluster(s); "
                              "each needs at least two for a standard error.")
-        v1, v0 = treated_means.var(ddof=1) / g1, control_means.var(ddof=1) / g0
-        est = float(treated_means.mean() - control_means.mean())
-        se = float(np.sqrt(v1 + v0))
-        df = (v1 + v0) ** 2 / (v1**2 / (g1 - 1) + v0**2 / (g0 - 1)) if v1 + v0 > 0 else None
-        low, high, p = _interval(est, se, alpha, df)
-        clusters_used = len(set(treated_means.index) | set(control_means.index))
-        units = int(table["condition"].isin([condition, control]).sum())
-        effects.append(Effect(estimand_of(condition, control), condition, est, se, low, high, p,
-                              units, clusters_used, "cluster means / Welch t"))
+    fit = ols(cells["mean"].to_numpy(dtype=float), _indicator_columns(cells, conditions),
+              cells["cluster"].to_numpy(), vcov)
+    units = table["condition"].astype(str).value_counts()
+    effects = []
+    for index, condition in enumerate(conditions, start=1):
+        se = np.sqrt(fit.cov[index, index])
+        in_pair = cells["condition"].astype(str).isin([condition, control])
+        effects.append(_effect(condition, control, mapping, fit.beta[index], se, fit.df[index], alpha,
+                               units[condition] + units[control], int(cells.loc[in_pair, "cluster"].nunique()),
+                               f"cluster means / {_vcov_label(vcov)}"))
     return effects
-
-
-def cluster_robust_ols(
-    y: np.ndarray, X: np.ndarray, groups: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """OLS coefficients and their CR1 cluster-robust covariance.
-
-    ``V = c (X'X)^-1 (sum_g X_g' e_g e_g' X_g) (X'X)^-1`` with
-    ``c = G/(G-1) * (N-1)/(N-K)``: the same as ``statsmodels`` ``OLS(...).fit(
-    cov_type="cluster")``. Returns ``(beta, cov, n_clusters)``.
-    """
-    codes, uniques = pd.factorize(groups)
-    n, k = X.shape
-    g = len(uniques)
-    xtx_inv = np.linalg.inv(X.T @ X)
-    beta = xtx_inv @ (X.T @ y)
-    resid = y - X @ beta
-    scores = group_indicator(codes, g) @ (X * resid[:, None])
-    meat = scores.T @ scores
-    correction = g / (g - 1) * (n - 1) / (n - k)
-    return beta, correction * xtx_inv @ meat @ xtx_inv, g
-
-
-def _check_cluster_count(n_clusters: int) -> None:
-    """Refuse one cluster; warn below :data:`FEW_CLUSTERS`."""
-    if n_clusters < 2:
-        raise InputError(f"ols-cluster: {n_clusters} cluster: a cluster-robust standard error needs at least two.")
-    if n_clusters < FEW_CLUSTERS:
-        warnings.warn(f"only {n_clusters} clusters: cluster-robust standard errors are unreliable below about "
-                      f"{FEW_CLUSTERS}; inference uses t with {n_clusters - 1} degrees of freedom.",
-                      FewClustersWarning, stacklevel=4)
 
 
 def ols_cluster(
@@ -249,30 +301,88 @@ def ols_cluster(
     control: str,
     alpha: float = 0.05,
     covariates: Sequence[str] = (),
-    small_sample: bool = True,
+    vcov: str = DEFAULT_VCOV,
+    mapping: Mapping | None = None,
 ) -> list[Effect]:
-    """Regression of the outcome on condition indicators (+ covariates) with CR1 errors;
-    ``small_sample`` uses t with ``G - 1`` degrees of freedom instead of the normal."""
+    """Regression of the outcome on condition indicators (+ covariates) with
+    cluster-robust errors from :func:`spillover.variance.sandwich` (``vcov``: CR2 with
+    Bell-McCaffrey df by default; CR1 as statsmodels, with t(G-1))."""
     if "cluster" not in table:
         raise InputError("ols-cluster needs clusters (unit_id, cluster_id) for cluster-robust errors.")
+    vcov = check_vcov(vcov)
     conditions = _conditions(table, control)
-    _check_cluster_count(table["cluster"].nunique())
-    condition = table["condition"].astype(str).to_numpy()
-    columns = [np.ones(len(table))] + [(condition == c).astype(float) for c in conditions]
-    columns += [table[c].to_numpy(dtype=float) for c in covariates]
-    beta, cov, g = cluster_robust_ols(table["y"].to_numpy(dtype=float), np.column_stack(columns),
-                                      table["cluster"].to_numpy())
-    df = g - 1 if small_sample else None
-    effects = []
-    for index, cond in enumerate(conditions, start=1):
-        est, se = float(beta[index]), float(np.sqrt(cov[index, index]))
-        low, high, p = _interval(est, se, alpha, df)
-        effects.append(Effect(estimand_of(cond, control), cond, est, se, low, high, p, len(table), g,
-                              f"OLS / CR1{', t(G-1)' if small_sample else ''}"))
-    return effects
+    g = table["cluster"].nunique()
+    _check_cluster_count(g, "ols-cluster", vcov)
+    columns = [_indicator_columns(table, conditions)] + [table[[c]].to_numpy(dtype=float) for c in covariates]
+    X = np.column_stack(columns)
+    if len(table) <= X.shape[1]:
+        raise InputError(f"ols-cluster: {len(table)} units for {X.shape[1]} parameters; it needs more units "
+                         "than conditions plus covariates.")
+    fit = ols(table["y"].to_numpy(dtype=float), X, table["cluster"].to_numpy(), vcov)
+    return [_effect(cond, control, mapping, fit.beta[i], np.sqrt(fit.cov[i, i]), fit.df[i], alpha, len(table), g,
+                    f"OLS / {_vcov_label(vcov)}")
+            for i, cond in enumerate(conditions, start=1)]
 
 
-# --------------------------------------------------------------------------- Horvitz-Thompson
+def network_pairs(graph, unit_ids: pd.Index, clusters: np.ndarray, bandwidth: int = 2) -> sp.csr_array:
+    """Pairs of the given units treated as dependent by :func:`ols_network`: units of one
+    randomization cluster, and units within ``bandwidth`` hops of each other in the
+    graph (two units whose one-hop exposures share a neighbour are two hops apart)."""
+    if bandwidth < 0:
+        raise InputError(f"bandwidth={bandwidth} must be a number of hops >= 0.")
+    kernel = ExposureGraph.build(graph, 1)
+    if kernel.own_index is None:
+        raise InputError("ols-network is defined on social graphs (units are the randomized nodes).")
+    keep = kernel.units.get_indexer(unit_ids)
+    if (keep < 0).any():
+        raise InputError("outcomes: some units are not in the graph given to ols-network.")
+    adjacency = sp.csr_array(kernel.neighbors[keep][:, keep], dtype=np.float64)
+    n = len(keep)
+    reach = sp.eye_array(n, format="csr")
+    step = reach
+    for _ in range(bandwidth):  # a loop over hops
+        step = sp.csr_array(step @ adjacency)
+        step.data[:] = 1.0
+        reach = reach + step
+    codes, uniques = pd.factorize(clusters)
+    members = group_indicator(codes, len(uniques))
+    pairs = sp.csr_array(reach + members.T @ members)
+    pairs.data[:] = 1.0
+    return pairs
+
+
+def ols_network(
+    table: pd.DataFrame,
+    control: str,
+    graph,
+    alpha: float = 0.05,
+    covariates: Sequence[str] = (),
+    mapping: Mapping | None = None,
+    bandwidth: int = 2,
+) -> list[Effect]:
+    """The regression of :func:`ols_cluster` with a network-HAC variance (uniform kernel;
+    Leung 2022, Gao & Ding 2023): units of one randomization cluster and units within
+    ``bandwidth`` hops are treated as dependent (:func:`network_pairs`,
+    :func:`spillover.variance.dependence_robust`). Exposure to spillover depends on
+    neighbours' clusters, and outcomes of nearby units are correlated across cluster
+    borders, which clustering by the randomization cluster alone misses."""
+    if "cluster" not in table:
+        raise InputError("ols-network needs the randomization clusters (unit_id, cluster_id).")
+    if graph is None:
+        raise InputError("ols-network needs the graph (--edges), to find which units are near each other.")
+    conditions = _conditions(table, control)
+    pairs = network_pairs(graph, pd.Index(table["unit_id"]), table["cluster"].to_numpy(), bandwidth)
+    X = np.column_stack([_indicator_columns(table, conditions)] + [table[[c]].to_numpy(dtype=float) for c in covariates])
+    y = table["y"].to_numpy(dtype=float)
+    beta = np.linalg.lstsq(X, y, rcond=None)[0]
+    g = table["cluster"].nunique()
+    fit = dependence_robust(X, y - X @ beta, pairs, g)
+    return [_effect(cond, control, mapping, beta[i], np.sqrt(fit.cov[i, i]), fit.df[i], alpha, len(table), g,
+                    f"OLS / network HAC ({bandwidth} hops + cluster), t(G-1)")
+            for i, cond in enumerate(conditions, start=1)]
+
+
+# --------------------------------------------------------------------------- design-based (HT / Hajek)
 
 
 def _subset_pairs(matrix: sp.csr_array, keep: np.ndarray) -> sp.csr_array:
@@ -320,6 +430,7 @@ def horvitz_thompson(
     control: str,
     alpha: float = 0.05,
     hajek: bool = False,
+    mapping: Mapping | None = None,
 ) -> list[Effect]:
     """HT (or Hajek) contrasts of each condition against ``control`` under the design
     that produced ``probs``, with the Aronow-Samii conservative variance. The finite
@@ -355,17 +466,20 @@ def horvitz_thompson(
         else:
             est = (total_k - total_l) / n
             target = y
-        joint = {key: _subset_pairs(probs.joint[key], keep) for key in ((k, k), (l, l), (k, l))}
+        keys = ((k, k), (l, l), (k, l))
+        if probs.pairs.nnz and any(key not in probs.joint for key in keys):
+            raise InputError(f"the exposure probabilities hold joint probabilities for contrasts with another "
+                             f"control; compute them with control='{control}' (--control {control}).")
+        no_pairs = sp.csr_array(probs.pairs.shape, dtype=float)  # marginals only: every pair independent
+        joint = {key: _subset_pairs(probs.joint.get(key, no_pairs), keep) for key in keys}
         variance = (
             _ht_variance(target, ind_k, pi_k, joint[(k, k)])
             + _ht_variance(target, ind_l, pi_l, joint[(l, l)])
             - 2 * _ht_covariance(target, ind_k, ind_l, pi_k, pi_l, joint[(k, l)])
         ) / n**2
         se = float(np.sqrt(max(variance, 0.0)))
-        low, high, p = _interval(float(est), se, alpha)
-        effects.append(Effect(estimand_of(name, control), name, float(est), se, low, high, p,
-                              int(ind_k.sum() + ind_l.sum()), None,
-                              f"{'hajek' if hajek else 'horvitz-thompson'} / aronow-samii ({probs.method})"))
+        effects.append(_effect(name, control, mapping, est, se, np.inf, alpha, ind_k.sum() + ind_l.sum(), None,
+                               f"{'hajek' if hajek else 'horvitz-thompson'} / aronow-samii ({probs.method})"))
     return effects
 
 
@@ -404,40 +518,102 @@ def estimate(
     method: str = "hajek",
     *,
     probabilities: ExposureProbabilities | None = None,
-    clusters: pd.DataFrame | pd.Series | None = None,
+    clusters: "pd.DataFrame | pd.Series | Clustering | None" = None,
     control: str | None = None,
+    mapping: str | Mapping | None = None,
     outcome_col: str = "y",
     covariates: Sequence[str] = (),
     missing: str = "drop",
     alpha: float = 0.05,
-    small_sample: bool = True,
+    vcov: str = DEFAULT_VCOV,
+    graph=None,
+    bandwidth: int = 2,
 ) -> Effects:
     """Estimate every condition's contrast with the control condition.
 
-    ``outcomes`` has ``unit_id`` and the outcome column; ``exposure`` is the table of
-    :func:`spillover.exposure.exposure`. ``ht``/``hajek`` need the design's exposure
-    ``probabilities``; ``cluster-means`` and ``ols-cluster`` need ``clusters``. Units out
-    of the experiment (arm ``-1``) are left out; missing outcomes are dropped with a
-    warning, or refused with ``missing="error"``.
+    Parameters
+    ----------
+    outcomes
+        ``unit_id`` and the outcome column (and any ``covariates``).
+    exposure
+        The table of :func:`spillover.exposure.exposure`.
+    method
+        One of :data:`METHODS`. ``ht``/``hajek`` need the design's exposure
+        ``probabilities``; ``cluster-means``, ``ols-cluster`` and ``ols-network`` need
+        ``clusters`` (the randomization clusters), and ``ols-network`` the ``graph``
+        (its network-HAC ``bandwidth`` in hops, default 2).
+    clusters
+        ``unit_id, cluster_id`` (a table, a Series indexed by unit id, or the
+        :class:`~spillover.cluster.Clustering` that ``cluster()`` returned).
+    control, mapping
+        The control condition (default: the mapping's) and the mapping, whose
+        ``estimands`` name the contrasts (default: the built-in mappings' names).
+    vcov
+        ``CR2`` (default: Bell-McCaffrey with its Satterthwaite degrees of freedom,
+        reliable with few or unequal clusters), ``CR1`` (statsmodels' default) or ``CR0``.
+    alpha
+        Intervals have level ``1 - alpha``.
+
+    Units out of the experiment (arm ``-1``) are left out; missing outcomes are dropped
+    with a warning, or refused with ``missing="error"``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> exposure = pd.DataFrame({"unit_id": range(8), "condition": ["treated", "control"] * 4})
+    >>> outcomes = pd.DataFrame({"unit_id": range(8), "y": [3.0, 1.0, 2.5, 1.5, 3.5, 0.5, 2.0, 1.0]})
+    >>> effect = estimate(outcomes, exposure, "difference-in-means")["treated"]
+    >>> round(effect.estimate, 3)
+    1.75
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {list(METHODS)}.")
     if missing not in ("drop", "error"):
         raise InputError(f"missing must be 'drop' or 'error', not {missing!r}.")
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"alpha={alpha} must be strictly between 0 and 1 (0.05 gives 95% intervals).")
+    vcov = check_vcov(vcov)
+    if isinstance(clusters, Clustering):
+        clusters = clusters.to_frame()
+    if isinstance(mapping, str):
+        mapping = get_mapping(mapping)
     table = _analysis_table(outcomes, exposure, outcome_col, clusters, missing, covariates)
+    if mapping is None and probabilities is not None:
+        mapping = probabilities.mapping
+    if mapping is None:
+        mapping = infer_mapping(_categories(table))
     if control is None:
-        control = _default_control(table)
+        control = mapping.control if mapping is not None else _default_control(table)
+    notes: list[str] = []
     if method == "difference-in-means":
-        effects = difference_in_means(table, control, alpha)
+        effects = difference_in_means(table, control, alpha, mapping)
     elif method == "cluster-means":
-        effects = cluster_means(table, control, alpha)
+        effects = cluster_means(table, control, alpha, vcov, mapping)
     elif method == "ols-cluster":
-        effects = ols_cluster(table, control, alpha, covariates, small_sample)
+        effects = ols_cluster(table, control, alpha, covariates, vcov, mapping)
+        if mapping is None or mapping.name != "fraction":
+            notes.append("cluster-robust errors by the randomization cluster treat units of different clusters as "
+                         "independent; where outcomes are correlated across cluster borders (communities larger "
+                         "than the clusters), intervals are too narrow: compare ols-network, or cluster coarser")
+    elif method == "ols-network":
+        effects = ols_network(table, control, graph, alpha, covariates, mapping, bandwidth)
     else:
         if probabilities is None:
             raise InputError(f"{method} needs exposure probabilities under the design (draws or a design).")
-        effects = horvitz_thompson(table, probabilities, control, alpha, hajek=method == "hajek")
-    return Effects(tuple(effects), control)
+        _check_probabilities_match(table, probabilities)
+        effects = horvitz_thompson(table, probabilities, control, alpha, hajek=method == "hajek", mapping=mapping)
+        notes.extend(probabilities.notes)
+        notes.append("the Aronow-Samii variance is conservative: intervals cover at least their level when "
+                     "the probabilities are exact (wider than needed where pairs have zero joint probability)")
+    return Effects(tuple(effects), control, alpha, tuple(notes))
+
+
+def _check_probabilities_match(table: pd.DataFrame, probabilities: ExposureProbabilities) -> None:
+    """The exposure table's conditions must be the probabilities' conditions."""
+    unknown = sorted(set(map(str, _categories(table))) - set(probabilities.conditions))
+    if unknown:
+        raise InputError(f"exposure conditions {unknown} are not the probabilities' conditions "
+                         f"{list(probabilities.conditions)}: compute both with the same mapping.")
 
 
 def _default_control(table: pd.DataFrame) -> str:
@@ -446,7 +622,8 @@ def _default_control(table: pd.DataFrame) -> str:
     for candidate in ("no", "control"):
         if candidate in present or candidate in getattr(table["condition"].dtype, "categories", []):
             return candidate
-    raise InputError(f"cannot tell the control condition among {sorted(present)}; pass control=.")
+    raise InputError(f"cannot tell the control condition among {sorted(present)}: name it (control= in Python, "
+                     "--control on the command line).")
 
 
 # --------------------------------------------------------------------------- sufficient statistics
@@ -458,21 +635,26 @@ def estimate_from_stats(
     control: str,
     *,
     alpha: float = 0.05,
-    small_sample: bool = True,
+    vcov: str = DEFAULT_VCOV,
 ) -> Effects:
     """``difference-in-means``, ``cluster-means`` or ``ols-cluster`` (without covariates)
     from per-(cluster, condition) sufficient statistics ``cluster_id, condition, n,
     sum_y, sum_y2``: what an out-of-core or distributed engine reduces the data to, so
-    the estimate is computed on a small table and equals the in-memory one."""
+    the estimate is computed on a small table and equals the in-memory one (the same
+    variance kernel, fed per-cluster cross-products and scores)."""
     needed = {"cluster_id", "condition", "n", "sum_y", "sum_y2"}
     if not needed <= set(stats.columns):
         raise InputError(f"sufficient statistics need columns {sorted(needed)}; got {list(stats.columns)}.")
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"alpha={alpha} must be strictly between 0 and 1.")
+    vcov = check_vcov(vcov)
     stats = stats.assign(condition=stats["condition"].astype(str))
     per = stats.groupby("condition")[["n", "sum_y", "sum_y2"]].sum()
     present = list(per.index)
     if control not in present:
         raise InputError(f"no units in the control condition '{control}': nothing to compare with.")
     conditions = [c for c in present if c != control]
+    mapping = infer_mapping(present)
     n, mean = per["n"], per["sum_y"] / per["n"]
     effects = []
     if method == "difference-in-means":
@@ -480,43 +662,33 @@ def estimate_from_stats(
         for c in conditions:
             est = float(mean[c] - mean[control])
             se = float(np.sqrt(var[c] / n[c] + var[control] / n[control]))
-            low, high, p = _interval(est, se, alpha)
-            effects.append(Effect(estimand_of(c, control), c, est, se, low, high, p, int(n[c] + n[control]), None,
-                                  "difference in means / Neyman"))
+            effects.append(_effect(c, control, mapping, est, se, np.inf, alpha, n[c] + n[control], None,
+                                   "difference in means / Neyman"))
     elif method == "cluster-means":
         table = pd.DataFrame({"condition": stats["condition"], "cluster": stats["cluster_id"],
                               "y": stats["sum_y"] / stats["n"]})
-        for effect in cluster_means(table, control, alpha):
-            units = int(n[effect.condition] + n[control])
-            effects.append(Effect(**{**asdict(effect), "n_units": units}))
+        for effect in cluster_means(table, control, alpha, vcov, mapping):
+            effects.append(Effect(**{**asdict(effect), "n_units": int(n[effect.condition] + n[control])}))
     elif method == "ols-cluster":
-        g = stats["cluster_id"].nunique()
-        _check_cluster_count(g)
-        total = int(n.sum())
-        k = len(conditions) + 1
-        xtx = np.zeros((k, k))
-        xtx[0, 0] = total
-        for j, c in enumerate(conditions, start=1):
-            xtx[0, j] = xtx[j, 0] = xtx[j, j] = n[c]
-        # residual sums per (cluster, condition): sum_y - n * condition mean
-        resid = stats["sum_y"] - stats["n"] * stats["condition"].map(mean)
-        codes, _ = pd.factorize(stats["cluster_id"])
+        codes, uniques = pd.factorize(stats["cluster_id"])
+        g = len(uniques)
+        _check_cluster_count(g, "ols-cluster", vcov)
+        X = _indicator_columns(stats, conditions)                       # one row per (cluster, condition) cell
+        weight = stats["n"].to_numpy(dtype=float)
+        resid = (stats["sum_y"] - stats["n"] * stats["condition"].map(mean)).to_numpy(dtype=float)
+        k = X.shape[1]
+        cross = np.zeros((g, k, k))
+        np.add.at(cross, codes, weight[:, None, None] * X[:, :, None] * X[:, None, :])
         scores = np.zeros((g, k))
-        np.add.at(scores[:, 0], codes, resid.to_numpy())
+        np.add.at(scores, codes, X * resid[:, None])
+        fit = sandwich(ClusterStats(cross, scores, int(n.sum())), vcov)
+        total = int(n.sum())
         for j, c in enumerate(conditions, start=1):
-            rows = (stats["condition"] == c).to_numpy()
-            np.add.at(scores[:, j], codes[rows], resid.to_numpy()[rows])
-        bread = np.linalg.inv(xtx)
-        cov = g / (g - 1) * (total - 1) / (total - k) * bread @ (scores.T @ scores) @ bread
-        df = g - 1 if small_sample else None
-        for j, c in enumerate(conditions, start=1):
-            est, se = float(mean[c] - mean[control]), float(np.sqrt(cov[j, j]))
-            low, high, p = _interval(est, se, alpha, df)
-            effects.append(Effect(estimand_of(c, control), c, est, se, low, high, p, total, g,
-                                  f"OLS / CR1{', t(G-1)' if small_sample else ''}"))
+            effects.append(_effect(c, control, mapping, mean[c] - mean[control], np.sqrt(fit.cov[j, j]), fit.df[j],
+                                   alpha, total, g, f"OLS / {_vcov_label(vcov)}"))
     else:
         raise InputError(f"{method} cannot be computed from sufficient statistics; use the memory engine.")
-    return Effects(tuple(effects), control)
+    return Effects(tuple(effects), control, alpha)
 
 
 def sufficient_stats(table: pd.DataFrame) -> pd.DataFrame:

@@ -47,6 +47,13 @@ class Counts:
         return np.divide(self.n_treated, self.n_neighbors, out=out, where=self.n_neighbors > 0)
 
 
+# A condition as a signed sum of conjunctions ("terms") of block events: ("own", 1) says
+# the unit's own block is treated, ("nbr", 0) that every block touching its neighbours
+# is untreated (vacuously true without neighbours). Mappings that can be written so
+# have exact exposure probabilities under Bernoulli and complete designs.
+Term = tuple[int, tuple[tuple[str, int], ...]]
+
+
 @dataclass(frozen=True)
 class Mapping:
     """An exposure mapping: ``rule(counts) -> integer codes`` into ``conditions``.
@@ -65,6 +72,7 @@ class Mapping:
     rule: Callable[[Counts], np.ndarray]
     estimands: dict[str, str] = field(default_factory=dict)
     hops: int = 1
+    events: dict[str, tuple[Term, ...]] | None = None
 
     def codes(self, counts: Counts) -> np.ndarray:
         return np.asarray(self.rule(counts), dtype=np.int8)
@@ -82,8 +90,14 @@ def as4() -> Mapping:
         unexposed = (c.n_treated == 0).view(np.int8)
         return 2 * untreated + unexposed
 
+    events = {
+        "dir_ind1": ((1, (("own", 1),)), (-1, (("own", 1), ("nbr", 0)))),
+        "isol_dir": ((1, (("own", 1), ("nbr", 0))),),
+        "ind1": ((1, (("own", 0),)), (-1, (("own", 0), ("nbr", 0)))),
+        "no": ((1, (("own", 0), ("nbr", 0))),),
+    }
     return Mapping("as4", ("dir_ind1", "isol_dir", "ind1", "no"), "no", rule,
-                   {"dir_ind1": "total", "isol_dir": "direct", "ind1": "indirect"})
+                   {"dir_ind1": "total", "isol_dir": "direct", "ind1": "indirect"}, events=events)
 
 
 def as4_two_hop() -> Mapping:
@@ -113,7 +127,14 @@ def threshold(q: float = 0.75) -> Mapping:
         control = (c.own == 0) & (1.0 - fraction >= q)
         return np.where(treated, 0, np.where(control, 1, 2))
 
-    return Mapping("threshold", ("treated", "control", "other"), "control", rule, {"treated": "total"})
+    events = None
+    if q == 1.0:  # all neighbours in the unit's own arm
+        events = {"treated": ((1, (("own", 1), ("nbr", 1))),), "control": ((1, (("own", 0), ("nbr", 0))),),
+                  "other": ((1, ()), (-1, (("own", 1), ("nbr", 1))), (-1, (("own", 0), ("nbr", 0))))}
+    elif q == 0.0:  # the unit's own arm alone
+        events = {"treated": ((1, (("own", 1),)),), "control": ((1, (("own", 0),)),), "other": ()}
+    return Mapping("threshold", ("treated", "control", "other"), "control", rule, {"treated": "total"},
+                   events=events)
 
 
 def own_arm() -> Mapping:
@@ -121,7 +142,8 @@ def own_arm() -> Mapping:
     contrast is the naive difference; the treated share of neighbours is reported beside
     it as the continuous exposure."""
     return Mapping("fraction", ("treated", "control"), "control", lambda c: np.where(c.own == 1, 0, 1),
-                   {"treated": "direct (ignoring interference)"})
+                   {"treated": "direct (ignoring interference)"},
+                   events={"treated": ((1, (("own", 1),)),), "control": ((1, (("own", 0),)),)})
 
 
 def bipartite(lower: float = 0.0, upper: float = 1.0) -> Mapping:
@@ -135,11 +157,27 @@ def bipartite(lower: float = 0.0, upper: float = 1.0) -> Mapping:
         share = c.treated_fraction
         return np.where(share >= upper, 0, np.where(share <= lower, 2, 1))
 
+    events = None
+    if (lower, upper) == (0.0, 1.0):  # all / some / none of the unit's sellers treated
+        both = ("nbr", 1), ("nbr", 0)  # only possible without sellers, who are control
+        events = {"direct": ((1, (("nbr", 1),)), (-1, both)), "control": ((1, (("nbr", 0),)),),
+                  "indirect": ((1, ()), (-1, (("nbr", 1),)), (-1, (("nbr", 0),)), (1, both))}
     return Mapping("bipartite", ("direct", "indirect", "control"), "control", rule,
-                   {"direct": "direct", "indirect": "indirect"})
+                   {"direct": "direct", "indirect": "indirect"}, events=events)
 
 
 MAPPINGS = {"fraction": own_arm, "as4": as4, "threshold": threshold, "bipartite": bipartite}
+
+
+def infer_mapping(conditions) -> Mapping | None:
+    """The built-in mapping (one or two hops) whose conditions are exactly
+    ``conditions``, or None: how contrasts are named when only an exposure table, not
+    its mapping, is at hand."""
+    wanted = set(map(str, conditions))
+    for mapping in (*(factory() for factory in MAPPINGS.values()), as4_two_hop()):
+        if set(mapping.conditions) == wanted:
+            return mapping
+    return None
 
 
 def get_mapping(mapping: str | Mapping, *, threshold_q: float | None = None, hops: int = 1) -> Mapping:
@@ -312,6 +350,8 @@ class ExposureProbabilities:
     joint: dict[tuple[int, int], sp.csr_array]
     n_draws: int | None
     method: str
+    mapping: Mapping | None = None
+    notes: tuple[str, ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(self.marginal, columns=[f"p_{c}" for c in self.conditions])
@@ -338,6 +378,140 @@ def _joint_on_pairs(pairs: sp.csr_array, left: np.ndarray, right: np.ndarray) ->
     return out
 
 
+def _lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Position of each query in the sorted ``keys``, or -1."""
+    if keys.size == 0:
+        return np.full(queries.shape, -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(keys, queries), keys.size - 1)
+    return np.where(keys[pos] == queries, pos, -1)
+
+
+@dataclass(frozen=True, eq=False)
+class _BlockSets:
+    """Each unit's own block and the set of blocks its neighbours are in (``reach``,
+    units x blocks, binary): what a mapping with ``events`` depends on."""
+
+    reach: sp.csr_array
+    size: np.ndarray
+    keys: np.ndarray
+    own: np.ndarray | None
+    n_blocks: int
+
+    @classmethod
+    def build(cls, kernel: "ExposureGraph", blocks: np.ndarray, n_blocks: int) -> "_BlockSets":
+        reach = sp.csr_array(kernel.neighbors @ group_indicator(blocks, n_blocks).T)
+        reach.eliminate_zeros()
+        reach.data[:] = 1
+        reach.sort_indices()
+        keys = csr_rows(reach).astype(np.int64) * n_blocks + reach.indices
+        own = None if kernel.own_index is None else blocks[kernel.own_index]
+        return cls(reach, np.diff(reach.indptr), keys, own, n_blocks)
+
+    def contains(self, units: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+        """Whether ``blocks[p]`` is among unit ``units[p]``'s neighbours' blocks."""
+        return _lookup(self.keys, units.astype(np.int64) * self.n_blocks + blocks) >= 0
+
+
+def _event_probability(randomization, treated: np.ndarray, control: np.ndarray) -> np.ndarray:
+    """P(these ``treated`` blocks all treated and these ``control`` blocks all untreated),
+    for disjoint sets of the given sizes."""
+    from scipy.special import gammaln
+
+    t, c = treated.astype(float), control.astype(float)
+    if randomization.scheme == "bernoulli":
+        return randomization.p ** t * (1.0 - randomization.p) ** c
+    m, k = float(randomization.n_blocks), float(randomization.n_treated)
+    ok = (t <= k) & (c <= m - k)
+    t, c = np.where(ok, t, 0.0), np.where(ok, c, 0.0)
+    log_p = (gammaln(k + 1) - gammaln(k - t + 1) + gammaln(m - k + 1) - gammaln(m - k - c + 1)
+             - gammaln(m + 1) + gammaln(m - t - c + 1))        # [K]_t [M-K]_c / [M]_(t+c)
+    return np.where(ok, np.exp(log_p), 0.0)
+
+
+def _pair_event_tables(sets: _BlockSets, rows: np.ndarray, cols: np.ndarray):
+    """For pairs ``(r, c)``, which of the four block sets (own r, neighbours of r, own
+    c, neighbours of c: atoms 0-3) meet, and the sizes needed for unions."""
+    n_rows = sets.reach.shape[0]
+    overlap = sp.csr_array(sets.reach @ sets.reach.T)
+    overlap.sort_indices()
+    overlap_keys = csr_rows(overlap).astype(np.int64) * n_rows + overlap.indices
+    pos = _lookup(overlap_keys, rows.astype(np.int64) * n_rows + cols)
+    shared = np.where(pos >= 0, overlap.data[np.maximum(pos, 0)], 0).astype(np.int64)
+    false = np.zeros(rows.size, dtype=bool)
+    if sets.own is None:
+        own_r_in_r = own_eq = own_r_in_c = own_c_in_r = own_c_in_c = false
+        has_own = False
+    else:
+        o_r, o_c = sets.own[rows], sets.own[cols]
+        own_r_in_r, own_c_in_c = sets.contains(rows, o_r), sets.contains(cols, o_c)
+        own_eq, own_r_in_c, own_c_in_r = o_r == o_c, sets.contains(cols, o_r), sets.contains(rows, o_c)
+        has_own = True
+    size_r, size_c = sets.size[rows], sets.size[cols]
+    meets = {(0, 0): np.full(rows.size, has_own), (1, 1): size_r > 0, (2, 2): np.full(rows.size, has_own),
+             (3, 3): size_c > 0, (0, 1): own_r_in_r, (0, 2): own_eq, (0, 3): own_r_in_c, (1, 2): own_c_in_r,
+             (1, 3): shared > 0, (2, 3): own_c_in_c}
+    meets.update({(b, a): v for (a, b), v in list(meets.items())})
+
+    def union(atoms: frozenset) -> np.ndarray:
+        n1, n3 = 1 in atoms, 3 in atoms
+        total = n1 * size_r + n3 * size_c - (n1 and n3) * shared
+        if 0 in atoms:
+            total = total + ~((n1 & own_r_in_r) | (n3 & own_r_in_c))
+        if 2 in atoms:
+            total = total + ~((n1 & own_c_in_r) | (n3 & own_c_in_c) | ((0 in atoms) & own_eq))
+        return np.asarray(total, dtype=np.int64)
+
+    return meets, union
+
+
+def _conjunction(randomization, meets, union, treated: frozenset, control: frozenset, n: int) -> np.ndarray:
+    """P(every block of the ``treated`` atoms treated and of the ``control`` atoms not)."""
+    clash = np.zeros(n, dtype=bool)
+    for a in treated:
+        for b in control:
+            clash |= meets[(a, b)]
+    prob = _event_probability(randomization, union(treated) if treated else np.zeros(n, np.int64),
+                              union(control) if control else np.zeros(n, np.int64))
+    return np.where(clash, 0.0, prob)
+
+
+def _term_atoms(term, offset: int) -> tuple[frozenset, frozenset]:
+    """Treated and untreated atoms of a term; unit r's atoms are 0-1, unit c's 2-3."""
+    atom = {"own": 0, "nbr": 1}
+    treated = frozenset(atom[a] + offset for a, status in term if status == 1)
+    control = frozenset(atom[a] + offset for a, status in term if status == 0)
+    return treated, control
+
+
+def _events_probability(randomization, sets: _BlockSets, rows, cols, events_r, events_c) -> np.ndarray:
+    """P(unit r in the condition of ``events_r`` and unit c in that of ``events_c``) for
+    each pair, by expanding both signed sums of terms (``events_c`` None: marginals)."""
+    meets, union = _pair_event_tables(sets, rows, cols)
+    total = np.zeros(rows.size)
+    for sign_r, term_r in events_r:  # a few terms per condition
+        t_r, c_r = _term_atoms(term_r, 0)
+        for sign_c, term_c in (events_c if events_c is not None else ((1, ()),)):
+            t_c, c_c = _term_atoms(term_c, 2)
+            total += sign_r * sign_c * _conjunction(randomization, meets, union, t_r | t_c, c_r | c_c, rows.size)
+    return np.clip(total, 0.0, 1.0)
+
+
+def _exact(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys):
+    """Exact marginal and joint probabilities of a mapping with ``events``."""
+    sets = _BlockSets.build(kernel, np.asarray(randomization.blocks, dtype=np.int64), randomization.n_blocks)
+    units = np.arange(len(kernel.units))
+    marginal = np.column_stack([_events_probability(randomization, sets, units, units, rule.events[c], None)
+                                for c in rule.conditions])
+    rows, cols = csr_rows(pairs), pairs.indices
+    joint = {(k, l): _events_probability(randomization, sets, rows, cols, rule.events[rule.conditions[k]],
+                                         rule.events[rule.conditions[l]]) for k, l in keys}
+    return marginal, joint
+
+
+PROBABILITY_METHODS = ("auto", "exact", "monte-carlo")
+EXACT_POSITIVITY_FLOOR = 1e-6  # a chance below one in a million is, for weighting, none
+
+
 def probabilities(
     graph: SocialGraph | BipartiteGraph,
     mapping: str | Mapping,
@@ -352,83 +526,205 @@ def probabilities(
     correction: str = "none",
     joint: str | None = "dependent",
     positivity_floor: float | None = None,
+    method: str = "auto",
+    clusters: np.ndarray | None = None,
+    control: str | None = None,
 ) -> ExposureProbabilities:
-    """Exposure probabilities by Monte Carlo over ``design.draw`` (``n_draws`` draws in
-    chunks of ``chunk``) or from a matrix of ``draws`` made elsewhere (one column per
-    draw, rows in the graph's randomized-node order; a DataFrame has one row per draw and
-    one column per unit id).
+    """Probability of each exposure condition for each unit under a design.
+
+    Exact where the design and the mapping allow it (``method="auto"`` or ``"exact"``):
+    Bernoulli or complete randomization of units or of clusters (``design.randomization()``)
+    with the ``fraction``, ``as4`` (one hop), ``bipartite`` (default thresholds) and
+    ``threshold`` (``q`` of 0 or 1) mappings. A unit's condition is then an event on the
+    blocks its own node and its neighbours are in, whose probability is a closed form in
+    the sizes of those sets (hypergeometric under complete randomization). Otherwise by
+    Monte Carlo over ``design.draw`` (``n_draws`` draws in chunks of ``chunk``) or from a
+    matrix of ``draws`` made elsewhere (one column per draw, rows in the graph's
+    randomized-node order; a DataFrame has one row per draw and one column per unit id).
 
     ``joint`` says which pairs get joint probabilities: ``"dependent"`` (units whose
-    exposures share a randomized node; all other pairs are independent under designs
-    that randomize nodes or clusters independently), ``"all"`` (every pair: small graphs,
-    and exact agreement with a dense reference) or ``None`` (marginals only).
-    ``correction="add-one"`` uses ``(count + 1) / (R + 1)``, the convention of Aronow and
-    Samii's reference implementation. Units whose probability of a condition is below
-    ``positivity_floor`` (default: no draw at all) are reported in a
-    :class:`PositivityWarning`.
+    exposures share a randomization block; other pairs are treated as independent,
+    which is exact under Bernoulli designs), ``"all"`` (every pair: small graphs, and
+    the convention of Aronow and Samii's reference implementation) or ``None``
+    (marginals only). With supplied ``draws`` the blocks are found from the draws (nodes
+    whose arms agree in every draw move together) unless ``clusters`` (one label per
+    randomized node) is given. ``correction="add-one"`` uses ``(count + 1) / (R + 1)``
+    (Monte Carlo only), the reference implementation's convention. Positivity is checked
+    on the raw counts: units whose chance of a condition is below ``positivity_floor``
+    (default: no draw at all, or below :data:`EXACT_POSITIVITY_FLOOR` for exact ones) are
+    counted in a :class:`PositivityWarning`,
+    and a control condition no unit can reach is an error. Joint probabilities are kept
+    for what contrasts with ``control`` (default: the mapping's) need.
+
+    >>> from spillover import synth
+    >>> from spillover.design import IndividualDesign
+    >>> g = synth.social_graph(200, seed=1)
+    >>> probs = probabilities(g, "as4", design=IndividualDesign(g.nodes, 0.5, complete=False))
+    >>> probs.method
+    'exact: Bernoulli(0.5) over 200 blocks'
     """
     rule = get_mapping(mapping, threshold_q=threshold_q, hops=hops)
     kernel = ExposureGraph.build(graph, rule.hops)
     n_cond = len(rule.conditions)
-    if draws is not None:
-        matrix = _draws_matrix(draws, kernel.randomized)
-        total = matrix.shape[1]
-        chunks = (matrix[:, s:s + chunk] for s in range(0, total, chunk))
-        method = "given draws"
-    else:
-        if design is None:
-            raise InputError("exposure probabilities need a design or a matrix of draws.")
-        rng = np.random.default_rng(seed)
-        total = int(n_draws)
-        chunks = (design.draw(min(chunk, total - s), rng) for s in range(0, total, chunk))
-        method = "monte carlo"
     n_units = len(kernel.units)
-    if joint == "dependent":
-        pairs = kernel.dependence(getattr(design, "clusters", None) if draws is None else None)
-    elif joint == "all":
-        pairs = sp.csr_array(np.ones((n_units, n_units), dtype=np.int32))
-    elif joint is None:
-        pairs = sp.csr_array((n_units, n_units), dtype=np.int32)
-    else:
-        raise InputError(f"joint must be 'dependent', 'all' or None, not {joint!r}.")
-    counts = np.zeros((n_units, n_cond), dtype=np.int64)
-    # the variance of a contrast with the control needs (k, k) and (k, control) only
-    control = rule.conditions.index(rule.control)
-    keys = [(k, k) for k in range(n_cond)] + [(k, control) for k in range(n_cond) if k != control]
-    joint_counts = {key: np.zeros(pairs.nnz, dtype=np.int64) for key in keys} if pairs.nnz else {}
-    for arms in chunks:  # a loop over chunks of draws; each chunk is one sparse product
-        codes = rule.codes(kernel.counts(_treated(np.asarray(arms))))
-        indicators = [(codes == k).astype(np.int8) for k in range(n_cond)]
-        for k in range(n_cond):
-            counts[:, k] += indicators[k].sum(axis=1)
-        for (k, l), acc in joint_counts.items():
-            acc += _joint_on_pairs(pairs, indicators[k], indicators[l])
+    if method not in PROBABILITY_METHODS:
+        raise InputError(f"probability method {method!r} is not one of {list(PROBABILITY_METHODS)}.")
     if correction not in ("none", "add-one"):
         raise InputError(f"prob correction must be 'none' or 'add-one', not {correction!r}.")
-    add_one = correction == "add-one"
-    # add-one follows Aronow & Samii's reference code exactly: marginals (c+1)/(R+1),
-    # same-condition joints c/(R+1), cross-condition joints c/R
-    marginal = (counts + 1) / (total + 1) if add_one else counts / total
+    if joint not in ("dependent", "all", None):
+        raise InputError(f"joint must be 'dependent', 'all' or None, not {joint!r}.")
+    notes: list[str] = []
+    randomization = None
+    matrix = None
+    if draws is not None:
+        if design is not None:
+            raise InputError("give the design or its draws, not both.")
+        matrix = _draws_matrix(draws, kernel.randomized)
+        if matrix.shape[1] < 1:
+            raise InputError("draws: no draw at all; exposure probabilities need at least one.")
+        randomization, found = _randomization_from_draws(matrix, clusters)
+        notes.append(found)
+    elif design is None:
+        raise InputError("exposure probabilities need a design or a matrix of draws.")
+    else:
+        randomization = design.randomization() if hasattr(design, "randomization") else None
+    exact_possible = (draws is None and randomization is not None and rule.events is not None
+                      and correction == "none")
+    if method == "exact" and not exact_possible:
+        why = ("draws were supplied" if draws is not None else
+               "the design has no closed form (stratified, saturation or custom)" if randomization is None else
+               f"the mapping {rule.name!r} (with these options) has no event form" if rule.events is None else
+               "add-one applies to Monte Carlo counts only")
+        raise InputError(f"exact exposure probabilities are not available here: {why}; use method='monte-carlo'.")
+    use_exact = exact_possible and method != "monte-carlo"
+    blocks = None if randomization is None else np.asarray(randomization.blocks)
+    if joint == "dependent":
+        pairs = kernel.dependence(blocks)
+        if randomization is not None and randomization.scheme == "complete":
+            notes.append("pairs that share no randomization block are treated as independent; under complete "
+                         "randomization they are slightly negatively dependent (joint='all' / --joint all "
+                         "computes every pair)")
+        elif randomization is None:
+            notes.append("pairs that share no randomization unit are treated as independent (exact when "
+                         "clusters or units are randomized independently)")
+    elif joint == "all":
+        pairs = sp.csr_array(np.ones((n_units, n_units), dtype=np.int32))
+    else:
+        pairs = sp.csr_array((n_units, n_units), dtype=np.int32)
+    if control is not None and control not in rule.conditions:
+        raise InputError(f"control condition {control!r} is not one of {list(rule.conditions)}.")
+    control = rule.conditions.index(rule.control if control is None else control)
+    # the variance of a contrast with the control needs (k, k) and (k, control) only
+    keys = [(k, k) for k in range(n_cond)] + [(k, control) for k in range(n_cond) if k != control]
+    if use_exact:
+        marginal, joint_values = _exact(kernel, rule, randomization, pairs, keys if pairs.nnz else [])
+        raw = marginal
+        total = None
+        label = f"exact: {randomization.describe()}"
+    else:
+        if matrix is not None:
+            total = matrix.shape[1]
+            chunks = (matrix[:, s:s + chunk] for s in range(0, total, chunk))
+            source = "given draws"
+        else:
+            rng = np.random.default_rng(seed)
+            total = int(n_draws)
+            if total < 1:
+                raise InputError(f"n_draws={n_draws}: Monte Carlo probabilities need at least one draw.")
+            chunks = (design.draw(min(chunk, total - s), rng) for s in range(0, total, chunk))
+            source = "monte carlo"
+        counts, joint_counts = _count_conditions(kernel, rule, chunks, pairs, keys if pairs.nnz else [])
+        add_one = correction == "add-one"
+        # add-one follows Aronow & Samii's reference code exactly: marginals (c+1)/(R+1),
+        # same-condition joints c/(R+1), cross-condition joints c/R
+        raw = counts / total
+        marginal = (counts + 1) / (total + 1) if add_one else raw
+        joint_values = {(k, l): acc / ((total + 1) if add_one and k == l else total)
+                        for (k, l), acc in joint_counts.items()}
+        label = f"{source}, {total} draws, correction {correction}"
+        notes.append(f"exposure probabilities estimated from {total} draws (Monte Carlo error about "
+                     f"sqrt(p(1-p)/{total}) each)")
     rows = csr_rows(pairs)
     diagonal = rows == pairs.indices
     joint_probs = {}
-    for (k, l), acc in joint_counts.items():
-        values = acc / ((total + 1) if add_one and k == l else total)
+    for (k, l), values in joint_values.items():
+        values = np.array(values, dtype=float)
         values[diagonal] = marginal[rows[diagonal], k] if k == l else 0.0
         joint_probs[(k, l)] = sp.csr_array((values, pairs.indices, pairs.indptr), shape=pairs.shape)
-    floor = positivity_floor if positivity_floor is not None else 0.5 / total
-    low = marginal < floor
+    _check_positivity(raw, rule, control, positivity_floor if positivity_floor is not None else
+                      (0.5 / total if total else EXACT_POSITIVITY_FLOOR))
+    return ExposureProbabilities(kernel.units, rule.conditions, marginal, pairs, joint_probs, total, label,
+                                 rule, tuple(notes))
+
+
+def _count_conditions(kernel: "ExposureGraph", rule: Mapping, chunks, pairs: sp.csr_array, keys):
+    """Per unit and condition, the number of draws in that condition; per stored pair
+    and key ``(k, l)``, the number of draws with the row unit in ``k`` and the column
+    unit in ``l``."""
+    counts = np.zeros((len(kernel.units), len(rule.conditions)), dtype=np.int64)
+    joint_counts = {key: np.zeros(pairs.nnz, dtype=np.int64) for key in keys}
+    for arms in chunks:  # a loop over chunks of draws; each chunk is one sparse product
+        codes = rule.codes(kernel.counts(_treated(np.asarray(arms))))
+        indicators = [(codes == k).astype(np.int8) for k in range(len(rule.conditions))]
+        for k, indicator in enumerate(indicators):
+            counts[:, k] += indicator.sum(axis=1)
+        for (k, l), acc in joint_counts.items():
+            acc += _joint_on_pairs(pairs, indicators[k], indicators[l])
+    return counts, joint_counts
+
+
+def _check_positivity(raw: np.ndarray, rule: Mapping, control: int, floor: float) -> None:
+    """Warn with counts per condition where units (almost) cannot reach a condition, on
+    the raw probabilities (before any add-one correction); refuse a control condition
+    that no unit can reach."""
+    low = raw < floor
+    if low[:, control].all():
+        raise InputError(f"positivity: no unit can be in the control condition '{rule.conditions[control]}' under this "
+                         "design, so no contrast can be estimated; use another mapping or design.")
     if low.any():
-        per = {rule.conditions[k]: int(low[:, k].sum()) for k in range(n_cond) if low[:, k].any()}
+        per = {rule.conditions[k]: int(low[:, k].sum()) for k in range(raw.shape[1]) if low[:, k].any()}
+        impossible = [rule.conditions[k] for k in range(raw.shape[1]) if low[:, k].all()]
         warnings.warn(
-            f"positivity: units with (almost) no chance of a condition under the design, by condition: {per}. "
+            f"positivity: units with (almost) no chance of a condition under the design, by condition: {per}"
+            f"{f'; no unit can reach {impossible}' if impossible else ''}. "
             "No estimator can represent them in that condition (Horvitz-Thompson is biased for them, "
             "weights near 0 are unstable). "
             "Use another mapping, a design that reaches every condition, or more draws.",
-            PositivityWarning, stacklevel=2,
+            PositivityWarning, stacklevel=3,
         )
-    return ExposureProbabilities(kernel.units, rule.conditions, marginal, pairs, joint_probs, total,
-                                 f"{method}, {total} draws, correction {correction}")
+
+
+def _randomization_from_draws(matrix: np.ndarray, clusters: np.ndarray | None):
+    """The blocks of supplied draws (given ``clusters``, else nodes whose arms agree in
+    every draw) and whether the treated count of blocks is constant (complete) or not."""
+    from .design import Randomization
+
+    treated = _treated(matrix)
+    if clusters is not None:
+        blocks, uniques = pd.factorize(np.asarray(clusters))
+        if (blocks < 0).any() or blocks.size != matrix.shape[0]:
+            raise InputError("clusters: one label per randomized unit is needed to describe the draws.")
+        n_blocks = len(uniques)
+        first = np.zeros(n_blocks, dtype=np.int64)
+        first[blocks[::-1]] = np.arange(blocks.size)[::-1]
+        if np.any(treated != treated[first[blocks]]):
+            raise InputError("draws: units of one cluster have different arms in some draw; the clusters do not "
+                             "describe how these draws were made.")
+        how = f"{n_blocks} blocks from the given clusters"
+    else:
+        packed = np.packbits(treated.astype(bool), axis=1)
+        _, first, blocks = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+        blocks = blocks.ravel()
+        n_blocks = first.size
+        how = f"{n_blocks} blocks found in the draws (units whose arms agree in every draw)"
+    per_draw = treated[first].sum(axis=0)
+    if per_draw.size > 1 and np.all(per_draw == per_draw[0]):
+        scheme = f"complete randomization ({int(per_draw[0])} of {n_blocks} blocks treated in every draw)"
+        randomization = Randomization(blocks, n_blocks, "complete", n_treated=int(per_draw[0]))
+    else:
+        scheme = "independent blocks (treated count varies across draws)"
+        randomization = Randomization(blocks, n_blocks, "bernoulli", p=float(per_draw.mean() / n_blocks))
+    return randomization, f"draws: {how}; {scheme}; joint probabilities kept for pairs sharing a block"
 
 
 def _draws_matrix(draws: np.ndarray | pd.DataFrame, randomized: pd.Index) -> np.ndarray:

@@ -16,14 +16,17 @@ effect**, everyone treated against nobody treated:
 Every design is run ``n_sims`` times at once: cluster draws ``W`` form one matrix, the
 spillover term is ``(A C) W`` (``C`` the unit-to-cluster indicator, computed once), and
 each experiment is analysed by the difference in means (with stratum fixed effects for
-stratified designs) with CR1 errors clustered by the unit of randomization and t with
-``G - 1`` degrees of freedom, vectorised across experiments.
+stratified designs) with cluster-robust errors clustered by the unit of randomization,
+from the same variance kernel as ``estimate`` (:mod:`spillover.variance`; CR2 with
+Bell-McCaffrey degrees of freedom by default, ``vcov=`` to choose), vectorised across
+experiments: the coverage a design study reports is that of ``estimate --method
+ols-cluster --vcov`` on the same data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,6 +37,7 @@ from .cluster import cluster, cut_fraction
 from .design import ClusterDesign, StratifiedClusterDesign
 from .errors import InputError
 from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, group_indicator
+from .variance import DEFAULT_VCOV, ols
 
 DESIGNS = ("project", "component", "stratified-component", "individual")
 
@@ -162,51 +166,20 @@ def cluster_robust_difference(
     clusters: np.ndarray,
     strata: np.ndarray | None = None,
     alpha: float = 0.05,
-    variance: str = "CR2",
+    variance: str = DEFAULT_VCOV,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """For every column (experiment) of ``y`` and ``z`` (``n x S``): the OLS coefficient of
     ``z`` with an intercept (or stratum fixed effects), its cluster-robust standard error
-    clustered by ``clusters`` and the t(G-1) interval.
+    clustered by ``clusters`` and its t interval, all from
+    :func:`spillover.variance.ols` (the kernel ``estimate`` uses): ``variance="CR2"``
+    (default) with Bell-McCaffrey degrees of freedom, ``"CR1"`` with ``G - 1``.
 
-    Strata are partialled out first (Frisch-Waugh-Lovell: same coefficient and same
-    cluster scores as the full regression). ``variance="CR1"`` is the usual
-    ``G/(G-1) (N-1)/(N-K)`` correction; ``"CR2"`` (Bell & McCaffrey 2002) divides each
-    cluster's score by ``sqrt(1 - h_g)``, with ``h_g = n_g (1/n_s + z~_g^2 / sum z~^2)``
-    the cluster's leverage, exact when treatment is constant within clusters and
-    clusters are nested in strata (every design here). CR2 keeps coverage near nominal
-    when a few clusters hold much of the sample, where CR1 falls short.
+    Returns ``(beta, se, ci_low, ci_high, n_clusters)``, each array of length ``S``.
     """
-    n = y.shape[0]
-    strata = np.zeros(n, dtype=np.int64) if strata is None else pd.factorize(strata)[0]
-    n_strata = int(strata.max()) + 1
-    member = group_indicator(strata, n_strata)
-    stratum_size = np.asarray(member.sum(axis=1)).ravel()
-
-    def within(matrix: np.ndarray) -> np.ndarray:
-        return matrix - ((member @ matrix) / stratum_size[:, None])[strata]
-
-    z_t, y_t = within(z.astype(float)), within(y)
-    szz = np.einsum("ij,ij->j", z_t, z_t)
-    beta = np.einsum("ij,ij->j", z_t, y_t) / szz
-    resid = y_t - z_t * beta
-    codes, uniques = pd.factorize(clusters)
-    g = len(uniques)
-    by_cluster = group_indicator(codes, g)
-    scores = by_cluster @ (z_t * resid)
-    if variance == "CR2":
-        first = np.zeros(g, dtype=np.int64)
-        first[codes[::-1]] = np.arange(n)[::-1]  # one member of each cluster
-        size = np.bincount(codes, minlength=g)[:, None]
-        leverage = size * (1.0 / stratum_size[strata[first]][:, None] + z_t[first] ** 2 / szz)
-        scores = scores / np.sqrt(np.clip(1.0 - leverage, 1e-12, None))
-        correction = 1.0
-    elif variance == "CR1":
-        correction = g / (g - 1) * (n - 1) / (n - n_strata - 1)
-    else:
-        raise InputError(f"variance must be 'CR1' or 'CR2', not {variance!r}.")
-    se = np.sqrt(correction * np.einsum("ij,ij->j", scores, scores)) / szz
-    half = stats.t(g - 1).ppf(1 - alpha / 2) * se
-    return beta, se, beta - half, beta + half, g
+    absorb = np.zeros(y.shape[0], dtype=np.int64) if strata is None else strata
+    fit = ols(y, z.astype(float)[:, None, :], clusters, variance, absorb=absorb)
+    se, low, high, _ = fit.interval(0, alpha)
+    return fit.beta[:, 0], se, low, high, fit.n_clusters
 
 
 # --------------------------------------------------------------------------- experiments
@@ -225,7 +198,19 @@ def _cluster_draws(study: Study, design: str, n_sims: int, rng: np.random.Genera
     return codes, plan.draw_clusters(n_sims, rng), None
 
 
-def simulate_design(
+@dataclass(frozen=True)
+class SimulatedChunk:
+    """A chunk of simulated experiments: per user its randomization unit (``clusters``)
+    and stratum (or None), and per experiment (columns) the treatment ``z`` and outcome
+    ``y``."""
+
+    clusters: np.ndarray
+    strata: np.ndarray | None
+    z: np.ndarray
+    y: np.ndarray
+
+
+def simulate_experiments(
     study: Study,
     design: str,
     model: OutcomeModel = OutcomeModel(),
@@ -234,17 +219,15 @@ def simulate_design(
     seed=None,
     chunk: int = 100,
     n_bins: int = 4,
-    on_chunk: Callable[[int], None] | None = None,
-) -> DesignResult:
-    """``n_sims`` experiments of ``design`` on ``study`` under ``model``: assignments,
-    outcomes (random effects drawn anew in each experiment) and the analysis, all as
-    matrices processed ``chunk`` experiments at a time."""
+) -> Iterator[SimulatedChunk]:
+    """The simulated data of ``n_sims`` experiments of ``design``, ``chunk`` at a time:
+    assignments and outcomes (random effects drawn anew in each experiment), the data
+    :func:`simulate_design` analyses."""
     rng = np.random.default_rng(seed)
     codes, cluster_draws, strata = _cluster_draws(study, design, n_sims, rng, n_bins)
     n_clusters = cluster_draws.shape[0]
     spill = sp.csr_array(study.adjacency @ group_indicator(codes, n_clusters).T)  # A C
     n_comp, n_acct, n_proj = int(study.component.max()) + 1, int(study.account.max()) + 1, int(study.project.max()) + 1
-    pieces = []
     for start in range(0, n_sims, chunk):  # a loop over chunks of experiments
         w = cluster_draws[:, start:start + chunk].astype(float)
         s = w.shape[1]
@@ -256,9 +239,30 @@ def simulate_design(
              + model.s_p * rng.standard_normal((n_proj, s))[study.project])
         if model.s_e:
             y += model.s_e * rng.standard_normal(y.shape)
-        pieces.append(cluster_robust_difference(y, z, codes, strata)[:4])
+        yield SimulatedChunk(codes, strata, z, y)
+
+
+def simulate_design(
+    study: Study,
+    design: str,
+    model: OutcomeModel = OutcomeModel(),
+    *,
+    n_sims: int = 1_000,
+    seed=None,
+    chunk: int = 100,
+    n_bins: int = 4,
+    vcov: str = DEFAULT_VCOV,
+    on_chunk: Callable[[int], None] | None = None,
+) -> DesignResult:
+    """``n_sims`` experiments of ``design`` on ``study`` under ``model``, each analysed by
+    the difference in means (stratum fixed effects for stratified designs) with ``vcov``
+    errors clustered by the unit of randomization; processed ``chunk`` at a time."""
+    pieces, n_clusters = [], 0
+    for data in simulate_experiments(study, design, model, n_sims=n_sims, seed=seed, chunk=chunk, n_bins=n_bins):
+        *summary, n_clusters = cluster_robust_difference(data.y, data.z, data.clusters, data.strata, variance=vcov)
+        pieces.append(summary)
         if on_chunk:
-            on_chunk(s)
+            on_chunk(data.z.shape[1])
     beta, se, low, high = (np.concatenate(p) for p in zip(*pieces))
     return DesignResult(design, study.gate(model), beta, se, low, high, n_clusters)
 
@@ -270,14 +274,16 @@ def compare_designs(
     *,
     n_sims: int = 1_000,
     seed=0,
+    vcov: str = DEFAULT_VCOV,
     progress: Callable[[int], None] | None = None,
 ) -> Comparison:
     """Run every design ``n_sims`` times under ``model`` and summarise each by bias, sd,
-    RMSE, 95% CI coverage, mean CI width and power against the GATE. ``tau = 0`` is the
-    A/A calibration."""
+    RMSE, 95% CI coverage, mean CI width and power against the GATE, with ``vcov``
+    errors (the same kernel as ``estimate``). ``tau = 0`` is the A/A calibration."""
     study = network if isinstance(network, Study) else Study.from_network(network)
     seeds = np.random.SeedSequence(seed).spawn(len(designs))
-    results = tuple(simulate_design(study, d, model, n_sims=n_sims, seed=np.random.default_rng(s), on_chunk=progress)
+    results = tuple(simulate_design(study, d, model, n_sims=n_sims, seed=np.random.default_rng(s), vcov=vcov,
+                                    on_chunk=progress)
                     for d, s in zip(designs, seeds))
     return Comparison(study.gate(model), model, results)
 

@@ -1,0 +1,171 @@
+"""Exact exposure probabilities against full enumeration of every assignment of a small
+design (each weighted by its probability), and the dependence structure of supplied
+draws found from the draws themselves."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spillover import BipartiteGraph, InputError, SocialGraph
+from spillover.design import BipartiteDesign, ClusterDesign, IndividualDesign
+from spillover.errors import PositivityWarning
+from spillover.exposure import ExposureGraph, get_mapping, probabilities
+
+# units of these small graphs that cannot reach some condition are expected here
+pytestmark = pytest.mark.filterwarnings("ignore::spillover.errors.PositivityWarning")
+
+# 11 nodes: a path, a triangle, a star and an isolate-like pendant; clusters cut edges
+SOCIAL = SocialGraph.from_edges(pd.DataFrame({
+    "source": [0, 1, 2, 3, 4, 4, 6, 6, 6, 9],
+    "target": [1, 2, 3, 4, 5, 3, 7, 8, 9, 10],
+}))
+CLUSTERS = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 1])
+MARKET = BipartiteGraph.from_edges(pd.DataFrame({
+    "buyer": ["a", "a", "b", "c", "c", "c", "d", "e", "e"],
+    "seller": ["s1", "s2", "s2", "s1", "s3", "s4", "s4", "s5", "s1"],
+}), "buyer", "seller")
+
+
+def enumerate_design(randomization, n_nodes):
+    """Every block assignment with its probability, expanded to nodes: ``(n_nodes, A)``."""
+    blocks, m = randomization.blocks, randomization.n_blocks
+    rows, weights = [], []
+    if randomization.scheme == "bernoulli":
+        for bits in itertools.product([0, 1], repeat=m):
+            t = sum(bits)
+            rows.append(np.array(bits)[blocks])
+            weights.append(randomization.p ** t * (1 - randomization.p) ** (m - t))
+    else:
+        combos = list(itertools.combinations(range(m), randomization.n_treated))
+        for combo in combos:
+            bits = np.zeros(m, dtype=int)
+            bits[list(combo)] = 1
+            rows.append(bits[blocks])
+            weights.append(1 / len(combos))
+    return np.array(rows).T.astype(np.int8), np.array(weights)
+
+
+def enumerated_probabilities(graph, mapping, randomization):
+    rule = get_mapping(mapping)
+    kernel = ExposureGraph.build(graph, rule.hops)
+    draws, weights = enumerate_design(randomization, len(kernel.randomized))
+    codes = rule.codes(kernel.counts(draws))            # (n_units, A)
+    ind = np.stack([(codes == k) for k in range(len(rule.conditions))])  # (K, n, A)
+    marginal = (ind * weights).sum(axis=2).T
+    joint = np.einsum("kia,lja,a->klij", ind.astype(float), ind.astype(float), weights)
+    return marginal, joint
+
+
+DESIGNS = {
+    "bernoulli units": lambda units: IndividualDesign(units, 0.3, complete=False),
+    "complete units": lambda units: IndividualDesign(units, 0.4, complete=True),
+    "bernoulli clusters": lambda units: ClusterDesign(CLUSTERS, units, treat_fraction=0.6, complete=False),
+    "complete clusters": lambda units: ClusterDesign(CLUSTERS, units, treat_fraction=0.4),
+}
+
+
+@pytest.mark.parametrize("design_name", list(DESIGNS))
+@pytest.mark.parametrize("mapping", ["as4", "fraction", get_mapping("threshold", threshold_q=1.0)],
+                         ids=["as4", "fraction", "threshold-q1"])
+def test_exact_probabilities_equal_full_enumeration_on_a_social_graph(design_name, mapping):
+    design = DESIGNS[design_name](SOCIAL.nodes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PositivityWarning)
+        exact = probabilities(SOCIAL, mapping, design=design, joint="all", method="exact")
+    marginal, joint = enumerated_probabilities(SOCIAL, mapping, design.randomization())
+    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
+    for (k, l), values in exact.joint.items():
+        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12, err_msg=str((k, l)))
+    assert exact.method.startswith("exact")
+
+
+@pytest.mark.parametrize("complete", [False, True])
+@pytest.mark.parametrize("seller_clusters", [None, np.array([0, 0, 1, 1, 2])])
+def test_exact_bipartite_probabilities_equal_full_enumeration(complete, seller_clusters):
+    if seller_clusters is None:
+        design = IndividualDesign(MARKET.treated, 0.4, complete=complete)
+    else:
+        design = ClusterDesign(seller_clusters, MARKET.treated, treat_fraction=0.34, complete=complete)
+    exact = probabilities(MARKET, "bipartite", design=design, joint="all", method="exact")
+    marginal, joint = enumerated_probabilities(MARKET, "bipartite", design.randomization())
+    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
+    for (k, l), values in exact.joint.items():
+        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12)
+
+
+def test_bipartite_design_object_gives_the_same_exact_probabilities():
+    design = BipartiteDesign(MARKET, 0.4)
+    a = probabilities(MARKET, "bipartite", design=design)
+    b = probabilities(MARKET, "bipartite", design=IndividualDesign(MARKET.treated, 0.4))
+    np.testing.assert_array_equal(a.marginal, b.marginal)
+
+
+def test_exact_dependent_pairs_agree_with_all_pairs_under_bernoulli():
+    design = ClusterDesign(CLUSTERS, SOCIAL.nodes, complete=False)
+    dependent = probabilities(SOCIAL, "as4", design=design, joint="dependent")
+    everything = probabilities(SOCIAL, "as4", design=design, joint="all")
+    for key, values in dependent.joint.items():
+        dense = values.toarray()
+        stored = dependent.pairs.toarray().astype(bool)
+        np.testing.assert_allclose(dense[stored], everything.joint[key].toarray()[stored], atol=1e-14)
+        # pairs left out are independent: their joint is the product of the marginals
+        k, l = key
+        product = np.outer(everything.marginal[:, k], everything.marginal[:, l])
+        np.testing.assert_allclose(everything.joint[key].toarray()[~stored], product[~stored], atol=1e-14)
+
+
+def test_monte_carlo_converges_to_exact():
+    design = ClusterDesign(CLUSTERS, SOCIAL.nodes, treat_fraction=0.4)
+    exact = probabilities(SOCIAL, "as4", design=design)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PositivityWarning)
+        mc = probabilities(SOCIAL, "as4", design=design, method="monte-carlo", n_draws=20_000, seed=1)
+    # binomial sd of a share over 20,000 draws is at most 0.0035; allow 5 of them
+    assert np.abs(mc.marginal - exact.marginal).max() < 5 * 0.0036
+
+
+def test_draws_reveal_their_clusters_and_complete_randomization():
+    design = ClusterDesign(CLUSTERS, SOCIAL.nodes, treat_fraction=0.4)
+    draws = design.draw(200, seed=3)
+    found = probabilities(SOCIAL, "as4", draws=draws)
+    assert any("5 blocks found in the draws" in note and "complete randomization (2 of 5" in note
+               for note in found.notes)
+    # the same pairs as when the design is given: same-cluster pairs further apart are kept
+    given = probabilities(SOCIAL, "as4", design=design)
+    assert (found.pairs != given.pairs).nnz == 0
+    bernoulli = IndividualDesign(SOCIAL.nodes, 0.5, complete=False).draw(300, seed=4)
+    assert any("treated count varies" in note for note in probabilities(SOCIAL, "as4", draws=bernoulli).notes)
+
+
+def test_clusters_that_disagree_with_the_draws_are_refused():
+    draws = IndividualDesign(SOCIAL.nodes, 0.5).draw(50, seed=1)
+    with pytest.raises(InputError, match="clusters do not describe"):
+        probabilities(SOCIAL, "as4", draws=draws, clusters=CLUSTERS)
+
+
+def test_exact_is_refused_where_it_does_not_apply():
+    with pytest.raises(InputError, match="no event form"):
+        probabilities(SOCIAL, "threshold", design=IndividualDesign(SOCIAL.nodes), method="exact")
+    # auto falls back to Monte Carlo and says so
+    result = probabilities(SOCIAL, "threshold", design=IndividualDesign(SOCIAL.nodes), n_draws=100, seed=1)
+    assert result.method.startswith("monte carlo")
+
+
+def test_positivity_is_checked_on_raw_counts_even_with_add_one():
+    # a path 0-1-2 with 1 always treated with 0: node 1 can never be isol_dir... under
+    # complete randomization of one of three nodes, 'dir_ind1' is impossible for everyone
+    path = SocialGraph.from_edges(pd.DataFrame({"source": [0, 1], "target": [1, 2]}))
+    draws = IndividualDesign(path.nodes, 1 / 3).draw(300, seed=1)
+    with pytest.warns(PositivityWarning, match=r"no unit can reach \['dir_ind1'\]"):
+        probabilities(path, "as4", draws=draws, correction="add-one")
+
+
+def test_an_unreachable_control_condition_is_an_error():
+    pair = SocialGraph.from_edges(pd.DataFrame({"source": [0], "target": [1]}))
+    with pytest.raises(InputError, match="no unit can be in the control condition 'no'"):
+        probabilities(pair, "as4", design=IndividualDesign(pair.nodes, 0.5, complete=True))
