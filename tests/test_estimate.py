@@ -13,6 +13,7 @@ import statsmodels.api as sm
 
 from spillover import InputError, SocialGraph, synth
 from spillover.design import ClusterDesign, IndividualDesign
+from spillover import errors as spillover_errors
 from spillover.errors import DataWarning, EmptyConditionWarning, FewClustersWarning
 
 from spillover.estimate import cluster_means, condition_means, estimate
@@ -288,3 +289,27 @@ def test_randomization_tests_hold_their_size_and_have_power(null, beta, gamma, e
     else:
         # the size of an exact test is at most 5%; the MC sd of a rate over 200 runs is 0.015
         assert rate <= 0.05 + 3 * 0.015, rate
+
+
+@pytest.mark.filterwarnings("ignore::spillover.errors.PositivityWarning")
+def test_min_probability_restricts_the_population_and_says_so():
+    graph = synth.social_graph(400, mean_degree=4, seed=2)
+    design = IndividualDesign(graph.nodes, 0.5, complete=False)
+    probs = probabilities(graph, "as4", design=design)
+    z = design.draw(1, seed=1)[:, 0]
+    table = exposure(graph, pd.Series(z, index=graph.nodes), "as4")
+    outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(0).normal(size=graph.n_nodes)})
+    full = estimate(outcomes, table, "hajek", probabilities=probs)
+    with pytest.warns(spillover_errors.PositivityWarning, match="min_probability=0.01"):
+        estimate(outcomes, table, "hajek", probabilities=probs)
+    trimmed = estimate(outcomes, table, "hajek", probabilities=probs, min_probability=0.01)
+    # the trimmed population: units with both probabilities >= 0.01, by hand
+    k, l = probs.condition_index("ind1"), probs.condition_index("no")
+    member = (probs.marginal[:, k] >= 0.01) & (probs.marginal[:, l] >= 0.01)
+    cond = table["condition"].astype(str).to_numpy()
+    y = outcomes["y"].to_numpy()
+    w_k = np.where(member & (cond == "ind1"), 1 / probs.marginal[:, k], 0)
+    w_l = np.where(member & (cond == "no"), 1 / probs.marginal[:, l], 0)
+    assert trimmed["ind1"].estimate == pytest.approx(w_k @ y / w_k.sum() - w_l @ y / w_l.sum(), abs=1e-12)
+    assert f"{int(member.sum())} of {graph.n_nodes}" in trimmed["ind1"].method
+    assert trimmed["ind1"].estimate != full["ind1"].estimate

@@ -169,3 +169,13 @@ def test_an_unreachable_control_condition_is_an_error():
     pair = SocialGraph.from_edges(pd.DataFrame({"source": [0], "target": [1]}))
     with pytest.raises(InputError, match="no unit can be in the control condition 'no'"):
         probabilities(pair, "as4", design=IndividualDesign(pair.nodes, 0.5, complete=True))
+
+
+def test_designs_without_a_closed_form_still_pair_units_of_one_cluster():
+    from spillover.design import StratifiedClusterDesign
+
+    design = StratifiedClusterDesign.from_units(CLUSTERS, SOCIAL.nodes, {"size": None}, n_bins=1, sample_fraction=1.0)
+    probs = probabilities(SOCIAL, "fraction", design=design, n_draws=200, seed=1)
+    same_cluster = CLUSTERS[:, None] == CLUSTERS[None, :]
+    assert probs.pairs.toarray()[same_cluster].all()
+    assert any("stratified" in note for note in probs.notes)

@@ -155,3 +155,33 @@ def test_dependence_robust_with_same_cluster_pairs_is_cr1():
     pairs = sp.csr_array(members.T @ members)
     result = dependence_robust(X, y - X @ beta, pairs, codes.max() + 1)
     np.testing.assert_allclose(result.cov, ols(y, X, codes, "CR1").cov, rtol=1e-10)
+
+
+@pytest.mark.parametrize("null", [0.0, -2.0, 1.0, 3.4])
+def test_wild_cluster_bootstrap_equals_wildboottest_under_full_enumeration(null):
+    import pandas as pd
+    import warnings
+    from wildboottest.wildboottest import wildboottest
+    from spillover.variance import wild_cluster_bootstrap
+
+    rng = np.random.default_rng(3)
+    codes = np.repeat(np.arange(8), rng.integers(3, 15, 8))
+    n = codes.size
+    z = (rng.random(8) < 0.5).astype(float)[codes]
+    x2 = rng.normal(size=n)
+    y = 0.3 * z + 0.5 * x2 + rng.normal(size=8)[codes] + rng.normal(size=n)
+    X = np.column_stack([np.ones(n), z, x2])
+    # testing beta_z = b is testing beta_z = 0 with y - b z; 2^8 < B: every sign pattern
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = wildboottest(sm.OLS(y - null * z, pd.DataFrame(X, columns=["c", "z", "x2"])), param="z",
+                                 cluster=codes, B=9999, seed=1, show=False)
+    ours = wild_cluster_bootstrap(y, X, codes, 1, null=null, n_boot=9999)
+    assert ours.enumerated and ours.n_boot == 256
+    assert ours.p_value == pytest.approx(reference["p-value"].iloc[0], abs=1e-12)
+    assert ours.t_stat == pytest.approx(reference["statistic"].iloc[0], rel=1e-9)
+    # the interval's ends are where the p-value crosses alpha
+    low, high = ours.ci
+    for end, inside in ((low, low + 1e-6), (high, high - 1e-6)):
+        assert wild_cluster_bootstrap(y, X, codes, 1, null=inside, n_boot=9999).p_value >= 0.05
+        assert wild_cluster_bootstrap(y, X, codes, 1, null=end + (end - inside) * 100, n_boot=9999).p_value < 0.05

@@ -430,6 +430,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         if args.method in ("ht", "hajek", "ols-network") else None,
         outcome_col=args.outcome_col, covariates=_names(args.covariates),
         missing=args.missing, alpha=args.alpha, vcov=args.vcov, graph=graph, bandwidth=args.bandwidth,
+        bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights, seed=args.seed,
+        min_probability=args.min_probability,
     )
     return _print_effects(args, effects)
 
@@ -592,6 +594,14 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--outcome-col", default="y")
     est.add_argument("--covariates", help="comma-separated outcome-table columns (ols-cluster)")
     est.add_argument("--control", help="control condition (default: the mapping's)")
+    est.add_argument("--wild-bootstrap", type=int, default=None, metavar="B",
+                     help="ols-cluster: p-values and intervals from the restricted wild cluster bootstrap with B "
+                          "draws (all sign patterns when 2^G <= B): for few clusters (default: off)")
+    est.add_argument("--bootstrap-weights", choices=["rademacher", "webb"], default="rademacher",
+                     help="wild bootstrap weights; webb for fewer than about 12 clusters (default: %(default)s)")
+    est.add_argument("--min-probability", type=float, default=0.0,
+                     help="ht/hajek: analyse only units whose probabilities of both compared conditions reach this "
+                          "(e.g. 0.01; the estimand is then that population's) (default: %(default)s)")
     est.add_argument("--bandwidth", type=int, default=2,
                      help="ols-network: units within this many hops are treated as dependent (default: %(default)s)")
     est.add_argument("--missing", choices=["drop", "error"], default="drop")

@@ -31,10 +31,19 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .cluster import Clustering
-from .errors import DataWarning, EmptyConditionWarning, FewClustersWarning, InputError
+from .errors import DataWarning, EmptyConditionWarning, FewClustersWarning, InputError, PositivityWarning
 from .exposure import ExposureGraph, ExposureProbabilities, Mapping, get_mapping, infer_mapping
 from .graph import csr_rows, group_indicator
-from .variance import DEFAULT_VCOV, ClusterStats, check_vcov, dependence_robust, ols, sandwich, t_interval
+from .variance import (
+    DEFAULT_VCOV,
+    ClusterStats,
+    check_vcov,
+    dependence_robust,
+    ols,
+    sandwich,
+    t_interval,
+    wild_cluster_bootstrap,
+)
 
 METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ols-network", "ht", "hajek")
 FEW_CLUSTERS = 30
@@ -250,7 +259,8 @@ def _check_cluster_count(n_clusters: int, method: str, vcov: str) -> None:
         reference = "Bell-McCaffrey degrees of freedom" if vcov == "CR2" else f"t with {n_clusters - 1} df"
         warnings.warn(f"{method}: only {n_clusters} clusters: cluster-robust standard errors are unreliable below "
                       f"about {FEW_CLUSTERS}; inference uses {vcov} with {reference}"
-                      f"{'' if vcov == 'CR2' else ' (CR2 is safer: --vcov CR2)'}.",
+                      f"{'' if vcov == 'CR2' else ' (CR2 is safer: --vcov CR2)'}; below about 12 clusters prefer the "
+                      "wild cluster bootstrap (--wild-bootstrap 9999).",
                       FewClustersWarning, stacklevel=4)
 
 
@@ -303,10 +313,18 @@ def ols_cluster(
     covariates: Sequence[str] = (),
     vcov: str = DEFAULT_VCOV,
     mapping: Mapping | None = None,
+    bootstrap: int | None = None,
+    bootstrap_weights: str = "rademacher",
+    seed=None,
 ) -> list[Effect]:
     """Regression of the outcome on condition indicators (+ covariates) with
     cluster-robust errors from :func:`spillover.variance.sandwich` (``vcov``: CR2 with
-    Bell-McCaffrey df by default; CR1 as statsmodels, with t(G-1))."""
+    Bell-McCaffrey df by default; CR1 as statsmodels, with t(G-1)).
+
+    With ``bootstrap`` (a number of draws), the p-value and interval of each contrast
+    come from the restricted wild cluster bootstrap
+    (:func:`spillover.variance.wild_cluster_bootstrap`, CR1-studentized), the standard
+    error stays CR1's: the choice for few clusters."""
     if "cluster" not in table:
         raise InputError("ols-cluster needs clusters (unit_id, cluster_id) for cluster-robust errors.")
     vcov = check_vcov(vcov)
@@ -318,10 +336,24 @@ def ols_cluster(
     if len(table) <= X.shape[1]:
         raise InputError(f"ols-cluster: {len(table)} units for {X.shape[1]} parameters; it needs more units "
                          "than conditions plus covariates.")
-    fit = ols(table["y"].to_numpy(dtype=float), X, table["cluster"].to_numpy(), vcov)
-    return [_effect(cond, control, mapping, fit.beta[i], np.sqrt(fit.cov[i, i]), fit.df[i], alpha, len(table), g,
-                    f"OLS / {_vcov_label(vcov)}")
-            for i, cond in enumerate(conditions, start=1)]
+    y, groups = table["y"].to_numpy(dtype=float), table["cluster"].to_numpy()
+    if bootstrap is None:
+        fit = ols(y, X, groups, vcov)
+        return [_effect(cond, control, mapping, fit.beta[i], np.sqrt(fit.cov[i, i]), fit.df[i], alpha, len(table), g,
+                        f"OLS / {_vcov_label(vcov)}")
+                for i, cond in enumerate(conditions, start=1)]
+    fit = ols(y, X, groups, "CR1")
+    rng = np.random.default_rng(seed)
+    effects = []
+    for i, cond in enumerate(conditions, start=1):
+        boot = wild_cluster_bootstrap(y, X, groups, i, n_boot=bootstrap, weights=bootstrap_weights, alpha=alpha,
+                                      seed=rng)
+        draws = f"all {boot.n_boot} sign patterns" if boot.enumerated else f"{boot.n_boot} draws"
+        effects.append(Effect(estimand_of(cond, control, mapping), cond, boot.estimate,
+                              float(np.sqrt(fit.cov[i, i])), boot.ci[0], boot.ci[1], boot.p_value, len(table), g,
+                              f"OLS / CR1, wild cluster bootstrap (WCR, {bootstrap_weights}, {draws})",
+                              float(fit.df[i])))
+    return effects
 
 
 def network_pairs(graph, unit_ids: pd.Index, clusters: np.ndarray, bandwidth: int = 2) -> sp.csr_array:
@@ -424,6 +456,9 @@ def _ht_covariance(y, ind_k, ind_l, pi_k, pi_l, joint_kl) -> float:
     return float(first - np.sum(m_k[rows[zero]] + m_l[cols[zero]]))
 
 
+SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters
+
+
 def horvitz_thompson(
     table: pd.DataFrame,
     probs: ExposureProbabilities,
@@ -431,30 +466,48 @@ def horvitz_thompson(
     alpha: float = 0.05,
     hajek: bool = False,
     mapping: Mapping | None = None,
+    min_probability: float = 0.0,
 ) -> list[Effect]:
     """HT (or Hajek) contrasts of each condition against ``control`` under the design
     that produced ``probs``, with the Aronow-Samii conservative variance. The finite
-    population is the units of ``table`` (their outcomes observed), ``N`` of them."""
-    keep = probs.units.get_indexer(pd.Index(table["unit_id"]))
-    if (keep < 0).any():
+    population is the units of ``table`` (their outcomes observed), ``N`` of them; with
+    ``min_probability``, only the units whose probabilities of both conditions of a
+    contrast reach it (a trimmed population: the estimand changes, and the method says
+    so)."""
+    keep_all = probs.units.get_indexer(pd.Index(table["unit_id"]))
+    if (keep_all < 0).any():
         raise InputError("exposure probabilities do not cover every analysed unit; compute them on the same graph.")
-    n = len(table)
-    y = table["y"].to_numpy(dtype=float)
-    condition = table["condition"].astype(str).to_numpy()
+    if not 0.0 <= min_probability < 1.0:
+        raise InputError(f"min_probability={min_probability} must be in [0, 1).")
+    y_all = table["y"].to_numpy(dtype=float)
+    condition_all = table["condition"].astype(str).to_numpy()
     l = probs.condition_index(control)
-    pi_l = probs.marginal[keep, l]
-    ind_l = condition == control
     effects = []
     for name in _conditions(table, control):
         k = probs.condition_index(name)
-        pi_k = probs.marginal[keep, k]
-        ind_k = condition == name
+        member = np.ones(len(table), dtype=bool)
+        if min_probability > 0:
+            member = (probs.marginal[keep_all, k] >= min_probability) & (probs.marginal[keep_all, l] >= min_probability)
+        keep, y, condition = keep_all[member], y_all[member], condition_all[member]
+        n = int(member.sum())
+        pi_k, pi_l = probs.marginal[keep, k], probs.marginal[keep, l]
+        ind_k, ind_l = condition == name, condition == control
+        if not ind_k.any() or not ind_l.any():
+            raise InputError(f"no unit with probabilities of at least {min_probability:g} is observed in '{name}' "
+                             f"and in '{control}': lower min_probability.")
         for ind, pi, label in ((ind_k, pi_k, name), (ind_l, pi_l, control)):
             if (ind & (pi <= 0)).any():
                 raise InputError(
                     f"{int((ind & (pi <= 0)).sum())} unit(s) observed in '{label}' have estimated probability 0 "
                     "of it: use more draws or --prob-correction add-one."
                 )
+        small = int(np.sum((ind_k & (pi_k < SMALL_PROBABILITY)) | (ind_l & (pi_l < SMALL_PROBABILITY))))
+        if small:
+            warnings.warn(f"positivity: {small} unit(s) observed in '{name}' or '{control}' had a probability below "
+                          f"{SMALL_PROBABILITY:g} of being there; their weights dominate and the variance estimate "
+                          "can be too small (see docs/inference.md). Restrict the population with "
+                          f"min_probability={SMALL_PROBABILITY:g} (--min-probability), or use a design that reaches "
+                          "the condition more often.", PositivityWarning, stacklevel=3)
         with np.errstate(divide="ignore", invalid="ignore"):
             weight_k = np.where(ind_k, 1.0 / pi_k, 0.0)
             weight_l = np.where(ind_l, 1.0 / pi_l, 0.0)
@@ -478,8 +531,9 @@ def horvitz_thompson(
             - 2 * _ht_covariance(target, ind_k, ind_l, pi_k, pi_l, joint[(k, l)])
         ) / n**2
         se = float(np.sqrt(max(variance, 0.0)))
+        trimmed = f", units with p >= {min_probability:g}: {n} of {len(table)}" if min_probability > 0 else ""
         effects.append(_effect(name, control, mapping, est, se, np.inf, alpha, ind_k.sum() + ind_l.sum(), None,
-                               f"{'hajek' if hajek else 'horvitz-thompson'} / aronow-samii ({probs.method})"))
+                               f"{'hajek' if hajek else 'horvitz-thompson'} / aronow-samii ({probs.method}{trimmed})"))
     return effects
 
 
@@ -528,6 +582,10 @@ def estimate(
     vcov: str = DEFAULT_VCOV,
     graph=None,
     bandwidth: int = 2,
+    bootstrap: int | None = None,
+    bootstrap_weights: str = "rademacher",
+    seed=None,
+    min_probability: float = 0.0,
 ) -> Effects:
     """Estimate every condition's contrast with the control condition.
 
@@ -542,6 +600,12 @@ def estimate(
         ``probabilities``; ``cluster-means``, ``ols-cluster`` and ``ols-network`` need
         ``clusters`` (the randomization clusters), and ``ols-network`` the ``graph``
         (its network-HAC ``bandwidth`` in hops, default 2).
+    bootstrap, bootstrap_weights, seed
+        ``ols-cluster`` only: p-values and intervals from the wild cluster bootstrap
+        with this many draws (Rademacher or Webb weights), for few clusters.
+    min_probability
+        ``ht``/``hajek`` only: analyse the units whose probabilities of both conditions
+        of a contrast are at least this (a trimmed population, reported in ``method``).
     clusters
         ``unit_id, cluster_id`` (a table, a Series indexed by unit id, or the
         :class:`~spillover.cluster.Clustering` that ``cluster()`` returned).
@@ -573,6 +637,8 @@ def estimate(
     if not 0.0 < alpha < 1.0:
         raise InputError(f"alpha={alpha} must be strictly between 0 and 1 (0.05 gives 95% intervals).")
     vcov = check_vcov(vcov)
+    if bootstrap is not None and method != "ols-cluster":
+        raise InputError(f"the wild cluster bootstrap applies to ols-cluster, not {method}.")
     if isinstance(clusters, Clustering):
         clusters = clusters.to_frame()
     if isinstance(mapping, str):
@@ -590,7 +656,7 @@ def estimate(
     elif method == "cluster-means":
         effects = cluster_means(table, control, alpha, vcov, mapping)
     elif method == "ols-cluster":
-        effects = ols_cluster(table, control, alpha, covariates, vcov, mapping)
+        effects = ols_cluster(table, control, alpha, covariates, vcov, mapping, bootstrap, bootstrap_weights, seed)
         if mapping is None or mapping.name != "fraction":
             notes.append("cluster-robust errors by the randomization cluster treat units of different clusters as "
                          "independent; where outcomes are correlated across cluster borders (communities larger "
@@ -601,7 +667,8 @@ def estimate(
         if probabilities is None:
             raise InputError(f"{method} needs exposure probabilities under the design (draws or a design).")
         _check_probabilities_match(table, probabilities)
-        effects = horvitz_thompson(table, probabilities, control, alpha, hajek=method == "hajek", mapping=mapping)
+        effects = horvitz_thompson(table, probabilities, control, alpha, hajek=method == "hajek", mapping=mapping,
+                                   min_probability=min_probability)
         notes.extend(probabilities.notes)
         notes.append("the Aronow-Samii variance is conservative: intervals cover at least their level when "
                      "the probabilities are exact (wider than needed where pairs have zero joint probability)")

@@ -432,11 +432,14 @@ def _pair_event_tables(sets: _BlockSets, rows: np.ndarray, cols: np.ndarray):
     """For pairs ``(r, c)``, which of the four block sets (own r, neighbours of r, own
     c, neighbours of c: atoms 0-3) meet, and the sizes needed for unions."""
     n_rows = sets.reach.shape[0]
-    overlap = sp.csr_array(sets.reach @ sets.reach.T)
-    overlap.sort_indices()
-    overlap_keys = csr_rows(overlap).astype(np.int64) * n_rows + overlap.indices
-    pos = _lookup(overlap_keys, rows.astype(np.int64) * n_rows + cols)
-    shared = np.where(pos >= 0, overlap.data[np.maximum(pos, 0)], 0).astype(np.int64)
+    if np.array_equal(rows, cols):  # marginals: a unit's set meets itself
+        shared = sets.size[rows].astype(np.int64)
+    else:
+        overlap = sp.csr_array(sets.reach @ sets.reach.T)
+        overlap.sort_indices()
+        overlap_keys = csr_rows(overlap).astype(np.int64) * n_rows + overlap.indices
+        pos = _lookup(overlap_keys, rows.astype(np.int64) * n_rows + cols)
+        shared = np.where(pos >= 0, overlap.data[np.maximum(pos, 0)], 0).astype(np.int64)
     false = np.zeros(rows.size, dtype=bool)
     if sets.own is None:
         own_r_in_r = own_eq = own_r_in_c = own_c_in_r = own_c_in_c = false
@@ -597,7 +600,9 @@ def probabilities(
                "add-one applies to Monte Carlo counts only")
         raise InputError(f"exact exposure probabilities are not available here: {why}; use method='monte-carlo'.")
     use_exact = exact_possible and method != "monte-carlo"
-    blocks = None if randomization is None else np.asarray(randomization.blocks)
+    # which randomized nodes move together: the design says so (clusters of a stratified
+    # or saturation design too), or the draws do
+    blocks = np.asarray(randomization.blocks) if randomization is not None else getattr(design, "clusters", None)
     if joint == "dependent":
         pairs = kernel.dependence(blocks)
         if randomization is not None and randomization.scheme == "complete":
@@ -605,8 +610,9 @@ def probabilities(
                          "randomization they are slightly negatively dependent (joint='all' / --joint all "
                          "computes every pair)")
         elif randomization is None:
-            notes.append("pairs that share no randomization unit are treated as independent (exact when "
-                         "clusters or units are randomized independently)")
+            notes.append("pairs that share no randomization cluster are treated as independent (exact when "
+                         "clusters or units are randomized independently; an approximation for stratified "
+                         "and saturation designs)")
     elif joint == "all":
         pairs = sp.csr_array(np.ones((n_units, n_units), dtype=np.int32))
     else:

@@ -409,3 +409,113 @@ def dependence_robust(
     correction = n_groups / (n_groups - 1) * (n - 1) / (n - k)
     cov = correction * bread @ meat @ bread
     return Sandwich(cov, np.full(k, float(n_groups - 1)), n_groups, "network")
+
+
+# --------------------------------------------------------------------------- wild cluster bootstrap
+
+BOOTSTRAP_WEIGHTS = ("rademacher", "webb")
+_WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
+
+
+@dataclass(frozen=True)
+class WildBootstrap:
+    """A restricted wild cluster bootstrap (WCR) test of ``beta[index] = null`` and the
+    interval that inverts it: ``p_value``, ``ci``, ``n_boot`` draws of cluster weights
+    (every sign pattern when ``2^G <= n_boot`` with Rademacher weights)."""
+
+    estimate: float
+    null: float
+    t_stat: float
+    p_value: float
+    ci: tuple[float, float]
+    n_boot: int
+    weights: str
+    enumerated: bool
+
+
+def _bootstrap_weights(n_clusters: int, n_boot: int, weights: str, rng: np.random.Generator):
+    if weights not in BOOTSTRAP_WEIGHTS:
+        raise InputError(f"bootstrap weights {weights!r} are not one of {list(BOOTSTRAP_WEIGHTS)}.")
+    if weights == "rademacher" and 2**n_clusters <= n_boot:
+        patterns = (np.arange(2**n_clusters)[:, None] >> np.arange(n_clusters)) & 1
+        return 2.0 * patterns - 1.0, True
+    if weights == "rademacher":
+        return rng.choice([-1.0, 1.0], size=(n_boot, n_clusters)), False
+    return rng.choice(_WEBB, size=(n_boot, n_clusters)), False
+
+
+def wild_cluster_bootstrap(
+    y: np.ndarray,
+    X: np.ndarray,
+    clusters: np.ndarray,
+    index: int,
+    *,
+    null: float = 0.0,
+    n_boot: int = 999,
+    weights: str = "rademacher",
+    alpha: float = 0.05,
+    seed=None,
+) -> WildBootstrap:
+    """Restricted wild cluster bootstrap-t (WCR; Cameron, Gelbach & Miller 2008; Roodman
+    et al. 2019) of coefficient ``index`` with CR1 studentization: reliable with few
+    clusters (down to about 6-10), where cluster-robust t intervals are not. Webb's
+    six-point weights are better than Rademacher below about 12 clusters.
+
+    The interval collects the values ``b`` not rejected at level ``alpha`` (test
+    inversion by bisection, the same cluster weights for every ``b``). Everything runs on
+    per-cluster ``X_g'X_g`` and ``X_g'y_g``: ``O(B G K^2)`` per tested value.
+    """
+    codes, uniques = pd.factorize(np.asarray(clusters))
+    g = len(uniques)
+    n, k = X.shape
+    if g < 2:
+        raise InputError(f"{g} cluster: the wild cluster bootstrap needs at least two.")
+    if n_boot < 1:
+        raise InputError(f"n_boot={n_boot} must be at least 1.")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    stats_ = cluster_stats(X, y, codes, g)          # scores here are X_g'y_g
+    cross, xty = stats_.cross, stats_.scores
+    bread = np.linalg.inv(cross.sum(axis=0))
+    beta = bread @ xty.sum(axis=0)
+    scale = g / (g - 1) * (n - 1) / (n - k)
+    m_j = bread[:, index]
+    c = cross @ m_j                                  # (G, K): S_g m_j
+    resid_scores = xty - cross @ beta                # X_g' e_g
+    se = np.sqrt(scale * np.sum((resid_scores @ m_j) ** 2))
+    draws, enumerated = _bootstrap_weights(g, n_boot, weights, rng)
+    others = [i for i in range(k) if i != index]
+    restricted_bread = np.linalg.inv(cross.sum(axis=0)[np.ix_(others, others)])
+
+    def p_value(b: float) -> float:
+        # restricted fit under beta_index = b, then bootstrap outcomes X beta~ + v_g u~_g
+        beta_r = np.zeros(k)
+        beta_r[index] = b
+        beta_r[others] = restricted_bread @ (xty.sum(axis=0)[others] - cross.sum(axis=0)[others, index] * b)
+        s_tilde = xty - cross @ beta_r               # X_g' u~_g
+        u = (draws @ s_tilde) @ bread                # (B, K): beta* - beta~
+        a = s_tilde @ m_j                            # (G,)
+        projected = draws * a - u @ c.T              # m_j' X_g' e*_g for every draw and cluster
+        se_star = np.sqrt(scale * np.sum(projected**2, axis=1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_star = u[:, index] / se_star
+        t_obs = (beta[index] - b) / se
+        return float(np.mean(np.abs(t_star) >= abs(t_obs) - 1e-12))
+
+    def bound(direction: float) -> float:
+        inside, step = beta[index], se
+        outside = inside + direction * step
+        for _ in range(60):  # widen until rejected
+            if p_value(outside) < alpha:
+                break
+            inside, outside = outside, outside + direction * step
+            step *= 2
+        for _ in range(50):  # bisection
+            middle = (inside + outside) / 2
+            if p_value(middle) < alpha:
+                outside = middle
+            else:
+                inside = middle
+        return float((inside + outside) / 2)
+
+    return WildBootstrap(float(beta[index]), float(null), float((beta[index] - null) / se), p_value(null),
+                         (bound(-1.0), bound(1.0)), int(draws.shape[0]), weights, enumerated)

@@ -1,0 +1,244 @@
+"""Calibration study: do the intervals spillover prints cover as promised?
+
+For every cell of a grid (design x mapping x estimator x source of the exposure
+probabilities) a fixed finite population of potential outcomes with known contrasts is
+re-randomized ``n_sims`` times under the design, each experiment is analysed through
+:func:`spillover.estimate.estimate` (the code path of the command line), and the share
+of 95% intervals that contain the true contrast is reported with its Monte Carlo
+standard error ``sqrt(c (1 - c) / n_sims)``.
+
+Outcomes: ``y_i = b_i + tau_direct * own_i + tau_indirect * exposed_i`` (``exposed``: at
+least one treated neighbour; on a bipartite graph ``tau_direct`` when all of a buyer's
+sellers are treated and ``tau_indirect`` when some are), with ``b_i`` a community
+effect plus unit noise, drawn once. Under ``as4`` the contrasts with ``no`` are then
+exactly the direct (``isol_dir``), indirect (``ind1``) and total (``dir_ind1``) effects.
+
+Run ``python -m validation.calibration [--n-sims 1000] [--quick] [--out FILE.csv]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from spillover import BipartiteGraph, SocialGraph, SpilloverError, synth
+from spillover.design import ClusterDesign, IndividualDesign, StratifiedClusterDesign
+from spillover.estimate import estimate
+from spillover.exposure import ExposureGraph, exposure, probabilities
+
+TAU_DIRECT, TAU_INDIRECT = 1.0, 0.5
+
+
+@dataclass
+class Scenario:
+    """One design on one graph, with its fixed potential outcomes and the analyses run."""
+
+    name: str
+    graph: SocialGraph | BipartiteGraph
+    design: object
+    mapping: str
+    truth: dict[str, float]
+    clusters: pd.DataFrame | None = None
+    spillover: bool = True
+    analyses: dict[str, Callable] = field(default_factory=dict)
+    base: np.ndarray | None = None
+
+
+def _base(graph, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if isinstance(graph, SocialGraph) and graph.node_data is not None and "community" in graph.node_data:
+        community = pd.factorize(graph.node_data["community"].reindex(graph.nodes).to_numpy())[0]
+        return rng.normal(size=community.max() + 1)[community] + rng.normal(size=graph.n_nodes)
+    n = graph.n_units if isinstance(graph, BipartiteGraph) else graph.n_nodes
+    return rng.normal(size=n)
+
+
+def _outcomes(scenario: Scenario, kernel: ExposureGraph, z: np.ndarray) -> np.ndarray:
+    counts = kernel.counts(z.astype(np.int8))
+    if isinstance(scenario.graph, BipartiteGraph):
+        share = counts.treated_fraction
+        return scenario.base + TAU_DIRECT * (share >= 1) + TAU_INDIRECT * ((share > 0) & (share < 1))
+    exposed = (counts.n_treated > 0) if scenario.spillover else 0.0
+    return scenario.base + TAU_DIRECT * counts.own + TAU_INDIRECT * exposed
+
+
+AS4_TRUTH = {"dir_ind1": TAU_DIRECT + TAU_INDIRECT, "isol_dir": TAU_DIRECT, "ind1": TAU_INDIRECT}
+
+
+def _probability_analyses(scenario: Scenario, sources: tuple[str, ...], estimators=("hajek", "ht"),
+                          trim: float = 0.0) -> None:
+    """HT/Hajek analyses, one per source of the exposure probabilities (and, with
+    ``trim``, Hajek on the units whose probabilities reach it)."""
+    graph, design, mapping = scenario.graph, scenario.design, scenario.mapping
+    for source in sources:
+        if source == "exact":
+            probs = probabilities(graph, mapping, design=design, method="exact")
+        elif source == "monte carlo":
+            probs = probabilities(graph, mapping, design=design, method="monte-carlo", n_draws=2_000, seed=101)
+        else:  # draws made elsewhere, their blocks found from the draws
+            probs = probabilities(graph, mapping, draws=design.draw(2_000, seed=102))
+        for method in estimators:
+            scenario.analyses[f"{method} ({source})"] = (
+                lambda out, table, m=method, p=probs: estimate(out, table, m, probabilities=p))
+        if trim:
+            scenario.analyses[f"hajek ({source}, p >= {trim:g})"] = (
+                lambda out, table, p=probs: estimate(out, table, "hajek", probabilities=p, min_probability=trim))
+
+
+def _regression_analyses(scenario: Scenario, vcovs=("CR2",), network: bool = False, bootstrap: int | None = None):
+    clusters = scenario.clusters
+    for vcov in vcovs:
+        scenario.analyses[f"ols-cluster {vcov}"] = (
+            lambda out, table, v=vcov: estimate(out, table, "ols-cluster", clusters=clusters, vcov=v))
+    if network:
+        scenario.analyses["ols-network"] = (
+            lambda out, table: estimate(out, table, "ols-network", clusters=clusters, graph=scenario.graph))
+    if bootstrap:
+        scenario.analyses["ols-cluster wild bootstrap"] = (
+            lambda out, table: estimate(out, table, "ols-cluster", clusters=clusters, bootstrap=bootstrap, seed=7))
+
+
+def _clustered(graph: SocialGraph, labels: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"unit_id": graph.nodes, "cluster_id": labels})
+
+
+def scenarios(quick: bool = False) -> list[Scenario]:
+    """The grid. ``quick`` keeps the cells the test suite runs."""
+    out = []
+    social = synth.social_graph(500, mean_degree=4, mixing=0.1, seed=1)
+
+    s = Scenario("Bernoulli units", social, IndividualDesign(social.nodes, 0.5, complete=False), "as4", AS4_TRUTH)
+    _probability_analyses(s, ("exact",) if quick else ("exact", "monte carlo", "draws"), trim=0.01)
+    out.append(s)
+
+    s = Scenario("complete units (30%)", social, IndividualDesign(social.nodes, 0.3), "as4", AS4_TRUTH)
+    _probability_analyses(s, ("exact", "draws") if not quick else ("draws",), ("hajek",))
+    out.append(s)
+
+    s = Scenario("complete units, no spillover", social, IndividualDesign(social.nodes, 0.5), "fraction",
+                 {"treated": TAU_DIRECT}, spillover=False)
+    s.analyses["difference-in-means"] = lambda o, t: estimate(o, t, "difference-in-means")
+    _probability_analyses(s, ("exact",), ("hajek",))
+    out.append(s)
+
+    heavy = synth.social_graph(1_000, mean_degree=6, mixing=0.05, community_size_range=(10, 400), seed=4)
+    heavy_labels = heavy.node_data["community"].reindex(heavy.nodes).to_numpy()
+    n_heavy = len(np.unique(heavy_labels))
+    s = Scenario(f"cluster, {n_heavy} heavy-tailed clusters", heavy,
+                 ClusterDesign(heavy_labels, heavy.nodes), "as4", AS4_TRUTH, _clustered(heavy, heavy_labels))
+    _probability_analyses(s, ("exact",), ("hajek",), trim=0.01)
+    _regression_analyses(s, ("CR2",) if quick else ("CR1", "CR2"), network=not quick)
+    out.append(s)
+
+    s = Scenario(f"cluster, {n_heavy} heavy-tailed clusters, no spillover", heavy,
+                 ClusterDesign(heavy_labels, heavy.nodes), "fraction", {"treated": TAU_DIRECT},
+                 _clustered(heavy, heavy_labels), spillover=False)
+    _regression_analyses(s, ("CR1", "CR2"), bootstrap=None if quick else 999)
+    out.append(s)
+
+    if not quick:
+        many = synth.social_graph(4_000, mean_degree=5, mixing=0.05, community_size_range=(3, 20), seed=5)
+        many_labels = many.node_data["community"].reindex(many.nodes).to_numpy()
+        s = Scenario(f"cluster, {len(np.unique(many_labels))} clusters", many,
+                     ClusterDesign(many_labels, many.nodes), "as4", AS4_TRUTH, _clustered(many, many_labels))
+        _probability_analyses(s, ("exact", "draws"), ("hajek",), trim=0.01)
+        _regression_analyses(s, ("CR2",), network=True)
+        out.append(s)
+
+        codes = pd.factorize(heavy_labels, sort=True)[0]
+        stratified = StratifiedClusterDesign.from_units(codes, heavy.nodes, {"size": None}, n_bins=2,
+                                                        sample_fraction=1.0)
+        s = Scenario("stratified cluster (size strata)", heavy, stratified, "fraction", {"treated": TAU_DIRECT},
+                     _clustered(heavy, heavy_labels), spillover=False)
+        _regression_analyses(s, ("CR2",))
+        _probability_analyses(s, ("monte carlo",), ("hajek",))
+        out.append(s)
+
+    few = synth.social_graph(300, mean_degree=5, mixing=0.05, community_size_range=(5, 120), seed=6)
+    few_labels = few.node_data["community"].reindex(few.nodes).to_numpy()
+    s = Scenario(f"cluster, {len(np.unique(few_labels))} clusters (few)", few, ClusterDesign(few_labels, few.nodes),
+                 "fraction", {"treated": TAU_DIRECT}, _clustered(few, few_labels), spillover=False)
+    _regression_analyses(s, ("CR1", "CR2"), bootstrap=None if quick else 999)
+    out.append(s)
+
+    market = synth.marketplace(400, 40, seed=2)
+    s = Scenario("bipartite, sellers complete", market, IndividualDesign(market.treated, 0.5), "bipartite",
+                 {"direct": TAU_DIRECT, "indirect": TAU_INDIRECT})
+    _probability_analyses(s, ("exact",) if quick else ("exact", "draws"))
+    out.append(s)
+    if not quick:
+        seller_groups = np.arange(market.n_treated_side) % 20
+        s = Scenario("bipartite, 20 seller clusters", market,
+                     ClusterDesign(seller_groups, market.treated, complete=False), "bipartite",
+                     {"direct": TAU_DIRECT, "indirect": TAU_INDIRECT})
+        _probability_analyses(s, ("exact",), ("hajek",))
+        out.append(s)
+    return out
+
+
+def run(scenario: Scenario, n_sims: int, seed: int = 0) -> pd.DataFrame:
+    """Coverage, bias and interval width of every analysis of ``scenario``."""
+    scenario.base = _base(scenario.graph, seed + 17)
+    kernel = ExposureGraph.build(scenario.graph)
+    draws = scenario.design.draw(n_sims, seed=seed)
+    records = []
+    failures = {name: 0 for name in scenario.analyses}
+    for r in range(n_sims):  # a loop over simulated experiments; each analysis is vectorised
+        z = np.asarray(draws[:, r])
+        table = exposure(scenario.graph, pd.Series(z, index=kernel.randomized), scenario.mapping)
+        outcomes = pd.DataFrame({"unit_id": kernel.units, "y": _outcomes(scenario, kernel, (z >= 1).astype(float))})
+        for name, analysis in scenario.analyses.items():
+            try:
+                effects = analysis(outcomes, table).effects
+            except SpilloverError:  # e.g. a unit observed where its Monte Carlo probability is 0
+                failures[name] += 1
+                continue
+            for effect in effects:
+                if effect.condition in scenario.truth:
+                    records.append((name, effect.condition, effect.estimate, effect.ci_low, effect.ci_high))
+    frame = pd.DataFrame(records, columns=["estimator", "condition", "estimate", "ci_low", "ci_high"])
+    frame["truth"] = frame["condition"].map(scenario.truth)
+    frame["covered"] = (frame["ci_low"] <= frame["truth"]) & (frame["truth"] <= frame["ci_high"])
+    summary = frame.groupby(["estimator", "condition"], sort=False).agg(
+        n=("covered", "size"), coverage=("covered", "mean"), bias=("estimate", "mean"),
+        sd=("estimate", "std"), width=("ci_high", "mean"))
+    summary["bias"] -= frame.groupby(["estimator", "condition"], sort=False)["truth"].first()
+    summary["width"] -= frame.groupby(["estimator", "condition"], sort=False)["ci_low"].mean()
+    summary["mc_se"] = np.sqrt(summary["coverage"] * (1 - summary["coverage"]) / summary["n"])
+    summary = summary.reset_index()
+    summary["refused"] = summary["estimator"].map(failures)
+    summary.insert(0, "design", scenario.name)
+    summary.insert(1, "mapping", scenario.mapping)
+    summary["verdict"] = np.where(summary["coverage"] < 0.93, "UNDER-COVERS",
+                                  np.where(summary["coverage"] > 0.97, "conservative", "ok"))
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-sims", type=int, default=1_000, help="experiments per cell (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="the cells the test suite runs")
+    parser.add_argument("--out", help="write the table here (.csv)")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")  # positivity and few-cluster warnings are the point of some cells
+    tables = []
+    for scenario in scenarios(args.quick):
+        start = time.perf_counter()
+        tables.append(run(scenario, args.n_sims))
+        print(f"{scenario.name}: {time.perf_counter() - start:.1f}s", flush=True)
+    table = pd.concat(tables, ignore_index=True)
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        print(table.round(4).to_string(index=False))
+    if args.out:
+        table.to_csv(args.out, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
