@@ -313,3 +313,25 @@ def test_min_probability_restricts_the_population_and_says_so():
     assert trimmed["ind1"].estimate == pytest.approx(w_k @ y / w_k.sum() - w_l @ y / w_l.sum(), abs=1e-12)
     assert f"{int(member.sum())} of {graph.n_nodes}" in trimmed["ind1"].method
     assert trimmed["ind1"].estimate != full["ind1"].estimate
+
+
+@pytest.mark.filterwarnings("ignore::spillover.errors.FewClustersWarning")
+def test_few_clusters_take_the_wild_bootstrap_from_unit_data_and_from_sufficient_statistics():
+    from spillover.estimate import estimate_from_stats, sufficient_stats, _analysis_table
+
+    rng = np.random.default_rng(5)
+    clusters = np.repeat(np.arange(12), rng.integers(3, 20, 12))
+    n = clusters.size
+    condition = np.where((np.arange(12) % 2)[clusters] == 1, "treated", "control")
+    y = 0.2 * (condition == "treated") + rng.normal(size=12)[clusters] + rng.normal(size=n)
+    table = pd.DataFrame({"unit_id": np.arange(n), "condition": pd.Categorical(condition, ["treated", "control"])})
+    outcomes = pd.DataFrame({"unit_id": np.arange(n), "y": y})
+    groups = pd.Series(clusters, index=np.arange(n))
+    memory = estimate(outcomes, table, "ols-cluster", clusters=groups, seed=1)["treated"]
+    assert "wild cluster bootstrap" in memory.method and "all 1999" not in memory.method
+    stats = sufficient_stats(_analysis_table(outcomes, table, "y", groups, "drop"))
+    engine = estimate_from_stats(stats, "ols-cluster", "control", seed=1)["treated"]
+    assert (engine.estimate, engine.se, engine.p_value, engine.ci_low, engine.ci_high) == pytest.approx(
+        (memory.estimate, memory.se, memory.p_value, memory.ci_low, memory.ci_high), rel=1e-9)
+    plain = estimate(outcomes, table, "ols-cluster", clusters=groups, bootstrap=None)["treated"]
+    assert "wild" not in plain.method and plain.se == pytest.approx(memory.se)

@@ -149,10 +149,13 @@ def test_clusters_that_disagree_with_the_draws_are_refused():
 
 
 def test_exact_is_refused_where_it_does_not_apply():
+    cluster_design = ClusterDesign(CLUSTERS, SOCIAL.nodes)
+    with pytest.raises(InputError, match="individual designs only"):
+        probabilities(SOCIAL, "threshold", design=cluster_design, method="exact")
     with pytest.raises(InputError, match="no event form"):
-        probabilities(SOCIAL, "threshold", design=IndividualDesign(SOCIAL.nodes), method="exact")
+        probabilities(SOCIAL, "as4", hops=2, design=IndividualDesign(SOCIAL.nodes), method="exact")
     # auto falls back to Monte Carlo and says so
-    result = probabilities(SOCIAL, "threshold", design=IndividualDesign(SOCIAL.nodes), n_draws=100, seed=1)
+    result = probabilities(SOCIAL, "threshold", design=cluster_design, n_draws=100, seed=1)
     assert result.method.startswith("monte carlo")
 
 
@@ -179,3 +182,28 @@ def test_designs_without_a_closed_form_still_pair_units_of_one_cluster():
     same_cluster = CLUSTERS[:, None] == CLUSTERS[None, :]
     assert probs.pairs.toarray()[same_cluster].all()
     assert any("stratified" in note for note in probs.notes)
+
+
+@pytest.mark.parametrize("design_name", ["bernoulli units", "complete units"])
+@pytest.mark.parametrize("q", [0.5, 0.75, 0.3])
+def test_exact_threshold_probabilities_under_individual_designs_equal_enumeration(design_name, q):
+    design = DESIGNS[design_name](SOCIAL.nodes)
+    mapping = get_mapping("threshold", threshold_q=q)
+    exact = probabilities(SOCIAL, mapping, design=design, joint="all", method="exact")
+    marginal, joint = enumerated_probabilities(SOCIAL, mapping, design.randomization())
+    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
+    for (k, l), values in exact.joint.items():
+        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12, err_msg=str((k, l)))
+
+
+@pytest.mark.parametrize("complete", [False, True])
+def test_exact_bipartite_with_other_thresholds_equals_enumeration(complete):
+    from spillover.exposure import bipartite
+
+    mapping = bipartite(0.3, 0.6)
+    design = IndividualDesign(MARKET.treated, 0.4, complete=complete)
+    exact = probabilities(MARKET, mapping, design=design, joint="all", method="exact")
+    marginal, joint = enumerated_probabilities(MARKET, mapping, design.randomization())
+    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
+    for (k, l), values in exact.joint.items():
+        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12)

@@ -93,15 +93,18 @@ def _probability_analyses(scenario: Scenario, sources: tuple[str, ...], estimato
 
 def _regression_analyses(scenario: Scenario, vcovs=("CR2",), network: bool = False, bootstrap: int | None = None):
     clusters = scenario.clusters
+    scenario.analyses["ols-cluster (defaults)"] = lambda out, table: estimate(out, table, "ols-cluster",
+                                                                              clusters=clusters, seed=7)
     for vcov in vcovs:
-        scenario.analyses[f"ols-cluster {vcov}"] = (
-            lambda out, table, v=vcov: estimate(out, table, "ols-cluster", clusters=clusters, vcov=v))
+        scenario.analyses[f"ols-cluster {vcov}, t"] = (
+            lambda out, table, v=vcov: estimate(out, table, "ols-cluster", clusters=clusters, vcov=v, bootstrap=None))
     if network:
         scenario.analyses["ols-network"] = (
             lambda out, table: estimate(out, table, "ols-network", clusters=clusters, graph=scenario.graph))
     if bootstrap:
-        scenario.analyses["ols-cluster wild bootstrap"] = (
-            lambda out, table: estimate(out, table, "ols-cluster", clusters=clusters, bootstrap=bootstrap, seed=7))
+        scenario.analyses["ols-cluster wild bootstrap (webb)"] = (
+            lambda out, table: estimate(out, table, "ols-cluster", clusters=clusters, bootstrap=bootstrap,
+                                        bootstrap_weights="webb", seed=7))
 
 
 def _clustered(graph: SocialGraph, labels: np.ndarray) -> pd.DataFrame:
@@ -113,8 +116,14 @@ def scenarios(quick: bool = False) -> list[Scenario]:
     out = []
     social = synth.social_graph(500, mean_degree=4, mixing=0.1, seed=1)
 
-    s = Scenario("Bernoulli units", social, IndividualDesign(social.nodes, 0.5, complete=False), "as4", AS4_TRUTH)
+    s = Scenario("Bernoulli units (50%)", social, IndividualDesign(social.nodes, 0.5, complete=False), "as4",
+                 AS4_TRUTH)
     _probability_analyses(s, ("exact",) if quick else ("exact", "monte carlo", "draws"), trim=0.01)
+    out.append(s)
+
+    s = Scenario("Bernoulli units (20%)", social, IndividualDesign(social.nodes, 0.2, complete=False), "as4",
+                 AS4_TRUTH)
+    _probability_analyses(s, ("exact",), trim=0.01)
     out.append(s)
 
     s = Scenario("complete units (30%)", social, IndividualDesign(social.nodes, 0.3), "as4", AS4_TRUTH)
@@ -201,13 +210,14 @@ def run(scenario: Scenario, n_sims: int, seed: int = 0) -> pd.DataFrame:
                 continue
             for effect in effects:
                 if effect.condition in scenario.truth:
-                    records.append((name, effect.condition, effect.estimate, effect.ci_low, effect.ci_high))
-    frame = pd.DataFrame(records, columns=["estimator", "condition", "estimate", "ci_low", "ci_high"])
+                    records.append((name, effect.condition, effect.estimate, effect.ci_low, effect.ci_high,
+                                    effect.n_units))
+    frame = pd.DataFrame(records, columns=["estimator", "condition", "estimate", "ci_low", "ci_high", "units"])
     frame["truth"] = frame["condition"].map(scenario.truth)
     frame["covered"] = (frame["ci_low"] <= frame["truth"]) & (frame["truth"] <= frame["ci_high"])
     summary = frame.groupby(["estimator", "condition"], sort=False).agg(
         n=("covered", "size"), coverage=("covered", "mean"), bias=("estimate", "mean"),
-        sd=("estimate", "std"), width=("ci_high", "mean"))
+        sd=("estimate", "std"), width=("ci_high", "mean"), units=("units", "mean"))
     summary["bias"] -= frame.groupby(["estimator", "condition"], sort=False)["truth"].first()
     summary["width"] -= frame.groupby(["estimator", "condition"], sort=False)["ci_low"].mean()
     summary["mc_se"] = np.sqrt(summary["coverage"] * (1 - summary["coverage"]) / summary["n"])

@@ -397,7 +397,8 @@ def _estimate_with_engine(args: argparse.Namespace, engine):
         stats = engine.cluster_stats(args.outcomes, args.exposure, clusters, outcome_col=args.outcome_col)
     present = set(stats["condition"].astype(str))
     control = args.control or next((c for c in ("no", "control") if c in present), None)
-    return estimate_from_stats(stats, args.method, control, alpha=args.alpha, vcov=args.vcov)
+    return estimate_from_stats(stats, args.method, control, alpha=args.alpha, vcov=args.vcov,
+                               bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights, seed=args.seed)
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -594,9 +595,10 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--outcome-col", default="y")
     est.add_argument("--covariates", help="comma-separated outcome-table columns (ols-cluster)")
     est.add_argument("--control", help="control condition (default: the mapping's)")
-    est.add_argument("--wild-bootstrap", type=int, default=None, metavar="B",
+    est.add_argument("--wild-bootstrap", type=_bootstrap_draws, default="auto", metavar="B|auto|off",
                      help="ols-cluster: p-values and intervals from the restricted wild cluster bootstrap with B "
-                          "draws (all sign patterns when 2^G <= B): for few clusters (default: off)")
+                          "draws (all sign patterns when 2^G <= B); auto: 1,999 draws below 30 clusters, where "
+                          "t intervals under-cover (default: %(default)s)")
     est.add_argument("--bootstrap-weights", choices=["rademacher", "webb"], default="rademacher",
                      help="wild bootstrap weights; webb for fewer than about 12 clusters (default: %(default)s)")
     est.add_argument("--min-probability", type=float, default=0.0,
@@ -638,6 +640,18 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--json", action="store_true")
     evolve.set_defaults(func=cmd_evolve)
     return parser
+
+
+def _bootstrap_draws(text: str) -> int | str | None:
+    if text in ("auto", "off"):
+        return None if text == "off" else text
+    try:
+        draws = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of draws, 'auto' or 'off'") from None
+    if draws < 1:
+        raise argparse.ArgumentTypeError(f"{draws}: the bootstrap needs at least one draw")
+    return draws
 
 
 def _add_design_flags(parser: argparse.ArgumentParser) -> None:

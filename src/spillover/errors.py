@@ -47,3 +47,7 @@ class FewClustersWarning(SpilloverWarning):
 
 class EmptyConditionWarning(SpilloverWarning):
     """An exposure condition has no units, so its contrast cannot be estimated."""
+
+
+class SmallConditionWarning(SpilloverWarning):
+    """Few units in a compared condition: a normal interval may cover less than promised."""

@@ -31,7 +31,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .cluster import Clustering
-from .errors import DataWarning, EmptyConditionWarning, FewClustersWarning, InputError, PositivityWarning
+from .errors import (
+    DataWarning,
+    EmptyConditionWarning,
+    FewClustersWarning,
+    InputError,
+    PositivityWarning,
+    SmallConditionWarning,
+)
 from .exposure import ExposureGraph, ExposureProbabilities, Mapping, get_mapping, infer_mapping
 from .graph import csr_rows, group_indicator
 from .variance import (
@@ -41,12 +48,14 @@ from .variance import (
     dependence_robust,
     ols,
     sandwich,
+    cluster_stats,
     t_interval,
-    wild_cluster_bootstrap,
+    wild_cluster_bootstrap_from_sums,
 )
 
 METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ols-network", "ht", "hajek")
 FEW_CLUSTERS = 30
+AUTO_BOOTSTRAP_DRAWS = 1_999
 
 
 @dataclass(frozen=True)
@@ -259,8 +268,8 @@ def _check_cluster_count(n_clusters: int, method: str, vcov: str) -> None:
         reference = "Bell-McCaffrey degrees of freedom" if vcov == "CR2" else f"t with {n_clusters - 1} df"
         warnings.warn(f"{method}: only {n_clusters} clusters: cluster-robust standard errors are unreliable below "
                       f"about {FEW_CLUSTERS}; inference uses {vcov} with {reference}"
-                      f"{'' if vcov == 'CR2' else ' (CR2 is safer: --vcov CR2)'}; below about 12 clusters prefer the "
-                      "wild cluster bootstrap (--wild-bootstrap 9999).",
+                      f"{'' if vcov == 'CR2' else ' (CR2 is safer: --vcov CR2)'}; ols-cluster then takes p-values and "
+                      "intervals from the wild cluster bootstrap (--wild-bootstrap auto, the default).",
                       FewClustersWarning, stacklevel=4)
 
 
@@ -323,8 +332,8 @@ def ols_cluster(
 
     With ``bootstrap`` (a number of draws), the p-value and interval of each contrast
     come from the restricted wild cluster bootstrap
-    (:func:`spillover.variance.wild_cluster_bootstrap`, CR1-studentized), the standard
-    error stays CR1's: the choice for few clusters."""
+    (:func:`spillover.variance.wild_cluster_bootstrap`, CR1-studentized); the standard
+    error stays ``vcov``'s: the choice for few clusters."""
     if "cluster" not in table:
         raise InputError("ols-cluster needs clusters (unit_id, cluster_id) for cluster-robust errors.")
     vcov = check_vcov(vcov)
@@ -342,16 +351,26 @@ def ols_cluster(
         return [_effect(cond, control, mapping, fit.beta[i], np.sqrt(fit.cov[i, i]), fit.df[i], alpha, len(table), g,
                         f"OLS / {_vcov_label(vcov)}")
                 for i, cond in enumerate(conditions, start=1)]
-    fit = ols(y, X, groups, "CR1")
+    fit = ols(y, X, groups, vcov)
+    codes, uniques = pd.factorize(groups)
+    sums = cluster_stats(X, y, codes, len(uniques))
+    return _bootstrapped(fit, sums.cross, sums.scores, len(table), conditions, control, mapping, alpha, bootstrap,
+                         bootstrap_weights, seed, vcov)
+
+
+def _bootstrapped(fit, cross, xty, n_obs, conditions, control, mapping, alpha, bootstrap, weights, seed, vcov):
+    """Effects whose p-values and intervals come from the wild cluster bootstrap on
+    per-cluster sums; standard errors from ``fit`` (the ``vcov`` sandwich)."""
     rng = np.random.default_rng(seed)
     effects = []
     for i, cond in enumerate(conditions, start=1):
-        boot = wild_cluster_bootstrap(y, X, groups, i, n_boot=bootstrap, weights=bootstrap_weights, alpha=alpha,
-                                      seed=rng)
+        boot = wild_cluster_bootstrap_from_sums(cross, xty, n_obs, i, n_boot=bootstrap, weights=weights,
+                                                alpha=alpha, seed=rng)
         draws = f"all {boot.n_boot} sign patterns" if boot.enumerated else f"{boot.n_boot} draws"
         effects.append(Effect(estimand_of(cond, control, mapping), cond, boot.estimate,
-                              float(np.sqrt(fit.cov[i, i])), boot.ci[0], boot.ci[1], boot.p_value, len(table), g,
-                              f"OLS / CR1, wild cluster bootstrap (WCR, {bootstrap_weights}, {draws})",
+                              float(np.sqrt(fit.cov[i, i])), boot.ci[0], boot.ci[1], boot.p_value, int(n_obs),
+                              cross.shape[0],
+                              f"OLS / {vcov} se; p-value and CI: wild cluster bootstrap (WCR, {weights}, {draws})",
                               float(fit.df[i])))
     return effects
 
@@ -457,6 +476,7 @@ def _ht_covariance(y, ind_k, ind_l, pi_k, pi_l, joint_kl) -> float:
 
 
 SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters
+FEW_UNITS = 30  # fewer units in a compared condition and HT/Hajek intervals under-covered (docs/inference.md)
 
 
 def horvitz_thompson(
@@ -501,6 +521,12 @@ def horvitz_thompson(
                     f"{int((ind & (pi <= 0)).sum())} unit(s) observed in '{label}' have estimated probability 0 "
                     "of it: use more draws or --prob-correction add-one."
                 )
+        few = {c: int(ind.sum()) for c, ind in ((name, ind_k), (control, ind_l)) if ind.sum() < FEW_UNITS}
+        if few:
+            warnings.warn(f"few units in compared conditions {few}: with fewer than {FEW_UNITS} the normal interval "
+                          "of HT/Hajek covered less than promised in the calibration study (docs/inference.md); "
+                          "choose a design (treated share, clusters) that puts more units in every condition.",
+                          SmallConditionWarning, stacklevel=3)
         small = int(np.sum((ind_k & (pi_k < SMALL_PROBABILITY)) | (ind_l & (pi_l < SMALL_PROBABILITY))))
         if small:
             warnings.warn(f"positivity: {small} unit(s) observed in '{name}' or '{control}' had a probability below "
@@ -582,7 +608,7 @@ def estimate(
     vcov: str = DEFAULT_VCOV,
     graph=None,
     bandwidth: int = 2,
-    bootstrap: int | None = None,
+    bootstrap: int | str | None = "auto",
     bootstrap_weights: str = "rademacher",
     seed=None,
     min_probability: float = 0.0,
@@ -602,7 +628,10 @@ def estimate(
         (its network-HAC ``bandwidth`` in hops, default 2).
     bootstrap, bootstrap_weights, seed
         ``ols-cluster`` only: p-values and intervals from the wild cluster bootstrap
-        with this many draws (Rademacher or Webb weights), for few clusters.
+        with this many draws (Rademacher or Webb weights). ``"auto"`` (default) uses it
+        with 1,999 draws when there are fewer than 30 clusters, where the calibration
+        study found cluster-robust t intervals too narrow even with CR2; ``None``
+        never.
     min_probability
         ``ht``/``hajek`` only: analyse the units whose probabilities of both conditions
         of a contrast are at least this (a trimmed population, reported in ``method``).
@@ -637,7 +666,10 @@ def estimate(
     if not 0.0 < alpha < 1.0:
         raise InputError(f"alpha={alpha} must be strictly between 0 and 1 (0.05 gives 95% intervals).")
     vcov = check_vcov(vcov)
-    if bootstrap is not None and method != "ols-cluster":
+    if bootstrap == "auto":
+        bootstrap = AUTO_BOOTSTRAP_DRAWS if method == "ols-cluster" and clusters is not None \
+            and _n_clusters(clusters) < FEW_CLUSTERS else None
+    elif bootstrap is not None and method != "ols-cluster":
         raise InputError(f"the wild cluster bootstrap applies to ols-cluster, not {method}.")
     if isinstance(clusters, Clustering):
         clusters = clusters.to_frame()
@@ -675,6 +707,11 @@ def estimate(
     return Effects(tuple(effects), control, alpha, tuple(notes))
 
 
+def _n_clusters(clusters: "pd.DataFrame | pd.Series") -> int:
+    series = clusters["cluster_id"] if isinstance(clusters, pd.DataFrame) else clusters
+    return int(pd.Series(series).nunique())
+
+
 def _check_probabilities_match(table: pd.DataFrame, probabilities: ExposureProbabilities) -> None:
     """The exposure table's conditions must be the probabilities' conditions."""
     unknown = sorted(set(map(str, _categories(table))) - set(probabilities.conditions))
@@ -703,6 +740,9 @@ def estimate_from_stats(
     *,
     alpha: float = 0.05,
     vcov: str = DEFAULT_VCOV,
+    bootstrap: int | str | None = "auto",
+    bootstrap_weights: str = "rademacher",
+    seed=None,
 ) -> Effects:
     """``difference-in-means``, ``cluster-means`` or ``ols-cluster`` (without covariates)
     from per-(cluster, condition) sufficient statistics ``cluster_id, condition, n,
@@ -750,9 +790,17 @@ def estimate_from_stats(
         np.add.at(scores, codes, X * resid[:, None])
         fit = sandwich(ClusterStats(cross, scores, int(n.sum())), vcov)
         total = int(n.sum())
-        for j, c in enumerate(conditions, start=1):
-            effects.append(_effect(c, control, mapping, mean[c] - mean[control], np.sqrt(fit.cov[j, j]), fit.df[j],
-                                   alpha, total, g, f"OLS / {_vcov_label(vcov)}"))
+        if bootstrap == "auto":
+            bootstrap = AUTO_BOOTSTRAP_DRAWS if g < FEW_CLUSTERS else None
+        if bootstrap is not None:
+            xty = np.zeros((g, k))
+            np.add.at(xty, codes, X * stats["sum_y"].to_numpy(dtype=float)[:, None])
+            effects = _bootstrapped(fit, cross, xty, total, conditions, control, mapping, alpha, bootstrap,
+                                    bootstrap_weights, seed, vcov)
+        else:
+            for j, c in enumerate(conditions, start=1):
+                effects.append(_effect(c, control, mapping, mean[c] - mean[control], np.sqrt(fit.cov[j, j]),
+                                       fit.df[j], alpha, total, g, f"OLS / {_vcov_label(vcov)}"))
     else:
         raise InputError(f"{method} cannot be computed from sufficient statistics; use the memory engine.")
     return Effects(tuple(effects), control, alpha)

@@ -60,7 +60,9 @@ class Mapping:
 
     ``control`` is the condition every contrast is taken against; ``estimands`` names
     the estimand each other condition's contrast targets (``direct``, ``indirect``,
-    ``total``). A user-defined mapping is any ``Mapping`` with a vectorised rule, e.g.::
+    ``total``). ``counts_only`` says the rule reads nothing but ``own``,
+    ``n_neighbors`` and ``n_treated`` (exact probabilities under individual designs);
+    ``events`` writes conditions as block events (exact under cluster designs too). A user-defined mapping is any ``Mapping`` with a vectorised rule, e.g.::
 
         Mapping("two+", ("two_plus", "fewer"), "fewer",
                 lambda c: np.where(c.n_treated >= 2, 0, 1))
@@ -73,6 +75,7 @@ class Mapping:
     estimands: dict[str, str] = field(default_factory=dict)
     hops: int = 1
     events: dict[str, tuple[Term, ...]] | None = None
+    counts_only: bool = False
 
     def codes(self, counts: Counts) -> np.ndarray:
         return np.asarray(self.rule(counts), dtype=np.int8)
@@ -97,7 +100,7 @@ def as4() -> Mapping:
         "no": ((1, (("own", 0), ("nbr", 0))),),
     }
     return Mapping("as4", ("dir_ind1", "isol_dir", "ind1", "no"), "no", rule,
-                   {"dir_ind1": "total", "isol_dir": "direct", "ind1": "indirect"}, events=events)
+                   {"dir_ind1": "total", "isol_dir": "direct", "ind1": "indirect"}, events=events, counts_only=True)
 
 
 def as4_two_hop() -> Mapping:
@@ -134,7 +137,7 @@ def threshold(q: float = 0.75) -> Mapping:
     elif q == 0.0:  # the unit's own arm alone
         events = {"treated": ((1, (("own", 1),)),), "control": ((1, (("own", 0),)),), "other": ()}
     return Mapping("threshold", ("treated", "control", "other"), "control", rule, {"treated": "total"},
-                   events=events)
+                   events=events, counts_only=True)
 
 
 def own_arm() -> Mapping:
@@ -143,7 +146,7 @@ def own_arm() -> Mapping:
     it as the continuous exposure."""
     return Mapping("fraction", ("treated", "control"), "control", lambda c: np.where(c.own == 1, 0, 1),
                    {"treated": "direct (ignoring interference)"},
-                   events={"treated": ((1, (("own", 1),)),), "control": ((1, (("own", 0),)),)})
+                   events={"treated": ((1, (("own", 1),)),), "control": ((1, (("own", 0),)),)}, counts_only=True)
 
 
 def bipartite(lower: float = 0.0, upper: float = 1.0) -> Mapping:
@@ -163,7 +166,7 @@ def bipartite(lower: float = 0.0, upper: float = 1.0) -> Mapping:
         events = {"direct": ((1, (("nbr", 1),)), (-1, both)), "control": ((1, (("nbr", 0),)),),
                   "indirect": ((1, ()), (-1, (("nbr", 1),)), (-1, (("nbr", 0),)), (1, both))}
     return Mapping("bipartite", ("direct", "indirect", "control"), "control", rule,
-                   {"direct": "direct", "indirect": "indirect"}, events=events)
+                   {"direct": "direct", "indirect": "indirect"}, events=events, counts_only=True)
 
 
 MAPPINGS = {"fraction": own_arm, "as4": as4, "threshold": threshold, "bipartite": bipartite}
@@ -511,6 +514,128 @@ def _exact(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_
     return marginal, joint
 
 
+MAX_COUNT_WORK = 5e7  # beyond this many (pair-signature x count) terms, exact-by-counts defers to Monte Carlo
+
+
+def _count_codes(rule: Mapping, degree: int) -> np.ndarray:
+    """``codes[own, c]``: the condition of a unit with ``degree`` neighbours, ``c`` of them
+    treated, by the mapping's own rule."""
+    c = np.arange(degree + 1)
+    own = np.repeat([[0], [1]], degree + 1, axis=1)
+    counts = Counts(own=own, n_neighbors=np.full(own.shape, degree), n_treated=np.broadcast_to(c, own.shape))
+    return np.asarray(rule.codes(counts)).reshape(2, degree + 1)
+
+
+def _count_distribution(randomization, draws: int, treated_left: int | None, pool: int | None) -> np.ndarray:
+    """P(c of ``draws`` other units treated), c = 0..draws: binomial under Bernoulli,
+    hypergeometric (``treated_left`` of ``pool`` remaining units treated) under complete."""
+    from scipy import stats as scipy_stats
+
+    c = np.arange(draws + 1)
+    if randomization.scheme == "bernoulli":
+        return scipy_stats.binom.pmf(c, draws, randomization.p)
+    return scipy_stats.hypergeom.pmf(c, pool, treated_left, draws)
+
+
+def _own_cases(randomization, has_own: bool, n_fixed: int = 1):
+    """``(own statuses, their probability, treated left, pool left)`` for ``n_fixed`` units
+    whose own arms are conditioned on (none on the unit side of a bipartite graph)."""
+    import itertools
+
+    if not has_own:
+        yield (0,) * n_fixed, 1.0, randomization.n_treated, randomization.n_blocks
+        return
+    m, k = randomization.n_blocks, randomization.n_treated
+    for statuses in itertools.product((0, 1), repeat=n_fixed):
+        t = sum(statuses)
+        if randomization.scheme == "bernoulli":
+            yield statuses, randomization.p ** t * (1 - randomization.p) ** (n_fixed - t), None, None
+        else:
+            from scipy.special import comb
+            prob = comb(k, t, exact=False) * comb(m - k, n_fixed - t, exact=False) / comb(m, n_fixed, exact=False)
+            prob /= comb(n_fixed, t, exact=False)  # one specific pattern of t treated among the fixed units
+            yield statuses, prob, k - t, m - n_fixed
+
+
+def _exact_by_counts(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys):
+    """Exact probabilities of a counts-only mapping when every randomized node is its own
+    block: a unit's treated-neighbour count is binomial (Bernoulli) or hypergeometric
+    (complete); a pair's counts share the common neighbours (and each other's arm when
+    adjacent). Work is grouped by degree (marginals) and by pair signature (joints)."""
+    adjacency = sp.csr_array(kernel.neighbors, dtype=np.int64)
+    adjacency.data[:] = 1
+    degree = np.diff(adjacency.indptr)
+    has_own = kernel.own_index is not None
+    n_cond = len(rule.conditions)
+    marginal = np.zeros((len(kernel.units), n_cond))
+    tables = {}
+    for d in np.unique(degree):  # a loop over distinct degrees
+        codes = tables.setdefault(int(d), _count_codes(rule, int(d)))
+        probs = np.zeros(n_cond)
+        for (own,), weight, left, pool in _own_cases(randomization, has_own):
+            dist = _count_distribution(randomization, int(d), left, pool)
+            probs += weight * np.bincount(codes[own], weights=dist, minlength=n_cond)
+        marginal[degree == d] = probs
+    rows, cols = csr_rows(pairs), pairs.indices
+    joint = {key: np.zeros(rows.size) for key in keys}
+    off = rows != cols
+    if not keys or not off.any():
+        return marginal, joint
+    shared_matrix = sp.csr_array(adjacency @ adjacency.T)
+    shared_matrix.sort_indices()
+    n = adjacency.shape[0]
+    flat = csr_rows(shared_matrix).astype(np.int64) * n + shared_matrix.indices
+    query = rows[off].astype(np.int64) * n + cols[off]
+    pos = _lookup(flat, query)
+    shared = np.where(pos >= 0, shared_matrix.data[np.maximum(pos, 0)], 0)
+    adjacent_keys = csr_rows(adjacency).astype(np.int64) * n + adjacency.indices
+    adjacent = (_lookup(adjacent_keys, query) >= 0).astype(np.int64) if has_own else np.zeros(query.size, np.int64)
+    only_r = degree[rows[off]] - shared - adjacent
+    only_c = degree[cols[off]] - shared - adjacent
+    signature = np.column_stack([only_r, shared, only_c, adjacent])
+    unique, inverse = np.unique(signature, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    work = float(np.sum((unique[:, 1] + 1) * (unique[:, 0] + 1) * (unique[:, 2] + 1)))
+    if randomization.scheme == "complete" and work > MAX_COUNT_WORK:
+        return None
+    values = {key: np.zeros(len(unique)) for key in keys}
+    for index, (a, s_, b, adj) in enumerate(unique):  # a loop over pair signatures
+        code_r = tables.setdefault(int(a + s_ + adj), _count_codes(rule, int(a + s_ + adj)))
+        code_c = tables.setdefault(int(b + s_ + adj), _count_codes(rule, int(b + s_ + adj)))
+        for (own_r, own_c), weight, left, pool in _own_cases(randomization, has_own, 2):
+            c_r_extra, c_c_extra = adj * own_c, adj * own_r
+            if randomization.scheme == "bernoulli":
+                p_s = _count_distribution(randomization, int(s_), None, None)
+                p_a = _count_distribution(randomization, int(a), None, None)
+                p_b = _count_distribution(randomization, int(b), None, None)
+                # P(r in k, c in l) = sum_x P(S=x) [sum_y P(A=y) 1(k)] [sum_z P(B=z) 1(l)]
+                for x in range(int(s_) + 1):
+                    in_r = np.bincount(code_r[own_r, x + np.arange(a + 1) + c_r_extra], weights=p_a,
+                                       minlength=n_cond)
+                    in_c = np.bincount(code_c[own_c, x + np.arange(b + 1) + c_c_extra], weights=p_b,
+                                       minlength=n_cond)
+                    for k, l in keys:
+                        values[(k, l)][index] += weight * p_s[x] * in_r[k] * in_c[l]
+            else:
+                from scipy import stats as scipy_stats
+
+                rest = pool - s_ - a - b
+                x, y, z = np.meshgrid(np.arange(s_ + 1), np.arange(a + 1), np.arange(b + 1), indexing="ij")
+                # multivariate hypergeometric: x of s, y of a, z of b and the rest of `rest` treated
+                log_p = (scipy_stats.hypergeom.logpmf(x, pool, left, s_)
+                         + scipy_stats.hypergeom.logpmf(y, pool - s_, left - x, a)
+                         + scipy_stats.hypergeom.logpmf(z, pool - s_ - a, left - x - y, b))
+                with np.errstate(invalid="ignore"):
+                    p = np.nan_to_num(np.where(left - x - y - z <= rest, np.exp(log_p), 0.0))
+                cond_r = code_r[own_r, x + y + c_r_extra]
+                cond_c = code_c[own_c, x + z + c_c_extra]
+                for k, l in keys:
+                    values[(k, l)][index] += weight * np.sum(p * (cond_r == k) * (cond_c == l))
+    for key in keys:
+        joint[key][off] = values[key][inverse]
+    return marginal, joint
+
+
 PROBABILITY_METHODS = ("auto", "exact", "monte-carlo")
 EXACT_POSITIVITY_FLOOR = 1e-6  # a chance below one in a million is, for weighting, none
 
@@ -591,11 +716,16 @@ def probabilities(
         raise InputError("exposure probabilities need a design or a matrix of draws.")
     else:
         randomization = design.randomization() if hasattr(design, "randomization") else None
-    exact_possible = (draws is None and randomization is not None and rule.events is not None
+    individual = randomization is not None and randomization.n_blocks == len(kernel.randomized) \
+        and np.array_equal(randomization.blocks, np.arange(randomization.n_blocks))
+    by_counts = rule.events is None and rule.counts_only and individual
+    exact_possible = (draws is None and randomization is not None and (rule.events is not None or by_counts)
                       and correction == "none")
     if method == "exact" and not exact_possible:
         why = ("draws were supplied" if draws is not None else
                "the design has no closed form (stratified, saturation or custom)" if randomization is None else
+               f"the mapping {rule.name!r} (with these options) has exact probabilities under individual designs "
+               "only" if rule.counts_only and rule.events is None else
                f"the mapping {rule.name!r} (with these options) has no event form" if rule.events is None else
                "add-one applies to Monte Carlo counts only")
         raise InputError(f"exact exposure probabilities are not available here: {why}; use method='monte-carlo'.")
@@ -622,8 +752,17 @@ def probabilities(
     control = rule.conditions.index(rule.control if control is None else control)
     # the variance of a contrast with the control needs (k, k) and (k, control) only
     keys = [(k, k) for k in range(n_cond)] + [(k, control) for k in range(n_cond) if k != control]
+    exact_values = None
     if use_exact:
-        marginal, joint_values = _exact(kernel, rule, randomization, pairs, keys if pairs.nnz else [])
+        engine = _exact_by_counts if by_counts else _exact
+        exact_values = engine(kernel, rule, randomization, pairs, keys if pairs.nnz else [])
+        if exact_values is None:
+            if method == "exact":
+                raise InputError("exact joint probabilities would take too long here (large shared "
+                                 "neighbourhoods under complete randomization); use method='monte-carlo'.")
+            notes.append("exact joint probabilities would take too long here; Monte Carlo was used")
+    if exact_values is not None:
+        marginal, joint_values = exact_values
         raw = marginal
         total = None
         label = f"exact: {randomization.describe()}"

@@ -463,18 +463,36 @@ def wild_cluster_bootstrap(
 
     The interval collects the values ``b`` not rejected at level ``alpha`` (test
     inversion by bisection, the same cluster weights for every ``b``). Everything runs on
-    per-cluster ``X_g'X_g`` and ``X_g'y_g``: ``O(B G K^2)`` per tested value.
+    per-cluster ``X_g'X_g`` and ``X_g'y_g`` (:func:`wild_cluster_bootstrap_from_sums`,
+    which engines with only those sums call): ``O(B G K^2)`` per tested value.
     """
     codes, uniques = pd.factorize(np.asarray(clusters))
-    g = len(uniques)
-    n, k = X.shape
+    sums = cluster_stats(X, y, codes, len(uniques))          # scores here are X_g'y_g
+    return wild_cluster_bootstrap_from_sums(sums.cross, sums.scores, X.shape[0], index, null=null, n_boot=n_boot,
+                                            weights=weights, alpha=alpha, seed=seed)
+
+
+def wild_cluster_bootstrap_from_sums(
+    cross: np.ndarray,
+    xty: np.ndarray,
+    n_obs: int,
+    index: int,
+    *,
+    null: float = 0.0,
+    n_boot: int = 999,
+    weights: str = "rademacher",
+    alpha: float = 0.05,
+    seed=None,
+) -> WildBootstrap:
+    """:func:`wild_cluster_bootstrap` from per-cluster ``X_g'X_g`` (``cross``, ``G x K x
+    K``) and ``X_g'y_g`` (``xty``, ``G x K``) over ``n_obs`` observations."""
+    g, k = cross.shape[0], cross.shape[-1]
+    n = n_obs
     if g < 2:
         raise InputError(f"{g} cluster: the wild cluster bootstrap needs at least two.")
     if n_boot < 1:
         raise InputError(f"n_boot={n_boot} must be at least 1.")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    stats_ = cluster_stats(X, y, codes, g)          # scores here are X_g'y_g
-    cross, xty = stats_.cross, stats_.scores
     bread = np.linalg.inv(cross.sum(axis=0))
     beta = bread @ xty.sum(axis=0)
     scale = g / (g - 1) * (n - 1) / (n - k)
