@@ -152,8 +152,8 @@ def test_exact_is_refused_where_it_does_not_apply():
     cluster_design = ClusterDesign(CLUSTERS, SOCIAL.nodes)
     with pytest.raises(InputError, match="individual designs only"):
         probabilities(SOCIAL, "threshold", design=cluster_design, method="exact")
-    with pytest.raises(InputError, match="no event form"):
-        probabilities(SOCIAL, "as4", hops=2, design=IndividualDesign(SOCIAL.nodes), method="exact")
+    with pytest.raises(InputError, match="individual designs only"):
+        probabilities(SOCIAL, "as4", hops=2, design=cluster_design, method="exact")
     # auto falls back to Monte Carlo and says so
     result = probabilities(SOCIAL, "threshold", design=cluster_design, n_draws=100, seed=1)
     assert result.method.startswith("monte carlo")
@@ -207,3 +207,14 @@ def test_exact_bipartite_with_other_thresholds_equals_enumeration(complete):
     np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
     for (k, l), values in exact.joint.items():
         np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12)
+
+
+@pytest.mark.parametrize("design_name", ["bernoulli units", "complete units"])
+def test_exact_two_hop_probabilities_under_individual_designs_equal_enumeration(design_name):
+    design = DESIGNS[design_name](SOCIAL.nodes)
+    mapping = get_mapping("as4", hops=2)
+    exact = probabilities(SOCIAL, mapping, design=design, joint="all", method="exact")
+    marginal, joint = enumerated_probabilities(SOCIAL, mapping, design.randomization())
+    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
+    for (k, l), values in exact.joint.items():
+        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12, err_msg=str((k, l)))

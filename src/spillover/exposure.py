@@ -111,9 +111,16 @@ def as4_two_hop() -> Mapping:
         level = np.where(c.n_treated > 0, 0, np.where(c.n_treated_2hop > 0, 1, 2))
         return np.where(c.own == 1, level, 3 + level)
 
+    events = {}
+    for own, prefix in ((1, ("dir_ind1", "dir_ind2", "isol_dir")), (0, ("ind1", "ind2", "no"))):
+        first, second, none = prefix
+        mine = ("own", own)
+        events[first] = ((1, (mine,)), (-1, (mine, ("nbr", 0))))
+        events[second] = ((1, (mine, ("nbr", 0))), (-1, (mine, ("nbr", 0), ("nbr2", 0))))
+        events[none] = ((1, (mine, ("nbr", 0), ("nbr2", 0))),)
     return Mapping("as4-2hop", ("dir_ind1", "dir_ind2", "isol_dir", "ind1", "ind2", "no"), "no", rule,
                    {"dir_ind1": "total", "isol_dir": "direct", "ind1": "indirect", "ind2": "indirect (2 hops)",
-                    "dir_ind2": "direct + indirect (2 hops)"}, hops=2)
+                    "dir_ind2": "direct + indirect (2 hops)"}, hops=2, events=events)
 
 
 def threshold(q: float = 0.75) -> Mapping:
@@ -514,6 +521,73 @@ def _exact(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_
     return marginal, joint
 
 
+def _exact_disjoint(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys):
+    """Exact probabilities of a mapping with ``events`` over the unit itself, its
+    neighbours and the units exactly two hops away, when every randomized node is its
+    own block: a unit's three sets are then disjoint, so no three sets of a pair meet and
+    every union's size follows from pairwise intersections."""
+    n = len(kernel.units)
+    atoms = {"own": sp.eye_array(n, format="csr", dtype=np.int64), "nbr": sp.csr_array(kernel.neighbors, dtype=np.int64)}
+    if kernel.two_hop is not None:
+        atoms["nbr2"] = sp.csr_array(kernel.two_hop, dtype=np.int64)
+    for matrix in atoms.values():
+        matrix.data[:] = 1
+    sizes = {name: np.diff(matrix.indptr) for name, matrix in atoms.items()}
+
+    def probability(rows, cols, events_r, events_c) -> np.ndarray:
+        same = np.array_equal(rows, cols)
+        meets = {}
+        for a in atoms:  # a handful of atoms: pairwise intersection counts at the pairs
+            for b in atoms:
+                if same:
+                    meets[(a, b)] = sizes[a][rows] * (a == b)
+                    continue
+                product = sp.csr_array(atoms[a] @ atoms[b].T)
+                product.sort_indices()
+                flat = csr_rows(product).astype(np.int64) * n + product.indices
+                pos = _lookup(flat, rows.astype(np.int64) * n + cols)
+                meets[(a, b)] = np.where(pos >= 0, product.data[np.maximum(pos, 0)], 0)
+
+        def size(atom):
+            unit, name = atom
+            return sizes[name][rows if unit == 0 else cols]
+
+        def meet(x, y):
+            (ux, nx), (uy, ny) = x, y
+            if ux == uy:
+                return size(x) if nx == ny else np.zeros(rows.size, dtype=np.int64)
+            return meets[(nx, ny)] if ux == 0 else meets[(ny, nx)]
+
+        def union(group):
+            group = sorted(group)
+            total = sum((size(a) for a in group), np.zeros(rows.size, dtype=np.int64))
+            for i, a in enumerate(group):
+                for b in group[i + 1:]:
+                    total = total - meet(a, b)
+            return total
+
+        out = np.zeros(rows.size)
+        for sign_r, term_r in events_r:
+            for sign_c, term_c in (events_c if events_c is not None else ((1, ()),)):
+                literals = [((0, a), st) for a, st in term_r] + [((1, a), st) for a, st in term_c]
+                treated = {atom for atom, st in literals if st == 1}
+                control = {atom for atom, st in literals if st == 0}
+                clash = np.zeros(rows.size, dtype=bool)
+                for a in treated:
+                    for b in control:
+                        clash |= meet(a, b) > 0
+                prob = _event_probability(randomization, union(treated), union(control))
+                out += sign_r * sign_c * np.where(clash, 0.0, prob)
+        return np.clip(out, 0.0, 1.0)
+
+    units = np.arange(n)
+    marginal = np.column_stack([probability(units, units, rule.events[c], None) for c in rule.conditions])
+    rows, cols = csr_rows(pairs), pairs.indices
+    joint = {(k, l): probability(rows, cols, rule.events[rule.conditions[k]], rule.events[rule.conditions[l]])
+             for k, l in keys}
+    return marginal, joint
+
+
 MAX_COUNT_WORK = 5e7  # beyond this many (pair-signature x count) terms, exact-by-counts defers to Monte Carlo
 
 
@@ -660,12 +734,14 @@ def probabilities(
 ) -> ExposureProbabilities:
     """Probability of each exposure condition for each unit under a design.
 
-    Exact where the design and the mapping allow it (``method="auto"`` or ``"exact"``):
-    Bernoulli or complete randomization of units or of clusters (``design.randomization()``)
-    with the ``fraction``, ``as4`` (one hop), ``bipartite`` (default thresholds) and
-    ``threshold`` (``q`` of 0 or 1) mappings. A unit's condition is then an event on the
-    blocks its own node and its neighbours are in, whose probability is a closed form in
-    the sizes of those sets (hypergeometric under complete randomization). Otherwise by
+    Exact where the design and the mapping allow it (``method="auto"`` or ``"exact"``),
+    for designs with ``randomization()``: under Bernoulli or complete randomization of
+    units, every built-in mapping (``as4`` with one or two hops, ``threshold`` and
+    ``bipartite`` with any thresholds) and any ``counts_only`` mapping (treated-neighbour
+    counts are binomial or hypergeometric); under Bernoulli or complete randomization of
+    clusters, ``fraction``, one-hop ``as4``, ``bipartite`` with default thresholds and
+    ``threshold`` with ``q`` of 0 or 1 (a condition is an event on the blocks a unit's own
+    node and its neighbours are in, a closed form in the sizes of those sets). Otherwise by
     Monte Carlo over ``design.draw`` (``n_draws`` draws in chunks of ``chunk``) or from a
     matrix of ``draws`` made elsewhere (one column per draw, rows in the graph's
     randomized-node order; a DataFrame has one row per draw and one column per unit id).
@@ -719,13 +795,14 @@ def probabilities(
     individual = randomization is not None and randomization.n_blocks == len(kernel.randomized) \
         and np.array_equal(randomization.blocks, np.arange(randomization.n_blocks))
     by_counts = rule.events is None and rule.counts_only and individual
-    exact_possible = (draws is None and randomization is not None and (rule.events is not None or by_counts)
-                      and correction == "none")
+    two_hop_events = rule.hops == 2 and rule.events is not None
+    exact_possible = (draws is None and randomization is not None and correction == "none"
+                      and ((rule.events is not None and (not two_hop_events or individual)) or by_counts))
     if method == "exact" and not exact_possible:
         why = ("draws were supplied" if draws is not None else
                "the design has no closed form (stratified, saturation or custom)" if randomization is None else
                f"the mapping {rule.name!r} (with these options) has exact probabilities under individual designs "
-               "only" if rule.counts_only and rule.events is None else
+               "only" if (rule.counts_only and rule.events is None) or rule.hops == 2 else
                f"the mapping {rule.name!r} (with these options) has no event form" if rule.events is None else
                "add-one applies to Monte Carlo counts only")
         raise InputError(f"exact exposure probabilities are not available here: {why}; use method='monte-carlo'.")
@@ -754,7 +831,7 @@ def probabilities(
     keys = [(k, k) for k in range(n_cond)] + [(k, control) for k in range(n_cond) if k != control]
     exact_values = None
     if use_exact:
-        engine = _exact_by_counts if by_counts else _exact
+        engine = _exact_by_counts if by_counts else _exact_disjoint if two_hop_events else _exact
         exact_values = engine(kernel, rule, randomization, pairs, keys if pairs.nnz else [])
         if exact_values is None:
             if method == "exact":
