@@ -476,7 +476,7 @@ def _ht_covariance(y, ind_k, ind_l, pi_k, pi_l, joint_kl) -> float:
 
 
 SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters
-FEW_UNITS = 30  # fewer units in a compared condition and HT/Hajek intervals under-covered (docs/inference.md)
+FEW_UNITS = 30  # fewer units in a compared condition and a normal interval rests on little data
 
 
 def horvitz_thompson(
@@ -523,9 +523,9 @@ def horvitz_thompson(
                 )
         few = {c: int(ind.sum()) for c, ind in ((name, ind_k), (control, ind_l)) if ind.sum() < FEW_UNITS}
         if few:
-            warnings.warn(f"few units in compared conditions {few}: with fewer than {FEW_UNITS} the normal interval "
-                          "of HT/Hajek covered less than promised in the calibration study (docs/inference.md); "
-                          "choose a design (treated share, clusters) that puts more units in every condition.",
+            warnings.warn(f"few units in compared conditions {few}: with fewer than {FEW_UNITS}, the normal interval "
+                          "of HT/Hajek rests on little data and may cover less than its level; choose a design "
+                          "(treated share, clusters) that puts more units in every condition.",
                           SmallConditionWarning, stacklevel=3)
         small = int(np.sum((ind_k & (pi_k < SMALL_PROBABILITY)) | (ind_l & (pi_l < SMALL_PROBABILITY))))
         if small:
