@@ -149,13 +149,14 @@ def test_clusters_that_disagree_with_the_draws_are_refused():
 
 
 def test_exact_is_refused_where_it_does_not_apply():
-    cluster_design = ClusterDesign(CLUSTERS, SOCIAL.nodes)
-    with pytest.raises(InputError, match="individual designs only"):
-        probabilities(SOCIAL, "threshold", design=cluster_design, method="exact")
-    with pytest.raises(InputError, match="individual designs only"):
-        probabilities(SOCIAL, "as4", hops=2, design=cluster_design, method="exact")
+    from spillover.design import StratifiedClusterDesign
+
+    stratified = StratifiedClusterDesign.from_units(CLUSTERS, SOCIAL.nodes, {"size": None}, n_bins=1,
+                                                    sample_fraction=1.0)
+    with pytest.raises(InputError, match="no closed form"):
+        probabilities(SOCIAL, "threshold", design=stratified, method="exact")
     # auto falls back to Monte Carlo and says so
-    result = probabilities(SOCIAL, "threshold", design=cluster_design, n_draws=100, seed=1)
+    result = probabilities(SOCIAL, "threshold", design=stratified, n_draws=100, seed=1)
     assert result.method.startswith("monte carlo")
 
 
@@ -209,8 +210,8 @@ def test_exact_bipartite_with_other_thresholds_equals_enumeration(complete):
         np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12)
 
 
-@pytest.mark.parametrize("design_name", ["bernoulli units", "complete units"])
-def test_exact_two_hop_probabilities_under_individual_designs_equal_enumeration(design_name):
+@pytest.mark.parametrize("design_name", list(DESIGNS))
+def test_exact_two_hop_probabilities_equal_enumeration(design_name):
     design = DESIGNS[design_name](SOCIAL.nodes)
     mapping = get_mapping("as4", hops=2)
     exact = probabilities(SOCIAL, mapping, design=design, joint="all", method="exact")
@@ -218,3 +219,62 @@ def test_exact_two_hop_probabilities_under_individual_designs_equal_enumeration(
     np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
     for (k, l), values in exact.joint.items():
         np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12, err_msg=str((k, l)))
+
+
+@pytest.mark.parametrize("design_name", ["bernoulli clusters", "complete clusters"])
+@pytest.mark.parametrize("q", [0.5, 0.75])
+def test_exact_threshold_probabilities_under_cluster_designs_equal_enumeration(design_name, q):
+    design = DESIGNS[design_name](SOCIAL.nodes)
+    mapping = get_mapping("threshold", threshold_q=q)
+    exact = probabilities(SOCIAL, mapping, design=design, joint="all", method="exact")
+    marginal, joint = enumerated_probabilities(SOCIAL, mapping, design.randomization())
+    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
+    for (k, l), values in exact.joint.items():
+        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12, err_msg=str((k, l)))
+
+
+@pytest.mark.parametrize("complete", [False, True])
+def test_exact_bipartite_other_thresholds_under_seller_clusters_equal_enumeration(complete):
+    from spillover.exposure import bipartite
+
+    mapping = bipartite(0.3, 0.6)
+    design = ClusterDesign(np.array([0, 0, 1, 1, 2]), MARKET.treated, treat_fraction=0.34, complete=complete)
+    exact = probabilities(MARKET, mapping, design=design, joint="all", method="exact")
+    marginal, joint = enumerated_probabilities(MARKET, mapping, design.randomization())
+    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
+    for (k, l), values in exact.joint.items():
+        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12)
+
+
+def test_weighted_count_chunks_give_the_same_probabilities(monkeypatch):
+    import spillover.exposure as exposure_module
+    from spillover import synth
+
+    graph = synth.social_graph(300, mean_degree=4, community_size_range=(3, 8), seed=3)
+    labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
+    design = ClusterDesign(labels, graph.nodes, treat_fraction=0.4)
+    whole = probabilities(graph, "threshold", design=design, method="exact")
+    monkeypatch.setattr(exposure_module, "_DP_CELLS", 500.0)  # many small chunks
+    chunked = probabilities(graph, "threshold", design=design, method="exact")
+    np.testing.assert_allclose(chunked.marginal, whole.marginal, atol=1e-14)
+    for key in whole.joint:
+        np.testing.assert_allclose(chunked.joint[key].toarray(), whole.joint[key].toarray(), atol=1e-14)
+    mc = probabilities(graph, "threshold", design=design, method="monte-carlo", n_draws=4_000, seed=2)
+    # binomial sd of a share over 4,000 draws is at most 0.008; allow 5 of them
+    assert np.abs(mc.marginal - whole.marginal).max() < 0.04
+
+
+@pytest.mark.parametrize("design_name", ["bernoulli clusters", "complete clusters"])
+def test_the_general_set_engine_agrees_with_the_one_hop_closed_form(design_name):
+    from spillover.exposure import _exact, _exact_by_sets
+
+    design = DESIGNS[design_name](SOCIAL.nodes)
+    rule = get_mapping("as4")
+    kernel = ExposureGraph.build(SOCIAL)
+    pairs = kernel.dependence(design.randomization().blocks)
+    keys = [(0, 0), (0, 3), (2, 3)]
+    a = _exact(kernel, rule, design.randomization(), pairs, keys)
+    b = _exact_by_sets(kernel, rule, design.randomization(), pairs, keys)
+    np.testing.assert_allclose(a[0], b[0], atol=1e-14)
+    for key in keys:
+        np.testing.assert_allclose(a[1][key], b[1][key], atol=1e-14)

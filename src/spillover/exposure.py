@@ -588,6 +588,56 @@ def _exact_disjoint(kernel: "ExposureGraph", rule: Mapping, randomization, pairs
     return marginal, joint
 
 
+def _exact_by_sets(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys):
+    """Exact probabilities of a mapping with ``events`` under any block design, for
+    events over the unit's own block, its neighbours' blocks and (two hops) the blocks
+    of units two hops away, which may overlap: every union of block sets that a term
+    needs is counted directly, row by row, on sparse indicator matrices."""
+    blocks = np.asarray(randomization.blocks, dtype=np.int64)
+    indicator = group_indicator(blocks, randomization.n_blocks).T
+    atoms = {"nbr": sp.csr_array(sp.csr_array(kernel.neighbors, dtype=np.float64) @ indicator)}
+    if kernel.own_index is not None:
+        atoms["own"] = sp.csr_array(sp.eye_array(len(kernel.units), format="csr")[:, kernel.own_index] @ indicator)
+    if kernel.two_hop is not None:
+        atoms["nbr2"] = sp.csr_array(sp.csr_array(kernel.two_hop, dtype=np.float64) @ indicator)
+    for matrix in atoms.values():
+        matrix.data[:] = 1.0
+    mean_set = sum(m.nnz for m in atoms.values()) / max(len(kernel.units), 1)
+    if pairs.nnz * mean_set * len(keys) > MAX_DP_WORK:  # many dependent pairs: Monte Carlo is cheaper
+        return None
+
+    def probability(rows, cols, events_r, events_c) -> np.ndarray:
+        cache: dict = {}
+
+        def union(group: frozenset) -> sp.csr_array:
+            if group not in cache:
+                total = sp.csr_array((rows.size, randomization.n_blocks))
+                for unit, name in group:
+                    total = total + atoms[name][rows if unit == 0 else cols]
+                total = sp.csr_array(total)
+                total.data[:] = 1.0
+                cache[group] = total
+            return cache[group]
+
+        out = np.zeros(rows.size)
+        for sign_r, term_r in events_r:
+            for sign_c, term_c in (events_c if events_c is not None else ((1, ()),)):
+                literals = [((0, a), st) for a, st in term_r] + [((1, a), st) for a, st in term_c]
+                treated = union(frozenset(atom for atom, st in literals if st == 1))
+                control = union(frozenset(atom for atom, st in literals if st == 0))
+                clash = np.diff(sp.csr_array(treated.multiply(control)).indptr) > 0
+                prob = _event_probability(randomization, np.diff(treated.indptr), np.diff(control.indptr))
+                out += sign_r * sign_c * np.where(clash, 0.0, prob)
+        return np.clip(out, 0.0, 1.0)
+
+    units = np.arange(len(kernel.units))
+    marginal = np.column_stack([probability(units, units, rule.events[c], None) for c in rule.conditions])
+    rows, cols = csr_rows(pairs), pairs.indices
+    joint = {(k, l): probability(rows, cols, rule.events[rule.conditions[k]], rule.events[rule.conditions[l]])
+             for k, l in keys}
+    return marginal, joint
+
+
 MAX_COUNT_WORK = 5e7  # beyond this many (pair-signature x count) terms, exact-by-counts defers to Monte Carlo
 
 
@@ -710,6 +760,206 @@ def _exact_by_counts(kernel: "ExposureGraph", rule: Mapping, randomization, pair
     return marginal, joint
 
 
+MAX_EXACT_DEGREE = 400  # above this degree, exact-by-weighted-counts defers to Monte Carlo
+MAX_DP_WORK = 3e8  # cell updates of the dynamic programme beyond which it defers to Monte Carlo
+_DP_CELLS = 2e7  # dynamic-programming cells per chunk: bounds memory
+
+
+def _padded(matrix: sp.csr_array) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's stored columns and values, padded to the longest row (value 0 there)."""
+    lengths = np.diff(matrix.indptr)
+    width = int(lengths.max()) if lengths.size else 0
+    columns = np.zeros((matrix.shape[0], width), dtype=np.int64)
+    values = np.zeros((matrix.shape[0], width), dtype=np.int64)
+    position = np.arange(matrix.nnz) - np.repeat(matrix.indptr[:-1], lengths)
+    rows = csr_rows(matrix)
+    columns[rows, position] = matrix.indices
+    values[rows, position] = matrix.data
+    return columns, values
+
+
+def _slot_dp(randomization, weights_a: np.ndarray, weights_b: np.ndarray, real: np.ndarray, size_a: int,
+             size_b: int) -> np.ndarray:
+    """For each row, the distribution of ``(sum_s w_a Z_s, sum_s w_b Z_s)`` over its real
+    slots (blocks): probabilities under Bernoulli, shape ``(P, 1, A, B)``; under complete
+    randomization the number of subsets of each treated count ``j`` instead,
+    ``(P, J + 1, A, B)``."""
+    rows, n_slots = weights_a.shape
+    complete = randomization.scheme == "complete"
+    depth = n_slots + 1 if complete else 1
+    state = np.zeros((rows, depth, size_a, size_b))
+    state[:, 0, 0, 0] = 1.0
+    grid_a, grid_b = np.arange(size_a), np.arange(size_b)
+    for slot in range(n_slots):  # a loop over block slots; every row at once
+        wa, wb = weights_a[:, slot], weights_b[:, slot]
+        index_a = grid_a[None, :] - wa[:, None]
+        index_b = grid_b[None, :] - wb[:, None]
+        moved = np.take_along_axis(state, np.clip(index_a, 0, None)[:, None, :, None], axis=2)
+        moved = moved * (index_a >= 0)[:, None, :, None]
+        moved = np.take_along_axis(moved, np.clip(index_b, 0, None)[:, None, None, :], axis=3)
+        moved = moved * (index_b >= 0)[:, None, None, :]
+        if complete:  # treated: one more treated block
+            moved = np.concatenate([np.zeros_like(moved[:, :1]), moved[:, :-1]], axis=1)
+            updated = state + moved
+        else:
+            updated = (1.0 - randomization.p) * state + randomization.p * moved
+        state = np.where(real[:, slot][:, None, None, None], updated, state)
+    return state
+
+
+def _subset_weights(randomization, n_real: np.ndarray, pool: np.ndarray, left: np.ndarray, depth: int) -> np.ndarray:
+    """Complete randomization: probability of one specific set of ``j`` treated among a
+    row's ``n_real`` slots and the rest untreated, ``C(pool - m, left - j) / C(pool, left)``."""
+    from scipy.special import gammaln
+
+    j = np.arange(depth)[None, :]
+    m, pool, left = n_real[:, None], pool[:, None], left[:, None]
+    rest, need = pool - m, left - j
+    ok = (need >= 0) & (need <= rest)
+    need_safe, rest_safe = np.where(ok, need, 0), np.where(ok, rest, 0)
+    log_w = (gammaln(rest_safe + 1) - gammaln(need_safe + 1) - gammaln(rest_safe - need_safe + 1)
+             - gammaln(pool + 1) + gammaln(left + 1) + gammaln(pool - left + 1))
+    return np.where(ok, np.exp(log_w), 0.0)
+
+
+def _exact_by_weighted_counts(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys):
+    """Exact probabilities of a counts-only mapping under Bernoulli or complete
+    randomization of clusters: a unit's treated-neighbour count is a weighted sum of its
+    touched clusters' draws (weights: its neighbours in each), a pair's two counts share
+    the clusters both touch. Distributions by dynamic programming over clusters, every
+    unit (pair) of a chunk at once, conditioned on the own clusters' arms."""
+    blocks = np.asarray(randomization.blocks, dtype=np.int64)
+    n_blocks = randomization.n_blocks
+    weights = sp.csr_array(sp.csr_array(kernel.neighbors, dtype=np.int64) @ group_indicator(blocks, n_blocks).T)
+    weights = sp.csr_array(weights.astype(np.int64))
+    weights.eliminate_zeros()
+    weights.sort_indices()
+    degree = np.asarray(np.diff(sp.csr_array(kernel.neighbors).indptr))
+    if degree.max(initial=0) > MAX_EXACT_DEGREE:
+        return None
+    has_own = kernel.own_index is not None
+    own = blocks[kernel.own_index] if has_own else np.full(len(kernel.units), -1)
+    n_cond = len(rule.conditions)
+    top = int(degree.max(initial=0))
+    table = np.zeros((top + 1, 2, top + 1), dtype=np.int64)
+    for d in np.unique(degree):  # a loop over distinct degrees
+        table[d, :, : d + 1] = _count_codes(rule, int(d))
+    w_flat = csr_rows(weights).astype(np.int64) * n_blocks + weights.indices
+
+    def weight_of(units: np.ndarray, block: np.ndarray) -> np.ndarray:
+        pos = _lookup(w_flat, units.astype(np.int64) * n_blocks + np.maximum(block, 0))
+        return np.where((pos >= 0) & (block >= 0), weights.data[np.maximum(pos, 0)], 0)
+
+    def own_cases(own_blocks: list[np.ndarray]):
+        """(statuses per own block slot, probability, pool, left) per row."""
+        import itertools
+
+        distinct = [own_blocks[0]] if len(own_blocks) == 1 else own_blocks
+        same = np.zeros(own_blocks[0].shape, bool) if len(own_blocks) == 1 else own_blocks[0] == own_blocks[1]
+        for statuses in itertools.product((0, 1), repeat=len(distinct) if has_own else 0):
+            statuses = statuses or (0,) * len(own_blocks)
+            if not has_own:
+                yield statuses, np.ones(same.shape), np.full(same.shape, n_blocks), \
+                    np.full(same.shape, randomization.n_treated or 0)
+                continue
+            valid = ~same | (statuses[0] == statuses[-1])
+            n_own = np.where(same, 1, len(distinct))
+            treated = np.where(same, statuses[0], sum(statuses))
+            if randomization.scheme == "bernoulli":
+                prob = randomization.p ** treated * (1 - randomization.p) ** (n_own - treated)
+                pool = left = np.zeros(same.shape)
+            else:
+                from scipy.special import gammaln
+                m, k = n_blocks, randomization.n_treated
+                log_p = (gammaln(k + 1) - gammaln(k - treated + 1) + gammaln(m - k + 1)
+                         - gammaln(m - k - (n_own - treated) + 1) - gammaln(m + 1) + gammaln(m - n_own + 1))
+                prob = np.where((treated <= k) & (n_own - treated <= m - k), np.exp(log_p), 0.0)
+                pool, left = m - n_own, k - treated
+            yield statuses, np.where(valid, prob, 0.0), pool, left
+
+    def distribution(sub_a: sp.csr_array, sub_b: sp.csr_array | None, size_a, size_b):
+        union = sub_a if sub_b is None else sp.csr_array(sub_a + sub_b)
+        union.sort_indices()
+        columns, _ = _padded(union)
+        real = np.zeros(columns.shape, bool)
+        lengths = np.diff(union.indptr)
+        real[np.arange(columns.shape[1])[None, :] < lengths[:, None]] = True
+        rows = np.repeat(np.arange(union.shape[0])[:, None], columns.shape[1], axis=1)
+        wa = np.asarray(sub_a[rows.ravel(), columns.ravel()]).reshape(columns.shape) if columns.size else columns
+        wb = (np.asarray(sub_b[rows.ravel(), columns.ravel()]).reshape(columns.shape)
+              if sub_b is not None and columns.size else np.zeros_like(columns))
+        wa, wb = np.where(real, wa, 0), np.where(real, wb, 0)
+        return _slot_dp(randomization, wa, wb, real, size_a, size_b), lengths
+
+    def rest_matrix(units: np.ndarray, drop: list[np.ndarray]) -> sp.csr_array:
+        """Rows of ``weights`` for ``units`` with the given own blocks removed."""
+        sub = sp.csr_array(weights[units])
+        for block in drop:
+            mask = sp.csr_array((np.ones(units.size), (np.arange(units.size), np.maximum(block, 0))),
+                                shape=sub.shape)
+            keep_own = block >= 0
+            mask = sp.csr_array(mask.multiply(keep_own[:, None]))
+            sub = sp.csr_array(sub - sub.multiply(mask.astype(bool)))
+            sub.eliminate_zeros()
+        return sub
+
+    def chunks(n_rows: int, size: int):
+        step = max(1, int(_DP_CELLS // max(size, 1)))
+        return (np.arange(s, min(s + step, n_rows)) for s in range(0, n_rows, step))
+
+    units = np.arange(len(kernel.units))
+    marginal = np.zeros((units.size, n_cond))
+    max_slots = int(np.diff(weights.indptr).max(initial=0)) + 1
+    depth = max_slots + 1 if randomization.scheme == "complete" else 1
+    off_pairs = int(np.sum(csr_rows(pairs) != pairs.indices)) if keys else 0
+    joint_depth = 2 * max_slots + 1 if randomization.scheme == "complete" else 1
+    work = units.size * max_slots * depth * (top + 1) + off_pairs * 2 * max_slots * joint_depth * (top + 1) ** 2
+    if work > MAX_DP_WORK:  # e.g. large clusters with many dependent pairs: Monte Carlo is cheaper
+        return None
+    for part in chunks(units.size, depth * (top + 1)):  # chunks of units bound the memory
+        sub = rest_matrix(part, [own[part]])
+        state, lengths = distribution(sub, None, top + 1, 1)
+        for (s,), prob, pool, left in own_cases([own[part]]):
+            counts = np.arange(top + 1)[None, :] + s * weight_of(part, own[part])[:, None]
+            codes = table[degree[part][:, None], s, np.minimum(counts, top)]
+            codes = np.where(counts <= degree[part][:, None], codes, -1)
+            if randomization.scheme == "complete":
+                mass = np.einsum("pjab,pj->pa", state, _subset_weights(randomization, lengths, pool, left,
+                                                                          state.shape[1]))
+            else:
+                mass = state[:, 0, :, 0]
+            for k in range(n_cond):
+                marginal[part, k] += prob * np.sum(mass * (codes == k), axis=1)
+    rows, cols = csr_rows(pairs), pairs.indices
+    joint = {key: np.zeros(rows.size) for key in keys}
+    off = np.flatnonzero(rows != cols)
+    if not keys or off.size == 0:
+        return marginal, joint
+    for part in chunks(off.size, joint_depth * (top + 1) ** 2):  # chunks of pairs bound the memory
+        r, c = rows[off[part]], cols[off[part]]
+        own_r, own_c = own[r], own[c]
+        sub_a = rest_matrix(r, [own_r, own_c])
+        sub_b = rest_matrix(c, [own_r, own_c])
+        sub_a = sp.csr_array(sub_a + 0 * sub_b)  # both on the union's pattern
+        sub_b = sp.csr_array(sub_b + 0 * sub_a)
+        state, lengths = distribution(sub_a, sub_b, top + 1, top + 1)
+        for (s_r, s_c), prob, pool, left in own_cases([own_r, own_c]):
+            count_r = np.arange(top + 1)[None, :] + s_r * weight_of(r, own_r)[:, None] \
+                + s_c * np.where(own_c != own_r, weight_of(r, own_c), 0)[:, None]
+            count_c = np.arange(top + 1)[None, :] + s_c * weight_of(c, own_c)[:, None] \
+                + s_r * np.where(own_c != own_r, weight_of(c, own_r), 0)[:, None]
+            code_r = np.where(count_r <= degree[r][:, None], table[degree[r][:, None], s_r, np.minimum(count_r, top)], -1)
+            code_c = np.where(count_c <= degree[c][:, None], table[degree[c][:, None], s_c, np.minimum(count_c, top)], -1)
+            if randomization.scheme == "complete":
+                mass = np.einsum("pjab,pj->pab", state, _subset_weights(randomization, lengths, pool, left,
+                                                                           state.shape[1]))
+            else:
+                mass = state[:, 0]
+            for k, l in keys:
+                joint[(k, l)][off[part]] += prob * np.einsum("pab,pa,pb->p", mass, code_r == k, code_c == l)
+    return marginal, joint
+
+
 PROBABILITY_METHODS = ("auto", "exact", "monte-carlo")
 EXACT_POSITIVITY_FLOOR = 1e-6  # a chance below one in a million is, for weighting, none
 
@@ -734,14 +984,16 @@ def probabilities(
 ) -> ExposureProbabilities:
     """Probability of each exposure condition for each unit under a design.
 
-    Exact where the design and the mapping allow it (``method="auto"`` or ``"exact"``),
-    for designs with ``randomization()``: under Bernoulli or complete randomization of
-    units, every built-in mapping (``as4`` with one or two hops, ``threshold`` and
-    ``bipartite`` with any thresholds) and any ``counts_only`` mapping (treated-neighbour
-    counts are binomial or hypergeometric); under Bernoulli or complete randomization of
-    clusters, ``fraction``, one-hop ``as4``, ``bipartite`` with default thresholds and
-    ``threshold`` with ``q`` of 0 or 1 (a condition is an event on the blocks a unit's own
-    node and its neighbours are in, a closed form in the sizes of those sets). Otherwise by
+    Exact where the design allows it (``method="auto"`` or ``"exact"``): designs with
+    ``randomization()`` (Bernoulli or complete randomization of units or of clusters),
+    with every built-in mapping (``as4`` with one or two hops, ``threshold`` and
+    ``bipartite`` with any thresholds) and any ``Mapping`` with ``events`` or
+    ``counts_only``. Conditions written as events on block sets have closed forms in the
+    sizes of those sets (hypergeometric under complete randomization); treated-neighbour
+    counts are binomial / hypergeometric under individual designs and weighted sums of
+    cluster draws (a dynamic programme) under cluster designs. Where that would cost more
+    than Monte Carlo (very high degrees, many dependent pairs), ``auto`` uses Monte
+    Carlo and says so in ``notes``. Otherwise by
     Monte Carlo over ``design.draw`` (``n_draws`` draws in chunks of ``chunk``) or from a
     matrix of ``draws`` made elsewhere (one column per draw, rows in the graph's
     randomized-node order; a DataFrame has one row per draw and one column per unit id).
@@ -794,10 +1046,10 @@ def probabilities(
         randomization = design.randomization() if hasattr(design, "randomization") else None
     individual = randomization is not None and randomization.n_blocks == len(kernel.randomized) \
         and np.array_equal(randomization.blocks, np.arange(randomization.n_blocks))
-    by_counts = rule.events is None and rule.counts_only and individual
+    by_counts = rule.events is None and rule.counts_only
     two_hop_events = rule.hops == 2 and rule.events is not None
     exact_possible = (draws is None and randomization is not None and correction == "none"
-                      and ((rule.events is not None and (not two_hop_events or individual)) or by_counts))
+                      and (rule.events is not None or by_counts))
     if method == "exact" and not exact_possible:
         why = ("draws were supplied" if draws is not None else
                "the design has no closed form (stratified, saturation or custom)" if randomization is None else
@@ -831,13 +1083,16 @@ def probabilities(
     keys = [(k, k) for k in range(n_cond)] + [(k, control) for k in range(n_cond) if k != control]
     exact_values = None
     if use_exact:
-        engine = _exact_by_counts if by_counts else _exact_disjoint if two_hop_events else _exact
+        engine = (_exact_by_counts if by_counts and individual else _exact_by_weighted_counts if by_counts
+                  else (_exact_disjoint if individual else _exact_by_sets) if two_hop_events else _exact)
         exact_values = engine(kernel, rule, randomization, pairs, keys if pairs.nnz else [])
         if exact_values is None:
             if method == "exact":
-                raise InputError("exact joint probabilities would take too long here (large shared "
-                                 "neighbourhoods under complete randomization); use method='monte-carlo'.")
-            notes.append("exact joint probabilities would take too long here; Monte Carlo was used")
+                raise InputError("exact probabilities would take too long here (a unit of very high degree, or "
+                                 "large shared neighbourhoods under complete randomization); use "
+                                 "method='monte-carlo'.")
+            notes.append("exact probabilities would take too long here (high degrees, or many dependent pairs in "
+                         "large clusters); Monte Carlo was used")
     if exact_values is not None:
         marginal, joint_values = exact_values
         raw = marginal
