@@ -278,3 +278,16 @@ def test_the_general_set_engine_agrees_with_the_one_hop_closed_form(design_name)
     np.testing.assert_allclose(a[0], b[0], atol=1e-14)
     for key in keys:
         np.testing.assert_allclose(a[1][key], b[1][key], atol=1e-14)
+
+
+def test_a_mapping_with_no_exact_form_is_refused_by_name():
+    from spillover.exposure import Mapping
+
+    custom = Mapping("two+", ("two_plus", "fewer"), "fewer", lambda c: np.where(c.n_treated >= 2, 0, 1))
+    with pytest.raises(InputError, match="'two\\+' has neither events nor counts_only"):
+        probabilities(SOCIAL, custom, design=IndividualDesign(SOCIAL.nodes), method="exact")
+    exact = probabilities(SOCIAL, Mapping("two+", ("two_plus", "fewer"), "fewer",
+                                          lambda c: np.where(c.n_treated >= 2, 0, 1), counts_only=True),
+                          design=IndividualDesign(SOCIAL.nodes), joint="all", method="exact")
+    marginal, _ = enumerated_probabilities(SOCIAL, custom, IndividualDesign(SOCIAL.nodes).randomization())
+    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)

@@ -61,8 +61,8 @@ class Mapping:
     ``control`` is the condition every contrast is taken against; ``estimands`` names
     the estimand each other condition's contrast targets (``direct``, ``indirect``,
     ``total``). ``counts_only`` says the rule reads nothing but ``own``,
-    ``n_neighbors`` and ``n_treated`` (exact probabilities under individual designs);
-    ``events`` writes conditions as block events (exact under cluster designs too). A user-defined mapping is any ``Mapping`` with a vectorised rule, e.g.::
+    ``n_neighbors`` and ``n_treated``, and ``events`` writes conditions as block events:
+    either gives exact exposure probabilities under Bernoulli and complete designs. A user-defined mapping is any ``Mapping`` with a vectorised rule, e.g.::
 
         Mapping("two+", ("two_plus", "fewer"), "fewer",
                 lambda c: np.where(c.n_treated >= 2, 0, 1))
@@ -518,73 +518,6 @@ def _exact(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_
     rows, cols = csr_rows(pairs), pairs.indices
     joint = {(k, l): _events_probability(randomization, sets, rows, cols, rule.events[rule.conditions[k]],
                                          rule.events[rule.conditions[l]]) for k, l in keys}
-    return marginal, joint
-
-
-def _exact_disjoint(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys):
-    """Exact probabilities of a mapping with ``events`` over the unit itself, its
-    neighbours and the units exactly two hops away, when every randomized node is its
-    own block: a unit's three sets are then disjoint, so no three sets of a pair meet and
-    every union's size follows from pairwise intersections."""
-    n = len(kernel.units)
-    atoms = {"own": sp.eye_array(n, format="csr", dtype=np.int64), "nbr": sp.csr_array(kernel.neighbors, dtype=np.int64)}
-    if kernel.two_hop is not None:
-        atoms["nbr2"] = sp.csr_array(kernel.two_hop, dtype=np.int64)
-    for matrix in atoms.values():
-        matrix.data[:] = 1
-    sizes = {name: np.diff(matrix.indptr) for name, matrix in atoms.items()}
-
-    def probability(rows, cols, events_r, events_c) -> np.ndarray:
-        same = np.array_equal(rows, cols)
-        meets = {}
-        for a in atoms:  # a handful of atoms: pairwise intersection counts at the pairs
-            for b in atoms:
-                if same:
-                    meets[(a, b)] = sizes[a][rows] * (a == b)
-                    continue
-                product = sp.csr_array(atoms[a] @ atoms[b].T)
-                product.sort_indices()
-                flat = csr_rows(product).astype(np.int64) * n + product.indices
-                pos = _lookup(flat, rows.astype(np.int64) * n + cols)
-                meets[(a, b)] = np.where(pos >= 0, product.data[np.maximum(pos, 0)], 0)
-
-        def size(atom):
-            unit, name = atom
-            return sizes[name][rows if unit == 0 else cols]
-
-        def meet(x, y):
-            (ux, nx), (uy, ny) = x, y
-            if ux == uy:
-                return size(x) if nx == ny else np.zeros(rows.size, dtype=np.int64)
-            return meets[(nx, ny)] if ux == 0 else meets[(ny, nx)]
-
-        def union(group):
-            group = sorted(group)
-            total = sum((size(a) for a in group), np.zeros(rows.size, dtype=np.int64))
-            for i, a in enumerate(group):
-                for b in group[i + 1:]:
-                    total = total - meet(a, b)
-            return total
-
-        out = np.zeros(rows.size)
-        for sign_r, term_r in events_r:
-            for sign_c, term_c in (events_c if events_c is not None else ((1, ()),)):
-                literals = [((0, a), st) for a, st in term_r] + [((1, a), st) for a, st in term_c]
-                treated = {atom for atom, st in literals if st == 1}
-                control = {atom for atom, st in literals if st == 0}
-                clash = np.zeros(rows.size, dtype=bool)
-                for a in treated:
-                    for b in control:
-                        clash |= meet(a, b) > 0
-                prob = _event_probability(randomization, union(treated), union(control))
-                out += sign_r * sign_c * np.where(clash, 0.0, prob)
-        return np.clip(out, 0.0, 1.0)
-
-    units = np.arange(n)
-    marginal = np.column_stack([probability(units, units, rule.events[c], None) for c in rule.conditions])
-    rows, cols = csr_rows(pairs), pairs.indices
-    joint = {(k, l): probability(rows, cols, rule.events[rule.conditions[k]], rule.events[rule.conditions[l]])
-             for k, l in keys}
     return marginal, joint
 
 
@@ -1053,9 +986,7 @@ def probabilities(
     if method == "exact" and not exact_possible:
         why = ("draws were supplied" if draws is not None else
                "the design has no closed form (stratified, saturation or custom)" if randomization is None else
-               f"the mapping {rule.name!r} (with these options) has exact probabilities under individual designs "
-               "only" if (rule.counts_only and rule.events is None) or rule.hops == 2 else
-               f"the mapping {rule.name!r} (with these options) has no event form" if rule.events is None else
+               f"the mapping {rule.name!r} has neither events nor counts_only" if not (rule.events or by_counts) else
                "add-one applies to Monte Carlo counts only")
         raise InputError(f"exact exposure probabilities are not available here: {why}; use method='monte-carlo'.")
     use_exact = exact_possible and method != "monte-carlo"
@@ -1084,7 +1015,7 @@ def probabilities(
     exact_values = None
     if use_exact:
         engine = (_exact_by_counts if by_counts and individual else _exact_by_weighted_counts if by_counts
-                  else (_exact_disjoint if individual else _exact_by_sets) if two_hop_events else _exact)
+                  else _exact_by_sets if two_hop_events else _exact)
         exact_values = engine(kernel, rule, randomization, pairs, keys if pairs.nnz else [])
         if exact_values is None:
             if method == "exact":
