@@ -230,3 +230,54 @@ def test_engines_refuse_what_they_do_not_run(capsys, files):
     assert main(["assign", "--units", str(files / "clusters.parquet"), "--design", "cluster", "--seed", "1",
                  "--engine", "duckdb"]) == 2
     assert "assigns by keyed hash" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- injection
+
+
+SALTS = ["exp'7", "C:\\temp\\exp", "tab\there", "new\nline", "ends with \\", "ünïcødé ✓", "'; DROP TABLE x; --"]
+
+
+@pytest.mark.parametrize("salt", SALTS, ids=range(len(SALTS)))
+def test_salts_give_identical_arms_on_every_engine(engine, social, salt):
+    kwargs = dict(salt=salt, weights=[0.5, 0.5], key="cluster_id")
+    expected = MEMORY.hash_assign(social["clusters"], **kwargs)
+    got = engine.hash_assign(social["clusters"], **kwargs)
+    pd.testing.assert_frame_equal(got.sort_values("unit_id").reset_index(drop=True).astype({"arm": np.int64}),
+                                  expected.sort_values("unit_id").reset_index(drop=True))
+
+
+def test_crafted_duckdb_settings_and_paths_run_no_sql(tmp_path, social):
+    from spillover.engines.duck import DuckDBEngine
+
+    target = tmp_path / "pwned.csv"
+    crafted = f"1GB'; COPY (SELECT 42) TO '{target}' (FORMAT csv); --"
+    with pytest.raises(InputError, match="is not a size"):
+        DuckDBEngine(memory_limit=crafted)
+    assert not target.exists()
+    # a file name with quotes and SQL in it is read as a file name
+    odd = tmp_path / f"edges'); COPY (SELECT 42) TO '{target.name}' (FORMAT csv); --.csv"
+    social["edges"].to_csv(odd, index=False)
+    engine = DuckDBEngine()
+    table = engine.exposure(str(odd), social["assignment"], "as4")
+    assert len(table) > 0 and not target.exists()
+    # an output path with a quote is written where it says, and nowhere else
+    out = tmp_path / "it's here.parquet"
+    engine.exposure(social["edges"], social["assignment"], "as4", out=out)
+    assert out.exists() and not target.exists()
+    # column names with quotes are identifiers, not SQL
+    edges = social["edges"].rename(columns={"source": 'so"urce'})
+    quoted = engine.exposure(edges, social["assignment"], "as4", source='so"urce')
+    pd.testing.assert_frame_equal(normalise(quoted), normalise(engine.exposure(social["edges"], social["assignment"],
+                                                                               "as4")))
+
+
+def test_duckdb_spills_to_a_private_folder():
+    import os
+    import stat
+
+    from spillover.engines.duck import DuckDBEngine
+
+    engine = DuckDBEngine(memory_limit="1GB")
+    mode = stat.S_IMODE(os.stat(engine.temp_directory).st_mode)
+    assert mode & 0o077 == 0, oct(mode)

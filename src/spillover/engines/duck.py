@@ -5,6 +5,7 @@ paths scanned in place; results come back as DataFrames or are written to Parque
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -22,6 +23,18 @@ class EngineError(SpilloverError):
     """The engine could not run the step as configured (memory, Java, Spark)."""
 
 
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal, single quotes doubled (for the settings SET cannot bind)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return sql.quote_identifier(name, '"')
+
+
 class DuckDBEngine:
     name = "duckdb"
 
@@ -32,11 +45,14 @@ class DuckDBEngine:
         self._duckdb = duckdb
         self.con = duckdb.connect()
         self._views = 0
+        if memory_limit and not _SIZE.fullmatch(str(memory_limit).strip()):
+            raise InputError(f"--memory-limit {memory_limit!r} is not a size such as 4GB or 512MB.")
         try:
             if memory_limit:
-                self.con.execute(f"SET memory_limit = '{memory_limit}'")
-            self.temp_directory = str(temp_directory or Path(tempfile.gettempdir()) / "spillover-duckdb")
-            self.con.execute(f"SET temp_directory = '{self.temp_directory}'")
+                self.con.execute(f"SET memory_limit = {_literal(str(memory_limit).strip())}")
+            # a private folder of this process (mode 0700), not a shared, world-readable one
+            self.temp_directory = str(temp_directory or tempfile.mkdtemp(prefix="spillover-duckdb-"))
+            self.con.execute(f"SET temp_directory = {_literal(self.temp_directory)}")
             self.con.execute("SET preserve_insertion_order = false")  # lets big results spill
             if threads:
                 self.con.execute(f"SET threads = {int(threads)}")
@@ -54,10 +70,14 @@ class DuckDBEngine:
         path = Path(source)
         if not path.exists():
             raise InputError(f"{what}: file '{path}' does not exist.")
-        reader = {".parquet": "read_parquet", ".pq": "read_parquet", ".csv": "read_csv_auto"}.get(path.suffix.lower())
+        reader = {".parquet": self.con.read_parquet, ".pq": self.con.read_parquet,
+                  ".csv": self.con.read_csv}.get(path.suffix.lower())
         if reader is None:
             raise InputError(f"{what}: cannot read '{path}': use a .csv or .parquet file.")
-        self._sql(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {reader}('{path}')")
+        try:  # the path is an argument, never SQL text
+            reader(str(path)).create_view(name, replace=True)
+        except self._duckdb.Error as error:
+            raise InputError(f"{what}: cannot read '{path}': {str(error).splitlines()[0]}") from error
         return name
 
     def _columns(self, relation: str) -> list[str]:
@@ -74,22 +94,29 @@ class DuckDBEngine:
         try:
             return self.con.execute(query, params) if params is not None else self.con.execute(query)
         except self._duckdb.OutOfMemoryException as error:
-            limit = self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-            raise EngineError(
-                f"duckdb ran out of memory under its limit ({limit}), even spilling to '{self.temp_directory}': "
-                f"raise --memory-limit or free disk there. ({str(error).splitlines()[0]})"
-            ) from error
+            raise self._out_of_memory(error) from error
 
-    def _run(self, query: str, out: str | os.PathLike | None = None) -> pd.DataFrame | Path:
-        if out is not None:
-            self._sql(f"COPY ({query}) TO '{out}' (FORMAT parquet)")
-            return Path(out)
-        return self._sql(query).df()
+    def _out_of_memory(self, error) -> EngineError:
+        limit = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        return EngineError(
+            f"duckdb ran out of memory under its limit ({limit}), even spilling to '{self.temp_directory}': "
+            f"raise --memory-limit or free disk there. ({str(error).splitlines()[0]})"
+        )
+
+    def _run(self, query: str, out: str | os.PathLike | None = None, params=None) -> pd.DataFrame | Path:
+        if out is None:
+            return self._sql(query, params).df()
+        try:  # the output path is an argument, never SQL text
+            self.con.sql(query, params=params).write_parquet(str(out))
+        except self._duckdb.OutOfMemoryException as error:
+            raise self._out_of_memory(error) from error
+        return Path(out)
 
     def _edges(self, edges: TableLike, source: str, target: str) -> str:
         relation = self._relation(edges, "edge list")
         self._require(relation, [source, target], "edge list")
-        nulls = self._sql(f'SELECT count(*) FROM {relation} WHERE "{source}" IS NULL OR "{target}" IS NULL').fetchone()[0]
+        nulls = self._sql(f"SELECT count(*) FROM {relation} WHERE {_ident(source)} IS NULL "
+                          f"OR {_ident(target)} IS NULL").fetchall()[0][0]
         if nulls:
             raise InputError(f"edge list: {nulls} row(s) with a missing id in '{source}' or '{target}'. Drop or fill them.")
         name = f"edges_{self._views}"
@@ -103,11 +130,11 @@ class DuckDBEngine:
         self._sql(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT unit_id, arm FROM {relation}")
         nodes = sql.node_ids(edges, bipartite)
         unknown, example = self._sql(
-            f"SELECT count(*), min(CAST(unit_id AS VARCHAR)) FROM {name} WHERE unit_id NOT IN ({nodes})").fetchone()
+            f"SELECT count(*), min(CAST(unit_id AS VARCHAR)) FROM {name} WHERE unit_id NOT IN ({nodes})").fetchall()[0]
         if unknown:
             raise InputError(f"assignment: {unknown} unit id(s) not in the graph, e.g. [{example!r}].")
         missing = self._sql(
-            f"SELECT count(*) FROM ({nodes}) x WHERE unit_id NOT IN (SELECT unit_id FROM {name})").fetchone()[0]
+            f"SELECT count(*) FROM ({nodes}) x WHERE unit_id NOT IN (SELECT unit_id FROM {name})").fetchall()[0][0]
         if missing:
             warnings.warn(f"assignment: {missing} node(s) of the graph have no arm; they count as untreated "
                           "(out of the experiment).", DataWarning, stacklevel=3)
@@ -140,7 +167,7 @@ class DuckDBEngine:
                 WITH m AS (SELECT e.a AS v, min(x.l) AS l FROM cc_edges e JOIN cc_label x ON e.b = x.v GROUP BY e.a),
                 step AS (SELECT x.v, least(x.l, coalesce(m.l, x.l)) AS l FROM cc_label x LEFT JOIN m ON x.v = m.v)
                 SELECT s.v, p.l FROM step s JOIN step p ON s.l = p.v""")
-            changed = self._sql("SELECT count(*) FROM cc_next n JOIN cc_label x ON n.v = x.v WHERE n.l <> x.l").fetchone()[0]
+            changed = self._sql("SELECT count(*) FROM cc_next n JOIN cc_label x ON n.v = x.v WHERE n.l <> x.l").fetchall()[0][0]
             self._sql("CREATE OR REPLACE TEMP TABLE cc_label AS SELECT * FROM cc_next")
             if changed == 0:
                 break
@@ -153,11 +180,11 @@ class DuckDBEngine:
         relation = self._relation(units, "units")
         self._require(relation, list(dict.fromkeys(["unit_id", key])), "units")
         thresholds, labels = hash_weights(weights, arms)
-        literal = str(salt).replace("'", "''")
-        hashed = f"('0x' || substr(md5('{literal}' || ':' || CAST(\"{key}\" AS VARCHAR)), 1, 15))::UBIGINT"
-        keep = "unit_id" if key == "unit_id" else f'unit_id, "{key}"'
+        # the salt is a bound parameter ($salt), the key a quoted identifier
+        hashed = f"('0x' || substr(md5($salt || ':' || CAST({_ident(key)} AS VARCHAR)), 1, 15))::UBIGINT"
+        keep = "unit_id" if key == "unit_id" else f"unit_id, {_ident(key)}"
         return self._run(f"SELECT {keep}, CAST({sql.hash_case(hashed, thresholds, labels)} AS BIGINT) AS arm "
-                         f"FROM {relation} ORDER BY unit_id", out)
+                         f"FROM {relation} ORDER BY unit_id", out, params={"salt": str(salt)})
 
     def cluster_stats(self, outcomes: TableLike, exposure_table: TableLike, clusters: TableLike | None, *,
                       outcome_col: str = "y") -> pd.DataFrame:
@@ -169,16 +196,16 @@ class DuckDBEngine:
         if c is not None:
             self._require(c, ["unit_id", "cluster_id"], "clusters")
         arm = "arm" if "arm" in self._columns(e) else "CAST(NULL AS BIGINT) AS arm"
-        self._sql(f'CREATE OR REPLACE TEMP VIEW st_o AS SELECT unit_id, "{outcome_col}" AS y FROM {o}')
+        self._sql(f"CREATE OR REPLACE TEMP VIEW st_o AS SELECT unit_id, {_ident(outcome_col)} AS y FROM {o}")
         self._sql(f"CREATE OR REPLACE TEMP VIEW st_e AS SELECT unit_id, {arm}, CAST(condition AS VARCHAR) AS condition FROM {e}")
-        unknown = self._sql("SELECT count(*) FROM st_o WHERE unit_id NOT IN (SELECT unit_id FROM st_e)").fetchone()[0]
+        unknown = self._sql("SELECT count(*) FROM st_o WHERE unit_id NOT IN (SELECT unit_id FROM st_e)").fetchall()[0][0]
         if unknown:
             raise InputError(f"outcomes: {unknown} unit id(s) have no exposure: outcomes must belong to units of the graph.")
         missing = self._sql("SELECT count(*) FROM st_e e LEFT JOIN st_o o ON e.unit_id = o.unit_id "
-                                   "WHERE (e.arm IS NULL OR e.arm <> -1) AND o.y IS NULL").fetchone()[0]
+                                   "WHERE (e.arm IS NULL OR e.arm <> -1) AND o.y IS NULL").fetchall()[0][0]
         if missing:
             warnings.warn(f"outcomes: dropped {missing} unit(s) with a missing outcome or covariate.", DataWarning, stacklevel=2)
-        orphans = c and self._sql(f"SELECT count(*) FROM st_e WHERE unit_id NOT IN (SELECT unit_id FROM {c})").fetchone()[0]
+        orphans = c and self._sql(f"SELECT count(*) FROM st_e WHERE unit_id NOT IN (SELECT unit_id FROM {c})").fetchall()[0][0]
         if orphans:
             raise InputError(f"clusters: {orphans} unit(s) of the exposure table have no cluster.")
         return self._run(sql.cluster_stats("st_o", "st_e", c))

@@ -100,7 +100,8 @@ class SparkEngine:
         frame = self._frame(edges, "edge list")
         self._require(frame, [source, target], "edge list")
         relation = self._view(frame)
-        nulls = self._scalar(f"SELECT count(*) FROM {relation} WHERE `{source}` IS NULL OR `{target}` IS NULL")
+        nulls = self._scalar(f"SELECT count(*) FROM {relation} WHERE {sql.quote_identifier(source, '`')} IS NULL "
+                             f"OR {sql.quote_identifier(target, '`')} IS NULL")
         if nulls:
             raise InputError(f"edge list: {nulls} row(s) with a missing id in '{source}' or '{target}'. Drop or fill them.")
         return self._view(self.spark.sql(sql.edges_view(relation, source, target, "`")))
@@ -192,11 +193,13 @@ class SparkEngine:
         self._require(frame, list(dict.fromkeys(["unit_id", key])), "units")
         relation = self._view(frame)
         thresholds, labels = hash_weights(weights, arms)
-        literal = str(salt).replace("'", "\\'")
-        hashed = f"CAST(conv(substr(md5(concat('{literal}', ':', CAST(`{key}` AS STRING))), 1, 15), 16, 10) AS BIGINT)"
-        keep = "unit_id" if key == "unit_id" else f"unit_id, `{key}`"
+        column = sql.quote_identifier(key, "`")
+        # the salt is a bound parameter (:salt): no escaping rules to get wrong
+        hashed = f"CAST(conv(substr(md5(concat(:salt, ':', CAST({column} AS STRING))), 1, 15), 16, 10) AS BIGINT)"
+        keep = "unit_id" if key == "unit_id" else f"unit_id, {column}"
         return self._finish(self.spark.sql(
-            f"SELECT {keep}, CAST({sql.hash_case(hashed, thresholds, labels)} AS BIGINT) AS arm FROM {relation}"), out)
+            f"SELECT {keep}, CAST({sql.hash_case(hashed, thresholds, labels)} AS BIGINT) AS arm FROM {relation}",
+            args={"salt": str(salt)}), out)
 
     def cluster_stats(self, outcomes: Any, exposure_table: Any, clusters: Any | None, *,
                       outcome_col: str = "y") -> pd.DataFrame:
@@ -206,7 +209,7 @@ class SparkEngine:
         self._require(e, ["unit_id", "condition"], "exposure")
         if c is not None:
             self._require(c, ["unit_id", "cluster_id"], "clusters")
-        o_view = self._view(o.selectExpr("unit_id", f"CAST(`{outcome_col}` AS DOUBLE) AS y"))
+        o_view = self._view(o.selectExpr("unit_id", f"CAST({sql.quote_identifier(outcome_col, '`')} AS DOUBLE) AS y"))
         arm = "CAST(arm AS BIGINT) AS arm" if "arm" in e.columns else "CAST(NULL AS BIGINT) AS arm"
         e_view = self._view(e.selectExpr("unit_id", arm, "CAST(condition AS STRING) AS condition"))
         c_view = None if c is None else self._view(c.select("unit_id", "cluster_id"))

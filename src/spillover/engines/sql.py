@@ -7,9 +7,15 @@ from __future__ import annotations
 from typing import Sequence
 
 
+def quote_identifier(name: str, quote: str) -> str:
+    """A column name as a quoted identifier (``"`` for DuckDB, a backtick for Spark), the
+    quote character doubled inside it: user text never becomes SQL."""
+    return f"{quote}{str(name).replace(quote, quote * 2)}{quote}"
+
+
 def edges_view(relation: str, source: str, target: str, quote: str) -> str:
     """The edge list as ``s, t`` (ids as given)."""
-    return f"SELECT {quote}{source}{quote} AS s, {quote}{target}{quote} AS t FROM {relation}"
+    return f"SELECT {quote_identifier(source, quote)} AS s, {quote_identifier(target, quote)} AS t FROM {relation}"
 
 
 def condition_sql(mapping: str, threshold_q: float | None) -> str:
