@@ -236,3 +236,19 @@ def test_estimate_refuses_ht_without_draws_or_design(capsys, experiment_files, t
     assert main(["estimate", "--outcomes", str(experiment_files / "outcomes.csv"), "--exposure", str(exposure_path),
                  "--method", "ht", "--edges", str(experiment_files / "edges.csv")]) == 2
     assert "needs the design's draws" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [
+    ["cluster", "EDGES", "--method", "components", "--out", "EDGES"],
+    ["exposure", "EDGES", "--assignment", "ASSIGNMENT", "--mapping", "as4", "--out", "ASSIGNMENT"],
+])
+def test_an_output_path_equal_to_an_input_is_refused_and_nothing_is_written(capsys, tmp_path, command):
+    edges = tmp_path / "edges.csv"
+    pd.DataFrame({"source": [1, 2], "target": [2, 3]}).to_csv(edges, index=False)
+    assignment = tmp_path / "assignment.csv"
+    pd.DataFrame({"unit_id": [1, 2, 3], "arm": [0, 1, 0]}).to_csv(assignment, index=False)
+    before = {p: p.read_bytes() for p in (edges, assignment)}
+    argv = [str({"EDGES": edges, "ASSIGNMENT": assignment}.get(v, v)) for v in command]
+    assert main(argv) == 2
+    assert "would destroy it" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (edges, assignment)} == before

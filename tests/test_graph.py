@@ -165,3 +165,21 @@ def test_primary_project_is_the_users_largest_project():
     network = CollaborationNetwork.from_memberships(MEMBERSHIPS)
     primary = network.projects[network.primary_project()].tolist()
     assert primary == ["p1", "p1", "p3", "p3"]  # u2's p1 has two users, p2 one
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_write_table_is_atomic(tmp_path, monkeypatch, suffix):
+    from spillover.graph import write_table
+
+    path = tmp_path / f"table{suffix}"
+    write_table(pd.DataFrame({"a": [1, 2]}), path)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")  # a failure in the middle of writing
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv" if suffix == ".csv" else "to_parquet", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_table(pd.DataFrame({"a": [3, 4, 5]}), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "no partial file left behind"

@@ -688,10 +688,30 @@ def _add_edge_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bipartite", action="store_true")
 
 
+_INPUT_FLAGS = ("edges", "units", "assignment", "ledger", "outcomes", "exposure", "clusters", "draws", "snapshot",
+                "memberships")
+
+
+def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
+    """``--out`` naming an input (or the ledger) would destroy it: refuse before any work."""
+    from .errors import InputError
+
+    out = getattr(args, "out", None)
+    if not out:
+        return
+    target = Path(out).resolve()
+    for flag in _INPUT_FLAGS:
+        value = getattr(args, flag, None)
+        if isinstance(value, str) and value and Path(value).resolve() == target:
+            raise InputError(f"--out {out} is also the {flag.replace('_', '-')} input: writing there would destroy "
+                             "it; choose another output path.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
     try:
+        _refuse_overwriting_inputs(args)
         return int(args.func(args) or 0)
     except SpilloverError as error:
         stderr.print(f"[red]error:[/red] {error}", highlight=False)

@@ -9,11 +9,13 @@ and what to do; repairs (self-loops dropped, duplicate edges collapsed) warn wit
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Hashable, Iterable, Sequence
+from typing import Hashable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -49,18 +51,42 @@ def read_table(source: TableLike, *, what: str = "table") -> pd.DataFrame:
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``frame`` as CSV or Parquet by the extension of ``path``; returns the path."""
+    """Write ``frame`` as CSV or Parquet by the extension of ``path``; returns the path.
+
+    Atomic: the table is written to a temporary file beside ``path``, flushed to disk and
+    renamed over it, so a reader (or a crash) sees the old file or the whole new one,
+    never a partial one.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise InputError(f"cannot write '{path}': use a .csv or .parquet extension.")
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(path, index=False)
-    elif suffix in (".parquet", ".pq"):
-        frame.to_parquet(path, index=False)
-    else:
-        raise InputError(f"cannot write '{path}': use a .csv or .parquet extension.")
+    with atomic_path(path) as temporary:
+        if suffix == ".csv":
+            frame.to_csv(temporary, index=False)
+        else:
+            frame.to_parquet(temporary, index=False)
     return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; on success it is fsynced and renamed
+    over ``path``, on failure removed (``path`` is untouched either way)."""
+    path = Path(path)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        with open(temporary, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
 
 
 def _source_name(source: TableLike, what: str) -> str:

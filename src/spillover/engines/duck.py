@@ -14,7 +14,7 @@ from typing import Sequence
 import pandas as pd
 
 from ..errors import DataWarning, InputError, SpilloverError
-from ..graph import TableLike
+from ..graph import TableLike, atomic_path
 from . import sql
 from .memory import check_mapping, hash_weights
 
@@ -106,8 +106,9 @@ class DuckDBEngine:
     def _run(self, query: str, out: str | os.PathLike | None = None, params=None) -> pd.DataFrame | Path:
         if out is None:
             return self._sql(query, params).df()
-        try:  # the output path is an argument, never SQL text
-            self.con.sql(query, params=params).write_parquet(str(out))
+        try:  # the output path is an argument, never SQL text; written whole or not at all
+            with atomic_path(out) as temporary:
+                self.con.sql(query, params=params).write_parquet(str(temporary))
         except self._duckdb.OutOfMemoryException as error:
             raise self._out_of_memory(error) from error
         return Path(out)
