@@ -116,7 +116,8 @@ def test_assign_writes_the_contract_columns_and_records_the_ledger(capsys, colla
     out, ledger_path = tmp_path / "assignment.parquet", tmp_path / "l.duckdb"
     summary = run_json(capsys, ["assign", "--units", str(folder / "units.csv"), "--design", "stratified-cluster",
                                 "--strata-by", "size,usage", "--n-bins", "2", "--sample-fraction", "0.4",
-                                "--seed", "3", "--salt", "exp", "--ledger", str(ledger_path), "--out", str(out), "--json"])
+                                "--seed", "3", "--experiment", "exp", "--ledger", str(ledger_path), "--out", str(out),
+                                "--json"])
     assignment = pd.read_parquet(out)
     assert list(assignment.columns) == ["unit_id", "cluster_id", "arm"]
     assert set(assignment["arm"]) == {0, 1}  # units not sampled are left out
@@ -133,7 +134,7 @@ def test_assign_writes_the_contract_columns_and_records_the_ledger(capsys, colla
     "flags, message",
     [
         (["--design", "cluster", "--cluster-col", "team"], "no cluster column 'team'"),
-        (["--design", "stratified-cluster", "--sample-fraction", "1.5"], r"--sample-fraction 1.5 must be in (0, 1]"),
+        (["--design", "stratified-cluster", "--sample-fraction", "1.5"], "--sample-fraction: 1.5 is outside (0, 1]"),
         (["--design", "stratified-cluster", "--sample-fraction", "0.01", "--n-bins", "4"], "too few to split"),
     ],
 )
@@ -252,3 +253,32 @@ def test_an_output_path_equal_to_an_input_is_refused_and_nothing_is_written(caps
     assert main(argv) == 2
     assert "would destroy it" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in (edges, assignment)} == before
+
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["assign", "--units", "U", "--design", "individual"], "exactly one of --seed"),
+    (["assign", "--units", "U", "--design", "individual", "--seed", "1", "--salt", "s"], "exactly one of --seed"),
+    (["assign", "--units", "U", "--design", "individual", "--seed", "-1"], "--seed: -1 is outside [0, inf]"),
+    (["simulate", "--n-sims", "0"], "--n-sims: 0 is outside [2, inf]"),
+    (["simulate", "--tau", "nan"], "--tau: 'nan' is not a finite number"),
+    (["simulate", "--users", "0"], "--users: 0 is outside [100, inf]"),
+    (["estimate", "--outcomes", "O", "--exposure", "E", "--method", "ht", "--alpha", "0"], "--alpha: 0 is outside (0, 1)"),
+    (["estimate", "--outcomes", "O", "--exposure", "E", "--method", "ht", "--n-draws", "0"], "--n-draws: 0 is outside"),
+    (["cluster", "E", "--method", "louvain", "--resolution", "-1"], "--resolution: -1 is outside (0, inf]"),
+    (["assign", "--units", "U", "--design", "stratified-cluster", "--seed", "1", "--n-bins", "-3"], "--n-bins: -3"),
+])
+def test_out_of_range_flags_exit_2_with_a_message_and_no_traceback(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_arms_that_are_not_arms_are_refused():
+    from spillover import InputError, SocialGraph
+    from spillover.exposure import exposure
+
+    graph = SocialGraph.from_edges(pd.DataFrame({"source": [1, 2], "target": [2, 3]}))
+    for arms in ([0, 0.5, 1], [0, 7, -3]):
+        with pytest.raises(InputError, match="is not an arm"):
+            exposure(graph, pd.DataFrame({"unit_id": [1, 2, 3], "arm": arms}), "as4")

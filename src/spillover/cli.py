@@ -252,6 +252,11 @@ def cmd_assign(args: argparse.Namespace) -> int:
     from .graph import read_table
     from .ledger import Ledger, record_assignment
 
+    from .errors import DesignError
+
+    if (args.seed is None) == (args.salt is None):
+        raise DesignError("assign needs exactly one of --seed (a seeded permutation, exact counts) or --salt (a keyed "
+                          "hash, stable as units come and go): an assignment must be reproducible.")
     engine = _engine(args)
     if engine is not None:
         assignment = _assign_with_engine(args, engine)
@@ -259,12 +264,12 @@ def cmd_assign(args: argparse.Namespace) -> int:
         units = read_table(args.units, what=f"units table '{args.units}'")
         design = build_design(args, units)
         assignment = design.assign(args.seed, salt=args.salt) if args.seed is None else design.assign(args.seed)
+    if args.out:  # the output first: a bad output path must not leave a recorded experiment behind
+        write_table(assignment.to_frame(), args.out)
+        stderr.print(f"[dim]wrote {escape(str(args.out))}[/dim]")
     if args.ledger:
         with Ledger(args.ledger) as ledger:
             record_assignment(ledger, assignment, args.experiment or args.salt or args.design, args.date)
-    if args.out:
-        write_table(assignment.to_frame(), args.out)
-        stderr.print(f"[dim]wrote {args.out}[/dim]")
     summary = assignment.summary()
     if args.json:
         print_json(summary)
@@ -514,17 +519,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the whole pipeline on built-in synthetic data")
     demo.add_argument("--out", default="demo-out", help="folder for report.html and tables")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=SEED, default=0)
     demo.set_defaults(func=cmd_demo)
 
     clus = commands.add_parser("cluster", help="cluster a graph into randomization units")
     clus.add_argument("edges", help="edge list (.csv or .parquet)")
     clus.add_argument("--method", required=True, choices=METHODS)
-    clus.add_argument("--resolution", type=float, default=1.0, help="louvain/leiden/greedy-modularity")
-    clus.add_argument("--n-parts", type=int, default=None, help="metis: number of parts")
-    clus.add_argument("--seed", type=int, default=None)
+    clus.add_argument("--resolution", type=_number(float, 0, open_low=True), default=1.0, help="louvain/leiden/greedy-modularity")
+    clus.add_argument("--n-parts", type=_number(int, 2), default=None, help="metis: number of parts")
+    clus.add_argument("--seed", type=SEED, default=None)
     clus.add_argument("--out", help="write unit_id, cluster_id here (.csv or .parquet)")
-    clus.add_argument("--cut-threshold", type=float, default=0.10)
+    clus.add_argument("--cut-threshold", type=_number(float, 0, 1), default=0.10)
     _add_edge_flags(clus)
     clus.add_argument(
         "--memberships",
@@ -569,13 +574,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "from the assignment")
     est.add_argument("--assignment", help="ht/hajek with --design: table with unit_id, arm of the randomized units "
                                           "(default: the exposure table's arm column)")
-    est.add_argument("--n-draws", type=int, default=1_000,
+    est.add_argument("--n-draws", type=COUNT, default=1_000,
                      help="Monte Carlo draws where probabilities have no exact form (default: %(default)s)")
-    est.add_argument("--treat-fraction", type=float, default=None,
+    est.add_argument("--treat-fraction", type=SHARE, default=None,
                      help="the design's treated share, checked against the assignment (default: read from it)")
     est.add_argument("--bernoulli", action="store_true",
                      help="the design drew units (clusters) independently, not an exact count")
-    est.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo draws (default: %(default)s)")
+    est.add_argument("--seed", type=SEED, default=0, help="seed of the Monte Carlo draws (default: %(default)s)")
     est.add_argument("--prob-correction", choices=["none", "add-one"], default="none",
                      help="add-one: Monte Carlo probabilities as (count+1)/(R+1), the reference package's "
                           "convention (default: %(default)s)")
@@ -601,13 +606,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "t intervals under-cover (default: %(default)s)")
     est.add_argument("--bootstrap-weights", choices=["rademacher", "webb"], default="rademacher",
                      help="wild bootstrap weights; webb for fewer than about 12 clusters (default: %(default)s)")
-    est.add_argument("--min-probability", type=float, default=0.0,
+    est.add_argument("--min-probability", type=_number(float, 0, 1, open_high=True), default=0.0,
                      help="ht/hajek: analyse only units whose probabilities of both compared conditions reach this "
                           "(e.g. 0.01; the estimand is then that population's) (default: %(default)s)")
-    est.add_argument("--bandwidth", type=int, default=2,
+    est.add_argument("--bandwidth", type=_number(int, 0), default=2,
                      help="ols-network: units within this many hops are treated as dependent (default: %(default)s)")
     est.add_argument("--missing", choices=["drop", "error"], default="drop")
-    est.add_argument("--alpha", type=float, default=0.05)
+    est.add_argument("--alpha", type=SHARE, default=0.05)
     est.add_argument("--json", action="store_true")
     _add_engine_flags(est)
     est.set_defaults(func=cmd_estimate)
@@ -616,12 +621,12 @@ def build_parser() -> argparse.ArgumentParser:
     source = simulate.add_mutually_exclusive_group()
     source.add_argument("--network", choices=["synthetic-collaboration"], default="synthetic-collaboration")
     source.add_argument("--memberships", help="user_id, project_id, account_id[, usage] table")
-    simulate.add_argument("--users", type=int, default=100_000, help="size of the synthetic network")
+    simulate.add_argument("--users", type=_number(int, 100), default=100_000, help="size of the synthetic network")
     simulate.add_argument("--designs", default="project,component,stratified-component")
-    simulate.add_argument("--tau", type=float, default=1 / 8)
-    simulate.add_argument("--gamma", type=float, default=2**-4)
-    simulate.add_argument("--n-sims", type=int, default=1_000)
-    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--tau", type=FINITE, default=1 / 8)
+    simulate.add_argument("--gamma", type=FINITE, default=2**-4)
+    simulate.add_argument("--n-sims", type=_number(int, 2), default=1_000)
+    simulate.add_argument("--seed", type=SEED, default=0)
     simulate.add_argument("--vcov", choices=list(VCOV_TYPES), default=DEFAULT_VCOV,
                           help="cluster-robust variance of each simulated analysis, as in `estimate --vcov` "
                                "(default: %(default)s)")
@@ -642,6 +647,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _number(kind: type, low: float | None = None, high: float | None = None, *, open_low: bool = False,
+            open_high: bool = False):
+    """An argparse type: an int or finite float within bounds, or a one-line error."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        too_low = low is not None and (value < low or (open_low and value == low))
+        too_high = high is not None and (value > high or (open_high and value == high))
+        if too_low or too_high:
+            left = "(" if open_low else "["
+            right = ")" if open_high else "]"
+            lower = "-inf" if low is None else f"{low:g}"
+            upper = "inf" if high is None else f"{high:g}"
+            span = f"{left}{lower}, {upper}{right}"
+            raise argparse.ArgumentTypeError(f"{text} is outside {span}")
+        return value
+    return parse
+
+
+SEED = _number(int, 0)
+COUNT = _number(int, 1)
+SHARE = _number(float, 0, 1, open_low=True, open_high=True)
+FINITE = _number(float)
+
+
 def _bootstrap_draws(text: str) -> int | str | None:
     if text in ("auto", "off"):
         return None if text == "off" else text
@@ -656,13 +690,13 @@ def _bootstrap_draws(text: str) -> int | str | None:
 
 def _add_design_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-col", default="cluster_id")
-    parser.add_argument("--treat-fraction", type=float, default=0.5)
-    parser.add_argument("--sample-fraction", type=float, default=0.1, help="stratified-cluster")
-    parser.add_argument("--holdout-fraction", type=float, default=0.05, help="holdout")
+    parser.add_argument("--treat-fraction", type=SHARE, default=0.5)
+    parser.add_argument("--sample-fraction", type=_number(float, 0, 1, open_low=True), default=0.1, help="stratified-cluster")
+    parser.add_argument("--holdout-fraction", type=SHARE, default=0.05, help="holdout")
     parser.add_argument("--arm-weights", help="comma-separated weights of arms 0,1,2,...")
     parser.add_argument("--strata-by", help="comma-separated: size and/or unit columns summed per cluster")
-    parser.add_argument("--n-bins", type=int, default=4, help="quantile bins per stratification variable")
-    parser.add_argument("--seed", type=int, default=None, help="seeded permutation (exact counts)")
+    parser.add_argument("--n-bins", type=COUNT, default=4, help="quantile bins per stratification variable")
+    parser.add_argument("--seed", type=SEED, default=None, help="seeded permutation (exact counts)")
     parser.add_argument("--salt", help="keyed-hash assignment (stable as units come and go); names the experiment")
     parser.add_argument("--experiment", help="experiment name in the ledger (default: the salt)")
 
@@ -677,7 +711,7 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
 def _add_mapping_flags(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--mapping", required=required, default=None if required else "as4",
                         choices=["fraction", "as4", "threshold", "bipartite"])
-    parser.add_argument("--threshold", type=float, default=None, help="threshold mapping: q")
+    parser.add_argument("--threshold", type=_number(float, 0, 1), default=None, help="threshold mapping: q")
     parser.add_argument("--hops", type=int, choices=[1, 2], default=1)
 
 
@@ -708,7 +742,10 @@ def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a flag argparse refused (its one-line message is printed)
+        return int(exit_.code or 0)
     warnings.showwarning = _show_warning
     try:
         _refuse_overwriting_inputs(args)

@@ -292,6 +292,11 @@ def _arms_for(randomized: pd.Index, assignment: Assignment | pd.Series | pd.Data
     unknown = series.index.difference(randomized)
     if len(unknown):
         raise InputError(f"assignment: {len(unknown)} unit id(s) not in the graph, e.g. {list(unknown[:5])}.")
+    values = pd.to_numeric(series, errors="coerce")
+    bad = values.isna() & series.notna() | (values.notna() & ((values % 1 != 0) | (values < OUT)))
+    if bad.any():
+        raise InputError(f"assignment: arm {series[bad].iloc[0]!r} of unit {series.index[bad][0]!r} is not an arm: "
+                         f"arms are whole numbers, {OUT} (out of the experiment), 0 (control), 1, 2, ...")
     aligned = series.reindex(randomized)
     missing = int(aligned.isna().sum())
     if missing:
