@@ -179,3 +179,22 @@ def test_ols_network_runs_from_the_command_line(capsys, experiment):
     assert main(["estimate", "--outcomes", str(folder / "outcomes.csv"), "--exposure", str(folder / "exposure.csv"),
                  "--method", "ols-network", "--clusters", str(folder / "clusters.csv")]) == 2
     assert "needs the graph (--edges)" in capsys.readouterr().err
+
+
+def test_probability_method_bootstrap_weights_and_assignment_flags(capsys, experiment):
+    folder, graph, design = experiment
+    capsys.readouterr()
+    clusters = str(folder / "clusters.csv")
+    mc = run_json(capsys, estimate_args(folder, "--method", "hajek", "--design", "cluster", "--clusters", clusters,
+                                        "--prob-method", "monte-carlo", "--n-draws", "200"))
+    assert all("monte carlo, 200 draws" in row["method"] for row in mc["effects"])
+    given = run_json(capsys, estimate_args(folder, "--method", "hajek", "--design", "cluster", "--clusters", clusters,
+                                           "--assignment", str(folder / "assignment.csv")))
+    default = run_json(capsys, estimate_args(folder, "--method", "hajek", "--design", "cluster", "--clusters", clusters))
+    assert [r["se"] for r in given["effects"]] == [r["se"] for r in default["effects"]]
+    webb = run_json(capsys, estimate_args(folder, "--method", "ols-cluster", "--clusters", clusters,
+                                          "--wild-bootstrap", "499", "--bootstrap-weights", "webb"))
+    assert all("wild cluster bootstrap (WCR, webb, 499 draws)" in row["method"] for row in webb["effects"])
+    off = run_json(capsys, estimate_args(folder, "--method", "ols-cluster", "--clusters", clusters,
+                                         "--wild-bootstrap", "off"))
+    assert all("wild" not in row["method"] for row in off["effects"])
