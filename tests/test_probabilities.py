@@ -61,6 +61,16 @@ def enumerated_probabilities(graph, mapping, randomization):
     return marginal, joint
 
 
+def assert_exact_equals_enumeration(graph, mapping, design):
+    """Exact marginal and all-pairs joint probabilities equal full enumeration to 1e-12."""
+    exact = probabilities(graph, mapping, design=design, joint="all", method="exact")
+    marginal, joint = enumerated_probabilities(graph, mapping, design.randomization())
+    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
+    for (k, l), values in exact.joint.items():
+        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12, err_msg=str((k, l)))
+    return exact
+
+
 DESIGNS = {
     "bernoulli units": lambda units: IndividualDesign(units, 0.3, complete=False),
     "complete units": lambda units: IndividualDesign(units, 0.4, complete=True),
@@ -76,26 +86,21 @@ def test_exact_probabilities_equal_full_enumeration_on_a_social_graph(design_nam
     design = DESIGNS[design_name](SOCIAL.nodes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PositivityWarning)
-        exact = probabilities(SOCIAL, mapping, design=design, joint="all", method="exact")
-    marginal, joint = enumerated_probabilities(SOCIAL, mapping, design.randomization())
-    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
-    for (k, l), values in exact.joint.items():
-        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12, err_msg=str((k, l)))
+        exact = assert_exact_equals_enumeration(SOCIAL, mapping, design)
     assert exact.method.startswith("exact")
 
 
 @pytest.mark.parametrize("complete", [False, True])
-@pytest.mark.parametrize("seller_clusters", [None, np.array([0, 0, 1, 1, 2])])
-def test_exact_bipartite_probabilities_equal_full_enumeration(complete, seller_clusters):
+@pytest.mark.parametrize("seller_clusters", [None, np.array([0, 0, 1, 1, 2])], ids=["sellers", "seller-clusters"])
+@pytest.mark.parametrize("thresholds", [(0.0, 1.0), (0.3, 0.6)], ids=["default", "other-thresholds"])
+def test_exact_bipartite_probabilities_equal_full_enumeration(complete, seller_clusters, thresholds):
+    from spillover.exposure import bipartite
+
     if seller_clusters is None:
         design = IndividualDesign(MARKET.treated, 0.4, complete=complete)
     else:
         design = ClusterDesign(seller_clusters, MARKET.treated, treat_fraction=0.34, complete=complete)
-    exact = probabilities(MARKET, "bipartite", design=design, joint="all", method="exact")
-    marginal, joint = enumerated_probabilities(MARKET, "bipartite", design.randomization())
-    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
-    for (k, l), values in exact.joint.items():
-        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12)
+    assert_exact_equals_enumeration(MARKET, bipartite(*thresholds), design)
 
 
 def test_bipartite_design_object_gives_the_same_exact_probabilities():
@@ -190,35 +195,15 @@ def test_designs_without_a_closed_form_still_pair_units_of_one_cluster():
 def test_exact_threshold_probabilities_under_individual_designs_equal_enumeration(design_name, q):
     design = DESIGNS[design_name](SOCIAL.nodes)
     mapping = get_mapping("threshold", threshold_q=q)
-    exact = probabilities(SOCIAL, mapping, design=design, joint="all", method="exact")
-    marginal, joint = enumerated_probabilities(SOCIAL, mapping, design.randomization())
-    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
-    for (k, l), values in exact.joint.items():
-        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12, err_msg=str((k, l)))
+    assert_exact_equals_enumeration(SOCIAL, mapping, design)
 
-
-@pytest.mark.parametrize("complete", [False, True])
-def test_exact_bipartite_with_other_thresholds_equals_enumeration(complete):
-    from spillover.exposure import bipartite
-
-    mapping = bipartite(0.3, 0.6)
-    design = IndividualDesign(MARKET.treated, 0.4, complete=complete)
-    exact = probabilities(MARKET, mapping, design=design, joint="all", method="exact")
-    marginal, joint = enumerated_probabilities(MARKET, mapping, design.randomization())
-    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
-    for (k, l), values in exact.joint.items():
-        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12)
 
 
 @pytest.mark.parametrize("design_name", list(DESIGNS))
 def test_exact_two_hop_probabilities_equal_enumeration(design_name):
     design = DESIGNS[design_name](SOCIAL.nodes)
     mapping = get_mapping("as4", hops=2)
-    exact = probabilities(SOCIAL, mapping, design=design, joint="all", method="exact")
-    marginal, joint = enumerated_probabilities(SOCIAL, mapping, design.randomization())
-    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
-    for (k, l), values in exact.joint.items():
-        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12, err_msg=str((k, l)))
+    assert_exact_equals_enumeration(SOCIAL, mapping, design)
 
 
 @pytest.mark.parametrize("design_name", ["bernoulli clusters", "complete clusters"])
@@ -226,24 +211,8 @@ def test_exact_two_hop_probabilities_equal_enumeration(design_name):
 def test_exact_threshold_probabilities_under_cluster_designs_equal_enumeration(design_name, q):
     design = DESIGNS[design_name](SOCIAL.nodes)
     mapping = get_mapping("threshold", threshold_q=q)
-    exact = probabilities(SOCIAL, mapping, design=design, joint="all", method="exact")
-    marginal, joint = enumerated_probabilities(SOCIAL, mapping, design.randomization())
-    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
-    for (k, l), values in exact.joint.items():
-        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12, err_msg=str((k, l)))
+    assert_exact_equals_enumeration(SOCIAL, mapping, design)
 
-
-@pytest.mark.parametrize("complete", [False, True])
-def test_exact_bipartite_other_thresholds_under_seller_clusters_equal_enumeration(complete):
-    from spillover.exposure import bipartite
-
-    mapping = bipartite(0.3, 0.6)
-    design = ClusterDesign(np.array([0, 0, 1, 1, 2]), MARKET.treated, treat_fraction=0.34, complete=complete)
-    exact = probabilities(MARKET, mapping, design=design, joint="all", method="exact")
-    marginal, joint = enumerated_probabilities(MARKET, mapping, design.randomization())
-    np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
-    for (k, l), values in exact.joint.items():
-        np.testing.assert_allclose(values.toarray(), joint[k, l], atol=1e-12)
 
 
 def test_weighted_count_chunks_give_the_same_probabilities(monkeypatch):

@@ -393,6 +393,16 @@ def _joint_on_pairs(pairs: sp.csr_array, left: np.ndarray, right: np.ndarray) ->
     return out
 
 
+def _pair_keys(rows: np.ndarray, cols: np.ndarray, width: int) -> np.ndarray:
+    """One sorted-comparable int64 key per (row, column) pair."""
+    return np.asarray(rows, dtype=np.int64) * width + cols
+
+
+def _csr_keys(matrix: sp.csr_array, width: int) -> np.ndarray:
+    """The keys of a CSR matrix's stored entries, sorted when its indices are."""
+    return _pair_keys(csr_rows(matrix), matrix.indices, width)
+
+
 def _lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Position of each query in the sorted ``keys``, or -1."""
     if keys.size == 0:
@@ -418,29 +428,36 @@ class _BlockSets:
         reach.eliminate_zeros()
         reach.data[:] = 1
         reach.sort_indices()
-        keys = csr_rows(reach).astype(np.int64) * n_blocks + reach.indices
+        keys = _csr_keys(reach, n_blocks)
         own = None if kernel.own_index is None else blocks[kernel.own_index]
         return cls(reach, np.diff(reach.indptr), keys, own, n_blocks)
 
     def contains(self, units: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         """Whether ``blocks[p]`` is among unit ``units[p]``'s neighbours' blocks."""
-        return _lookup(self.keys, units.astype(np.int64) * self.n_blocks + blocks) >= 0
+        return _lookup(self.keys, _pair_keys(units, blocks, self.n_blocks)) >= 0
 
 
-def _event_probability(randomization, treated: np.ndarray, control: np.ndarray) -> np.ndarray:
-    """P(these ``treated`` blocks all treated and these ``control`` blocks all untreated),
-    for disjoint sets of the given sizes."""
+def _pattern_probability(m, k, treated, control) -> np.ndarray:
+    """With exactly ``k`` of ``m`` blocks treated, every set equally likely: P(these
+    ``treated`` blocks all treated and these ``control`` blocks all untreated), for
+    disjoint sets of the given sizes, ``[k]_t [m-k]_c / [m]_(t+c)`` (arrays broadcast)."""
     from scipy.special import gammaln
 
-    t, c = treated.astype(float), control.astype(float)
-    if randomization.scheme == "bernoulli":
-        return randomization.p ** t * (1.0 - randomization.p) ** c
-    m, k = float(randomization.n_blocks), float(randomization.n_treated)
-    ok = (t <= k) & (c <= m - k)
+    m, k, t, c = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (m, k, treated, control)))
+    ok = (t >= 0) & (c >= 0) & (t <= k) & (c <= m - k)
     t, c = np.where(ok, t, 0.0), np.where(ok, c, 0.0)
     log_p = (gammaln(k + 1) - gammaln(k - t + 1) + gammaln(m - k + 1) - gammaln(m - k - c + 1)
-             - gammaln(m + 1) + gammaln(m - t - c + 1))        # [K]_t [M-K]_c / [M]_(t+c)
+             - gammaln(m + 1) + gammaln(m - t - c + 1))
     return np.where(ok, np.exp(log_p), 0.0)
+
+
+def _event_probability(randomization, treated, control) -> np.ndarray:
+    """P(these ``treated`` blocks all treated and these ``control`` blocks all untreated)
+    under the design's scheme, for disjoint sets of the given sizes."""
+    t, c = np.asarray(treated, dtype=float), np.asarray(control, dtype=float)
+    if randomization.scheme == "bernoulli":
+        return randomization.p ** t * (1.0 - randomization.p) ** c
+    return _pattern_probability(randomization.n_blocks, randomization.n_treated, t, c)
 
 
 def _pair_event_tables(sets: _BlockSets, rows: np.ndarray, cols: np.ndarray):
@@ -452,8 +469,7 @@ def _pair_event_tables(sets: _BlockSets, rows: np.ndarray, cols: np.ndarray):
     else:
         overlap = sp.csr_array(sets.reach @ sets.reach.T)
         overlap.sort_indices()
-        overlap_keys = csr_rows(overlap).astype(np.int64) * n_rows + overlap.indices
-        pos = _lookup(overlap_keys, rows.astype(np.int64) * n_rows + cols)
+        pos = _lookup(_csr_keys(overlap, n_rows), _pair_keys(rows, cols, n_rows))
         shared = np.where(pos >= 0, overlap.data[np.maximum(pos, 0)], 0).astype(np.int64)
     false = np.zeros(rows.size, dtype=bool)
     if sets.own is None:
@@ -610,12 +626,10 @@ def _own_cases(randomization, has_own: bool, n_fixed: int = 1):
     m, k = randomization.n_blocks, randomization.n_treated
     for statuses in itertools.product((0, 1), repeat=n_fixed):
         t = sum(statuses)
+        prob = float(_event_probability(randomization, t, n_fixed - t))  # this one pattern of own arms
         if randomization.scheme == "bernoulli":
-            yield statuses, randomization.p ** t * (1 - randomization.p) ** (n_fixed - t), None, None
+            yield statuses, prob, None, None
         else:
-            from scipy.special import comb
-            prob = comb(k, t, exact=False) * comb(m - k, n_fixed - t, exact=False) / comb(m, n_fixed, exact=False)
-            prob /= comb(n_fixed, t, exact=False)  # one specific pattern of t treated among the fixed units
             yield statuses, prob, k - t, m - n_fixed
 
 
@@ -646,12 +660,10 @@ def _exact_by_counts(kernel: "ExposureGraph", rule: Mapping, randomization, pair
     shared_matrix = sp.csr_array(adjacency @ adjacency.T)
     shared_matrix.sort_indices()
     n = adjacency.shape[0]
-    flat = csr_rows(shared_matrix).astype(np.int64) * n + shared_matrix.indices
-    query = rows[off].astype(np.int64) * n + cols[off]
-    pos = _lookup(flat, query)
+    query = _pair_keys(rows[off], cols[off], n)
+    pos = _lookup(_csr_keys(shared_matrix, n), query)
     shared = np.where(pos >= 0, shared_matrix.data[np.maximum(pos, 0)], 0)
-    adjacent_keys = csr_rows(adjacency).astype(np.int64) * n + adjacency.indices
-    adjacent = (_lookup(adjacent_keys, query) >= 0).astype(np.int64) if has_own else np.zeros(query.size, np.int64)
+    adjacent = (_lookup(_csr_keys(adjacency, n), query) >= 0).astype(np.int64) if has_own else np.zeros(query.size, np.int64)
     only_r = degree[rows[off]] - shared - adjacent
     only_c = degree[cols[off]] - shared - adjacent
     signature = np.column_stack([only_r, shared, only_c, adjacent])
@@ -747,17 +759,9 @@ def _slot_dp(randomization, weights_a: np.ndarray, weights_b: np.ndarray, real: 
 
 def _subset_weights(randomization, n_real: np.ndarray, pool: np.ndarray, left: np.ndarray, depth: int) -> np.ndarray:
     """Complete randomization: probability of one specific set of ``j`` treated among a
-    row's ``n_real`` slots and the rest untreated, ``C(pool - m, left - j) / C(pool, left)``."""
-    from scipy.special import gammaln
-
+    row's ``n_real`` slots and the rest untreated, ``left`` of ``pool`` blocks treated."""
     j = np.arange(depth)[None, :]
-    m, pool, left = n_real[:, None], pool[:, None], left[:, None]
-    rest, need = pool - m, left - j
-    ok = (need >= 0) & (need <= rest)
-    need_safe, rest_safe = np.where(ok, need, 0), np.where(ok, rest, 0)
-    log_w = (gammaln(rest_safe + 1) - gammaln(need_safe + 1) - gammaln(rest_safe - need_safe + 1)
-             - gammaln(pool + 1) + gammaln(left + 1) + gammaln(pool - left + 1))
-    return np.where(ok, np.exp(log_w), 0.0)
+    return _pattern_probability(pool[:, None], left[:, None], j, n_real[:, None] - j)
 
 
 def _exact_by_weighted_counts(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys):
@@ -782,10 +786,10 @@ def _exact_by_weighted_counts(kernel: "ExposureGraph", rule: Mapping, randomizat
     table = np.zeros((top + 1, 2, top + 1), dtype=np.int64)
     for d in np.unique(degree):  # a loop over distinct degrees
         table[d, :, : d + 1] = _count_codes(rule, int(d))
-    w_flat = csr_rows(weights).astype(np.int64) * n_blocks + weights.indices
+    w_flat = _csr_keys(weights, n_blocks)
 
     def weight_of(units: np.ndarray, block: np.ndarray) -> np.ndarray:
-        pos = _lookup(w_flat, units.astype(np.int64) * n_blocks + np.maximum(block, 0))
+        pos = _lookup(w_flat, _pair_keys(units, np.maximum(block, 0), n_blocks))
         return np.where((pos >= 0) & (block >= 0), weights.data[np.maximum(pos, 0)], 0)
 
     def own_cases(own_blocks: list[np.ndarray]):
@@ -803,16 +807,11 @@ def _exact_by_weighted_counts(kernel: "ExposureGraph", rule: Mapping, randomizat
             valid = ~same | (statuses[0] == statuses[-1])
             n_own = np.where(same, 1, len(distinct))
             treated = np.where(same, statuses[0], sum(statuses))
+            prob = _event_probability(randomization, treated, n_own - treated)
             if randomization.scheme == "bernoulli":
-                prob = randomization.p ** treated * (1 - randomization.p) ** (n_own - treated)
                 pool = left = np.zeros(same.shape)
             else:
-                from scipy.special import gammaln
-                m, k = n_blocks, randomization.n_treated
-                log_p = (gammaln(k + 1) - gammaln(k - treated + 1) + gammaln(m - k + 1)
-                         - gammaln(m - k - (n_own - treated) + 1) - gammaln(m + 1) + gammaln(m - n_own + 1))
-                prob = np.where((treated <= k) & (n_own - treated <= m - k), np.exp(log_p), 0.0)
-                pool, left = m - n_own, k - treated
+                pool, left = n_blocks - n_own, randomization.n_treated - treated
             yield statuses, np.where(valid, prob, 0.0), pool, left
 
     def distribution(sub_a: sp.csr_array, sub_b: sp.csr_array | None, size_a, size_b):

@@ -179,11 +179,6 @@ def _eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lam, vec
 
 
-def _lower_root(matrix: np.ndarray) -> np.ndarray:
-    """``L`` with ``L L' = matrix`` (batched Cholesky)."""
-    return np.linalg.cholesky(matrix)
-
-
 def sandwich(
     cluster: ClusterStats,
     vcov: str = DEFAULT_VCOV,
@@ -229,7 +224,7 @@ def sandwich(
         return Sandwich(cov, df, g, vcov)
 
     # CR2. H_gg = B_g B_g' with B_g = [1/sqrt(n_group) (absorbed), X_g L], L L' = M.
-    root = _lower_root(bread)                                          # (..., K, K)
+    root = np.linalg.cholesky(bread)                                   # L L' = M, (..., K, K)
     root_g = root[..., None, :, :]
     gram_x = np.swapaxes(root_g, -1, -2) @ cross @ root_g              # L' S_g L
     proj_x = cross @ root_g                                            # X_g' (X_g L) = S_g L
