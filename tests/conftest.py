@@ -8,6 +8,23 @@ import pytest
 
 from spillover import synth
 
+SLOW_MARKS = ("slow", "spark")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="run every test, the slow statistical checks and the Spark engine's too (what CI runs)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """``pytest -q`` runs the fast set; ``--full`` (or an explicit ``-m``) runs what it names."""
+    if config.getoption("--full") or config.option.markexpr:
+        return
+    slow = [any(item.get_closest_marker(mark) for mark in SLOW_MARKS) for item in items]
+    if any(slow):
+        config.hook.pytest_deselected(items=[item for item, s in zip(items, slow) if s])
+        items[:] = [item for item, s in zip(items, slow) if not s]
+
 
 @pytest.fixture(scope="session")
 def planted_graph():

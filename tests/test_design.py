@@ -20,7 +20,7 @@ from spillover.design import (
     SaturationDesign,
     StratifiedClusterDesign,
     exact_counts,
-    hash_arms,
+    HashSpec,
     hash_uniform,
     holdout_design,
 )
@@ -193,16 +193,16 @@ def test_hash_is_md5_of_salt_and_key():
 def test_hash_assignment_is_stable_when_unrelated_units_are_added():
     before = pd.Index([f"user-{i}" for i in range(5_000)])
     after = before.append(pd.Index([f"new-{i}" for i in range(3_000)])).delete(np.arange(0, 5_000, 7))
-    a = pd.Series(hash_arms(before, "exp", [0.5, 0.5]), index=before)
-    b = pd.Series(hash_arms(after, "exp", [0.5, 0.5]), index=after)
+    a = pd.Series(HashSpec.of([0.5, 0.5]).assign(before, "exp"), index=before)
+    b = pd.Series(HashSpec.of([0.5, 0.5]).assign(after, "exp"), index=after)
     common = before.intersection(after)
     assert (a[common] == b[common]).all()
-    assert (a != pd.Series(hash_arms(before, "other", [0.5, 0.5]), index=before)).any()  # the salt matters
+    assert (a != pd.Series(HashSpec.of([0.5, 0.5]).assign(before, "other"), index=before)).any()  # the salt matters
 
 
 def test_hash_arm_shares_match_weights():
     keys = pd.RangeIndex(100_000)
-    arms = hash_arms(keys, "w", [0.9, 0.05, 0.05], arms=[OUT, 0, 1])
+    arms = HashSpec.of([0.9, 0.05, 0.05], [OUT, 0, 1]).assign(keys, "w")
     for arm, p in [(OUT, 0.9), (0, 0.05), (1, 0.05)]:
         share = np.mean(arms == arm)
         assert abs(share - p) < 5 * np.sqrt(p * (1 - p) / keys.size)

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from spillover import InputError, SocialGraph, synth
-from spillover.design import IndividualDesign
+from spillover.design import HashSpec, IndividualDesign
 from spillover.engines import get_engine
-from spillover.engines.duck import EngineError
+from spillover.errors import EngineError
 from spillover.engines.spark import java_available
 from spillover.estimate import estimate, estimate_from_stats
 
@@ -67,7 +67,10 @@ def spark_engine():
     return get_engine("spark", master="local[2]")
 
 
-@pytest.fixture(scope="module", params=["duckdb", "spark"])
+SPARK = pytest.param("spark", marks=pytest.mark.spark)
+
+
+@pytest.fixture(scope="module", params=["duckdb", SPARK])
 def engine(request):
     if request.param == "spark":
         return request.getfixturevalue("spark_engine")
@@ -111,7 +114,7 @@ def test_components_are_identical(engine):
 @pytest.mark.parametrize("key", ["unit_id", "cluster_id"])
 def test_hash_assignment_is_bit_for_bit(engine, social, key):
     units = social["clusters"]
-    kwargs = dict(salt="exp'7", weights=[0.8, 0.1, 0.1], arms=[-1, 0, 1], key=key)
+    kwargs = dict(salt="exp'7", spec=HashSpec.of([0.8, 0.1, 0.1], arms=[-1, 0, 1]), key=key)
     expected = MEMORY.hash_assign(units, **kwargs)
     got = engine.hash_assign(units, **kwargs)
     pd.testing.assert_frame_equal(got.sort_values("unit_id").reset_index(drop=True).astype({"arm": np.int64}),
@@ -134,6 +137,7 @@ def test_estimates_from_the_engines_statistics_equal_memory(engine, social, meth
         np.testing.assert_allclose(merged[f"{column}_engine"], merged[column], rtol=0, atol=1e-9, err_msg=column)
 
 
+@pytest.mark.spark
 def test_spark_dataframe_components_fallback_agrees(spark_engine):
     engine = spark_engine
     ids = engine.spark.createDataFrame(pd.DataFrame({"unit_id": range(8), "v": range(8)}))
@@ -160,6 +164,7 @@ def test_duckdb_memory_limit_too_small_is_a_clear_error(tmp_path):
         engine.components(path)
 
 
+@pytest.mark.spark
 def test_a_missing_java_runtime_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("PATH", "")
     monkeypatch.delenv("JAVA_HOME", raising=False)
@@ -187,7 +192,7 @@ def files(tmp_path_factory, social):
     return folder
 
 
-@pytest.mark.parametrize("engine_name", ["duckdb", "spark"])
+@pytest.mark.parametrize("engine_name", ["duckdb", SPARK])
 @pytest.mark.filterwarnings("ignore::spillover.errors.DataWarning")
 def test_cli_engines_match_memory(capsys, files, tmp_path, engine_name):
     if engine_name == "spark" and not java_available():
@@ -240,7 +245,7 @@ SALTS = ["exp'7", "C:\\temp\\exp", "tab\there", "new\nline", "ends with \\", "ü
 
 @pytest.mark.parametrize("salt", SALTS, ids=range(len(SALTS)))
 def test_salts_give_identical_arms_on_every_engine(engine, social, salt):
-    kwargs = dict(salt=salt, weights=[0.5, 0.5], key="cluster_id")
+    kwargs = dict(salt=salt, spec=HashSpec.of([0.5, 0.5]), key="cluster_id")
     expected = MEMORY.hash_assign(social["clusters"], **kwargs)
     got = engine.hash_assign(social["clusters"], **kwargs)
     pd.testing.assert_frame_equal(got.sort_values("unit_id").reset_index(drop=True).astype({"arm": np.int64}),

@@ -319,7 +319,7 @@ def test_min_probability_restricts_the_population_and_says_so():
 
 @pytest.mark.filterwarnings("ignore::spillover.errors.FewClustersWarning")
 def test_few_clusters_take_the_wild_bootstrap_from_unit_data_and_from_sufficient_statistics():
-    from spillover.estimate import estimate_from_stats, sufficient_stats, _analysis_table
+    from spillover.estimate import estimate_from_stats, sufficient_stats, analysis_table
 
     rng = np.random.default_rng(5)
     clusters = np.repeat(np.arange(12), rng.integers(3, 20, 12))
@@ -331,7 +331,7 @@ def test_few_clusters_take_the_wild_bootstrap_from_unit_data_and_from_sufficient
     groups = pd.Series(clusters, index=np.arange(n))
     memory = estimate(outcomes, table, "ols-cluster", clusters=groups, seed=1)["treated"]
     assert "wild cluster bootstrap" in memory.method and "all 1999" not in memory.method
-    stats = sufficient_stats(_analysis_table(outcomes, table, "y", groups, "drop"))
+    stats = sufficient_stats(analysis_table(outcomes, table, "y", groups, "drop"))
     engine = estimate_from_stats(stats, "ols-cluster", "control", seed=1)["treated"]
     assert (engine.estimate, engine.se, engine.p_value, engine.ci_low, engine.ci_high) == pytest.approx(
         (memory.estimate, memory.se, memory.p_value, memory.ci_low, memory.ci_high), rel=1e-9)

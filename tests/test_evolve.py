@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from spillover import LedgerError, synth
-from spillover.design import hash_arms
+from spillover.design import HashSpec
 from spillover.evolve import evolve, start
 from spillover.ledger import Ledger
 
@@ -48,7 +48,7 @@ def test_create_assigns_a_new_component_by_the_keyed_hash(ledger):
     report = evolve(ledger, memberships({**BASE, "new": [100, 101]}), DAY2)
     assert (report.created, report.split, report.merged, report.removed) == (1, 0, 0, 0)
     arms = arms_by_user(ledger)
-    expected = hash_arms(["100"], "exp", [0.5, 0.5])[0]  # component key: its smallest user
+    expected = HashSpec.of([0.5, 0.5]).assign(["100"], "exp")[0]  # component key: its smallest user
     assert arms[100] == arms[101] == expected
     assert report.users_switched == 0 and report.new_units == 2
 

@@ -78,10 +78,15 @@ def test_project_design_is_biased_toward_zero_and_component_designs_are_not(with
 def test_project_bias_shrinks_with_m_and_is_detectable_up_to_m_6(study):
     sweep = gamma_sweep(study, ("project",), ms=range(1, 9), n_sims=N_SIMS, seed=5)
     bias = sweep.set_index("m")["bias"]
-    assert (np.diff(np.abs(bias.to_numpy())) < 0).all(), bias.to_dict()
-    # the 95% Monte Carlo interval of the mean estimate (bias +- 1.96 sd/sqrt(n)) excludes
-    # the true effect for m <= 6
-    half = 1.96 * sweep.set_index("m")["sd"] / np.sqrt(N_SIMS)
+    se = sweep.set_index("m")["sd"] / np.sqrt(N_SIMS)  # Monte Carlo standard error of each bias
+    size, step_se = np.abs(bias.to_numpy()), np.hypot(se.to_numpy()[1:], se.to_numpy()[:-1])
+    # a trend, not a strict decrease: halving gamma never raises |bias| by more than 3 Monte
+    # Carlo standard errors of the step, and m = 1 to 8 lowers it by more than 6 of them
+    assert (np.diff(size) < 3 * step_se).all(), bias.to_dict()
+    assert size[0] - size[-1] > 6 * np.hypot(se.iloc[0], se.iloc[-1]), bias.to_dict()
+    # the 95% Monte Carlo interval of the mean estimate (bias +- 1.96 se) excludes the true
+    # effect for m <= 6
+    half = 1.96 * se
     assert ((bias + half) < 0).loc[1:6].all(), (bias + half).to_dict()
 
 

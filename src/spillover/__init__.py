@@ -8,6 +8,7 @@ from .cluster import Clustering, cluster, cut_fraction, modularity, sweep
 from .errors import (
     DataWarning,
     DesignError,
+    EngineError,
     EmptyConditionWarning,
     FewClustersWarning,
     InputError,
@@ -28,6 +29,7 @@ __all__ = [
     "CollaborationNetwork",
     "DataWarning",
     "DesignError",
+    "EngineError",
     "EmptyConditionWarning",
     "FewClustersWarning",
     "InputError",

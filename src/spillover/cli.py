@@ -8,104 +8,28 @@ The flags, output columns and ``--json`` keys are a public contract
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import json
 import math
 import sys
-import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from . import __version__
 from .cluster import METHODS, cluster
-from .errors import SpilloverError, SpilloverWarning
-from .exposure import PROBABILITY_METHODS, get_mapping
-from .graph import CollaborationNetwork, load_graph, write_table
+from .console import print_json, print_summary, print_table, progress, show_warning, stderr, stdout
+from .design import DESIGN_NAMES, DESIGN_OPTIONS
+from .errors import SpilloverError
 from .estimate import METHODS as ESTIMATE_METHODS
+from .evolve import EVOLVE_DESIGNS, MERGE_POLICIES
+from .exposure import MAPPINGS, PROBABILITY_METHODS, get_mapping
+from .graph import CollaborationNetwork, load_graph, write_table
+from .simulate import DESIGNS as SIMULATED_DESIGNS
 from .variance import DEFAULT_VCOV, VCOV_TYPES
-
-# wide when piped (CI logs, files): tables of a dozen columns stay readable
-stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-stderr = Console(stderr=True, soft_wrap=True)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def progress(message: str, quiet: bool = False) -> Iterator[None]:
-    """A spinner on stderr while a step runs, then the step's time."""
-    start = time.perf_counter()
-    if quiet or not stderr.is_terminal:
-        stderr.print(f"[dim]{message} ...[/dim]")
-        yield
-    else:
-        with stderr.status(message):
-            yield
-    stderr.print(f"[dim]{message}: done in {time.perf_counter() - start:.1f}s[/dim]")
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    label = category.__name__ if issubclass(category, SpilloverWarning) else "warning"
-    stderr.print(f"[yellow]{label}:[/yellow] {message}", highlight=False)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-def print_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(_jsonable(payload)) + "\n")
-
-
-def format_value(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
-            return "-"
-        if abs(value) >= 1000 or float(value).is_integer():
-            return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
-        return f"{value:.4g}"
-    if isinstance(value, (int, np.integer)):
-        return f"{value:,}"
-    return str(value)
-
-
-def print_table(frame: pd.DataFrame, title: str | None = None, console: Console = stdout) -> None:
-    """A DataFrame as a rich table."""
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for column in frame.columns:
-        numeric = pd.api.types.is_numeric_dtype(frame[column])
-        table.add_column(str(column), justify="right" if numeric else "left")
-    for row in frame.itertuples(index=False):  # display only: tables are a few rows
-        table.add_row(*(format_value(v) for v in row))
-    console.print(table)
-
-
-def print_summary(summary: dict[str, Any], title: str) -> None:
-    frame = pd.DataFrame({"": list(summary.keys()), "value": [format_value(v) for v in summary.values()]})
-    print_table(frame, title=title)
-
 
 def _engine(args: argparse.Namespace):
     """The engine the flags ask for, or None for the in-memory path."""
@@ -157,14 +81,9 @@ def cmd_cluster(args: argparse.Namespace) -> int:
                 args.edges, args.source, args.target, bipartite=args.bipartite, directed=args.directed
             )
     with progress(f"clustering ({args.method})", args.json):
-        result = cluster(
-            graph,
-            args.method,
-            resolution=args.resolution,
-            seed=args.seed,
-            n_parts=args.n_parts,
-            cut_threshold=args.cut_threshold,
-        )
+        options = {"resolution": args.resolution, "n_parts": args.n_parts}  # only those given: the method's own
+        result = cluster(graph, args.method, seed=args.seed, cut_threshold=args.cut_threshold,
+                         **{key: value for key, value in options.items() if value is not None})
     if args.out:
         write_table(result.to_frame(), args.out)
         stderr.print(f"[dim]wrote {args.out}[/dim]")
@@ -184,66 +103,27 @@ def _names(text: str | None) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()] if text else []
 
 
-def build_design(args: argparse.Namespace, units: pd.DataFrame):
-    """The design the ``assign`` flags describe, over the rows of ``units``."""
-    from .design import ClusterDesign, IndividualDesign, StratifiedClusterDesign, holdout_design
-    from .errors import DesignError, InputError
-    from .graph import require_columns, require_no_nulls
-
-    what = f"units table '{args.units}'"
-    require_columns(units, ["unit_id"], what)
-    require_no_nulls(units, ["unit_id"], what)
-    ids = pd.Index(units["unit_id"])
-    if ids.has_duplicates:
-        dup = ids[ids.duplicated()][0]
-        raise InputError(f"{what}: unit_id {dup!r} appears more than once; one row per unit.")
-    weights = _float_list(args.arm_weights)
-    if args.design == "individual":
-        return IndividualDesign(ids, args.treat_fraction, arm_weights=weights)
-    if args.cluster_col not in units.columns:
-        raise InputError(
-            f"{what}: no cluster column '{args.cluster_col}' for the {args.design} design; it has "
-            f"{list(units.columns)}. Run `spillover cluster` first or pass --cluster-col."
-        )
-    require_no_nulls(units, [args.cluster_col], what)
-    clusters = units[args.cluster_col].to_numpy()
-    if args.design == "cluster":
-        return ClusterDesign(clusters, ids, treat_fraction=args.treat_fraction, arm_weights=weights)
-    if args.design == "holdout":
-        return holdout_design(clusters, ids, args.holdout_fraction)
-    if args.design == "stratified-cluster":
-        if not 0.0 < args.sample_fraction <= 1.0:
-            raise DesignError(f"--sample-fraction {args.sample_fraction} must be in (0, 1].")
-        strata = _names(args.strata_by) or ["size"]
-        require_columns(units, [c for c in strata if c != "size"], what)
-        stratify = {c: None if c == "size" else units[c].to_numpy(dtype=float) for c in strata}
-        return StratifiedClusterDesign.from_units(
-            clusters, ids, stratify, n_bins=args.n_bins, sample_fraction=args.sample_fraction,
-            arm_weights=weights or (0.5, 0.5),
-        )
-    raise InputError(f"unknown design {args.design!r}.")
+def design_spec(args: argparse.Namespace) -> dict:
+    """The design the ``assign`` / ``evolve`` flags name: only the options given, so the
+    design's own defaults apply and an option it does not use is refused."""
+    spec = {"design": args.design, "cluster_col": args.cluster_col, "treat_fraction": args.treat_fraction,
+            "arm_weights": _float_list(args.arm_weights), "sample_fraction": args.sample_fraction,
+            "holdout_fraction": args.holdout_fraction, "strata_by": _names(args.strata_by) or None,
+            "n_bins": args.n_bins}
+    return {key: value for key, value in spec.items() if value is not None}
 
 
 def _assign_with_engine(args: argparse.Namespace, engine):
     """Keyed-hash assignment where the units live; the same arms as in memory."""
-    from .design import Assignment, _weights, sampled_arm_weights
+    from .design import Assignment, check_spec, hash_spec
     from .errors import DesignError
 
     if not args.salt or args.seed is not None:
         raise DesignError(f"--engine {args.engine} assigns by keyed hash: pass --salt (and no --seed).")
-    key = "unit_id" if args.design == "individual" else args.cluster_col
-    if args.design == "stratified-cluster":
-        if not 0.0 < args.sample_fraction <= 1.0:
-            raise DesignError(f"--sample-fraction {args.sample_fraction} must be in (0, 1].")
-        weights, arms = sampled_arm_weights(args.sample_fraction, _float_list(args.arm_weights) or (0.5, 0.5))
-    elif args.design == "holdout":
-        weights, arms = [args.holdout_fraction, 1 - args.holdout_fraction], [0, 1]
-    else:
-        weights, arms = _weights(args.treat_fraction, _float_list(args.arm_weights)), None
-    frame = engine.hash_assign(args.units, salt=args.salt, weights=list(weights),
-                               arms=None if arms is None else list(arms), key=key)
-    clusters = frame[key].to_numpy() if key != "unit_id" else None
-    codes, ids = (pd.factorize(clusters, sort=True) if clusters is not None else (None, None))
+    spec = check_spec(design_spec(args))
+    key = spec.get("cluster_col", "unit_id")
+    frame = engine.hash_assign(args.units, salt=args.salt, spec=hash_spec(spec), key=key)
+    codes, ids = pd.factorize(frame[key].to_numpy(), sort=True) if key != "unit_id" else (None, None)
     return Assignment(pd.Index(frame["unit_id"]), frame["arm"].to_numpy().astype(np.int8), args.design, None,
                       args.salt, codes, None if ids is None else pd.Index(ids), {"engine": engine.name})
 
@@ -261,15 +141,18 @@ def cmd_assign(args: argparse.Namespace) -> int:
     if engine is not None:
         assignment = _assign_with_engine(args, engine)
     else:
+        from .design import design_from_spec
+
         units = read_table(args.units, what=f"units table '{args.units}'")
-        design = build_design(args, units)
+        design = design_from_spec(design_spec(args), units, what=f"units table '{args.units}'")
         assignment = design.assign(args.seed, salt=args.salt) if args.seed is None else design.assign(args.seed)
     if args.out:  # the output first: a bad output path must not leave a recorded experiment behind
         write_table(assignment.to_frame(), args.out)
         stderr.print(f"[dim]wrote {escape(str(args.out))}[/dim]")
     if args.ledger:
         with Ledger(args.ledger) as ledger:
-            record_assignment(ledger, assignment, args.experiment or args.salt or args.design, args.date)
+            record_assignment(ledger, assignment, args.experiment or args.salt or args.design,
+                              args.date or dt.date.today())
     summary = assignment.summary()
     if args.json:
         print_json(summary)
@@ -281,6 +164,7 @@ def cmd_assign(args: argparse.Namespace) -> int:
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
+    from .design import check_spec
     from .errors import DesignError
     from .evolve import evolve, start
     from .ledger import Ledger
@@ -294,13 +178,11 @@ def cmd_evolve(args: argparse.Namespace) -> int:
                     "the first snapshot of an experiment needs the design flags of `assign` "
                     "(--design, --salt, --sample-fraction, --strata-by, ...)."
                 )
+            spec = check_spec(design_spec(args))  # components are the clusters: no cluster column
+            options = {key: value for key, value in spec.items() if key not in ("design", "cluster_col")}
             with progress("first snapshot: components and assignment", args.json):
-                report = start(
-                    ledger, args.snapshot, args.date, salt=name or args.design, design=args.design,
-                    treat_fraction=args.treat_fraction, sample_fraction=args.sample_fraction,
-                    holdout_fraction=args.holdout_fraction, arm_weights=_float_list(args.arm_weights) or (0.5, 0.5),
-                    strata_by=_names(args.strata_by) or ["size"], n_bins=args.n_bins, seed=args.seed,
-                )
+                report = start(ledger, args.snapshot, args.date, salt=name or args.design, design=args.design,
+                               seed=args.seed, **options)
         else:
             with progress(f"applying snapshot of {args.date}", args.json):
                 report = evolve(ledger, args.snapshot, args.date, experiment=name, merge_policy=args.merge_policy)
@@ -502,7 +384,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(out=Path(args.out), seed=args.seed, console=stdout)
+    out = Path(args.out)
+    tables = run_demo(out=out, seed=args.seed, console=stderr if args.json else stdout)
+    if args.json:  # where everything went, and the design the study recommends
+        print_json({"out": str(out), "report": str(out / "report.html"),
+                    "tables": {name: str(out / f"{name}.csv") for name in tables},
+                    "recommended_design": tables["recommendation"]["design"].iloc[0]})
     return 0
 
 
@@ -511,138 +398,154 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="spillover",
-        description="Design and analyse randomized experiments on networks.",
+        prog="spillover", formatter_class=HelpFormatter,
+        description="Design and analyse randomized experiments on networks, where SUTVA fails.",
     )
     parser.add_argument("--version", action="version", version=f"spillover {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="run the whole pipeline on built-in synthetic data")
-    demo.add_argument("--out", default="demo-out", help="folder for report.html and tables")
-    demo.add_argument("--seed", type=SEED, default=0)
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".",
+                                   formatter_class=HelpFormatter)
+
+    demo = command("demo", "run the whole pipeline on built-in synthetic data and write an HTML report")
+    demo.add_argument("--out", default="demo-out", help="folder for report.html and its tables")
+    demo.add_argument("--seed", type=SEED, default=0, help="seed of the synthetic data and every random step")
+    demo.add_argument("--json", action="store_true", help="print one JSON object: the files written and the headline "
+                                                          "numbers")
     demo.set_defaults(func=cmd_demo)
 
-    clus = commands.add_parser("cluster", help="cluster a graph into randomization units")
+    clus = command("cluster", "cluster a graph into randomization units")
     clus.add_argument("edges", help="edge list (.csv or .parquet)")
-    clus.add_argument("--method", required=True, choices=METHODS)
-    clus.add_argument("--resolution", type=_number(float, 0, open_low=True), default=1.0, help="louvain/leiden/greedy-modularity")
-    clus.add_argument("--n-parts", type=_number(int, 2), default=None, help="metis: number of parts")
-    clus.add_argument("--seed", type=SEED, default=None)
-    clus.add_argument("--out", help="write unit_id, cluster_id here (.csv or .parquet)")
-    clus.add_argument("--cut-threshold", type=_number(float, 0, 1), default=0.10)
+    clus.add_argument("--method", required=True, choices=METHODS, help="the clustering algorithm")
+    clus.add_argument("--resolution", type=_number(float, 0, open_low=True), default=None,
+                      help="louvain, leiden, greedy-modularity: larger gives smaller clusters (default: 1)")
+    clus.add_argument("--n-parts", type=_number(int, 2), default=None,
+                      help="metis: number of parts (default: one per 100 nodes)")
+    clus.add_argument("--seed", type=SEED, default=None,
+                      help="a whole number makes the clusters reproducible (default: none, a fresh random run)")
+    clus.add_argument("--out", help="write unit_id, cluster_id here (.csv or .parquet) (default: not written)")
+    clus.add_argument("--cut-threshold", type=_number(float, 0, 1), default=0.10,
+                      help="warn when a larger share of edges crosses clusters")
     _add_edge_flags(clus)
     clus.add_argument(
         "--memberships",
         action="store_true",
         help="EDGES is a collaboration table (user_id, project_id, account_id)",
     )
-    clus.add_argument("--json", action="store_true", help="print one JSON object")
+    clus.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_engine_flags(clus)
     clus.set_defaults(func=cmd_cluster)
 
-    assign = commands.add_parser("assign", help="randomize units into arms")
+    assign = command("assign", "randomize units into arms")
     assign.add_argument("--units", required=True, help="table with unit_id (+ cluster and strata columns)")
-    assign.add_argument("--design", required=True, choices=["individual", "cluster", "stratified-cluster", "holdout"])
+    assign.add_argument("--design", required=True, choices=DESIGN_NAMES, help="how units are randomized")
     _add_design_flags(assign)
-    assign.add_argument("--ledger", help="record the assignment in this ledger (DuckDB file)")
-    assign.add_argument("--date", default=str(dt.date.today()), help="date recorded in the ledger")
-    assign.add_argument("--out", help="write unit_id, cluster_id, arm here")
-    assign.add_argument("--json", action="store_true")
+    assign.add_argument("--ledger", help="record the assignment in this ledger (DuckDB file) (default: not recorded)")
+    assign.add_argument("--date", default=None, help="date recorded in the ledger (default: today)")
+    assign.add_argument("--out", help="write unit_id, cluster_id, arm here (default: not written)")
+    assign.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_engine_flags(assign)
     assign.set_defaults(func=cmd_assign)
 
-    expo = commands.add_parser("exposure", help="each unit's exposure from the assignment and the graph")
+    expo = command("exposure", "map each unit's exposure from the assignment and the graph")
     expo.add_argument("edges", help="edge list (.csv or .parquet)")
     expo.add_argument("--assignment", required=True, help="table with unit_id, arm")
     _add_mapping_flags(expo, required=True)
     _add_edge_flags(expo)
-    expo.add_argument("--out", help="write the exposure table here")
-    expo.add_argument("--json", action="store_true")
+    expo.add_argument("--out", help="write the exposure table here (default: not written)")
+    expo.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_engine_flags(expo)
     expo.set_defaults(func=cmd_exposure)
 
-    est = commands.add_parser("estimate", help="direct, indirect and total effects with standard errors")
+    est = command("estimate", "estimate direct, indirect and total effects with standard errors and intervals")
     est.add_argument("--outcomes", required=True, help="table with unit_id and the outcome column")
     est.add_argument("--exposure", required=True, help="table written by `spillover exposure`")
     est.add_argument("--method", required=True, choices=list(ESTIMATE_METHODS),
                      help="ols-network: OLS with errors robust to dependence through the graph (needs --edges and "
                           "--clusters); ht/hajek: design-based (need --draws or --design)")
-    est.add_argument("--clusters", help="table with unit_id, cluster_id")
-    est.add_argument("--draws", help="ht/hajek: the design's draws, one row per draw, one column per unit id")
+    est.add_argument("--clusters", help="table with unit_id, cluster_id (default: none)")
+    est.add_argument("--draws", help="ht/hajek: the design's draws, one row per draw, one column per unit id "
+                                     "(default: none)")
     est.add_argument("--design", choices=["individual", "cluster"],
                      help="ht/hajek: the design that made the assignment; its treated share (and clusters) are read "
-                          "from the assignment")
+                          "from the assignment (default: none)")
     est.add_argument("--assignment", help="ht/hajek with --design: table with unit_id, arm of the randomized units "
                                           "(default: the exposure table's arm column)")
     est.add_argument("--n-draws", type=COUNT, default=1_000,
-                     help="Monte Carlo draws where probabilities have no exact form (default: %(default)s)")
+                     help="Monte Carlo draws where probabilities have no exact form")
     est.add_argument("--treat-fraction", type=SHARE, default=None,
                      help="the design's treated share, checked against the assignment (default: read from it)")
     est.add_argument("--bernoulli", action="store_true",
                      help="the design drew units (clusters) independently, not an exact count")
-    est.add_argument("--seed", type=SEED, default=0, help="seed of the Monte Carlo draws (default: %(default)s)")
+    est.add_argument("--seed", type=SEED, default=0, help="seed of the Monte Carlo draws")
     est.add_argument("--prob-correction", choices=["none", "add-one"], default="none",
                      help="add-one: Monte Carlo probabilities as (count+1)/(R+1), the reference package's "
-                          "convention (default: %(default)s)")
+                          "convention")
     est.add_argument("--prob-method", choices=list(PROBABILITY_METHODS), default="auto",
-                     help="exposure probabilities: exact where the design and mapping allow, else Monte Carlo "
-                          "(default: %(default)s)")
+                     help="exposure probabilities: exact where the design and mapping allow, else Monte Carlo")
     est.add_argument("--joint", choices=["dependent", "all"], default="dependent",
                      help="joint probabilities for pairs sharing a randomization unit, or for all pairs (the "
-                          "reference package's convention) (default: %(default)s)")
+                          "reference package's convention)")
     est.add_argument("--vcov", choices=list(VCOV_TYPES), default=DEFAULT_VCOV,
                      help="cluster-robust variance of ols-cluster and cluster-means: CR2 with Bell-McCaffrey df "
-                          "(reliable with few or unequal clusters), CR1 as statsmodels, or CR0 "
-                          "(default: %(default)s)")
-    est.add_argument("--edges", help="ht/hajek: the graph, to map every draw to exposures")
+                          "(reliable with few or unequal clusters), CR1 as statsmodels, or CR0")
+    est.add_argument("--edges", help="ht/hajek: the graph, to map every draw to exposures; ols-network: the "
+                                     "graph (default: none)")
     _add_mapping_flags(est, required=False)
     _add_edge_flags(est)
-    est.add_argument("--outcome-col", default="y")
-    est.add_argument("--covariates", help="comma-separated outcome-table columns (ols-cluster)")
+    est.add_argument("--outcome-col", default="y", help="the outcome column of --outcomes")
+    est.add_argument("--covariates", help="comma-separated outcome-table columns (ols-cluster) (default: none)")
     est.add_argument("--control", help="control condition (default: the mapping's)")
     est.add_argument("--wild-bootstrap", type=_bootstrap_draws, default="auto", metavar="B|auto|off",
                      help="ols-cluster: p-values and intervals from the restricted wild cluster bootstrap with B "
                           "draws (all sign patterns when 2^G <= B); auto: 1,999 draws below 30 clusters, where "
-                          "t intervals under-cover (default: %(default)s)")
+                          "t intervals under-cover")
     est.add_argument("--bootstrap-weights", choices=["rademacher", "webb"], default="rademacher",
-                     help="wild bootstrap weights; webb for fewer than about 12 clusters (default: %(default)s)")
+                     help="wild bootstrap weights; webb for fewer than about 12 clusters")
     est.add_argument("--min-probability", type=_number(float, 0, 1, open_high=True), default=0.0,
                      help="ht/hajek: analyse only units whose probabilities of both compared conditions reach this "
-                          "(e.g. 0.01; the estimand is then that population's) (default: %(default)s)")
+                          "(e.g. 0.01; the estimand is then that population's)")
     est.add_argument("--bandwidth", type=_number(int, 0), default=2,
-                     help="ols-network: units within this many hops are treated as dependent (default: %(default)s)")
-    est.add_argument("--missing", choices=["drop", "error"], default="drop")
-    est.add_argument("--alpha", type=SHARE, default=0.05)
-    est.add_argument("--json", action="store_true")
+                     help="ols-network: units within this many hops are treated as dependent")
+    est.add_argument("--missing", choices=["drop", "error"], default="drop",
+                     help="units with no outcome: left out of the analysis (with a warning), or an error")
+    est.add_argument("--alpha", type=SHARE, default=0.05, help="intervals cover with probability 1 - alpha")
+    est.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_engine_flags(est)
     est.set_defaults(func=cmd_estimate)
 
-    simulate = commands.add_parser("simulate", help="compare designs on simulated experiments")
+    simulate = command("simulate", "compare designs on simulated experiments with a known effect")
     source = simulate.add_mutually_exclusive_group()
-    source.add_argument("--network", choices=["synthetic-collaboration"], default="synthetic-collaboration")
-    source.add_argument("--memberships", help="user_id, project_id, account_id[, usage] table")
+    source.add_argument("--network", choices=["synthetic-collaboration"], default="synthetic-collaboration",
+                        help="the built-in network to simulate on")
+    source.add_argument("--memberships", help="simulate on your own user_id, project_id, account_id[, usage] table "
+                                              "(default: none, the built-in network)")
     simulate.add_argument("--users", type=_number(int, 100), default=100_000, help="size of the synthetic network")
-    simulate.add_argument("--designs", default="project,component,stratified-component")
-    simulate.add_argument("--tau", type=FINITE, default=1 / 8)
-    simulate.add_argument("--gamma", type=FINITE, default=2**-4)
-    simulate.add_argument("--n-sims", type=_number(int, 2), default=1_000)
-    simulate.add_argument("--seed", type=SEED, default=0)
+    simulate.add_argument("--designs", default="project,component,stratified-component",
+                          help=f"comma-separated designs to compare, of {', '.join(SIMULATED_DESIGNS)}")
+    simulate.add_argument("--tau", type=FINITE, default=1 / 8, help="the direct effect of treatment")
+    simulate.add_argument("--gamma", type=FINITE, default=2**-4,
+                          help="spillover: each treated neighbour adds gamma * tau")
+    simulate.add_argument("--n-sims", type=_number(int, 2), default=1_000, help="simulated experiments per design")
+    simulate.add_argument("--seed", type=SEED, default=0, help="seed of the network and the experiments")
     simulate.add_argument("--vcov", choices=list(VCOV_TYPES), default=DEFAULT_VCOV,
-                          help="cluster-robust variance of each simulated analysis, as in `estimate --vcov` "
-                               "(default: %(default)s)")
-    simulate.add_argument("--out", help="folder for report.html and design_comparison.csv")
-    simulate.add_argument("--json", action="store_true")
+                          help="cluster-robust variance of each simulated analysis, as in `estimate --vcov`")
+    simulate.add_argument("--out", help="folder for report.html and design_comparison.csv (default: not written)")
+    simulate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     simulate.set_defaults(func=cmd_simulate)
 
-    evolve = commands.add_parser("evolve", help="apply one day's graph snapshot to the ledger")
-    evolve.add_argument("--ledger", required=True)
+    evolve = command("evolve", "apply one day's graph snapshot to the ledger, keeping every unit's arm")
+    evolve.add_argument("--ledger", required=True, help="the experiment's ledger (DuckDB file)")
     evolve.add_argument("--snapshot", required=True, help="memberships: user_id, project_id, account_id[, usage]")
-    evolve.add_argument("--date", required=True, help="YYYY-MM-DD")
-    evolve.add_argument("--design", choices=["cluster", "stratified-cluster", "holdout"],
-                        help="first snapshot only")
-    evolve.add_argument("--merge-policy", choices=["majority", "exclude"], default="majority")
+    evolve.add_argument("--date", required=True, help="the snapshot's date, YYYY-MM-DD")
+    evolve.add_argument("--design", choices=EVOLVE_DESIGNS,
+                        help="first snapshot only: how components are randomized (default: none, a later day)")
+    evolve.add_argument("--merge-policy", choices=MERGE_POLICIES, default="majority",
+                        help="majority: a merged component takes its larger side's arm; exclude: nobody switches and "
+                             "the merged users leave the analysis")
     _add_design_flags(evolve)
-    evolve.add_argument("--json", action="store_true")
+    evolve.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     evolve.set_defaults(func=cmd_evolve)
     return parser
 
@@ -689,37 +592,69 @@ def _bootstrap_draws(text: str) -> int | str | None:
 
 
 def _add_design_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cluster-col", default="cluster_id")
-    parser.add_argument("--treat-fraction", type=SHARE, default=0.5)
-    parser.add_argument("--sample-fraction", type=_number(float, 0, 1, open_low=True), default=0.1, help="stratified-cluster")
-    parser.add_argument("--holdout-fraction", type=SHARE, default=0.05, help="holdout")
-    parser.add_argument("--arm-weights", help="comma-separated weights of arms 0,1,2,...")
-    parser.add_argument("--strata-by", help="comma-separated: size and/or unit columns summed per cluster")
-    parser.add_argument("--n-bins", type=COUNT, default=4, help="quantile bins per stratification variable")
-    parser.add_argument("--seed", type=SEED, default=None, help="seeded permutation (exact counts)")
-    parser.add_argument("--salt", help="keyed-hash assignment (stable as units come and go); names the experiment")
+    """The design options; unset ones take the design's own default (``DESIGN_OPTIONS``),
+    and one the design does not use is refused."""
+    default = {key: value for options in DESIGN_OPTIONS.values() for key, value in options.items()}
+    parser.add_argument("--cluster-col", help=f"cluster designs: the units table's cluster column "
+                                              f"(default: {default['cluster_col']})")
+    parser.add_argument("--treat-fraction", type=SHARE, help=f"individual and cluster designs: the treated share "
+                                                             f"(default: {default['treat_fraction']})")
+    parser.add_argument("--sample-fraction", type=_number(float, 0, 1, open_low=True),
+                        help=f"stratified-cluster: the share of clusters in the experiment "
+                             f"(default: {default['sample_fraction']})")
+    parser.add_argument("--holdout-fraction", type=SHARE,
+                        help=f"holdout: the share of clusters held out (default: {default['holdout_fraction']})")
+    parser.add_argument("--arm-weights", help="comma-separated weights of arms 0,1,2,... (default: the treated share; "
+                                              "0.5,0.5 for stratified-cluster)")
+    parser.add_argument("--strata-by", help="stratified-cluster: comma-separated size and/or unit columns summed per "
+                                            "cluster (default: size)")
+    parser.add_argument("--n-bins", type=COUNT, help=f"stratified-cluster: quantile bins per stratification variable "
+                                                     f"(default: {default['n_bins']})")
+    parser.add_argument("--seed", type=SEED, default=None,
+                        help="a seeded permutation with exact counts (default: none; give --seed or --salt)")
+    parser.add_argument("--salt", help="a keyed-hash assignment, stable as units come and go; names the experiment "
+                                       "(default: none; give --seed or --salt)")
     parser.add_argument("--experiment", help="experiment name in the ledger (default: the salt)")
 
 
 def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=["memory", "duckdb", "spark"], default="memory",
                         help="where the heavy step runs (results are identical)")
-    parser.add_argument("--memory-limit", default=None, help="duckdb: e.g. 2GB; it spills to disk beyond")
+    parser.add_argument("--memory-limit", default=None,
+                        help="duckdb: e.g. 2GB; it spills to disk beyond (default: DuckDB's, 80%% of memory)")
     parser.add_argument("--spark-master", default="local[*]", help="spark: the master URL")
 
 
 def _add_mapping_flags(parser: argparse.ArgumentParser, required: bool) -> None:
-    parser.add_argument("--mapping", required=required, default=None if required else "as4",
-                        choices=["fraction", "as4", "threshold", "bipartite"])
-    parser.add_argument("--threshold", type=_number(float, 0, 1), default=None, help="threshold mapping: q")
-    parser.add_argument("--hops", type=int, choices=[1, 2], default=1)
+    parser.add_argument("--mapping", required=required, default=None if required else "as4", choices=MAPPINGS,
+                        help="how a unit's own and its neighbours' arms make its exposure condition")
+    parser.add_argument("--threshold", type=_number(float, 0, 1), default=None,
+                        help="threshold mapping: exposed when at least this share of neighbours is treated "
+                             "(default: 0.75)")
+    parser.add_argument("--hops", type=int, choices=[1, 2], default=1, help="as4: neighbours within this many hops")
 
 
 def _add_edge_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", default="source", help="edge list column (unit side if bipartite)")
     parser.add_argument("--target", default="target", help="edge list column (treated side if bipartite)")
-    parser.add_argument("--directed", action="store_true")
-    parser.add_argument("--bipartite", action="store_true")
+    parser.add_argument("--directed", action="store_true", help="edges are directed: a unit's neighbours are its "
+                                                                "targets")
+    parser.add_argument("--bipartite", action="store_true",
+                        help="SOURCE is the measured side, TARGET the randomized side")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (or says it is required)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or "default:" in text or action.default is argparse.SUPPRESS:
+            return text
+        if action.required:
+            return f"{text} (required)"
+        if action.const is True and action.default is False:  # a switch
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
 
 
 _INPUT_FLAGS = ("edges", "units", "assignment", "ledger", "outcomes", "exposure", "clusters", "draws", "snapshot",
@@ -746,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, or a flag argparse refused (its one-line message is printed)
         return int(exit_.code or 0)
-    warnings.showwarning = _show_warning
+    warnings.showwarning = show_warning
     try:
         _refuse_overwriting_inputs(args)
         return int(args.func(args) or 0)

@@ -22,6 +22,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .errors import InputError, InterferenceWarning
 from .graph import BipartiteGraph, CollaborationNetwork, Graph, SocialGraph, csr_rows
+from .seeds import Seed, check_seed, int_seed
 
 METHODS = ("components", "louvain", "leiden", "ego", "3net", "metis", "greedy-modularity")
 DEFAULT_CUT_THRESHOLD = 0.10
@@ -212,8 +213,7 @@ def _assign_to_nearest_center(
 def _priorities(n: int, seed, first: np.ndarray | None = None) -> np.ndarray:
     """A random ranking of the nodes (0 = first), optionally sorted by ``first`` before
     the random tie-break."""
-    rng = np.random.default_rng(seed)
-    noise = rng.permutation(n)
+    noise = check_seed(seed).permutation(n)
     order = np.lexsort((noise,) if first is None else (noise, first))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
@@ -238,7 +238,7 @@ def _louvain(adjacency: sp.csr_array, *, resolution: float, seed, parallel: bool
     threads = nk.getMaxNumberOfThreads()
     if deterministic:
         nk.setNumberOfThreads(1)
-        nk.setSeed(int(_int_seed(seed)), False)
+        nk.setSeed(int_seed(seed), False)
     try:
         plm = nk.community.PLM(graph, refine=False, gamma=float(resolution), par="balanced")
         plm.run()
@@ -253,7 +253,7 @@ def _leiden(adjacency: sp.csr_array, *, resolution: float, seed, n_iterations: i
     src, dst = _upper_edges(adjacency)
     graph = ig.Graph(n=adjacency.shape[0], edges=np.column_stack([src, dst]))
     # igraph draws from Python's `random` by default; give it a private seeded generator
-    ig.set_random_number_generator(random.Random(_int_seed(seed)))
+    ig.set_random_number_generator(random.Random(int_seed(seed)))
     try:
         parts = graph.community_leiden(
             objective_function="modularity", resolution=float(resolution), n_iterations=n_iterations
@@ -293,7 +293,7 @@ def _metis(adjacency: sp.csr_array, *, n_parts: int | None, seed, **_) -> np.nda
         n_parts = max(2, n // 100)
     if not 2 <= n_parts <= n:
         raise InputError(f"metis: n_parts={n_parts} must be between 2 and the {n} nodes.")
-    options = pymetis.Options(seed=int(_int_seed(seed)))
+    options = pymetis.Options(seed=int_seed(seed))
     _, parts = pymetis.part_graph(
         int(n_parts),
         pymetis.CSRAdjacency(adj_starts=adjacency.indptr, adjacent=adjacency.indices),
@@ -316,6 +316,17 @@ def _greedy_modularity(adjacency: sp.csr_array, *, resolution: float, **_) -> np
     return labels
 
 
+#: Each method's own options and their defaults; ``cluster`` refuses any other.
+METHOD_OPTIONS: dict[str, dict[str, Any]] = {
+    "components": {},
+    "louvain": {"resolution": 1.0, "parallel": None},
+    "leiden": {"resolution": 1.0, "n_iterations": 2},
+    "ego": {},
+    "3net": {},
+    "metis": {"n_parts": None},
+    "greedy-modularity": {"resolution": 1.0},
+}
+
 _IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {
     "components": _components,
     "louvain": _louvain,
@@ -325,15 +336,6 @@ _IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {
     "metis": _metis,
     "greedy-modularity": _greedy_modularity,
 }
-
-
-def _int_seed(seed) -> int:
-    """An integer seed from an int, a Generator or None (fixed default for reproducibility)."""
-    if seed is None:
-        return 0
-    if isinstance(seed, np.random.Generator):
-        return int(seed.integers(2**31 - 1))
-    return int(seed)
 
 
 def _upper_edges(adjacency: sp.csr_array) -> tuple[np.ndarray, np.ndarray]:
@@ -384,12 +386,10 @@ def cluster(
     graph: Graph,
     method: str = "louvain",
     *,
-    resolution: float = 1.0,
-    seed: int | np.random.Generator | None = None,
-    n_parts: int | None = None,
+    seed: Seed = None,
     cut_threshold: float = DEFAULT_CUT_THRESHOLD,
-    parallel: bool | None = None,
     through_accounts: bool = True,
+    **options: Any,
 ) -> Clustering:
     """Partition ``graph`` into randomization units.
 
@@ -414,10 +414,15 @@ def cluster(
     """
     if method not in _IMPLEMENTATIONS:
         raise InputError(f"unknown clustering method {method!r}; choose one of {list(METHODS)}.")
+    own = METHOD_OPTIONS[method]
+    unused = [name for name in options if name not in own]
+    if unused:
+        raise InputError(f"{method} does not use {unused}; its options are {list(own) or 'none'} (and seed, "
+                         "cut_threshold, through_accounts).")
+    options = {**own, **options}
+    check_seed(seed)  # a bad seed is an error even for methods that draw nothing
     adjacency, units, others = _partitioned_graph(graph, method, through_accounts)
-    result = _IMPLEMENTATIONS[method](
-        adjacency, resolution=resolution, seed=seed, n_parts=n_parts, parallel=parallel
-    )
+    result = _IMPLEMENTATIONS[method](adjacency, seed=seed, **options)
     raw, center_index = result if isinstance(result, tuple) else (result, None)
     labels = _dense_labels(raw)
 
@@ -433,7 +438,7 @@ def cluster(
         labels=labels[:n_units],
         nodes=units,
         method=method,
-        params={"resolution": resolution, "seed": seed, "n_parts": n_parts},
+        params={"seed": seed, **options},
         n_edges=int(adjacency.nnz // 2),
         cut_fraction=cut,
         modularity=q,

@@ -27,18 +27,23 @@ from .exposure import exposure
 from .graph import BipartiteGraph, csr_rows, write_table
 from .simulate import OutcomeModel, Study, compare_designs, gamma_sweep, marketplace_outcomes
 
+ICC = 0.05  # the intra-cluster correlation the cluster-size trade-off assumes
 
-def clustering_table(graph, methods, seed: int) -> pd.DataFrame:
-    """One row of diagnostics per clustering method on ``graph``."""
-    rows = []
+
+def clustering_table(graph, methods, seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One row of diagnostics per clustering method on ``graph``, and each method's
+    cluster sizes."""
+    rows, sizes = [], {}
     for method in methods:  # a loop over methods; each is vectorised
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InterferenceWarning)
             start = time.perf_counter()
-            summary = cluster(graph, method, seed=seed).summary()
+            result = cluster(graph, method, seed=seed)
+        summary = result.summary()
         summary["seconds"] = time.perf_counter() - start
         rows.append(summary)
-    return pd.DataFrame(rows)
+        sizes[method] = result.sizes
+    return pd.DataFrame(rows), sizes
 
 
 def primary_seller(graph: BipartiteGraph) -> np.ndarray:
@@ -75,7 +80,7 @@ def marketplace_experiment(seed: int, tau: float = 0.5) -> dict:
 
 def run_demo(out: Path, seed: int = 0, console: Console | None = None) -> dict[str, pd.DataFrame]:
     """Run the pipeline, print the tables, write ``out/report.html`` and the tables."""
-    from .cli import print_table, progress
+    from .console import print_table, progress
 
     console = console or Console()
     out.mkdir(parents=True, exist_ok=True)
@@ -83,8 +88,8 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None) -> dict[s
 
     with progress("1/3 clustering a 50,000-user social graph six ways"):
         social = synth.social_graph(50_000, seed=seed)
-        methods = clustering_table(social, ["components", "louvain", "leiden", "metis", "3net", "ego"], seed)
-        trade_off = sweep(social, [0.25, 1.0, 4.0, 16.0, 64.0], "louvain", seed=seed)
+        methods, sizes = clustering_table(social, ["components", "louvain", "leiden", "metis", "3net", "ego"], seed)
+        trade_off = sweep(social, [0.25, 1.0, 4.0, 16.0, 64.0], "louvain", seed=seed, icc=ICC)
     with progress("2/3 marketplace experiment: 10,000 sellers randomized, 100,000 buyers measured"):
         market = marketplace_experiment(seed)
     with progress("3/3 design study: 3 designs x 1,000 experiments, A/A and with effect, on 50,000 users"):
@@ -101,12 +106,15 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None) -> dict[s
         "design_comparison_aa": aa.to_frame(),
         "design_comparison_effect": effect.to_frame(),
         "gamma_sweep": bias_sweep,
+        "recommendation": effect.recommend(),
     }
     print_table(methods.drop(columns=["effective_n_clusters"]), "Randomization units: one row per clustering method", console)
-    print_table(trade_off, "Cluster-size trade-off (Louvain resolution sweep, ICC 0.05)", console)
+    print_table(trade_off, f"Cluster-size trade-off (Louvain resolution sweep; design effect at an assumed ICC of "
+                           f"{ICC:g})", console)
     print_table(market["effects"].drop(columns=["method"]), "Marketplace: buyer effects against 'control' (no treated seller)", console)
     print_table(aa.to_frame(), "Design study, A/A (true effect 0)", console)
     print_table(effect.to_frame(), f"Design study, tau = 1/8, gamma = 2^-4 (true effect {effect.true_effect:.4f})", console)
+    print_table(tables["recommendation"], "Recommended design", console)
 
     for name, frame in tables.items():
         write_table(frame, out / f"{name}.csv")
@@ -116,9 +124,12 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None) -> dict[s
             "1. Randomization units",
             "A synthetic social graph of 50,000 users with planted communities, clustered by six methods. "
             "The cut fraction is the share of friendships that a cluster design can split between arms: "
-            "the interference it leaves in. Bigger clusters cut less but leave fewer independent units.",
-            [("Diagnostics per method", methods), ("Louvain resolution sweep", trade_off)],
-            [("Cut fraction against effective sample size over Louvain resolutions", report.plot_cluster_tradeoff(trade_off))],
+            "the interference it leaves in. Bigger clusters cut less but leave fewer independent units. "
+            f"The effective sample size divides the users by the design effect 1 + (m - 1) ICC at an assumed "
+            f"intra-cluster correlation of {ICC:g} (m: the size-weighted mean cluster size).",
+            [("Diagnostics per method", methods), (f"Louvain resolution sweep (ICC {ICC:g})", trade_off)],
+            [("Cluster sizes per method", report.plot_cluster_sizes(sizes)),
+             ("Cut fraction against effective sample size over Louvain resolutions", report.plot_cluster_tradeoff(trade_off))],
         ),
         report.Section(
             "2. Marketplace experiment",
@@ -137,7 +148,8 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None) -> dict[s
             "nobody). Randomizing projects gives narrow intervals but spillover across projects biases it toward "
             "zero; randomizing whole components removes the bias at a cost in width; stratifying components by size "
             "and usage wins part of the width back.",
-            [("A/A: true effect 0", aa.to_frame()),
+            [("Recommended design", tables["recommendation"]),
+             ("A/A: true effect 0", aa.to_frame()),
              (f"tau = 1/8, gamma = 2^-4: true effect {effect.true_effect:.4f}", effect.to_frame()),
              ("Bias as spillover shrinks (gamma = 2^-m)", bias_sweep)],
             [("95% intervals of 200 experiments per design, sorted; red ones miss the true effect (dashed)",

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from .cluster import Clustering
-from .errors import DesignError, InputError
+from .errors import DesignError, InputError, show_id
 from .graph import BipartiteGraph
+from .seeds import check_seed, seed_value
 
 OUT = -1  # arm of a unit not sampled into the experiment
 _HASH_BITS = 60
@@ -211,17 +212,43 @@ def hash_uniform(keys: Iterable[Any] | pd.Index, salt: str) -> np.ndarray:
     return np.asarray(result, dtype=np.int64)
 
 
-def hash_arms(keys: Iterable[Any] | pd.Index, salt: str, weights: Sequence[float], arms: Sequence[int] | None = None) -> np.ndarray:
-    """Arm of each key by its keyed hash: arm ``k`` when the hash falls in the ``k``-th
-    slice of ``[0, 2**60)`` of width ``weights[k]``. Thresholds are exact integers, so
-    any engine that computes the same md5 gives the same arms."""
-    weights = np.asarray(weights, dtype=float)
-    weights = weights / weights.sum()
-    arms = np.arange(weights.size) if arms is None else np.asarray(arms)
-    cumulative = np.cumsum(weights)[:-1]
-    thresholds = np.array([int(c * 2**_HASH_BITS) for c in cumulative], dtype=np.int64)
-    slot = np.searchsorted(thresholds, hash_uniform(keys, salt), side="right")
-    return arms[slot].astype(np.int8)
+@dataclass(frozen=True)
+class HashSpec:
+    """The keyed hash's slices of ``[0, 2**60)``: arm ``arms[k]`` when a key's hash falls in
+    the ``k``-th slice, of width ``weights[k]``.
+
+    The one rule every hashed assignment follows: designs, the DuckDB and Spark engines,
+    the ledger's new components and the command line all build a ``HashSpec`` and read
+    its integer :attr:`thresholds`, so any engine that computes the same md5 gives the
+    same arms, bit for bit.
+
+    >>> spec = HashSpec.of([0.5, 0.5])
+    >>> spec.thresholds
+    [576460752303423488]
+    >>> spec.assign(["a", "b", "c"], salt="demo").tolist() == spec.assign(["a", "b", "c"], "demo").tolist()
+    True
+    """
+
+    weights: tuple[float, ...]
+    arms: tuple[int, ...]
+
+    @classmethod
+    def of(cls, weights: Sequence[float], arms: Sequence[int] | None = None) -> "HashSpec":
+        """Normalised ``weights`` and their arm labels (``0, 1, ...`` unless given)."""
+        w = np.asarray(weights, dtype=float)
+        w = w / w.sum()
+        labels = range(w.size) if arms is None else arms
+        return cls(tuple(float(v) for v in w), tuple(int(a) for a in labels))
+
+    @property
+    def thresholds(self) -> list[int]:
+        """Exact integer upper bounds of every slice but the last."""
+        return [int(c * 2**_HASH_BITS) for c in np.cumsum(self.weights)[:-1]]
+
+    def assign(self, keys: Iterable[Any] | pd.Index, salt: str) -> np.ndarray:
+        """The arm of each key (an int8 array)."""
+        slot = np.searchsorted(np.array(self.thresholds, dtype=np.int64), hash_uniform(keys, salt), side="right")
+        return np.asarray(self.arms, dtype=np.int8)[slot]
 
 
 def sampled_arm_weights(sample_fraction: float, weights: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -235,14 +262,6 @@ def sampled_arm_weights(sample_fraction: float, weights: Sequence[float]) -> tup
         np.concatenate([[1.0 - sample_fraction], sample_fraction * weights]),
         np.concatenate([[OUT], arms]),
     )
-
-
-def _rng(seed) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
-def _seed_value(seed) -> int | None:
-    return None if seed is None or isinstance(seed, np.random.Generator) else int(seed)
 
 
 # --------------------------------------------------------------------------- designs
@@ -266,11 +285,15 @@ class IndividualDesign:
             raise DesignError("individual design: no units to randomize.")
         if self.units.has_duplicates:
             dup = self.units[self.units.duplicated()][0]
-            raise InputError(f"units: id {dup!r} appears more than once; unit ids must be unique.")
+            raise InputError(f"units: id {show_id(dup)} appears more than once; unit ids must be unique.")
 
     @property
     def weights(self) -> np.ndarray:
         return _weights(self.treat_fraction, self.arm_weights)
+
+    def hash_spec(self) -> HashSpec:
+        """The keyed hash's arms and slices for ``assign(salt=...)``."""
+        return HashSpec.of(self.weights)
 
     def probabilities(self) -> np.ndarray:
         """``(n_units, n_arms)`` marginal probability of each arm (exact counts over ``n``
@@ -291,7 +314,7 @@ class IndividualDesign:
         return Randomization(blocks, n, "bernoulli", p=float(1.0 - self.weights[0]))
 
     def draw(self, n_draws: int, seed=None) -> np.ndarray:
-        rng = _rng(seed)
+        rng = check_seed(seed)
         n = len(self.units)
         if self.complete:
             return _complete_draws(n, self.weights, n_draws, rng)
@@ -303,8 +326,8 @@ class IndividualDesign:
 
     def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
         """One assignment: seeded (exact counts) or, with ``salt``, by keyed hash."""
-        arms = hash_arms(self.units, salt, self.weights) if salt else self.draw(1, seed)[:, 0]
-        return Assignment(self.units, arms, self.name, _seed_value(seed), salt, params=self._params())
+        arms = self.hash_spec().assign(self.units, salt) if salt else self.draw(1, seed)[:, 0]
+        return Assignment(self.units, arms, self.name, seed_value(seed), salt, params=self._params())
 
     def _params(self) -> dict[str, Any]:
         return {"treat_fraction": self.treat_fraction, "complete": self.complete, "arm_weights": self.arm_weights}
@@ -350,6 +373,10 @@ class ClusterDesign:
     def weights(self) -> np.ndarray:
         return _weights(self.treat_fraction, self.arm_weights)
 
+    def hash_spec(self) -> HashSpec:
+        """The keyed hash's arms and slices for ``assign(salt=...)``."""
+        return HashSpec.of(self.weights)
+
     def cluster_sizes(self) -> np.ndarray:
         return np.bincount(self.clusters, minlength=self.n_clusters)
 
@@ -373,14 +400,14 @@ class ClusterDesign:
 
     def cluster_arms(self, seed=None, salt: str | None = None) -> np.ndarray:
         if salt:
-            return hash_arms(self.cluster_ids, salt, self.weights)
+            return self.hash_spec().assign(self.cluster_ids, salt)
         return self.draw_clusters(1, seed)[:, 0]
 
     def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
         """One assignment: seeded (exact cluster counts) or by keyed hash of the cluster id."""
         arms = self.cluster_arms(seed, salt)[self.clusters]
         return Assignment(
-            self.units, arms, self.name, _seed_value(seed), salt, self.clusters, self.cluster_ids,
+            self.units, arms, self.name, seed_value(seed), salt, self.clusters, self.cluster_ids,
             {"treat_fraction": self.treat_fraction, "arm_weights": self.arm_weights},
         )
 
@@ -506,6 +533,10 @@ class StratifiedClusterDesign:
     def weights(self) -> np.ndarray:
         return _weights(None, self.arm_weights)
 
+    def hash_spec(self) -> HashSpec:
+        """Out with probability ``1 - sample_fraction``, else split by the arm weights."""
+        return HashSpec.of(*sampled_arm_weights(self.sample_fraction, self.weights))
+
     def probabilities(self) -> np.ndarray:
         """``(n_units, n_arms)``: a cluster's chance of each arm is its stratum's count of
         that arm over the stratum's clusters."""
@@ -517,7 +548,7 @@ class StratifiedClusterDesign:
         return probs[self.clusters]
 
     def draw_clusters(self, n_draws: int, seed=None) -> np.ndarray:
-        rng = _rng(seed)
+        rng = check_seed(seed)
         out = np.empty((self.n_clusters, n_draws), dtype=np.int8)
         for stratum in np.unique(self.strata):  # a loop over strata; draws vectorised
             members = np.flatnonzero(self.strata == stratum)
@@ -532,13 +563,13 @@ class StratifiedClusterDesign:
         """Seeded: exact counts per stratum. Hashed: each cluster independently by its key,
         out with probability ``1 - sample_fraction`` (stable, not exact)."""
         if salt:
-            return hash_arms(self.cluster_ids, salt, *sampled_arm_weights(self.sample_fraction, self.weights))
+            return self.hash_spec().assign(self.cluster_ids, salt)
         return self.draw_clusters(1, seed)[:, 0]
 
     def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
         arms = self.cluster_arms(seed, salt)[self.clusters]
         return Assignment(
-            self.units, arms, self.name, _seed_value(seed), salt, self.clusters, self.cluster_ids,
+            self.units, arms, self.name, seed_value(seed), salt, self.clusters, self.cluster_ids,
             {"sample_fraction": self.sample_fraction, "arm_weights": list(self.arm_weights),
              "stratum_edges": self.stratum_edges},
         )
@@ -581,7 +612,7 @@ class SaturationDesign:
         return _complete_draws(self.n_clusters, weights, n_draws, rng)
 
     def _draw(self, n_draws: int, seed) -> tuple[np.ndarray, np.ndarray]:
-        rng = _rng(seed)
+        rng = check_seed(seed)
         level = self.draw_saturations(n_draws, rng)
         share = np.asarray(self.saturations, dtype=float)[level]
         sizes = np.bincount(self.clusters, minlength=self.n_clusters)
@@ -600,7 +631,7 @@ class SaturationDesign:
     def assign(self, seed=None) -> Assignment:
         arms, level = self._draw(1, seed)
         return Assignment(
-            self.units, arms[:, 0], self.name, _seed_value(seed), None, self.clusters, self.cluster_ids,
+            self.units, arms[:, 0], self.name, seed_value(seed), None, self.clusters, self.cluster_ids,
             {"saturations": list(self.saturations),
              "cluster_saturation": np.asarray(self.saturations, dtype=float)[level[:, 0]]},
         )
@@ -682,7 +713,7 @@ def design_from_assignment(
         labels = pd.Series(clusters).reindex(units)
         if labels.isna().any():
             raise InputError(f"clusters: {int(labels.isna().sum())} randomized unit(s) have no cluster, "
-                             f"e.g. {labels.index[labels.isna()][0]!r}.")
+                             f"e.g. {show_id(labels.index[labels.isna()][0])}.")
         codes, _ = pd.factorize(labels.to_numpy(), sort=True)
         per_cluster = np.bincount(codes, weights=treated) / np.bincount(codes)
         mixed = (per_cluster > 0) & (per_cluster < 1)
@@ -712,3 +743,93 @@ def design_from_assignment(
     if kind == "individual":
         return IndividualDesign(units, share, complete)
     return ClusterDesign(labels.to_numpy(), units, treat_fraction=share, complete=complete)
+
+
+# --------------------------------------------------------------------------- specs
+
+#: The designs ``assign``, ``evolve`` and experiment files build by name, and the options
+#: each takes with its default: the one registry the command line's choices come from.
+DESIGN_OPTIONS: dict[str, dict[str, Any]] = {
+    "individual": {"treat_fraction": 0.5, "arm_weights": None},
+    "cluster": {"cluster_col": "cluster_id", "treat_fraction": 0.5, "arm_weights": None},
+    "stratified-cluster": {"cluster_col": "cluster_id", "sample_fraction": 0.1, "arm_weights": (0.5, 0.5),
+                           "strata_by": ("size",), "n_bins": 4},
+    "holdout": {"cluster_col": "cluster_id", "holdout_fraction": 0.05},
+}
+DESIGN_NAMES = tuple(DESIGN_OPTIONS)
+
+
+def check_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` with the design's defaults filled in; unknown designs, options the design
+    does not use and out-of-range shares are errors that name the design's own options.
+
+    >>> check_spec({"design": "holdout", "holdout_fraction": 0.1})
+    {'design': 'holdout', 'cluster_col': 'cluster_id', 'holdout_fraction': 0.1}
+    """
+    name = spec.get("design")
+    if name not in DESIGN_OPTIONS:
+        raise DesignError(f"unknown design {name!r}; choose one of {list(DESIGN_NAMES)}.")
+    options = DESIGN_OPTIONS[name]
+    unused = [key for key in spec if key != "design" and key not in options]
+    if unused:
+        raise DesignError(f"the {name} design does not use {unused}; its options are {list(options)}.")
+    full = {"design": name, **options, **{k: v for k, v in spec.items() if v is not None}}
+    if "sample_fraction" in full and not 0.0 < full["sample_fraction"] <= 1.0:
+        raise DesignError(f"sample_fraction={full['sample_fraction']} must be in (0, 1].")
+    if "holdout_fraction" in full and not 0.0 < full["holdout_fraction"] < 1.0:
+        raise DesignError(f"holdout_fraction={full['holdout_fraction']} must be strictly between 0 and 1.")
+    return full
+
+
+def hash_spec(spec: Mapping[str, Any]) -> HashSpec:
+    """The keyed hash of the design ``spec`` names, without its units: what the engines,
+    the ledger's new components and ``assign --salt`` use.
+
+    >>> hash_spec({"design": "stratified-cluster", "sample_fraction": 0.2}).weights
+    (0.8, 0.1, 0.1)
+    """
+    spec = check_spec(spec)
+    if spec["design"] == "stratified-cluster":
+        return HashSpec.of(*sampled_arm_weights(spec["sample_fraction"], _weights(None, spec["arm_weights"])))
+    if spec["design"] == "holdout":
+        return HashSpec.of(_weights(1.0 - spec["holdout_fraction"], None))
+    return HashSpec.of(_weights(spec["treat_fraction"], spec["arm_weights"]))
+
+
+def design_from_spec(spec: Mapping[str, Any], units: pd.DataFrame, *, what: str = "units table"):
+    """The design ``spec`` names over the rows of ``units`` (``unit_id``, the cluster
+    column, and any columns the strata are summed from): how the command line and the
+    experiment file build designs.
+
+    >>> import pandas as pd
+    >>> units = pd.DataFrame({"unit_id": range(8), "cluster_id": [0, 0, 1, 1, 2, 2, 3, 3]})
+    >>> design_from_spec({"design": "cluster"}, units).n_clusters
+    4
+    """
+    from .graph import require_columns, require_no_nulls
+
+    spec = check_spec(spec)
+    require_columns(units, ["unit_id"], what)
+    require_no_nulls(units, ["unit_id"], what)
+    ids = pd.Index(units["unit_id"])
+    if ids.has_duplicates:
+        raise InputError(f"{what}: unit_id {show_id(ids[ids.duplicated()][0])} appears more than once; one row per unit.")
+    name = spec["design"]
+    if name == "individual":
+        return IndividualDesign(ids, spec["treat_fraction"], arm_weights=spec["arm_weights"])
+    column = spec["cluster_col"]
+    if column not in units.columns:
+        raise InputError(f"{what}: no cluster column '{column}' for the {name} design; it has {list(units.columns)}. "
+                         "Run `spillover cluster` first or name the column (--cluster-col).")
+    require_no_nulls(units, [column], what)
+    clusters = units[column].to_numpy()
+    if name == "cluster":
+        return ClusterDesign(clusters, ids, treat_fraction=spec["treat_fraction"], arm_weights=spec["arm_weights"])
+    if name == "holdout":
+        return holdout_design(clusters, ids, spec["holdout_fraction"])
+    strata = list(spec["strata_by"])
+    require_columns(units, [c for c in strata if c != "size"], what)
+    stratify = {c: None if c == "size" else units[c].to_numpy(dtype=float) for c in strata}
+    return StratifiedClusterDesign.from_units(clusters, ids, stratify, n_bins=spec["n_bins"],
+                                              sample_fraction=spec["sample_fraction"],
+                                              arm_weights=spec["arm_weights"])

@@ -25,6 +25,10 @@ class LedgerError(SpilloverError):
     """The assignment ledger refuses an operation that would corrupt its history."""
 
 
+class EngineError(SpilloverError):
+    """The engine could not run the step as configured (memory, Java, Spark)."""
+
+
 class SpilloverWarning(UserWarning):
     """Base class of spillover's statistical and data-quality warnings."""
 
@@ -51,3 +55,14 @@ class EmptyConditionWarning(SpilloverWarning):
 
 class SmallConditionWarning(SpilloverWarning):
     """Few units in a compared condition: a normal interval may cover less than promised."""
+
+
+def show_id(value: object) -> str:
+    """An id as a message shows it: ``10`` or ``'a'``, never ``np.int64(10)``.
+
+    >>> import numpy as np
+    >>> show_id(np.int64(10)), show_id("a")
+    ('10', "'a'")
+    """
+    item = getattr(value, "item", None)
+    return repr(item() if callable(item) and getattr(value, "ndim", None) == 0 else value)

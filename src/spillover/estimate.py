@@ -31,6 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .cluster import Clustering
+from .seeds import check_seed
 from .errors import (
     DataWarning,
     EmptyConditionWarning,
@@ -38,6 +39,7 @@ from .errors import (
     InputError,
     PositivityWarning,
     SmallConditionWarning,
+    show_id,
 )
 from .exposure import ExposureGraph, ExposureProbabilities, Mapping, get_mapping, infer_mapping
 from .graph import csr_rows, group_indicator
@@ -158,7 +160,7 @@ def estimand_of(condition: str, control: str, mapping: Mapping | None = None) ->
 # --------------------------------------------------------------------------- inputs
 
 
-def _analysis_table(
+def analysis_table(
     outcomes: pd.DataFrame,
     exposure: pd.DataFrame,
     outcome_col: str,
@@ -174,7 +176,7 @@ def _analysis_table(
             raise InputError(f"{name} table: missing column(s) {absent}; it has {list(frame.columns)}.")
         if frame["unit_id"].duplicated().any():
             dup = frame.loc[frame["unit_id"].duplicated(), "unit_id"].iloc[0]
-            raise InputError(f"{name} table: unit_id {dup!r} appears more than once.")
+            raise InputError(f"{name} table: unit_id {show_id(dup)} appears more than once.")
     unknown = pd.Index(outcomes["unit_id"]).difference(pd.Index(exposure["unit_id"]))
     if len(unknown):
         raise InputError(
@@ -190,13 +192,13 @@ def _analysis_table(
         table["cluster"] = series.reindex(table["unit_id"]).to_numpy()
         if table["cluster"].isna().any():
             bad = table.loc[table["cluster"].isna(), "unit_id"].iloc[0]
-            raise InputError(f"clusters: unit {bad!r} (and {int(table['cluster'].isna().sum()) - 1} more) has no cluster.")
+            raise InputError(f"clusters: unit {show_id(bad)} (and {int(table['cluster'].isna().sum()) - 1} more) has no cluster.")
     lacking = table[["y", *covariates]].isna().any(axis=1)
     if lacking.any():
         n = int(lacking.sum())
         if missing == "error":
             example = table.loc[lacking, "unit_id"].iloc[0]
-            raise InputError(f"outcomes: {n} unit(s) have no outcome, e.g. {example!r}; fill them or use missing='drop'.")
+            raise InputError(f"outcomes: {n} unit(s) have no outcome, e.g. {show_id(example)}; fill them or use missing='drop'.")
         warnings.warn(f"outcomes: dropped {n} unit(s) with a missing outcome or covariate.", DataWarning, stacklevel=3)
         table = table[~lacking]
     return table.reset_index(drop=True)
@@ -361,7 +363,7 @@ def ols_cluster(
 def _bootstrapped(fit, cross, xty, n_obs, conditions, control, mapping, alpha, bootstrap, weights, seed, vcov):
     """Effects whose p-values and intervals come from the wild cluster bootstrap on
     per-cluster sums; standard errors from ``fit`` (the ``vcov`` sandwich)."""
-    rng = np.random.default_rng(seed)
+    rng = check_seed(seed)
     effects = []
     for i, cond in enumerate(conditions, start=1):
         boot = wild_cluster_bootstrap_from_sums(cross, xty, n_obs, i, n_boot=bootstrap, weights=weights,
@@ -574,7 +576,7 @@ def condition_means(
     """Estimated average potential outcome under every condition: Horvitz-Thompson
     ``sum_i 1[D_i = k] y_i / pi_i(k) / N`` or its Hajek ratio form (NaN for a condition
     no unit is in)."""
-    table = _analysis_table(outcomes, exposure, outcome_col, None, "drop")
+    table = analysis_table(outcomes, exposure, outcome_col, None, "drop")
     keep = probabilities.units.get_indexer(pd.Index(table["unit_id"]))
     y = table["y"].to_numpy(dtype=float)
     condition = table["condition"].astype(str).to_numpy()
@@ -662,7 +664,7 @@ def estimate(
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {list(METHODS)}.")
     if missing not in ("drop", "error"):
-        raise InputError(f"missing must be 'drop' or 'error', not {missing!r}.")
+        raise InputError(f"missing must be 'drop' or 'error', not {show_id(missing)}.")
     if not 0.0 < alpha < 1.0:
         raise InputError(f"alpha={alpha} must be strictly between 0 and 1 (0.05 gives 95% intervals).")
     vcov = check_vcov(vcov)
@@ -675,7 +677,7 @@ def estimate(
         clusters = clusters.to_frame()
     if isinstance(mapping, str):
         mapping = get_mapping(mapping)
-    table = _analysis_table(outcomes, exposure, outcome_col, clusters, missing, covariates)
+    table = analysis_table(outcomes, exposure, outcome_col, clusters, missing, covariates)
     if mapping is None and probabilities is not None:
         mapping = probabilities.mapping
     if mapping is None:
@@ -861,16 +863,16 @@ def randomization_test(
     Needs an individual design on a social graph.
     """
     from .design import IndividualDesign
-    from .exposure import ExposureGraph, _arms_for, _treated
+    from .exposure import ExposureGraph, arms_for, treated_indicator
 
     rule = get_mapping(mapping)
     kernel = ExposureGraph.build(graph, rule.hops)
-    arms = _arms_for(kernel.randomized, assignment)
+    arms = arms_for(kernel.randomized, assignment)
     table = outcomes.set_index("unit_id")[outcome_col].reindex(kernel.units)
     observed_units = table.notna().to_numpy()
     y = table.fillna(0.0).to_numpy(dtype=float)
-    rng = np.random.default_rng(seed)
-    observed_z = _treated(arms)
+    rng = check_seed(seed)
+    observed_z = treated_indicator(arms)
 
     if null == "no-effect":
         k = rule.conditions.index(condition) if condition else 0
@@ -880,7 +882,7 @@ def randomization_test(
             codes = rule.codes(kernel.counts(z))
             return _mean_difference(y, (codes == k) & observed_units[:, None], (codes == l) & observed_units[:, None])
 
-        draws = _treated(design.draw(n_draws, rng))
+        draws = treated_indicator(design.draw(n_draws, rng))
         label = f"mean difference {rule.conditions[k]} - {rule.control}"
     elif null == "no-spillover":
         if not isinstance(design, IndividualDesign) or kernel.own_index is None:
@@ -900,7 +902,7 @@ def randomization_test(
             draws[others] = (rng.random((others.size, n_draws)) < design.weights[1]).astype(np.int8)
         label = "untreated focal units: mean difference exposed - unexposed"
     else:
-        raise InputError(f"null must be 'no-effect' or 'no-spillover', not {null!r}.")
+        raise InputError(f"null must be 'no-effect' or 'no-spillover', not {show_id(null)}.")
 
     observed = float(statistic(observed_z[:, None])[0])
     if not np.isfinite(observed):

@@ -30,19 +30,10 @@ import numpy as np
 import pandas as pd
 
 from .cluster import cluster
-from .design import (
-    OUT,
-    ClusterDesign,
-    StratifiedClusterDesign,
-    _weights,
-    cluster_strata,
-    hash_arms,
-    holdout_design,
-    sampled_arm_weights,
-)
+from .design import OUT, cluster_strata, design_from_spec, hash_spec
 from .errors import DesignError, LedgerError
 from .graph import CollaborationNetwork, TableLike
-from .ledger import Ledger, _as_date, id_type
+from .ledger import Ledger, as_date, id_type
 
 MERGE_POLICIES = ("majority", "exclude")
 EVOLVE_DESIGNS = ("cluster", "stratified-cluster", "holdout")
@@ -90,14 +81,14 @@ def _stratify(network: CollaborationNetwork, strata_by: Sequence[str]) -> dict[s
     return out
 
 
-def _hash_weights(params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Arm probabilities and labels for the keyed hash that assigns new components."""
+_SPEC_KEYS = {"cluster": ("treat_fraction",), "holdout": ("holdout_fraction",),
+              "stratified-cluster": ("sample_fraction", "arm_weights", "strata_by", "n_bins")}
+
+
+def _spec(params: dict[str, Any]) -> dict[str, Any]:
+    """The design spec of an experiment's recorded parameters, components as clusters."""
     design = params["design"]
-    if design == "stratified-cluster":
-        return sampled_arm_weights(params["sample_fraction"], params["arm_weights"])
-    if design == "holdout":
-        return np.array([params["holdout_fraction"], 1 - params["holdout_fraction"]]), np.array([0, 1])
-    return _weights(params["treat_fraction"], None), np.array([0, 1])
+    return {"design": design, "cluster_col": "component", **{key: params[key] for key in _SPEC_KEYS[design]}}
 
 
 def _load(snapshot: TableLike | CollaborationNetwork) -> CollaborationNetwork:
@@ -133,19 +124,15 @@ def start(
     labels, keys = _components(network)
     stratify = _stratify(network, strata_by)
     stratum, edges = cluster_strata(labels, len(keys), stratify, n_bins=n_bins)
-    if design == "stratified-cluster":
-        plan = StratifiedClusterDesign.from_units(keys[labels], network.users, stratify, n_bins=n_bins,
-                                                  sample_fraction=sample_fraction, arm_weights=arm_weights)
-    elif design == "holdout":
-        plan = holdout_design(keys[labels], network.users, holdout_fraction)
-    else:
-        plan = ClusterDesign(keys[labels], network.users, treat_fraction=treat_fraction)
-    assignment = plan.assign(seed) if seed is not None else plan.assign(salt=salt)
     params = {
         "design": design, "treat_fraction": treat_fraction, "sample_fraction": sample_fraction,
         "holdout_fraction": holdout_fraction, "arm_weights": list(arm_weights),
         "strata_by": list(strata_by), "n_bins": n_bins, "stratum_edges": edges, "seed": seed,
     }
+    units = pd.DataFrame({"unit_id": network.users, "component": keys[labels],
+                          **{name: values for name, values in stratify.items() if values is not None}})
+    plan = design_from_spec(_spec(params), units, what="snapshot")
+    assignment = plan.assign(seed) if seed is not None else plan.assign(salt=salt)
     arms = pd.DataFrame({"unit_id": network.users, "arm": assignment.arms.astype(np.int64),
                          "contaminated": False, "reason": "assigned"})
     component_rows = pd.DataFrame({"unit_id": network.users, "component": keys[labels], "stratum": stratum[labels]})
@@ -153,7 +140,7 @@ def start(
     first_member = pd.Series(np.arange(labels.size)).groupby(labels).first().to_numpy()
     events = pd.DataFrame({"event": "created", "component": keys, "n_units": sizes,
                            "arm": assignment.arms[first_member].astype(np.int64), "detail": "day one"})
-    report = DayReport(str(_as_date(date)), created=len(keys), split=0, merged=0, removed=0,
+    report = DayReport(str(as_date(date)), created=len(keys), split=0, merged=0, removed=0,
                        merged_across_arms=0, users_switched=0, n_units=network.n_users,
                        n_components=len(keys), new_units=network.n_users, contaminated_units=0)
     ledger.write_day(salt, date, arms=arms, components=component_rows, events=events,
@@ -182,7 +169,7 @@ def evolve(
         raise DesignError(f"merge_policy must be one of {list(MERGE_POLICIES)}, not {merge_policy!r}.")
     experiment = experiment or ledger.only_experiment()
     record = ledger.experiment(experiment)
-    date = _as_date(date)
+    date = as_date(date)
     done = ledger.day_summary(experiment, date)
     if done is not None:
         return DayReport(**done)
@@ -222,8 +209,7 @@ def evolve(
     comp_arm[votes["comp"].to_numpy()] = votes["arm"].to_numpy(dtype=np.int64)
     new_comps = np.flatnonzero(created)
     if new_comps.size:
-        weights, arm_labels = _hash_weights(params)
-        comp_arm[new_comps] = hash_arms(keys[new_comps], record["salt"], weights, arm_labels)
+        comp_arm[new_comps] = hash_spec(_spec(params)).assign(keys[new_comps], record["salt"])
 
     stratum, _ = cluster_strata(labels, n_comp, _stratify(network, params["strata_by"]),
                                 n_bins=params["n_bins"], edges=params["stratum_edges"])

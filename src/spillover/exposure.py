@@ -20,7 +20,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .design import OUT, Assignment
-from .errors import DataWarning, InputError, PositivityWarning
+from .seeds import check_seed
+from .errors import DataWarning, InputError, PositivityWarning, show_id
 from .graph import BipartiteGraph, SocialGraph, csr_rows, group_indicator
 
 # --------------------------------------------------------------------------- mappings
@@ -271,12 +272,12 @@ class ExposureGraph:
         return sp.csr_array(pairs)
 
 
-def _treated(arms: np.ndarray) -> np.ndarray:
+def treated_indicator(arms: np.ndarray) -> np.ndarray:
     """Arm 1 (and any arm >= 1) is treated; control and units out of the experiment are not."""
     return (arms >= 1).astype(np.int8)
 
 
-def _arms_for(randomized: pd.Index, assignment: Assignment | pd.Series | pd.DataFrame) -> np.ndarray:
+def arms_for(randomized: pd.Index, assignment: Assignment | pd.Series | pd.DataFrame) -> np.ndarray:
     """Arms aligned with the randomized nodes; unknown ids are an error, nodes without an
     arm are out of the experiment (untreated), with a warning."""
     if isinstance(assignment, Assignment):
@@ -288,14 +289,14 @@ def _arms_for(randomized: pd.Index, assignment: Assignment | pd.Series | pd.Data
     else:
         series = assignment
     if series.index.has_duplicates:
-        raise InputError(f"assignment: unit id {series.index[series.index.duplicated()][0]!r} appears twice.")
+        raise InputError(f"assignment: unit id {show_id(series.index[series.index.duplicated()][0])} appears twice.")
     unknown = series.index.difference(randomized)
     if len(unknown):
         raise InputError(f"assignment: {len(unknown)} unit id(s) not in the graph, e.g. {list(unknown[:5])}.")
     values = pd.to_numeric(series, errors="coerce")
     bad = values.isna() & series.notna() | (values.notna() & ((values % 1 != 0) | (values < OUT)))
     if bad.any():
-        raise InputError(f"assignment: arm {series[bad].iloc[0]!r} of unit {series.index[bad][0]!r} is not an arm: "
+        raise InputError(f"assignment: arm {show_id(series[bad].iloc[0])} of unit {show_id(series.index[bad][0])} is not an arm: "
                          f"arms are whole numbers, {OUT} (out of the experiment), 0 (control), 1, 2, ...")
     aligned = series.reindex(randomized)
     missing = int(aligned.isna().sum())
@@ -326,8 +327,8 @@ def exposure(
     """
     rule = get_mapping(mapping, threshold_q=threshold_q, hops=hops)
     kernel = ExposureGraph.build(graph, rule.hops)
-    arms = _arms_for(kernel.randomized, assignment)
-    counts = kernel.counts(_treated(arms))
+    arms = arms_for(kernel.randomized, assignment)
+    counts = kernel.counts(treated_indicator(arms))
     codes = rule.codes(counts)
     n = len(kernel.units)
     if kernel.own_index is not None:
@@ -377,7 +378,7 @@ class ExposureProbabilities:
         try:
             return self.conditions.index(condition)
         except ValueError:
-            raise InputError(f"condition {condition!r} is not one of {list(self.conditions)}.") from None
+            raise InputError(f"condition {show_id(condition)} is not one of {list(self.conditions)}.") from None
 
 
 def _joint_on_pairs(pairs: sp.csr_array, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -1039,7 +1040,7 @@ def probabilities(
             chunks = (matrix[:, s:s + chunk] for s in range(0, total, chunk))
             source = "given draws"
         else:
-            rng = np.random.default_rng(seed)
+            rng = check_seed(seed)
             total = int(n_draws)
             if total < 1:
                 raise InputError(f"n_draws={n_draws}: Monte Carlo probabilities need at least one draw.")
@@ -1076,7 +1077,7 @@ def _count_conditions(kernel: "ExposureGraph", rule: Mapping, chunks, pairs: sp.
     counts = np.zeros((len(kernel.units), len(rule.conditions)), dtype=np.int64)
     joint_counts = {key: np.zeros(pairs.nnz, dtype=np.int64) for key in keys}
     for arms in chunks:  # a loop over chunks of draws; each chunk is one sparse product
-        codes = rule.codes(kernel.counts(_treated(np.asarray(arms))))
+        codes = rule.codes(kernel.counts(treated_indicator(np.asarray(arms))))
         indicators = [(codes == k).astype(np.int8) for k in range(len(rule.conditions))]
         for k, indicator in enumerate(indicators):
             counts[:, k] += indicator.sum(axis=1)
@@ -1111,7 +1112,7 @@ def _randomization_from_draws(matrix: np.ndarray, clusters: np.ndarray | None):
     every draw) and whether the treated count of blocks is constant (complete) or not."""
     from .design import Randomization
 
-    treated = _treated(matrix)
+    treated = treated_indicator(matrix)
     if clusters is not None:
         blocks, uniques = pd.factorize(np.asarray(clusters))
         if (blocks < 0).any() or blocks.size != matrix.shape[0]:

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import DataWarning, InputError
+from .errors import DataWarning, InputError, show_id
 
 TableLike = pd.DataFrame | str | os.PathLike
 
 # Edges are stored with int32 weights: counts of treated neighbours stay exact in
 # sparse-times-dense products with uint8/bool draws, at half the memory of float64.
-_EDGE_DTYPE = np.int32
+EDGE_DTYPE = np.int32
 
 
 # --------------------------------------------------------------------------- tables
@@ -214,7 +214,7 @@ class SocialGraph:
             return self.adjacency
         sym = (self.adjacency + self.adjacency.T).tocsr()
         sym.data[:] = 1
-        return sym.astype(_EDGE_DTYPE)
+        return sym.astype(EDGE_DTYPE)
 
     def index_of(self, ids: Iterable[Hashable]) -> np.ndarray:
         """Dense indices of ``ids``; unknown ids raise :class:`InputError`."""
@@ -270,7 +270,7 @@ class SocialGraph:
             first = int(np.flatnonzero(loops)[0])
             warnings.warn(
                 f"{what}: dropped {int(loops.sum())} self-loop(s), e.g. row {first} "
-                f"({frame[source].iloc[first]!r} -> itself). A unit is not its own neighbour.",
+                f"({show_id(frame[source].iloc[first])} -> itself). A unit is not its own neighbour.",
                 DataWarning,
                 stacklevel=2,
             )
@@ -280,7 +280,7 @@ class SocialGraph:
         rows, cols = (src, dst) if directed else (np.concatenate([src, dst]), np.concatenate([dst, src]))
         # building the CSR sums repeated entries: any count above one is a duplicate edge,
         # found without sorting the edges unless there is one to report
-        adjacency = sp.csr_array((np.ones(rows.size, dtype=_EDGE_DTYPE), (rows, cols)), shape=(n, n))
+        adjacency = sp.csr_array((np.ones(rows.size, dtype=EDGE_DTYPE), (rows, cols)), shape=(n, n))
         if adjacency.nnz and adjacency.data.max() > 1:
             keys = src * n + dst if directed else np.minimum(src, dst) * n + np.maximum(src, dst)
             repeat, n_repeat = _first_duplicate(keys)
@@ -288,7 +288,7 @@ class SocialGraph:
             kind = "" if directed else " (either direction)"
             warnings.warn(
                 f"{what}: collapsed {n_repeat} duplicate edge(s){kind}, e.g. row {first} "
-                f"({frame[source].iloc[first]!r} - {frame[target].iloc[first]!r}).",
+                f"({show_id(frame[source].iloc[first])} - {show_id(frame[target].iloc[first])}).",
                 DataWarning,
                 stacklevel=2,
             )
@@ -336,7 +336,7 @@ class BipartiteGraph:
     def combined_adjacency(self) -> sp.csr_array:
         """Both sides as one undirected adjacency: units first, then the treated side."""
         inc = self.incidence
-        return sp.csr_array(sp.block_array([[None, inc], [inc.T, None]], format="csr").astype(_EDGE_DTYPE))
+        return sp.csr_array(sp.block_array([[None, inc], [inc.T, None]], format="csr").astype(EDGE_DTYPE))
 
     @classmethod
     def from_edges(
@@ -363,13 +363,13 @@ class BipartiteGraph:
             first = int(np.flatnonzero(repeat)[0])
             warnings.warn(
                 f"{what}: collapsed {n_repeat} duplicate link(s), e.g. row {first} "
-                f"({frame[unit].iloc[first]!r} - {frame[treated].iloc[first]!r}).",
+                f"({show_id(frame[unit].iloc[first])} - {show_id(frame[treated].iloc[first])}).",
                 DataWarning,
                 stacklevel=2,
             )
             u_codes, t_codes = u_codes[~repeat], t_codes[~repeat]
         incidence = sp.csr_array(
-            (np.ones(u_codes.size, dtype=_EDGE_DTYPE), (u_codes, t_codes)),
+            (np.ones(u_codes.size, dtype=EDGE_DTYPE), (u_codes, t_codes)),
             shape=(len(units), len(treated_ids)),
         )
         incidence.sort_indices()
@@ -414,7 +414,7 @@ class CollaborationNetwork:
         """``n_projects x n_accounts`` indicator of each project's account."""
         n_p = self.n_projects
         return sp.csr_array(
-            (np.ones(n_p, dtype=_EDGE_DTYPE), (np.arange(n_p), self.project_account)),
+            (np.ones(n_p, dtype=EDGE_DTYPE), (np.arange(n_p), self.project_account)),
             shape=(n_p, len(self.accounts)),
         )
 
@@ -429,7 +429,7 @@ class CollaborationNetwork:
         co.setdiag(0)
         co.eliminate_zeros()
         co.data[:] = 1
-        co = sp.csr_array(co.astype(_EDGE_DTYPE))
+        co = sp.csr_array(co.astype(EDGE_DTYPE))
         co.sort_indices()
         return SocialGraph(adjacency=co, nodes=self.users, node_data=self.user_data)
 
@@ -501,7 +501,7 @@ class CollaborationNetwork:
         if no_account.any():
             row = int(source_rows[np.flatnonzero(no_account)[0]])
             raise InputError(
-                f"{acct_what}: project {pairs['project'].iloc[row]!r} in row {row} has no "
+                f"{acct_what}: project {show_id(pairs['project'].iloc[row])} in row {row} has no "
                 f"account ({int(no_account.sum())} row(s) in all). Every project needs its "
                 "billing account."
             )
@@ -512,7 +512,7 @@ class CollaborationNetwork:
             bad = conflicted.index[0]
             found = per_project.loc[per_project["project"] == bad, "account"].tolist()
             raise InputError(
-                f"{acct_what}: project {bad!r} belongs to several accounts {found[:5]} "
+                f"{acct_what}: project {show_id(bad)} belongs to several accounts {found[:5]} "
                 f"({len(conflicted)} project(s) in all). A project has one billing account."
             )
         account_of = per_project.set_index("project")["account"]
@@ -521,7 +521,7 @@ class CollaborationNetwork:
             bad = project_ids[positions < 0][0]
             row = int(np.flatnonzero(frame[project].to_numpy() == bad)[0])
             raise InputError(
-                f"{what}: project {bad!r} (row {row}) is missing from {acct_what}: it has "
+                f"{what}: project {show_id(bad)} (row {row}) is missing from {acct_what}: it has "
                 "no account. Every project needs its billing account."
             )
         a_codes, account_ids = factorize_ids(account_of.to_numpy()[positions])
@@ -532,12 +532,12 @@ class CollaborationNetwork:
             first = int(np.flatnonzero(repeat)[0])
             warnings.warn(
                 f"{what}: collapsed {n_repeat} duplicate membership(s), e.g. row {first} "
-                f"({frame[user].iloc[first]!r} in {frame[project].iloc[first]!r}).",
+                f"({show_id(frame[user].iloc[first])} in {show_id(frame[project].iloc[first])}).",
                 DataWarning,
                 stacklevel=2,
             )
         membership = sp.csr_array(
-            (np.ones(int((~repeat).sum()), dtype=_EDGE_DTYPE), (u_codes[~repeat], p_codes[~repeat])),
+            (np.ones(int((~repeat).sum()), dtype=EDGE_DTYPE), (u_codes[~repeat], p_codes[~repeat])),
             shape=(len(users), len(project_ids)),
         )
         membership.sort_indices()
@@ -550,7 +550,7 @@ class CollaborationNetwork:
             if (counts > 1).any():
                 bad = counts.index[counts > 1][0]
                 raise InputError(
-                    f"{what}: user {bad!r} has conflicting values of per-user column(s) "
+                    f"{what}: user {show_id(bad)} has conflicting values of per-user column(s) "
                     f"{extra} across its rows; give each user one value."
                 )
             user_data = per_user.set_index(user).reindex(users)

@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS days (
 _TABLES = ("experiments", "arms", "components", "events", "days")
 
 
-def _as_date(value: str | dt.date) -> dt.date:
+def as_date(value: str | dt.date) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -105,7 +105,7 @@ class Ledger:
 
     def day_summary(self, experiment: str, date) -> dict[str, Any] | None:
         row = self._con.execute(
-            "SELECT summary FROM days WHERE experiment = ? AND date = ?", [experiment, _as_date(date)]
+            "SELECT summary FROM days WHERE experiment = ? AND date = ?", [experiment, as_date(date)]
         ).fetchone()
         return None if row is None else json.loads(row[0])
 
@@ -186,7 +186,7 @@ class Ledger:
     ) -> None:
         """Append one day atomically: new arm rows, the day's components, its events, and
         the ``days`` row that marks the day as recorded. Refuses dates not after the last."""
-        date = _as_date(date)
+        date = as_date(date)
         last = self.last_date(experiment) if new_experiment is None else None
         if new_experiment is not None and self.experiments()["experiment"].eq(experiment).any():
             raise LedgerError(f"experiment {experiment!r} already exists in '{self.path}'; pick another --salt.")
@@ -240,7 +240,7 @@ def record_assignment(ledger: Ledger, assignment, experiment: str, date) -> None
                          "contaminated": False, "reason": "assigned"})
     params = dict(assignment.params, seed=assignment.seed)
     ledger.write_day(
-        experiment, date, arms=arms, summary={"date": str(_as_date(date)), **assignment.summary()},
+        experiment, date, arms=arms, summary={"date": str(as_date(date)), **assignment.summary()},
         new_experiment={"salt": assignment.salt or experiment, "design": assignment.design,
                         "params": params, "id_type": id_type(assignment.units)},
     )

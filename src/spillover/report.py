@@ -9,26 +9,28 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: importing this module leaves the user's backend alone
 
-matplotlib.use("Agg")  # files only: no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .simulate import Comparison  # noqa: E402
+from .simulate import Comparison
 
 PALETTE = {"covered": "#2b8cbe", "missed": "#e34a33", "truth": "#111111"}
-DESIGN_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e"]
+DESIGN_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 
 
 # --------------------------------------------------------------------------- plots
 
 
-def _png(figure) -> str:
+def _subplots(figsize: tuple[float, float], ncols: int = 1, **options):
+    """A figure outside pyplot's state (nothing to close, no backend to set) and its axes."""
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(1, ncols, **options)
+
+
+def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -36,7 +38,7 @@ def plot_sorted_intervals(comparison: Comparison, max_intervals: int = 200) -> s
     """Per design, its experiments' 95% intervals sorted by estimate, blue when they
     cover the true effect and red when they miss it."""
     results = comparison.results
-    figure, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), sharey=True, squeeze=False)
+    figure, axes = _subplots((4.2 * len(results), 3.6), len(results), sharey=True, squeeze=False)
     for ax, result in zip(axes[0], results):
         step = max(1, result.estimates.size // max_intervals)
         order = np.argsort(result.estimates)[::step]
@@ -53,7 +55,7 @@ def plot_sorted_intervals(comparison: Comparison, max_intervals: int = 200) -> s
 
 def plot_effect_distributions(comparison: Comparison) -> str:
     """Histogram of each design's estimates with the true effect marked."""
-    figure, ax = plt.subplots(figsize=(7.5, 3.6))
+    figure, ax = _subplots((7.5, 3.6))
     everything = np.concatenate([r.estimates for r in comparison.results])
     bins = np.linspace(np.quantile(everything, 0.002), np.quantile(everything, 0.998), 60)
     for colour, result in zip(DESIGN_COLOURS, comparison.results):
@@ -68,7 +70,7 @@ def plot_effect_distributions(comparison: Comparison) -> str:
 
 def plot_bias_against_m(sweep: pd.DataFrame) -> str:
     """Bias of each design against m (spillover gamma = 2^-m), with Monte Carlo 95% bars."""
-    figure, ax = plt.subplots(figsize=(7.5, 3.4))
+    figure, ax = _subplots((7.5, 3.4))
     for colour, (design, rows) in zip(DESIGN_COLOURS, sweep.groupby("design", sort=False)):
         half = 1.96 * rows["sd"] / np.sqrt(rows["n_sims"])
         ax.errorbar(rows["m"], rows["bias"], yerr=half, marker="o", capsize=3, color=colour, label=design)
@@ -81,20 +83,40 @@ def plot_bias_against_m(sweep: pd.DataFrame) -> str:
 
 def plot_cluster_tradeoff(trade_off: pd.DataFrame) -> str:
     """Cut fraction against effective sample size over a resolution sweep."""
-    figure, ax = plt.subplots(figsize=(6.5, 3.4))
-    ax.plot(trade_off["effective_sample_size"], trade_off["cut_fraction"], marker="o", color=DESIGN_COLOURS[0])
+    figure, ax = _subplots((6.5, 3.4))
+    ax.plot(trade_off["effective_sample_size"], trade_off["cut_fraction"], color="#999999", linewidth=1, zorder=1)
     knob = "resolution" if "resolution" in trade_off else "n_parts"
-    for _, row in trade_off.iterrows():
-        ax.annotate(f"{knob}={row[knob]:g}", (row["effective_sample_size"], row["cut_fraction"]), fontsize=7,
-                    textcoords="offset points", xytext=(4, 4))
+    points = trade_off[["effective_sample_size", "cut_fraction", knob]].to_numpy()
+    markers = "osD^vP*X"
+    for index, (x, y, value) in enumerate(points):  # display only: a handful of points
+        # a legend entry per setting: labels never collide, however close the points
+        ax.scatter([x], [y], s=42, zorder=2, marker=markers[index % len(markers)],
+                   color=DESIGN_COLOURS[index % len(DESIGN_COLOURS)], label=f"{knob} {value:g}")
     ax.set_xlabel("effective sample size (design effect at the ICC)")
     ax.set_ylabel("share of edges cut")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(bottom=0, top=max(points[:, 1].max() * 1.25, 0.05))
+    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    return _png(figure)
+
+
+def plot_cluster_sizes(sizes: dict[str, np.ndarray]) -> str:
+    """Per clustering method, how many clusters have each size (log-spaced bins, log
+    counts): heavy tails are what make cluster designs lose power."""
+    figure, ax = _subplots((7.5, 3.4))
+    largest = max(int(s.max()) for s in sizes.values())
+    bins = np.unique(np.geomspace(1, largest + 1, 30).astype(int))
+    for colour, (method, values) in zip(DESIGN_COLOURS, sizes.items()):
+        ax.hist(values, bins=bins, histtype="step", linewidth=1.5, color=colour, label=method)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("cluster size (units)")
+    ax.set_ylabel("clusters")
+    ax.legend(frameon=False, fontsize=8, ncols=2)
     return _png(figure)
 
 
 def plot_conditions(counts: pd.Series, title: str) -> str:
-    figure, ax = plt.subplots(figsize=(5.5, 2.8))
+    figure, ax = _subplots((5.5, 2.8))
     ax.barh(counts.index.astype(str), counts.to_numpy(), color=DESIGN_COLOURS[2])
     ax.set_xlabel("units")
     ax.set_title(title, fontsize=10)

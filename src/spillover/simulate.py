@@ -35,6 +35,7 @@ from scipy import stats
 
 from .cluster import cluster, cut_fraction
 from .design import ClusterDesign, StratifiedClusterDesign
+from .seeds import check_seed
 from .errors import InputError
 from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, group_indicator
 from .variance import DEFAULT_VCOV, ols
@@ -156,6 +157,25 @@ class Comparison:
         return {"true_effect": self.true_effect,
                 "designs": [{k: r.summary()[k] for k in keys} for r in self.results]}
 
+    def recommend(self, level: float = 0.95) -> pd.DataFrame:
+        """One row: the design to run and why. Among designs whose interval coverage is
+        not below ``level`` by more than two Monte Carlo standard errors, the one with the
+        narrowest intervals (the most power for an honest interval); if none covers, the
+        one with the smallest RMSE, flagged.
+        """
+        table = self.to_frame()
+        floor = level - 2 * np.sqrt(level * (1 - level) / table["n_sims"])
+        honest = table[table["coverage"] >= floor]
+        if len(honest):
+            row = honest.loc[honest["ci_width"].idxmin()]
+            reason = (f"narrowest intervals ({row['ci_width']:.4g}) among designs whose coverage is within Monte "
+                      f"Carlo error of {level:.0%}")
+        else:
+            row = table.loc[table["rmse"].idxmin()]
+            reason = f"no design covers {level:.0%}: smallest RMSE, but its intervals cannot be trusted"
+        return pd.DataFrame([{"design": row["design"], "coverage": row["coverage"], "ci_width": row["ci_width"],
+                              "bias": row["bias"], "power": row["power"], "reason": reason}])
+
 
 # --------------------------------------------------------------------------- analysis kernel
 
@@ -223,7 +243,7 @@ def simulate_experiments(
     """The simulated data of ``n_sims`` experiments of ``design``, ``chunk`` at a time:
     assignments and outcomes (random effects drawn anew in each experiment), the data
     :func:`simulate_design` analyses."""
-    rng = np.random.default_rng(seed)
+    rng = check_seed(seed)
     codes, cluster_draws, strata = _cluster_draws(study, design, n_sims, rng, n_bins)
     n_clusters = cluster_draws.shape[0]
     spill = sp.csr_array(study.adjacency @ group_indicator(codes, n_clusters).T)  # A C
@@ -281,10 +301,9 @@ def compare_designs(
     RMSE, 95% CI coverage, mean CI width and power against the GATE, with ``vcov``
     errors (the same kernel as ``estimate``). ``tau = 0`` is the A/A calibration."""
     study = network if isinstance(network, Study) else Study.from_network(network)
-    seeds = np.random.SeedSequence(seed).spawn(len(designs))
-    results = tuple(simulate_design(study, d, model, n_sims=n_sims, seed=np.random.default_rng(s), vcov=vcov,
-                                    on_chunk=progress)
-                    for d, s in zip(designs, seeds))
+    streams = check_seed(seed).spawn(len(designs))  # one independent stream per design
+    results = tuple(simulate_design(study, d, model, n_sims=n_sims, seed=s, vcov=vcov, on_chunk=progress)
+                    for d, s in zip(designs, streams))
     return Comparison(study.gate(model), model, results)
 
 
@@ -317,7 +336,7 @@ def social_outcomes(
     """Social-graph variant: ``y = tau z + gamma tau (treated share of neighbours) +
     community effect + noise`` (communities from ``node_data["community"]``, else one).
     Its GATE is ``tau (1 + gamma)`` over units with neighbours."""
-    rng = np.random.default_rng(seed)
+    rng = check_seed(seed)
     z = np.asarray(z, dtype=float)
     degree = np.diff(graph.adjacency.indptr).astype(float)
     share = np.divide(graph.adjacency @ z, degree if z.ndim == 1 else degree[:, None],
@@ -335,7 +354,7 @@ def marketplace_outcomes(
 ) -> np.ndarray:
     """Marketplace variant: a buyer's outcome rises by ``tau`` times the treated share of
     its sellers (the GATE is ``tau``), plus buyer-level noise."""
-    rng = np.random.default_rng(seed)
+    rng = check_seed(seed)
     degree = graph.unit_degrees().astype(float)
     z = np.asarray(seller_z, dtype=float)
     treated = graph.incidence @ z
@@ -365,7 +384,7 @@ def choose_design(
     """
     connected = float(np.mean(np.diff(graph.adjacency.indptr) > 0))
     tau = effect / (1.0 + gamma * connected)  # isolated units feel no spillover
-    rng = np.random.default_rng(seed)
+    rng = check_seed(seed)
     candidates: list[tuple[str, np.ndarray]] = [("individual", np.arange(graph.n_nodes))]
     for resolution in resolutions:
         labels = cluster(graph, "louvain", resolution=resolution, seed=seed, cut_threshold=1.0).labels

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, _EDGE_DTYPE
+from .graph import EDGE_DTYPE, BipartiteGraph, CollaborationNetwork, SocialGraph
+from .seeds import check_seed
 
 
 def _power_law_sizes(
@@ -67,7 +68,7 @@ def social_graph(
     probability ``1 - mixing``, ends inside the same community, else anywhere. The planted
     community of each node is in ``graph.node_data["community"]``.
     """
-    rng = np.random.default_rng(seed)
+    rng = check_seed(seed)
     lo, hi = community_size_range
     sizes = _power_law_sizes(rng, n, community_size_exponent, lo, min(hi, n))
     community = np.repeat(np.arange(sizes.size), sizes)
@@ -92,7 +93,7 @@ def social_graph(
     )
     rows = np.concatenate([lo_end, hi_end])
     cols = np.concatenate([hi_end, lo_end])
-    adjacency = sp.csr_array((np.ones(rows.size, dtype=_EDGE_DTYPE), (rows, cols)), shape=(n, n))
+    adjacency = sp.csr_array((np.ones(rows.size, dtype=EDGE_DTYPE), (rows, cols)), shape=(n, n))
     adjacency.sort_indices()
     nodes = pd.RangeIndex(n, name="node")
     return SocialGraph(
@@ -114,7 +115,7 @@ def marketplace(
     proportion to a lognormal popularity (sigma ``popularity_sigma``); repeated draws of
     the same seller collapse. Seller popularity is in ``treated_data["popularity"]``.
     """
-    rng = np.random.default_rng(seed)
+    rng = check_seed(seed)
     popularity = rng.lognormal(0.0, popularity_sigma, size=n_sellers)
     cum_popularity = np.cumsum(popularity)
     draws = 1 + rng.poisson(max(mean_sellers_per_buyer - 1.0, 0.0), size=n_buyers)
@@ -123,7 +124,7 @@ def marketplace(
     seller = np.minimum(seller, n_sellers - 1)
     buyer, seller = _dedupe_pairs(buyer, seller, n_sellers)
     incidence = sp.csr_array(
-        (np.ones(buyer.size, dtype=_EDGE_DTYPE), (buyer, seller)), shape=(n_buyers, n_sellers)
+        (np.ones(buyer.size, dtype=EDGE_DTYPE), (buyer, seller)), shape=(n_buyers, n_sellers)
     )
     incidence.sort_indices()
     buyers = pd.Index(np.arange(n_buyers), name="buyer_id")
@@ -155,7 +156,7 @@ def collaboration_network(
     components when its users' projects do not overlap. Per-user ``usage`` (lognormal
     with a team effect) and the generating ``team`` are in ``user_data``.
     """
-    rng = np.random.default_rng(seed)
+    rng = check_seed(seed)
     lo, hi = team_size_range
     team_sizes = _power_law_sizes(rng, n_users, team_size_exponent, lo, min(hi, n_users))
     n_teams = team_sizes.size
@@ -179,7 +180,7 @@ def collaboration_network(
         0, accounts_per_team[project_team]
     )
     membership = sp.csr_array(
-        (np.ones(user.size, dtype=_EDGE_DTYPE), (user, project)), shape=(n_users, n_projects)
+        (np.ones(user.size, dtype=EDGE_DTYPE), (user, project)), shape=(n_users, n_projects)
     )
     membership.sort_indices()
     team_effect = rng.normal(0.0, 1.0, size=n_teams)
@@ -232,7 +233,7 @@ def evolving_memberships(
     join an existing project, half start a project of their own: new components), and a
     quarter as many existing users join another existing project (components merge).
     """
-    rng = np.random.default_rng(seed)
+    rng = check_seed(seed)
     frame = collaboration_memberships(collaboration_network(n_users, seed=seed))
     account_of = frame.drop_duplicates("project_id").set_index("project_id")["account_id"]
     usage = frame.drop_duplicates("user_id").set_index("user_id")["usage"]

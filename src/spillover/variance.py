@@ -36,6 +36,7 @@ from scipy import stats
 
 from .errors import InputError
 from .graph import group_indicator
+from .seeds import check_seed
 
 VCOV_TYPES = ("CR0", "CR1", "CR2")
 DEFAULT_VCOV = "CR2"
@@ -487,7 +488,7 @@ def wild_cluster_bootstrap_from_sums(
         raise InputError(f"{g} cluster: the wild cluster bootstrap needs at least two.")
     if n_boot < 1:
         raise InputError(f"n_boot={n_boot} must be at least 1.")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = check_seed(seed)
     bread = np.linalg.inv(cross.sum(axis=0))
     beta = bread @ xty.sum(axis=0)
     scale = g / (g - 1) * (n - 1) / (n - k)

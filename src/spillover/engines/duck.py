@@ -13,14 +13,11 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..errors import DataWarning, InputError, SpilloverError
+from ..errors import DataWarning, EngineError, InputError
 from ..graph import TableLike, atomic_path
 from . import sql
-from .memory import check_mapping, hash_weights
-
-
-class EngineError(SpilloverError):
-    """The engine could not run the step as configured (memory, Java, Spark)."""
+from ..design import HashSpec
+from .memory import check_mapping
 
 
 _SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
@@ -176,15 +173,13 @@ class DuckDBEngine:
                  "FROM cc_ids i JOIN cc_label x ON i.v = x.v ORDER BY i.unit_id")
         return self._run(query, out)
 
-    def hash_assign(self, units: TableLike, *, salt: str, weights: Sequence[float], arms: Sequence[int] | None = None,
-                    key: str = "unit_id", out: str | os.PathLike | None = None):
+    def hash_assign(self, units: TableLike, *, salt: str, spec: HashSpec, key: str = "unit_id", out: str | os.PathLike | None = None):
         relation = self._relation(units, "units")
         self._require(relation, list(dict.fromkeys(["unit_id", key])), "units")
-        thresholds, labels = hash_weights(weights, arms)
         # the salt is a bound parameter ($salt), the key a quoted identifier
         hashed = f"('0x' || substr(md5($salt || ':' || CAST({_ident(key)} AS VARCHAR)), 1, 15))::UBIGINT"
         keep = "unit_id" if key == "unit_id" else f"unit_id, {_ident(key)}"
-        return self._run(f"SELECT {keep}, CAST({sql.hash_case(hashed, thresholds, labels)} AS BIGINT) AS arm "
+        return self._run(f"SELECT {keep}, CAST({sql.hash_case(hashed, spec.thresholds, spec.arms)} AS BIGINT) AS arm "
                          f"FROM {relation} ORDER BY unit_id", out, params={"salt": str(salt)})
 
     def cluster_stats(self, outcomes: TableLike, exposure_table: TableLike, clusters: TableLike | None, *,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..cluster import cluster
-from ..design import OUT, hash_arms
-from ..estimate import _analysis_table, sufficient_stats
+from ..design import OUT, HashSpec
+from ..estimate import analysis_table, sufficient_stats
 from ..exposure import exposure
 from ..graph import TableLike, load_graph, read_table, require_columns
 
@@ -21,15 +20,6 @@ def check_mapping(mapping: str, threshold_q: float | None) -> float | None:
     if mapping not in ("fraction", "as4", "threshold", "bipartite"):
         raise InputError(f"engines implement the mappings fraction, as4, threshold and bipartite, not {mapping!r}.")
     return (0.75 if threshold_q is None else float(threshold_q)) if mapping == "threshold" else None
-
-
-def hash_weights(weights: Sequence[float], arms: Sequence[int] | None) -> tuple[list[int], list[int]]:
-    """Integer thresholds and arm labels of the keyed hash (shared by every engine)."""
-    w = np.asarray(weights, dtype=float)
-    w = w / w.sum()
-    labels = list(range(w.size)) if arms is None else [int(a) for a in arms]
-    thresholds = [int(c * 2**60) for c in np.cumsum(w)[:-1]]
-    return thresholds, labels
 
 
 class MemoryEngine:
@@ -46,13 +36,11 @@ class MemoryEngine:
     def components(self, edges: TableLike, *, source: str = "source", target: str = "target") -> pd.DataFrame:
         return cluster(load_graph(edges, source, target), "components").to_frame()
 
-    def hash_assign(self, units: TableLike, *, salt: str, weights: Sequence[float], arms: Sequence[int] | None = None,
-                    key: str = "unit_id") -> pd.DataFrame:
+    def hash_assign(self, units: TableLike, *, salt: str, spec: HashSpec, key: str = "unit_id") -> pd.DataFrame:
         frame = read_table(units, what="units")
         require_columns(frame, ["unit_id", key], "units")
-        _, labels = hash_weights(weights, arms)
         keys = pd.Index(frame[key].unique())
-        per_key = pd.Series(hash_arms(keys, salt, weights, labels), index=keys)
+        per_key = pd.Series(spec.assign(keys, salt), index=keys)
         out = {"unit_id": frame["unit_id"].to_numpy()}
         if key != "unit_id":
             out[key] = frame[key].to_numpy()
@@ -61,7 +49,7 @@ class MemoryEngine:
 
     def cluster_stats(self, outcomes: TableLike, exposure_table: TableLike, clusters: TableLike | None, *,
                       outcome_col: str = "y") -> pd.DataFrame:
-        table = _analysis_table(read_table(outcomes, what="outcomes"), read_table(exposure_table, what="exposure"),
+        table = analysis_table(read_table(outcomes, what="outcomes"), read_table(exposure_table, what="exposure"),
                                 outcome_col, None if clusters is None else read_table(clusters, what="clusters"), "drop")
         return sufficient_stats(table if clusters is not None else table.assign(cluster=0))
 

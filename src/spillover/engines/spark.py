@@ -17,10 +17,10 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from ..errors import DataWarning, InputError
+from ..errors import DataWarning, EngineError, InputError
 from . import sql
-from .duck import EngineError
-from .memory import check_mapping, hash_weights
+from ..design import HashSpec
+from .memory import check_mapping
 
 
 def java_available() -> bool:
@@ -187,18 +187,16 @@ class SparkEngine:
             if changed == 0:
                 return labels
 
-    def hash_assign(self, units: Any, *, salt: str, weights: Sequence[float], arms: Sequence[int] | None = None,
-                    key: str = "unit_id", out=None):
+    def hash_assign(self, units: Any, *, salt: str, spec: HashSpec, key: str = "unit_id", out=None):
         frame = self._frame(units, "units")
         self._require(frame, list(dict.fromkeys(["unit_id", key])), "units")
         relation = self._view(frame)
-        thresholds, labels = hash_weights(weights, arms)
         column = sql.quote_identifier(key, "`")
         # the salt is a bound parameter (:salt): no escaping rules to get wrong
         hashed = f"CAST(conv(substr(md5(concat(:salt, ':', CAST({column} AS STRING))), 1, 15), 16, 10) AS BIGINT)"
         keep = "unit_id" if key == "unit_id" else f"unit_id, {column}"
         return self._finish(self.spark.sql(
-            f"SELECT {keep}, CAST({sql.hash_case(hashed, thresholds, labels)} AS BIGINT) AS arm FROM {relation}",
+            f"SELECT {keep}, CAST({sql.hash_case(hashed, spec.thresholds, spec.arms)} AS BIGINT) AS arm FROM {relation}",
             args={"salt": str(salt)}), out)
 
     def cluster_stats(self, outcomes: Any, exposure_table: Any, clusters: Any | None, *,

@@ -1,0 +1,92 @@
+"""Terminal output shared by the command line and the demo: rich tables on stdout,
+progress and warnings on stderr, one JSON object for ``--json``.
+
+Nothing here computes statistics; it only formats what the pipeline returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from .errors import SpilloverWarning
+
+# wide when piped (CI logs, files): tables of a dozen columns stay readable
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def progress(message: str, quiet: bool = False) -> Iterator[None]:
+    """A spinner on stderr while a step runs, then the step's time."""
+    start = time.perf_counter()
+    if quiet or not stderr.is_terminal:
+        stderr.print(f"[dim]{message} ...[/dim]")
+        yield
+    else:
+        with stderr.status(message):
+            yield
+    stderr.print(f"[dim]{message}: done in {time.perf_counter() - start:.1f}s[/dim]")
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    label = category.__name__ if issubclass(category, SpilloverWarning) else "warning"
+    stderr.print(f"[yellow]{label}:[/yellow] {message}", highlight=False)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def print_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(_jsonable(payload)) + "\n")
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "-"
+        if abs(value) >= 1000 or float(value).is_integer():
+            return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
+        return f"{value:.4g}"
+    if isinstance(value, (int, np.integer)):
+        return f"{value:,}"
+    return str(value)
+
+
+def print_table(frame: pd.DataFrame, title: str | None = None, console: Console = stdout) -> None:
+    """A DataFrame as a rich table."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[column])
+        table.add_column(str(column), justify="right" if numeric else "left")
+    for row in frame.itertuples(index=False):  # display only: tables are a few rows
+        table.add_row(*(format_value(v) for v in row))
+    console.print(table)
+
+
+def print_summary(summary: dict[str, Any], title: str) -> None:
+    frame = pd.DataFrame({"": list(summary.keys()), "value": [format_value(v) for v in summary.values()]})
+    print_table(frame, title=title)
