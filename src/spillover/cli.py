@@ -26,7 +26,7 @@ from .design import DESIGN_NAMES, DESIGN_OPTIONS
 from .errors import SpilloverError
 from .estimate import METHODS as ESTIMATE_METHODS
 from .evolve import EVOLVE_DESIGNS, MERGE_POLICIES
-from .exposure import MAPPINGS, PROBABILITY_METHODS, get_mapping
+from .exposure import MAPPINGS, PROBABILITY_METHODS, default_control, get_mapping
 from .graph import CollaborationNetwork, load_graph, write_table
 from .simulate import DESIGNS as SIMULATED_DESIGNS
 from .variance import DEFAULT_VCOV, VCOV_TYPES
@@ -282,8 +282,7 @@ def _estimate_with_engine(args: argparse.Namespace, engine):
         raise InputError(f"{args.method} needs clusters (--clusters).")
     with progress(f"sufficient statistics ({engine.name})", args.json):
         stats = engine.cluster_stats(args.outcomes, args.exposure, clusters, outcome_col=args.outcome_col)
-    present = set(stats["condition"].astype(str))
-    control = args.control or next((c for c in ("no", "control") if c in present), None)
+    control = args.control or default_control(stats["condition"].astype(str).unique())
     return estimate_from_stats(stats, args.method, control, alpha=args.alpha, vcov=args.vcov,
                                bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights, seed=args.seed)
 
@@ -381,6 +380,41 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Example inputs: a social graph's edges, daily membership snapshots, or outcomes
+    with a known effect for an assignment."""
+    from . import synth
+    from .graph import read_table
+    from .ledger import as_date
+    from .simulate import example_outcomes
+
+    if args.kind == "social":
+        write_table(synth.edge_table(synth.social_graph(args.users, seed=args.seed)), args.out)
+        summary = {"kind": "social", "out": args.out, "n_units": args.users}
+    elif args.kind == "memberships":
+        start = as_date(args.start)
+        days = synth.evolving_memberships(args.users, args.days, seed=args.seed)
+        paths = [Path(args.out) / f"memberships-{start + dt.timedelta(days=d)}.parquet" for d in range(len(days))]
+        for path, frame in zip(paths, days):
+            write_table(frame, path)
+        summary = {"kind": "memberships", "out": args.out, "files": [str(p) for p in paths]}
+    else:
+        if not (args.edges and args.assignment):
+            from .errors import InputError
+            raise InputError("synth outcomes needs the graph (--edges) and the assignment (--assignment).")
+        graph = _load_edges(args, args.edges)
+        table, truth = example_outcomes(graph, read_table(args.assignment, what=f"assignment '{args.assignment}'"),
+                                        tau=args.tau, gamma=args.gamma, seed=args.seed)
+        write_table(table, args.out)
+        summary = {"kind": "outcomes", "out": args.out, **truth}
+    if args.json:
+        print_json(summary)
+    else:
+        print_summary({k: v if not isinstance(v, list) else ", ".join(v) for k, v in summary.items()},
+                      title=f"synth {args.kind}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -414,6 +448,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print one JSON object: the files written and the headline "
                                                           "numbers")
     demo.set_defaults(func=cmd_demo)
+
+    synth = command("synth", "write example inputs: a social graph's edges, daily membership snapshots, or "
+                             "outcomes with a known effect for an assignment")
+    synth.add_argument("kind", choices=["social", "memberships", "outcomes"], help="what to write")
+    synth.add_argument("--out", required=True, help="social, outcomes: the table to write; memberships: a folder "
+                                                    "for memberships-YYYY-MM-DD.parquet")
+    synth.add_argument("--users", type=_number(int, 10), default=5_000, help="social, memberships: number of users")
+    synth.add_argument("--days", type=COUNT, default=2, help="memberships: daily snapshots, with churn between them")
+    synth.add_argument("--start", default="2026-11-23", help="memberships: the first snapshot's date")
+    synth.add_argument("--edges", help="outcomes: the graph's edge list (default: none)")
+    synth.add_argument("--assignment", help="outcomes: table with unit_id, arm (default: none)")
+    synth.add_argument("--tau", type=FINITE, default=0.2, help="outcomes: the direct effect of treatment")
+    synth.add_argument("--gamma", type=FINITE, default=0.5,
+                       help="outcomes: spillover; y rises by gamma * tau times the treated share of neighbours")
+    synth.add_argument("--seed", type=SEED, default=0, help="seed of the synthetic data")
+    _add_edge_flags(synth)
+    synth.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    synth.set_defaults(func=cmd_synth)
 
     clus = command("cluster", "cluster a graph into randomization units")
     clus.add_argument("edges", help="edge list (.csv or .parquet)")

@@ -41,7 +41,7 @@ from .errors import (
     SmallConditionWarning,
     show_id,
 )
-from .exposure import ExposureGraph, ExposureProbabilities, Mapping, get_mapping, infer_mapping
+from .exposure import ExposureGraph, ExposureProbabilities, Mapping, default_control, get_mapping, infer_mapping
 from .graph import csr_rows, group_indicator
 from .variance import (
     DEFAULT_VCOV,
@@ -683,7 +683,7 @@ def estimate(
     if mapping is None:
         mapping = infer_mapping(_categories(table))
     if control is None:
-        control = mapping.control if mapping is not None else _default_control(table)
+        control = mapping.control if mapping is not None else default_control(_categories(table))
     notes: list[str] = []
     if method == "difference-in-means":
         effects = difference_in_means(table, control, alpha, mapping)
@@ -720,16 +720,6 @@ def _check_probabilities_match(table: pd.DataFrame, probabilities: ExposureProba
     if unknown:
         raise InputError(f"exposure conditions {unknown} are not the probabilities' conditions "
                          f"{list(probabilities.conditions)}: compute both with the same mapping.")
-
-
-def _default_control(table: pd.DataFrame) -> str:
-    """The control condition of the built-in mapping whose conditions these are."""
-    present = set(table["condition"].astype(str))
-    for candidate in ("no", "control"):
-        if candidate in present or candidate in getattr(table["condition"].dtype, "categories", []):
-            return candidate
-    raise InputError(f"cannot tell the control condition among {sorted(present)}: name it (control= in Python, "
-                     "--control on the command line).")
 
 
 # --------------------------------------------------------------------------- sufficient statistics

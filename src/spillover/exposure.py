@@ -180,15 +180,49 @@ def bipartite(lower: float = 0.0, upper: float = 1.0) -> Mapping:
 MAPPINGS = {"fraction": own_arm, "as4": as4, "threshold": threshold, "bipartite": bipartite}
 
 
+def _built_in_mappings() -> tuple[Mapping, ...]:
+    return (*(factory() for factory in MAPPINGS.values()), as4_two_hop())
+
+
 def infer_mapping(conditions) -> Mapping | None:
-    """The built-in mapping (one or two hops) whose conditions are exactly
-    ``conditions``, or None: how contrasts are named when only an exposure table, not
-    its mapping, is at hand."""
+    """The built-in mapping (one or two hops) that made an exposure table with these
+    ``conditions``: the one whose conditions are exactly these, else the only one whose
+    conditions include them and its control, the smallest such (a condition no unit
+    reached is absent from a table read back from a file); None when none fits or two
+    fit equally. This is how contrasts
+    are named when only an exposure table, not its mapping, is at hand.
+
+    >>> infer_mapping(["dir_ind1", "ind1", "no"]).name
+    'as4'
+    """
     wanted = set(map(str, conditions))
-    for mapping in (*(factory() for factory in MAPPINGS.values()), as4_two_hop()):
-        if set(mapping.conditions) == wanted:
-            return mapping
-    return None
+    mappings = _built_in_mappings()
+    exact = [m for m in mappings if set(m.conditions) == wanted]
+    if exact:
+        return exact[0]
+    covering = sorted((m for m in mappings if wanted <= set(m.conditions) and m.control in wanted),
+                      key=lambda m: len(m.conditions))
+    if len(covering) > 1 and len(covering[0].conditions) == len(covering[1].conditions):
+        return None  # two mappings fit equally well: do not guess
+    return covering[0] if covering else None
+
+
+def default_control(conditions) -> str:
+    """The control condition of an exposure table's ``conditions``: its mapping's, or the
+    one built-in control among them.
+
+    >>> default_control(["treated", "control"])
+    'control'
+    """
+    mapping = infer_mapping(conditions)
+    if mapping is not None:
+        return mapping.control
+    present = set(map(str, conditions))
+    controls = sorted({m.control for m in _built_in_mappings()} & present)
+    if len(controls) == 1:
+        return controls[0]
+    raise InputError(f"cannot tell the control condition among {sorted(present)}: name it (control= in Python, "
+                     "--control on the command line).")
 
 
 def get_mapping(mapping: str | Mapping, *, threshold_q: float | None = None, hops: int = 1) -> Mapping:

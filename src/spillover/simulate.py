@@ -35,7 +35,7 @@ from scipy import stats
 
 from .cluster import cluster, cut_fraction
 from .design import ClusterDesign, StratifiedClusterDesign
-from .seeds import check_seed
+from .seeds import Seed, check_seed
 from .errors import InputError
 from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, group_indicator
 from .variance import DEFAULT_VCOV, ols
@@ -347,6 +347,30 @@ def social_outcomes(
     shape = (len(uniques),) + z.shape[1:]
     return tau * z + gamma * tau * share + s_community * rng.standard_normal(shape)[codes] \
         + s_e * rng.standard_normal(z.shape)
+
+
+def example_outcomes(graph: SocialGraph, assignment, *, tau: float = 0.2, gamma: float = 0.5,
+                     seed: Seed = None) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Outcomes with a known effect for an assignment on ``graph``, to try a pipeline on:
+    :func:`social_outcomes` with each unit's own arm (arm 1 and up treated).
+
+    Returns the outcome table (``unit_id, y``) and the truth: ``tau``, ``gamma`` and the
+    global average treatment effect ``tau (1 + gamma * share of units with neighbours)``.
+
+    >>> from spillover import synth
+    >>> from spillover.design import IndividualDesign
+    >>> graph = synth.social_graph(500, seed=1)
+    >>> table, truth = example_outcomes(graph, IndividualDesign(graph.nodes).assign(seed=2), seed=3)
+    >>> list(table.columns), round(truth["gate"], 3)
+    (['unit_id', 'y'], 0.3)
+    """
+    from .exposure import arms_for, treated_indicator
+
+    z = treated_indicator(arms_for(graph.nodes, assignment)).astype(float)
+    y = social_outcomes(graph, z, tau=tau, gamma=gamma, seed=seed)
+    connected = float(np.mean(np.diff(graph.adjacency.indptr) > 0))
+    return (pd.DataFrame({"unit_id": graph.nodes, "y": y}),
+            {"tau": tau, "gamma": gamma, "gate": tau * (1.0 + gamma * connected)})
 
 
 def marketplace_outcomes(
