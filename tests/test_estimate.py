@@ -337,3 +337,22 @@ def test_few_clusters_take_the_wild_bootstrap_from_unit_data_and_from_sufficient
         (memory.estimate, memory.se, memory.p_value, memory.ci_low, memory.ci_high), rel=1e-9)
     plain = estimate(outcomes, table, "ols-cluster", clusters=groups, bootstrap=None)["treated"]
     assert "wild" not in plain.method and plain.se == pytest.approx(memory.se)
+
+
+def test_a_clustering_object_counts_its_clusters_for_the_bootstrap_rule():
+    """Passing the Clustering that cluster() returned must not read as one cluster (which
+    switched the few-cluster wild bootstrap on for 100 clusters)."""
+    from spillover import cluster, synth
+    from spillover.design import ClusterDesign
+
+    graph = synth.social_graph(2_000, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        units = cluster(graph, "metis", n_parts=100, seed=1)
+    arms = ClusterDesign.from_clustering(units).assign(seed=2).arms
+    table = pd.DataFrame({"unit_id": graph.nodes, "condition": np.where(arms == 1, "treated", "control")})
+    outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(0).normal(size=graph.n_nodes)})
+    by_object = estimate(outcomes, table, "ols-cluster", clusters=units)["treated"]
+    by_frame = estimate(outcomes, table, "ols-cluster", clusters=units.to_frame())["treated"]
+    assert "bootstrap" not in by_object.method and by_object.n_clusters == 100
+    assert (by_object.ci_low, by_object.ci_high) == (by_frame.ci_low, by_frame.ci_high)

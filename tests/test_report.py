@@ -81,7 +81,8 @@ def test_demo_tables_say_what_is_true(demo_report):
 
 
 def recommended_by_rule(table: pd.DataFrame, level: float = 0.95) -> str:
-    honest = table[table["coverage"] >= level - 2 * (level * (1 - level) / table["n_sims"]) ** 0.5]
+    unbiased = table["bias"].abs() <= 2 * table["sd"] / table["n_sims"] ** 0.5
+    honest = table[(table["coverage"] >= level - 2 * (level * (1 - level) / table["n_sims"]) ** 0.5) & unbiased]
     return honest.loc[honest["ci_width"].idxmin(), "design"]
 
 

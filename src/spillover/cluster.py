@@ -24,6 +24,9 @@ from .errors import InputError, InterferenceWarning
 from .graph import BipartiteGraph, CollaborationNetwork, Graph, SocialGraph, csr_rows
 from .seeds import Seed, check_seed, int_seed
 
+__all__ = ["METHODS", "METHOD_OPTIONS", "Clustering", "cluster", "cut_fraction", "design_effect",
+           "effective_n_clusters", "modularity", "sweep"]
+
 METHODS = ("components", "louvain", "leiden", "ego", "3net", "metis", "greedy-modularity")
 DEFAULT_CUT_THRESHOLD = 0.10
 
@@ -39,6 +42,13 @@ class Clustering:
     For bipartite and collaboration networks, ``other_labels`` holds the clusters of the
     other node types (``"treated"``; ``"projects"`` and ``"accounts"``). ``cut_fraction``
     and ``modularity`` are measured on the graph that was partitioned (``n_edges`` edges).
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> clustering = cluster(synth.social_graph(1_000, seed=1), "components")
+    >>> clustering.to_frame().columns.tolist(), clustering.n_units
+    (['unit_id', 'cluster_id'], 1000)
     """
 
     labels: np.ndarray
@@ -53,10 +63,12 @@ class Clustering:
 
     @property
     def n_units(self) -> int:
+        """Number of clustered units."""
         return int(self.labels.size)
 
     @property
     def n_clusters(self) -> int:
+        """Number of clusters."""
         return int(self.labels.max()) + 1 if self.labels.size else 0
 
     @property
@@ -103,6 +115,13 @@ def cut_fraction(adjacency: sp.csr_array, labels: np.ndarray) -> float:
 
     This is the share of neighbour pairs that a cluster design can put in different arms,
     i.e. how much interference the clustering leaves in.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> path = sp.csr_array(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]]))
+    >>> cut_fraction(path, np.array([0, 0, 1]))
+    0.5
     """
     if adjacency.nnz == 0:
         return 0.0
@@ -115,6 +134,13 @@ def modularity(adjacency: sp.csr_array, labels: np.ndarray, resolution: float = 
     ``Q = sum_c [ L_c / m - resolution * (d_c / 2m)^2 ]`` with ``L_c`` the edges inside
     cluster ``c`` and ``d_c`` its total degree: the same quantity as
     ``networkx.community.modularity``.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> two_pairs = sp.csr_array(np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]]))
+    >>> modularity(two_pairs, np.array([0, 0, 1, 1]))
+    0.5
     """
     return _diagnostics(adjacency, labels, resolution)[1]
 
@@ -135,7 +161,14 @@ def _diagnostics(adjacency: sp.csr_array, labels: np.ndarray, resolution: float 
 
 def effective_n_clusters(sizes: np.ndarray) -> float:
     """``(sum m)^2 / sum m^2``: the number of equal clusters carrying the same information
-    when outcomes are perfectly correlated within clusters (the worst case)."""
+    when outcomes are perfectly correlated within clusters (the worst case).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> effective_n_clusters(np.array([10, 10, 10, 10])), round(effective_n_clusters(np.array([37, 1, 1, 1])), 2)
+    (4.0, 1.17)
+    """
     sizes = np.asarray(sizes, dtype=float)
     return float(sizes.sum() ** 2 / np.sum(sizes**2)) if sizes.size else 0.0
 
@@ -145,6 +178,12 @@ def design_effect(sizes: np.ndarray, icc: float) -> float:
 
     ``1 + (m_w - 1) * icc`` with the size-weighted mean cluster size ``m_w = sum m^2 / sum
     m``, the unequal-cluster form of Kish's design effect (Eldridge et al., 2006).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(design_effect(np.array([20, 20, 20]), icc=0.05), 4)
+    1.95
     """
     sizes = np.asarray(sizes, dtype=float)
     weighted_mean = np.sum(sizes**2) / sizes.sum()
@@ -407,6 +446,31 @@ def cluster(
     sides as one graph. Warns :class:`InterferenceWarning` when the cut fraction exceeds
     ``cut_threshold``.
 
+    Parameters
+    ----------
+    graph
+        A :class:`~spillover.graph.SocialGraph`, ``BipartiteGraph`` or ``CollaborationNetwork``.
+    method
+        One of :data:`METHODS`.
+    seed
+        An int (reproducible labels), a numpy ``Generator``, or None (a fresh random
+        run); see :mod:`spillover.seeds`.
+    cut_threshold
+        Warn when a larger share of edges crosses clusters.
+    through_accounts
+        Collaboration networks: billing accounts join their projects' components.
+    **options
+        The method's own options (:data:`METHOD_OPTIONS`): ``resolution`` (louvain,
+        leiden, greedy-modularity), ``parallel`` (louvain), ``n_iterations`` (leiden),
+        ``n_parts`` (metis). Any other option is an error.
+
+    Returns
+    -------
+    Clustering
+        The labels and the partition's diagnostics.
+
+    Examples
+    --------
     >>> from spillover import synth
     >>> clustering = cluster(synth.social_graph(n=2_000, seed=1), "components")
     >>> clustering.cut_fraction
@@ -471,6 +535,13 @@ def sweep(
     louvain/leiden/greedy-modularity, ``n_parts`` for metis) and tabulates the number of
     clusters, cut fraction, modularity, the design effect at intra-cluster correlation
     ``icc`` and the effective sample size ``n_units / design_effect``.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> table = sweep(synth.social_graph(2_000, seed=1), [1.0, 8.0], "louvain", seed=1)
+    >>> table.columns[:4].tolist()
+    ['method', 'resolution', 'n_clusters', 'cut_fraction']
     """
     rows = []
     for value in values:  # a loop over settings; each clustering is vectorised

@@ -26,6 +26,10 @@ from .errors import DesignError, InputError, show_id
 from .graph import BipartiteGraph
 from .seeds import check_seed, seed_value
 
+__all__ = ["DESIGN_NAMES", "DESIGN_OPTIONS", "OUT", "Assignment", "BipartiteDesign", "ClusterDesign", "HashSpec",
+           "IndividualDesign", "Randomization", "SaturationDesign", "StratifiedClusterDesign", "check_spec",
+           "design_from_assignment", "design_from_spec", "hash_spec", "holdout_design"]
+
 OUT = -1  # arm of a unit not sampled into the experiment
 _HASH_BITS = 60
 
@@ -40,6 +44,12 @@ class Assignment:
     ``clusters[i]`` is the dense cluster index of unit ``i`` (``cluster_ids`` maps it back)
     for cluster designs, else ``None``. ``design``, ``seed``/``salt`` and ``params`` say
     how it was produced, so it can be reproduced.
+
+    Examples
+    --------
+    >>> assignment = IndividualDesign(["a", "b", "c", "d"]).assign(seed=1)
+    >>> assignment.counts(), assignment.to_frame().columns.tolist()
+    ({0: 2, 1: 2}, ['unit_id', 'cluster_id', 'arm'])
     """
 
     units: pd.Index
@@ -53,9 +63,11 @@ class Assignment:
 
     @property
     def n_units(self) -> int:
+        """Number of units, in the experiment or not."""
         return int(self.arms.size)
 
     def in_experiment(self) -> np.ndarray:
+        """Boolean mask of the units in the experiment (arm not ``-1``)."""
         return self.arms != OUT
 
     def counts(self) -> dict[int, int]:
@@ -82,6 +94,7 @@ class Assignment:
         return self.arms[positions]
 
     def summary(self) -> dict[str, Any]:
+        """How the assignment was made and how many units each arm has (the ``--json`` keys)."""
         counts = self.counts()
         return {
             "design": self.design,
@@ -104,6 +117,11 @@ class Randomization:
     independently with probability ``p``; under ``"complete"`` exactly ``n_treated`` of
     the ``n_blocks`` blocks are treated, every such set equally likely. "Treated" is any
     arm ``>= 1``.
+
+    Examples
+    --------
+    >>> ClusterDesign([0, 0, 1, 1, 2, 2], list("abcdef"), treat_fraction=1 / 3).randomization().describe()
+    'complete randomization of 1 of 3 blocks'
     """
 
     blocks: np.ndarray
@@ -113,6 +131,7 @@ class Randomization:
     n_treated: int | None = None
 
     def describe(self) -> str:
+        """The scheme in words, as notes and method strings print it."""
         if self.scheme == "bernoulli":
             return f"Bernoulli({self.p:g}) over {self.n_blocks} blocks"
         return f"complete randomization of {self.n_treated} of {self.n_blocks} blocks"
@@ -271,7 +290,14 @@ def sampled_arm_weights(sample_fraction: float, weights: Sequence[float]) -> tup
 class IndividualDesign:
     """Each unit randomized on its own: complete randomization (exactly ``round(n p)``
     treated, the default) or independent Bernoulli(``p``) draws. With ``arm_weights``,
-    more than two arms."""
+    more than two arms.
+
+    Examples
+    --------
+    >>> design = IndividualDesign(range(10), treat_fraction=0.3)
+    >>> int(design.assign(seed=4).arms.sum()), design.draw(5, seed=4).shape
+    (3, (10, 5))
+    """
 
     units: pd.Index
     treat_fraction: float = 0.5
@@ -289,6 +315,7 @@ class IndividualDesign:
 
     @property
     def weights(self) -> np.ndarray:
+        """Probability of each arm."""
         return _weights(self.treat_fraction, self.arm_weights)
 
     def hash_spec(self) -> HashSpec:
@@ -314,6 +341,7 @@ class IndividualDesign:
         return Randomization(blocks, n, "bernoulli", p=float(1.0 - self.weights[0]))
 
     def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        """``(n_units, n_draws)`` matrix of arms, one column per independent draw of the design."""
         rng = check_seed(seed)
         n = len(self.units)
         if self.complete:
@@ -337,7 +365,15 @@ class IndividualDesign:
 class ClusterDesign:
     """Graph cluster randomization (Ugander et al. 2013): complete randomization of whole
     clusters (exact counts, the default) or independent Bernoulli draws per cluster
-    (``complete=False``); every unit takes its cluster's arm."""
+    (``complete=False``); every unit takes its cluster's arm.
+
+    Examples
+    --------
+    >>> design = ClusterDesign(clusters=[0, 0, 1, 1, 2, 2, 3, 3], units=range(8))
+    >>> assignment = design.assign(seed=1)
+    >>> design.n_clusters, assignment.counts()
+    (4, {0: 4, 1: 4})
+    """
 
     clusters: np.ndarray
     units: pd.Index
@@ -363,14 +399,17 @@ class ClusterDesign:
 
     @classmethod
     def from_clustering(cls, clustering: Clustering, **kwargs) -> "ClusterDesign":
+        """A cluster design over the clusters that :func:`spillover.cluster.cluster` found."""
         return cls(clusters=clustering.labels, units=clustering.nodes, cluster_ids=pd.RangeIndex(clustering.n_clusters), **kwargs)
 
     @property
     def n_clusters(self) -> int:
+        """Number of clusters."""
         return len(self.cluster_ids)
 
     @property
     def weights(self) -> np.ndarray:
+        """Probability of each arm (for each cluster)."""
         return _weights(self.treat_fraction, self.arm_weights)
 
     def hash_spec(self) -> HashSpec:
@@ -378,9 +417,11 @@ class ClusterDesign:
         return HashSpec.of(self.weights)
 
     def cluster_sizes(self) -> np.ndarray:
+        """Number of units in each cluster."""
         return np.bincount(self.clusters, minlength=self.n_clusters)
 
     def probabilities(self) -> np.ndarray:
+        """``(n_units, n_arms)`` marginal probability of each arm."""
         p = exact_counts(self.n_clusters, self.weights) / self.n_clusters if self.complete else self.weights
         return np.broadcast_to(p, (len(self.units), self.weights.size))
 
@@ -396,9 +437,11 @@ class ClusterDesign:
         return self._cluster_level().draw(n_draws, seed)
 
     def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        """``(n_units, n_draws)`` matrix of arms, one column per independent draw of the design. Units take their cluster's arm."""
         return self.draw_clusters(n_draws, seed)[self.clusters]
 
     def cluster_arms(self, seed=None, salt: str | None = None) -> np.ndarray:
+        """One arm per cluster: seeded (exact counts) or, with ``salt``, by keyed hash."""
         if salt:
             return self.hash_spec().assign(self.cluster_ids, salt)
         return self.draw_clusters(1, seed)[:, 0]
@@ -417,6 +460,11 @@ def holdout_design(clusters: np.ndarray, units: pd.Index, holdout_fraction: floa
 
     Arm ``0`` is the holdout (control), arm ``1`` gets the launch; whole clusters move
     together so the holdout is not contaminated by launched neighbours.
+
+    Examples
+    --------
+    >>> holdout_design(clusters=list(range(20)), units=range(20), holdout_fraction=0.1).assign(seed=0).counts()
+    {0: 2, 1: 18}
     """
     if not 0.0 < holdout_fraction < 1.0:
         raise DesignError(f"holdout_fraction={holdout_fraction} must be strictly between 0 and 1.")
@@ -474,6 +522,16 @@ class StratifiedClusterDesign:
     split into arms by ``arm_weights`` (exactly, by largest remainder); e.g. a 5%
     treatment and a 5% control arm is ``sample_fraction=0.1`` split 50/50. Units of
     clusters not sampled get arm ``-1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> clusters = np.repeat(np.arange(40), np.arange(40) % 5 + 1)     # 40 clusters of 1 to 5 units
+    >>> design = StratifiedClusterDesign.from_units(clusters, range(clusters.size), {"size": None},
+    ...                                             n_bins=2, sample_fraction=0.5)
+    >>> assignment = design.assign(seed=3)
+    >>> int((assignment.arms >= 0).sum()) > 0, sorted(assignment.counts())
+    (True, [-1, 0, 1])
     """
 
     clusters: np.ndarray
@@ -527,10 +585,12 @@ class StratifiedClusterDesign:
 
     @property
     def n_clusters(self) -> int:
+        """Number of clusters."""
         return len(self.cluster_ids)
 
     @property
     def weights(self) -> np.ndarray:
+        """Probability of each arm for a sampled cluster."""
         return _weights(None, self.arm_weights)
 
     def hash_spec(self) -> HashSpec:
@@ -548,6 +608,7 @@ class StratifiedClusterDesign:
         return probs[self.clusters]
 
     def draw_clusters(self, n_draws: int, seed=None) -> np.ndarray:
+        """``(n_clusters, n_draws)`` arms of the clusters, exact counts per stratum."""
         rng = check_seed(seed)
         out = np.empty((self.n_clusters, n_draws), dtype=np.int8)
         for stratum in np.unique(self.strata):  # a loop over strata; draws vectorised
@@ -557,6 +618,7 @@ class StratifiedClusterDesign:
         return out
 
     def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        """``(n_units, n_draws)`` matrix of arms, one column per independent draw of the design. Units take their cluster's arm."""
         return self.draw_clusters(n_draws, seed)[self.clusters]
 
     def cluster_arms(self, seed=None, salt: str | None = None) -> np.ndarray:
@@ -567,6 +629,7 @@ class StratifiedClusterDesign:
         return self.draw_clusters(1, seed)[:, 0]
 
     def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
+        """One assignment: seeded (exact counts per stratum) or by keyed hash of the cluster id."""
         arms = self.cluster_arms(seed, salt)[self.clusters]
         return Assignment(
             self.units, arms, self.name, seed_value(seed), salt, self.clusters, self.cluster_ids,
@@ -583,6 +646,13 @@ class SaturationDesign:
     randomization of clusters over the saturations, by ``saturation_weights``); stage two
     treats exactly ``round(share * size)`` units within each cluster at random. Varying
     saturation identifies spillover onto untreated units in treated clusters.
+
+    Examples
+    --------
+    >>> design = SaturationDesign(clusters=[0] * 4 + [1] * 4 + [2] * 4, units=range(12))
+    >>> assignment = design.assign(seed=2)
+    >>> sorted(assignment.params["cluster_saturation"].tolist())
+    [0.0, 0.5, 1.0]
     """
 
     clusters: np.ndarray
@@ -603,6 +673,7 @@ class SaturationDesign:
 
     @property
     def n_clusters(self) -> int:
+        """Number of clusters."""
         return len(self.cluster_ids)
 
     def draw_saturations(self, n_draws: int, rng: np.random.Generator) -> np.ndarray:
@@ -626,9 +697,11 @@ class SaturationDesign:
         return (rank < n_treated[self.clusters]).astype(np.int8), level
 
     def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        """``(n_units, n_draws)`` matrix of arms, one column per independent draw of the design."""
         return self._draw(n_draws, seed)[0]
 
     def assign(self, seed=None) -> Assignment:
+        """One seeded assignment; ``params['cluster_saturation']`` holds each cluster's share."""
         arms, level = self._draw(1, seed)
         return Assignment(
             self.units, arms[:, 0], self.name, seed_value(seed), None, self.clusters, self.cluster_ids,
@@ -641,7 +714,16 @@ class SaturationDesign:
 class BipartiteDesign:
     """Randomize the treated side (e.g. sellers) of a bipartite graph; outcomes are
     measured on the unit side (buyers) through their exposure. ``clusters`` (one label
-    per treated-side node) randomizes groups of sellers together."""
+    per treated-side node) randomizes groups of sellers together.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> market = synth.marketplace(200, 40, seed=1)
+    >>> assignment = BipartiteDesign(market, treat_fraction=0.5).assign(seed=1)
+    >>> assignment.n_units == market.n_treated_side, assignment.counts()
+    (True, {0: 20, 1: 20})
+    """
 
     graph: BipartiteGraph
     treat_fraction: float = 0.5
@@ -650,6 +732,7 @@ class BipartiteDesign:
 
     @property
     def units(self) -> pd.Index:
+        """The randomized (treated-side) nodes."""
         return self.graph.treated
 
     def _inner(self):
@@ -658,15 +741,19 @@ class BipartiteDesign:
         return ClusterDesign(self.clusters, self.graph.treated, treat_fraction=self.treat_fraction, name=self.name)
 
     def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        """``(n_units, n_draws)`` matrix of arms, one column per independent draw of the design."""
         return self._inner().draw(n_draws, seed)
 
     def probabilities(self) -> np.ndarray:
+        """``(n_treated_side, n_arms)`` marginal probability of each arm."""
         return self._inner().probabilities()
 
     def randomization(self) -> Randomization:
+        """Blocks and scheme of the treated side, for exact exposure probabilities."""
         return self._inner().randomization()
 
     def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
+        """One assignment of the treated side: seeded, or by keyed hash with ``salt``."""
         return self._inner().assign(seed, salt=salt)
 
 

@@ -124,12 +124,14 @@ class Effects:
 
     def summary(self) -> str:
         """A readable table: the contrasts, the variance method and what it approximates."""
+        a = max([10, *(len(e.estimand) + 2 for e in self.effects)])  # columns as wide as the longest name
+        b = max([11, *(len(e.condition) + 2 for e in self.effects)])
         lines = [f"Effects against '{self.control}' ({self.level} intervals)",
-                 f"{'estimand':<12}{'condition':<12}{'estimate':>10}{'se':>9}{'ci_low':>10}{'ci_high':>10}"
+                 f"{'estimand':<{a}}{'condition':<{b}}{'estimate':>10}{'se':>9}{'ci_low':>10}{'ci_high':>10}"
                  f"{'p':>9}{'df':>7}{'n':>8}{'G':>6}"]
         for e in self.effects:
             df = "inf" if not np.isfinite(e.df) else f"{e.df:.1f}"
-            lines.append(f"{e.estimand:<12}{e.condition:<12}{e.estimate:>+10.4f}{e.se:>9.4f}{e.ci_low:>+10.4f}"
+            lines.append(f"{e.estimand:<{a}}{e.condition:<{b}}{e.estimate:>+10.4f}{e.se:>9.4f}{e.ci_low:>+10.4f}"
                          f"{e.ci_high:>+10.4f}{e.p_value:>9.3g}{df:>7}{e.n_units:>8}"
                          f"{'-' if e.n_clusters is None else e.n_clusters:>6}")
         methods = sorted({e.method for e in self.effects})
@@ -646,11 +648,25 @@ def estimate(
     vcov
         ``CR2`` (default: Bell-McCaffrey with its Satterthwaite degrees of freedom,
         reliable with few or unequal clusters), ``CR1`` (statsmodels' default) or ``CR0``.
+    outcome_col, covariates
+        The outcome column, and outcome-table columns to adjust for (``ols-cluster``,
+        ``ols-network``).
+    missing
+        Units with no outcome: ``"drop"`` (with a warning) or ``"error"``.
+    graph, bandwidth
+        ``ols-network`` only: the graph, and the hops within which units are dependent.
     alpha
         Intervals have level ``1 - alpha``.
 
-    Units out of the experiment (arm ``-1``) are left out; missing outcomes are dropped
-    with a warning, or refused with ``missing="error"``.
+    Returns
+    -------
+    Effects
+        One :class:`Effect` per contrast, with the level, the method and notes on what
+        the interval approximates.
+
+    Notes
+    -----
+    Units out of the experiment (arm ``-1``) are left out.
 
     Examples
     --------
@@ -668,13 +684,13 @@ def estimate(
     if not 0.0 < alpha < 1.0:
         raise InputError(f"alpha={alpha} must be strictly between 0 and 1 (0.05 gives 95% intervals).")
     vcov = check_vcov(vcov)
+    if isinstance(clusters, Clustering):
+        clusters = clusters.to_frame()
     if bootstrap == "auto":
         bootstrap = AUTO_BOOTSTRAP_DRAWS if method == "ols-cluster" and clusters is not None \
             and _n_clusters(clusters) < FEW_CLUSTERS else None
     elif bootstrap is not None and method != "ols-cluster":
         raise InputError(f"the wild cluster bootstrap applies to ols-cluster, not {method}.")
-    if isinstance(clusters, Clustering):
-        clusters = clusters.to_frame()
     if isinstance(mapping, str):
         mapping = get_mapping(mapping)
     table = analysis_table(outcomes, exposure, outcome_col, clusters, missing, covariates)

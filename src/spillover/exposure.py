@@ -26,6 +26,10 @@ from .graph import BipartiteGraph, SocialGraph, csr_rows, group_indicator
 
 # --------------------------------------------------------------------------- mappings
 
+__all__ = ["MAPPINGS", "PROBABILITY_METHODS", "Counts", "ExposureProbabilities", "Mapping", "as4", "as4_two_hop",
+           "bipartite", "default_control", "exposure", "get_mapping", "infer_mapping", "own_arm", "probabilities",
+           "threshold"]
+
 
 @dataclass(frozen=True)
 class Counts:
@@ -34,6 +38,12 @@ class Counts:
     ``own`` is 1 when the unit itself is treated (always 0 on the unit side of a bipartite
     graph); ``n_neighbors`` and ``n_treated`` count neighbours and treated neighbours;
     ``n_treated_2hop`` counts treated units exactly two hops away (only with ``hops=2``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Counts(own=np.array([1, 0]), n_neighbors=np.array([4, 0]), n_treated=np.array([1, 0])).treated_fraction
+    array([0.25, 0.  ])
     """
 
     own: np.ndarray
@@ -63,10 +73,16 @@ class Mapping:
     the estimand each other condition's contrast targets (``direct``, ``indirect``,
     ``total``). ``counts_only`` says the rule reads nothing but ``own``,
     ``n_neighbors`` and ``n_treated``, and ``events`` writes conditions as block events:
-    either gives exact exposure probabilities under Bernoulli and complete designs. A user-defined mapping is any ``Mapping`` with a vectorised rule, e.g.::
+    either gives exact exposure probabilities under Bernoulli and complete designs. A
+    user-defined mapping is any ``Mapping`` with a vectorised rule.
 
-        Mapping("two+", ("two_plus", "fewer"), "fewer",
-                lambda c: np.where(c.n_treated >= 2, 0, 1))
+    Examples
+    --------
+    >>> import numpy as np
+    >>> two_plus = Mapping("two+", ("two_plus", "fewer"), "fewer", lambda c: np.where(c.n_treated >= 2, 0, 1))
+    >>> counts = Counts(own=np.array([0, 1]), n_neighbors=np.array([3, 3]), n_treated=np.array([2, 1]))
+    >>> [two_plus.conditions[k] for k in two_plus.codes(counts)]
+    ['two_plus', 'fewer']
     """
 
     name: str
@@ -79,15 +95,23 @@ class Mapping:
     counts_only: bool = False
 
     def codes(self, counts: Counts) -> np.ndarray:
+        """The condition code (index into ``conditions``) of each unit."""
         return np.asarray(self.rule(counts), dtype=np.int8)
 
     def estimand(self, condition: str) -> str:
+        """The estimand a contrast of ``condition`` with the control targets."""
         return self.estimands.get(condition, f"{condition} vs {self.control}")
 
 
 def as4() -> Mapping:
     """Aronow & Samii's four conditions for one hop: treated or not x some or no treated
-    neighbour (``dir_ind1``, ``isol_dir``, ``ind1``, ``no``)."""
+    neighbour (``dir_ind1``, ``isol_dir``, ``ind1``, ``no``).
+
+    Examples
+    --------
+    >>> as4().estimand("ind1")
+    'indirect'
+    """
     def rule(c: Counts) -> np.ndarray:
         # 0 dir_ind1, 1 isol_dir, 2 ind1, 3 no: arithmetic on int8 beats nested where
         untreated = (c.own == 0).view(np.int8)
@@ -107,7 +131,13 @@ def as4() -> Mapping:
 def as4_two_hop() -> Mapping:
     """The two-hop extension: an untreated-neighbourhood unit is still ``*ind2`` when a
     unit two hops away is treated (``dir_ind1``, ``dir_ind2``, ``isol_dir``, ``ind1``,
-    ``ind2``, ``no``)."""
+    ``ind2``, ``no``).
+
+    Examples
+    --------
+    >>> as4_two_hop().conditions
+    ('dir_ind1', 'dir_ind2', 'isol_dir', 'ind1', 'ind2', 'no')
+    """
     def rule(c: Counts) -> np.ndarray:
         level = np.where(c.n_treated > 0, 0, np.where(c.n_treated_2hop > 0, 1, 2))
         return np.where(c.own == 1, level, 3 + level)
@@ -128,7 +158,13 @@ def threshold(q: float = 0.75) -> Mapping:
     """Fractional q-neighbourhood exposure (Ugander et al. 2013): ``treated`` when the unit
     and at least a share ``q`` of its neighbours are treated, ``control`` when the unit and
     at least ``q`` of its neighbours are untreated, ``other`` otherwise. The contrast
-    approximates the global average treatment effect."""
+    approximates the global average treatment effect.
+
+    Examples
+    --------
+    >>> threshold(0.9).control, threshold(1.0).events is not None
+    ('control', True)
+    """
     if not 0.0 <= q <= 1.0:
         raise InputError(f"threshold q={q} must be in [0, 1].")
 
@@ -151,7 +187,13 @@ def threshold(q: float = 0.75) -> Mapping:
 def own_arm() -> Mapping:
     """Own assignment only (``treated`` / ``control``): the no-interference mapping, whose
     contrast is the naive difference; the treated share of neighbours is reported beside
-    it as the continuous exposure."""
+    it as the continuous exposure.
+
+    Examples
+    --------
+    >>> own_arm().conditions
+    ('treated', 'control')
+    """
     return Mapping("fraction", ("treated", "control"), "control", lambda c: np.where(c.own == 1, 0, 1),
                    {"treated": "direct (ignoring interference)"},
                    events={"treated": ((1, (("own", 1),)),), "control": ((1, (("own", 0),)),)}, counts_only=True)
@@ -160,7 +202,13 @@ def own_arm() -> Mapping:
 def bipartite(lower: float = 0.0, upper: float = 1.0) -> Mapping:
     """Buyer exposure to a seller-side design: ``direct`` when at least ``upper`` of the
     unit's treated-side neighbours are treated (all of them by default), ``control`` when
-    at most ``lower`` are (none by default), ``indirect`` in between."""
+    at most ``lower`` are (none by default), ``indirect`` in between.
+
+    Examples
+    --------
+    >>> bipartite().estimand("indirect")
+    'indirect'
+    """
     if not 0.0 <= lower < upper <= 1.0:
         raise InputError(f"bipartite thresholds need 0 <= lower < upper <= 1, got {lower}, {upper}.")
 
@@ -227,7 +275,13 @@ def default_control(conditions) -> str:
 
 def get_mapping(mapping: str | Mapping, *, threshold_q: float | None = None, hops: int = 1) -> Mapping:
     """A mapping by its command-line name (``fraction``, ``as4``, ``threshold``,
-    ``bipartite``), or the given :class:`Mapping`."""
+    ``bipartite``), or the given :class:`Mapping`.
+
+    Examples
+    --------
+    >>> get_mapping("as4", hops=2).name, get_mapping("threshold", threshold_q=0.5).name
+    ('as4-2hop', 'threshold')
+    """
     if isinstance(mapping, Mapping):
         return mapping
     if mapping == "as4":
@@ -256,6 +310,7 @@ class ExposureGraph:
 
     @classmethod
     def build(cls, graph: SocialGraph | BipartiteGraph, hops: int = 1) -> "ExposureGraph":
+        """The operators of ``graph`` for mappings of ``hops`` hops."""
         if isinstance(graph, BipartiteGraph):
             if hops != 1:
                 raise InputError("two-hop exposure is defined for social graphs only.")
@@ -391,6 +446,16 @@ class ExposureProbabilities:
     depend on each other), for ``l = k`` and for ``l`` the control condition (what the
     variance of a contrast with the control needs); pairs outside ``pairs`` are
     independent, with joint probability the product of the marginals. ``n_draws`` and ``method`` say how they were obtained.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.design import ClusterDesign
+    >>> graph = synth.social_graph(300, seed=2)
+    >>> design = ClusterDesign(graph.nodes % 30, graph.nodes)
+    >>> probs = probabilities(graph, "fraction", design=design)
+    >>> probs.method, probs.to_frame().columns.tolist()
+    ('exact: complete randomization of 15 of 30 blocks', ['unit_id', 'p_treated', 'p_control'])
     """
 
     units: pd.Index
@@ -404,11 +469,13 @@ class ExposureProbabilities:
     notes: tuple[str, ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
+        """``unit_id`` and one ``p_<condition>`` column per condition."""
         frame = pd.DataFrame(self.marginal, columns=[f"p_{c}" for c in self.conditions])
         frame.insert(0, "unit_id", self.units)
         return frame
 
     def condition_index(self, condition: str) -> int:
+        """The column of ``condition`` in ``marginal``; an unknown one is an error."""
         try:
             return self.conditions.index(condition)
         except ValueError:

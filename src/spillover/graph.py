@@ -25,6 +25,8 @@ from .errors import DataWarning, InputError, show_id
 
 TableLike = pd.DataFrame | str | os.PathLike
 
+__all__ = ["BipartiteGraph", "CollaborationNetwork", "SocialGraph", "load_graph", "read_table", "write_table"]
+
 # Edges are stored with int32 weights: counts of treated neighbours stay exact in
 # sparse-times-dense products with uint8/bool draws, at half the memory of float64.
 EDGE_DTYPE = np.int32
@@ -34,7 +36,14 @@ EDGE_DTYPE = np.int32
 
 
 def read_table(source: TableLike, *, what: str = "table") -> pd.DataFrame:
-    """Read a DataFrame, or a ``.csv`` / ``.parquet`` file chosen by its extension."""
+    """Read a DataFrame, or a ``.csv`` / ``.parquet`` file chosen by its extension.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> read_table(pd.DataFrame({"unit_id": [1, 2]})).shape
+    (2, 1)
+    """
     if isinstance(source, pd.DataFrame):
         return source
     path = Path(source)
@@ -56,6 +65,14 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     Atomic: the table is written to a temporary file beside ``path``, flushed to disk and
     renamed over it, so a reader (or a crash) sees the old file or the whole new one,
     never a partial one.
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_table(pd.DataFrame({"unit_id": [1, 2]}), pathlib.Path(folder) / "units.parquet")
+    ...     read_table(path)["unit_id"].tolist()
+    [1, 2]
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -179,6 +196,13 @@ class SocialGraph:
     ``adjacency`` is an ``n x n`` CSR matrix with ones where an edge exists; symmetric
     unless ``directed`` (then row ``i`` lists the nodes ``i`` points to). ``nodes`` maps
     row ``i`` back to the user's id.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> graph = SocialGraph.from_edges(pd.DataFrame({"source": ["a", "b"], "target": ["b", "c"]}))
+    >>> graph.n_nodes, graph.n_edges, graph.degrees().tolist()
+    (3, 2, [1, 2, 1])
     """
 
     adjacency: sp.csr_array
@@ -188,6 +212,7 @@ class SocialGraph:
 
     @property
     def n_nodes(self) -> int:
+        """Number of nodes (units)."""
         return int(self.adjacency.shape[0])
 
     @property
@@ -305,6 +330,14 @@ class BipartiteGraph:
 
     ``incidence`` is ``n_units x n_treated`` with ones on links. Designs randomize the
     treated side; outcomes are measured on the unit side.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> links = pd.DataFrame({"buyer": ["b1", "b1", "b2"], "seller": ["s1", "s2", "s2"]})
+    >>> market = BipartiteGraph.from_edges(links, unit="buyer", treated="seller")
+    >>> market.n_units, market.n_treated_side, market.unit_degrees().tolist()
+    (2, 2, [2, 1])
     """
 
     incidence: sp.csr_array
@@ -315,14 +348,17 @@ class BipartiteGraph:
 
     @property
     def n_units(self) -> int:
+        """Number of units on the outcome side."""
         return int(self.incidence.shape[0])
 
     @property
     def n_treated_side(self) -> int:
+        """Number of nodes on the randomized side."""
         return int(self.incidence.shape[1])
 
     @property
     def n_edges(self) -> int:
+        """Number of links."""
         return int(self.incidence.nnz)
 
     def edge_index(self) -> tuple[np.ndarray, np.ndarray]:
@@ -331,6 +367,7 @@ class BipartiteGraph:
         return coo.row.astype(np.int64), coo.col.astype(np.int64)
 
     def unit_degrees(self) -> np.ndarray:
+        """Number of treated-side neighbours of each unit."""
         return np.diff(self.incidence.indptr)
 
     def combined_adjacency(self) -> sp.csr_array:
@@ -389,6 +426,15 @@ class CollaborationNetwork:
     ``membership`` is ``n_users x n_projects``; ``project_account[k]`` is the index (into
     ``accounts``) of project ``k``'s account. ``user_data`` holds per-user columns such as
     ``usage``, indexed by user id.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> memberships = pd.DataFrame({"user_id": [1, 2, 3], "project_id": ["p", "p", "q"],
+    ...                             "account_id": ["acme", "acme", "initech"]})
+    >>> network = CollaborationNetwork.from_memberships(memberships)
+    >>> network.n_users, network.n_projects, network.user_graph().n_edges
+    (3, 2, 1)
     """
 
     membership: sp.csr_array
@@ -400,14 +446,17 @@ class CollaborationNetwork:
 
     @property
     def n_users(self) -> int:
+        """Number of users."""
         return int(self.membership.shape[0])
 
     @property
     def n_projects(self) -> int:
+        """Number of projects."""
         return int(self.membership.shape[1])
 
     @property
     def n_memberships(self) -> int:
+        """Number of (user, project) memberships."""
         return int(self.membership.nnz)
 
     def account_incidence(self) -> sp.csr_array:
@@ -575,7 +624,14 @@ def load_graph(
     bipartite: bool = False,
     directed: bool = False,
 ) -> SocialGraph | BipartiteGraph:
-    """Load an edge list as a social graph, or a bipartite graph (``source`` = unit side)."""
+    """Load an edge list as a social graph, or a bipartite graph (``source`` = unit side).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> load_graph(pd.DataFrame({"source": [1, 2], "target": [2, 3]})).n_nodes
+    3
+    """
     if bipartite:
         return BipartiteGraph.from_edges(edges, unit=source, treated=target)
     return SocialGraph.from_edges(edges, source=source, target=target, directed=directed)

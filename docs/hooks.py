@@ -1,0 +1,47 @@
+"""mkdocs hook: pages that list the command line's options and the registries are
+generated from the code (the argparse parser and the name registries), never typed twice."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+
+def _cli_reference() -> str:
+    from spillover.cli import build_parser
+
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    parts = []
+    for name, sub in action.choices.items():
+        sub.prog = f"spillover {name}"
+        parts.append(f"## spillover {name}\n\n```text\n{sub.format_help()}```\n")
+    return "\n".join(parts)
+
+
+def _registries() -> str:
+    from spillover.cluster import METHOD_OPTIONS
+    from spillover.design import DESIGN_OPTIONS
+    from spillover.estimate import METHODS
+    from spillover.exposure import MAPPINGS
+    from spillover.variance import DEFAULT_VCOV, VCOV_TYPES
+
+    def options(table: dict) -> str:
+        rows = [f"| `{name}` | {', '.join(f'`{k}={v!r}`' for k, v in opts.items()) or '-'} |"
+                for name, opts in table.items()]
+        return "| name | options (defaults) |\n|---|---|\n" + "\n".join(rows)
+
+    return "\n\n".join([
+        "### Clustering methods (`cluster(graph, method, **options)`)\n\n" + options(METHOD_OPTIONS),
+        "### Designs (`design_from_spec({'design': name, ...})`, `spillover assign --design`)\n\n"
+        + options(DESIGN_OPTIONS),
+        "### Exposure mappings\n\n" + ", ".join(f"`{name}`" for name in MAPPINGS),
+        "### Estimators (`estimate(..., method)`)\n\n" + ", ".join(f"`{name}`" for name in METHODS),
+        "### Cluster-robust variances\n\n" + ", ".join(f"`{name}`" for name in VCOV_TYPES)
+        + f" (default `{DEFAULT_VCOV}`)",
+    ])
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    markdown = markdown.replace("<!-- cli-reference -->", _cli_reference()) if "cli-reference" in markdown else markdown
+    return re.sub(r"<!-- registries -->", lambda _: _registries(), markdown)
