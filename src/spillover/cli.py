@@ -70,6 +70,7 @@ def _cluster_with_engine(args: argparse.Namespace, engine) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
+    """``spillover cluster``: cluster a graph into randomization units."""
     engine = _engine(args)
     if engine is not None:
         return _cluster_with_engine(args, engine)
@@ -129,6 +130,7 @@ def _assign_with_engine(args: argparse.Namespace, engine):
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
+    """``spillover assign``: randomize units into arms (and record them in a ledger)."""
     from .graph import read_table
     from .ledger import Ledger, record_assignment
 
@@ -164,6 +166,7 @@ def cmd_assign(args: argparse.Namespace) -> int:
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
+    """``spillover evolve``: apply one day's snapshot to the ledger (the first day starts the experiment)."""
     from .design import check_spec
     from .errors import DesignError
     from .evolve import evolve, start
@@ -198,6 +201,7 @@ def _load_edges(args: argparse.Namespace, path: str):
 
 
 def cmd_exposure(args: argparse.Namespace) -> int:
+    """``spillover exposure``: each unit's exposure condition."""
     from .exposure import exposure
     from .graph import read_table
 
@@ -288,6 +292,7 @@ def _estimate_with_engine(args: argparse.Namespace, engine):
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
+    """``spillover estimate``: effects with intervals, in memory or from an engine's sufficient statistics."""
     from .estimate import estimate
     from .graph import read_table
 
@@ -339,6 +344,7 @@ def _print_effects(args: argparse.Namespace, effects) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    """``spillover simulate``: compare designs on simulated experiments."""
     from . import report, synth
     from .graph import CollaborationNetwork
     from .simulate import DESIGNS, OutcomeModel, Study, compare_designs
@@ -416,6 +422,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``spillover demo``: the whole pipeline on built-in data."""
     from .demo import run_demo
 
     out = Path(args.out)
@@ -431,6 +438,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``spillover`` argument parser: every command, option and default."""
     parser = argparse.ArgumentParser(
         prog="spillover", formatter_class=HelpFormatter,
         description="Design and analyse randomized experiments on networks, where SUTVA fails.",
@@ -729,6 +737,7 @@ def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv``; returns the exit code (2 for bad input, with a one-line message)."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, or a flag argparse refused (its one-line message is printed)

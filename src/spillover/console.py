@@ -39,6 +39,7 @@ def progress(message: str, quiet: bool = False) -> Iterator[None]:
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning on stderr as one line labelled with its class (installed by the CLI)."""
     label = category.__name__ if issubclass(category, SpilloverWarning) else "warning"
     stderr.print(f"[yellow]{label}:[/yellow] {message}", highlight=False)
 
@@ -59,10 +60,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def print_json(payload: dict[str, Any]) -> None:
+    """Write ``payload`` as one line of JSON on stdout (numpy values converted, NaN as null)."""
     sys.stdout.write(json.dumps(_jsonable(payload)) + "\n")
 
 
 def format_value(value: Any) -> str:
+    """A number or text as a table cell shows it: thousands separated, four significant digits."""
     if value is None:
         return "-"
     if isinstance(value, (float, np.floating)):
@@ -88,5 +91,6 @@ def print_table(frame: pd.DataFrame, title: str | None = None, console: Console 
 
 
 def print_summary(summary: dict[str, Any], title: str) -> None:
+    """A dict as a two-column table titled ``title``."""
     frame = pd.DataFrame({"": list(summary.keys()), "value": [format_value(v) for v in summary.values()]})
     print_table(frame, title=title)

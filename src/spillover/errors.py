@@ -8,53 +8,161 @@ errors with ``warnings.simplefilter("error", SpilloverWarning)``.
 
 from __future__ import annotations
 
+__all__ = ["DataWarning", "DesignError", "EmptyConditionWarning", "EngineError", "FewClustersWarning", "InputError",
+           "InterferenceWarning", "LedgerError", "PositivityWarning", "SmallConditionWarning", "SpilloverError",
+           "SpilloverWarning"]
+
 
 class SpilloverError(ValueError):
-    """Base class of every error spillover raises on purpose."""
+    """Base class of every error spillover raises on purpose.
+
+    Examples
+    --------
+    >>> issubclass(SpilloverError, ValueError)             # catch it as a ValueError too
+    True
+    """
 
 
 class InputError(SpilloverError):
-    """A table, column or value given to spillover is unusable as it is."""
+    """A table, column or value given to spillover is unusable as it is.
+
+    Examples
+    --------
+    >>> from spillover import read_table
+    >>> try:
+    ...     read_table("no-such-file.csv", what="edges")
+    ... except InputError as error:
+    ...     print(error)
+    edges: file 'no-such-file.csv' does not exist.
+    """
 
 
 class DesignError(SpilloverError):
-    """A design cannot be run with the parameters or units given."""
+    """A design cannot be run with the parameters or units given.
+
+    Examples
+    --------
+    >>> from spillover.design import ClusterDesign
+    >>> try:
+    ...     ClusterDesign(clusters=[0, 0, 0], units=["a", "b", "c"])
+    ... except DesignError as error:
+    ...     print(str(error).split(";")[0])
+    cluster design: 1 cluster(s)
+    """
 
 
 class LedgerError(SpilloverError):
-    """The assignment ledger refuses an operation that would corrupt its history."""
+    """The assignment ledger refuses an operation that would corrupt its history.
+
+    Examples
+    --------
+    >>> from spillover.ledger import as_date
+    >>> try:
+    ...     as_date("23/11/2026")
+    ... except LedgerError as error:
+    ...     print(error)
+    date '23/11/2026' is not a YYYY-MM-DD date.
+    """
 
 
 class EngineError(SpilloverError):
-    """The engine could not run the step as configured (memory, Java, Spark)."""
+    """The engine could not run the step as configured (memory, Java, Spark).
+
+    Examples
+    --------
+    >>> from spillover.engines import get_engine
+    >>> try:
+    ...     get_engine("duckdb", memory_limit="lots")
+    ... except SpilloverError as error:                      # an InputError: the setting is not a size
+    ...     print(error)
+    --memory-limit 'lots' is not a size such as 4GB or 512MB.
+    """
 
 
 class SpilloverWarning(UserWarning):
-    """Base class of spillover's statistical and data-quality warnings."""
+    """Base class of spillover's statistical and data-quality warnings.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", SpilloverWarning)    # a pipeline that must stop on any red flag
+    ...     try:
+    ...         warnings.warn("cut 40% of edges", InterferenceWarning)
+    ...     except InterferenceWarning as caught:
+    ...         print(caught)
+    cut 40% of edges
+    """
 
 
 class DataWarning(SpilloverWarning):
-    """Input was repaired (self-loops dropped, duplicates collapsed): check it is expected."""
+    """Input was repaired (self-loops dropped, duplicates collapsed): check it is expected.
+
+    Examples
+    --------
+    >>> import warnings, pandas as pd
+    >>> from spillover import SocialGraph
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     graph = SocialGraph.from_edges(pd.DataFrame({"source": [1, 1, 2], "target": [2, 2, 3]}))
+    >>> graph.n_edges, caught[0].category.__name__
+    (2, 'DataWarning')
+    """
 
 
 class InterferenceWarning(SpilloverWarning):
-    """The clustering leaves much interference between clusters."""
+    """The clustering leaves much interference between clusters.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from spillover import cluster, synth
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = cluster(synth.social_graph(1_000, seed=1), "3net", seed=1)
+    >>> any(w.category is InterferenceWarning for w in caught)
+    True
+    """
 
 
 class PositivityWarning(SpilloverWarning):
-    """Some units have (almost) no chance of an exposure condition under the design."""
+    """Some units have (almost) no chance of an exposure condition under the design.
+
+    Examples
+    --------
+    >>> issubclass(PositivityWarning, SpilloverWarning)
+    True
+    """
 
 
 class FewClustersWarning(SpilloverWarning):
-    """Too few clusters for a trustworthy cluster-robust standard error."""
+    """Too few clusters for a trustworthy cluster-robust standard error.
+
+    Examples
+    --------
+    >>> issubclass(FewClustersWarning, SpilloverWarning)
+    True
+    """
 
 
 class EmptyConditionWarning(SpilloverWarning):
-    """An exposure condition has no units, so its contrast cannot be estimated."""
+    """An exposure condition has no units, so its contrast cannot be estimated.
+
+    Examples
+    --------
+    >>> issubclass(EmptyConditionWarning, SpilloverWarning)
+    True
+    """
 
 
 class SmallConditionWarning(SpilloverWarning):
-    """Few units in a compared condition: a normal interval may cover less than promised."""
+    """Few units in a compared condition: a normal interval may cover less than promised.
+
+    Examples
+    --------
+    >>> issubclass(SmallConditionWarning, SpilloverWarning)
+    True
+    """
 
 
 def show_id(value: object) -> str:

@@ -55,6 +55,9 @@ from .variance import (
     wild_cluster_bootstrap_from_sums,
 )
 
+__all__ = ["FEW_CLUSTERS", "METHODS", "Effect", "Effects", "RandomizationTest", "estimate", "estimate_from_stats",
+           "randomization_test", "sufficient_stats"]
+
 METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ols-network", "ht", "hajek")
 FEW_CLUSTERS = 30
 AUTO_BOOTSTRAP_DRAWS = 1_999
@@ -65,6 +68,16 @@ class Effect:
     """One contrast of an exposure condition against the control condition.
 
     ``df`` is the degrees of freedom of the t reference distribution (``inf``: normal).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> exposure = pd.DataFrame({"unit_id": range(8), "condition": ["treated", "control"] * 4})
+    >>> outcomes = pd.DataFrame({"unit_id": range(8), "y": [3.0, 1.0, 2.5, 1.5, 3.5, 0.5, 2.0, 1.0]})
+    >>> effects = estimate(outcomes, exposure, "difference-in-means")
+    >>> effect = effects["treated"]
+    >>> round(effect.estimate, 3), [round(v, 3) for v in effect.conf_int(0.1)]
+    (1.75, [1.122, 2.378])
     """
 
     estimand: str
@@ -92,6 +105,15 @@ class Effects:
     ``alpha`` is the level of the intervals (``1 - alpha`` coverage); ``notes`` say what
     the variance approximates, if anything (e.g. a conservative bound, Monte Carlo
     probabilities, pairs assumed independent).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> exposure = pd.DataFrame({"unit_id": range(8), "condition": ["treated", "control"] * 4})
+    >>> outcomes = pd.DataFrame({"unit_id": range(8), "y": [3.0, 1.0, 2.5, 1.5, 3.5, 0.5, 2.0, 1.0]})
+    >>> effects = estimate(outcomes, exposure, "difference-in-means")
+    >>> effects.to_frame()[["estimand", "condition", "estimate"]].round(3).values.tolist()
+    [['direct (ignoring interference)', 'treated', 1.75]]
     """
 
     effects: tuple[Effect, ...]
@@ -100,6 +122,7 @@ class Effects:
     notes: tuple[str, ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per contrast, the columns of :class:`Effect`."""
         return pd.DataFrame([asdict(e) for e in self.effects], columns=list(Effect.__dataclass_fields__))
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
@@ -756,7 +779,17 @@ def estimate_from_stats(
     from per-(cluster, condition) sufficient statistics ``cluster_id, condition, n,
     sum_y, sum_y2``: what an out-of-core or distributed engine reduces the data to, so
     the estimate is computed on a small table and equals the in-memory one (the same
-    variance kernel, fed per-cluster cross-products and scores)."""
+    variance kernel, fed per-cluster cross-products and scores).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> stats = pd.DataFrame({"cluster_id": [0, 1, 2, 3], "condition": ["treated", "control"] * 2,
+    ...                       "n": [10, 10, 10, 10], "sum_y": [30.0, 10.0, 25.0, 12.0],
+    ...                       "sum_y2": [100.0, 14.0, 70.0, 16.0]})
+    >>> round(estimate_from_stats(stats, "difference-in-means", "control")["treated"].estimate, 3)
+    1.65
+    """
     needed = {"cluster_id", "condition", "n", "sum_y", "sum_y2"}
     if not needed <= set(stats.columns):
         raise InputError(f"sufficient statistics need columns {sorted(needed)}; got {list(stats.columns)}.")
@@ -815,7 +848,15 @@ def estimate_from_stats(
 
 
 def sufficient_stats(table: pd.DataFrame) -> pd.DataFrame:
-    """Per-(cluster, condition) ``n, sum_y, sum_y2`` of an analysis table (memory engine)."""
+    """Per-(cluster, condition) ``n, sum_y, sum_y2`` of an analysis table (memory engine).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"cluster": [0, 0, 1], "condition": ["t", "t", "c"], "y": [1.0, 3.0, 2.0]})
+    >>> sufficient_stats(table).values.tolist()
+    [[0, 't', 2, 4.0, 10.0], [1, 'c', 1, 2.0, 4.0]]
+    """
     grouped = table.assign(y2=table["y"] ** 2).groupby(["cluster", "condition"], observed=True)
     out = grouped.agg(n=("y", "size"), sum_y=("y", "sum"), sum_y2=("y2", "sum")).reset_index()
     return out.rename(columns={"cluster": "cluster_id"})
@@ -827,7 +868,20 @@ def sufficient_stats(table: pd.DataFrame) -> pd.DataFrame:
 @dataclass(frozen=True)
 class RandomizationTest:
     """A Fisher randomization test: the observed statistic, its p-value
-    ``(1 + #{|T_r| >= |T_obs|}) / (1 + R)`` over ``n_draws`` re-drawn assignments."""
+    ``(1 + #{|T_r| >= |T_obs|}) / (1 + R)`` over ``n_draws`` re-drawn assignments.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from spillover import synth
+    >>> from spillover.design import IndividualDesign
+    >>> graph = synth.social_graph(300, seed=1)
+    >>> design = IndividualDesign(graph.nodes)
+    >>> outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": 0.0})
+    >>> test = randomization_test(graph, design, design.assign(seed=1), outcomes, n_draws=99, seed=2)
+    >>> test.null, test.p_value
+    ('no-effect', 1.0)
+    """
 
     null: str
     statistic: str
@@ -867,6 +921,20 @@ def randomization_test(
     complete randomization; Bernoulli redraws otherwise). The statistic compares untreated
     focal units with and without a treated neighbour, whose outcomes the null fixes.
     Needs an individual design on a social graph.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from spillover import synth
+    >>> from spillover.design import IndividualDesign
+    >>> graph = synth.social_graph(400, seed=1)
+    >>> design = IndividualDesign(graph.nodes)
+    >>> assignment = design.assign(seed=1)
+    >>> y = 1.0 * (assignment.arms == 1) + np.random.default_rng(0).normal(size=400)
+    >>> test = randomization_test(graph, design, assignment, pd.DataFrame({"unit_id": graph.nodes, "y": y}),
+    ...                           mapping="fraction", n_draws=199, seed=2)
+    >>> test.p_value < 0.01
+    True
     """
     from .design import IndividualDesign
     from .exposure import ExposureGraph, arms_for, treated_indicator

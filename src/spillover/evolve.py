@@ -35,13 +35,28 @@ from .errors import DesignError, LedgerError
 from .graph import CollaborationNetwork, TableLike
 from .ledger import Ledger, as_date, id_type
 
+__all__ = ["EVOLVE_DESIGNS", "MERGE_POLICIES", "DayReport", "evolve", "start"]
+
 MERGE_POLICIES = ("majority", "exclude")
 EVOLVE_DESIGNS = ("cluster", "stratified-cluster", "holdout")
 
 
 @dataclass(frozen=True)
 class DayReport:
-    """What one day's snapshot did to the experiment (the ``evolve --json`` keys)."""
+    """What one day's snapshot did to the experiment (the ``evolve --json`` keys).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from spillover import synth
+    >>> from spillover.ledger import Ledger
+    >>> days = synth.evolving_memberships(1_000, n_days=2, seed=1)
+    >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+    ...     first = start(ledger, days[0], "2026-11-23", salt="launch", design="cluster")
+    ...     second = evolve(ledger, days[1], "2026-11-24")
+    >>> first.created == first.n_components, second.date
+    (True, '2026-11-24')
+    """
 
     date: str
     created: int
@@ -56,6 +71,7 @@ class DayReport:
     contaminated_units: int = 0
 
     def summary(self) -> dict[str, Any]:
+        """The report as a dict (the ``evolve --json`` keys)."""
         return asdict(self)
 
 
@@ -117,6 +133,18 @@ def start(
     With ``seed`` the first day has exact counts (seeded permutation); without, every
     component is assigned by the keyed hash of ``salt``. Components created later are
     always assigned by the hash, within the day-one strata.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from spillover import synth
+    >>> from spillover.ledger import Ledger
+    >>> snapshot = synth.evolving_memberships(1_000, n_days=1, seed=2)[0]
+    >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+    ...     report = start(ledger, snapshot, "2026-11-23", salt="holdout-1", design="holdout", holdout_fraction=0.2)
+    ...     arms = ledger.current_arms("holdout-1")["arm"]
+    >>> report.n_units == len(arms), sorted(arms.unique().tolist())
+    (True, [0, 1])
     """
     if design not in EVOLVE_DESIGNS:
         raise DesignError(f"evolve keeps components together: design must be one of {list(EVOLVE_DESIGNS)}, not {design!r}.")
@@ -164,6 +192,19 @@ def evolve(
     arm except where ``merge_policy`` must act; writes the day in one transaction.
     Re-running a recorded day returns its report and writes nothing; a date before the
     last recorded one is refused.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from spillover import synth
+    >>> from spillover.ledger import Ledger
+    >>> days = synth.evolving_memberships(1_000, n_days=3, seed=3)
+    >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+    ...     _ = start(ledger, days[0], "2026-11-23", salt="exp", design="cluster")
+    ...     reports = [evolve(ledger, day, f"2026-11-{24 + i}") for i, day in enumerate(days[1:])]
+    ...     again = evolve(ledger, days[2], "2026-11-25")          # a recorded day: nothing written
+    >>> again == reports[-1]
+    True
     """
     if merge_policy not in MERGE_POLICIES:
         raise DesignError(f"merge_policy must be one of {list(MERGE_POLICIES)}, not {merge_policy!r}.")

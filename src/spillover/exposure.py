@@ -526,6 +526,7 @@ class _BlockSets:
 
     @classmethod
     def build(cls, kernel: "ExposureGraph", blocks: np.ndarray, n_blocks: int) -> "_BlockSets":
+        """The block sets of ``kernel``'s units when randomized node ``i`` is in block ``blocks[i]``."""
         reach = sp.csr_array(kernel.neighbors @ group_indicator(blocks, n_blocks).T)
         reach.eliminate_zeros()
         reach.data[:] = 1

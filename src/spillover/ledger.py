@@ -38,10 +38,13 @@ CREATE TABLE IF NOT EXISTS days (
     PRIMARY KEY (experiment, date));
 """
 
+__all__ = ["Ledger", "record_assignment"]
+
 _TABLES = ("experiments", "arms", "components", "events", "days")
 
 
 def as_date(value: str | dt.date) -> dt.date:
+    """A ``datetime.date`` from a date, a datetime or ``YYYY-MM-DD`` text; anything else is a :class:`LedgerError`."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -55,8 +58,15 @@ def as_date(value: str | dt.date) -> dt.date:
 class Ledger:
     """An assignment ledger in the DuckDB file ``path`` (created when missing).
 
-    >>> with Ledger("experiments.duckdb") as ledger:          # doctest: +SKIP
-    ...     ledger.current_arms("checkout-v2")
+    The ledger is append-only: a day is written whole in one transaction or not at all,
+    and an arm is never overwritten (a change closes the old row and opens a new one).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+    ...     ledger.experiments().empty
+    True
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -72,6 +82,7 @@ class Ledger:
 
     # -- life cycle
     def close(self) -> None:
+        """Close the DuckDB connection."""
         self._con.close()
 
     def __enter__(self) -> "Ledger":
@@ -82,9 +93,11 @@ class Ledger:
 
     # -- reading
     def experiments(self) -> pd.DataFrame:
+        """One row per experiment: its name, salt, design, parameters and creation time."""
         return self._con.execute("SELECT * FROM experiments ORDER BY created").df()
 
     def experiment(self, name: str) -> dict[str, Any]:
+        """The record of experiment ``name`` (its ``params`` decoded); an unknown name is an error."""
         row = self._con.execute("SELECT * FROM experiments WHERE experiment = ?", [name]).df()
         if row.empty:
             known = self.experiments()["experiment"].tolist()
@@ -94,16 +107,19 @@ class Ledger:
         return record
 
     def only_experiment(self) -> str:
+        """The name of the ledger's only experiment; several (or none) is an error."""
         names = self.experiments()["experiment"].tolist()
         if len(names) != 1:
             raise LedgerError(f"ledger '{self.path}' holds {len(names)} experiments {names}; name one (--salt).")
         return names[0]
 
     def last_date(self, experiment: str) -> dt.date | None:
+        """The last date recorded for ``experiment`` (None before the first)."""
         value = self._con.execute("SELECT max(date) FROM days WHERE experiment = ?", [experiment]).fetchone()[0]
         return value
 
     def day_summary(self, experiment: str, date) -> dict[str, Any] | None:
+        """The summary recorded for ``experiment`` on ``date``, or None."""
         row = self._con.execute(
             "SELECT summary FROM days WHERE experiment = ? AND date = ?", [experiment, as_date(date)]
         ).fetchone()
@@ -155,11 +171,13 @@ class Ledger:
         return frame
 
     def events(self, experiment: str) -> pd.DataFrame:
+        """Component events (created, split, merged, removed) of every day."""
         return self._con.execute(
             "SELECT * FROM events WHERE experiment = ? ORDER BY date, event, component", [experiment]
         ).df()
 
     def daily_summaries(self, experiment: str) -> pd.DataFrame:
+        """One row per recorded day: the counts of :class:`~spillover.evolve.DayReport`."""
         rows = self._con.execute(
             "SELECT summary FROM days WHERE experiment = ? ORDER BY date", [experiment]
         ).fetchall()
@@ -235,7 +253,18 @@ class Ledger:
 
 def record_assignment(ledger: Ledger, assignment, experiment: str, date) -> None:
     """Store a new experiment's assignment (every unit, out-of-experiment ones as ``-1``)
-    as its first day, in one transaction."""
+    as its first day, in one transaction.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from spillover.design import IndividualDesign
+    >>> assignment = IndividualDesign(["a", "b", "c", "d"]).assign(seed=1)
+    >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+    ...     record_assignment(ledger, assignment, "checkout-v2", "2026-11-23")
+    ...     ledger.current_arms("checkout-v2")["arm"].tolist() == assignment.arms.tolist()
+    True
+    """
     arms = pd.DataFrame({"unit_id": assignment.units, "arm": assignment.arms.astype(np.int64),
                          "contaminated": False, "reason": "assigned"})
     params = dict(assignment.params, seed=assignment.seed)

@@ -15,6 +15,9 @@ from matplotlib.figure import Figure  # no pyplot: importing this module leaves 
 
 from .simulate import Comparison
 
+__all__ = ["Section", "plot_bias_against_m", "plot_cluster_sizes", "plot_cluster_tradeoff", "plot_conditions",
+           "plot_effect_distributions", "plot_sorted_intervals", "render_html", "write_report"]
+
 PALETTE = {"covered": "#2b8cbe", "missed": "#e34a33", "truth": "#111111"}
 DESIGN_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 
@@ -36,7 +39,18 @@ def _png(figure: Figure) -> str:
 
 def plot_sorted_intervals(comparison: Comparison, max_intervals: int = 200) -> str:
     """Per design, its experiments' 95% intervals sorted by estimate, blue when they
-    cover the true effect and red when they miss it."""
+    cover the true effect and red when they miss it.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.simulate import Study, compare_designs
+    >>> comparison = compare_designs(Study.from_network(synth.collaboration_network(1_000, seed=1)), ["component"],
+    ...                              n_sims=30, seed=1)
+    >>> png = plot_sorted_intervals(comparison)
+    >>> png.startswith("iVBOR")                                      # a base64 PNG
+    True
+    """
     results = comparison.results
     figure, axes = _subplots((4.2 * len(results), 3.6), len(results), sharey=True, squeeze=False)
     for ax, result in zip(axes[0], results):
@@ -54,7 +68,18 @@ def plot_sorted_intervals(comparison: Comparison, max_intervals: int = 200) -> s
 
 
 def plot_effect_distributions(comparison: Comparison) -> str:
-    """Histogram of each design's estimates with the true effect marked."""
+    """Histogram of each design's estimates with the true effect marked.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.simulate import Study, compare_designs
+    >>> comparison = compare_designs(Study.from_network(synth.collaboration_network(1_000, seed=1)), ["component"],
+    ...                              n_sims=30, seed=1)
+    >>> png = plot_effect_distributions(comparison)
+    >>> png.startswith("iVBOR")                                      # a base64 PNG
+    True
+    """
     figure, ax = _subplots((7.5, 3.6))
     everything = np.concatenate([r.estimates for r in comparison.results])
     bins = np.linspace(np.quantile(everything, 0.002), np.quantile(everything, 0.998), 60)
@@ -69,7 +94,17 @@ def plot_effect_distributions(comparison: Comparison) -> str:
 
 
 def plot_bias_against_m(sweep: pd.DataFrame) -> str:
-    """Bias of each design against m (spillover gamma = 2^-m), with Monte Carlo 95% bars."""
+    """Bias of each design against m (spillover gamma = 2^-m), with Monte Carlo 95% bars.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> sweep = pd.DataFrame({"design": "project", "m": [1, 2, 3], "bias": [-0.1, -0.05, -0.02], "sd": 0.1,
+    ...                       "n_sims": 100})
+    >>> png = plot_bias_against_m(sweep)
+    >>> png.startswith("iVBOR")                                      # a base64 PNG
+    True
+    """
     figure, ax = _subplots((7.5, 3.4))
     for colour, (design, rows) in zip(DESIGN_COLOURS, sweep.groupby("design", sort=False)):
         half = 1.96 * rows["sd"] / np.sqrt(rows["n_sims"])
@@ -82,7 +117,17 @@ def plot_bias_against_m(sweep: pd.DataFrame) -> str:
 
 
 def plot_cluster_tradeoff(trade_off: pd.DataFrame) -> str:
-    """Cut fraction against effective sample size over a resolution sweep."""
+    """Cut fraction against effective sample size over a resolution sweep.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> trade_off = pd.DataFrame({"resolution": [1.0, 4.0], "effective_sample_size": [900.0, 1500.0],
+    ...                           "cut_fraction": [0.05, 0.12]})
+    >>> png = plot_cluster_tradeoff(trade_off)
+    >>> png.startswith("iVBOR")                                      # a base64 PNG
+    True
+    """
     figure, ax = _subplots((6.5, 3.4))
     ax.plot(trade_off["effective_sample_size"], trade_off["cut_fraction"], color="#999999", linewidth=1, zorder=1)
     knob = "resolution" if "resolution" in trade_off else "n_parts"
@@ -101,7 +146,15 @@ def plot_cluster_tradeoff(trade_off: pd.DataFrame) -> str:
 
 def plot_cluster_sizes(sizes: dict[str, np.ndarray]) -> str:
     """Per clustering method, how many clusters have each size (log-spaced bins, log
-    counts): heavy tails are what make cluster designs lose power."""
+    counts): heavy tails are what make cluster designs lose power.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> png = plot_cluster_sizes({"louvain": np.array([3, 40, 12, 7]), "components": np.array([60, 2])})
+    >>> png.startswith("iVBOR")                                      # a base64 PNG
+    True
+    """
     figure, ax = _subplots((7.5, 3.4))
     largest = max(int(s.max()) for s in sizes.values())
     bins = np.unique(np.geomspace(1, largest + 1, 30).astype(int))
@@ -116,6 +169,15 @@ def plot_cluster_sizes(sizes: dict[str, np.ndarray]) -> str:
 
 
 def plot_conditions(counts: pd.Series, title: str) -> str:
+    """Bar chart of units per exposure condition (a base64 PNG).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> png = plot_conditions(pd.Series({"direct": 40, "indirect": 25, "control": 35}), "buyer exposure")
+    >>> png.startswith("iVBOR")                                      # a base64 PNG
+    True
+    """
     figure, ax = _subplots((5.5, 2.8))
     ax.barh(counts.index.astype(str), counts.to_numpy(), color=DESIGN_COLOURS[2])
     ax.set_xlabel("units")
@@ -128,6 +190,15 @@ def plot_conditions(counts: pd.Series, title: str) -> str:
 
 @dataclass
 class Section:
+    """One section of the HTML report: a title, a paragraph, captioned tables and images.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> section = Section("Effects", "Against control.", [("per contrast", pd.DataFrame({"estimate": [0.2]}))])
+    >>> "<h2>Effects</h2>" in render_html("Report", "lede", [section])
+    True
+    """
     title: str
     text: str = ""
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
@@ -170,6 +241,13 @@ img { max-width: 100%; border: 1px solid #eee; margin: .4rem 0; }
 
 
 def render_html(title: str, lede: str, sections: list[Section]) -> str:
+    """A self-contained HTML page (plots embedded, nothing fetched) of ``sections``.
+
+    Examples
+    --------
+    >>> render_html("Report", "A lede.", []).startswith("<!doctype html>")
+    True
+    """
     body = [f"<h1>{html.escape(title)}</h1><p class='lede'>{lede}</p>"]
     for section in sections:
         body.append(f"<h2>{html.escape(section.title)}</h2>")
@@ -185,6 +263,16 @@ def render_html(title: str, lede: str, sections: list[Section]) -> str:
 
 
 def write_report(path: Path, title: str, lede: str, sections: list[Section]) -> Path:
+    """Write :func:`render_html`'s page to ``path`` (folders created); returns the path.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_report(pathlib.Path(folder) / "report.html", "Report", "A lede.", [])
+    ...     path.read_text().endswith("</html>")
+    True
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(title, lede, sections), encoding="utf-8")

@@ -18,6 +18,8 @@ import numpy as np
 
 from .errors import InputError
 
+__all__ = ["Seed", "check_seed", "int_seed"]
+
 Seed = int | np.random.Generator | None
 
 

@@ -40,6 +40,10 @@ from .errors import InputError
 from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, group_indicator
 from .variance import DEFAULT_VCOV, ols
 
+__all__ = ["DESIGNS", "Comparison", "DesignResult", "OutcomeModel", "SimulatedChunk", "Study", "choose_design",
+           "cluster_robust_difference", "compare_designs", "example_outcomes", "gamma_sweep", "marketplace_outcomes",
+           "simulate_design", "simulate_experiments", "social_outcomes"]
+
 DESIGNS = ("project", "component", "stratified-component", "individual")
 
 
@@ -50,6 +54,11 @@ class OutcomeModel:
     ``usage_effect`` adds ``usage_effect * u_i`` to every user of component ``i``, where
     ``u`` is the standardised log of the component's total usage: heavy users behave
     differently, which is why the stratified design stratifies on usage (0 removes it).
+
+    Examples
+    --------
+    >>> OutcomeModel(tau=0.0).gamma                                  # an A/A model keeps the default spillover
+    0.0625
     """
 
     mu: float = 0.0
@@ -64,7 +73,15 @@ class OutcomeModel:
 
 @dataclass(frozen=True, eq=False)
 class Study:
-    """A collaboration network prepared once for many simulated experiments."""
+    """A collaboration network prepared once for many simulated experiments.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> study = Study.from_network(synth.collaboration_network(2_000, seed=1))
+    >>> study.n_users, round(study.gate(OutcomeModel(tau=1.0, gamma=0.0)), 3)
+    (2000, 1.0)
+    """
 
     network: CollaborationNetwork
     adjacency: sp.csr_array  # users sharing a project
@@ -76,6 +93,7 @@ class Study:
 
     @classmethod
     def from_network(cls, network: CollaborationNetwork) -> "Study":
+        """Prepare ``network``: its user graph, components, primary projects and usage."""
         project = network.primary_project()
         usage = network.user_data["usage"].to_numpy(dtype=float) if "usage" in network.user_data \
             else np.ones(network.n_users)
@@ -87,9 +105,11 @@ class Study:
 
     @property
     def n_users(self) -> int:
+        """Number of users."""
         return self.network.n_users
 
     def mean_degree(self) -> float:
+        """Mean number of users a user shares a project with."""
         return float(np.diff(self.adjacency.indptr).mean())
 
     def gate(self, model: OutcomeModel) -> float:
@@ -109,7 +129,16 @@ class Study:
 
 @dataclass(frozen=True)
 class DesignResult:
-    """Per-experiment estimates of one design, and their summary against the truth."""
+    """Per-experiment estimates of one design, and their summary against the truth.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> study = Study.from_network(synth.collaboration_network(2_000, seed=1))
+    >>> result = simulate_design(study, "component", OutcomeModel(), n_sims=50, seed=1)
+    >>> result.estimates.shape, sorted(result.summary())[:3]
+    ((50,), ['bias', 'ci_width', 'coverage'])
+    """
 
     design: str
     true_effect: float
@@ -120,6 +149,7 @@ class DesignResult:
     n_clusters: int
 
     def summary(self) -> dict:
+        """Bias, sd, RMSE, coverage, mean interval width and power against the true effect."""
         covered = (self.ci_low <= self.true_effect) & (self.true_effect <= self.ci_high)
         rejects = (self.ci_low > 0) | (self.ci_high < 0)
         return {
@@ -137,13 +167,23 @@ class DesignResult:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The design comparison: one :class:`DesignResult` per design."""
+    """The design comparison: one :class:`DesignResult` per design.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> study = Study.from_network(synth.collaboration_network(2_000, seed=1))
+    >>> comparison = compare_designs(study, ["project", "component"], n_sims=50, seed=1)
+    >>> comparison.to_frame()["design"].tolist(), comparison["component"].n_clusters > 0
+    (['project', 'component'], True)
+    """
 
     true_effect: float
     model: OutcomeModel
     results: tuple[DesignResult, ...]
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per design: its :meth:`DesignResult.summary`."""
         return pd.DataFrame([r.summary() for r in self.results])
 
     def __getitem__(self, design: str) -> DesignResult:
@@ -153,6 +193,7 @@ class Comparison:
         raise KeyError(design)
 
     def to_json(self) -> dict:
+        """The ``simulate --json`` object: the true effect and each design's summary."""
         keys = ("design", "bias", "sd", "rmse", "coverage", "ci_width", "power", "n_sims")
         return {"true_effect": self.true_effect,
                 "designs": [{k: r.summary()[k] for k in keys} for r in self.results]}
@@ -208,6 +249,16 @@ def cluster_robust_difference(
     (default) with Bell-McCaffrey degrees of freedom, ``"CR1"`` with ``G - 1``.
 
     Returns ``(beta, se, ci_low, ci_high, n_clusters)``, each array of length ``S``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> codes = np.repeat(np.arange(10), 4)
+    >>> z = (codes % 2)[:, None].astype(float) * np.ones((1, 3))          # 3 experiments at once
+    >>> y = np.random.default_rng(0).normal(size=(40, 3)) + z
+    >>> beta, se, low, high, g = cluster_robust_difference(y, z, codes)
+    >>> beta.shape, g
+    ((3,), 10)
     """
     absorb = np.zeros(y.shape[0], dtype=np.int64) if strata is None else strata
     fit = ols(y, z.astype(float)[:, None, :], clusters, variance, absorb=absorb)
@@ -235,7 +286,16 @@ def _cluster_draws(study: Study, design: str, n_sims: int, rng: np.random.Genera
 class SimulatedChunk:
     """A chunk of simulated experiments: per user its randomization unit (``clusters``)
     and stratum (or None), and per experiment (columns) the treatment ``z`` and outcome
-    ``y``."""
+    ``y``.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> study = Study.from_network(synth.collaboration_network(2_000, seed=1))
+    >>> chunk = next(simulate_experiments(study, "project", OutcomeModel(), n_sims=20, seed=1))
+    >>> chunk.z.shape[0] == study.n_users
+    True
+    """
 
     clusters: np.ndarray
     strata: np.ndarray | None
@@ -255,7 +315,16 @@ def simulate_experiments(
 ) -> Iterator[SimulatedChunk]:
     """The simulated data of ``n_sims`` experiments of ``design``, ``chunk`` at a time:
     assignments and outcomes (random effects drawn anew in each experiment), the data
-    :func:`simulate_design` analyses."""
+    :func:`simulate_design` analyses.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> study = Study.from_network(synth.collaboration_network(2_000, seed=1))
+    >>> sum(chunk.y.shape[1] for chunk in simulate_experiments(study, "component", OutcomeModel(), n_sims=30,
+    ...                                                       chunk=10, seed=1))
+    30
+    """
     rng = check_seed(seed)
     codes, cluster_draws, strata = _cluster_draws(study, design, n_sims, rng, n_bins)
     n_clusters = cluster_draws.shape[0]
@@ -289,7 +358,15 @@ def simulate_design(
 ) -> DesignResult:
     """``n_sims`` experiments of ``design`` on ``study`` under ``model``, each analysed by
     the difference in means (stratum fixed effects for stratified designs) with ``vcov``
-    errors clustered by the unit of randomization; processed ``chunk`` at a time."""
+    errors clustered by the unit of randomization; processed ``chunk`` at a time.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> study = Study.from_network(synth.collaboration_network(2_000, seed=1))
+    >>> simulate_design(study, "stratified-component", OutcomeModel(tau=0.0), n_sims=40, seed=2).estimates.size
+    40
+    """
     pieces, n_clusters = [], 0
     for data in simulate_experiments(study, design, model, n_sims=n_sims, seed=seed, chunk=chunk, n_bins=n_bins):
         *summary, n_clusters = cluster_robust_difference(data.y, data.z, data.clusters, data.strata, variance=vcov)
@@ -312,7 +389,15 @@ def compare_designs(
 ) -> Comparison:
     """Run every design ``n_sims`` times under ``model`` and summarise each by bias, sd,
     RMSE, 95% CI coverage, mean CI width and power against the GATE, with ``vcov``
-    errors (the same kernel as ``estimate``). ``tau = 0`` is the A/A calibration."""
+    errors (the same kernel as ``estimate``). ``tau = 0`` is the A/A calibration.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> study = Study.from_network(synth.collaboration_network(2_000, seed=1))
+    >>> compare_designs(study, ["component"], OutcomeModel(tau=0.0), n_sims=40, seed=2).true_effect
+    0.0
+    """
     study = network if isinstance(network, Study) else Study.from_network(network)
     streams = check_seed(seed).spawn(len(designs))  # one independent stream per design
     results = tuple(simulate_design(study, d, model, n_sims=n_sims, seed=s, vcov=vcov, on_chunk=progress)
@@ -329,7 +414,15 @@ def gamma_sweep(
     n_sims: int = 300,
     seed=0,
 ) -> pd.DataFrame:
-    """Bias, coverage and power of each design as spillover shrinks: ``gamma = 2^-m``."""
+    """Bias, coverage and power of each design as spillover shrinks: ``gamma = 2^-m``.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> study = Study.from_network(synth.collaboration_network(2_000, seed=1))
+    >>> gamma_sweep(study, ["component"], ms=[2, 6], n_sims=30, seed=1)["m"].tolist()
+    [2, 6]
+    """
     study = network if isinstance(network, Study) else Study.from_network(network)
     rows = []
     for m in ms:  # a loop over settings; each runs all experiments at once
@@ -348,7 +441,17 @@ def social_outcomes(
 ) -> np.ndarray:
     """Social-graph variant: ``y = tau z + gamma tau (treated share of neighbours) +
     community effect + noise`` (communities from ``node_data["community"]``, else one).
-    Its GATE is ``tau (1 + gamma)`` over units with neighbours."""
+    Its GATE is ``tau (1 + gamma)`` over units with neighbours.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spillover import synth
+    >>> graph = synth.social_graph(500, seed=1)
+    >>> y = social_outcomes(graph, np.zeros(500), tau=1.0, gamma=0.5, s_community=0.0, s_e=0.0)
+    >>> float(np.abs(y).max())                                        # nobody treated: no effect, no noise
+    0.0
+    """
     rng = check_seed(seed)
     z = np.asarray(z, dtype=float)
     degree = np.diff(graph.adjacency.indptr).astype(float)
@@ -390,7 +493,16 @@ def marketplace_outcomes(
     graph: BipartiteGraph, seller_z: np.ndarray, *, tau: float, s_buyer: float = 1.0, seed=None
 ) -> np.ndarray:
     """Marketplace variant: a buyer's outcome rises by ``tau`` times the treated share of
-    its sellers (the GATE is ``tau``), plus buyer-level noise."""
+    its sellers (the GATE is ``tau``), plus buyer-level noise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spillover import synth
+    >>> market = synth.marketplace(300, 30, seed=1)
+    >>> marketplace_outcomes(market, np.ones(30), tau=0.5, seed=1).shape
+    (300,)
+    """
     rng = check_seed(seed)
     degree = graph.unit_degrees().astype(float)
     z = np.asarray(seller_z, dtype=float)
@@ -418,6 +530,16 @@ def choose_design(
     RMSE and the minimum detectable effect at 80% power (``(z_.975 + z_.8) sd``). The
     ``best`` column marks the lowest RMSE: with modest spillover it is often a small
     cluster size, since bias from cut edges costs less than the variance of big ones.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from spillover import synth
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     table = choose_design(synth.social_graph(1_000, seed=1), effect=0.2, resolutions=[1.0], n_sims=40)
+    >>> table["design"].tolist()[0], int(table["best"].sum())
+    ('individual', 1)
     """
     connected = float(np.mean(np.diff(graph.adjacency.indptr) > 0))
     tau = effect / (1.0 + gamma * connected)  # isolated units feel no spillover

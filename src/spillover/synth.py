@@ -14,6 +14,8 @@ import scipy.sparse as sp
 from .graph import EDGE_DTYPE, BipartiteGraph, CollaborationNetwork, SocialGraph
 from .seeds import check_seed
 
+__all__ = ["collaboration_memberships", "collaboration_network", "edge_table", "evolving_memberships", "marketplace",
+           "social_graph"]
 
 def _power_law_sizes(
     rng: np.random.Generator, total: int, exponent: float, min_size: int, max_size: int
@@ -67,6 +69,12 @@ def social_graph(
     proportion to a lognormal activity (``degree_heterogeneity`` is its sigma) and, with
     probability ``1 - mixing``, ends inside the same community, else anywhere. The planted
     community of each node is in ``graph.node_data["community"]``.
+
+    Examples
+    --------
+    >>> graph = social_graph(2_000, mean_degree=10, seed=1)
+    >>> graph.n_nodes, bool(8 < graph.degrees().mean() <= 10)     # duplicate draws collapse
+    (2000, True)
     """
     rng = check_seed(seed)
     lo, hi = community_size_range
@@ -114,6 +122,12 @@ def marketplace(
     Each buyer has ``1 + Poisson(mean - 1)`` seller draws, each seller chosen in
     proportion to a lognormal popularity (sigma ``popularity_sigma``); repeated draws of
     the same seller collapse. Seller popularity is in ``treated_data["popularity"]``.
+
+    Examples
+    --------
+    >>> market = marketplace(1_000, 100, seed=1)
+    >>> market.n_units, market.n_treated_side
+    (1000, 100)
     """
     rng = check_seed(seed)
     popularity = rng.lognormal(0.0, popularity_sigma, size=n_sellers)
@@ -155,6 +169,12 @@ def collaboration_network(
     sizes and projects per user are heavy-tailed. A team can split into several
     components when its users' projects do not overlap. Per-user ``usage`` (lognormal
     with a team effect) and the generating ``team`` are in ``user_data``.
+
+    Examples
+    --------
+    >>> network = collaboration_network(1_000, seed=1)
+    >>> network.n_users, "usage" in network.user_data
+    (1000, True)
     """
     rng = check_seed(seed)
     lo, hi = team_size_range
@@ -203,7 +223,13 @@ def collaboration_network(
 
 def collaboration_memberships(network: CollaborationNetwork) -> pd.DataFrame:
     """The network as the membership table users load: ``user_id, project_id, account_id,
-    usage``."""
+    usage``.
+
+    Examples
+    --------
+    >>> collaboration_memberships(collaboration_network(500, seed=1)).columns.tolist()
+    ['user_id', 'project_id', 'account_id', 'usage']
+    """
     coo = network.membership.tocoo()
     frame = pd.DataFrame(
         {
@@ -218,7 +244,14 @@ def collaboration_memberships(network: CollaborationNetwork) -> pd.DataFrame:
 
 
 def edge_table(graph: SocialGraph, source: str = "source", target: str = "target") -> pd.DataFrame:
-    """The graph's edges as a table of ids, each undirected edge once."""
+    """The graph's edges as a table of ids, each undirected edge once.
+
+    Examples
+    --------
+    >>> graph = social_graph(500, seed=1)
+    >>> len(edge_table(graph)) == graph.n_edges
+    True
+    """
     src, dst = graph.edge_index()
     return pd.DataFrame({source: graph.nodes[src], target: graph.nodes[dst]})
 
@@ -232,6 +265,12 @@ def evolving_memberships(
     memberships ends (components shrink, split or vanish), as many new users arrive (half
     join an existing project, half start a project of their own: new components), and a
     quarter as many existing users join another existing project (components merge).
+
+    Examples
+    --------
+    >>> days = evolving_memberships(1_000, n_days=3, seed=1)
+    >>> len(days), days[0].columns.tolist()
+    (3, ['user_id', 'project_id', 'account_id', 'usage'])
     """
     rng = check_seed(seed)
     frame = collaboration_memberships(collaboration_network(n_users, seed=seed))

@@ -38,6 +38,10 @@ from .errors import InputError
 from .graph import group_indicator
 from .seeds import check_seed
 
+__all__ = ["BOOTSTRAP_WEIGHTS", "DEFAULT_VCOV", "VCOV_TYPES", "ClusterStats", "OLSFit", "Sandwich", "WildBootstrap",
+           "cluster_stats", "dependence_robust", "ols", "sandwich", "t_interval", "wild_cluster_bootstrap",
+           "wild_cluster_bootstrap_from_sums"]
+
 VCOV_TYPES = ("CR0", "CR1", "CR2")
 DEFAULT_VCOV = "CR2"
 _TINY = 1e-12
@@ -53,6 +57,17 @@ class ClusterStats:
     sqrt(n_group)`` and ``e_sum[..., g] = 1'e_g / sqrt(n_group)`` carry what the absorbed
     columns add to the hat matrix. Leading ``...`` dimensions are independent regressions
     (e.g. simulated experiments) on the same clusters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> codes = np.repeat(np.arange(12), 5)                       # 12 clusters of 5 units
+    >>> X = np.column_stack([np.ones(60), codes % 2])              # treatment by cluster
+    >>> y = X @ [1.0, 0.5] + rng.normal(size=12)[codes] + rng.normal(size=60)
+    >>> stats = cluster_stats(X, y - y.mean(), codes, 12)
+    >>> stats.cross.shape, stats.scores.shape, stats.n_clusters
+    ((12, 2, 2), (12, 2), 12)
     """
 
     cross: np.ndarray
@@ -65,17 +80,32 @@ class ClusterStats:
 
     @property
     def n_clusters(self) -> int:
+        """Number of clusters."""
         return int(self.cross.shape[-3])
 
     @property
     def n_absorbed(self) -> int:
+        """Number of absorbed fixed-effect groups (0 when none)."""
         return 0 if self.group is None else int(self.group.max()) + 1
 
 
 @dataclass(frozen=True)
 class Sandwich:
     """A cluster-robust covariance: ``cov[..., K, K]``, the degrees of freedom of each
-    requested contrast ``df[..., m]``, and how it was computed."""
+    requested contrast ``df[..., m]``, and how it was computed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> codes = np.repeat(np.arange(12), 5)                       # 12 clusters of 5 units
+    >>> X = np.column_stack([np.ones(60), codes % 2])              # treatment by cluster
+    >>> y = X @ [1.0, 0.5] + rng.normal(size=12)[codes] + rng.normal(size=60)
+    >>> fit = ols(y, X, codes, "CR2")
+    >>> se, low, high, p = fit.sandwich.interval(fit.beta[1], 1)
+    >>> bool(low < 0.5 < high), float(fit.sandwich.df[1]) < 11
+    (True, True)
+    """
 
     cov: np.ndarray
     df: np.ndarray
@@ -90,7 +120,14 @@ class Sandwich:
 
 def t_interval(estimate, se, df, alpha: float = 0.05):
     """``(se, low, high, p)``: the two-sided t(df) interval and p-value (normal where df
-    is infinite); NaN where the standard error is zero or undefined."""
+    is infinite); NaN where the standard error is zero or undefined.
+
+    Examples
+    --------
+    >>> se, low, high, p = t_interval(1.0, 0.5, df=10)
+    >>> round(float(low), 3), round(float(high), 3), round(float(p), 4)
+    (-0.114, 2.114, 0.0734)
+    """
     estimate, se, df = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (estimate, se, df)))
     ok = np.isfinite(se) & (se > 0) & (df > 0)
     safe_df = np.where(ok, df, 1.0)
@@ -123,6 +160,17 @@ def cluster_stats(
     or ``(n, S)``, ``codes`` the dense cluster of each unit. With ``absorbed`` (the dense
     group of each unit, groups nesting the clusters), ``X`` and ``resid`` must already be
     within-transformed (see :func:`within`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> codes = np.repeat(np.arange(12), 5)                       # 12 clusters of 5 units
+    >>> X = np.column_stack([np.ones(60), codes % 2])              # treatment by cluster
+    >>> y = X @ [1.0, 0.5] + rng.normal(size=12)[codes] + rng.normal(size=60)
+    >>> cluster_stats(X, y, codes, 12).cross[0]                  # X_g'X_g of cluster 0 (control)
+    array([[5., 0.],
+           [0., 0.]])
     """
     n = X.shape[0]
     batched = X.ndim == 3
@@ -308,21 +356,36 @@ def _group_sum(members, values: np.ndarray, axis: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class OLSFit:
-    """OLS coefficients ``beta[..., K]`` and their cluster-robust :class:`Sandwich`."""
+    """OLS coefficients ``beta[..., K]`` and their cluster-robust :class:`Sandwich`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> codes = np.repeat(np.arange(12), 5)                       # 12 clusters of 5 units
+    >>> X = np.column_stack([np.ones(60), codes % 2])              # treatment by cluster
+    >>> y = X @ [1.0, 0.5] + rng.normal(size=12)[codes] + rng.normal(size=60)
+    >>> fit = ols(y, X, codes)                                     # CR2 with Bell-McCaffrey df
+    >>> fit.n_clusters, fit.cov.shape, fit.df.shape
+    (12, (2, 2), (2,))
+    """
 
     beta: np.ndarray
     sandwich: Sandwich
 
     @property
     def cov(self) -> np.ndarray:
+        """The cluster-robust covariance of the coefficients."""
         return self.sandwich.cov
 
     @property
     def df(self) -> np.ndarray:
+        """Degrees of freedom of each coefficient's t reference."""
         return self.sandwich.df
 
     @property
     def n_clusters(self) -> int:
+        """Number of clusters."""
         return self.sandwich.n_clusters
 
     def interval(self, index: int, alpha: float = 0.05):
@@ -347,6 +410,17 @@ def ols(
     intercept without a column of ones.
 
     ``CR1`` equals ``statsmodels.OLS(y, X).fit(cov_type="cluster")``'s covariance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> codes = np.repeat(np.arange(12), 5)                       # 12 clusters of 5 units
+    >>> X = np.column_stack([np.ones(60), codes % 2])              # treatment by cluster
+    >>> y = X @ [1.0, 0.5] + rng.normal(size=12)[codes] + rng.normal(size=60)
+    >>> se, low, high, p = ols(y, X, codes, "CR1").interval(1)
+    >>> round(float(se), 4) > 0, bool(low < 0.5 < high)
+    (True, True)
     """
     vcov = check_vcov(vcov)
     codes, uniques = pd.factorize(np.asarray(clusters))
@@ -387,6 +461,20 @@ def dependence_robust(
     scaled as CR1 with ``n_groups`` (the randomization clusters) and projected onto the
     positive semidefinite cone (a kernel of this kind need not be PSD); degrees of
     freedom are ``n_groups - 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> codes = np.repeat(np.arange(12), 5)                       # 12 clusters of 5 units
+    >>> X = np.column_stack([np.ones(60), codes % 2])              # treatment by cluster
+    >>> y = X @ [1.0, 0.5] + rng.normal(size=12)[codes] + rng.normal(size=60)
+    >>> import scipy.sparse as sp
+    >>> same_cluster = sp.csr_array((codes[:, None] == codes[None, :]).astype(float))
+    >>> beta = np.linalg.lstsq(X, y, rcond=None)[0]
+    >>> network = dependence_robust(X, y - X @ beta, same_cluster, n_groups=12)
+    >>> np.allclose(network.cov, ols(y, X, codes, "CR1").cov)        # same-cluster pairs alone: CR1
+    True
     """
     n, k = X.shape
     if n_groups < 2:
@@ -417,7 +505,19 @@ _WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt
 class WildBootstrap:
     """A restricted wild cluster bootstrap (WCR) test of ``beta[index] = null`` and the
     interval that inverts it: ``p_value``, ``ci``, ``n_boot`` draws of cluster weights
-    (every sign pattern when ``2^G <= n_boot`` with Rademacher weights)."""
+    (every sign pattern when ``2^G <= n_boot`` with Rademacher weights).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> codes = np.repeat(np.arange(12), 5)                       # 12 clusters of 5 units
+    >>> X = np.column_stack([np.ones(60), codes % 2])              # treatment by cluster
+    >>> y = X @ [1.0, 0.5] + rng.normal(size=12)[codes] + rng.normal(size=60)
+    >>> result = wild_cluster_bootstrap(y, X, codes, index=1, n_boot=999, seed=1)
+    >>> result.enumerated, result.n_boot                      # 2^12 > 999 sign patterns: random draws
+    (False, 999)
+    """
 
     estimate: float
     null: float
@@ -461,6 +561,17 @@ def wild_cluster_bootstrap(
     inversion by bisection, the same cluster weights for every ``b``). Everything runs on
     per-cluster ``X_g'X_g`` and ``X_g'y_g`` (:func:`wild_cluster_bootstrap_from_sums`,
     which engines with only those sums call): ``O(B G K^2)`` per tested value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> codes = np.repeat(np.arange(12), 5)                       # 12 clusters of 5 units
+    >>> X = np.column_stack([np.ones(60), codes % 2])              # treatment by cluster
+    >>> y = X @ [1.0, 0.5] + rng.normal(size=12)[codes] + rng.normal(size=60)
+    >>> result = wild_cluster_bootstrap(y, X, codes, index=1, weights="webb", seed=1)
+    >>> bool(result.ci[0] < 0.5 < result.ci[1]), 0 <= result.p_value <= 1
+    (True, True)
     """
     codes, uniques = pd.factorize(np.asarray(clusters))
     sums = cluster_stats(X, y, codes, len(uniques))          # scores here are X_g'y_g
@@ -481,7 +592,21 @@ def wild_cluster_bootstrap_from_sums(
     seed=None,
 ) -> WildBootstrap:
     """:func:`wild_cluster_bootstrap` from per-cluster ``X_g'X_g`` (``cross``, ``G x K x
-    K``) and ``X_g'y_g`` (``xty``, ``G x K``) over ``n_obs`` observations."""
+    K``) and ``X_g'y_g`` (``xty``, ``G x K``) over ``n_obs`` observations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> codes = np.repeat(np.arange(12), 5)                       # 12 clusters of 5 units
+    >>> X = np.column_stack([np.ones(60), codes % 2])              # treatment by cluster
+    >>> y = X @ [1.0, 0.5] + rng.normal(size=12)[codes] + rng.normal(size=60)
+    >>> sums = cluster_stats(X, y, codes, 12)                        # X_g'X_g and X_g'y_g
+    >>> a = wild_cluster_bootstrap_from_sums(sums.cross, sums.scores, 60, 1, seed=3)
+    >>> b = wild_cluster_bootstrap(y, X, codes, 1, seed=3)
+    >>> a.p_value == b.p_value and a.ci == b.ci
+    True
+    """
     g, k = cross.shape[0], cross.shape[-1]
     n = n_obs
     if g < 2:

@@ -25,7 +25,13 @@ ENGINES = ("memory", "duckdb", "spark")
 
 def get_engine(name: str = "memory", **options: Any):
     """The engine called ``name``; options: ``memory_limit`` and ``temp_directory``
-    (duckdb), ``spark`` (a SparkSession) or ``master`` (spark, default ``local[*]``)."""
+    (duckdb), ``spark`` (a SparkSession) or ``master`` (spark, default ``local[*]``).
+
+    Examples
+    --------
+    >>> get_engine("duckdb", memory_limit="1GB").name
+    'duckdb'
+    """
     if name == "memory":
         return MemoryEngine()
     if name == "duckdb":

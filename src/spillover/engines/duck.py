@@ -19,6 +19,8 @@ from . import sql
 from ..design import HashSpec
 from .memory import check_mapping
 
+__all__ = ["DuckDBEngine"]
+
 
 _SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
@@ -33,6 +35,16 @@ def _ident(name: str) -> str:
 
 
 class DuckDBEngine:
+    """The DuckDB engine: out-of-core SQL on one machine, Parquet or DataFrames in, Parquet
+    (``out=``) or pandas out, ``memory_limit`` with spilling to a private temporary folder.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> edges = pd.DataFrame({"source": [1, 2, 4], "target": [2, 3, 5]})
+    >>> DuckDBEngine(memory_limit="1GB").components(edges).values.tolist()
+    [[1, 0], [2, 0], [3, 0], [4, 1], [5, 1]]
+    """
     name = "duckdb"
 
     def __init__(self, memory_limit: str | None = None, temp_directory: str | os.PathLike | None = None,
@@ -142,6 +154,7 @@ class DuckDBEngine:
     def exposure(self, edges: TableLike, assignment: TableLike, mapping: str = "fraction", *,
                  source: str = "source", target: str = "target", bipartite: bool = False,
                  threshold_q: float | None = None, out: str | os.PathLike | None = None):
+        """Each unit's neighbour counts, treated share and condition (one hop), as the memory engine computes them."""
         threshold_q = check_mapping(mapping, threshold_q)
         edge_view = self._edges(edges, source, target)
         arms = self._arms(assignment, edge_view, bipartite)
@@ -174,6 +187,7 @@ class DuckDBEngine:
         return self._run(query, out)
 
     def hash_assign(self, units: TableLike, *, salt: str, spec: HashSpec, key: str = "unit_id", out: str | os.PathLike | None = None):
+        """The keyed-hash assignment of ``spec`` (a :class:`~spillover.design.HashSpec`) keyed by column ``key``: ``unit_id[, key], arm``."""
         relation = self._relation(units, "units")
         self._require(relation, list(dict.fromkeys(["unit_id", key])), "units")
         # the salt is a bound parameter ($salt), the key a quoted identifier
@@ -184,6 +198,7 @@ class DuckDBEngine:
 
     def cluster_stats(self, outcomes: TableLike, exposure_table: TableLike, clusters: TableLike | None, *,
                       outcome_col: str = "y") -> pd.DataFrame:
+        """Per-(cluster, condition) ``n, sum_y, sum_y2``: all :func:`~spillover.estimate.estimate_from_stats` needs."""
         o = self._relation(outcomes, "outcomes")
         e = self._relation(exposure_table, "exposure")
         c = None if clusters is None else self._relation(clusters, "clusters")

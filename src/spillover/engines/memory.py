@@ -7,14 +7,20 @@ import numpy as np
 import pandas as pd
 
 from ..cluster import cluster
-from ..design import OUT, HashSpec
+from ..design import HashSpec
 from ..estimate import analysis_table, sufficient_stats
 from ..exposure import exposure
 from ..graph import TableLike, load_graph, read_table, require_columns
 
 
 def check_mapping(mapping: str, threshold_q: float | None) -> float | None:
-    """The one-hop mappings every engine implements, with the threshold's default."""
+    """The one-hop mappings every engine implements, with the threshold's default.
+
+    Examples
+    --------
+    >>> check_mapping("threshold", None)
+    0.75
+    """
     from ..errors import InputError
 
     if mapping not in ("fraction", "as4", "threshold", "bipartite"):
@@ -23,20 +29,33 @@ def check_mapping(mapping: str, threshold_q: float | None) -> float | None:
 
 
 class MemoryEngine:
+    """The library's own scipy/numpy stages behind the engine interface (the reference the
+    other engines are tested against).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> edges = pd.DataFrame({"source": [1, 2, 4], "target": [2, 3, 5]})
+    >>> MemoryEngine().components(edges)["cluster_id"].tolist()
+    [0, 0, 0, 1, 1]
+    """
     name = "memory"
 
     def exposure(self, edges: TableLike, assignment: TableLike, mapping: str = "fraction", *,
                  source: str = "source", target: str = "target", bipartite: bool = False,
                  threshold_q: float | None = None) -> pd.DataFrame:
+        """Each unit's neighbour counts, treated share and condition (one hop), as the memory engine computes them."""
         threshold_q = check_mapping(mapping, threshold_q)
         graph = load_graph(edges, source, target, bipartite=bipartite)
         table = exposure(graph, read_table(assignment, what="assignment"), mapping, threshold_q=threshold_q)
         return table.assign(condition=table["condition"].astype(str))
 
     def components(self, edges: TableLike, *, source: str = "source", target: str = "target") -> pd.DataFrame:
+        """Connected components of the edge list: ``unit_id, cluster_id``, labels as the memory engine numbers them."""
         return cluster(load_graph(edges, source, target), "components").to_frame()
 
     def hash_assign(self, units: TableLike, *, salt: str, spec: HashSpec, key: str = "unit_id") -> pd.DataFrame:
+        """The keyed-hash assignment of ``spec`` (a :class:`~spillover.design.HashSpec`) keyed by column ``key``: ``unit_id[, key], arm``."""
         frame = read_table(units, what="units")
         require_columns(frame, ["unit_id", key], "units")
         keys = pd.Index(frame[key].unique())
@@ -49,9 +68,10 @@ class MemoryEngine:
 
     def cluster_stats(self, outcomes: TableLike, exposure_table: TableLike, clusters: TableLike | None, *,
                       outcome_col: str = "y") -> pd.DataFrame:
+        """Per-(cluster, condition) ``n, sum_y, sum_y2``: all :func:`~spillover.estimate.estimate_from_stats` needs."""
         table = analysis_table(read_table(outcomes, what="outcomes"), read_table(exposure_table, what="exposure"),
                                 outcome_col, None if clusters is None else read_table(clusters, what="clusters"), "drop")
         return sufficient_stats(table if clusters is not None else table.assign(cluster=0))
 
 
-__all__ = ["MemoryEngine", "OUT"]
+__all__ = ["MemoryEngine"]

@@ -22,13 +22,31 @@ from . import sql
 from ..design import HashSpec
 from .memory import check_mapping
 
+__all__ = ["SparkEngine", "java_available"]
+
 
 def java_available() -> bool:
+    """Whether a Java runtime (which Spark needs) is on ``PATH`` or under ``JAVA_HOME``.
+
+    Examples
+    --------
+    >>> isinstance(java_available(), bool)
+    True
+    """
     home = os.environ.get("JAVA_HOME")
     return bool(shutil.which("java") or (home and Path(home, "bin", "java").exists()))
 
 
 class SparkEngine:
+    """The Spark engine: Spark SQL and GraphX where the data lives. Inputs are Spark
+    DataFrames, catalog table names or Parquet/CSV paths; outputs go to ``out=`` (Parquet) or
+    come back as pandas. Without ``spark`` a local session is started on ``master``.
+
+    Examples
+    --------
+    >>> SparkEngine.name                        # get_engine("spark", spark=session) on a cluster
+    'spark'
+    """
     name = "spark"
 
     def __init__(self, spark: Any = None, master: str = "local[*]"):
@@ -87,6 +105,7 @@ class SparkEngine:
 
     @staticmethod
     def to_pandas(frame) -> pd.DataFrame:
+        """A (small) Spark DataFrame as pandas."""
         rows = frame.collect()
         return pd.DataFrame([r.asDict() for r in rows], columns=frame.columns)
 
@@ -123,6 +142,7 @@ class SparkEngine:
     # -- the steps
     def exposure(self, edges: Any, assignment: Any, mapping: str = "fraction", *, source: str = "source",
                  target: str = "target", bipartite: bool = False, threshold_q: float | None = None, out=None):
+        """Each unit's neighbour counts, treated share and condition (one hop), as the memory engine computes them."""
         threshold_q = check_mapping(mapping, threshold_q)
         edge_view = self._edges(edges, source, target)
         arms = self._arms(assignment, edge_view, bipartite)
@@ -188,6 +208,7 @@ class SparkEngine:
                 return labels
 
     def hash_assign(self, units: Any, *, salt: str, spec: HashSpec, key: str = "unit_id", out=None):
+        """The keyed-hash assignment of ``spec`` (a :class:`~spillover.design.HashSpec`) keyed by column ``key``: ``unit_id[, key], arm``."""
         frame = self._frame(units, "units")
         self._require(frame, list(dict.fromkeys(["unit_id", key])), "units")
         relation = self._view(frame)
@@ -201,6 +222,7 @@ class SparkEngine:
 
     def cluster_stats(self, outcomes: Any, exposure_table: Any, clusters: Any | None, *,
                       outcome_col: str = "y") -> pd.DataFrame:
+        """Per-(cluster, condition) ``n, sum_y, sum_y2``: all :func:`~spillover.estimate.estimate_from_stats` needs."""
         o, e = self._frame(outcomes, "outcomes"), self._frame(exposure_table, "exposure")
         c = None if clusters is None else self._frame(clusters, "clusters")
         self._require(o, ["unit_id", outcome_col], "outcomes")
