@@ -48,6 +48,12 @@ def test_python_example_runs(capsys):
         exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "Effects against 'control'" in out and "total" in out
+    # both printed intervals of the total effect cover the truth the example states (0.275 to
+    # 0.3). A 95% interval misses for about 1 seed in 20 (ols-cluster covered 37 of 40 seeds
+    # of this example); the example's seeds are fixed, so this is deterministic.
+    rows = re.findall(r"^total\s+treated\s+([-+.\d]+)\s+([.\d]+)\s+([-+.\d]+)\s+([-+.\d]+)", out, re.M)
+    assert len(rows) == 2, out
+    assert all(float(low) < 0.3 and float(high) > 0.275 for _, _, low, high in rows), rows
 
 
 def test_the_command_line_walkthrough_runs_in_order(tmp_path):

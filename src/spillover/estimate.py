@@ -177,9 +177,7 @@ class Effects:
 def estimand_of(condition: str, control: str, mapping: Mapping | None = None) -> str:
     """The estimand a contrast of ``condition`` with ``control`` targets, as the mapping
     names it (``"<condition> vs <control>"`` when it names none, or with no mapping)."""
-    if mapping is not None and condition in mapping.estimands and control == mapping.control:
-        return mapping.estimands[condition]
-    return f"{condition} vs {control}"
+    return mapping.estimand(condition, control) if mapping is not None else f"{condition} vs {control}"
 
 
 # --------------------------------------------------------------------------- inputs

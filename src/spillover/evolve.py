@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .cluster import cluster
-from .design import OUT, cluster_strata, design_from_spec, hash_spec
+from .design import DESIGN_NAMES, DESIGN_OPTIONS, OUT, cluster_strata, design_from_spec, hash_spec
 from .errors import DesignError, LedgerError
 from .graph import CollaborationNetwork, TableLike
 from .ledger import Ledger, as_date, id_type
@@ -38,7 +38,8 @@ from .ledger import Ledger, as_date, id_type
 __all__ = ["EVOLVE_DESIGNS", "MERGE_POLICIES", "DayReport", "evolve", "start"]
 
 MERGE_POLICIES = ("majority", "exclude")
-EVOLVE_DESIGNS = ("cluster", "stratified-cluster", "holdout")
+# the designs that randomize whole clusters: components stay together as the graph changes
+EVOLVE_DESIGNS = tuple(name for name in DESIGN_NAMES if "cluster_col" in DESIGN_OPTIONS[name])
 
 
 @dataclass(frozen=True)

@@ -98,9 +98,13 @@ class Mapping:
         """The condition code (index into ``conditions``) of each unit."""
         return np.asarray(self.rule(counts), dtype=np.int8)
 
-    def estimand(self, condition: str) -> str:
-        """The estimand a contrast of ``condition`` with the control targets."""
-        return self.estimands.get(condition, f"{condition} vs {self.control}")
+    def estimand(self, condition: str, control: str | None = None) -> str:
+        """The estimand a contrast of ``condition`` with ``control`` (default: the
+        mapping's) targets: the mapping's name for it, else ``"<condition> vs <control>"``."""
+        control = self.control if control is None else control
+        if control == self.control and condition in self.estimands:
+            return self.estimands[condition]
+        return f"{condition} vs {control}"
 
 
 def as4() -> Mapping:
