@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from spillover.design import ClusterDesign, hash_arms
+from spillover.design import ClusterDesign, HashSpec
 
 
 def timed(label: str, fn):
@@ -31,9 +31,9 @@ def main() -> None:
     print(f"   unit-level draws: {draws.nbytes / 1e9:.1f} GB; cluster-level: {cluster_draws.nbytes / 1e6:.0f} MB")
     del draws
     keys = pd.RangeIndex(10_000_000)
-    _, t_hash = timed("keyed-hash assignment of 10M integer ids (DuckDB md5)", lambda: hash_arms(keys, "bench", [0.5, 0.5]))
+    _, t_hash = timed("keyed-hash assignment of 10M integer ids (DuckDB md5)", lambda: HashSpec.of([0.5, 0.5]).assign(keys, "bench"))
     text = pd.Index([f"user-{i}" for i in range(2_000_000)])
-    _, t_text = timed("keyed-hash assignment of 2M string ids", lambda: hash_arms(text, "bench", [0.5, 0.5]))
+    _, t_text = timed("keyed-hash assignment of 2M string ids", lambda: HashSpec.of([0.5, 0.5]).assign(text, "bench"))
     print(f"hash throughput: {10_000_000 / t_hash / 1e6:.1f}M ids/s (ints), {2_000_000 / t_text / 1e6:.1f}M ids/s (strings)")
 
 

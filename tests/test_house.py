@@ -129,3 +129,12 @@ def test_a_spec_hashes_like_the_design_built_from_it(spec):
     by_spec = hash_spec(spec).assign(keys, "s")
     expected = by_spec if spec["design"] == "individual" else by_spec[design.clusters]
     assert np.array_equal(by_design, expected)
+
+
+@pytest.mark.parametrize("path", sorted((SRC.parents[1] / "benchmarks").glob("bench_*.py")), ids=lambda p: p.name)
+def test_every_benchmark_imports(path):
+    """Benchmarks run by hand; importing them here catches a renamed or removed name."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))

@@ -421,6 +421,39 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """``spillover plan``: ICC, design effect, MDE and interference bias of each candidate design."""
+    from .graph import read_table
+    from .plan import plan
+
+    with progress("loading the graph", args.json):
+        graph = CollaborationNetwork.from_memberships(args.memberships) if args.memberships \
+            else _load_edges(args, args.edges)
+    candidates = None
+    if args.clusters:
+        units = graph.users if isinstance(graph, CollaborationNetwork) else graph.nodes
+        candidates = {"individual": np.arange(len(units))}
+        for path in args.clusters:  # a loop over the candidate files
+            table = read_table(path, what=f"clusters '{path}'")
+            labels = table.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"].reindex(units)
+            if labels.isna().any():
+                from .errors import InputError
+                raise InputError(f"clusters '{path}': {int(labels.isna().sum())} unit(s) of the graph have no cluster.")
+            candidates[Path(path).stem] = labels.to_numpy()
+    with progress("planning", args.json):
+        result = plan(graph, args.outcomes, clusters=candidates, outcome_col=args.outcome_col, pre_col=args.pre_col,
+                      effect=args.effect, spillover=args.spillover, treat_fraction=args.treat_fraction,
+                      sample_fraction=args.sample_fraction, alpha=args.alpha, power=args.power, seed=args.seed)
+    if args.json:
+        print_json(result.to_json())
+    else:
+        columns = ["design", "n_clusters", "icc", "design_effect", "effective_n", "se", "mde", "interference_bias",
+                   "recommended"]
+        print_table(result.table[columns], title=f"plan: power {args.power:g} at alpha {args.alpha:g}, assumed "
+                                                 f"spillover {args.spillover:g} (recommended: {result.recommended})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """``spillover demo``: the whole pipeline on built-in data."""
     from .demo import run_demo
@@ -474,6 +507,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_edge_flags(synth)
     synth.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     synth.set_defaults(func=cmd_synth)
+
+    plan = command("plan", "before the experiment: the ICC, design effect, minimum detectable effect and "
+                           "interference bias of each candidate design, from your own outcome history")
+    source = plan.add_mutually_exclusive_group(required=True)
+    source.add_argument("--edges", help="a social graph's edge list (default: none; or --memberships)")
+    source.add_argument("--memberships", help="a collaboration network: user_id, project_id, account_id[, usage] "
+                                              "(default: none; or --edges)")
+    plan.add_argument("--outcomes", required=True, help="historical outcomes: unit_id and the outcome column")
+    plan.add_argument("--clusters", nargs="+", help="candidate clusterings (unit_id, cluster_id), each a row "
+                                                    "(default: Louvain at resolutions 1, 4, 16, or the collaboration "
+                                                    "network's projects and components)")
+    plan.add_argument("--outcome-col", default="y", help="the outcome column of --outcomes")
+    plan.add_argument("--pre-col", help="a pre-period outcome column: CUPED's variance reduction is credited "
+                                        "(default: none)")
+    plan.add_argument("--effect", type=FINITE, help="the global effect to plan for, for the bias column (default: the "
+                                                    "individual design's MDE)")
+    plan.add_argument("--spillover", type=_number(float, 0), default=0.25,
+                      help="assumed spillover: a fully treated neighbourhood's effect relative to the direct effect")
+    plan.add_argument("--treat-fraction", type=SHARE, default=0.5, help="the treated share")
+    plan.add_argument("--sample-fraction", type=_number(float, 0, 1, open_low=True), default=0.1,
+                      help="the share of components the stratified design samples")
+    plan.add_argument("--power", type=SHARE, default=0.8, help="the power the MDE is for")
+    plan.add_argument("--alpha", type=SHARE, default=0.05, help="the test's level")
+    plan.add_argument("--seed", type=SEED, default=0, help="seed of the Louvain clusterings")
+    _add_edge_flags(plan)
+    plan.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    plan.set_defaults(func=cmd_plan)
 
     clus = command("cluster", "cluster a graph into randomization units")
     clus.add_argument("edges", help="edge list (.csv or .parquet)")

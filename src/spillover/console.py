@@ -68,6 +68,8 @@ def format_value(value: Any) -> str:
     """A number or text as a table cell shows it: thousands separated, four significant digits."""
     if value is None:
         return "-"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else ""
     if isinstance(value, (float, np.floating)):
         if math.isnan(value):
             return "-"
