@@ -332,6 +332,7 @@ def _print_effects(args: argparse.Namespace, effects) -> int:
     frame = effects.to_frame()
     if args.json:
         print_json({"control": effects.control, "alpha": effects.alpha, "notes": list(effects.notes),
+                    "health": [check.to_dict() for check in effects.health],
                     "effects": frame.to_dict(orient="records")})
     else:
         method = frame["method"].iloc[0] if len(frame) else args.method

@@ -9,8 +9,8 @@ errors with ``warnings.simplefilter("error", SpilloverWarning)``.
 from __future__ import annotations
 
 __all__ = ["DataWarning", "DesignError", "EmptyConditionWarning", "EngineError", "FewClustersWarning", "InputError",
-           "InterferenceWarning", "LedgerError", "PositivityWarning", "SmallConditionWarning", "SpilloverError",
-           "SpilloverWarning"]
+           "InterferenceWarning", "LedgerError", "PositivityWarning", "SampleRatioWarning", "SmallConditionWarning",
+           "SpilloverError", "SpilloverWarning"]
 
 
 class SpilloverError(ValueError):
@@ -152,6 +152,17 @@ class EmptyConditionWarning(SpilloverWarning):
     --------
     >>> issubclass(EmptyConditionWarning, SpilloverWarning)
     True
+    """
+
+
+class SampleRatioWarning(SpilloverWarning):
+    """Units (or clusters) per arm do not follow the design: a sample-ratio mismatch.
+
+    Examples
+    --------
+    >>> from spillover.health import sample_ratio_mismatch
+    >>> sample_ratio_mismatch({0: 520, 1: 480}, {0: 0.5, 1: 0.5}).flagged      # within chance
+    False
     """
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Mapping as TypingMapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,11 +38,13 @@ from .errors import (
     FewClustersWarning,
     InputError,
     PositivityWarning,
+    SampleRatioWarning,
     SmallConditionWarning,
     show_id,
 )
 from .exposure import ExposureGraph, ExposureProbabilities, Mapping, default_control, get_mapping, infer_mapping
 from .graph import csr_rows, group_indicator
+from .health import Check, sample_ratio_mismatch
 from .variance import (
     DEFAULT_VCOV,
     ClusterStats,
@@ -104,7 +106,8 @@ class Effects:
 
     ``alpha`` is the level of the intervals (``1 - alpha`` coverage); ``notes`` say what
     the variance approximates, if anything (e.g. a conservative bound, Monte Carlo
-    probabilities, pairs assumed independent).
+    probabilities, pairs assumed independent); ``health`` holds the sample-ratio checks
+    (:class:`~spillover.health.Check`) run on the analysed units.
 
     Examples
     --------
@@ -120,6 +123,7 @@ class Effects:
     control: str
     alpha: float = 0.05
     notes: tuple[str, ...] = ()
+    health: tuple[Check, ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
         """One row per contrast, the columns of :class:`Effect`."""
@@ -637,6 +641,7 @@ def estimate(
     bootstrap_weights: str = "rademacher",
     seed=None,
     min_probability: float = 0.0,
+    expected_shares: TypingMapping[int, float] | None = None,
 ) -> Effects:
     """Estimate every condition's contrast with the control condition.
 
@@ -678,6 +683,12 @@ def estimate(
         ``ols-network`` only: the graph, and the hops within which units are dependent.
     alpha
         Intervals have level ``1 - alpha``.
+    expected_shares
+        The design's share of each arm (e.g. ``{0: 0.5, 1: 0.5}``): the analysed units
+        (and clusters) per arm are tested against them for a sample-ratio mismatch.
+        Without them, the analysed units are tested against the assignment's own
+        shares (units lost at different rates by arm). A mismatch warns
+        (:class:`~spillover.errors.SampleRatioWarning`) and is in the notes.
 
     Returns
     -------
@@ -743,7 +754,33 @@ def estimate(
         notes.extend(probabilities.notes)
         notes.append("the Aronow-Samii variance is conservative: intervals cover at least their level when "
                      "the probabilities are exact (wider than needed where pairs have zero joint probability)")
-    return Effects(tuple(effects), control, alpha, tuple(notes))
+    health = _sample_ratio_checks(exposure, table, expected_shares)
+    for check in health:
+        if check.flagged:
+            warnings.warn(check.detail, SampleRatioWarning, stacklevel=2)
+            notes.append(f"health: {check.detail}")
+    return Effects(tuple(effects), control, alpha, tuple(notes), health)
+
+
+def _sample_ratio_checks(exposure: pd.DataFrame, table: pd.DataFrame,
+                         expected_shares: TypingMapping[int, float] | None) -> tuple[Check, ...]:
+    """SRM of the analysed units (and clusters) per arm against the design's shares, or
+    against the assignment's own shares (units lost at different rates by arm)."""
+    if "arm" not in exposure.columns or "arm" not in table.columns:
+        return ()
+    assigned = pd.to_numeric(exposure["arm"], errors="coerce")
+    assigned = assigned[assigned.notna() & (assigned >= 0)].astype(int)
+    analysed = pd.to_numeric(table["arm"], errors="coerce").dropna().astype(int)
+    analysed = analysed[analysed >= 0]
+    if assigned.nunique() < 2 or analysed.empty:
+        return ()
+    shares = dict(expected_shares) if expected_shares is not None \
+        else assigned.value_counts(normalize=True).to_dict()
+    checks = [sample_ratio_mismatch(analysed.value_counts().to_dict(), shares, what="analysed units")]
+    if "cluster" in table.columns and expected_shares is not None:
+        per_cluster = table.loc[analysed.index].groupby("cluster")["arm"].first().astype(int)
+        checks.append(sample_ratio_mismatch(per_cluster.value_counts().to_dict(), shares, what="clusters"))
+    return tuple(checks)
 
 
 def _n_clusters(clusters: "pd.DataFrame | pd.Series") -> int:
