@@ -267,6 +267,16 @@ def plan(
     t reference with ``G - 2`` degrees of freedom, and ``rho`` the correlation of cluster
     means of the outcome and the pre-period outcome. Stratification is not credited
     (conservative). A candidate with fewer than two effective clusters is an error.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from spillover import synth
+    >>> graph = synth.social_graph(2_000, seed=1)
+    >>> history = pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(0).normal(size=2_000)})
+    >>> table = plan(graph, history, resolutions=(1.0,), effect=0.2).table
+    >>> table[["design", "design_effect"]].round(1).values.tolist()[0]
+    ['individual', 1.0]
     """
     frame = read_table(history, what="history")
     require_columns(frame, ["unit_id", outcome_col] + ([pre_col] if pre_col else []), "history")
