@@ -616,7 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mapping_flags(est, required=False)
     _add_edge_flags(est)
     est.add_argument("--outcome-col", default="y", help="the outcome column of --outcomes")
-    est.add_argument("--covariates", help="comma-separated outcome-table columns (ols-cluster) (default: none)")
+    est.add_argument("--covariates", help="comma-separated outcome-table columns to adjust for: a pre-period outcome "
+                                          "(CUPED) or a prediction of the outcome (CUPAC); ols-cluster, cluster-means "
+                                          "(default: none)")
     est.add_argument("--control", help="control condition (default: the mapping's)")
     est.add_argument("--wild-bootstrap", type=_bootstrap_draws, default="auto", metavar="B|auto|off",
                      help="ols-cluster: p-values and intervals from the restricted wild cluster bootstrap with B "

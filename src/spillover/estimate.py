@@ -62,6 +62,7 @@ __all__ = ["FEW_CLUSTERS", "METHODS", "Effect", "Effects", "RandomizationTest", 
 
 METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ols-network", "ht", "hajek")
 FEW_CLUSTERS = 30
+COVARIATE_METHODS = ("cluster-means", "ols-cluster", "ols-network")  # the methods that adjust for covariates
 AUTO_BOOTSTRAP_DRAWS = 1_999
 
 
@@ -308,7 +309,7 @@ def _indicator_columns(table: pd.DataFrame, conditions: Sequence[str]) -> np.nda
 
 
 def cluster_means(table: pd.DataFrame, control: str, alpha: float = 0.05, vcov: str = DEFAULT_VCOV,
-                  mapping: Mapping | None = None) -> list[Effect]:
+                  mapping: Mapping | None = None, covariates: Sequence[str] = ()) -> list[Effect]:
     """Mean of cluster means in a condition minus that in control.
 
     Each cluster contributes one mean per condition it has units in, and the standard
@@ -317,12 +318,18 @@ def cluster_means(table: pd.DataFrame, control: str, alpha: float = 0.05, vcov: 
     (control units beside exposed ones, as exposure mappings produce) is not counted as
     independent of itself. When every cluster is in one condition, CR2 is the
     two-sample variance of cluster means, with Bell-McCaffrey degrees of freedom.
+
+    With ``covariates`` (a pre-period outcome: CUPED; a prediction of the outcome from
+    pre-period data: CUPAC), each cell's mean of every covariate, centred, joins the
+    regression: the cluster-level regression adjustment whose variance falls by about
+    ``1 - rho^2`` (``rho``: the correlation of cluster means of outcome and covariate).
     """
     if "cluster" not in table:
         raise InputError("cluster-means needs clusters (unit_id, cluster_id).")
     vcov = check_vcov(vcov)
     conditions = _conditions(table, control)
-    cells = table.groupby(["cluster", "condition"], observed=True)["y"].agg(["mean", "size"]).reset_index()
+    cells = table.groupby(["cluster", "condition"], observed=True).agg(
+        mean=("y", "mean"), size=("y", "size"), **{f"x_{c}": (c, "mean") for c in covariates}).reset_index()
     cells = cells[cells["condition"].astype(str).isin([control, *conditions])].reset_index(drop=True)
     per_condition = cells.groupby("condition", observed=True)["cluster"].nunique()
     _check_cluster_count(cells["cluster"].nunique(), "cluster-means", vcov)
@@ -331,8 +338,10 @@ def cluster_means(table: pd.DataFrame, control: str, alpha: float = 0.05, vcov: 
         if min(g1, g0) < 2:
             raise InputError(f"cluster-means: '{condition}' has {g1} and '{control}' {g0} cluster(s); "
                              "each needs at least two for a standard error.")
-    fit = ols(cells["mean"].to_numpy(dtype=float), _indicator_columns(cells, conditions),
+    adjust = [cells[[f"x_{c}"]].to_numpy(dtype=float) - cells[f"x_{c}"].mean() for c in covariates]
+    fit = ols(cells["mean"].to_numpy(dtype=float), np.column_stack([_indicator_columns(cells, conditions), *adjust]),
               cells["cluster"].to_numpy(), vcov)
+    label = f"cluster means / {_vcov_label(vcov)}" + (f"; adjusted for {', '.join(covariates)}" if covariates else "")
     units = table["condition"].astype(str).value_counts()
     effects = []
     for index, condition in enumerate(conditions, start=1):
@@ -340,7 +349,7 @@ def cluster_means(table: pd.DataFrame, control: str, alpha: float = 0.05, vcov: 
         in_pair = cells["condition"].astype(str).isin([condition, control])
         effects.append(_effect(condition, control, mapping, fit.beta[index], se, fit.df[index], alpha,
                                units[condition] + units[control], int(cells.loc[in_pair, "cluster"].nunique()),
-                               f"cluster means / {_vcov_label(vcov)}"))
+                               label))
     return effects
 
 
@@ -675,8 +684,9 @@ def estimate(
         ``CR2`` (default: Bell-McCaffrey with its Satterthwaite degrees of freedom,
         reliable with few or unequal clusters), ``CR1`` (statsmodels' default) or ``CR0``.
     outcome_col, covariates
-        The outcome column, and outcome-table columns to adjust for (``ols-cluster``,
-        ``ols-network``).
+        The outcome column, and outcome-table columns to adjust for (``cluster-means``,
+        ``ols-cluster``, ``ols-network``): a pre-period outcome (CUPED) or a prediction of
+        the outcome from pre-period data (CUPAC); any other method refuses them.
     missing
         Units with no outcome: ``"drop"`` (with a warning) or ``"error"``.
     graph, bandwidth
@@ -725,6 +735,10 @@ def estimate(
         raise InputError(f"the wild cluster bootstrap applies to ols-cluster, not {method}.")
     if isinstance(mapping, str):
         mapping = get_mapping(mapping)
+    covariates = list(covariates)
+    if covariates and method not in COVARIATE_METHODS:
+        raise InputError(f"{method} does not adjust for covariates; use one of {list(COVARIATE_METHODS)} "
+                         "(CUPED: the pre-period outcome as a covariate).")
     table = analysis_table(outcomes, exposure, outcome_col, clusters, missing, covariates)
     if mapping is None and probabilities is not None:
         mapping = probabilities.mapping
@@ -736,7 +750,7 @@ def estimate(
     if method == "difference-in-means":
         effects = difference_in_means(table, control, alpha, mapping)
     elif method == "cluster-means":
-        effects = cluster_means(table, control, alpha, vcov, mapping)
+        effects = cluster_means(table, control, alpha, vcov, mapping, covariates)
     elif method == "ols-cluster":
         effects = ols_cluster(table, control, alpha, covariates, vcov, mapping, bootstrap, bootstrap_weights, seed)
         if mapping is None or mapping.name != "fraction":
