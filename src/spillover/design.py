@@ -27,7 +27,7 @@ from .graph import BipartiteGraph
 from .seeds import check_seed, seed_value
 
 __all__ = ["DESIGN_NAMES", "DESIGN_OPTIONS", "OUT", "Assignment", "BipartiteDesign", "ClusterDesign", "HashSpec",
-           "IndividualDesign", "Randomization", "SaturationDesign", "StratifiedClusterDesign", "check_spec",
+           "IndividualDesign", "MixedDesign", "Randomization", "SaturationDesign", "StratifiedClusterDesign", "check_spec",
            "design_from_assignment", "design_from_spec", "hash_spec", "holdout_design"]
 
 OUT = -1  # arm of a unit not sampled into the experiment
@@ -83,6 +83,8 @@ class Assignment:
         else:
             frame["cluster_id"] = pd.Series(self.units, dtype=object)
         frame["arm"] = self.arms.astype(np.int64)
+        if "unit_branch" in self.params:  # the interference-test design: cluster (1) or unit (0) branch
+            frame["branch"] = np.asarray(self.params["unit_branch"]).astype(np.int64)
         return frame if include_out else frame[self.arms != OUT].reset_index(drop=True)
 
     def arm_of(self, ids: Iterable[Any]) -> np.ndarray:
@@ -757,7 +759,76 @@ class BipartiteDesign:
         return self._inner().assign(seed, salt=salt)
 
 
-Design = IndividualDesign | ClusterDesign | StratifiedClusterDesign | SaturationDesign | BipartiteDesign
+@dataclass(frozen=True, eq=False)
+class MixedDesign:
+    """The interference-test design (Saveski et al. 2017; Pouget-Abadie et al. 2019):
+    clusters are split at random into two branches; in the *cluster* branch (a share
+    ``cluster_share`` of clusters) whole clusters are randomized, in the *unit* branch
+    units are randomized one by one. Without interference both branches estimate the
+    same average effect; :func:`spillover.estimate.interference_test` compares them.
+
+    Each assignment's ``params["unit_branch"]`` holds every unit's branch (1: cluster
+    branch, 0: unit branch), and ``to_frame`` a ``branch`` column.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> design = MixedDesign(np.repeat(np.arange(20), 5), range(100))
+    >>> assignment = design.assign(seed=1)
+    >>> int(assignment.params["unit_branch"].sum()), assignment.counts()
+    (50, {0: 50, 1: 50})
+    """
+
+    clusters: np.ndarray
+    units: pd.Index
+    treat_fraction: float = 0.5
+    cluster_share: float = 0.5
+    cluster_ids: pd.Index | None = None
+    name: str = "mixed"
+
+    def __post_init__(self) -> None:
+        base = ClusterDesign(self.clusters, self.units, self.cluster_ids, treat_fraction=self.treat_fraction)
+        object.__setattr__(self, "clusters", base.clusters)
+        object.__setattr__(self, "cluster_ids", base.cluster_ids)
+        object.__setattr__(self, "units", base.units)
+        n_branch = int(round(self.cluster_share * base.n_clusters))
+        if not 0.0 < self.cluster_share < 1.0 or min(n_branch, base.n_clusters - n_branch) < 2:
+            raise DesignError(f"cluster_share={self.cluster_share} of {base.n_clusters} clusters: each branch needs at "
+                              "least two clusters (the test compares them).")
+
+    @property
+    def n_clusters(self) -> int:
+        """Number of clusters."""
+        return len(self.cluster_ids)
+
+    def _draw(self, n_draws: int, seed) -> tuple[np.ndarray, np.ndarray]:
+        rng = check_seed(seed)
+        share = np.array([1.0 - self.cluster_share, self.cluster_share])
+        branch = _complete_draws(self.n_clusters, share, n_draws, rng)[self.clusters]   # 1: cluster branch
+        weights = _weights(self.treat_fraction, None)
+        by_cluster = _complete_draws(self.n_clusters, weights, n_draws, rng)[self.clusters]
+        # the unit branch: exactly round(p m) of its m units treated in each draw, the first
+        # by a random key (cluster-branch units sort last)
+        in_branch = (branch == 0).sum(axis=0)
+        n_treated = np.array([m - exact_counts(int(m), weights)[0] for m in in_branch])  # a handful of scalars
+        key = np.where(branch == 0, rng.random(branch.shape), np.inf)
+        rank = np.argsort(np.argsort(key, axis=0), axis=0)
+        by_unit = (rank < n_treated[None, :]).astype(np.int8)
+        return np.where(branch == 1, by_cluster, by_unit).astype(np.int8), branch
+
+    def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        """``(n_units, n_draws)`` matrix of arms, one column per independent draw of the design."""
+        return self._draw(n_draws, seed)[0]
+
+    def assign(self, seed=None) -> Assignment:
+        """One seeded assignment, with each unit's branch in ``params["unit_branch"]``."""
+        arms, branch = self._draw(1, seed)
+        return Assignment(self.units, arms[:, 0], self.name, seed_value(seed), None, self.clusters, self.cluster_ids,
+                          {"treat_fraction": self.treat_fraction, "cluster_share": self.cluster_share,
+                           "unit_branch": branch[:, 0]})
+
+
+Design = IndividualDesign | ClusterDesign | StratifiedClusterDesign | SaturationDesign | BipartiteDesign | MixedDesign
 
 
 def design_from_assignment(

@@ -29,6 +29,7 @@ from typing import Mapping as TypingMapping, Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy import stats
 
 from .cluster import Clustering
 from .seeds import check_seed
@@ -57,8 +58,8 @@ from .variance import (
     wild_cluster_bootstrap_from_sums,
 )
 
-__all__ = ["FEW_CLUSTERS", "METHODS", "Effect", "Effects", "RandomizationTest", "estimate", "estimate_from_stats",
-           "randomization_test", "sufficient_stats"]
+__all__ = ["FEW_CLUSTERS", "METHODS", "Effect", "Effects", "InterferenceTest", "RandomizationTest", "estimate",
+           "estimate_from_stats", "interference_test", "randomization_test", "sufficient_stats"]
 
 METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ols-network", "ht", "hajek")
 FEW_CLUSTERS = 30
@@ -909,6 +910,121 @@ def sufficient_stats(table: pd.DataFrame) -> pd.DataFrame:
     grouped = table.assign(y2=table["y"] ** 2).groupby(["cluster", "condition"], observed=True)
     out = grouped.agg(n=("y", "size"), sum_y=("y", "sum"), sum_y2=("y2", "sum")).reset_index()
     return out.rename(columns={"cluster": "cluster_id"})
+
+
+# --------------------------------------------------------------------------- a test for interference
+
+
+@dataclass(frozen=True)
+class InterferenceTest:
+    """The interference test of a :class:`~spillover.design.MixedDesign` experiment.
+
+    ``cluster_estimate`` and ``unit_estimate`` are the effect estimated in the cluster
+    branch (clusters randomized: most spillover kept inside the comparison) and in the
+    unit branch (units randomized: spillover leaks between arms); ``z`` and ``p_value``
+    test their equality, which holds without interference. ``share_explained`` is the
+    share of the cluster-branch effect that the unit-randomized estimate misses,
+    ``1 - unit / cluster``: how much an ordinary A/B test would have understated it.
+
+    Examples
+    --------
+    >>> test = InterferenceTest(0.30, 0.20, 0.10, 0.03, 3.33, 0.0009, 0.333, 100, 5_000, 0.05)
+    >>> test.detected, test.summary().splitlines()[0]
+    (True, 'interference detected (p = 0.0009): the unit-randomized estimate 0.2 against 0.3 with clusters randomized')
+    """
+
+    cluster_estimate: float
+    unit_estimate: float
+    difference: float
+    se: float
+    z: float
+    p_value: float
+    share_explained: float
+    n_clusters: int
+    n_units: int
+    alpha: float = 0.05
+
+    @property
+    def detected(self) -> bool:
+        """Whether the test rejects no interference at level ``alpha``."""
+        return bool(self.p_value < self.alpha)
+
+    def summary(self) -> str:
+        """The verdict in two lines."""
+        verdict = "interference detected" if self.detected else "no interference detected"
+        share = (f"; an A/B test of units would miss {self.share_explained:.0%} of the cluster-randomized effect"
+                 if self.detected else "")
+        return (f"{verdict} (p = {self.p_value:.2g}): the unit-randomized estimate {self.unit_estimate:.4g} against "
+                f"{self.cluster_estimate:.4g} with clusters randomized\n"
+                f"difference {self.difference:+.4g} (se {self.se:.4g}){share}")
+
+
+def interference_test(outcomes: pd.DataFrame, assignment, *, outcome_col: str = "y", alpha: float = 0.05,
+                      vcov: str = DEFAULT_VCOV) -> InterferenceTest:
+    """Test for interference from a :class:`~spillover.design.MixedDesign` experiment
+    (Saveski et al. 2017): the effect estimated in the cluster branch (difference in
+    means with ``vcov`` cluster-robust errors) against the unit branch (difference in
+    means with Neyman errors), ``z = (cluster - unit) / sqrt(V_cluster + V_unit)``, against
+    a t reference with Welch-Satterthwaite degrees of freedom (the cluster branch's are
+    its Bell-McCaffrey df: few clusters make the test wider, not looser).
+
+    Without interference both branches estimate the same average effect, and the
+    variance of the difference is bounded above by the sum (Pouget-Abadie et al. 2019),
+    so the test is conservative. Spillover through the graph makes the unit branch
+    understate the effect (treated units' neighbours are partly treated controls), and
+    the test rejects.
+
+    Parameters
+    ----------
+    outcomes
+        ``unit_id`` and the outcome column.
+    assignment
+        The :class:`~spillover.design.Assignment` of a ``MixedDesign``, or its
+        ``to_frame()``: ``unit_id, cluster_id, arm, branch``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from spillover.design import MixedDesign
+    >>> clusters = np.repeat(np.arange(200), 10)
+    >>> assignment = MixedDesign(clusters, range(2_000)).assign(seed=1)
+    >>> rng = np.random.default_rng(0)
+    >>> y = 0.5 * (assignment.arms == 1) + rng.normal(size=200)[clusters] + rng.normal(size=2_000)
+    >>> test = interference_test(pd.DataFrame({"unit_id": range(2_000), "y": y}), assignment)
+    >>> test.detected                                # no spillover in these outcomes
+    False
+    """
+    from .design import Assignment
+
+    frame = assignment.to_frame() if isinstance(assignment, Assignment) else pd.DataFrame(assignment)
+    missing = [c for c in ("unit_id", "cluster_id", "arm", "branch") if c not in frame.columns]
+    if missing:
+        raise InputError(f"interference_test needs the assignment of a MixedDesign (unit_id, cluster_id, arm, branch); "
+                         f"missing {missing}.")
+    table = frame.merge(outcomes[["unit_id", outcome_col]].rename(columns={outcome_col: "y"}), on="unit_id")
+    table = table[table["y"].notna() & table["arm"].isin([0, 1])]
+    cluster_branch, unit_branch = table[table["branch"] == 1], table[table["branch"] == 0]
+    for name, part in (("cluster", cluster_branch), ("unit", unit_branch)):
+        if part["arm"].nunique() < 2:
+            raise InputError(f"interference_test: the {name} branch has units of one arm only.")
+    z = cluster_branch["arm"].to_numpy(dtype=float)
+    fit = ols(cluster_branch["y"].to_numpy(dtype=float), np.column_stack([np.ones(z.size), z]),
+              cluster_branch["cluster_id"].to_numpy(), vcov)
+    cluster_est, cluster_var = float(fit.beta[1]), float(fit.cov[1, 1])
+    groups = unit_branch.groupby("arm")["y"]
+    mean, var, n = groups.mean(), groups.var(ddof=1), groups.size()
+    unit_est = float(mean[1] - mean[0])
+    unit_var = float(var[1] / n[1] + var[0] / n[0])
+    difference = cluster_est - unit_est
+    se = float(np.sqrt(cluster_var + unit_var))
+    statistic = difference / se
+    # a t reference with Welch-Satterthwaite degrees of freedom: the cluster branch's
+    # variance rests on its few clusters (its Bell-McCaffrey df), the unit branch's on many units
+    df = (cluster_var + unit_var) ** 2 / (cluster_var**2 / float(fit.df[1]) + unit_var**2 / (len(unit_branch) - 2))
+    p = float(2 * stats.t.sf(abs(statistic), df))
+    share = difference / cluster_est if cluster_est != 0 else float("nan")
+    return InterferenceTest(cluster_est, unit_est, difference, se, float(statistic), p, float(share),
+                            int(cluster_branch["cluster_id"].nunique()), int(len(unit_branch)), alpha)
 
 
 # --------------------------------------------------------------------------- randomization tests
