@@ -341,6 +341,9 @@ def _print_effects(args: argparse.Namespace, effects) -> int:
                     title=f"effects against '{effects.control}' ({method})")
         for note in effects.notes:
             stderr.print(f"[dim]note: {escape(note)}[/dim]", highlight=False)
+        for check in effects.health:
+            if not check.flagged:  # a failed check is already a warning and a note
+                stderr.print(f"[dim]health: {escape(check.detail)}[/dim]", highlight=False)
     return 0
 
 
