@@ -42,6 +42,17 @@ def _registries() -> str:
     ])
 
 
+def on_pre_build(config) -> None:
+    """Files the pages include, written from the code: the example experiment file."""
+    from pathlib import Path
+
+    from spillover.experiment import EXAMPLE
+
+    folder = Path(config["docs_dir"]) / "_generated"
+    folder.mkdir(exist_ok=True)
+    (folder / "experiment.toml").write_text(EXAMPLE, encoding="utf-8")
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
     markdown = markdown.replace("<!-- cli-reference -->", _cli_reference()) if "cli-reference" in markdown else markdown
     return re.sub(r"<!-- registries -->", lambda _: _registries(), markdown)

@@ -70,3 +70,11 @@ def test_the_command_line_walkthrough_runs_in_order(tmp_path):
     assert row, result.stdout[-3000:]
     low, high = float(row.group(3)), float(row.group(4))
     assert low < 0.3 < high, (low, high)
+
+
+def test_the_experiment_walkthrough_runs_in_order(tmp_path):
+    block = re.search(r"```bash\n(mkdir -p experiment-example.*?)```", README.read_text(), re.S).group(1)
+    run_bash(block, fresh_folder(tmp_path), timeout=600)
+    results = tmp_path / "experiment-example" / "results" / "collab-launch"
+    assert len(list(results.glob("*/day.json"))) == 30
+    assert "Verdict on 2026-11-30" in (results / "report.html").read_text()

@@ -458,6 +458,81 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """``spillover init``: write a commented experiment file (and, with --example, 30 days of data)."""
+    from .errors import InputError
+    from .experiment import EXAMPLE, write_example_data
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise InputError(f"{path} exists; pass --force to overwrite it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with progress(f"writing {path}", args.json):
+        path.write_text(EXAMPLE, encoding="utf-8")
+    written = {"experiment_file": str(path)}
+    if args.example:
+        with progress(f"example data: {args.days} days of {args.users:,} users with churn, and outcomes", args.json):
+            written.update(write_example_data(path, n_users=args.users, n_days=args.days, seed=args.seed))
+    if args.json:
+        print_json(written)
+    else:
+        print_summary(written, title="init")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``spillover validate``: check the experiment file, and against the data."""
+    from .experiment import load_config, validate
+
+    config = load_config(args.experiment)
+    checked = validate(config, args.date)
+    if args.json:
+        print_json({"valid": True, "checked": checked})
+    else:
+        print_summary({"valid": "yes", **{f"check {i + 1}": text for i, text in enumerate(checked)}},
+                      title=f"validate: {config.name}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``spillover run``: one day of the daily job."""
+    from .errors import InputError
+    from .experiment import load_config, run, snapshot_dates
+
+    config = load_config(args.experiment)
+    say = None if args.json else (lambda message: stderr.print(f"[dim]{message}[/dim]"))
+    dates = [args.date] if args.date else snapshot_dates(config)
+    if not dates:
+        raise InputError(f"{args.experiment}: [inputs.memberships] no snapshot found; nothing to run.")
+    for date in dates:  # a loop over days, in order: each is one transaction in the ledger
+        if say:
+            say(f"--- {date}")
+        day = run(config, date, progress=say)
+    if args.json:
+        print_json(day)
+    else:
+        summary = {"date": day["date"], **{f"arm {k} units": v for k, v in day["units_per_arm"].items()},
+                   **{k: day["ledger"][k] for k in ("created", "split", "merged", "removed", "users_switched")}}
+        if day["effects"]:
+            effect = day["effects"][0]
+            summary.update({"estimate": effect["estimate"], "ci_low": effect["ci_low"], "ci_high": effect["ci_high"]})
+        print_summary(summary, title=f"run: {config.name} on {day['date']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``spillover report``: one HTML page over all days so far."""
+    from .experiment import load_config, report
+
+    config = load_config(args.experiment)
+    path = report(config, args.out)
+    if args.json:
+        print_json({"report": str(path)})
+    else:
+        stderr.print(f"[dim]wrote {escape(str(path))}[/dim]")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """``spillover demo``: the whole pipeline on built-in data."""
     from .demo import run_demo
@@ -511,6 +586,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_edge_flags(synth)
     synth.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     synth.set_defaults(func=cmd_synth)
+
+    init = command("init", "write a commented experiment file to start from")
+    init.add_argument("path", nargs="?", default="experiment.toml", help="where to write it")
+    init.add_argument("--example", action="store_true",
+                      help="also write example data beside it: daily membership snapshots with churn and outcomes "
+                           "with a known effect")
+    init.add_argument("--days", type=COUNT, default=30, help="--example: number of daily snapshots")
+    init.add_argument("--users", type=_number(int, 100), default=5_000, help="--example: users on day one")
+    init.add_argument("--seed", type=SEED, default=0, help="--example: seed of the data")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    init.set_defaults(func=cmd_init)
+
+    validate = command("validate", "check an experiment file, and check it against the data")
+    validate.add_argument("experiment", help="the experiment file (experiment.toml)")
+    validate.add_argument("--date", help="check that day's inputs (default: the first snapshot found)")
+    validate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    validate.set_defaults(func=cmd_validate)
+
+    run = command("run", "run one day of an experiment: ledger, exposure, estimate, results; idempotent")
+    run.add_argument("experiment", help="the experiment file (experiment.toml)")
+    run.add_argument("--date", help="the day to run, YYYY-MM-DD (default: every snapshot on disk not yet run, in "
+                                    "order; the summary printed is the last day's)")
+    run.add_argument("--json", action="store_true", help="print the day's summary as one JSON object")
+    run.set_defaults(func=cmd_run)
+
+    rep = command("report", "build one HTML page over all days of an experiment so far")
+    rep.add_argument("experiment", help="the experiment file (experiment.toml)")
+    rep.add_argument("--out", help="where to write the page (default: <results>/<name>/report.html)")
+    rep.add_argument("--json", action="store_true", help="print one JSON object instead of a line")
+    rep.set_defaults(func=cmd_report)
 
     plan = command("plan", "before the experiment: the ICC, design effect, minimum detectable effect and "
                            "interference bias of each candidate design, from your own outcome history")
@@ -813,7 +919,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refuse_overwriting_inputs(args)
         return int(args.func(args) or 0)
     except SpilloverError as error:
-        stderr.print(f"[red]error:[/red] {error}", highlight=False)
+        stderr.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         return 2
 
 

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import SpilloverWarning
@@ -41,14 +42,15 @@ def progress(message: str, quiet: bool = False) -> Iterator[None]:
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Print a warning on stderr as one line labelled with its class (installed by the CLI)."""
     label = category.__name__ if issubclass(category, SpilloverWarning) else "warning"
-    stderr.print(f"[yellow]{label}:[/yellow] {message}", highlight=False)
+    stderr.print(f"[yellow]{label}:[/yellow] {escape(str(message))}", highlight=False)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A value with numpy scalars as Python numbers and NaN or infinity as None, for JSON."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating, float)):
@@ -61,7 +63,7 @@ def _jsonable(value: Any) -> Any:
 
 def print_json(payload: dict[str, Any]) -> None:
     """Write ``payload`` as one line of JSON on stdout (numpy values converted, NaN as null)."""
-    sys.stdout.write(json.dumps(_jsonable(payload)) + "\n")
+    sys.stdout.write(json.dumps(jsonable(payload)) + "\n")
 
 
 def format_value(value: Any) -> str:

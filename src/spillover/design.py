@@ -563,7 +563,7 @@ class StratifiedClusterDesign:
             if (exact_counts(sampled, weights) == 0).any():
                 raise DesignError(
                     f"stratum {stratum} has {n_s} cluster(s): sampling {self.sample_fraction:g} gives "
-                    f"{sampled}, too few to split into {weights.size} arms {list(np.round(weights, 3))}. "
+                    f"{sampled}, too few to split into {weights.size} arms {[round(float(w), 3) for w in weights]}. "
                     "Use fewer bins, a larger sample fraction, or merge small strata."
                 )
 

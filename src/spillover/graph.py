@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import DataWarning, InputError, show_id
+from .faults import crash_point
 
 TableLike = pd.DataFrame | str | os.PathLike
 
@@ -100,6 +101,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield temporary
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())
+        crash_point("file-before-rename")
         os.replace(temporary, path)
     finally:
         if temporary.exists():

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import LedgerError
+from .faults import crash_point
 from .graph import write_table
 
 _SCHEMA = """
@@ -165,7 +166,7 @@ class Ledger:
         """Each unit's component on the last date it was seen: ``unit_id, component, date``."""
         frame = self._con.execute(
             """SELECT unit_id, component, stratum, date FROM components WHERE experiment = ?
-               QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY date DESC) = 1""",
+               QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY date DESC) = 1 ORDER BY unit_id""",
             [experiment],
         ).df()
         return frame
@@ -229,6 +230,7 @@ class Ledger:
                 "INSERT INTO days VALUES (?, ?, now(), ?)",
                 [experiment, date, json.dumps(summary, default=_json_default)],
             )
+            crash_point("ledger-before-commit")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

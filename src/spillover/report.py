@@ -16,7 +16,7 @@ from matplotlib.figure import Figure  # no pyplot: importing this module leaves 
 from .simulate import Comparison
 
 __all__ = ["Section", "plot_bias_against_m", "plot_cluster_sizes", "plot_cluster_tradeoff", "plot_conditions",
-           "plot_effect_distributions", "plot_sorted_intervals", "render_html", "write_report"]
+           "plot_effect_by_day", "plot_effect_distributions", "plot_sorted_intervals", "render_html", "write_report"]
 
 PALETTE = {"covered": "#2b8cbe", "missed": "#e34a33", "truth": "#111111"}
 DESIGN_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
@@ -168,6 +168,30 @@ def plot_cluster_sizes(sizes: dict[str, np.ndarray]) -> str:
     return _png(figure)
 
 
+def plot_effect_by_day(table: pd.DataFrame) -> str:
+    """The estimate and its interval on each day (``date, estimate, ci_low, ci_high``),
+    with the zero line: how the evidence accumulates over an experiment.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"date": ["2026-11-23", "2026-11-24"], "estimate": [0.2, 0.25],
+    ...                       "ci_low": [-0.1, 0.05], "ci_high": [0.5, 0.45]})
+    >>> plot_effect_by_day(table).startswith("iVBOR")
+    True
+    """
+    figure, ax = _subplots((7.5, 3.4))
+    data = table.dropna(subset=["estimate"])
+    x = pd.to_datetime(data["date"])
+    ax.fill_between(x, data["ci_low"], data["ci_high"], color=PALETTE["covered"], alpha=0.25, label="95% interval")
+    ax.plot(x, data["estimate"], marker="o", color=PALETTE["covered"], label="estimate")
+    ax.axhline(0, color=PALETTE["truth"], linewidth=1)
+    ax.set_ylabel("effect")
+    ax.legend(frameon=False, fontsize=8)
+    figure.autofmt_xdate()
+    return _png(figure)
+
+
 def plot_conditions(counts: pd.Series, title: str) -> str:
     """Bar chart of units per exposure condition (a base64 PNG).
 
@@ -240,6 +264,17 @@ img { max-width: 100%; border: 1px solid #eee; margin: .4rem 0; }
 """
 
 
+def escape_text(text: str) -> str:
+    """``text`` safe inside a section's HTML paragraph.
+
+    Examples
+    --------
+    >>> escape_text("a < b")
+    'a &lt; b'
+    """
+    return html.escape(text)
+
+
 def render_html(title: str, lede: str, sections: list[Section]) -> str:
     """A self-contained HTML page (plots embedded, nothing fetched) of ``sections``.
 
@@ -273,7 +308,10 @@ def write_report(path: Path, title: str, lede: str, sections: list[Section]) -> 
     ...     path.read_text().endswith("</html>")
     True
     """
+    from .graph import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(title, lede, sections), encoding="utf-8")
+    with atomic_path(path) as tmp:  # a reader sees the old report or the whole new one
+        tmp.write_text(render_html(title, lede, sections), encoding="utf-8")
     return path

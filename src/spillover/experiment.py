@@ -1,0 +1,566 @@
+"""Run an experiment for weeks from one file: ``experiment.toml``, a daily job, a report.
+
+The file names the experiment and its salt, the daily membership snapshots (and outcomes),
+the design and the analysis. ``run(config, date)`` does one day, in order: load the day's
+snapshot; update components and the ledger (:func:`spillover.evolve.start` on the first
+day, :func:`spillover.evolve.evolve` after; new components are assigned by the keyed
+hash); map each user's exposure (their component's arm: components never share an edge,
+so nothing crosses arms); estimate when the day's outcomes exist; and write
+``<results>/<name>/<date>/`` with ``day.json`` last, the marker of a finished day.
+
+A day is idempotent: the ledger refuses to rewrite a recorded day and returns it, and every
+result is a pure function of the ledger and the inputs, written atomically; a job killed
+anywhere in a day and run again gives byte-identical results. An earlier date than the last
+recorded one is refused.
+
+:func:`report` builds one HTML page over all days so far, with a verdict at the top.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .design import check_spec
+from .errors import InputError
+from .faults import crash_point
+from .graph import atomic_path, read_table, write_table
+from .ledger import as_date
+from .variance import VCOV_TYPES
+
+__all__ = ["ANALYSIS_METHODS", "EXAMPLE", "ExperimentConfig", "load_config", "report", "run", "snapshot_dates",
+           "validate", "verdict", "write_example_data"]
+
+ANALYSIS_METHODS = ("ols-cluster", "cluster-means")  # the estimators of a component-randomized experiment
+_DESIGNS = ("cluster", "stratified-cluster", "holdout")
+
+#: The commented example ``spillover init`` writes.
+EXAMPLE = '''# spillover experiment file: one experiment, run one day at a time with
+#   spillover run experiment.toml --date YYYY-MM-DD
+# Paths are relative to this file. {date} in a path is the day being run.
+
+[experiment]
+name = "collab-launch"             # names the results folder
+salt = "collab-launch-2026"        # keyed-hash salt: the same salt gives the same arms on any machine
+
+[inputs]
+memberships = "data/memberships-{date}.parquet"   # one snapshot a day: user_id, project_id, account_id[, usage]
+outcomes = "data/outcomes-{date}.parquet"         # optional: unit_id and the outcome, measured up to that day
+
+[design]                           # components (users linked through projects and accounts) are randomized whole
+kind = "stratified-cluster"        # cluster | stratified-cluster | holdout
+sample_fraction = 0.2              # stratified-cluster: the share of components in the experiment
+arm_weights = [0.5, 0.5]           # control, treatment
+strata_by = ["size", "usage"]      # component size and summed user columns
+n_bins = 2                         # quantile bins per stratification variable
+
+[analysis]
+method = "ols-cluster"             # ols-cluster | cluster-means
+vcov = "CR2"                       # CR2 (Bell-McCaffrey df) | CR1 | CR0
+alpha = 0.05                       # intervals cover with probability 1 - alpha
+outcome = "y"                      # the outcome column of the outcomes tables
+higher_is_better = true            # the verdict's direction
+
+[output]
+folder = "results"                 # results/<name>/<date>/ and the ledger results/<name>/ledger.duckdb
+'''
+
+_SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {  # section -> key -> (types, required)
+    "experiment": {"name": (str, True), "salt": (str, True)},
+    "inputs": {"memberships": (str, True), "outcomes": (str, False)},
+    "design": {"kind": (str, True), "treat_fraction": ((int, float), False), "sample_fraction": ((int, float), False),
+               "holdout_fraction": ((int, float), False), "arm_weights": (list, False), "strata_by": (list, False),
+               "n_bins": (int, False)},
+    "analysis": {"method": (str, False), "vcov": (str, False), "alpha": ((int, float), False), "outcome": (str, False),
+                 "higher_is_better": (bool, False)},
+    "output": {"folder": (str, False)},
+}
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A validated ``experiment.toml``: paths resolved against the file's folder.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "experiment.toml"
+    ...     _ = path.write_text(EXAMPLE)
+    ...     config = load_config(path)
+    >>> config.name, config.design["kind"], config.method
+    ('collab-launch', 'stratified-cluster', 'ols-cluster')
+    """
+
+    path: Path
+    name: str
+    salt: str
+    memberships: str
+    outcomes: str | None
+    design: dict[str, Any]
+    method: str = "ols-cluster"
+    vcov: str = "CR2"
+    alpha: float = 0.05
+    outcome: str = "y"
+    higher_is_better: bool = True
+    folder: Path = field(default=Path("results"))
+
+    @property
+    def results(self) -> Path:
+        """``<folder>/<name>``: the experiment's days and its ledger."""
+        return self.folder / self.name
+
+    @property
+    def ledger_path(self) -> Path:
+        """The experiment's ledger (DuckDB file)."""
+        return self.results / "ledger.duckdb"
+
+    def input_for(self, pattern: str, date: dt.date) -> Path:
+        """The input file of ``date`` (``{date}`` filled in)."""
+        return Path(pattern.replace("{date}", str(date)))
+
+    def expected_shares(self) -> dict[int, float]:
+        """Each arm's share among components in the experiment, as the design says."""
+        spec = check_spec(self.design_spec())
+        if spec["design"] == "holdout":
+            return {0: spec["holdout_fraction"], 1: 1.0 - spec["holdout_fraction"]}
+        if spec["design"] == "cluster" and spec["arm_weights"] is None:
+            return {0: 1.0 - spec["treat_fraction"], 1: spec["treat_fraction"]}
+        weights = np.asarray(spec["arm_weights"], dtype=float)
+        return {arm: float(w) for arm, w in enumerate(weights / weights.sum())}
+
+    def design_spec(self) -> dict[str, Any]:
+        """The design as :func:`spillover.design.check_spec` reads it."""
+        return {"design": self.design["kind"], **{k: v for k, v in self.design.items() if k != "kind"}}
+
+
+def _fail(path: Path, key: str, problem: str) -> InputError:
+    return InputError(f"{path}: [{key}] {problem}")
+
+
+def load_config(path: str | os.PathLike) -> ExperimentConfig:
+    """Read and validate an experiment file; every problem is one line naming the key.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "experiment.toml"
+    ...     _ = path.write_text(EXAMPLE.replace("n_bins = 2", "n_bins = 2\\ncolour = 1"))
+    ...     try:
+    ...         load_config(path)
+    ...     except InputError as error:
+    ...         print(str(error).split(": ", 1)[1])
+    [design] unknown key 'colour'; the keys are kind, treat_fraction, sample_fraction, holdout_fraction, arm_weights, strata_by, n_bins
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such experiment file; `spillover init {path}` writes an example.")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"{path}: not valid TOML ({error}).") from None
+    for section in raw:
+        if section not in _SCHEMA:
+            raise _fail(path, section, f"unknown section; the sections are {', '.join(_SCHEMA)}")
+    values: dict[str, dict[str, Any]] = {}
+    for section, keys in _SCHEMA.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            raise _fail(path, section, "must be a table ([section] with keys)")
+        for key in given:
+            if key not in keys:
+                raise _fail(path, section, f"unknown key {key!r}; the keys are {', '.join(keys)}")
+        for key, (types, required) in keys.items():
+            if key not in given:
+                if required:
+                    raise _fail(path, f"{section}.{key}", "is missing")
+                continue
+            value = given[key]
+            if not isinstance(value, types) or (types is not bool and isinstance(value, bool)):
+                expected = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+                raise _fail(path, f"{section}.{key}", f"must be a {expected}, not {type(value).__name__} {value!r}")
+        values[section] = dict(given)
+    design = values["design"]
+    if design["kind"] not in _DESIGNS:
+        raise _fail(path, "design.kind", f"{design['kind']!r} is not one of {', '.join(_DESIGNS)} (the daily job "
+                                         "randomizes whole components)")
+    if "arm_weights" in design:
+        weights = design["arm_weights"]
+        if len(weights) < 2 or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0
+                                       for w in weights):
+            raise _fail(path, "design.arm_weights", f"{weights} must be two or more positive shares")
+        if abs(sum(weights) - 1.0) > 1e-9:
+            raise _fail(path, "design.arm_weights", f"{weights} sum to {sum(weights):g}; shares must sum to 1")
+    try:
+        check_spec({"design": design["kind"], **{k: v for k, v in design.items() if k != "kind"}})
+    except InputError as error:
+        raise _fail(path, "design", str(error)) from None
+    except ValueError as error:  # DesignError
+        raise _fail(path, "design", str(error)) from None
+    analysis = values.get("analysis", {})
+    method = analysis.get("method", "ols-cluster")
+    if method not in ANALYSIS_METHODS:
+        raise _fail(path, "analysis.method", f"{method!r} is not one of {', '.join(ANALYSIS_METHODS)}")
+    vcov = str(analysis.get("vcov", "CR2")).upper()
+    if vcov not in VCOV_TYPES:
+        raise _fail(path, "analysis.vcov", f"{analysis['vcov']!r} is not one of {', '.join(VCOV_TYPES)}")
+    alpha = float(analysis.get("alpha", 0.05))
+    if not 0 < alpha < 1:
+        raise _fail(path, "analysis.alpha", f"{alpha} must be strictly between 0 and 1")
+    base = path.resolve().parent
+    inputs = values["inputs"]
+    for key in ("memberships", "outcomes"):
+        if key in inputs and "{date}" not in inputs[key]:
+            raise _fail(path, f"inputs.{key}", f"{inputs[key]!r} has no {{date}}: one file a day, e.g. "
+                                               f"'data/{key}-{{date}}.parquet'")
+    resolve = (lambda p: str(base / p))
+    return ExperimentConfig(
+        path=path, name=values["experiment"]["name"], salt=values["experiment"]["salt"],
+        memberships=resolve(inputs["memberships"]), outcomes=resolve(inputs["outcomes"]) if "outcomes" in inputs else None,
+        design=design, method=method, vcov=vcov, alpha=alpha, outcome=analysis.get("outcome", "y"),
+        higher_is_better=bool(analysis.get("higher_is_better", True)),
+        folder=base / values.get("output", {}).get("folder", "results"),
+    )
+
+
+def validate(config: ExperimentConfig, date: str | dt.date | None = None) -> list[str]:
+    """Check the file against the data: the day's snapshot (the first one found when no
+    date is given) has the membership columns, and the outcomes the outcome column.
+    Returns what was checked; a problem is an :class:`~spillover.errors.InputError`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "experiment.toml"
+    ...     _ = path.write_text(EXAMPLE)
+    ...     try:
+    ...         validate(load_config(path))
+    ...     except InputError as error:
+    ...         print(str(error).split("]", 1)[1].split(";")[0])
+     no snapshot matches 'data/memberships-{date}.parquet'
+    """
+    from .graph import CollaborationNetwork
+
+    pattern = Path(config.memberships)
+    if date is None:
+        found = sorted(pattern.parent.glob(pattern.name.replace("{date}", "*"))) if pattern.parent.exists() else []
+        if not found:
+            shown = os.path.relpath(config.memberships, config.path.resolve().parent)
+            raise _fail(config.path, "inputs.memberships", f"no snapshot matches {shown!r}; write the daily "
+                                                           "snapshots there or fix the path")
+        snapshot = found[0]
+    else:
+        snapshot = config.input_for(config.memberships, as_date(date))
+        if not snapshot.exists():
+            raise _fail(config.path, "inputs.memberships", f"no snapshot for {as_date(date)}: '{snapshot}' does not exist")
+    network = CollaborationNetwork.from_memberships(snapshot)
+    checked = [f"snapshot {snapshot.name}: {network.n_users:,} users, {network.n_projects:,} projects"]
+    strata = [s for s in config.design.get("strata_by", []) if s != "size"]
+    absent = [s for s in strata if s not in network.user_data]
+    if absent:
+        raise _fail(config.path, "design.strata_by", f"{absent} are not columns of the snapshot; it has "
+                                                     f"{list(network.user_data.columns)}")
+    if config.outcomes:
+        stem = snapshot.name.replace(Path(config.memberships).name.split("{date}")[0], "")
+        day = stem.split(".")[0][:10] if date is None else str(as_date(date))
+        outcomes = config.input_for(config.outcomes, as_date(day))
+        if outcomes.exists():
+            columns = read_table(outcomes, what=f"outcomes '{outcomes}'").columns
+            if config.outcome not in columns or "unit_id" not in columns:
+                raise _fail(config.path, "analysis.outcome", f"'{outcomes.name}' has columns {list(columns)}; it "
+                                                             f"needs unit_id and {config.outcome!r}")
+            checked.append(f"outcomes {outcomes.name}: columns unit_id, {config.outcome}")
+    return checked
+
+
+# --------------------------------------------------------------------------- one day
+
+
+def _write_json(payload: dict, path: Path) -> None:
+    """Atomic, deterministic JSON (sorted keys, no timestamps): a re-run writes the same bytes."""
+    from .console import jsonable
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(jsonable(payload), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def run(config: ExperimentConfig, date: str | dt.date, *,
+        progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """Run one day of the experiment; returns the day's summary (``day.json``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from spillover import synth
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     root = pathlib.Path(folder)
+    ...     _ = (root / "experiment.toml").write_text(EXAMPLE)
+    ...     (root / "data").mkdir()
+    ...     synth.evolving_memberships(2_000, n_days=1, seed=1)[0].to_parquet(root / "data/memberships-2026-11-23.parquet")
+    ...     day = run(load_config(root / "experiment.toml"), "2026-11-23")
+    >>> day["date"], day["ledger"]["created"] > 0, day["effects"]
+    ('2026-11-23', True, [])
+    """
+    from .evolve import evolve, start
+    from .ledger import Ledger
+
+    step = progress or (lambda message: None)
+    date = as_date(date)
+    folder = config.results / str(date)
+    marker = folder / "day.json"
+    if marker.exists():
+        step(f"{date} is already done: nothing changes")
+        return json.loads(marker.read_text(encoding="utf-8"))
+    snapshot = config.input_for(config.memberships, date)
+    if not snapshot.exists():
+        raise InputError(f"{config.path}: [inputs.memberships] no snapshot for {date}: '{snapshot}' does not exist.")
+    config.results.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".*.partial") if folder.exists() else []:  # left by a job killed mid-write
+        stale.unlink()
+    spec = config.design_spec()
+    options = {k: v for k, v in check_spec(spec).items() if k not in ("design", "cluster_col")}
+    step("ledger: components and arms")
+    with Ledger(config.ledger_path) as ledger:
+        known = ledger.experiments()["experiment"].tolist()
+        if config.salt not in known:
+            day = start(ledger, snapshot, date, salt=config.salt, design=spec["design"], **options)
+        else:
+            day = evolve(ledger, snapshot, date, experiment=config.salt)
+        crash_point("after-ledger")
+        arms = ledger.current_arms(config.salt)
+        components = ledger.latest_components(config.salt)
+    # today's users: those in today's snapshot (their component recorded today), ids as the arms' (typed)
+    seen = components[pd.to_datetime(components["date"]) == pd.Timestamp(date)]
+    arms = arms.assign(key=arms["unit_id"].astype(str))
+    today = (arms.merge(seen[["unit_id", "component"]].rename(columns={"unit_id": "key"}), on="key")
+                 .drop(columns="key").sort_values("unit_id").reset_index(drop=True))
+    step("exposure: each user takes their component's arm")
+    active = today[(today["arm"] >= 0) & ~today["contaminated"]]
+    by_component = active.groupby("component")["arm"].first()
+    summary: dict[str, Any] = {
+        "date": str(date), "experiment": config.name, "ledger": day.summary(),
+        "units_per_arm": {str(k): int(v) for k, v in today["arm"].value_counts().sort_index().items()},
+        "components_per_arm": {str(k): int(v) for k, v in by_component.value_counts().sort_index().items()},
+        "contaminated_units": int(today["contaminated"].sum()), "effects": [], "health": [], "notes": [],
+    }
+    from .health import sample_ratio_mismatch
+
+    srm = sample_ratio_mismatch(by_component.value_counts().to_dict(), config.expected_shares(), what="components")
+    summary["health"].append(srm.to_dict())
+    folder.mkdir(parents=True, exist_ok=True)
+    write_table(today.sort_values("unit_id").reset_index(drop=True), folder / "arms.parquet")
+    crash_point("after-arms")
+    outcomes_path = config.input_for(config.outcomes, date) if config.outcomes else None
+    if outcomes_path is not None and outcomes_path.exists():
+        step("estimate")
+        from .estimate import estimate
+
+        outcomes = read_table(outcomes_path, what=f"outcomes '{outcomes_path}'")
+        outcomes = outcomes.astype({"unit_id": active["unit_id"].dtype}) if len(outcomes) else outcomes
+        exposure = pd.DataFrame({"unit_id": active["unit_id"], "arm": active["arm"],
+                                 "condition": np.where(active["arm"] >= 1, "treated", "control")})
+        clusters = pd.DataFrame({"unit_id": active["unit_id"], "cluster_id": active["component"]})
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            effects = estimate(outcomes[outcomes["unit_id"].isin(active["unit_id"])], exposure, config.method,
+                               clusters=clusters, outcome_col=config.outcome, vcov=config.vcov, alpha=config.alpha,
+                               control="control", seed=0)
+        summary["effects"] = effects.to_frame().to_dict(orient="records")
+        summary["health"] += [check.to_dict() for check in effects.health]
+        summary["notes"] = list(effects.notes) + sorted({str(w.message) for w in caught})
+        write_table(effects.to_frame(), folder / "effects.csv")
+    crash_point("before-marker")
+    _write_json(summary, marker)
+    return summary
+
+
+def snapshot_dates(config: ExperimentConfig) -> list[dt.date]:
+    """The dates of every snapshot on disk, in order (what ``spillover run`` without
+    ``--date`` runs, skipping the days already done).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "experiment.toml"
+    ...     _ = path.write_text(EXAMPLE)
+    ...     (pathlib.Path(folder) / "data").mkdir()
+    ...     for day in ("2026-11-02", "2026-11-01"):
+    ...         _ = (pathlib.Path(folder) / f"data/memberships-{day}.parquet").write_bytes(b"")
+    ...     [str(d) for d in snapshot_dates(load_config(path))]
+    ['2026-11-01', '2026-11-02']
+    """
+    pattern = Path(config.memberships)
+    head, _, tail = pattern.name.partition("{date}")
+    dates = []
+    for found in pattern.parent.glob(f"{head}*{tail}") if pattern.parent.exists() else []:
+        try:
+            dates.append(dt.date.fromisoformat(found.name[len(head):len(found.name) - len(tail)]))
+        except ValueError:
+            continue  # another file that happens to match the pattern
+    return sorted(dates)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _days(config: ExperimentConfig) -> list[dict[str, Any]]:
+    """Every finished day's summary, in date order."""
+    markers = sorted(config.results.glob("*/day.json")) if config.results.exists() else []
+    return [json.loads(m.read_text(encoding="utf-8")) for m in markers]
+
+
+def verdict(day: dict[str, Any], higher_is_better: bool = True) -> str:
+    """Ship / don't ship / not enough data yet, from the last day's interval and health.
+
+    Examples
+    --------
+    >>> verdict({"effects": [{"ci_low": 0.1, "ci_high": 0.5}], "health": []})
+    'ship: the 95% interval (0.1 to 0.5) excludes 0, in the good direction'
+    >>> verdict({"effects": [], "health": []})
+    'not enough data yet: no outcomes so far'
+    """
+    failed = [check["detail"] for check in day["health"] if check["flagged"]]
+    if failed:
+        return f"don't ship: a health check failed ({failed[0]})"
+    if not day["effects"]:
+        return "not enough data yet: no outcomes so far"
+    effect = day["effects"][0]
+    low, high = effect["ci_low"], effect["ci_high"]
+    if low is None or high is None or (low <= 0 <= high):
+        return f"not enough data yet: the 95% interval ({low:.3g} to {high:.3g}) includes 0"
+    good = (low > 0) == higher_is_better
+    direction = "in the good direction" if good else "in the wrong direction"
+    return f"{'ship' if good else 'do not ship'}: the 95% interval ({low:.3g} to {high:.3g}) excludes 0, {direction}"
+
+
+def report(config: ExperimentConfig, out: str | os.PathLike | None = None) -> Path:
+    """One HTML page over all days so far: the verdict, the effect by day, units and
+    components per arm, sample-ratio checks, contamination and component churn.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "experiment.toml"
+    ...     _ = path.write_text(EXAMPLE)
+    ...     try:
+    ...         report(load_config(path))
+    ...     except InputError as error:
+    ...         print(str(error).split(": ", 1)[1])
+    no finished day yet: run `spillover run experiment.toml --date YYYY-MM-DD` first.
+    """
+    from . import report as html
+
+    days = _days(config)
+    if not days:
+        raise InputError(f"{config.path.name}: no finished day yet: run `spillover run {config.path.name} "
+                         "--date YYYY-MM-DD` first.")
+    rows = []
+    for day in days:  # a loop over days: a few dozen
+        effect = day["effects"][0] if day["effects"] else {}
+        srm = next((c for c in day["health"] if c["name"].startswith("sample ratio (components)")), {})
+        rows.append({"date": day["date"], "estimate": effect.get("estimate"), "ci_low": effect.get("ci_low"),
+                     "ci_high": effect.get("ci_high"), "units": sum(day["units_per_arm"].values()),
+                     **{f"units arm {k}": v for k, v in day["units_per_arm"].items()},
+                     **{f"components arm {k}": v for k, v in day["components_per_arm"].items()},
+                     "srm_p": srm.get("p_value"), "created": day["ledger"]["created"],
+                     "split": day["ledger"]["split"], "merged": day["ledger"]["merged"],
+                     "removed": day["ledger"]["removed"], "users_switched": day["ledger"]["users_switched"],
+                     "contaminated": day["contaminated_units"]})
+    table = pd.DataFrame(rows)
+    last = days[-1]
+    sections = [
+        html.Section(f"Verdict on {last['date']}",
+                     html.escape_text(verdict(last, config.higher_is_better)) + ". The interval is the last day's alone: "
+                     "it is not corrected for having looked every day, so wait for the planned duration before acting "
+                     "on it (sequential, always-valid intervals are not implemented).",
+                     [("Health checks on the last day", pd.DataFrame(last["health"])[["name", "p_value", "flagged",
+                                                                                      "detail"]])]),
+        html.Section("The effect, day by day",
+                     f"{config.method} with {config.vcov} errors clustered by component, on each day's outcomes table "
+                     "(give cumulative metrics to date for a cumulative effect); users flagged contaminated by merges "
+                     "are left out.",
+                     [("By day", table[["date", "estimate", "ci_low", "ci_high", "units"]])],
+                     [("Estimate and interval by day", html.plot_effect_by_day(table))] if table["estimate"].notna().any()
+                     else []),
+        html.Section("Units, components and churn",
+                     "Components are created, split, merged and removed as the graph changes; the ledger keeps every "
+                     "user's arm and flags users who switched arm through a merge.",
+                     [("By day", table.drop(columns=["estimate", "ci_low", "ci_high"]))]),
+    ]
+    path = Path(out) if out else config.results / "report.html"
+    html.write_report(path, f"spillover experiment: {config.name}",
+                      f"{len(days)} day(s), {days[0]['date']} to {last['date']}; design {config.design['kind']}.",
+                      sections)
+    return path
+
+
+# --------------------------------------------------------------------------- example data
+
+
+def write_example_data(path: str | os.PathLike, *, n_users: int = 5_000, n_days: int = 30, seed: int = 0,
+                       effect: float = 0.3, start: str = "2026-11-01") -> dict[str, Any]:
+    """Daily inputs for the experiment file at ``path``: ``n_days`` membership snapshots
+    of a collaboration network with churn (components created, split, merged, removed)
+    and each day's outcomes with a known ``effect`` of treatment, so a run can be checked
+    against the truth.
+
+    The outcomes need the arms the run will give; they come from running the same
+    experiment, without outcomes, in a scratch folder (the library's own logic, so nothing
+    is reimplemented), which is then removed. The outcome of a user in arm ``a`` is
+    ``effect * (a == 1) + component effect (sd 0.5) + noise (sd 1)``, drawn afresh each day.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "experiment.toml"
+    ...     _ = path.write_text(EXAMPLE)
+    ...     written = write_example_data(path, n_users=1_000, n_days=2)
+    ...     sorted(p.name for p in (pathlib.Path(folder) / "data").iterdir())
+    ['memberships-2026-11-01.parquet', 'memberships-2026-11-02.parquet', 'outcomes-2026-11-01.parquet', 'outcomes-2026-11-02.parquet']
+    """
+    import dataclasses
+    import shutil
+    import tempfile
+
+    from . import synth
+    from .seeds import check_seed
+
+    config = load_config(path)
+    if not config.outcomes:
+        raise _fail(config.path, "inputs.outcomes", "is needed to write example outcomes")
+    first = as_date(start)
+    dates = [first + dt.timedelta(days=d) for d in range(n_days)]
+    for date, frame in zip(dates, synth.evolving_memberships(n_users, n_days, seed=seed)):
+        target = config.input_for(config.memberships, date)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_table(frame, target)
+    rng = check_seed(seed)
+    scratch = Path(tempfile.mkdtemp(prefix="spillover-example-"))
+    try:
+        dry = dataclasses.replace(config, outcomes=None, folder=scratch)
+        for date in dates:  # a loop over days, as the daily job runs
+            run(dry, date)
+            arms = read_table(dry.results / str(date) / "arms.parquet")
+            codes, uniques = pd.factorize(arms["component"])
+            y = (effect * (arms["arm"].to_numpy() == 1) + 0.5 * rng.normal(size=len(uniques))[codes]
+                 + rng.normal(size=len(arms)))
+            target = config.input_for(config.outcomes, date)
+            write_table(pd.DataFrame({"unit_id": arms["unit_id"], config.outcome: y}), target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"snapshots": n_days, "first_date": str(dates[0]), "last_date": str(dates[-1]), "true_effect": effect}
