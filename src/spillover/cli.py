@@ -172,6 +172,8 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     from .evolve import evolve, start
     from .ledger import Ledger
 
+    with progress(f"loading {args.snapshot}", args.json):  # a bad snapshot must not leave a ledger behind
+        snapshot = CollaborationNetwork.from_memberships(args.snapshot)
     with Ledger(args.ledger) as ledger:
         known = ledger.experiments()["experiment"].tolist()
         name = args.experiment or args.salt or (known[0] if len(known) == 1 else None)
@@ -184,11 +186,11 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             spec = check_spec(design_spec(args))  # components are the clusters: no cluster column
             options = {key: value for key, value in spec.items() if key not in ("design", "cluster_col")}
             with progress("first snapshot: components and assignment", args.json):
-                report = start(ledger, args.snapshot, args.date, salt=name or args.design, design=args.design,
+                report = start(ledger, snapshot, args.date, salt=name or args.design, design=args.design,
                                seed=args.seed, **options)
         else:
             with progress(f"applying snapshot of {args.date}", args.json):
-                report = evolve(ledger, args.snapshot, args.date, experiment=name, merge_policy=args.merge_policy)
+                report = evolve(ledger, snapshot, args.date, experiment=name, merge_policy=args.merge_policy)
     if args.json:
         print_json(report.summary())
     else:
@@ -439,6 +441,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         candidates = {"individual": np.arange(len(units))}
         for path in args.clusters:  # a loop over the candidate files
             table = read_table(path, what=f"clusters '{path}'")
+            from .graph import require_columns
+            require_columns(table, ["unit_id", "cluster_id"], f"clusters '{path}'")
             labels = table.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"].reindex(units)
             if labels.isna().any():
                 from .errors import InputError
@@ -538,6 +542,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        from .errors import InputError
+        raise InputError(f"--out {out} is a file; the demo writes a folder (report.html and its tables).")
     tables = run_demo(out=out, seed=args.seed, console=stderr if args.json else stdout)
     if args.json:  # where everything went, and the design the study recommends
         print_json({"out": str(out), "report": str(out / "report.html"),
@@ -551,12 +558,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``spillover`` argument parser: every command, option and default."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="spillover", formatter_class=HelpFormatter,
         description="Design and analyse randomized experiments on networks, where SUTVA fails.",
     )
     parser.add_argument("--version", action="version", version=f"spillover {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".",
@@ -873,6 +880,15 @@ def _add_edge_flags(parser: argparse.ArgumentParser) -> None:
                                                                 "targets")
     parser.add_argument("--bipartite", action="store_true",
                         help="SOURCE is the measured side, TARGET the randomized side")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit code 2), naming the command and pointing
+    at its ``--help``, like every other error of the command line."""
+
+    def error(self, message: str):
+        """Print ``message`` as one line and exit with code 2."""
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

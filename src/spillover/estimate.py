@@ -212,6 +212,21 @@ def analysis_table(
             f"outcomes: {len(unknown)} unit id(s) have no exposure, e.g. {list(unknown[:5])}: "
             "outcomes must belong to units of the graph."
         )
+    for column in (outcome_col, *covariates):
+        values = outcomes[column]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            numeric = pd.to_numeric(values, errors="coerce")
+            bad = numeric.isna() & values.notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise InputError(f"outcomes table: column '{column}' has text, e.g. {show_id(values.iloc[row])} in row "
+                                 f"{row}; outcomes and covariates must be numbers.")
+        infinite = np.isinf(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float))
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise InputError(f"outcomes table: column '{column}' has {int(infinite.sum())} infinite value(s), e.g. "
+                             f"row {row}; fix them or drop those units.")
+    outcomes = outcomes.assign(**{c: pd.to_numeric(outcomes[c]) for c in (outcome_col, *covariates)})
     table = exposure.merge(outcomes[["unit_id", outcome_col, *covariates]].rename(columns={outcome_col: "y"}),
                            on="unit_id", how="left")
     if "arm" in table and table["arm"].notna().any():

@@ -164,10 +164,12 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such experiment file; `spillover init {path}` writes an example.")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give the experiment file (experiment.toml).")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(f"{path}: not valid TOML ({error}).") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not a valid TOML experiment file ({str(error).splitlines()[0][:120]}).") from None
     for section in raw:
         if section not in _SCHEMA:
             raise _fail(path, section, f"unknown section; the sections are {', '.join(_SCHEMA)}")
@@ -324,6 +326,9 @@ def run(config: ExperimentConfig, date: str | dt.date, *,
     snapshot = config.input_for(config.memberships, date)
     if not snapshot.exists():
         raise InputError(f"{config.path}: [inputs.memberships] no snapshot for {date}: '{snapshot}' does not exist.")
+    from .graph import CollaborationNetwork
+
+    network = CollaborationNetwork.from_memberships(snapshot)  # read before anything is written
     config.results.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(".*.partial") if folder.exists() else []:  # left by a job killed mid-write
         stale.unlink()
@@ -333,9 +338,9 @@ def run(config: ExperimentConfig, date: str | dt.date, *,
     with Ledger(config.ledger_path) as ledger:
         known = ledger.experiments()["experiment"].tolist()
         if config.salt not in known:
-            day = start(ledger, snapshot, date, salt=config.salt, design=spec["design"], **options)
+            day = start(ledger, network, date, salt=config.salt, design=spec["design"], **options)
         else:
-            day = evolve(ledger, snapshot, date, experiment=config.salt)
+            day = evolve(ledger, network, date, experiment=config.salt)
         crash_point("after-ledger")
         arms = ledger.current_arms(config.salt)
         components = ledger.latest_components(config.salt)

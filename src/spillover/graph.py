@@ -50,14 +50,20 @@ def read_table(source: TableLike, *, what: str = "table") -> pd.DataFrame:
     path = Path(source)
     if not path.exists():
         raise InputError(f"{what}: file '{path}' does not exist.")
+    if path.is_dir():
+        raise InputError(f"{what}: '{path}' is a folder; give the table's file (.csv or .parquet).")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    raise InputError(
-        f"{what}: cannot read '{path}': use a .csv or .parquet file (chosen by extension)."
-    )
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise InputError(f"{what}: cannot read '{path}': use a .csv or .parquet file (chosen by extension).")
+    if path.stat().st_size == 0:
+        raise InputError(f"{what}: '{path}' is empty (0 bytes); the table needs a header row and data.")
+    try:
+        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except (ValueError, OSError, UnicodeDecodeError) as error:  # pyarrow's, pandas' and the codec's read errors
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        kind = "CSV (UTF-8 text)" if suffix == ".csv" else "Parquet"
+        raise InputError(f"{what}: cannot read '{path}' as {kind}: {first[:200]}. Is the file whole and of "
+                         "that format?") from None
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
