@@ -146,3 +146,29 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(folder, monkeypatch, ca
         last = err.splitlines()[-1]
         assert last.startswith("error:"), err[-500:]
         assert not any(out_dir.iterdir()), sorted(os.listdir(out_dir))  # nothing partial is written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [
+    ["cluster", "edges.parquet", "--method", "components", "--out", "out.parquet"],
+    ["assign", "--units", "clusters.parquet", "--design", "cluster", "--seed", "1", "--out", "out.parquet"],
+    ["exposure", "edges.parquet", "--assignment", "assignment.parquet", "--mapping", "as4", "--out", "out.parquet"],
+], ids=["cluster", "assign", "exposure"])
+def test_a_command_killed_while_writing_leaves_its_output_absent_or_whole(folder, tmp_path, argv):
+    """Killed inside the atomic write (after the data, before the rename): the output is
+    absent when there was none, and the previous whole file when there was one."""
+    import shutil
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    shutil.copytree(folder, work, ignore=shutil.ignore_patterns("out", "adir"))
+    env = {**os.environ, "SPILLOVER_CRASH_AT": "file-before-rename"}
+    command = [sys.executable, "-m", "spillover", *argv]
+    assert subprocess.run(command, cwd=work, env=env, capture_output=True).returncode == 137
+    assert not (work / "out.parquet").exists()
+    assert subprocess.run(command, cwd=work, capture_output=True).returncode == 0
+    whole = (work / "out.parquet").read_bytes()
+    assert subprocess.run(command, cwd=work, env=env, capture_output=True).returncode == 137
+    assert (work / "out.parquet").read_bytes() == whole
+    assert len(pd.read_parquet(work / "out.parquet")) > 0
