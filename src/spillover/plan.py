@@ -18,6 +18,7 @@ random-intercept model, which equals ``statsmodels``' ``MixedLM`` fit.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -26,7 +27,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .cluster import cluster, effective_n_clusters
-from .errors import DesignError, InputError
+from .errors import DesignError, InputError, InterferenceWarning
 from .graph import CollaborationNetwork, SocialGraph, TableLike, read_table, require_columns
 from .seeds import Seed
 
@@ -202,10 +203,6 @@ def _candidates(graph, resolutions, seed: Seed, sample_fraction: float) -> dict[
         return {"individual": (np.arange(graph.n_users), 1.0), "project": (graph.primary_project(), 1.0),
                 "component": (components, 1.0), "stratified-component": (components, sample_fraction)}
     out = {"individual": (np.arange(graph.n_nodes), 1.0)}
-    import warnings
-
-    from .errors import InterferenceWarning
-
     for resolution in resolutions:  # a loop over candidate clusterings; each is vectorised
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InterferenceWarning)  # the cut is reported as the bias term
@@ -322,7 +319,7 @@ def plan(
                 n_g = sizes.astype(float)
                 my = np.bincount(codes, weights=y[observed]) / n_g
                 mx = np.bincount(codes, weights=pre[observed]) / n_g
-                rho = np.corrcoef(my, mx)[0, 1] if not individual else 0.0
+                rho = np.corrcoef(my, mx)[0, 1]
             factor = float(1.0 - rho**2)
         n_analysed = share * observed.sum()
         se = float(np.sqrt(variance / (n_analysed * p * (1 - p)) * deff * factor))
