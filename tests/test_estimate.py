@@ -356,3 +356,21 @@ def test_a_clustering_object_counts_its_clusters_for_the_bootstrap_rule():
     by_frame = estimate(outcomes, table, "ols-cluster", clusters=units.to_frame())["treated"]
     assert "bootstrap" not in by_object.method and by_object.n_clusters == 100
     assert (by_object.ci_low, by_object.ci_high) == (by_frame.ci_low, by_frame.ci_high)
+
+
+def test_a_covariate_may_come_from_the_exposure_table():
+    """``--covariates treated_fraction`` names the exposure table's continuous exposure; it
+    used to clash with the merge (treated_fraction_x / _y) and crash."""
+    rng = np.random.default_rng(8)
+    n = 400
+    clusters = np.repeat(np.arange(40), 10)
+    arm = (np.arange(40) % 2)[clusters]
+    share = rng.random(n)
+    exposure = pd.DataFrame({"unit_id": range(n), "arm": arm, "treated_fraction": share,
+                             "condition": np.where(arm == 1, "treated", "control")})
+    outcomes = pd.DataFrame({"unit_id": range(n), "y": 0.5 * arm + share + rng.normal(size=n)})
+    frame = pd.DataFrame({"unit_id": range(n), "cluster_id": clusters})
+    got = estimate(outcomes, exposure, "ols-cluster", clusters=frame, covariates=["treated_fraction"], bootstrap=None)
+    X = np.column_stack([np.ones(n), arm, share])
+    beta = np.linalg.lstsq(X, outcomes["y"].to_numpy(), rcond=None)[0]
+    assert got["treated"].estimate == pytest.approx(beta[1], abs=1e-10)

@@ -197,8 +197,13 @@ def analysis_table(
     missing: str,
     covariates: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Outcomes joined to exposure (and clusters) by ``unit_id``, with bad input refused."""
-    for name, frame, needed in (("outcomes", outcomes, ["unit_id", outcome_col, *covariates]),
+    """Outcomes joined to exposure (and clusters) by ``unit_id``, with bad input refused.
+
+    A covariate is read from the outcomes table, or else from the exposure table (e.g.
+    ``treated_fraction``, the continuous exposure)."""
+    from_exposure = [c for c in covariates if c not in outcomes.columns and c in exposure.columns]
+    own = [c for c in covariates if c not in from_exposure]
+    for name, frame, needed in (("outcomes", outcomes, ["unit_id", outcome_col, *own]),
                                 ("exposure", exposure, ["unit_id", "condition"])):
         absent = [c for c in needed if c not in frame.columns]
         if absent:
@@ -212,7 +217,7 @@ def analysis_table(
             f"outcomes: {len(unknown)} unit id(s) have no exposure, e.g. {list(unknown[:5])}: "
             "outcomes must belong to units of the graph."
         )
-    for column in (outcome_col, *covariates):
+    for column in (outcome_col, *own):
         values = outcomes[column]
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             numeric = pd.to_numeric(values, errors="coerce")
@@ -226,9 +231,10 @@ def analysis_table(
             row = int(np.flatnonzero(infinite)[0])
             raise InputError(f"outcomes table: column '{column}' has {int(infinite.sum())} infinite value(s), e.g. "
                              f"row {row}; fix them or drop those units.")
-    outcomes = outcomes.assign(**{c: pd.to_numeric(outcomes[c]) for c in (outcome_col, *covariates)})
-    table = exposure.merge(outcomes[["unit_id", outcome_col, *covariates]].rename(columns={outcome_col: "y"}),
-                           on="unit_id", how="left")
+    outcomes = outcomes.assign(**{c: pd.to_numeric(outcomes[c]) for c in (outcome_col, *own)})
+    clashing = [c for c in (outcome_col, *own) if c in exposure.columns and c != "unit_id"]
+    table = exposure.drop(columns=clashing).merge(  # the outcomes table's column wins over the exposure table's
+        outcomes[["unit_id", outcome_col, *own]].rename(columns={outcome_col: "y"}), on="unit_id", how="left")
     if "arm" in table and table["arm"].notna().any():
         table = table[table["arm"].isna() | (table["arm"] != -1)]  # out of the experiment
     if clusters is not None:
