@@ -12,7 +12,7 @@ import pytest
 from spillover import InputError, SocialGraph, synth
 from spillover.design import HashSpec, IndividualDesign
 from spillover.engines import get_engine
-from spillover.errors import EngineError
+from spillover.errors import DataWarning, EngineError
 from spillover.engines.spark import java_available
 from spillover.estimate import estimate, estimate_from_stats
 
@@ -149,9 +149,53 @@ def test_spark_dataframe_components_fallback_agrees(spark_engine):
 def test_bad_input_is_named(engine, social):
     with pytest.raises(InputError, match=r"missing column\(s\) \['target'\]"):
         engine.exposure(social["edges"].rename(columns={"target": "dst"}), social["assignment"], "as4")
-    bad = pd.concat([social["assignment"], pd.DataFrame({"unit_id": ["zz"], "arm": [1]})])
-    with pytest.raises(InputError, match="not in the graph"):
-        engine.exposure(social["edges"], bad, "as4")
+    with pytest.raises(InputError, match="none of its 2 ids is in the graph"):
+        engine.exposure(social["edges"], pd.DataFrame({"unit_id": ["zz", "yy"], "arm": [1, 0]}), "as4")
+
+
+@pytest.mark.parametrize("bipartite", [False, True], ids=["social", "bipartite"])
+def test_assigned_units_without_edges_are_kept_as_isolates_by_every_engine(engine, social, market, bipartite):
+    """Isolates expose no one and are exposed by no one: a counted warning, not an error."""
+    if bipartite:
+        data, kwargs, mapping = market, dict(source="buyer_id", target="seller_id", bipartite=True), "bipartite"
+        extra = pd.DataFrame({"unit_id": [10_001, 10_002], "arm": [1, 1]})  # sellers with no buyers this week
+    else:
+        data, kwargs, mapping = social, {}, "as4"
+        extra = pd.DataFrame({"unit_id": ["new-1", "new-2"], "arm": [1, 0]})
+    assignment = pd.concat([data["assignment"], extra], ignore_index=True)
+    tables = []
+    for runner in (MEMORY, engine):
+        with pytest.warns(DataWarning, match="2 of its .* ids have no edge"):
+            tables.append(normalise(runner.exposure(data["edges"], assignment, mapping, **kwargs)))
+    pd.testing.assert_frame_equal(tables[1], tables[0], check_exact=True)
+    if not bipartite:
+        rows = tables[0].set_index("unit_id").loc[["new-1", "new-2"]]
+        assert rows["n_neighbors"].tolist() == [0, 0] and rows["condition"].tolist() == ["isol_dir", "no"]
+    else:  # the buyers' exposures are those without the isolated sellers
+        expected = normalise(MEMORY.exposure(data["edges"], data["assignment"], mapping, **kwargs))
+        pd.testing.assert_frame_equal(tables[0], expected, check_exact=True)
+
+
+def test_csv_ids_are_text_on_every_engine_unless_declared(engine, tmp_path):
+    """007, 7 and 0007 are three ids, NA is an id; --id-type int refuses them in every engine."""
+    from spillover.graph import id_type
+
+    edges, assignment = tmp_path / "edges.csv", tmp_path / "assignment.csv"
+    edges.write_text("source,target\n007,7\n7,8\n0007,8\nNA,8\n")
+    assignment.write_text("unit_id,arm\n007,1\n7,0\n8,1\n0007,0\nNA,1\n")
+    expected = normalise(MEMORY.exposure(str(edges), str(assignment), "as4"))
+    assert expected["unit_id"].tolist() == ["0007", "007", "7", "8", "NA"]
+    assert expected.set_index("unit_id")["n_neighbors"].to_dict() == {"0007": 1, "007": 1, "7": 2, "8": 3, "NA": 1}
+    pd.testing.assert_frame_equal(normalise(engine.exposure(str(edges), str(assignment), "as4")), expected)
+    with id_type("int"), pytest.raises(InputError, match="--id-type int"):
+        engine.exposure(str(edges), str(assignment), "as4")
+    edges.write_text("source,target\n1,2\n2,3\n")  # canonical integers: numbers on every engine
+    assignment.write_text("unit_id,arm\n1,1\n2,0\n3,1\n")
+    for runner in (MEMORY, engine):
+        assert normalise(runner.exposure(str(edges), str(assignment), "as4"))["unit_id"].tolist() == [1, 2, 3]
+    with id_type("str"):
+        for runner in (MEMORY, engine):
+            assert normalise(runner.exposure(str(edges), str(assignment), "as4"))["unit_id"].tolist() == ["1", "2", "3"]
 
 
 def test_duckdb_memory_limit_too_small_is_a_clear_error(tmp_path):

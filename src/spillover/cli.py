@@ -27,7 +27,8 @@ from .errors import SpilloverError
 from .estimate import METHODS as ESTIMATE_METHODS
 from .evolve import EVOLVE_DESIGNS, MERGE_POLICIES
 from .exposure import MAPPINGS, PROBABILITY_METHODS, default_control, get_mapping
-from .graph import CollaborationNetwork, load_graph, write_table
+from .graph import ID_TYPES, CollaborationNetwork, id_type, load_graph, write_table
+from .ledger import LOCK_TIMEOUT
 from .simulate import DESIGNS as SIMULATED_DESIGNS
 from .variance import DEFAULT_VCOV, VCOV_TYPES
 
@@ -152,9 +153,9 @@ def cmd_assign(args: argparse.Namespace) -> int:
         write_table(assignment.to_frame(), args.out)
         stderr.print(f"[dim]wrote {escape(str(args.out))}[/dim]")
     if args.ledger:
-        with Ledger(args.ledger) as ledger:
+        with Ledger(args.ledger, lock_timeout=args.lock_timeout) as ledger:
             record_assignment(ledger, assignment, args.experiment or args.salt or args.design,
-                              args.date or dt.date.today())
+                              args.date or dt.date.today(), allow_future=args.allow_future)
     summary = assignment.summary()
     if args.json:
         print_json(summary)
@@ -174,7 +175,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
     with progress(f"loading {args.snapshot}", args.json):  # a bad snapshot must not leave a ledger behind
         snapshot = CollaborationNetwork.from_memberships(args.snapshot)
-    with Ledger(args.ledger) as ledger:
+    with Ledger(args.ledger, lock_timeout=args.lock_timeout) as ledger:
         known = ledger.experiments()["experiment"].tolist()
         name = args.experiment or args.salt or (known[0] if len(known) == 1 else None)
         if name is None or name not in known:
@@ -187,15 +188,112 @@ def cmd_evolve(args: argparse.Namespace) -> int:
             options = {key: value for key, value in spec.items() if key not in ("design", "cluster_col")}
             with progress("first snapshot: components and assignment", args.json):
                 report = start(ledger, snapshot, args.date, salt=name or args.design, design=args.design,
-                               seed=args.seed, **options)
+                               seed=args.seed, allow_future=args.allow_future, **options)
         else:
+            _refuse_other_design(args, ledger.experiment(name))
             with progress(f"applying snapshot of {args.date}", args.json):
-                report = evolve(ledger, snapshot, args.date, experiment=name, merge_policy=args.merge_policy)
+                report = evolve(ledger, snapshot, args.date, experiment=name, merge_policy=args.merge_policy,
+                                replace=args.replace, allow_future=args.allow_future)
     if args.json:
         print_json(report.summary())
     else:
         print_summary(report.summary(), title=f"evolve: {name or args.design} on {args.date}")
     return 0
+
+
+def _refuse_other_design(args: argparse.Namespace, record: dict) -> None:
+    """Design flags given for a running experiment must be the ones it was started with:
+    the ledger's design is the truth, and a flag that disagrees would be silently ignored."""
+    from .errors import DesignError
+
+    given = design_spec(args)
+    given.pop("cluster_col", None)
+    if args.seed is not None:
+        given["seed"] = args.seed
+    stored = dict(record["params"], design=record["design"])
+    for key, value in given.items():
+        if key in stored and _same(value, stored[key]):
+            continue
+        flag = "--" + key.replace("_", "-")
+        raise DesignError(f"experiment {record['experiment']!r} was started with {flag} {stored.get(key, 'unset')}, "
+                          f"not {value}; a running experiment keeps its design: drop {flag}, or start a new "
+                          "experiment (--experiment NAME).")
+
+
+def _same(given, stored) -> bool:
+    if isinstance(given, (list, tuple)) or isinstance(stored, (list, tuple)):
+        return isinstance(stored, (list, tuple)) and len(given) == len(stored) and all(
+            _same(a, b) for a, b in zip(given, stored))
+    if isinstance(given, (int, float)) and isinstance(stored, (int, float)):
+        return math.isclose(given, stored, rel_tol=1e-12, abs_tol=1e-12)
+    return given == stored
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    """``spillover ledger``: read what a ledger recorded (show, history, export) or void a day."""
+    import json
+
+    from .errors import InputError
+    from .ledger import Ledger
+
+    if not Path(args.ledger).exists():
+        raise InputError(f"ledger '{args.ledger}' does not exist.")
+    with Ledger(args.ledger, lock_timeout=args.lock_timeout) as ledger:
+        name = args.experiment or ledger.only_experiment()
+        record = ledger.experiment(name)
+        if args.action == "void":
+            if not args.date or not args.reason:
+                raise InputError("ledger void needs --date (the first day to void) and --reason (kept in the audit).")
+            n_days = ledger.void(name, args.date, reason=args.reason)
+            summary = {"experiment": name, "voided_from": args.date, "days_voided": n_days,
+                       "last_date": str(ledger.last_date(name))}
+            print_json(summary) if args.json else print_summary(summary, title=f"ledger void: {name}")
+            return 0
+        if args.action == "export":
+            if not args.out:
+                raise InputError("ledger export needs --out (a .csv or .parquet path).")
+            path = ledger.export(name, args.out, table=args.table)
+            summary = {"experiment": name, "table": args.table, "out": str(path)}
+            print_json(summary) if args.json else print_summary(summary, title=f"ledger export: {name}")
+            return 0
+        if args.action == "history":
+            frame = ledger.history(name)
+            if args.unit is not None:
+                frame = frame[frame["unit_id"].astype(str) == args.unit].reset_index(drop=True)
+                if frame.empty:
+                    raise InputError(f"unit {args.unit!r} is not in experiment {name!r}.")
+            title = f"arm history: {name}" + (f", unit {args.unit}" if args.unit is not None else "")
+        else:  # show
+            frame = ledger.days(name)
+            frame["checksum"] = frame["checksum"].str[:12]
+            title = (f"{name}: {record['design']}, salt {record['salt']}, "
+                     f"started {str(record['created'])[:19]}")
+        frame = _dates_as_text(frame)
+        if args.json:
+            payload = {"experiment": name, "design": record["design"], "params": record["params"],
+                       ("days" if args.action == "show" else "history"): json.loads(frame.to_json(orient="records"))}
+            if args.action == "show":
+                payload["audit"] = json.loads(_dates_as_text(ledger.audit(name)).to_json(orient="records"))
+            print_json(payload)
+            return 0
+        shown = frame.head(args.limit)
+        print_table(shown, title=title + ("" if len(frame) <= args.limit else f" (first {args.limit} of "
+                                                                                 f"{len(frame):,} rows; --limit)"))
+        audit = ledger.audit(name)
+        if args.action == "show" and len(audit):
+            print_table(_dates_as_text(audit), title="audit")
+    return 0
+
+
+def _dates_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Date columns as ``YYYY-MM-DD`` (times to the second where they have one), for printing and JSON."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            values = frame[column]
+            dated = (values.dropna() == values.dropna().dt.normalize()).all()
+            frame[column] = values.dt.strftime("%Y-%m-%d" if dated else "%Y-%m-%d %H:%M:%S").where(values.notna())
+    return frame
 
 
 def _load_edges(args: argparse.Namespace, path: str):
@@ -566,8 +664,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".",
-                                   formatter_class=HelpFormatter)
+        sub = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".",
+                                  formatter_class=HelpFormatter)
+        if name in _READS_TABLES:
+            sub.add_argument("--id-type", choices=ID_TYPES, default="auto",
+                             help="how id columns are typed: auto reads CSV ids as text and makes them integers only "
+                                  "when every id is a canonical integer (so 007 and 7 stay two ids); str or int force "
+                                  "one type in every input")
+        return sub
 
     demo = command("demo", "run the whole pipeline on built-in synthetic data and write an HTML report")
     demo.add_argument("--out", default="demo-out", help="folder for report.html and its tables")
@@ -681,6 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("--ledger", help="record the assignment in this ledger (DuckDB file) (default: not recorded)")
     assign.add_argument("--date", default=None, help="date recorded in the ledger (default: today)")
     assign.add_argument("--out", help="write unit_id, cluster_id, arm here (default: not written)")
+    _add_ledger_flags(assign)
     assign.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_engine_flags(assign)
     assign.set_defaults(func=cmd_assign)
@@ -783,9 +888,30 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--merge-policy", choices=MERGE_POLICIES, default="majority",
                         help="majority: a merged component takes its larger side's arm; exclude: nobody switches and "
                              "the merged users leave the analysis")
+    evolve.add_argument("--replace", action="store_true",
+                        help="a recorded day re-run with a different snapshot: void that day and the later ones (an "
+                             "audit row keeps them) and record this one")
     _add_design_flags(evolve)
+    _add_ledger_flags(evolve)
     evolve.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     evolve.set_defaults(func=cmd_evolve)
+
+    led = command("ledger", "read what a ledger recorded (show, history, export) or void a day, with an audit row")
+    led.add_argument("action", choices=["show", "history", "export", "void"],
+                     help="show: the experiment and its days; history: every arm a unit has had; export: a table to "
+                          "CSV/Parquet; void: undo --date and every later day (kept in voided_* tables)")
+    led.add_argument("--ledger", required=True, help="the ledger (DuckDB file)")
+    led.add_argument("--experiment", help="the experiment (default: the ledger's only one)")
+    led.add_argument("--unit", help="history: one unit's history (default: every unit)")
+    led.add_argument("--table", choices=["history", "current", "events", "components", "days", "audit"],
+                     default="history", help="export: which table")
+    led.add_argument("--out", help="export: the .csv or .parquet to write (default: none)")
+    led.add_argument("--date", help="void: the first day to void, YYYY-MM-DD (default: none)")
+    led.add_argument("--reason", help="void: why, kept in the audit trail (default: none)")
+    led.add_argument("--limit", type=COUNT, default=50, help="show, history: rows printed")
+    _add_ledger_flags(led, future=False)
+    led.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    led.set_defaults(func=cmd_ledger)
     return parser
 
 
@@ -856,6 +982,15 @@ def _add_design_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", help="experiment name in the ledger (default: the salt)")
 
 
+def _add_ledger_flags(parser: argparse.ArgumentParser, future: bool = True) -> None:
+    if future:
+        parser.add_argument("--allow-future", action="store_true",
+                            help="record a date after tomorrow (refused by default: a mistyped date blocks every "
+                                 "real one)")
+    parser.add_argument("--lock-timeout", type=_number(float, 0), default=LOCK_TIMEOUT,
+                        help="seconds to wait for another writer's lock on the ledger")
+
+
 def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=["memory", "duckdb", "spark"], default="memory",
                         help="where the heavy step runs (results are identical)")
@@ -905,6 +1040,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+# the commands that read tables named on the command line (the experiment commands read theirs from the file)
+_READS_TABLES = ("synth", "plan", "cluster", "assign", "exposure", "estimate", "simulate", "evolve")
 _INPUT_FLAGS = ("edges", "units", "assignment", "ledger", "outcomes", "exposure", "clusters", "draws", "snapshot",
                 "memberships")
 
@@ -933,7 +1070,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = show_warning
     try:
         _refuse_overwriting_inputs(args)
-        return int(args.func(args) or 0)
+        with id_type(getattr(args, "id_type", "auto")):
+            return int(args.func(args) or 0)
     except SpilloverError as error:
         stderr.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         return 2

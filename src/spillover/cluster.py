@@ -20,7 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from .errors import InputError, InterferenceWarning
+from .errors import FEW_CLUSTERS, FewClustersWarning, InputError, InterferenceWarning
 from .graph import BipartiteGraph, CollaborationNetwork, Graph, SocialGraph, csr_rows
 from .seeds import Seed, check_seed, int_seed
 
@@ -516,6 +516,15 @@ def cluster(
             "zero. On social graphs a cut below 5% is usually not reachable with clusters small "
             "enough for power; a bipartite or holdout design is more honest there.",
             InterferenceWarning,
+            stacklevel=2,
+        )
+    n_clusters = result_obj.n_clusters
+    if n_clusters < FEW_CLUSTERS:
+        warnings.warn(
+            f"{method} gives only {n_clusters} cluster(s): a cluster design needs about {FEW_CLUSTERS} or more for "
+            "cluster-robust standard errors to hold, and 2 to estimate anything. Use smaller clusters (e.g. a higher "
+            "--resolution) or an individual or bipartite design.",
+            FewClustersWarning,
             stacklevel=2,
         )
     return result_obj

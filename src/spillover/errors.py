@@ -8,8 +8,8 @@ errors with ``warnings.simplefilter("error", SpilloverWarning)``.
 
 from __future__ import annotations
 
-__all__ = ["DataWarning", "DesignError", "EmptyConditionWarning", "EngineError", "FewClustersWarning", "InputError",
-           "InterferenceWarning", "LedgerError", "PositivityWarning", "SampleRatioWarning", "SmallConditionWarning",
+__all__ = ["FEW_CLUSTERS", "DataWarning", "DesignError", "EmptyConditionWarning", "EngineError", "FewClustersWarning",
+           "InputError", "InterferenceWarning", "LedgerError", "PositivityWarning", "SampleRatioWarning", "SmallConditionWarning",
            "SpilloverError", "SpilloverWarning"]
 
 
@@ -133,6 +133,10 @@ class PositivityWarning(SpilloverWarning):
     >>> issubclass(PositivityWarning, SpilloverWarning)
     True
     """
+
+
+# below this many clusters a cluster-robust standard error is unreliable (Cameron & Miller 2015)
+FEW_CLUSTERS = 30
 
 
 class FewClustersWarning(SpilloverWarning):

@@ -34,6 +34,7 @@ from scipy import stats
 from .cluster import Clustering
 from .seeds import check_seed
 from .errors import (
+    FEW_CLUSTERS,
     DataWarning,
     EmptyConditionWarning,
     FewClustersWarning,
@@ -62,7 +63,6 @@ __all__ = ["FEW_CLUSTERS", "METHODS", "Effect", "Effects", "InterferenceTest", "
            "estimate_from_stats", "interference_test", "randomization_test", "sufficient_stats"]
 
 METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ols-network", "ht", "hajek")
-FEW_CLUSTERS = 30
 COVARIATE_METHODS = ("cluster-means", "ols-cluster", "ols-network")  # the methods that adjust for covariates
 AUTO_BOOTSTRAP_DRAWS = 1_999
 

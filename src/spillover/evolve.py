@@ -23,6 +23,7 @@ quality measure of the whole experiment.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -35,7 +36,7 @@ from .errors import DesignError, LedgerError
 from .graph import CollaborationNetwork, TableLike
 from .ledger import Ledger, as_date, id_type
 
-__all__ = ["EVOLVE_DESIGNS", "MERGE_POLICIES", "DayReport", "evolve", "start"]
+__all__ = ["EVOLVE_DESIGNS", "MERGE_POLICIES", "DayReport", "evolve", "snapshot_checksum", "start"]
 
 MERGE_POLICIES = ("majority", "exclude")
 # the designs that randomize whole clusters: components stay together as the graph changes
@@ -74,6 +75,32 @@ class DayReport:
     def summary(self) -> dict[str, Any]:
         """The report as a dict (the ``evolve --json`` keys)."""
         return asdict(self)
+
+
+def snapshot_checksum(network: CollaborationNetwork) -> str:
+    """SHA-256 of a snapshot's memberships (users, projects, accounts and who is in what):
+    the ledger stores it with the day, so a re-run of the day with other data is refused.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"user_id": [1, 2], "project_id": ["p", "p"], "account_id": ["a", "a"]})
+    >>> one = snapshot_checksum(CollaborationNetwork.from_memberships(rows))
+    >>> one == snapshot_checksum(CollaborationNetwork.from_memberships(rows.iloc[::-1]))
+    True
+    >>> one == snapshot_checksum(CollaborationNetwork.from_memberships(rows.assign(project_id=["p", "q"])))
+    False
+    """
+    digest = hashlib.sha256()
+    for ids in (network.users, network.projects, network.accounts):
+        digest.update("\x1f".join(map(str, ids)).encode("utf-8", "surrogatepass") + b"\x1e")
+    membership = network.membership.tocsr()
+    membership.sort_indices()
+    for array in (membership.indptr, membership.indices, network.project_account):
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    if len(network.user_data.columns):
+        digest.update(pd.util.hash_pandas_object(network.user_data, index=True).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _components(network: CollaborationNetwork) -> tuple[np.ndarray, pd.Index]:
@@ -124,16 +151,18 @@ def start(
     treat_fraction: float = 0.5,
     sample_fraction: float = 0.1,
     holdout_fraction: float = 0.05,
-    arm_weights: Sequence[float] = (0.5, 0.5),
+    arm_weights: Sequence[float] | None = (0.5, 0.5),
     strata_by: Sequence[str] = ("size",),
     n_bins: int = 4,
     seed: int | None = None,
+    allow_future: bool = False,
 ) -> DayReport:
     """Day one: components of the snapshot, a design over them, every user's arm recorded.
 
     With ``seed`` the first day has exact counts (seeded permutation); without, every
     component is assigned by the keyed hash of ``salt``. Components created later are
-    always assigned by the hash, within the day-one strata.
+    always assigned by the hash, within the day-one strata. A date after tomorrow is
+    refused unless ``allow_future``.
 
     Examples
     --------
@@ -150,12 +179,13 @@ def start(
     if design not in EVOLVE_DESIGNS:
         raise DesignError(f"evolve keeps components together: design must be one of {list(EVOLVE_DESIGNS)}, not {design!r}.")
     network = _load(snapshot)
+    ledger.check_date(salt, date, allow_future=allow_future, new=True)  # before the work
     labels, keys = _components(network)
     stratify = _stratify(network, strata_by)
     stratum, edges = cluster_strata(labels, len(keys), stratify, n_bins=n_bins)
     params = {
         "design": design, "treat_fraction": treat_fraction, "sample_fraction": sample_fraction,
-        "holdout_fraction": holdout_fraction, "arm_weights": list(arm_weights),
+        "holdout_fraction": holdout_fraction, "arm_weights": None if arm_weights is None else list(arm_weights),
         "strata_by": list(strata_by), "n_bins": n_bins, "stratum_edges": edges, "seed": seed,
     }
     units = pd.DataFrame({"unit_id": network.users, "component": keys[labels],
@@ -173,7 +203,7 @@ def start(
                        merged_across_arms=0, users_switched=0, n_units=network.n_users,
                        n_components=len(keys), new_units=network.n_users, contaminated_units=0)
     ledger.write_day(salt, date, arms=arms, components=component_rows, events=events,
-                     summary=report.summary(),
+                     summary=report.summary(), checksum=snapshot_checksum(network), allow_future=allow_future,
                      new_experiment={"salt": salt, "design": design, "params": params,
                                      "id_type": id_type(network.users)})
     return report
@@ -186,13 +216,17 @@ def evolve(
     *,
     experiment: str | None = None,
     merge_policy: str = "majority",
+    replace: bool = False,
+    allow_future: bool = False,
 ) -> DayReport:
     """Apply one day's membership snapshot to ``experiment`` in ``ledger``.
 
     Detects created, split, merged and removed components; keeps every existing user's
     arm except where ``merge_policy`` must act; writes the day in one transaction.
-    Re-running a recorded day returns its report and writes nothing; a date before the
-    last recorded one is refused.
+    Re-running a recorded day with the same snapshot returns its report and writes
+    nothing; with a different snapshot it is refused, unless ``replace`` (which voids that
+    day and the later ones, with an audit row, and records this one). A date before the
+    last recorded one is refused, and so is one after tomorrow unless ``allow_future``.
 
     Examples
     --------
@@ -212,22 +246,28 @@ def evolve(
     experiment = experiment or ledger.only_experiment()
     record = ledger.experiment(experiment)
     date = as_date(date)
-    done = ledger.day_summary(experiment, date)
+    network = _load(snapshot)
+    checksum = snapshot_checksum(network)
+    if replace and ledger.day_summary(experiment, date) is not None:
+        ledger.void(experiment, date, reason=f"replaced by a re-run with snapshot {checksum[:12]}")
+    done = ledger.recorded_day(experiment, date, checksum)
     if done is not None:
         return DayReport(**done)
     last = ledger.last_date(experiment)
     if last is not None and date < last:
         raise LedgerError(f"date {date} is before {last}, the last date recorded for {experiment!r}; "
-                          "the ledger never rewrites history.")
+                          "the ledger never rewrites history (`spillover ledger void` undoes a day, with an audit row).")
+    ledger.check_date(experiment, date, allow_future=allow_future)
     params = record["params"]
-    network = _load(snapshot)
     labels, keys = _components(network)
 
-    # today's users with their last known component and arm in force
+    # today's users with their last known component and arm in force; a component is
+    # known by its key *and* the date it was seen, so keys of different days never collide
     today = pd.DataFrame({"unit_id": network.users.astype(str), "comp": labels})
     known = ledger.latest_components(experiment)
+    known = known.assign(prior=known["component"].astype(str) + "@" + known["date"].astype(str))
     current = ledger.current_arms(experiment, typed=False)[["unit_id", "arm", "contaminated"]]
-    users = (today.merge(known[["unit_id", "component"]].rename(columns={"component": "prior"}), on="unit_id", how="left")
+    users = (today.merge(known[["unit_id", "prior"]], on="unit_id", how="left")
                   .merge(current, on="unit_id", how="left"))
     n_comp = len(keys)
     by_comp = users.groupby("comp")
@@ -241,7 +281,9 @@ def evolve(
     seen = users.dropna(subset=["prior"])
     parts = seen.groupby("prior")["comp"].nunique()
     split_keys = parts.index[parts > 1]
-    removed_keys = pd.Index(last_snapshot["component"].unique()).difference(pd.Index(seen["prior"].unique()))
+    removed = pd.Index(last_snapshot["prior"].unique()).difference(pd.Index(seen["prior"].unique()))
+    removed_keys = removed.astype(str).str.rsplit("@", n=1).str[0]
+    split_keys = split_keys.astype(str).str.rsplit("@", n=1).str[0]
 
     # the arm of each component today: majority of its known users (ties: lowest arm);
     # created components by the keyed hash, as on day one
@@ -293,5 +335,6 @@ def evolve(
         contaminated_units=int(contaminated.sum()),
     )
     components = pd.DataFrame({"unit_id": users["unit_id"], "component": keys[labels], "stratum": stratum[labels]})
-    ledger.write_day(experiment, date, arms=arms, components=components, events=events, summary=report.summary())
+    ledger.write_day(experiment, date, arms=arms, components=components, events=events, summary=report.summary(),
+                     checksum=checksum, allow_future=allow_future)
     return report

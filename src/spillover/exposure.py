@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from .design import OUT, Assignment
 from .seeds import check_seed
 from .errors import DataWarning, InputError, PositivityWarning, show_id
-from .graph import BipartiteGraph, SocialGraph, csr_rows, group_indicator
+from .graph import BipartiteGraph, SocialGraph, csr_rows, group_indicator, with_isolates
 
 # --------------------------------------------------------------------------- mappings
 
@@ -370,6 +370,22 @@ def treated_indicator(arms: np.ndarray) -> np.ndarray:
     return (arms >= 1).astype(np.int8)
 
 
+def assignment_ids(assignment: Assignment | pd.Series | pd.DataFrame) -> pd.Index:
+    """The unit ids an assignment names (a table's ``unit_id`` column, a Series' index)."""
+    if isinstance(assignment, Assignment):
+        return assignment.units
+    if isinstance(assignment, pd.DataFrame):
+        if "unit_id" not in assignment.columns:
+            raise InputError(f"assignment table needs columns unit_id and arm; it has {list(assignment.columns)}.")
+        ids = pd.Index(assignment["unit_id"])
+    else:
+        ids = assignment.index
+    if ids.hasnans:
+        raise InputError(f"assignment: unit_id is missing in row {int(np.flatnonzero(ids.isna())[0])}; every row needs "
+                         "an id.")
+    return ids
+
+
 def arms_for(randomized: pd.Index, assignment: Assignment | pd.Series | pd.DataFrame) -> np.ndarray:
     """Arms aligned with the randomized nodes; unknown ids are an error, nodes without an
     arm are out of the experiment (untreated), with a warning."""
@@ -419,6 +435,7 @@ def exposure(
     ['dir_ind1', 'ind1', 'isol_dir', 'no']
     """
     rule = get_mapping(mapping, threshold_q=threshold_q, hops=hops)
+    graph = with_isolates(graph, assignment_ids(assignment), "assignment")
     kernel = ExposureGraph.build(graph, rule.hops)
     arms = arms_for(kernel.randomized, assignment)
     counts = kernel.counts(treated_indicator(arms))

@@ -10,6 +10,7 @@ and what to do; repairs (self-loops dropped, duplicate edges collapsed) warn wit
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import tempfile
 import warnings
@@ -26,7 +27,9 @@ from .faults import crash_point
 
 TableLike = pd.DataFrame | str | os.PathLike
 
-__all__ = ["BipartiteGraph", "CollaborationNetwork", "SocialGraph", "load_graph", "read_table", "write_table"]
+__all__ = ["BipartiteGraph", "CollaborationNetwork", "ID_COLUMNS", "ID_TYPES", "SocialGraph", "id_type", "load_graph",
+           "read_table", "report_isolates", "with_isolates",
+           "write_table"]
 
 # Edges are stored with int32 weights: counts of treated neighbours stay exact in
 # sparse-times-dense products with uint8/bool draws, at half the memory of float64.
@@ -36,17 +39,66 @@ EDGE_DTYPE = np.int32
 # --------------------------------------------------------------------------- tables
 
 
-def read_table(source: TableLike, *, what: str = "table") -> pd.DataFrame:
-    """Read a DataFrame, or a ``.csv`` / ``.parquet`` file chosen by its extension.
+# columns that hold ids wherever they appear (edge lists add their --source/--target)
+ID_COLUMNS = ("unit_id", "cluster_id", "user_id", "project_id", "account_id", "source", "target", "component")
+ID_TYPES = ("auto", "str", "int")
+_id_type: contextvars.ContextVar[str] = contextvars.ContextVar("id_type", default="auto")
+# a canonical integer: no sign but '-', no leading zero, at most 18 digits (fits int64)
+_CANONICAL_INT = r"-?(?:0|[1-9][0-9]{0,17})"
+
+
+@contextlib.contextmanager
+def id_type(kind: str) -> Iterator[None]:
+    """Within the block, :func:`read_table` types id columns as ``kind`` (the CLI's ``--id-type``).
+
+    ``"auto"`` (default): CSV ids are read as text, and become integers only when every id
+    of the table is a canonical integer (``7``, not ``007`` or ``+7``); ``"str"``: ids are
+    text everywhere (Parquet integers too); ``"int"``: ids must be integers.
 
     Examples
     --------
     >>> import pandas as pd
-    >>> read_table(pd.DataFrame({"unit_id": [1, 2]})).shape
-    (2, 1)
+    >>> with id_type("str"):
+    ...     read_table(pd.DataFrame({"unit_id": [1, 2]}))["unit_id"].tolist()
+    ['1', '2']
+    """
+    if kind not in ID_TYPES:
+        raise InputError(f"id type must be one of {list(ID_TYPES)}, not {kind!r}.")
+    token = _id_type.set(kind)
+    try:
+        yield
+    finally:
+        _id_type.reset(token)
+
+
+def current_id_type() -> str:
+    """The id policy in force (:func:`id_type`): ``"auto"``, ``"str"`` or ``"int"``; engines follow it too."""
+    return _id_type.get()
+
+
+# the canonical-integer rule as a regular expression, for engines that type ids in SQL
+CANONICAL_INT = _CANONICAL_INT
+
+
+def read_table(source: TableLike, *, what: str = "table", ids: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a DataFrame, or a ``.csv`` / ``.parquet`` file chosen by its extension.
+
+    Id columns (:data:`ID_COLUMNS` and ``ids``) are typed by :func:`id_type`: in a CSV they
+    are read as text, so ``007`` and ``7`` stay two ids and ``NA`` or ``None`` is an id (only
+    an empty cell is missing); they become integers when every id is a canonical integer.
+
+    Examples
+    --------
+    >>> import io, pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "units.csv"
+    ...     _ = path.write_text("unit_id,y\n007,1\n7,NA\nNA,2\n")
+    ...     table = read_table(path)
+    >>> table["unit_id"].tolist(), table["y"].isna().tolist()
+    (['007', '7', 'NA'], [False, True, False])
     """
     if isinstance(source, pd.DataFrame):
-        return source
+        return _typed_ids(source, ids, what) if _id_type.get() != "auto" else source
     path = Path(source)
     if not path.exists():
         raise InputError(f"{what}: file '{path}' does not exist.")
@@ -58,12 +110,47 @@ def read_table(source: TableLike, *, what: str = "table") -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise InputError(f"{what}: '{path}' is empty (0 bytes); the table needs a header row and data.")
     try:
-        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        if suffix == ".csv":
+            from pandas._libs.parsers import STR_NA_VALUES
+
+            header = pd.read_csv(path, nrows=0).columns
+            id_cols = [c for c in header if c in ID_COLUMNS or c in ids]
+            frame = pd.read_csv(path, dtype={c: str for c in id_cols}, keep_default_na=False,
+                                na_values={c: ([""] if c in id_cols else sorted(STR_NA_VALUES)) for c in header})
+        else:
+            frame = pd.read_parquet(path)
     except (ValueError, OSError, UnicodeDecodeError) as error:  # pyarrow's, pandas' and the codec's read errors
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         kind = "CSV (UTF-8 text)" if suffix == ".csv" else "Parquet"
         raise InputError(f"{what}: cannot read '{path}' as {kind}: {first[:200]}. Is the file whole and of "
                          "that format?") from None
+    return _typed_ids(frame, ids, what, from_text=suffix == ".csv")
+
+
+def _typed_ids(frame: pd.DataFrame, ids: Sequence[str], what: str, from_text: bool = False) -> pd.DataFrame:
+    """Id columns typed by the id policy: text, integers, or (auto) integers only if every
+    id of the table is a canonical integer."""
+    kind = _id_type.get()
+    columns = [c for c in frame.columns if c in ID_COLUMNS or c in ids]
+    if not columns or (kind == "auto" and not from_text):
+        return frame
+    frame = frame.copy()
+    if kind == "str":
+        for c in columns:
+            frame[c] = frame[c].astype("string").astype(object).where(frame[c].notna())
+        return frame
+    text = {c: frame[c].astype("string") for c in columns}
+    canonical = {c: t.str.fullmatch(_CANONICAL_INT).fillna(True) for c, t in text.items()}
+    if kind == "auto" and not all(bool(m.all()) for m in canonical.values()):
+        return frame
+    for c, match in canonical.items():
+        if not match.all():
+            row = int(np.flatnonzero(~match.to_numpy())[0])
+            raise InputError(f"{what}: --id-type int, but column '{c}' row {row} holds {text[c].iloc[row]!r}, not an "
+                             "integer (at most 18 digits, no leading zero); use --id-type str or auto.")
+        frame[c] = pd.to_numeric(text[c]).astype("Int64") if frame[c].isna().any() else \
+            pd.to_numeric(text[c]).astype(np.int64)
+    return frame
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -194,6 +281,64 @@ def _codes_for(index: pd.Index, ids: Iterable[Hashable] | pd.Series, what: str) 
     return positions
 
 
+def report_isolates(n_new: int, n_ids: int, example: str, what: str, bipartite: bool, *,
+                    graph_example: str | None = None) -> None:
+    """The one rule for ids of ``what`` that the graph lacks, shared by every engine: none
+    matching is an error (the wrong table, or ids typed differently); some is a counted
+    :class:`DataWarning`, and they are kept as isolated nodes."""
+    if not n_new:
+        return
+    if n_new == n_ids:
+        like = f" like {graph_example}" if graph_example is not None else ""
+        raise InputError(f"{what}: none of its {n_ids:,} ids is in the graph (this table has ids like {example}, the "
+                         f"graph{like}): is it the right table? Ids typed differently (text against numbers) can be "
+                         "aligned with --id-type str.")
+    side = "treated-side node(s)" if bipartite else "node(s)"
+    warnings.warn(f"{what}: {n_new:,} of its {n_ids:,} ids have no edge in the graph (e.g. {example}); they are kept "
+                  f"as isolated {side}: exposed by no one and exposing no one.", DataWarning, stacklevel=4)
+
+
+def with_isolates(graph: "SocialGraph | BipartiteGraph", ids: Iterable[Hashable], what: str) -> "SocialGraph | BipartiteGraph":
+    """``graph`` with the ids of ``what`` that it lacks added as isolated nodes (on the
+    randomized side of a bipartite graph), with a counted :class:`DataWarning`.
+
+    A node with no edge this period is a legitimate unit: it exposes no one and is exposed
+    by no one. Only when *no* id matches is it an error (the wrong table, or ids typed
+    differently: ``--id-type``).
+
+    Examples
+    --------
+    >>> import pandas as pd, warnings
+    >>> graph = SocialGraph.from_edges(pd.DataFrame({"source": [1, 2], "target": [2, 3]}))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     bigger = with_isolates(graph, [1, 2, 3, 9], "assignment")
+    >>> bigger.nodes.tolist(), bigger.degrees().tolist(), len(caught)
+    ([1, 2, 3, 9], [1, 2, 1, 0], 1)
+    """
+    ids = pd.Index(ids).unique()
+    known = graph.treated if isinstance(graph, BipartiteGraph) else graph.nodes
+    new = ids.difference(known, sort=False) if len(ids) else ids
+    if not len(new):
+        return graph
+    report_isolates(len(new), len(ids), show_id(new[0]), what, isinstance(graph, BipartiteGraph),
+                    graph_example=show_id(known[0]) if len(known) else None)
+    try:
+        nodes = known.append(new)
+    except TypeError:  # pragma: no cover - mixed id types
+        nodes = pd.Index(list(known) + list(new))
+    if isinstance(graph, BipartiteGraph):
+        incidence = sp.csr_array(graph.incidence, shape=(graph.n_units, len(nodes)))
+        data = None if graph.treated_data is None else graph.treated_data.reindex(nodes)
+        return BipartiteGraph(incidence, graph.units, nodes, graph.unit_data, data)
+    n = len(nodes)
+    adjacency = graph.adjacency.tocsr()
+    indptr = np.concatenate([adjacency.indptr, np.full(len(new), adjacency.indptr[-1], dtype=adjacency.indptr.dtype)])
+    adjacency = sp.csr_array((adjacency.data, adjacency.indices, indptr), shape=(n, n))
+    data = None if graph.node_data is None else graph.node_data.reindex(nodes)
+    return SocialGraph(adjacency, nodes, graph.directed, data)
+
+
 # --------------------------------------------------------------------------- graphs
 
 
@@ -280,7 +425,7 @@ class SocialGraph:
         ``nodes`` adds isolated nodes that have no edge.
         """
         what = _source_name(edges, "edge list")
-        frame = read_table(edges, what=what)
+        frame = read_table(edges, what=what, ids=(source, target))
         require_columns(frame, [source, target], what)
         require_no_nulls(frame, [source, target], what)
         if len(frame) == 0 and nodes is None:
@@ -395,7 +540,7 @@ class BipartiteGraph:
     ) -> "BipartiteGraph":
         """Build from a link list with one column per side (DataFrame, CSV or Parquet)."""
         what = _source_name(edges, "bipartite edge list")
-        frame = read_table(edges, what=what)
+        frame = read_table(edges, what=what, ids=(unit, treated))
         require_columns(frame, [unit, treated], what)
         require_no_nulls(frame, [unit, treated], what)
         if len(frame) == 0:

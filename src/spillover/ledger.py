@@ -4,7 +4,20 @@ History is append-only: a unit's arm is a sequence of rows ``(arm, valid_from)``
 change adds a row and never edits an old one (``valid_to`` is derived, the next row's
 ``valid_from``). Each day is written in one transaction whose last row is the day's entry
 in ``days``, so a crash mid-write leaves the previous state intact and the day can be
-re-run; re-running a recorded day changes nothing.
+re-run; re-running a recorded day with the same snapshot changes nothing.
+
+What the ledger guards against:
+
+- **a path that is not a ledger**: a CSV or Parquet file named as the ledger is refused
+  (DuckDB would open it and record nothing);
+- **a second writer**: DuckDB locks the file; a writer that finds it locked retries with
+  backoff for ``lock_timeout`` seconds, then fails with a clear message;
+- **different data for a recorded day**: each day stores a checksum of its snapshot, and a
+  re-run with other data is refused (``replace`` voids the day first, with an audit row);
+- **a mistyped date**: dates more than a day after today are refused unless
+  ``allow_future``; a day recorded by mistake is undone by :meth:`Ledger.void`, which
+  moves its rows (and every later day's) to ``voided_*`` tables and writes an ``audit`` row:
+  nothing is deleted without a trace.
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +51,14 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS days (
     experiment VARCHAR, date DATE, recorded TIMESTAMP, summary VARCHAR,
     PRIMARY KEY (experiment, date));
+ALTER TABLE days ADD COLUMN IF NOT EXISTS checksum VARCHAR;
+CREATE TABLE IF NOT EXISTS audit (
+    experiment VARCHAR, "time" TIMESTAMP, action VARCHAR, date DATE, detail VARCHAR);
 """
+# where a day's rows are dated, per table: what void moves
+_DATED = {"arms": "valid_from", "components": "date", "events": "date", "days": "date"}
+_MAGIC = b"DUCK"  # a DuckDB database file has these bytes at offset 8
+LOCK_TIMEOUT = 10.0  # seconds a writer waits for another writer's lock by default
 
 __all__ = ["Ledger", "record_assignment"]
 
@@ -70,15 +91,32 @@ class Ledger:
     True
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, lock_timeout: float = LOCK_TIMEOUT):
         import duckdb
 
         self.path = Path(path)
+        if self.path.is_dir():
+            raise LedgerError(f"ledger '{self.path}' is a folder; name a DuckDB file (e.g. ledger.duckdb).")
+        if self.path.exists() and self.path.stat().st_size:
+            with open(self.path, "rb") as handle:
+                head = handle.read(12)
+            if head[8:12] != _MAGIC:
+                raise LedgerError(f"'{self.path}' is not a ledger (not a DuckDB file): name a new or existing "
+                                  "ledger file, not a data table.")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(str(self.path))
-        except duckdb.Error as error:
-            raise LedgerError(f"cannot open ledger '{self.path}': {error}") from error
+        deadline, wait = time.monotonic() + max(float(lock_timeout), 0.0), 0.05
+        while True:
+            try:
+                self._con = duckdb.connect(str(self.path))
+                break
+            except duckdb.Error as error:
+                locked = "lock" in str(error).lower()
+                if not locked or time.monotonic() + wait > deadline:
+                    why = (f"it is locked by another writer (waited {lock_timeout:g} s; raise --lock-timeout or "
+                           "wait for the other job)" if locked else str(error).splitlines()[0])
+                    raise LedgerError(f"cannot open ledger '{self.path}': {why}.") from error
+                time.sleep(wait)
+                wait = min(wait * 2, 1.0)
         self._con.execute(_SCHEMA)
 
     # -- life cycle
@@ -125,6 +163,36 @@ class Ledger:
             "SELECT summary FROM days WHERE experiment = ? AND date = ?", [experiment, as_date(date)]
         ).fetchone()
         return None if row is None else json.loads(row[0])
+
+    def recorded_day(self, experiment: str, date, checksum: str | None) -> dict[str, Any] | None:
+        """The summary of a recorded day if its snapshot had ``checksum``; None if the day is
+        not recorded; a :class:`LedgerError` if it was recorded from different data."""
+        date = as_date(date)
+        row = self._con.execute("SELECT summary, checksum FROM days WHERE experiment = ? AND date = ?",
+                                [experiment, date]).fetchone()
+        if row is None:
+            return None
+        if checksum is not None and row[1] is not None and row[1] != checksum:
+            raise LedgerError(
+                f"{date} is already recorded for {experiment!r} from a different snapshot (checksum {row[1][:12]}, "
+                f"this one {checksum[:12]}); re-run with --replace to void {date} and later days (an audit row keeps "
+                "them) and record this one."
+            )
+        return json.loads(row[0])
+
+    def days(self, experiment: str) -> pd.DataFrame:
+        """One row per recorded day: ``date, recorded, checksum`` and the day's counts."""
+        frame = self._con.execute(
+            "SELECT date, recorded, checksum, summary FROM days WHERE experiment = ? ORDER BY date", [experiment]
+        ).df()
+        counts = pd.DataFrame([json.loads(text) for text in frame.pop("summary")], index=frame.index)
+        return frame.join(counts.drop(columns=["date"], errors="ignore"))
+
+    def audit(self, experiment: str | None = None) -> pd.DataFrame:
+        """The audit trail: every void (and replace) with its time, date and reason."""
+        if experiment is None:
+            return self._con.execute("SELECT * FROM audit ORDER BY \"time\"").df()
+        return self._con.execute("SELECT * FROM audit WHERE experiment = ? ORDER BY \"time\"", [experiment]).df()
 
     def _typed(self, experiment: str, frame: pd.DataFrame, column: str = "unit_id") -> pd.DataFrame:
         id_type = self.experiment(experiment)["id_type"]
@@ -185,8 +253,9 @@ class Ledger:
         return pd.DataFrame([json.loads(r[0]) for r in rows])
 
     def export(self, experiment: str, path: str | os.PathLike, table: str = "history") -> Path:
-        """Write the history (or ``events`` / ``current``) to CSV or Parquet."""
-        frames = {"history": self.history, "events": self.events, "current": self.current_arms}
+        """Write the history (or ``events``, ``current``, ``components``, ``days``, ``audit``) to CSV or Parquet."""
+        frames = {"history": self.history, "events": self.events, "current": self.current_arms,
+                  "components": self.latest_components, "days": self.days, "audit": self.audit}
         if table not in frames:
             raise LedgerError(f"cannot export {table!r}; choose one of {list(frames)}.")
         return write_table(frames[table](experiment), path)
@@ -202,18 +271,13 @@ class Ledger:
         events: pd.DataFrame | None = None,
         summary: dict[str, Any],
         new_experiment: dict[str, Any] | None = None,
+        checksum: str | None = None,
+        allow_future: bool = False,
     ) -> None:
         """Append one day atomically: new arm rows, the day's components, its events, and
-        the ``days`` row that marks the day as recorded. Refuses dates not after the last."""
-        date = as_date(date)
-        last = self.last_date(experiment) if new_experiment is None else None
-        if new_experiment is not None and self.experiments()["experiment"].eq(experiment).any():
-            raise LedgerError(f"experiment {experiment!r} already exists in '{self.path}'; pick another --salt.")
-        if last is not None and date <= last:
-            raise LedgerError(
-                f"date {date} is not after {last}, the last date recorded for {experiment!r}; "
-                "the ledger never rewrites history."
-            )
+        the ``days`` row (with the snapshot's ``checksum``) that marks the day as recorded.
+        Refuses dates not after the last, and (unless ``allow_future``) after tomorrow."""
+        date = self.check_date(experiment, date, allow_future=allow_future, new=new_experiment is not None)
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
@@ -227,14 +291,82 @@ class Ledger:
                 if frame is not None and len(frame):
                     self._insert(table, experiment, date, frame)
             con.execute(
-                "INSERT INTO days VALUES (?, ?, now(), ?)",
-                [experiment, date, json.dumps(summary, default=_json_default)],
+                "INSERT INTO days (experiment, date, recorded, summary, checksum) VALUES (?, ?, now(), ?, ?)",
+                [experiment, date, json.dumps(summary, default=_json_default), checksum],
             )
             crash_point("ledger-before-commit")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    def check_date(self, experiment: str, date, *, allow_future: bool = False, new: bool = False) -> dt.date:
+        """``date`` as a date if ``experiment`` may record it: after its last day (a new
+        experiment: a name not yet used), and not after tomorrow unless ``allow_future``."""
+        date = as_date(date)
+        if not allow_future and date > dt.date.today() + dt.timedelta(days=1):
+            raise LedgerError(f"date {date} is in the future (today is {dt.date.today()}); a mistyped date would block "
+                              "every real one: check it, or pass --allow-future.")
+        if new:
+            if self.experiments()["experiment"].eq(experiment).any():
+                raise LedgerError(f"experiment {experiment!r} already exists in '{self.path}'; name another "
+                                  "(--experiment), or continue it with `spillover evolve`.")
+            return date
+        last = self.last_date(experiment)
+        if last is not None and date <= last:
+            raise LedgerError(
+                f"date {date} is not after {last}, the last date recorded for {experiment!r}; "
+                "the ledger never rewrites history (`spillover ledger void` undoes a day, with an audit row)."
+            )
+        return date
+
+    def void(self, experiment: str, date, *, reason: str) -> int:
+        """Undo ``date`` and every later day of ``experiment``: their rows move to the
+        ``voided_*`` tables and an ``audit`` row records when, what and why. Returns the
+        number of days voided. The first day cannot be voided (start a new experiment).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from spillover import synth
+        >>> from spillover.evolve import evolve, start
+        >>> days = synth.evolving_memberships(500, n_days=3, seed=1)
+        >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+        ...     _ = start(ledger, days[0], "2026-11-20", salt="exp", design="cluster")
+        ...     _ = [evolve(ledger, day, f"2026-11-2{i}") for i, day in ((1, days[1]), (2, days[2]))]
+        ...     n = ledger.void("exp", "2026-11-21", reason="snapshot of the wrong day")
+        ...     str(ledger.last_date("exp")), n, ledger.audit("exp")["action"].tolist()
+        ('2026-11-20', 2, ['void'])
+        """
+        date = as_date(date)
+        first = self._con.execute("SELECT min(date) FROM days WHERE experiment = ?", [experiment]).fetchone()[0]
+        self.experiment(experiment)  # an unknown experiment is an error naming the known ones
+        if first is None or date <= first:
+            raise LedgerError(f"cannot void {date}: the first day of {experiment!r} is {first}; voiding it would "
+                              "leave no design. Start a new experiment instead.")
+        n_days = self._con.execute("SELECT count(*) FROM days WHERE experiment = ? AND date >= ?",
+                                   [experiment, date]).fetchone()[0]
+        if not n_days:
+            raise LedgerError(f"nothing to void: {experiment!r} has no day on or after {date} "
+                              f"(last: {self.last_date(experiment)}).")
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            void_id = con.execute("SELECT count(*) + 1 FROM audit").fetchone()[0]
+            for table, column in _DATED.items():
+                con.execute(f"CREATE TABLE IF NOT EXISTS voided_{table} AS "
+                            f"SELECT 0::BIGINT AS void_id, * FROM {table} LIMIT 0")
+                con.execute(f"INSERT INTO voided_{table} SELECT ?, * FROM {table} WHERE experiment = ? AND {column} >= ?",
+                            [void_id, experiment, date])
+                con.execute(f"DELETE FROM {table} WHERE experiment = ? AND {column} >= ?", [experiment, date])
+            con.execute("INSERT INTO audit VALUES (?, now(), 'void', ?, ?)",
+                        [experiment, date, f"void {void_id}: {n_days} day(s) from {date}; {reason}"])
+            crash_point("ledger-before-commit")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return int(n_days)
 
     def _insert(self, table: str, experiment: str, date: dt.date, frame: pd.DataFrame) -> None:
         frame = frame.copy()
@@ -253,7 +385,7 @@ class Ledger:
             self._con.unregister("incoming")
 
 
-def record_assignment(ledger: Ledger, assignment, experiment: str, date) -> None:
+def record_assignment(ledger: Ledger, assignment, experiment: str, date, *, allow_future: bool = False) -> None:
     """Store a new experiment's assignment (every unit, out-of-experiment ones as ``-1``)
     as its first day, in one transaction.
 
@@ -274,6 +406,7 @@ def record_assignment(ledger: Ledger, assignment, experiment: str, date) -> None
         experiment, date, arms=arms, summary={"date": str(as_date(date)), **assignment.summary()},
         new_experiment={"salt": assignment.salt or experiment, "design": assignment.design,
                         "params": params, "id_type": id_type(assignment.units)},
+        allow_future=allow_future,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Sequence
 import pandas as pd
 
 from ..errors import DataWarning, EngineError, InputError
-from ..graph import TableLike, atomic_path
+from ..graph import CANONICAL_INT, ID_COLUMNS, TableLike, atomic_path, current_id_type, report_isolates
 from . import sql
 from ..design import HashSpec
 from .memory import check_mapping
@@ -69,24 +69,53 @@ class DuckDBEngine:
             raise EngineError(f"duckdb: cannot apply the settings (memory_limit={memory_limit!r}): {error}") from error
 
     # -- inputs
-    def _relation(self, source: TableLike, what: str) -> str:
-        """A view over a DataFrame or a file, scanned lazily (files are not loaded)."""
+    def _relation(self, source: TableLike, what: str, ids: Sequence[str] = ()) -> str:
+        """A view over a DataFrame or a file, scanned lazily (files are not loaded), its id
+        columns typed by the id policy as :func:`~spillover.graph.read_table` types them."""
         self._views += 1
         name = f"input_{self._views}"
         if isinstance(source, pd.DataFrame):
             self.con.register(name, source)
-            return name
+            return self._typed_ids(name, ids, what, from_text=False)
         path = Path(source)
         if not path.exists():
             raise InputError(f"{what}: file '{path}' does not exist.")
-        reader = {".parquet": self.con.read_parquet, ".pq": self.con.read_parquet,
-                  ".csv": self.con.read_csv}.get(path.suffix.lower())
-        if reader is None:
+        suffix = path.suffix.lower()
+        if suffix not in (".parquet", ".pq", ".csv"):
             raise InputError(f"{what}: cannot read '{path}': use a .csv or .parquet file.")
         try:  # the path is an argument, never SQL text
-            reader(str(path)).create_view(name, replace=True)
+            if suffix == ".csv":  # ids as text, as read_table reads them: 007 and 7 stay two ids
+                header = self.con.read_csv(str(path)).columns
+                text = {c: "VARCHAR" for c in header if c in ID_COLUMNS or c in ids}
+                self.con.read_csv(str(path), dtype=text or None).create_view(name, replace=True)
+            else:
+                self.con.read_parquet(str(path)).create_view(name, replace=True)
         except self._duckdb.Error as error:
             raise InputError(f"{what}: cannot read '{path}': {str(error).splitlines()[0]}") from error
+        return self._typed_ids(name, ids, what, from_text=suffix == ".csv")
+
+    def _typed_ids(self, relation: str, ids: Sequence[str], what: str, from_text: bool) -> str:
+        """The id policy (``--id-type``) applied in SQL: text ids become BIGINT when every
+        one is a canonical integer (auto) or must (int); every id becomes text (str)."""
+        kind = current_id_type()
+        columns = [c for c in self._columns(relation) if c in ID_COLUMNS or c in ids]
+        if not columns or (kind == "auto" and not from_text):
+            return relation
+        if kind != "str":
+            checks = ", ".join(f"count(*) FILTER (WHERE NOT regexp_full_match(CAST({_ident(c)} AS VARCHAR), ?))"
+                               for c in columns)
+            bad = self._sql(f"SELECT {checks} FROM {relation}", [CANONICAL_INT] * len(columns)).fetchall()[0]
+            if any(bad):
+                if kind == "auto":
+                    return relation
+                column = columns[next(i for i, n in enumerate(bad) if n)]
+                raise InputError(f"{what}: --id-type int, but column '{column}' holds ids that are not integers (at "
+                                 "most 18 digits, no leading zero); use --id-type str or auto.")
+        target = "VARCHAR" if kind == "str" else "BIGINT"
+        casts = ", ".join(f"CAST({_ident(c)} AS {target}) AS {_ident(c)}" for c in columns)
+        self._views += 1
+        name = f"typed_{self._views}"
+        self._sql(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * REPLACE ({casts}) FROM {relation}")
         return name
 
     def _columns(self, relation: str) -> list[str]:
@@ -123,7 +152,7 @@ class DuckDBEngine:
         return Path(out)
 
     def _edges(self, edges: TableLike, source: str, target: str) -> str:
-        relation = self._relation(edges, "edge list")
+        relation = self._relation(edges, "edge list", ids=(source, target))
         self._require(relation, [source, target], "edge list")
         nulls = self._sql(f"SELECT count(*) FROM {relation} WHERE {_ident(source)} IS NULL "
                           f"OR {_ident(target)} IS NULL").fetchall()[0][0]
@@ -139,10 +168,10 @@ class DuckDBEngine:
         name = f"arms_{self._views}"
         self._sql(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT unit_id, arm FROM {relation}")
         nodes = sql.node_ids(edges, bipartite)
-        unknown, example = self._sql(
-            f"SELECT count(*), min(CAST(unit_id AS VARCHAR)) FROM {name} WHERE unit_id NOT IN ({nodes})").fetchall()[0]
-        if unknown:
-            raise InputError(f"assignment: {unknown} unit id(s) not in the graph, e.g. [{example!r}].")
+        unknown, example, n_ids = self._sql(
+            f"SELECT count(*) FILTER (WHERE unit_id NOT IN ({nodes})), "
+            f"min(CAST(unit_id AS VARCHAR)) FILTER (WHERE unit_id NOT IN ({nodes})), count(*) FROM {name}").fetchall()[0]
+        report_isolates(unknown, n_ids, repr(example), "assignment", bipartite)
         missing = self._sql(
             f"SELECT count(*) FROM ({nodes}) x WHERE unit_id NOT IN (SELECT unit_id FROM {name})").fetchall()[0][0]
         if missing:
@@ -188,7 +217,7 @@ class DuckDBEngine:
 
     def hash_assign(self, units: TableLike, *, salt: str, spec: HashSpec, key: str = "unit_id", out: str | os.PathLike | None = None):
         """The keyed-hash assignment of ``spec`` (a :class:`~spillover.design.HashSpec`) keyed by column ``key``: ``unit_id[, key], arm``."""
-        relation = self._relation(units, "units")
+        relation = self._relation(units, "units", ids=(key,))
         self._require(relation, list(dict.fromkeys(["unit_id", key])), "units")
         # the salt is a bound parameter ($salt), the key a quoted identifier
         hashed = f"('0x' || substr(md5($salt || ':' || CAST({_ident(key)} AS VARCHAR)), 1, 15))::UBIGINT"

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import DataWarning, EngineError, InputError
 from . import sql
+from ..graph import CANONICAL_INT, ID_COLUMNS, current_id_type, report_isolates
 from ..design import HashSpec
 from .memory import check_mapping
 
@@ -69,24 +70,52 @@ class SparkEngine:
         self.components_backend: str | None = None  # "graphx" or "dataframe", after components()
 
     # -- inputs and outputs
-    def _frame(self, source: Any, what: str):
+    def _frame(self, source: Any, what: str, ids: Sequence[str] = ()):
+        """A Spark DataFrame over a DataFrame, a file or a table, its id columns typed by
+        the id policy as :func:`~spillover.graph.read_table` types them."""
         from pyspark.sql import DataFrame as SparkFrame
 
         if isinstance(source, SparkFrame):
             return source
         if isinstance(source, pd.DataFrame):
-            return self.spark.createDataFrame(source)
+            return self._typed_ids(self.spark.createDataFrame(source), ids, what, from_text=False)
         text = str(source)
         path = Path(text)
         if path.suffix.lower() in (".parquet", ".pq", ".csv") or path.exists():
             if not path.exists():
                 raise InputError(f"{what}: file '{path}' does not exist.")
-            if path.suffix.lower() == ".csv":
-                return self.spark.read.csv(text, header=True, inferSchema=True)
-            return self.spark.read.parquet(text)
+            if path.suffix.lower() == ".csv":  # ids as text: 007 and 7 stay two ids
+                from pyspark.sql.types import StringType, StructField, StructType
+
+                inferred = self.spark.read.csv(text, header=True, inferSchema=True).schema
+                schema = StructType([StructField(f.name, StringType(), True)
+                                     if f.name in ID_COLUMNS or f.name in ids else f for f in inferred])
+                return self._typed_ids(self.spark.read.csv(text, header=True, schema=schema), ids, what, True)
+            return self._typed_ids(self.spark.read.parquet(text), ids, what, from_text=False)
         if self.spark.catalog.tableExists(text):
             return self.spark.table(text)
         raise InputError(f"{what}: '{text}' is neither a file nor a table Spark knows.")
+
+    def _typed_ids(self, frame, ids: Sequence[str], what: str, from_text: bool):
+        """The id policy (``--id-type``) in Spark, as the DuckDB engine applies it in SQL."""
+        from pyspark.sql import functions as F
+
+        kind = current_id_type()
+        columns = [c for c in frame.columns if c in ID_COLUMNS or c in ids]
+        if not columns or (kind == "auto" and not from_text):
+            return frame
+        if kind != "str":
+            pattern = f"^{CANONICAL_INT}$"
+            bad = frame.select([F.sum((~F.col(c).cast("string").rlike(pattern)).cast("int")).alias(c)
+                                for c in columns]).collect()[0]
+            if any(bad[c] for c in columns):
+                if kind == "auto":
+                    return frame
+                column = next(c for c in columns if bad[c])
+                raise InputError(f"{what}: --id-type int, but column '{column}' holds ids that are not integers (at "
+                                 "most 18 digits, no leading zero); use --id-type str or auto.")
+        return frame.select([F.col(c).cast("string" if kind == "str" else "long").alias(c) if c in columns
+                             else F.col(c) for c in frame.columns])
 
     def _view(self, frame) -> str:
         self._views += 1
@@ -116,7 +145,7 @@ class SparkEngine:
         return self.to_pandas(frame.orderBy(order)).reset_index(drop=True)
 
     def _edges(self, edges: Any, source: str, target: str) -> str:
-        frame = self._frame(edges, "edge list")
+        frame = self._frame(edges, "edge list", ids=(source, target))
         self._require(frame, [source, target], "edge list")
         relation = self._view(frame)
         nulls = self._scalar(f"SELECT count(*) FROM {relation} WHERE {sql.quote_identifier(source, '`')} IS NULL "
@@ -130,9 +159,10 @@ class SparkEngine:
         self._require(frame, ["unit_id", "arm"], "assignment")
         arms = self._view(frame.select("unit_id", "arm"))
         nodes = sql.node_ids(edges, bipartite)
-        unknown = self.spark.sql(f"SELECT unit_id FROM {arms} LEFT ANTI JOIN ({nodes}) n USING (unit_id)").limit(5).collect()
-        if unknown:
-            raise InputError(f"assignment: unit id(s) not in the graph, e.g. {[r[0] for r in unknown]}.")
+        unknown = self.spark.sql(f"SELECT count(*) AS n, min(CAST(unit_id AS STRING)) AS e FROM {arms} "
+                                 f"LEFT ANTI JOIN ({nodes}) n USING (unit_id)").collect()[0]
+        report_isolates(unknown["n"], self._scalar(f"SELECT count(*) FROM {arms}"), repr(unknown["e"]), "assignment",
+                        bipartite)
         missing = self._scalar(f"SELECT count(*) FROM ({nodes}) n LEFT ANTI JOIN {arms} a USING (unit_id)")
         if missing:
             warnings.warn(f"assignment: {missing} node(s) of the graph have no arm; they count as untreated "
@@ -209,7 +239,7 @@ class SparkEngine:
 
     def hash_assign(self, units: Any, *, salt: str, spec: HashSpec, key: str = "unit_id", out=None):
         """The keyed-hash assignment of ``spec`` (a :class:`~spillover.design.HashSpec`) keyed by column ``key``: ``unit_id[, key], arm``."""
-        frame = self._frame(units, "units")
+        frame = self._frame(units, "units", ids=(key,))
         self._require(frame, list(dict.fromkeys(["unit_id", key])), "units")
         relation = self._view(frame)
         column = sql.quote_identifier(key, "`")

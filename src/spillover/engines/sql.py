@@ -38,11 +38,13 @@ def condition_sql(mapping: str, threshold_q: float | None) -> str:
 
 def social_exposure(edges: str, arms: str, mapping: str, threshold_q: float | None) -> str:
     """Exposure on an undirected social graph: self-loops dropped, duplicate edges (either
-    direction) collapsed, nodes without an arm untreated (arm -1)."""
+    direction) collapsed, nodes without an arm untreated (arm -1), assigned units without
+    an edge kept as isolated nodes."""
     return f"""
 WITH e AS (SELECT DISTINCT least(s, t) AS a, greatest(s, t) AS b FROM {edges} WHERE s <> t),
 d AS (SELECT a AS u, b AS v FROM e UNION ALL SELECT b AS u, a AS v FROM e),
-nodes AS (SELECT s AS unit_id FROM {edges} UNION SELECT t AS unit_id FROM {edges}),
+nodes AS (SELECT s AS unit_id FROM {edges} UNION SELECT t AS unit_id FROM {edges}
+          UNION SELECT unit_id FROM {arms}),
 nb AS (SELECT d.u AS unit_id, count(*) AS n, CAST(sum(CASE WHEN r.arm >= 1 THEN 1 ELSE 0 END) AS BIGINT) AS k
        FROM d LEFT JOIN {arms} r ON d.v = r.unit_id GROUP BY d.u),
 base AS (SELECT nodes.unit_id, coalesce(r.arm, -1) AS arm, coalesce(nb.n, 0) AS n, coalesce(nb.k, 0) AS k
