@@ -13,7 +13,7 @@ import math
 import sys
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,11 @@ def _engine(args: argparse.Namespace):
     return get_engine(args.engine, memory_limit=args.memory_limit, master=args.spark_master)
 
 
+def _poll(engine) -> Callable[[], float] | None:
+    """The engine's progress of its running query (DuckDB's), for long steps' progress lines."""
+    return getattr(engine, "query_progress", None)
+
+
 def _engine_only(args: argparse.Namespace, what: str, allowed: bool) -> None:
     from .errors import InputError
 
@@ -54,7 +59,7 @@ def _engine_only(args: argparse.Namespace, what: str, allowed: bool) -> None:
 def _cluster_with_engine(args: argparse.Namespace, engine) -> int:
     _engine_only(args, "--method components on an edge list", args.method == "components" and not args.memberships
                  and not args.bipartite)
-    with progress(f"connected components ({engine.name})", args.json):
+    with progress(f"connected components ({engine.name})", args.json, poll=_poll(engine)):
         clusters = engine.components(args.edges, source=args.source, target=args.target)
     if args.out:
         write_table(clusters, args.out)
@@ -86,8 +91,12 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         options = {"resolution": args.resolution, "n_parts": args.n_parts}  # only those given: the method's own
         result = cluster(graph, args.method, seed=args.seed, cut_threshold=args.cut_threshold,
                          **{key: value for key, value in options.items() if value is not None})
+    if args.side != "units" and not args.bipartite:
+        from .errors import InputError
+
+        raise InputError("--side treated writes the randomized side of a bipartite graph: add --bipartite.")
     if args.out:
-        write_table(result.to_frame(), args.out)
+        write_table(result.to_frame(args.side), args.out)
         stderr.print(f"[dim]wrote {args.out}[/dim]")
     summary = result.summary()
     if args.json:
@@ -308,7 +317,7 @@ def cmd_exposure(args: argparse.Namespace) -> int:
     engine = _engine(args)
     if engine is not None:
         _engine_only(args, "one-hop exposure", args.hops == 1)
-        with progress(f"exposure ({args.mapping}, {engine.name})", args.json):
+        with progress(f"exposure ({args.mapping}, {engine.name})", args.json, poll=_poll(engine)):
             table = engine.exposure(args.edges, args.assignment, args.mapping, source=args.source, target=args.target,
                                     bipartite=args.bipartite, threshold_q=args.threshold)
     else:
@@ -384,7 +393,7 @@ def _estimate_with_engine(args: argparse.Namespace, engine):
     if args.method != "difference-in-means" and not clusters:
         from .errors import InputError
         raise InputError(f"{args.method} needs clusters (--clusters).")
-    with progress(f"sufficient statistics ({engine.name})", args.json):
+    with progress(f"sufficient statistics ({engine.name})", args.json, poll=_poll(engine)):
         stats = engine.cluster_stats(args.outcomes, args.exposure, clusters, outcome_col=args.outcome_col)
     control = args.control or default_control(stats["condition"].astype(str).unique())
     return estimate_from_stats(stats, args.method, control, alpha=args.alpha, vcov=args.vcov,
@@ -759,6 +768,9 @@ def build_parser() -> argparse.ArgumentParser:
     clus = command("cluster", "cluster a graph into randomization units")
     clus.add_argument("edges", help="edge list (.csv or .parquet)")
     clus.add_argument("--method", required=True, choices=METHODS, help="the clustering algorithm")
+    clus.add_argument("--side", choices=["units", "treated"], default="units",
+                      help="--bipartite: which side's clusters --out holds: the measured units, or the treated "
+                           "(randomized) side, to assign a cluster design to it")
     clus.add_argument("--resolution", type=_number(float, 0, open_low=True), default=None,
                       help="louvain, leiden, greedy-modularity: larger gives smaller clusters (default: 1)")
     clus.add_argument("--n-parts", type=_number(int, 2), default=None,
@@ -1004,7 +1016,9 @@ def _add_mapping_flags(parser: argparse.ArgumentParser, required: bool) -> None:
                         help="how a unit's own and its neighbours' arms make its exposure condition")
     parser.add_argument("--threshold", type=_number(float, 0, 1), default=None,
                         help="threshold mapping: exposed when at least this share of neighbours is treated "
-                             "(default: 0.75)")
+                             "(default: 0.75); bipartite: direct when at least this share of a unit's treated-side "
+                             "neighbours is treated, control when at most 1 minus it (above 0.5; default: 1, all or "
+                             "none)")
     parser.add_argument("--hops", type=int, choices=[1, 2], default=1, help="as4: neighbours within this many hops")
 
 
@@ -1039,6 +1053,15 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             return f"{text} (default: off)"
         return f"{text} (default: %(default)s)"
 
+
+# what to do when a command runs out of memory
+_MEMORY_HINT = {
+    **{command: "run it out of core with --engine duckdb --memory-limit 4GB (DuckDB spills to disk beyond the "
+                "limit; --engine spark for a cluster), or on a machine with more memory."
+       for command in ("cluster", "assign", "exposure", "estimate")},
+    None: "use a machine with more memory, or fewer units or draws (--n-draws, --n-sims); the graph steps run out of "
+          "core with --engine duckdb --memory-limit 4GB.",
+}
 
 # the commands that read tables named on the command line (the experiment commands read theirs from the file)
 _READS_TABLES = ("synth", "plan", "cluster", "assign", "exposure", "estimate", "simulate", "evolve")
@@ -1075,6 +1098,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpilloverError as error:
         stderr.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         return 2
+    except MemoryError:
+        hint = _MEMORY_HINT.get(args.command, _MEMORY_HINT[None])
+        stderr.print(f"[red]error:[/red] out of memory in `spillover {args.command}`: {hint}", highlight=False)
+        return 1
 
 
 if __name__ == "__main__":

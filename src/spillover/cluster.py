@@ -76,9 +76,24 @@ class Clustering:
         """Number of units in each cluster."""
         return np.bincount(self.labels, minlength=self.n_clusters)
 
-    def to_frame(self) -> pd.DataFrame:
-        """Tidy table ``unit_id, cluster_id`` in the units' own ids."""
-        return pd.DataFrame({"unit_id": self.nodes, "cluster_id": self.labels})
+    def to_frame(self, side: str = "units") -> pd.DataFrame:
+        """Tidy table ``unit_id, cluster_id`` in the units' own ids; ``side`` names another
+        node type of :attr:`other_labels` (``"treated"``: a bipartite graph's randomized side,
+        so a seller-side cluster design can be assigned from it).
+
+        Examples
+        --------
+        >>> from spillover import synth
+        >>> clustering = cluster(synth.marketplace(300, 30, seed=1), "components")
+        >>> len(clustering.to_frame()), len(clustering.to_frame("treated"))
+        (300, 30)
+        """
+        if side == "units":
+            return pd.DataFrame({"unit_id": self.nodes, "cluster_id": self.labels})
+        if side not in self.other_labels:
+            raise InputError(f"this clustering has no side {side!r}; it has {['units', *self.other_labels]}.")
+        labels = self.other_labels[side]
+        return pd.DataFrame({"unit_id": labels.index, "cluster_id": labels.to_numpy()})
 
     def summary(self) -> dict[str, Any]:
         """Diagnostics under the command line's stable ``--json`` keys."""

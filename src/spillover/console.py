@@ -10,8 +10,9 @@ import contextlib
 import json
 import math
 import sys
+import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -27,15 +28,36 @@ stderr = Console(stderr=True, soft_wrap=True)
 
 
 @contextlib.contextmanager
-def progress(message: str, quiet: bool = False) -> Iterator[None]:
-    """A spinner on stderr while a step runs, then the step's time."""
+def progress(message: str, quiet: bool = False, *, poll: Callable[[], float] | None = None,
+             every: float = 10.0) -> Iterator[None]:
+    """A spinner on stderr while a step runs, then the step's time. With ``poll`` (a
+    percentage, negative when unknown, such as DuckDB's ``query_progress``) a line every
+    ``every`` seconds says how far a long step has come, so a run of minutes is never silent."""
     start = time.perf_counter()
-    if quiet or not stderr.is_terminal:
-        stderr.print(f"[dim]{message} ...[/dim]")
-        yield
-    else:
-        with stderr.status(message):
+    stop = threading.Event()
+
+    def report() -> None:
+        while not stop.wait(every):
+            try:
+                done = poll()
+            except Exception:  # the engine is between statements: nothing to say this time
+                done = -1.0
+            elapsed = time.perf_counter() - start
+            share = f"{done:.0f}% of the current query, " if done is not None and done >= 0 else ""
+            stderr.print(f"[dim]{message}: {share}{elapsed:,.0f}s so far[/dim]")
+
+    reporter = threading.Thread(target=report, daemon=True) if poll is not None else None
+    if reporter is not None:
+        reporter.start()
+    try:
+        if quiet or not stderr.is_terminal:
+            stderr.print(f"[dim]{message} ...[/dim]")
             yield
+        else:
+            with stderr.status(message):
+                yield
+    finally:
+        stop.set()
     stderr.print(f"[dim]{message}: done in {time.perf_counter() - start:.1f}s[/dim]")
 
 

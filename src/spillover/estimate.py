@@ -262,12 +262,20 @@ def _categories(table: pd.DataFrame) -> list[str]:
     return sorted(map(str, column.unique()))
 
 
+def _no_control(control: str, counts: dict) -> InputError:
+    """No unit is in the control condition: say which conditions the units are in and what to change."""
+    seen = ", ".join(f"{k} {int(v):,}" for k, v in counts.items() if v) or "none"
+    return InputError(f"no units in the control condition '{control}' (units per condition: {seen}): nothing to compare "
+                      "with. The design treated too many (a smaller treated share), or the mapping's control is too "
+                      "strict (a lower --threshold), or name another control condition (--control).")
+
+
 def _conditions(table: pd.DataFrame, control: str) -> list[str]:
     """Conditions to contrast with ``control``; empty ones warn and are skipped."""
     categories = _categories(table)
     present = set(table["condition"].astype(str))
     if control not in present:
-        raise InputError(f"no units in the control condition '{control}': nothing to compare with.")
+        raise _no_control(control, table["condition"].astype(str).value_counts().to_dict())
     out = []
     for condition in categories:
         if condition == control:
@@ -871,7 +879,7 @@ def estimate_from_stats(
     per = stats.groupby("condition")[["n", "sum_y", "sum_y2"]].sum()
     present = list(per.index)
     if control not in present:
-        raise InputError(f"no units in the control condition '{control}': nothing to compare with.")
+        raise _no_control(control, per["n"].astype(int).to_dict())
     conditions = [c for c in present if c != control]
     mapping = infer_mapping(present)
     n, mean = per["n"], per["sum_y"] / per["n"]

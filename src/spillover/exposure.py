@@ -277,24 +277,59 @@ def default_control(conditions) -> str:
                      "--control on the command line).")
 
 
-def get_mapping(mapping: str | Mapping, *, threshold_q: float | None = None, hops: int = 1) -> Mapping:
+def get_mapping(mapping: str | Mapping, *, threshold_q: float | None = None, hops: int = 1,
+                bipartite_graph: bool = False) -> Mapping:
     """A mapping by its command-line name (``fraction``, ``as4``, ``threshold``,
-    ``bipartite``), or the given :class:`Mapping`.
+    ``bipartite``), or the given :class:`Mapping`. ``threshold_q`` sets the threshold
+    mapping's ``q`` and the bipartite mapping's bounds (:func:`bipartite_bounds`); a
+    mapping that reads a unit's own arm is refused on a bipartite graph.
 
     Examples
     --------
     >>> get_mapping("as4", hops=2).name, get_mapping("threshold", threshold_q=0.5).name
     ('as4-2hop', 'threshold')
     """
+    if threshold_q is not None and mapping in ("fraction", "as4"):
+        raise InputError(f"--threshold applies to the threshold and bipartite mappings, not {mapping!r}.")
     if isinstance(mapping, Mapping):
-        return mapping
-    if mapping == "as4":
-        return as4_two_hop() if hops == 2 else as4()
-    if mapping == "threshold":
-        return threshold(0.75 if threshold_q is None else threshold_q)
-    if mapping in MAPPINGS:
-        return MAPPINGS[mapping]()
-    raise InputError(f"unknown exposure mapping {mapping!r}; choose one of {list(MAPPINGS)} or pass a Mapping.")
+        rule = mapping
+    elif mapping == "as4":
+        rule = as4_two_hop() if hops == 2 else as4()
+    elif mapping == "threshold":
+        rule = threshold(0.75 if threshold_q is None else threshold_q)
+    elif mapping == "bipartite":
+        rule = bipartite() if threshold_q is None else bipartite(*bipartite_bounds(threshold_q))
+    elif mapping in MAPPINGS:
+        rule = MAPPINGS[mapping]()
+    else:
+        raise InputError(f"unknown exposure mapping {mapping!r}; choose one of {list(MAPPINGS)} or pass a Mapping.")
+    if bipartite_graph and rule.name in OWN_ARM_MAPPINGS:
+        raise InputError(f"--mapping {rule.name} reads a unit's own arm, and the unit side of a bipartite graph has "
+                         "none (the other side is randomized): use --mapping bipartite (--threshold Q for a "
+                         "fractional rule).")
+    return rule
+
+
+# the built-in mappings that read a unit's own arm: undefined on the unit side of a bipartite graph
+OWN_ARM_MAPPINGS = ("fraction", "as4", "as4-2hop", "threshold")
+
+
+def bipartite_bounds(threshold_q: float) -> tuple[float, float]:
+    """``(lower, upper)`` of the bipartite mapping with threshold ``q``: direct when at
+    least ``q`` of a unit's treated-side neighbours are treated, control when at most
+    ``1 - q`` are; ``q`` in ``(0.5, 1]`` (1: all / none, the default).
+
+    Examples
+    --------
+    >>> bipartite_bounds(0.75)
+    (0.25, 0.75)
+    """
+    q = float(threshold_q)
+    if not 0.5 < q <= 1.0:
+        raise InputError(f"--threshold {threshold_q:g} with --mapping bipartite: a unit is direct when at least that "
+                         "share of its treated-side neighbours is treated and control when at most 1 - that share "
+                         "is, so it must be above 0.5 and at most 1.")
+    return 1.0 - q, q
 
 
 # --------------------------------------------------------------------------- kernel
@@ -434,7 +469,7 @@ def exposure(
     >>> sorted(table["condition"].unique())
     ['dir_ind1', 'ind1', 'isol_dir', 'no']
     """
-    rule = get_mapping(mapping, threshold_q=threshold_q, hops=hops)
+    rule = get_mapping(mapping, threshold_q=threshold_q, hops=hops, bipartite_graph=isinstance(graph, BipartiteGraph))
     graph = with_isolates(graph, assignment_ids(assignment), "assignment")
     kernel = ExposureGraph.build(graph, rule.hops)
     arms = arms_for(kernel.randomized, assignment)

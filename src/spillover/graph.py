@@ -92,7 +92,7 @@ def read_table(source: TableLike, *, what: str = "table", ids: Sequence[str] = (
     >>> import io, pathlib, tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     path = pathlib.Path(folder) / "units.csv"
-    ...     _ = path.write_text("unit_id,y\n007,1\n7,NA\nNA,2\n")
+    ...     _ = path.write_text("unit_id,y\\n007,1\\n7,NA\\nNA,2\\n")
     ...     table = read_table(path)
     >>> table["unit_id"].tolist(), table["y"].isna().tolist()
     (['007', '7', 'NA'], [False, True, False])

@@ -63,10 +63,16 @@ class DuckDBEngine:
             self.temp_directory = str(temp_directory or tempfile.mkdtemp(prefix="spillover-duckdb-"))
             self.con.execute(f"SET temp_directory = {_literal(self.temp_directory)}")
             self.con.execute("SET preserve_insertion_order = false")  # lets big results spill
+            self.con.execute("SET enable_progress_bar = false")  # its bar goes to stdout; progress() polls instead
             if threads:
                 self.con.execute(f"SET threads = {int(threads)}")
         except duckdb.Error as error:
             raise EngineError(f"duckdb: cannot apply the settings (memory_limit={memory_limit!r}): {error}") from error
+
+    def query_progress(self) -> float:
+        """How far the running query has come, in percent (-1 when DuckDB cannot tell), for
+        :func:`~spillover.console.progress` to report on long steps."""
+        return float(self.con.query_progress())
 
     # -- inputs
     def _relation(self, source: TableLike, what: str, ids: Sequence[str] = ()) -> str:
@@ -184,7 +190,7 @@ class DuckDBEngine:
                  source: str = "source", target: str = "target", bipartite: bool = False,
                  threshold_q: float | None = None, out: str | os.PathLike | None = None):
         """Each unit's neighbour counts, treated share and condition (one hop), as the memory engine computes them."""
-        threshold_q = check_mapping(mapping, threshold_q)
+        threshold_q = check_mapping(mapping, threshold_q, bipartite)
         edge_view = self._edges(edges, source, target)
         arms = self._arms(assignment, edge_view, bipartite)
         build = sql.bipartite_exposure if bipartite else sql.social_exposure

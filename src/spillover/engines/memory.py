@@ -13,8 +13,10 @@ from ..exposure import exposure
 from ..graph import TableLike, load_graph, read_table, require_columns
 
 
-def check_mapping(mapping: str, threshold_q: float | None) -> float | None:
-    """The one-hop mappings every engine implements, with the threshold's default.
+def check_mapping(mapping: str, threshold_q: float | None, bipartite: bool = False) -> float | None:
+    """The one-hop mappings every engine implements, with the threshold's default (the
+    rules of :func:`~spillover.exposure.get_mapping`: a mapping reading a unit's own arm is
+    refused on a bipartite graph, and the bipartite mapping's threshold is checked).
 
     Examples
     --------
@@ -22,10 +24,12 @@ def check_mapping(mapping: str, threshold_q: float | None) -> float | None:
     0.75
     """
     from ..errors import InputError
+    from ..exposure import get_mapping
 
     if mapping not in ("fraction", "as4", "threshold", "bipartite"):
         raise InputError(f"engines implement the mappings fraction, as4, threshold and bipartite, not {mapping!r}.")
-    return (0.75 if threshold_q is None else float(threshold_q)) if mapping == "threshold" else None
+    get_mapping(mapping, threshold_q=threshold_q, bipartite_graph=bipartite)
+    return (0.75 if threshold_q is None else float(threshold_q)) if mapping == "threshold" else threshold_q
 
 
 class MemoryEngine:
@@ -45,7 +49,7 @@ class MemoryEngine:
                  source: str = "source", target: str = "target", bipartite: bool = False,
                  threshold_q: float | None = None) -> pd.DataFrame:
         """Each unit's neighbour counts, treated share and condition (one hop), as the memory engine computes them."""
-        threshold_q = check_mapping(mapping, threshold_q)
+        threshold_q = check_mapping(mapping, threshold_q, bipartite)
         graph = load_graph(edges, source, target, bipartite=bipartite)
         table = exposure(graph, read_table(assignment, what="assignment"), mapping, threshold_q=threshold_q)
         return table.assign(condition=table["condition"].astype(str))

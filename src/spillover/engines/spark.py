@@ -173,7 +173,7 @@ class SparkEngine:
     def exposure(self, edges: Any, assignment: Any, mapping: str = "fraction", *, source: str = "source",
                  target: str = "target", bipartite: bool = False, threshold_q: float | None = None, out=None):
         """Each unit's neighbour counts, treated share and condition (one hop), as the memory engine computes them."""
-        threshold_q = check_mapping(mapping, threshold_q)
+        threshold_q = check_mapping(mapping, threshold_q, bipartite)
         edge_view = self._edges(edges, source, target)
         arms = self._arms(assignment, edge_view, bipartite)
         build = sql.bipartite_exposure if bipartite else sql.social_exposure

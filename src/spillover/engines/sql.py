@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..exposure import bipartite_bounds
+
 
 def quote_identifier(name: str, quote: str) -> str:
     """A column name as a quoted identifier (``"`` for DuckDB, a backtick for Spark), the
@@ -32,7 +34,9 @@ def condition_sql(mapping: str, threshold_q: float | None) -> str:
         return (f"CASE WHEN own = 1 AND {share} >= {q} THEN 'treated' "
                 f"WHEN own = 0 AND 1.0 - {share} >= {q} THEN 'control' ELSE 'other' END")
     if mapping == "bipartite":
-        return "CASE WHEN frac >= 1.0 THEN 'direct' WHEN frac <= 0.0 THEN 'control' ELSE 'indirect' END"
+        lower, upper = (0.0, 1.0) if threshold_q is None else bipartite_bounds(threshold_q)
+        return (f"CASE WHEN frac >= {upper!r} THEN 'direct' WHEN frac <= {lower!r} THEN 'control' "
+                "ELSE 'indirect' END")
     raise ValueError(mapping)
 
 
