@@ -330,3 +330,31 @@ def test_duckdb_spills_to_a_private_folder():
     engine = DuckDBEngine(memory_limit="1GB")
     mode = stat.S_IMODE(os.stat(engine.temp_directory).st_mode)
     assert mode & 0o077 == 0, oct(mode)
+
+
+@pytest.mark.parametrize("case, match", [
+    ("null", "missing 'unit_id'"), ("repeat", "appears more than once"), ("float", "floating-point ids"),
+    ("half_arm", "is not an arm"), ("negative_arm", "is not an arm"),
+])
+def test_every_engine_refuses_the_ids_and_arms_the_memory_engine_refuses(engine, social, case, match):
+    """One input rule for every engine: missing, repeated and floating-point ids, and arms
+    that are not whole numbers >= -1, are one-line errors everywhere."""
+    good = social["assignment"].head(50)
+    ids = good["unit_id"].tolist()
+    bad = {
+        "null": pd.DataFrame({"unit_id": [None] + ids[1:], "arm": good["arm"]}),
+        "repeat": pd.DataFrame({"unit_id": [ids[1]] + ids[1:], "arm": good["arm"]}),
+        "float": pd.DataFrame({"unit_id": np.arange(50) + 0.5, "arm": good["arm"]}),
+        "half_arm": good.assign(arm=[0.5] + good["arm"].tolist()[1:]),
+        "negative_arm": good.assign(arm=[-3] + good["arm"].tolist()[1:]),
+    }[case]
+    for runner in (MEMORY, engine):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(InputError, match="|".join([match, "missing id", "appears twice", "not in the graph",
+                                                           "none of its"])):
+                runner.exposure(social["edges"], bad, "as4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(InputError, match=match):
+            engine.exposure(social["edges"], bad, "as4")

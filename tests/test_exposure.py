@@ -69,8 +69,11 @@ def test_exposure_matches_networkx_counts_on_a_random_graph():
 
 
 def test_unknown_and_missing_assignment_ids():
-    with pytest.raises(InputError, match=r"not in the graph.*'zz'"):
-        exposure(PATH, arms(a=1, zz=0), "as4")
+    with pytest.warns(DataWarning, match=r"1 of its 2 ids have no edge in the graph \(e.g. 'zz'\)"):
+        table = exposure(PATH, arms(a=1, zz=0), "as4")  # an isolate: kept, exposed by no one
+    assert table.set_index("unit_id").loc["zz", ["n_neighbors", "condition"]].tolist() == [0, "no"]
+    with pytest.raises(InputError, match=r"none of its 2 ids is in the graph"):
+        exposure(PATH, arms(yy=1, zz=0), "as4")
     with pytest.warns(DataWarning, match="3 node"):
         table = exposure(PATH, arms(a=1, b=0), "as4")
     assert table["arm"].tolist() == [1, 0, -1, -1, -1]

@@ -416,8 +416,8 @@ def assignment_ids(assignment: Assignment | pd.Series | pd.DataFrame) -> pd.Inde
     else:
         ids = assignment.index
     if ids.hasnans:
-        raise InputError(f"assignment: unit_id is missing in row {int(np.flatnonzero(ids.isna())[0])}; every row needs "
-                         "an id.")
+        raise InputError(f"assignment: {int(ids.isna().sum()):,} row(s) with a missing 'unit_id', the first row "
+                         f"{int(np.flatnonzero(ids.isna())[0])}. Drop or fill them.")
     return ids
 
 

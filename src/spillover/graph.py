@@ -285,7 +285,17 @@ def report_isolates(n_new: int, n_ids: int, example: str, what: str, bipartite: 
                     graph_example: str | None = None) -> None:
     """The one rule for ids of ``what`` that the graph lacks, shared by every engine: none
     matching is an error (the wrong table, or ids typed differently); some is a counted
-    :class:`DataWarning`, and they are kept as isolated nodes."""
+    :class:`DataWarning`, and they are kept as isolated nodes.
+
+    Examples
+    --------
+    >>> report_isolates(0, 10, "'a'", "assignment", False)  # every id matches: nothing to say
+    >>> try:
+    ...     report_isolates(10, 10, "'a'", "assignment", False)
+    ... except InputError as error:
+    ...     print(str(error)[:47])
+    assignment: none of its 10 ids is in the graph
+    """
     if not n_new:
         return
     if n_new == n_ids:

@@ -168,9 +168,17 @@ class DuckDBEngine:
         self._sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql.edges_view(relation, source, target, chr(34))}")
         return name
 
+    def _check_ids(self, relation: str, what: str, column: str = "unit_id", arm: str | None = None) -> None:
+        """The shared input rule (:func:`~spillover.engines.sql.check_ids`) in DuckDB."""
+        cursor = self._sql(sql.id_problems(relation, column, '"', arm))
+        counts = dict(zip([d[0] for d in cursor.description], cursor.fetchall()[0]))
+        dtype = dict((row[0], row[1]) for row in self._sql(f"DESCRIBE {relation}").fetchall())[column]
+        sql.check_ids(what, column, counts, dtype, arms=arm is not None)
+
     def _arms(self, assignment: TableLike, edges: str, bipartite: bool) -> str:
         relation = self._relation(assignment, "assignment")
         self._require(relation, ["unit_id", "arm"], "assignment")
+        self._check_ids(relation, "assignment", arm="arm")
         name = f"arms_{self._views}"
         self._sql(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT unit_id, arm FROM {relation}")
         nodes = sql.node_ids(edges, bipartite)
@@ -225,6 +233,7 @@ class DuckDBEngine:
         """The keyed-hash assignment of ``spec`` (a :class:`~spillover.design.HashSpec`) keyed by column ``key``: ``unit_id[, key], arm``."""
         relation = self._relation(units, "units", ids=(key,))
         self._require(relation, list(dict.fromkeys(["unit_id", key])), "units")
+        self._check_ids(relation, "units")
         # the salt is a bound parameter ($salt), the key a quoted identifier
         hashed = f"('0x' || substr(md5($salt || ':' || CAST({_ident(key)} AS VARCHAR)), 1, 15))::UBIGINT"
         keep = "unit_id" if key == "unit_id" else f"unit_id, {_ident(key)}"
@@ -241,6 +250,9 @@ class DuckDBEngine:
         self._require(e, ["unit_id", "condition"], "exposure")
         if c is not None:
             self._require(c, ["unit_id", "cluster_id"], "clusters")
+            self._check_ids(c, "clusters")
+        self._check_ids(o, "outcomes")
+        self._check_ids(e, "exposure")
         arm = "arm" if "arm" in self._columns(e) else "CAST(NULL AS BIGINT) AS arm"
         self._sql(f"CREATE OR REPLACE TEMP VIEW st_o AS SELECT unit_id, {_ident(outcome_col)} AS y FROM {o}")
         self._sql(f"CREATE OR REPLACE TEMP VIEW st_e AS SELECT unit_id, {arm}, CAST(condition AS VARCHAR) AS condition FROM {e}")

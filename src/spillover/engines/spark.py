@@ -154,9 +154,15 @@ class SparkEngine:
             raise InputError(f"edge list: {nulls} row(s) with a missing id in '{source}' or '{target}'. Drop or fill them.")
         return self._view(self.spark.sql(sql.edges_view(relation, source, target, "`")))
 
+    def _check_ids(self, frame, what: str, column: str = "unit_id", arm: str | None = None) -> None:
+        """The shared input rule (:func:`~spillover.engines.sql.check_ids`) in Spark."""
+        counts = self.spark.sql(sql.id_problems(self._view(frame), column, "`", arm)).collect()[0].asDict()
+        sql.check_ids(what, column, counts, dict(frame.dtypes)[column], arms=arm is not None)
+
     def _arms(self, assignment: Any, edges: str, bipartite: bool) -> str:
         frame = self._frame(assignment, "assignment")
         self._require(frame, ["unit_id", "arm"], "assignment")
+        self._check_ids(frame, "assignment", arm="arm")
         arms = self._view(frame.select("unit_id", "arm"))
         nodes = sql.node_ids(edges, bipartite)
         unknown = self.spark.sql(f"SELECT count(*) AS n, min(CAST(unit_id AS STRING)) AS e FROM {arms} "
@@ -241,6 +247,7 @@ class SparkEngine:
         """The keyed-hash assignment of ``spec`` (a :class:`~spillover.design.HashSpec`) keyed by column ``key``: ``unit_id[, key], arm``."""
         frame = self._frame(units, "units", ids=(key,))
         self._require(frame, list(dict.fromkeys(["unit_id", key])), "units")
+        self._check_ids(frame, "units")
         relation = self._view(frame)
         column = sql.quote_identifier(key, "`")
         # the salt is a bound parameter (:salt): no escaping rules to get wrong
@@ -259,6 +266,9 @@ class SparkEngine:
         self._require(e, ["unit_id", "condition"], "exposure")
         if c is not None:
             self._require(c, ["unit_id", "cluster_id"], "clusters")
+            self._check_ids(c, "clusters")
+        self._check_ids(o, "outcomes")
+        self._check_ids(e, "exposure")
         o_view = self._view(o.selectExpr("unit_id", f"CAST({sql.quote_identifier(outcome_col, '`')} AS DOUBLE) AS y"))
         arm = "CAST(arm AS BIGINT) AS arm" if "arm" in e.columns else "CAST(NULL AS BIGINT) AS arm"
         e_view = self._view(e.selectExpr("unit_id", arm, "CAST(condition AS STRING) AS condition"))

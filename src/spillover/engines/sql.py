@@ -95,3 +95,42 @@ SELECT {cluster} AS cluster_id, e.condition, count(*) AS n, sum(o.y) AS sum_y, s
 FROM {exposure} e JOIN {outcomes} o ON e.unit_id = o.unit_id {join}
 WHERE o.y IS NOT NULL AND (e.arm IS NULL OR e.arm <> -1)
 GROUP BY {cluster}, e.condition"""
+
+
+def id_problems(relation: str, column: str, quote: str, arm: str | None = None) -> str:
+    """One row of counts for the shared input checks of :func:`check_ids`: missing ids,
+    repeated ids, ids with a fractional part, and (with ``arm``) arms that are not whole
+    numbers of at least -1; each with an example."""
+    col = quote_identifier(column, quote)
+    text = f"CAST({col} AS STRING)" if quote == "`" else f"CAST({col} AS VARCHAR)"
+    frac = f"(CAST({col} AS DOUBLE) <> floor(CAST({col} AS DOUBLE)))"
+    bad_arm = "FALSE"
+    if arm is not None:
+        a = quote_identifier(arm, quote)
+        bad_arm = f"({a} IS NULL OR CAST({a} AS DOUBLE) <> floor(CAST({a} AS DOUBLE)) OR CAST({a} AS DOUBLE) < -1)"
+    return f"""
+SELECT sum(CASE WHEN {col} IS NULL THEN 1 ELSE 0 END) AS nulls,
+       count({col}) - count(DISTINCT {col}) AS repeats,
+       (SELECT min({text}) FROM (SELECT {col} FROM {relation} WHERE {col} IS NOT NULL GROUP BY {col}
+                                 HAVING count(*) > 1) d) AS repeat_example,
+       sum(CASE WHEN {bad_arm} THEN 1 ELSE 0 END) AS bad_arms,
+       min(CASE WHEN {bad_arm} THEN {text} END) AS bad_arm_example
+FROM {relation}"""
+
+
+def check_ids(what: str, column: str, counts: dict, dtype: str, arms: bool = False) -> None:
+    """The engines' input rule, the memory engine's: no missing id, no id twice, no
+    floating-point ids (``dtype`` is the column's SQL type), and arms whole numbers >= -1."""
+    from ..errors import InputError
+
+    if any(kind in dtype.upper() for kind in ("FLOAT", "DOUBLE", "REAL", "DECIMAL")):
+        raise InputError(f"{what}: column '{column}' holds floating-point ids ({dtype}); ids are integers or text: "
+                         "write them as such (a float id like 7.0 cannot be matched exactly).")
+    if counts["nulls"]:
+        raise InputError(f"{what}: {int(counts['nulls']):,} row(s) with a missing '{column}'. Drop or fill them.")
+    if counts["repeats"]:
+        raise InputError(f"{what}: {column} {counts['repeat_example']} appears more than once "
+                         f"({int(counts['repeats']):,} extra row(s)); one row per unit.")
+    if arms and counts["bad_arms"]:
+        raise InputError(f"{what}: arm of unit {counts['bad_arm_example']} is not an arm: arms are whole numbers, "
+                         "-1 (out of the experiment), 0 (control), 1, 2, ...")
