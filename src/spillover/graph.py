@@ -43,8 +43,8 @@ EDGE_DTYPE = np.int32
 ID_COLUMNS = ("unit_id", "cluster_id", "user_id", "project_id", "account_id", "source", "target", "component")
 ID_TYPES = ("auto", "str", "int")
 _id_type: contextvars.ContextVar[str] = contextvars.ContextVar("id_type", default="auto")
-# a canonical integer: no sign but '-', no leading zero, at most 18 digits (fits int64)
-_CANONICAL_INT = r"-?(?:0|[1-9][0-9]{0,17})"
+# a canonical integer: no sign but '-', no leading zero, no '-0', at most 18 digits (fits int64)
+CANONICAL_INT = r"(?:0|-?[1-9][0-9]{0,17})"
 
 
 @contextlib.contextmanager
@@ -75,9 +75,6 @@ def current_id_type() -> str:
     """The id policy in force (:func:`id_type`): ``"auto"``, ``"str"`` or ``"int"``; engines follow it too."""
     return _id_type.get()
 
-
-# the canonical-integer rule as a regular expression, for engines that type ids in SQL
-CANONICAL_INT = _CANONICAL_INT
 
 
 def read_table(source: TableLike, *, what: str = "table", ids: Sequence[str] = ()) -> pd.DataFrame:
@@ -140,7 +137,7 @@ def _typed_ids(frame: pd.DataFrame, ids: Sequence[str], what: str, from_text: bo
             frame[c] = frame[c].astype("string").astype(object).where(frame[c].notna())
         return frame
     text = {c: frame[c].astype("string") for c in columns}
-    canonical = {c: t.str.fullmatch(_CANONICAL_INT).fillna(True) for c, t in text.items()}
+    canonical = {c: t.str.fullmatch(CANONICAL_INT).fillna(True) for c, t in text.items()}
     if kind == "auto" and not all(bool(m.all()) for m in canonical.values()):
         return frame
     for c, match in canonical.items():
@@ -251,13 +248,20 @@ def factorize_ids(values: pd.Series | np.ndarray | pd.Index) -> tuple[np.ndarray
     return codes.astype(np.int64, copy=False), pd.Index(uniques)
 
 
-def _first_duplicate(keys: np.ndarray) -> tuple[np.ndarray, int]:
-    """Mask of rows repeating an earlier key, and the count; sort-based (no np.unique)."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    repeat = np.zeros(keys.size, dtype=bool)
-    repeat[order[1:]] = sorted_keys[1:] == sorted_keys[:-1]
-    return repeat, int(repeat.sum())
+def _simple_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> tuple[sp.csr_array, int, int]:
+    """The 0/1 CSR matrix of the entries ``(rows, cols)``, with the number of repeated
+    entries and the input position of one repeat (-1 when none). The CSR construction sums
+    repeats, so they are found in linear time, without sorting the entries."""
+    matrix = sp.csr_array((np.ones(rows.size, dtype=EDGE_DTYPE), (rows, cols)), shape=shape)
+    n_repeat = int(rows.size - matrix.nnz)
+    example = -1
+    if n_repeat:
+        k = int(np.flatnonzero(matrix.data > 1)[0])
+        r, c = int(np.searchsorted(matrix.indptr, k, side="right") - 1), int(matrix.indices[k])
+        example = int(np.flatnonzero((rows == r) & (cols == c))[1])
+        matrix.data[:] = 1
+    matrix.sort_indices()
+    return matrix, n_repeat, example
 
 
 def csr_rows(matrix: sp.csr_array) -> np.ndarray:
@@ -465,14 +469,11 @@ class SocialGraph:
         keep = ~loops
         rows_kept = np.flatnonzero(keep)
         src, dst = src[keep], dst[keep]
-        rows, cols = (src, dst) if directed else (np.concatenate([src, dst]), np.concatenate([dst, src]))
-        # building the CSR sums repeated entries: any count above one is a duplicate edge,
-        # found without sorting the edges unless there is one to report
-        adjacency = sp.csr_array((np.ones(rows.size, dtype=EDGE_DTYPE), (rows, cols)), shape=(n, n))
-        if adjacency.nnz and adjacency.data.max() > 1:
-            keys = src * n + dst if directed else np.minimum(src, dst) * n + np.maximum(src, dst)
-            repeat, n_repeat = _first_duplicate(keys)
-            first = int(rows_kept[np.flatnonzero(repeat)[0]])
+        # undirected: a-b and b-a are one edge, listed low-high; both directions are stored
+        low, high = (src, dst) if directed else (np.minimum(src, dst), np.maximum(src, dst))
+        once, n_repeat, example = _simple_matrix(low, high, (n, n))
+        if n_repeat:
+            first = int(rows_kept[example])
             kind = "" if directed else " (either direction)"
             warnings.warn(
                 f"{what}: collapsed {n_repeat} duplicate edge(s){kind}, e.g. row {first} "
@@ -480,7 +481,7 @@ class SocialGraph:
                 DataWarning,
                 stacklevel=2,
             )
-            adjacency.data[:] = 1
+        adjacency = once if directed else sp.csr_array(once + once.T)
         adjacency.sort_indices()
         if node_data is not None:
             node_data = node_data.reindex(index)
@@ -557,22 +558,14 @@ class BipartiteGraph:
             raise InputError(f"{what}: the graph is empty (no links).")
         u_codes, units = factorize_ids(frame[unit])
         t_codes, treated_ids = factorize_ids(frame[treated])
-        keys = u_codes * len(treated_ids) + t_codes
-        repeat, n_repeat = _first_duplicate(keys)
+        incidence, n_repeat, first = _simple_matrix(u_codes, t_codes, (len(units), len(treated_ids)))
         if n_repeat:
-            first = int(np.flatnonzero(repeat)[0])
             warnings.warn(
                 f"{what}: collapsed {n_repeat} duplicate link(s), e.g. row {first} "
                 f"({show_id(frame[unit].iloc[first])} - {show_id(frame[treated].iloc[first])}).",
                 DataWarning,
                 stacklevel=2,
             )
-            u_codes, t_codes = u_codes[~repeat], t_codes[~repeat]
-        incidence = sp.csr_array(
-            (np.ones(u_codes.size, dtype=EDGE_DTYPE), (u_codes, t_codes)),
-            shape=(len(units), len(treated_ids)),
-        )
-        incidence.sort_indices()
         return cls(
             incidence=incidence,
             units=units,
@@ -738,21 +731,14 @@ class CollaborationNetwork:
             )
         a_codes, account_ids = factorize_ids(account_of.to_numpy()[positions])
 
-        keys = u_codes * len(project_ids) + p_codes
-        repeat, n_repeat = _first_duplicate(keys)
+        membership, n_repeat, first = _simple_matrix(u_codes, p_codes, (len(users), len(project_ids)))
         if n_repeat:
-            first = int(np.flatnonzero(repeat)[0])
             warnings.warn(
                 f"{what}: collapsed {n_repeat} duplicate membership(s), e.g. row {first} "
                 f"({show_id(frame[user].iloc[first])} in {show_id(frame[project].iloc[first])}).",
                 DataWarning,
                 stacklevel=2,
             )
-        membership = sp.csr_array(
-            (np.ones(int((~repeat).sum()), dtype=EDGE_DTYPE), (u_codes[~repeat], p_codes[~repeat])),
-            shape=(len(users), len(project_ids)),
-        )
-        membership.sort_indices()
 
         extra = [c for c in frame.columns if c not in (user, project, account)]
         user_data = pd.DataFrame(index=users)

@@ -103,7 +103,6 @@ def id_problems(relation: str, column: str, quote: str, arm: str | None = None) 
     numbers of at least -1; each with an example."""
     col = quote_identifier(column, quote)
     text = f"CAST({col} AS STRING)" if quote == "`" else f"CAST({col} AS VARCHAR)"
-    frac = f"(CAST({col} AS DOUBLE) <> floor(CAST({col} AS DOUBLE)))"
     bad_arm = "FALSE"
     if arm is not None:
         a = quote_identifier(arm, quote)
