@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spillover import BipartiteGraph, InputError, SocialGraph
+from spillover import BipartiteGraph, InputError, SocialGraph, synth
 from spillover.design import BipartiteDesign, ClusterDesign, IndividualDesign
 from spillover.errors import PositivityWarning
-from spillover.exposure import ExposureGraph, get_mapping, probabilities
+from spillover.exposure import ExposureGraph, exposure, get_mapping, probabilities
 
 # units of these small graphs that cannot reach some condition are expected here
 pytestmark = pytest.mark.filterwarnings("ignore::spillover.errors.PositivityWarning")
@@ -260,3 +260,19 @@ def test_a_mapping_with_no_exact_form_is_refused_by_name():
                           design=IndividualDesign(SOCIAL.nodes), joint="all", method="exact")
     marginal, _ = enumerated_probabilities(SOCIAL, custom, IndividualDesign(SOCIAL.nodes).randomization())
     np.testing.assert_allclose(exact.marginal, marginal, atol=1e-12)
+
+
+def test_marginals_only_still_give_the_diagonal_of_the_variance():
+    """joint=None used to store no pair at all, and the HT variance came out 0. Under a
+    Bernoulli design with the own-arm mapping units are independent, so the variance from
+    marginals alone must equal the one with every dependent pair."""
+    from spillover.design import IndividualDesign
+    from spillover.estimate import estimate
+
+    graph = synth.social_graph(400, seed=3)
+    design = IndividualDesign(graph.nodes, 0.4, complete=False)
+    table = exposure(graph, design.assign(seed=1), "fraction")
+    outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(2).normal(3, 1, graph.n_nodes)})
+    ses = [estimate(outcomes, table, "ht", probabilities=probabilities(graph, "fraction", design=design, joint=joint))
+           .to_frame()["se"].iloc[0] for joint in (None, "dependent")]
+    assert ses[0] > 0 and ses[0] == pytest.approx(ses[1], rel=1e-12)

@@ -1168,8 +1168,10 @@ def probabilities(
                          "and saturation designs)")
     elif joint == "all":
         pairs = sp.csr_array(np.ones((n_units, n_units), dtype=np.int32))
-    else:
-        pairs = sp.csr_array((n_units, n_units), dtype=np.int32)
+    else:  # marginals only: each unit with itself, so a variance still has its diagonal terms
+        pairs = sp.csr_array(sp.eye_array(n_units, dtype=np.int32, format="csr"))
+        notes.append("no joint probabilities (joint=None): a variance from these treats every pair of units as "
+                     "independent, too small where units share a randomization unit; use joint='dependent'")
     if control is not None and control not in rule.conditions:
         raise InputError(f"control condition {control!r} is not one of {list(rule.conditions)}.")
     control = rule.conditions.index(rule.control if control is None else control)
