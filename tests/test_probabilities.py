@@ -276,3 +276,40 @@ def test_marginals_only_still_give_the_diagonal_of_the_variance():
     ses = [estimate(outcomes, table, "ht", probabilities=probabilities(graph, "fraction", design=design, joint=joint))
            .to_frame()["se"].iloc[0] for joint in (None, "dependent")]
     assert ses[0] > 0 and ses[0] == pytest.approx(ses[1], rel=1e-12)
+
+
+@pytest.mark.parametrize("mapping, method", [("as4", "exact"), ("threshold", "auto"), ("as4", "monte-carlo"),
+                                             ("fraction", "exact"), ("threshold", "monte-carlo")])
+def test_grouping_units_by_class_changes_no_probability_and_no_standard_error(mapping, method):
+    """Units with the same own cluster and the same neighbours per cluster share every
+    probability: grouped (pairs between classes) and per unit give the same marginals,
+    the same joints once expanded, and the same HT and Hajek standard errors (1e-10),
+    exactly or from the same Monte Carlo draws."""
+    from spillover.design import ClusterDesign
+    from spillover.estimate import estimate
+
+    graph = synth.social_graph(600, mean_degree=4, seed=5)
+    labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
+    design = ClusterDesign(labels, graph.nodes, treat_fraction=0.5)
+    kwargs = dict(design=design, method=method, n_draws=300, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        grouped = probabilities(graph, mapping, grouped=True, **kwargs)
+        per_unit = probabilities(graph, mapping, grouped=False, **kwargs)
+    assert grouped.groups is not None and grouped.groups.max() + 1 < 0.8 * graph.n_nodes  # it did group
+    # Monte Carlo too: the same draws, and units of a class are in the same condition in each
+    assert grouped.method == per_unit.method
+    np.testing.assert_allclose(grouped.marginal, per_unit.marginal, atol=1e-12)
+    expanded = grouped.per_unit()
+    assert (expanded.pairs != per_unit.pairs).nnz == 0
+    for key, values in per_unit.joint.items():
+        np.testing.assert_allclose(expanded.joint[key].toarray(), values.toarray(), atol=1e-12)
+    table = exposure(graph, design.assign(seed=7), mapping)
+    y = pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(8).normal(2, 1, graph.n_nodes)})
+    for estimator in ("ht", "hajek"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = estimate(y, table, estimator, probabilities=grouped).to_frame()
+            b = estimate(y, table, estimator, probabilities=per_unit).to_frame()
+        np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=1e-10)
+        np.testing.assert_allclose(a["se"], b["se"], rtol=1e-10)

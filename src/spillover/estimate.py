@@ -504,43 +504,48 @@ def ols_network(
 # --------------------------------------------------------------------------- design-based (HT / Hajek)
 
 
-def _subset_pairs(matrix: sp.csr_array, keep: np.ndarray) -> sp.csr_array:
-    return sp.csr_array(matrix[keep][:, keep])
+def _class_sums(groups: np.ndarray, n_groups: int, ind: np.ndarray, y: np.ndarray, pi: np.ndarray):
+    """Per class of units with identical exposures in every draw (one unit per class when
+    the probabilities are per unit): ``a = sum I y / pi``, ``m = sum I y^2 / (2 pi)``, the
+    class's analysed units, and its probability."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.bincount(groups, weights=np.where(ind, y / pi, 0.0), minlength=n_groups)
+        m = np.bincount(groups, weights=np.where(ind, y**2 / (2 * pi), 0.0), minlength=n_groups)
+    size = np.bincount(groups, minlength=n_groups).astype(float)
+    p = np.zeros(n_groups)
+    p[groups] = pi
+    return a, m, size, p
 
 
-def _ht_variance(y, ind, pi, joint) -> float:
-    """Aronow-Samii conservative variance of the HT total of one condition: the
-    unadjusted double sum over pairs with positive joint probability, plus the bound
-    ``I_i y_i^2 / (2 pi_i) + I_j y_j^2 / (2 pi_j)`` for pairs (i != j) whose joint
-    probability is zero. Pairs not stored are independent and add nothing."""
+def _ht_variance(a, m, size, pi, joint) -> float:
+    """Aronow-Samii conservative variance of the HT total of one condition, over classes
+    of units (:func:`_class_sums`; a class is one unit when the probabilities are per
+    unit): the unadjusted double sum ``(p_st - pi_s pi_t) / p_st a_s a_t`` over pairs with
+    positive joint probability, plus the bound ``I_i y_i^2 / (2 pi_i) + I_j y_j^2 / (2 pi_j)``
+    summed over every unit pair whose joint probability is zero. Pairs not stored are
+    independent and add nothing. Two units of one class share every probability, so the
+    class sums give the unit-level double sum exactly, in time linear in the classes' pairs."""
     rows = csr_rows(joint)
     cols, pij = joint.indices, joint.data
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(ind, y / pi, 0.0)
-        positive = pij > 0
-        r, c, p = rows[positive], cols[positive], pij[positive]
-        unadjusted = np.sum(ind[r] * ind[c] * (p - pi[r] * pi[c]) / p * a[r] * a[c])
-        m = np.where(ind, y**2 / (2 * pi), 0.0)
-    zero = ~positive & (rows != cols)
-    bound = np.sum(m[rows[zero]] + m[cols[zero]])
+    positive = pij > 0
+    r, c, p = rows[positive], cols[positive], pij[positive]
+    unadjusted = np.sum((p - pi[r] * pi[c]) / p * a[r] * a[c])
+    zero = ~positive
+    bound = np.sum(m[rows[zero]] * size[cols[zero]] + m[cols[zero]] * size[rows[zero]])
     return float(unadjusted + bound)
 
 
-def _ht_covariance(y, ind_k, ind_l, pi_k, pi_l, joint_kl) -> float:
-    """Aronow-Samii covariance of two conditions' HT totals, with the bound subtracted
-    for every pair (a unit with itself included) of zero joint probability."""
+def _ht_covariance(a, b, m_k, m_l, size, pi_k, pi_l, joint_kl) -> float:
+    """Aronow-Samii covariance of two conditions' HT totals over classes of units, with
+    the bound subtracted for every unit pair (a unit with itself included) of zero joint
+    probability."""
     rows = csr_rows(joint_kl)
     cols, pij = joint_kl.indices, joint_kl.data
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(ind_k, y / pi_k, 0.0)
-        b = np.where(ind_l, y / pi_l, 0.0)
-        positive = pij > 0
-        r, c, p = rows[positive], cols[positive], pij[positive]
-        first = np.sum(ind_k[r] * ind_l[c] * (p - pi_k[r] * pi_l[c]) / p * a[r] * b[c])
-        m_k = np.where(ind_k, y**2 / (2 * pi_k), 0.0)
-        m_l = np.where(ind_l, y**2 / (2 * pi_l), 0.0)
+    positive = pij > 0
+    r, c, p = rows[positive], cols[positive], pij[positive]
+    first = np.sum((p - pi_k[r] * pi_l[c]) / p * a[r] * b[c])
     zero = ~positive
-    return float(first - np.sum(m_k[rows[zero]] + m_l[cols[zero]]))
+    return float(first - np.sum(m_k[rows[zero]] * size[cols[zero]] + m_l[cols[zero]] * size[rows[zero]]))
 
 
 SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters
@@ -618,11 +623,14 @@ def horvitz_thompson(
             raise InputError(f"the exposure probabilities hold joint probabilities for contrasts with another "
                              f"control; compute them with control='{control}' (--control {control}).")
         no_pairs = sp.csr_array(probs.pairs.shape, dtype=float)  # marginals only: every pair independent
-        joint = {key: _subset_pairs(probs.joint.get(key, no_pairs), keep) for key in keys}
+        joint = {key: probs.joint.get(key, no_pairs) for key in keys}
+        groups = keep if probs.groups is None else probs.groups[keep]
+        a_k, m_k, size, p_k = _class_sums(groups, probs.pairs.shape[0], ind_k, target, pi_k)
+        a_l, m_l, _, p_l = _class_sums(groups, probs.pairs.shape[0], ind_l, target, pi_l)
         variance = (
-            _ht_variance(target, ind_k, pi_k, joint[(k, k)])
-            + _ht_variance(target, ind_l, pi_l, joint[(l, l)])
-            - 2 * _ht_covariance(target, ind_k, ind_l, pi_k, pi_l, joint[(k, l)])
+            _ht_variance(a_k, m_k, size, p_k, joint[(k, k)])
+            + _ht_variance(a_l, m_l, size, p_l, joint[(l, l)])
+            - 2 * _ht_covariance(a_k, a_l, m_k, m_l, size, p_k, p_l, joint[(k, l)])
         ) / n**2
         se = float(np.sqrt(max(variance, 0.0)))
         trimmed = f", units with p >= {min_probability:g}: {n} of {len(table)}" if min_probability > 0 else ""

@@ -388,8 +388,9 @@ class ExposureGraph:
         reach = self.neighbors
         if self.two_hop is not None:
             reach = reach + self.two_hop
-        if self.own_index is not None:
-            reach = reach + sp.eye_array(reach.shape[0], dtype=np.int32, format="csr")
+        if self.own_index is not None:  # each unit's own randomized node
+            n = reach.shape[0]
+            reach = reach + sp.csr_array((np.ones(n, dtype=np.int32), (np.arange(n), self.own_index)), shape=reach.shape)
         reach = sp.csr_array(reach)
         if clusters is not None:  # exposures depend on the clusters their neighbours are in
             reach = sp.csr_array(reach @ group_indicator(clusters, int(clusters.max()) + 1).T)
@@ -398,6 +399,71 @@ class ExposureGraph:
         pairs.data[:] = 1
         pairs.sort_indices()
         return sp.csr_array(pairs)
+
+
+    def signatures(self, blocks: np.ndarray, n_blocks: int, *, sets: bool = False) -> np.ndarray:
+        """A class per unit such that two units of one class have the same counts in every
+        draw of a design that randomizes ``blocks`` (all nodes of a block share an arm):
+        the same own block and the same number of neighbours (and two-hop neighbours) in
+        each block; with ``sets``, the same *set* of blocks their neighbours are in (all a
+        mapping written as events on block sets reads). Rows are compared by two
+        independent 64-bit hashes of their entries.
+
+        Examples
+        --------
+        >>> from spillover import synth
+        >>> graph = synth.social_graph(200, seed=1)
+        >>> kernel = ExposureGraph.build(graph)
+        >>> blocks = np.zeros(graph.n_nodes, dtype=np.int64)  # one block: units differ by degree only
+        >>> int(kernel.signatures(blocks, 1).max()) + 1 == np.unique(graph.degrees()).size
+        True
+        """
+        by_block = group_indicator(np.asarray(blocks, dtype=np.int64), n_blocks).T.tocsr().astype(np.int64)
+        n = len(self.units)
+        keys = [np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)]
+        parts = [self.neighbors] + ([self.two_hop] if self.two_hop is not None else [])
+        for salt, operator in enumerate(parts):
+            counts = sp.csr_array(operator @ by_block)
+            counts.sum_duplicates()
+            if sets:
+                counts.data[:] = 1
+            entry = (counts.indices.astype(np.uint64) << np.uint64(20)) ^ counts.data.astype(np.uint64) \
+                ^ (np.uint64(salt) << np.uint64(60))
+            for h, seed in ((0, 0x9E3779B97F4A7C15), (1, 0xC2B2AE3D27D4EB4F)):
+                mixed = _mix64(entry + np.uint64(seed))
+                keys[h] += _row_sums_uint64(mixed, counts.indptr)
+        own = self.own_index if self.own_index is not None else None
+        own_block = np.asarray(blocks, dtype=np.int64)[own] if own is not None else np.full(n, -1, dtype=np.int64)
+        frame = pd.DataFrame({"own": own_block, "h0": keys[0], "h1": keys[1]})
+        return frame.groupby(["own", "h0", "h1"], sort=False).ngroup().to_numpy(dtype=np.int64)
+
+    def restricted(self, rows: np.ndarray) -> "ExposureGraph":
+        """The operators of the units ``rows`` only (the randomized nodes unchanged)."""
+        return ExposureGraph(sp.csr_array(self.neighbors[rows]),
+                             None if self.own_index is None else self.own_index[rows],
+                             None if self.two_hop is None else sp.csr_array(self.two_hop[rows]),
+                             self.units[rows], self.randomized)
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, elementwise on uint64 (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = values.astype(np.uint64, copy=True)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _row_sums_uint64(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Wrapping uint64 sum of each CSR row's entries (order-free, so a row's hash does not
+    depend on how its entries are stored)."""
+    totals = np.zeros(indptr.size - 1, dtype=np.uint64)
+    nonempty = np.flatnonzero(np.diff(indptr) > 0)
+    if nonempty.size:
+        with np.errstate(over="ignore"):
+            sums = np.add.reduceat(values, indptr[:-1][nonempty], dtype=np.uint64)
+        totals[nonempty] = sums
+    return totals
 
 
 def treated_indicator(arms: np.ndarray) -> np.ndarray:
@@ -503,6 +569,13 @@ class ExposureProbabilities:
     variance of a contrast with the control needs); pairs outside ``pairs`` are
     independent, with joint probability the product of the marginals. ``n_draws`` and ``method`` say how they were obtained.
 
+    On large cluster designs units are grouped (``groups[i]`` is unit ``i``'s class): units
+    of a class have the same counts in every draw, hence the same exposure and the same
+    probabilities, and ``pairs`` and ``joint`` are stored between classes (a class with
+    itself holding the class's marginal, as a unit with itself does). The variance of an
+    estimate then sums over class pairs, in time and memory linear in the graph instead of
+    quadratic in the cluster sizes; :meth:`per_unit` expands them to units (small graphs).
+
     Examples
     --------
     >>> from spillover import synth
@@ -523,12 +596,37 @@ class ExposureProbabilities:
     method: str
     mapping: Mapping | None = None
     notes: tuple[str, ...] = ()
+    groups: np.ndarray | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """``unit_id`` and one ``p_<condition>`` column per condition."""
         frame = pd.DataFrame(self.marginal, columns=[f"p_{c}" for c in self.conditions])
         frame.insert(0, "unit_id", self.units)
         return frame
+
+    def per_unit(self) -> "ExposureProbabilities":
+        """The same probabilities with pairs and joints between units (a grouped object
+        expanded: every pair of units whose classes are a stored pair; quadratic in the
+        cluster sizes, for small graphs and checks)."""
+        if self.groups is None:
+            return self
+        members = group_indicator(self.groups, self.pairs.shape[0]).T.tocsr()  # units x classes
+        pairs = sp.csr_array(members @ self.pairs @ members.T)
+        pairs.sort_indices()
+        rows, cols = csr_rows(pairs), pairs.indices
+        g_rows, g_cols = self.groups[rows], self.groups[cols]
+        joint = {}
+        for key, values in self.joint.items():
+            found = sp.csr_array(values)[g_rows, g_cols]
+            found = found.toarray() if sp.issparse(found) else np.asarray(found)
+            joint[key] = sp.csr_array((np.asarray(found, dtype=float).ravel(), pairs.indices.copy(),
+                                       pairs.indptr.copy()), shape=pairs.shape)
+            if key[0] != key[1]:  # a unit is never in two conditions at once
+                diagonal = rows == cols
+                joint[key].data[diagonal] = 0.0
+        pairs.data[:] = 1
+        return ExposureProbabilities(self.units, self.conditions, self.marginal, sp.csr_array(pairs, dtype=np.int32),
+                                     joint, self.n_draws, self.method, self.mapping, self.notes, None)
 
     def condition_index(self, condition: str) -> int:
         """The column of ``condition`` in ``marginal``; an unknown one is an error."""
@@ -1077,6 +1175,7 @@ def probabilities(
     method: str = "auto",
     clusters: np.ndarray | None = None,
     control: str | None = None,
+    grouped: bool | None = None,
 ) -> ExposureProbabilities:
     """Probability of each exposure condition for each unit under a design.
 
@@ -1108,6 +1207,12 @@ def probabilities(
     and a control condition no unit can reach is an error. Joint probabilities are kept
     for what contrasts with ``control`` (default: the mapping's) need.
 
+    ``grouped`` (``joint="dependent"`` on a design that randomizes blocks): units with the
+    same own block and the same number of neighbours in each block have the same exposure
+    in every draw; grouped, the pairs and joints are computed between such classes
+    (:class:`ExposureProbabilities`), which keeps large clusters linear. ``None`` (default)
+    groups when the unit pairs would number more than :data:`GROUP_ABOVE_PAIRS`.
+
     >>> from spillover import synth
     >>> from spillover.design import IndividualDesign
     >>> g = synth.social_graph(200, seed=1)
@@ -1119,6 +1224,7 @@ def probabilities(
     kernel = ExposureGraph.build(graph, rule.hops)
     n_cond = len(rule.conditions)
     n_units = len(kernel.units)
+    units = kernel.units
     if method not in PROBABILITY_METHODS:
         raise InputError(f"probability method {method!r} is not one of {list(PROBABILITY_METHODS)}.")
     if correction not in ("none", "add-one"):
@@ -1156,6 +1262,15 @@ def probabilities(
     # which randomized nodes move together: the design says so (clusters of a stratified
     # or saturation design too), or the draws do
     blocks = np.asarray(randomization.blocks) if randomization is not None else getattr(design, "clusters", None)
+    groups = None
+    if joint == "dependent" and blocks is not None and grouped is not False:
+        groups = _classes(kernel, np.asarray(blocks, dtype=np.int64), force=bool(grouped),
+                          sets=rule.events is not None)
+        if groups is not None:  # one representative unit per class carries the computation
+            _, first = np.unique(groups, return_index=True)
+            kernel = kernel.restricted(first)
+            notes.append(f"{n_units:,} units grouped into {first.size:,} classes with the same exposure in every draw: "
+                         "joint probabilities between classes, variance sums linear in the graph")
     if joint == "dependent":
         pairs = kernel.dependence(blocks)
         if randomization is not None and randomization.scheme == "complete":
@@ -1224,10 +1339,36 @@ def probabilities(
         values = np.array(values, dtype=float)
         values[diagonal] = marginal[rows[diagonal], k] if k == l else 0.0
         joint_probs[(k, l)] = sp.csr_array((values, pairs.indices, pairs.indptr), shape=pairs.shape)
+    if groups is not None:  # classes' probabilities back to their units
+        marginal, raw = marginal[groups], raw[groups]
     _check_positivity(raw, rule, control, positivity_floor if positivity_floor is not None else
                       (0.5 / total if total else EXACT_POSITIVITY_FLOOR))
-    return ExposureProbabilities(kernel.units, rule.conditions, marginal, pairs, joint_probs, total, label,
-                                 rule, tuple(notes))
+    return ExposureProbabilities(units, rule.conditions, marginal, pairs, joint_probs, total, label,
+                                 rule, tuple(notes), groups)
+
+
+GROUP_ABOVE_PAIRS = 2_000_000  # dependent unit pairs beyond which probabilities are grouped by class
+
+
+def _classes(kernel: "ExposureGraph", blocks: np.ndarray, force: bool, sets: bool) -> np.ndarray | None:
+    """Each unit's class (:meth:`ExposureGraph.signatures`) when grouping pays: forced, or
+    the dependent unit pairs (bounded by the sum over blocks of the squared number of
+    units reaching each) exceed :data:`GROUP_ABOVE_PAIRS` and classes are fewer than units."""
+    n_blocks = int(blocks.max()) + 1 if blocks.size else 0
+    if not force:
+        reach = kernel.neighbors if kernel.two_hop is None else kernel.neighbors + kernel.two_hop
+        if kernel.own_index is not None:
+            n = reach.shape[0]
+            reach = reach + sp.csr_array((np.ones(n, dtype=np.int32), (np.arange(n), kernel.own_index)),
+                                         shape=reach.shape)
+        touched = sp.csr_array(reach @ group_indicator(blocks, n_blocks).T)
+        per_block = np.bincount(touched.indices, minlength=n_blocks).astype(float)
+        if float(np.sum(per_block**2)) <= GROUP_ABOVE_PAIRS:
+            return None
+    classes = kernel.signatures(blocks, n_blocks, sets=sets)
+    if not force and classes.max() + 1 >= 0.9 * classes.size:
+        return None
+    return classes
 
 
 def _count_conditions(kernel: "ExposureGraph", rule: Mapping, chunks, pairs: sp.csr_array, keys):
