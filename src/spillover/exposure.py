@@ -367,9 +367,37 @@ class ExposureGraph:
             raise InputError(f"hops={hops}: exposure is defined for 1 or 2 hops.")
         return cls(adjacency, np.arange(graph.n_nodes), two_hop, graph.nodes, graph.nodes)
 
+    @cached_property
+    def degree(self) -> np.ndarray:
+        """Each unit's number of neighbours (row sums: a blocked kernel stores counts)."""
+        return np.asarray(self.neighbors.sum(axis=1)).ravel().astype(np.int64)
+
+    def blocked(self, blocks: np.ndarray, n_blocks: int) -> "ExposureGraph":
+        """The same operators on the blocks a design randomizes (``blocks[i]`` of
+        randomized node ``i``): ``N C``, the number of neighbours in each block, so a
+        draw of the blocks ``W`` gives every count as ``(N C) W`` without expanding the
+        draws to nodes. Counts are exact integers.
+
+        Examples
+        --------
+        >>> from spillover import synth
+        >>> graph = synth.social_graph(300, seed=1)
+        >>> kernel = ExposureGraph.build(graph)
+        >>> blocks = np.arange(graph.n_nodes) % 10
+        >>> draws = np.random.default_rng(0).integers(0, 2, (10, 5)).astype(np.int8)
+        >>> by_node, by_block = kernel.counts(draws[blocks]), kernel.blocked(blocks, 10).counts(draws)
+        >>> bool((by_node.n_treated == by_block.n_treated).all() and (by_node.own == by_block.own).all())
+        True
+        """
+        indicator = group_indicator(np.asarray(blocks, dtype=np.int64), n_blocks).T.tocsr().astype(np.int32)
+        return ExposureGraph(sp.csr_array(self.neighbors @ indicator),
+                             None if self.own_index is None else np.asarray(blocks)[self.own_index],
+                             None if self.two_hop is None else sp.csr_array(self.two_hop @ indicator),
+                             self.units, pd.RangeIndex(n_blocks))
+
     def counts(self, treated: np.ndarray) -> Counts:
         """Counts for a 0/1 vector or ``(n_randomized, R)`` matrix of treated indicators."""
-        degree = np.diff(self.neighbors.indptr)
+        degree = self.degree
         if treated.ndim == 2:
             degree = degree[:, None]
         n_treated = self.neighbors @ treated
@@ -1319,7 +1347,12 @@ def probabilities(
             total = int(n_draws)
             if total < 1:
                 raise InputError(f"n_draws={n_draws}: Monte Carlo probabilities need at least one draw.")
-            chunks = (design.draw(min(chunk, total - s), rng) for s in range(0, total, chunk))
+            if hasattr(design, "draw_clusters") and getattr(design, "clusters", None) is not None:
+                # draws of the clusters, counts as (N C) W: no draws x nodes matrix; the same numbers
+                kernel = kernel.blocked(np.asarray(design.clusters), int(np.asarray(design.clusters).max()) + 1)
+                chunks = (design.draw_clusters(min(chunk, total - s), rng) for s in range(0, total, chunk))
+            else:
+                chunks = (design.draw(min(chunk, total - s), rng) for s in range(0, total, chunk))
             source = "monte carlo"
         counts, joint_counts = _count_conditions(kernel, rule, chunks, pairs, keys if pairs.nnz else [])
         add_one = correction == "add-one"
@@ -1374,16 +1407,29 @@ def _classes(kernel: "ExposureGraph", blocks: np.ndarray, force: bool, sets: boo
 def _count_conditions(kernel: "ExposureGraph", rule: Mapping, chunks, pairs: sp.csr_array, keys):
     """Per unit and condition, the number of draws in that condition; per stored pair
     and key ``(k, l)``, the number of draws with the row unit in ``k`` and the column
-    unit in ``l``."""
-    counts = np.zeros((len(kernel.units), len(rule.conditions)), dtype=np.int64)
-    joint_counts = {key: np.zeros(pairs.nnz, dtype=np.int64) for key in keys}
+    unit in ``l`` (the diagonal is left at 0: a unit with itself is its marginal, filled in
+    by the caller, so only pairs of different units are counted)."""
+    n_cond = len(rule.conditions)
+    counts = np.zeros((len(kernel.units), n_cond), dtype=np.int64)
+    off = csr_rows(pairs) != pairs.indices
+    others = sp.csr_array((np.ones(int(off.sum()), dtype=np.int8), pairs.indices[off],
+                           np.concatenate([[0], np.cumsum(np.bincount(csr_rows(pairs)[off], minlength=pairs.shape[0]))])),
+                          shape=pairs.shape)
+    joint_off = {key: np.zeros(others.nnz, dtype=np.int64) for key in keys} if others.nnz else {}
     for arms in chunks:  # a loop over chunks of draws; each chunk is one sparse product
         codes = rule.codes(kernel.counts(treated_indicator(np.asarray(arms))))
-        indicators = [(codes == k).astype(np.int8) for k in range(len(rule.conditions))]
-        for k, indicator in enumerate(indicators):
-            counts[:, k] += indicator.sum(axis=1)
-        for (k, l), acc in joint_counts.items():
-            acc += _joint_on_pairs(pairs, indicators[k], indicators[l])
+        for k in range(n_cond):
+            counts[:, k] += np.count_nonzero(codes == k, axis=1)
+        if joint_off:
+            indicators = [(codes == k).astype(np.int8) for k in range(n_cond)]
+            for (k, l), acc in joint_off.items():
+                acc += _joint_on_pairs(others, indicators[k], indicators[l])
+    joint_counts = {}
+    for key in keys:
+        values = np.zeros(pairs.nnz, dtype=np.int64)
+        if key in joint_off:
+            values[off] = joint_off[key]
+        joint_counts[key] = values
     return counts, joint_counts
 
 
