@@ -1,0 +1,438 @@
+"""Every speed target of spillover, measured against its baseline in the same run.
+
+    python -m benchmarks [--scale small|medium|full] [--only NAME ...] [--out results.json] [--readme]
+
+Each measurement (spillover's step, and the baseline it is compared with) runs in a fresh
+process, so the peak memory printed beside its time is that step's own. The ratio is
+spillover's time over the baseline's; ``target`` is what the issue tracker asks for. Data
+are generated once into a temporary folder, outside the timings. ``--readme`` writes the
+table between the ``benchmarks`` markers of README.md; ``--out`` writes the rows as JSON.
+
+Scales: ``small`` runs in a few minutes on 2 cores (the test suite runs a tiny one);
+``full`` is the issue's sizes (50M edges, 1M nodes: an hour or more on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+SCALES = {
+    #                 tiny     small      medium      full
+    "edges":        (200_000, 2_000_000, 10_000_000, 50_000_000),  # bipartite links (load, exposure)
+    "nodes":        (20_000,  200_000,   500_000,    1_000_000),   # social graph (probabilities, louvain)
+    "draws":        (100,     1_000,     1_000,      1_000),
+    "hajek_units":  (5_000,   20_000,    50_000,     1_000_000),
+    "users":        (20_000,  100_000,   200_000,    1_000_000),   # design study
+    "sims":         (50,      200,       500,        1_000),
+    "ols_units":    (50_000,  500_000,   1_000_000,  5_000_000),
+}
+SCALE_NAMES = ("tiny", "small", "medium", "full")
+
+
+def size(name: str, scale: str) -> int:
+    return SCALES[name][SCALE_NAMES.index(scale)]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def prepare(scale: str, folder: Path) -> None:
+    """Inputs shared by several steps, written once: a bipartite edge list and an assignment."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n_edges = size("edges", scale)
+    n_buyers, n_sellers = n_edges // 5, n_edges // 50
+    rng = np.random.default_rng(1)
+    pq.write_table(pa.table({"buyer_id": rng.integers(0, n_buyers, n_edges),
+                             "seller_id": rng.integers(0, n_sellers, n_edges)}), folder / "links.parquet")
+    sellers = np.unique(pq.read_table(folder / "links.parquet", columns=["seller_id"])["seller_id"].to_numpy())
+    pq.write_table(pa.table({"unit_id": sellers, "arm": (rng.random(sellers.size) < 0.5).astype(np.int64)}),
+                   folder / "sellers.parquet")
+
+
+def _social(scale: str):
+    from spillover import synth
+
+    graph = synth.social_graph(size("nodes", scale), mean_degree=10, seed=1)
+    labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
+    return graph, labels
+
+
+# --------------------------------------------------------------------------- steps
+# each returns the seconds of its measured part (set-up excluded)
+
+
+def load_ours(scale: str, folder: Path) -> float:
+    import warnings
+
+    from spillover.graph import BipartiteGraph
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate links of random data are collapsed with a warning
+        BipartiteGraph.from_edges(folder / "links.parquet", unit="buyer_id", treated="seller_id")
+    return time.perf_counter() - start
+
+
+def load_anchor(scale: str, folder: Path) -> float:
+    import numpy as np
+    import pyarrow.parquet as pq
+    import scipy.sparse as sp
+
+    start = time.perf_counter()
+    table = pq.read_table(folder / "links.parquet")
+    b, s = table["buyer_id"].to_numpy(), table["seller_id"].to_numpy()
+    sp.csr_array((np.ones(b.size, dtype=np.int32), (b, s)), shape=(int(b.max()) + 1, int(s.max()) + 1))
+    return time.perf_counter() - start
+
+
+def exposure_ours(scale: str, folder: Path) -> float:
+    import warnings
+
+    from spillover.cli import main
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["exposure", str(folder / "links.parquet"), "--source", "buyer_id", "--target", "seller_id",
+                     "--bipartite", "--assignment", str(folder / "sellers.parquet"), "--mapping", "bipartite",
+                     "--out", str(folder / "exposure-ours.parquet"), "--json"])
+    assert code == 0
+    return time.perf_counter() - start
+
+
+def exposure_anchor(scale: str, folder: Path) -> float:
+    """The DuckDB SQL a team would write: join links to arms, group by buyer, label."""
+    import duckdb
+
+    start = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(f"""COPY (
+        SELECT l.buyer_id AS unit_id, count(*) AS n_neighbors, sum(a.arm) AS n_treated_neighbors,
+               avg(a.arm) AS treated_fraction,
+               CASE WHEN avg(a.arm) >= 1 THEN 'direct' WHEN avg(a.arm) <= 0 THEN 'control' ELSE 'indirect' END
+        FROM (SELECT DISTINCT buyer_id, seller_id FROM '{folder / "links.parquet"}') l
+        JOIN '{folder / "sellers.parquet"}' a ON l.seller_id = a.unit_id GROUP BY l.buyer_id
+    ) TO '{folder / "exposure-duckdb.parquet"}' (FORMAT parquet)""")
+    return time.perf_counter() - start
+
+
+def probabilities_ours(scale: str, folder: Path) -> float:
+    import warnings
+
+    from spillover.design import ClusterDesign
+    from spillover.exposure import probabilities
+
+    graph, labels = _social(scale)
+    design = ClusterDesign(labels, graph.nodes, treat_fraction=0.5)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        probabilities(graph, "as4", design=design, joint=None, method="monte-carlo", n_draws=size("draws", scale),
+                      seed=2)
+    return time.perf_counter() - start
+
+
+def probabilities_anchor(scale: str, folder: Path) -> float:
+    """The bare factored product (A C) W over the same draws, in chunks of 100."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from spillover.design import ClusterDesign
+    from spillover.graph import group_indicator
+
+    graph, labels = _social(scale)
+    design = ClusterDesign(labels, graph.nodes, treat_fraction=0.5)
+    start = time.perf_counter()
+    factored = sp.csr_array(graph.symmetric() @ group_indicator(design.clusters, design.n_clusters).T)
+    rng = np.random.default_rng(2)
+    for first in range(0, size("draws", scale), 100):
+        factored @ design.draw_clusters(min(100, size("draws", scale) - first), rng)
+    return time.perf_counter() - start
+
+
+def _hajek_data(scale: str):
+    import numpy as np
+    import pandas as pd
+
+    from spillover import synth
+    from spillover.design import ClusterDesign
+    from spillover.exposure import exposure
+
+    n = size("hajek_units", scale)
+    graph = synth.social_graph(n, mean_degree=10, seed=1)
+    labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
+    design = ClusterDesign(labels, graph.nodes, treat_fraction=0.5)
+    table = exposure(graph, design.assign(seed=1), "as4")
+    outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(1).normal(size=n)})
+    return graph, design, table, outcomes, labels
+
+
+def hajek_ours(scale: str, folder: Path) -> float:
+    import warnings
+
+    from spillover.estimate import estimate
+    from spillover.exposure import probabilities
+
+    graph, design, table, outcomes, _ = _hajek_data(scale)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimate(outcomes, table, "hajek", probabilities=probabilities(graph, "as4", design=design))
+    return time.perf_counter() - start
+
+
+def hajek_anchor(scale: str, folder: Path) -> float:
+    """ols-cluster (CR2) on the same data: the estimator a user would fall back to."""
+    import warnings
+
+    import pandas as pd
+
+    from spillover.estimate import estimate
+
+    graph, design, table, outcomes, labels = _hajek_data(scale)
+    clusters = pd.DataFrame({"unit_id": graph.nodes, "cluster_id": labels})
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimate(outcomes, table, "ols-cluster", clusters=clusters)
+    return time.perf_counter() - start
+
+
+DESIGNS = ("project", "component", "stratified-component")
+
+
+def simulate_ours(scale: str, folder: Path) -> float:
+    from spillover import synth
+    from spillover.simulate import OutcomeModel, Study, compare_designs
+
+    study = Study.from_network(synth.collaboration_network(size("users", scale), seed=0))
+    start = time.perf_counter()
+    compare_designs(study, DESIGNS, OutcomeModel(), n_sims=size("sims", scale), seed=1)
+    return time.perf_counter() - start
+
+
+def simulate_anchor(scale: str, folder: Path) -> float:
+    """The tutorial's loop, one statsmodels cluster-robust OLS per experiment, timed on 10
+    experiments per design and scaled to the same number of experiments."""
+    import numpy as np
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    from spillover import synth
+    from spillover.simulate import OutcomeModel, Study
+
+    study = Study.from_network(synth.collaboration_network(size("users", scale), seed=0))
+    model, rng, per_design = OutcomeModel(), np.random.default_rng(2), 10
+    start = time.perf_counter()
+    for design in DESIGNS:
+        codes, ids = pd.factorize(study.units(design))
+        for _ in range(per_design):
+            z = rng.permutation(np.arange(len(ids)) < len(ids) // 2).astype(float)[codes]
+            y = (model.tau * z + model.gamma * model.tau * (study.adjacency @ z)
+                 + rng.standard_normal(study.component.max() + 1)[study.component] + rng.standard_normal(z.size))
+            frame = pd.DataFrame({"y": y, "z": z, "g": codes})
+            smf.ols("y ~ z", data=frame).fit(cov_type="cluster", cov_kwds={"groups": frame["g"]})
+    return (time.perf_counter() - start) * size("sims", scale) / per_design
+
+
+def louvain_ours(scale: str, folder: Path) -> float:
+    import warnings
+
+    import networkit  # noqa: F401  (imported before the clock, as the baseline's is)
+
+    from spillover.cluster import cluster
+
+    graph, _ = _social(scale)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cluster(graph, "louvain", seed=1)
+    return time.perf_counter() - start
+
+
+def louvain_anchor(scale: str, folder: Path) -> float:
+    """networkit's parallel Louvain (PLM) on the same graph, built from its edge list."""
+    import networkit as nk
+
+    graph, _ = _social(scale)
+    rows, cols = graph.edge_index()
+    start = time.perf_counter()
+    nk_graph = nk.GraphFromCoo((rows, cols), n=graph.n_nodes, directed=False)
+    nk.community.PLM(nk_graph, refine=False).run()
+    return time.perf_counter() - start
+
+
+def _ols_data(scale: str):
+    import numpy as np
+
+    n = size("ols_units", scale)
+    rng = np.random.default_rng(3)
+    clusters = rng.integers(0, n // 20, n)
+    z = (clusters % 2).astype(float)
+    y = 0.3 * z + rng.normal(size=n // 20 + 1)[clusters] + rng.normal(size=n)
+    return y, z, clusters
+
+
+def ols_ours(scale: str, folder: Path) -> float:
+    import numpy as np
+
+    from spillover.variance import ols
+
+    y, z, clusters = _ols_data(scale)
+    start = time.perf_counter()
+    ols(y, np.column_stack([np.ones_like(z), z]), clusters, "CR1")
+    return time.perf_counter() - start
+
+
+def ols_anchor(scale: str, folder: Path) -> float:
+    import numpy as np
+    import statsmodels.api as sm
+
+    y, z, clusters = _ols_data(scale)
+    start = time.perf_counter()
+    sm.OLS(y, np.column_stack([np.ones_like(z), z])).fit(cov_type="cluster", cov_kwds={"groups": clusters})
+    return time.perf_counter() - start
+
+
+# name: (what, ours, baseline name, baseline, target ratio or None, absolute target seconds or None)
+STEPS: dict[str, tuple[str, Callable, str, Callable, float | None, float | None]] = {
+    "load": ("bipartite graph from Parquet ({edges:,} links)", load_ours,
+             "pyarrow read + one scipy CSR", load_anchor, 1.5, None),
+    "exposure": ("`spillover exposure` CLI, bipartite, Parquet to Parquet ({edges:,} links)", exposure_ours,
+                 "DuckDB SQL script", exposure_anchor, 1.0, None),
+    "probabilities": ("Monte Carlo probabilities, {draws:,} draws, {nodes:,} nodes, cluster design", probabilities_ours,
+                      "bare factored product (A C) W", probabilities_anchor, 1.5, None),
+    "hajek": ("hajek with the design's exact probabilities, {hajek_units:,} units", hajek_ours,
+              "ols-cluster on the same data", hajek_anchor, None, 60.0),
+    "simulate": ("design study, {sims:,} sims x 3 designs, {users:,} users", simulate_ours,
+                 "statsmodels loop per experiment", simulate_anchor, None, 300.0),
+    "louvain": ("Louvain, {nodes:,} nodes", louvain_ours, "raw networkit PLM", louvain_anchor, 1.2, None),
+    "ols": ("cluster-robust OLS (CR1), {ols_units:,} units", ols_ours, "statsmodels OLS cluster", ols_anchor, 1.0,
+            None),
+}
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _child(step: Callable, scale: str, folder: str, queue) -> None:
+    try:
+        seconds = step(scale, Path(folder))
+        queue.put(("ok", seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6))
+    except BaseException as error:  # reported in the table, not raised: one failure must not hide the rest
+        queue.put(("error", f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", None))
+
+
+def measure(step: Callable, scale: str, folder: Path, timeout: float) -> dict:
+    """Run one step in a fresh process: its seconds and its peak memory (GB), or why not."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(step, scale, str(folder), queue))
+    process.start()
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        return {"seconds": None, "peak_gb": None, "note": f"did not finish in {timeout:.0f} s"}
+    if queue.empty():
+        return {"seconds": None, "peak_gb": None, "note": f"exited with code {process.exitcode} (out of memory?)"}
+    status, value, peak = queue.get()
+    if status != "ok":
+        return {"seconds": None, "peak_gb": None, "note": value}
+    return {"seconds": round(value, 3), "peak_gb": round(peak, 2), "note": ""}
+
+
+def run(scale: str, only: list[str] | None = None, timeout: float = 1_800.0, log=print) -> list[dict]:
+    """Measure every step (or ``only`` those) at ``scale``; one row per step."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="spillover-bench-") as name:
+        folder = Path(name)
+        prepare(scale, folder)
+        for key, (what, ours, baseline, anchor, ratio_target, seconds_target) in STEPS.items():
+            if only and key not in only:
+                continue
+            sizes = {name: size(name, scale) for name in SCALES}
+            mine, theirs = measure(ours, scale, folder, timeout), measure(anchor, scale, folder, timeout)
+            ratio = (mine["seconds"] / theirs["seconds"] if mine["seconds"] is not None and theirs["seconds"]
+                     else None)
+            if ratio_target is not None:
+                target, met = f"ratio <= {ratio_target:g}", ratio is not None and ratio <= ratio_target
+            else:
+                target = f"<= {seconds_target:g} s"
+                met = mine["seconds"] is not None and mine["seconds"] <= seconds_target
+            row = {"step": key, "work": what.format(**sizes), "spillover_s": mine["seconds"],
+                   "spillover_peak_gb": mine["peak_gb"], "baseline": baseline, "baseline_s": theirs["seconds"],
+                   "baseline_peak_gb": theirs["peak_gb"], "ratio": None if ratio is None else round(ratio, 2),
+                   "target": target, "met": met, "note": "; ".join(n for n in (mine["note"], theirs["note"]) if n)}
+            rows.append(row)
+            log(f"{key}: {row['spillover_s']} s ({row['spillover_peak_gb']} GB) vs {row['baseline_s']} s "
+                f"({row['baseline_peak_gb']} GB): ratio {row['ratio']}, target {target}: {'met' if met else 'NOT met'}"
+                f"{' - ' + row['note'] if row['note'] else ''}")
+    return rows
+
+
+def markdown(rows: list[dict], scale: str) -> str:
+    """The rows as a Markdown table."""
+    def show(value, unit=""):
+        return "-" if value is None else f"{value:g}{unit}"
+
+    lines = [f"Measured by `python -m benchmarks --scale {scale}` on {dt.date.today()} "
+             f"({os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}); "
+             "times in seconds, peak memory of each step's own process.",
+             "",
+             "| work | spillover | peak | baseline | baseline time | peak | ratio | target | met |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['work']} | {show(r['spillover_s'], ' s')} | {show(r['spillover_peak_gb'], ' GB')} | "
+                     f"{r['baseline']} | {show(r['baseline_s'], ' s')} | {show(r['baseline_peak_gb'], ' GB')} | "
+                     f"{show(r['ratio'])} | {r['target']} | {'yes' if r['met'] else 'no'}"
+                     f"{' (' + r['note'] + ')' if r['note'] else ''} |")
+    return "\n".join(lines)
+
+
+def update_readme(table: str, path: Path) -> None:
+    """Replace the text between the README's benchmark markers with ``table``."""
+    start, end = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        raise SystemExit(f"{path} has no '{start}' ... '{end}' block to update.")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{table}\n{end}{tail}", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=SCALE_NAMES, default="small")
+    parser.add_argument("--only", nargs="+", choices=list(STEPS), help="run these steps only")
+    parser.add_argument("--timeout", type=float, default=1_800.0, help="seconds one measurement may take")
+    parser.add_argument("--out", help="write the rows as JSON here")
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = parser.parse_args(argv)
+    rows = run(args.scale, args.only, args.timeout)
+    table = markdown(rows, args.scale)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"scale": args.scale, "date": str(dt.date.today()),
+                                              "cores": os.cpu_count(), "rows": rows}, indent=2), encoding="utf-8")
+    if args.readme:
+        update_readme(table, Path(__file__).resolve().parent.parent / "README.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

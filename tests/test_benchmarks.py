@@ -1,0 +1,30 @@
+"""The benchmark runner works end to end: every step runs in its own process and reports
+its time and peak memory beside its baseline's, as JSON and as the README's table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_python_m_benchmarks_measures_each_step_against_its_baseline(tmp_path):
+    out = tmp_path / "results.json"
+    run = subprocess.run([sys.executable, "-m", "benchmarks", "--scale", "tiny", "--only", "load", "probabilities",
+                          "ols", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["step"] for r in rows] == ["load", "probabilities", "ols"]
+    for row in rows:
+        assert row["spillover_s"] > 0 and row["baseline_s"] > 0 and row["spillover_peak_gb"] > 0, row
+        assert row["ratio"] == round(row["spillover_s"] / row["baseline_s"], 2)
+    assert "| bipartite graph from Parquet" in run.stdout  # the Markdown table
+
+
+def test_the_readme_holds_a_benchmark_table_the_runner_can_update():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start, end = text.index("<!-- benchmarks:start -->"), text.index("<!-- benchmarks:end -->")
+    assert start < end and "| work | spillover |" in text[start:end]
