@@ -327,7 +327,7 @@ def cmd_exposure(args: argparse.Namespace) -> int:
         with progress(f"exposure ({args.mapping})", args.json):
             table = exposure(graph, assignment, args.mapping, threshold_q=args.threshold, hops=args.hops)
     if args.out:
-        write_table(table.assign(condition=table["condition"].astype(str)), args.out)
+        write_table(table, args.out)  # the condition stays categorical: a dictionary-encoded string column
         stderr.print(f"[dim]wrote {args.out}[/dim]")
     counts = table["condition"].value_counts(sort=False)
     summary = {"mapping": args.mapping, "n_units": len(table),

@@ -215,6 +215,16 @@ def within(matrix: np.ndarray, groups: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- the kernel
 
 
+def _gram(rows: np.ndarray) -> np.ndarray:
+    """``sum_g r_g r_g'`` over the cluster axis (``(..., G, K)`` to ``(..., K, K)``): a
+    batched matrix product when the rows are contiguous, ``einsum`` when the experiments
+    axis is innermost (as the batched statistics are laid out); each is several times
+    faster than the other on the other layout."""
+    if rows.ndim > 2 and rows.strides[-1] == rows.itemsize:
+        return np.swapaxes(rows, -1, -2) @ rows
+    return np.einsum("...gi,...gj->...ij", rows, rows)
+
+
 def _eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Batched symmetric eigendecomposition; 2 x 2 (an intercept and a treatment, the
     common case, millions of times in a design study) by the closed-form rotation."""
@@ -262,7 +272,7 @@ def sandwich(
         raise InputError("the regressors are collinear (X'X is singular): drop a condition or covariate.") from None
     contrasts = np.eye(k) if contrasts is None else np.atleast_2d(np.asarray(contrasts, dtype=float))
     if vcov in ("CR0", "CR1"):
-        meat = np.einsum("...gi,...gj->...ij", scores, scores)
+        meat = _gram(scores)
         cov = bread @ meat @ bread
         if vcov == "CR1":
             n, params = cluster.n_obs, k + cluster.n_absorbed
@@ -298,7 +308,7 @@ def sandwich(
         phi = np.where(lam > 1e-8, (inv_root - 1.0) / lam, 0.5)      # ((1-l)^-1/2 - 1) / l, limit 1/2
     rotated = np.einsum("...gji,...gj->...gi", vec, score_b) * phi
     adjusted = scores + np.einsum("...gij,...gj->...gi", proj @ vec, rotated)
-    meat = np.einsum("...gi,...gj->...ij", adjusted, adjusted)
+    meat = _gram(adjusted)
     cov = bread @ meat @ bread
     df = _bell_mccaffrey_df(cluster, bread, root, proj_x, gram, lam, vec, inv_root, contrasts, absorbed)
     return Sandwich(cov, df, g, vcov)
@@ -328,7 +338,7 @@ def _bell_mccaffrey_df(cluster, bread, root, proj_x, gram, lam, vec, inv_root, c
         q_norm = np.einsum("...gi,...gi->...g", q, q)
         trace = d.sum(axis=-1) - q_norm.sum(axis=-1)
         q_x = q[..., 1:] if absorbed else q
-        big = np.einsum("...gi,...gj->...ij", q_x, q_x)
+        big = _gram(q_x)
         frob = np.einsum("...ij,...ij->...", big, big)
         if absorbed:  # one hat direction per absorbed group: blocks of Q'Q by group
             members = group_indicator(cluster.group, cluster.n_absorbed)
