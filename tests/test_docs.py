@@ -33,9 +33,10 @@ def test_the_docs_site_builds_with_no_warning(tmp_path):
     assert "spillover synth" in cli and "default:" in cli  # and the CLI page, from the parser
 
 
-@pytest.mark.parametrize("page", sorted(p.name for p in (ROOT / "docs" / "studies").glob("*.md")))
+@pytest.mark.parametrize("page", sorted(str(p.relative_to(ROOT / "docs")) for folder in ("studies", "methods")
+                                         for p in (ROOT / "docs" / folder).glob("*.md")))
 def test_a_worked_study_runs_as_printed(page, capsys):
-    text = (ROOT / "docs" / "studies" / page).read_text()
+    text = (ROOT / "docs" / page).read_text()
     code = "\n".join(re.findall(r"```python\n(.*?)```", text, re.S))
     assert code
     with warnings.catch_warnings():

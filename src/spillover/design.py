@@ -27,8 +27,9 @@ from .graph import BipartiteGraph
 from .seeds import check_seed, seed_value
 
 __all__ = ["DESIGN_NAMES", "DESIGN_OPTIONS", "OUT", "Assignment", "BipartiteDesign", "ClusterDesign", "HashSpec",
-           "IndividualDesign", "MixedDesign", "Randomization", "SaturationDesign", "StratifiedClusterDesign", "check_spec",
-           "design_from_assignment", "design_from_spec", "hash_spec", "holdout_design"]
+           "IndividualDesign", "MixedDesign", "Randomization", "RolloutDesign", "SaturationDesign",
+           "StratifiedClusterDesign", "check_spec", "design_from_assignment", "design_from_spec", "hash_spec",
+           "holdout_design"]
 
 OUT = -1  # arm of a unit not sampled into the experiment
 _HASH_BITS = 60
@@ -829,6 +830,84 @@ class MixedDesign:
 
 
 Design = IndividualDesign | ClusterDesign | StratifiedClusterDesign | SaturationDesign | BipartiteDesign | MixedDesign
+
+
+@dataclass(frozen=True, eq=False)
+class RolloutDesign:
+    """A staggered rollout: nested Bernoulli stages with treated shares ``p_1 < ... < p_T``
+    (Yu, Airoldi, Borgs & Chayes 2022; Cortez-Rodriguez, Eichhorn & Yu 2022).
+
+    Each unit draws one uniform ``u`` (seeded, or the keyed hash of ``salt``: stable as
+    units come and go) and is treated from the first stage ``t`` with ``u < p_t`` on;
+    stage 0 is the baseline with no one treated. At stage ``t`` the treated units are a
+    Bernoulli(``p_t``) sample, and every stage's treated set holds the previous one's.
+    Outcomes measured at each stage feed
+    :func:`spillover.estimate.polynomial_interpolation`, which estimates the total
+    treatment effect (everyone treated against no one) without knowing the network.
+
+    Examples
+    --------
+    >>> design = RolloutDesign(list("abcdefgh"), (0.1, 0.25, 0.5))
+    >>> stages = design.stages(seed=3)                  # each unit's stage of entry, 0: never
+    >>> treated = [int(design.treated_at(stages, t).sum()) for t in range(4)]
+    >>> treated[0], treated == sorted(treated)         # nobody at the baseline; nested stages
+    (0, True)
+    """
+
+    units: pd.Index
+    fractions: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "units", pd.Index(self.units))
+        fractions = tuple(float(f) for f in self.fractions)
+        if not fractions or any(not 0.0 < f <= 1.0 for f in fractions) or any(
+                b <= a for a, b in zip(fractions, fractions[1:])):
+            raise DesignError(f"rollout fractions {list(fractions)} must increase strictly within (0, 1], e.g. "
+                              "0.05,0.1,0.2 (each stage treats a larger share, holding the earlier ones).")
+        object.__setattr__(self, "fractions", fractions)
+        if self.units.has_duplicates:
+            raise InputError(f"rollout units: id {show_id(self.units[self.units.duplicated()][0])} appears twice.")
+
+    @property
+    def n_stages(self) -> int:
+        """Number of treated stages ``T`` (stage 0, the baseline, not counted)."""
+        return len(self.fractions)
+
+    def stage_probabilities(self) -> np.ndarray:
+        """``P(stage of entry = t)`` for ``t = 0`` (never) and ``1..T``."""
+        p = np.concatenate([[0.0], self.fractions])
+        return np.concatenate([[1.0 - p[-1]], np.diff(p)])
+
+    def _stages_from_uniform(self, u: np.ndarray) -> np.ndarray:
+        entered = np.searchsorted(np.asarray(self.fractions), u, side="right")  # stages whose share is <= u
+        return np.where(entered < self.n_stages, entered + 1, 0).astype(np.int8)
+
+    def stages(self, seed=None, *, salt: str | None = None) -> np.ndarray:
+        """Each unit's stage of entry (``1..T``; 0: not treated by the last stage), seeded
+        or, with ``salt``, by keyed hash (the same salt gives the same stages anywhere)."""
+        if salt:
+            u = hash_uniform(self.units, salt) / float(2**_HASH_BITS)
+        else:
+            u = check_seed(seed).random(len(self.units))
+        return self._stages_from_uniform(u)
+
+    def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        """``(n_units, n_draws)`` stages of entry, one column per independent draw."""
+        return self._stages_from_uniform(check_seed(seed).random((len(self.units), n_draws)))
+
+    @staticmethod
+    def treated_at(stages: np.ndarray, stage: int) -> np.ndarray:
+        """0/1 treatment of each unit at ``stage`` (0: the baseline, nobody)."""
+        stages = np.asarray(stages)
+        return ((stages >= 1) & (stages <= stage)).astype(np.int8)
+
+    def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
+        """The rollout as an assignment: ``arms`` are the last stage's treatment and
+        ``params["stage"]`` each unit's stage of entry."""
+        stages = self.stages(seed, salt=salt)
+        return Assignment(self.units, self.treated_at(stages, self.n_stages), "rollout",
+                          None if salt else seed_value(seed), salt, None, None,
+                          {"fractions": list(self.fractions), "stage": stages})
 
 
 def design_from_assignment(

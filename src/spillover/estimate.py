@@ -60,7 +60,8 @@ from .variance import (
 )
 
 __all__ = ["FEW_CLUSTERS", "METHODS", "Effect", "Effects", "InterferenceTest", "RandomizationTest", "estimate",
-           "estimate_from_stats", "interference_test", "randomization_test", "sufficient_stats"]
+           "estimate_from_stats", "interference_test", "lagrange_weights", "polynomial_interpolation",
+           "randomization_test", "sufficient_stats"]
 
 METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ols-network", "ht", "hajek")
 COVARIATE_METHODS = ("cluster-means", "ols-cluster", "ols-network")  # the methods that adjust for covariates
@@ -1187,3 +1188,119 @@ def randomization_test(
     replicates = replicates[np.isfinite(replicates)]
     p_value = (1 + np.sum(np.abs(replicates) >= abs(observed) - 1e-12)) / (1 + replicates.size)
     return RandomizationTest(null, label, observed, float(p_value), int(replicates.size))
+
+
+# --------------------------------------------------------------------------- staggered rollout
+
+
+def lagrange_weights(nodes: Sequence[float], at: float) -> np.ndarray:
+    """The Lagrange basis polynomials of ``nodes`` evaluated at ``at``: the weights with
+    which the values of a polynomial of degree ``len(nodes) - 1`` at the nodes give its
+    value at ``at``.
+
+    Examples
+    --------
+    >>> w = lagrange_weights([0.0, 0.1, 0.2], 1.0)
+    >>> round(float(w @ np.array([0.0, 0.1, 0.2]) ** 2), 12)          # x^2 at 1, from three points
+    1.0
+    """
+    nodes = np.asarray(nodes, dtype=float)
+    if np.unique(nodes).size != nodes.size:
+        raise InputError(f"interpolation nodes {nodes.tolist()} must be distinct.")
+    weights = np.ones(nodes.size)
+    for t in range(nodes.size):  # a handful of stages
+        others = np.delete(nodes, t)
+        weights[t] = np.prod((at - others) / (nodes[t] - others))
+    return weights
+
+
+def polynomial_interpolation(
+    outcomes: pd.DataFrame,
+    design,
+    *,
+    degree: int | None = None,
+    graph=None,
+    outcome_col: str = "y",
+    alpha: float = 0.05,
+) -> Effect:
+    """The total treatment effect (everyone treated against no one) from a staggered
+    rollout, without the network (Cortez-Rodriguez, Eichhorn & Yu 2022).
+
+    ``outcomes`` holds ``unit_id, stage, y``: every unit of ``design`` (a
+    :class:`~spillover.design.RolloutDesign`) measured at stages ``0..degree``. Under
+    Bernoulli(``p``) treatment the mean outcome ``F(p)`` is a polynomial of degree ``beta``
+    in ``p`` when outcomes are polynomials of degree ``beta`` in the treatment vector (at
+    most ``beta`` units' treatments interact); the stage means are unbiased for
+    ``F(p_0 = 0), F(p_1), ..., F(p_beta)``, and Lagrange extrapolation to ``p = 1`` gives
+    ``F(1) - F(0)`` **exactly unbiased** under that model (``degree = beta``, default: every
+    stage). Per unit ``W_i = sum_t (l_t(1) - [t = 0]) y_i(t)`` and the estimate is their mean.
+
+    Standard error: with ``graph``, the network-robust variance of the mean of ``W``
+    (:func:`~spillover.variance.dependence_robust`, pairs whose closed neighbourhoods
+    overlap: their ``W`` share treatments); without it, units are treated as independent,
+    which interference makes optimistic (the method says so). Extrapolating far beyond the
+    largest share inflates the variance: the weights ``l_t(1)`` grow as ``p_beta`` shrinks.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.design import RolloutDesign
+    >>> graph = synth.social_graph(5_000, seed=1)
+    >>> design = RolloutDesign(graph.nodes, (0.1, 0.2))
+    >>> stages = design.stages(seed=2)
+    >>> rows = []
+    >>> for t in range(3):                                   # y = 1 + 0.5 z_i + 1.0 * share of treated friends
+    ...     z = design.treated_at(stages, t)
+    ...     share = (graph.adjacency @ z) / np.maximum(graph.degrees(), 1)
+    ...     rows.append(pd.DataFrame({"unit_id": graph.nodes, "stage": t, "y": 1 + 0.5 * z + 1.0 * share}))
+    >>> effect = polynomial_interpolation(pd.concat(rows), design, degree=1, graph=graph)
+    >>> truth = 0.5 + 1.0 * float(np.mean(graph.degrees() > 0))   # everyone treated: all friends treated
+    >>> effect.estimand, effect.ci_low < truth < effect.ci_high
+    ('total', True)
+    """
+    n_stages = design.n_stages
+    degree = n_stages if degree is None else int(degree)
+    if not 1 <= degree <= n_stages:
+        raise InputError(f"degree={degree}: a rollout of {n_stages} stage(s) supports degrees 1..{n_stages} "
+                         "(degree beta needs stages 0..beta).")
+    require = [c for c in ("unit_id", "stage", outcome_col) if c not in outcomes.columns]
+    if require:
+        raise InputError(f"rollout outcomes: missing column(s) {require}; they need unit_id, stage and "
+                         f"{outcome_col!r}, one row per unit and stage.")
+    used = outcomes[outcomes["stage"].isin(range(degree + 1))]
+    if used.duplicated(["unit_id", "stage"]).any():
+        row = used[used.duplicated(["unit_id", "stage"])].iloc[0]
+        raise InputError(f"rollout outcomes: unit {show_id(row['unit_id'])} has two rows at stage {int(row['stage'])}.")
+    wide = used.pivot(index="unit_id", columns="stage", values=outcome_col).reindex(
+        index=design.units, columns=range(degree + 1))
+    values = wide.to_numpy(dtype=float)
+    missing = ~np.isfinite(values)
+    if missing.any():
+        unit, stage = np.argwhere(missing)[0]
+        raise InputError(f"rollout outcomes: unit {show_id(design.units[unit])} has no finite {outcome_col!r} at stage "
+                         f"{stage} ({int(missing.sum())} missing in all); every unit is measured at stages "
+                         f"0..{degree}.")
+    nodes = np.concatenate([[0.0], design.fractions[:degree]])
+    coefficients = lagrange_weights(nodes, 1.0)
+    coefficients[0] -= 1.0  # minus F(0): the baseline stage
+    w = values @ coefficients
+    n = w.size
+    estimate_ = float(w.mean())
+    if graph is not None:
+        closed = sp.csr_array(graph.symmetric() + sp.eye_array(n, format="csr"))
+        closed.data[:] = 1
+        positions = graph.nodes.get_indexer(design.units)
+        if (positions < 0).any():
+            raise InputError("rollout: the design's units are not all nodes of the graph.")
+        closed = closed[positions][:, positions]
+        pairs = sp.csr_array(closed @ closed.T)
+        pairs.data[:] = 1
+        how = "network-robust variance (pairs sharing a neighbour)"
+    else:
+        pairs = sp.eye_array(n, format="csr")
+        how = "units taken as independent (no graph given: optimistic under interference)"
+    cov = dependence_robust(np.ones((n, 1)), w - estimate_, pairs, n_groups=n).cov
+    se = float(np.sqrt(cov[0, 0]))
+    se, low, high, p = (float(v) for v in t_interval(estimate_, se, float("inf"), alpha))
+    return Effect("total", "all treated", estimate_, se, low, high, p, n, None,
+                  f"polynomial interpolation, degree {degree}, shares {[0.0, *design.fractions[:degree]]}; {how}")
