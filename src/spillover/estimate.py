@@ -61,7 +61,7 @@ from .variance import (
 
 __all__ = ["FEW_CLUSTERS", "METHODS", "Effect", "Effects", "InterferenceTest", "RandomizationTest", "estimate",
            "estimate_from_stats", "interference_test", "lagrange_weights", "polynomial_interpolation",
-           "randomization_test", "sufficient_stats"]
+           "randomization_test", "regression_adjustment", "sufficient_stats", "weighted_least_squares"]
 
 METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ols-network", "ht", "hajek")
 COVARIATE_METHODS = ("cluster-means", "ols-cluster", "ols-network")  # the methods that adjust for covariates
@@ -1304,3 +1304,183 @@ def polynomial_interpolation(
     se, low, high, p = (float(v) for v in t_interval(estimate_, se, float("inf"), alpha))
     return Effect("total", "all treated", estimate_, se, low, high, p, n, None,
                   f"polynomial interpolation, degree {degree}, shares {[0.0, *design.fractions[:degree]]}; {how}")
+
+
+# --------------------------------------------------------------------------- regression estimators of the global effect
+
+GATE_FEATURES = ("fraction", "count")  # interference features of regression_adjustment
+
+
+def _network_pairs(graph, units: pd.Index) -> sp.csr_array:
+    """Pairs of ``units`` whose closed neighbourhoods in ``graph`` overlap: their outcomes
+    (and exposures) share a treatment, so their errors may be dependent."""
+    closed = sp.csr_array(graph.symmetric() + sp.eye_array(graph.n_nodes, format="csr"))
+    closed.data[:] = 1
+    positions = graph.nodes.get_indexer(units)
+    if (positions < 0).any():
+        raise InputError("the analysed units are not all nodes of the graph.")
+    closed = closed[positions]
+    pairs = sp.csr_array(closed @ closed.T)
+    pairs.data[:] = 1
+    return pairs
+
+
+def regression_adjustment(
+    outcomes: pd.DataFrame,
+    graph,
+    assignment,
+    *,
+    features: Sequence[str] = ("fraction",),
+    outcome_col: str = "y",
+    missing: str = "drop",
+    alpha: float = 0.05,
+) -> Effect:
+    """The global average treatment effect (everyone treated against no one) by Chin's
+    (2019) regression adjustment.
+
+    In each arm, OLS of the outcome on interference features (``fraction``: the share of
+    treated neighbours; ``count``: their number), then each unit's prediction under
+    treatment with every neighbour treated (share 1, count = degree) minus its prediction
+    under control with none (0, 0), averaged. Under a linear model in those features the
+    estimate is exact for every assignment, hence unbiased (checked by full enumeration);
+    the difference in means, which leaves neighbours half-treated, is biased toward zero.
+
+    The two arms' fits are one regression with arm-interacted columns; the standard error
+    of the contrast is the network-robust sandwich of the variance kernel
+    (:func:`~spillover.variance.dependence_robust`, pairs of units sharing a neighbour,
+    whose features share treatments).
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.design import IndividualDesign
+    >>> from spillover.exposure import exposure
+    >>> graph = synth.social_graph(4_000, seed=1)
+    >>> assignment = IndividualDesign(graph.nodes, 0.5).assign(seed=2)
+    >>> table = exposure(graph, assignment, "fraction")
+    >>> y = 1 + 0.5 * (table["arm"] == 1) + 1.0 * table["treated_fraction"]      # spillover 1.0
+    >>> effect = regression_adjustment(pd.DataFrame({"unit_id": table["unit_id"], "y": y}), graph, assignment)
+    >>> truth = 0.5 + 1.0 * float(np.mean(graph.degrees() > 0))
+    >>> round(effect.estimate - truth, 12), effect.estimand
+    (0.0, 'total')
+    """
+    from .exposure import exposure as exposure_of
+
+    unknown = [f for f in features if f not in GATE_FEATURES]
+    if unknown or not features:
+        raise InputError(f"features {list(features)}: choose one or more of {list(GATE_FEATURES)}.")
+    table = analysis_table(outcomes, exposure_of(graph, assignment, "fraction"), outcome_col, None, missing)
+    z = (table["arm"].to_numpy() >= 1).astype(float)
+    degree = table["n_neighbors"].to_numpy(dtype=float)
+    observed = {"fraction": table["treated_fraction"].to_numpy(dtype=float),
+                "count": table["n_treated_neighbors"].to_numpy(dtype=float)}
+    all_treated = {"fraction": (degree > 0).astype(float), "count": degree}
+    n = len(table)
+    x = np.column_stack([np.ones(n)] + [observed[f] for f in features])
+    x_treated = np.column_stack([np.ones(n)] + [all_treated[f] for f in features])
+    x_control = np.column_stack([np.ones(n)] + [np.zeros(n) for _ in features])
+    design = np.hstack([z[:, None] * x, (1 - z)[:, None] * x])  # arm-interacted: the two fits at once
+    for arm, label in ((1.0, "treated"), (0.0, "control")):
+        rows = x[z == arm]
+        if len(rows) <= x.shape[1] or np.linalg.matrix_rank(rows) < x.shape[1]:
+            raise InputError(f"regression adjustment: the {label} arm has {len(rows)} unit(s) and its features "
+                             f"{list(features)} do not vary enough to fit {x.shape[1]} coefficients; use fewer features "
+                             "or a design with more units in each arm.")
+    y = table["y"].to_numpy(dtype=float)
+    theta = np.linalg.lstsq(design, y, rcond=None)[0]
+    contrast = np.concatenate([x_treated.mean(axis=0), -x_control.mean(axis=0)])
+    estimate_ = float(contrast @ theta)
+    pairs = _network_pairs(graph, pd.Index(table["unit_id"]))
+    cov = dependence_robust(design, y - design @ theta, pairs, n_groups=n).cov
+    se = float(np.sqrt(max(float(contrast @ cov @ contrast), 0.0)))
+    se, low, high, p = (float(v) for v in t_interval(estimate_, se, float("inf"), alpha))
+    return Effect("total", "all treated", estimate_, se, low, high, p, n, None,
+                  f"regression adjustment (Chin 2019) on {list(features)}; network-robust variance")
+
+
+def weighted_least_squares(
+    outcomes: pd.DataFrame,
+    exposure: pd.DataFrame,
+    probabilities: ExposureProbabilities,
+    *,
+    covariates: Sequence[str] = (),
+    control: str | None = None,
+    graph=None,
+    outcome_col: str = "y",
+    missing: str = "drop",
+    alpha: float = 0.05,
+) -> list[Effect]:
+    """Gao & Ding's (2023) design-based regression: weighted least squares of the outcome
+    on the exposure-condition indicators (no intercept), weights ``1 / pi_i(D_i)``, with
+    ``covariates`` centred and interacted with the conditions. Without covariates the
+    coefficients are the Hajek means of the conditions, so each contrast equals
+    ``estimate(..., "hajek")`` (to 1e-12); covariates reduce its variance.
+
+    Standard errors: the weighted network-robust sandwich of the variance kernel over the
+    pairs whose exposures depend on each other (``probabilities.pairs``, or with ``graph``
+    the pairs sharing a neighbour).
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.design import IndividualDesign
+    >>> from spillover.exposure import exposure, probabilities
+    >>> graph = synth.social_graph(2_000, seed=3)
+    >>> design = IndividualDesign(graph.nodes, 0.5, complete=False)
+    >>> table = exposure(graph, design.assign(seed=4), "as4")
+    >>> y = pd.DataFrame({"unit_id": table["unit_id"], "y": np.random.default_rng(5).normal(size=len(table))})
+    >>> probs = probabilities(graph, "as4", design=design)
+    >>> wls = weighted_least_squares(y, table, probs)
+    >>> hajek = estimate(y, table, "hajek", probabilities=probs)
+    >>> abs(wls[0].estimate - hajek.effects[0].estimate) < 1e-12
+    True
+    """
+    table = analysis_table(outcomes, exposure, outcome_col, None, missing, covariates)
+    positions = probabilities.units.get_indexer(pd.Index(table["unit_id"]))
+    if (positions < 0).any():
+        raise InputError("exposure probabilities do not cover every analysed unit; compute them on the same graph.")
+    control = control or (probabilities.mapping.control if probabilities.mapping else
+                          default_control(probabilities.conditions))
+    condition = table["condition"].astype(str).to_numpy()
+    present = [c for c in probabilities.conditions if (condition == c).any()]
+    if control not in present:
+        raise _no_control(control, pd.Series(condition).value_counts().to_dict())
+    k_of = np.array([probabilities.condition_index(c) for c in condition])
+    pi = probabilities.marginal[positions, k_of]
+    if (pi <= 0).any():
+        raise InputError(f"{int((pi <= 0).sum())} unit(s) are observed in a condition of probability 0 under the "
+                         "design: use more draws or another design.")
+    w = 1.0 / pi
+    indicators = np.column_stack([(condition == c).astype(float) for c in present])
+    columns = [indicators]
+    if covariates:
+        values = table[list(covariates)].to_numpy(dtype=float)
+        centred = values - np.average(values, axis=0, weights=w)
+        columns += [indicators[:, [j]] * centred for j in range(len(present))]
+    x = np.hstack(columns)
+    y = table["y"].to_numpy(dtype=float)
+    root = np.sqrt(w)
+    beta = np.linalg.lstsq(x * root[:, None], y * root, rcond=None)[0]
+    if graph is not None:
+        pairs = _network_pairs(graph, pd.Index(table["unit_id"]))
+        how = "pairs sharing a neighbour"
+    else:
+        expanded = probabilities.per_unit()
+        pairs = sp.csr_array(expanded.pairs[positions][:, positions])
+        how = "pairs with dependent exposures under the design"
+    cov = dependence_robust(x * root[:, None], (y - x @ beta) * root, pairs, n_groups=len(table)).cov
+    l = present.index(control)
+    mapping = probabilities.mapping
+    effects = []
+    for j, name in enumerate(present):
+        if name == control:
+            continue
+        c = np.zeros(x.shape[1])
+        c[j], c[l] = 1.0, -1.0
+        est = float(c @ beta)
+        se = float(np.sqrt(max(float(c @ cov @ c), 0.0)))
+        n_units = int(((condition == name) | (condition == control)).sum())
+        effects.append(_effect(name, control, mapping, est, se, np.inf, alpha, n_units, None,
+                               f"weighted least squares (Gao & Ding 2023){' + ' + ', '.join(covariates) if covariates else ''}; "
+                               f"network-robust variance ({how})"))
+    return effects
