@@ -456,13 +456,51 @@ def _print_effects(args: argparse.Namespace, effects) -> int:
     return 0
 
 
+def _compare_estimators(args: argparse.Namespace) -> int:
+    """``simulate --compare estimators``: the global effect's estimators on one social graph."""
+    from . import report, synth
+    from .simulate import compare_estimators
+
+    with progress("preparing the graph", args.json):
+        graph = load_graph(args.edges, args.source, args.target) if args.edges else \
+            synth.social_graph(args.users or 5_000, seed=args.seed)
+    n_sims = args.n_sims or 200
+    with progress(f"5 estimators x {n_sims} experiments", args.json):
+        table = compare_estimators(graph, tau=args.tau, gamma=args.gamma, spillover=args.spillover, n_sims=n_sims,
+                                   seed=args.seed)
+    truth = float(table["truth"].iloc[0])
+    if args.out:
+        out = Path(args.out)
+        write_table(table, out / "estimator_comparison.csv")
+        report.write_report(out / "report.html", "spillover simulate: estimators of the global effect",
+                            f"{graph.n_nodes:,} units; tau = {args.tau:g}, gamma = {args.gamma:g}, {args.spillover} "
+                            f"spillover; true global effect {truth:.4f}.",
+                            [report.Section("Estimator comparison", "", [("Per estimator", table)], [])])
+        stderr.print(f"[dim]wrote {out}/report.html and estimator_comparison.csv[/dim]")
+    if args.json:
+        print_json({"true_effect": truth, "estimators": table.drop(columns="truth").to_dict(orient="records")})
+    else:
+        print_table(table.drop(columns="truth"), title=f"estimators of the global effect (truth {truth:.4f}, "
+                                                      f"{args.spillover} spillover)")
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """``spillover simulate``: compare designs on simulated experiments."""
+    """``spillover simulate``: compare designs (or estimators) on simulated experiments."""
     from . import report, synth
     from .graph import CollaborationNetwork
     from .simulate import DESIGNS, OutcomeModel, Study, compare_designs
     from .errors import InputError
 
+    if args.compare == "estimators":
+        if args.memberships:
+            raise InputError("--compare estimators runs on a social graph: give --edges (or nothing, for a synthetic "
+                             "one), not --memberships.")
+        return _compare_estimators(args)
+    if args.edges:
+        raise InputError("--edges is for --compare estimators; designs are compared on a collaboration network "
+                         "(--memberships).")
+    args.users, args.n_sims = args.users or 100_000, args.n_sims or 1_000
     designs = _names(args.designs)
     unknown = [d for d in designs if d not in DESIGNS]
     if unknown or not designs:
@@ -871,22 +909,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_flags(est)
     est.set_defaults(func=cmd_estimate)
 
-    simulate = command("simulate", "compare designs on simulated experiments with a known effect")
+    simulate = command("simulate", "compare designs, or estimators of the global effect, on simulated experiments "
+                                   "with a known effect")
+    simulate.add_argument("--compare", choices=["designs", "estimators"], default="designs",
+                          help="designs: cluster designs of a collaboration network; estimators: difference in means, "
+                               "cluster randomization, Hajek, regression adjustment and a staggered rollout on a "
+                               "social graph")
     source = simulate.add_mutually_exclusive_group()
     source.add_argument("--network", choices=["synthetic-collaboration"], default="synthetic-collaboration",
                         help="the built-in network to simulate on")
     source.add_argument("--memberships", help="simulate on your own user_id, project_id, account_id[, usage] table "
                                               "(default: none, the built-in network)")
-    simulate.add_argument("--users", type=_number(int, 100), default=100_000, help="size of the synthetic network")
+    source.add_argument("--edges", help="estimators: a social graph's edge list (default: none, a synthetic one)")
+    simulate.add_argument("--users", type=_number(int, 100), default=None,
+                          help="size of the synthetic network (default: 100,000; estimators: 5,000)")
+    simulate.add_argument("--spillover", choices=["linear", "quadratic", "threshold"], default="linear",
+                          help="estimators: how the outcome moves with the treated share of neighbours")
     simulate.add_argument("--designs", default="project,component,stratified-component",
                           help=f"comma-separated designs to compare, of {', '.join(SIMULATED_DESIGNS)}")
     simulate.add_argument("--tau", type=FINITE, default=1 / 8, help="the direct effect of treatment")
     simulate.add_argument("--gamma", type=FINITE, default=2**-4,
                           help="spillover: each treated neighbour adds gamma * tau")
-    simulate.add_argument("--n-sims", type=_number(int, 2), default=1_000, help="simulated experiments per design")
+    simulate.add_argument("--n-sims", type=_number(int, 2), default=None,
+                          help="simulated experiments per design (default: 1,000; estimators: 200)")
     simulate.add_argument("--seed", type=SEED, default=0, help="seed of the network and the experiments")
     simulate.add_argument("--vcov", choices=list(VCOV_TYPES), default=DEFAULT_VCOV,
                           help="cluster-robust variance of each simulated analysis, as in `estimate --vcov`")
+    simulate.add_argument("--source", default="source", help="estimators: --edges' first id column")
+    simulate.add_argument("--target", default="target", help="estimators: --edges' second id column")
     simulate.add_argument("--out", help="folder for report.html and design_comparison.csv (default: not written)")
     simulate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     simulate.set_defaults(func=cmd_simulate)

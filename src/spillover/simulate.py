@@ -40,8 +40,8 @@ from .errors import InputError
 from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, group_indicator
 from .variance import DEFAULT_VCOV, ols
 
-__all__ = ["DESIGNS", "Comparison", "DesignResult", "OutcomeModel", "SimulatedChunk", "Study", "choose_design",
-           "cluster_robust_difference", "compare_designs", "example_outcomes", "gamma_sweep", "marketplace_outcomes",
+__all__ = ["DESIGNS", "SPILLOVERS", "Comparison", "DesignResult", "OutcomeModel", "SimulatedChunk", "Study",
+           "choose_design", "cluster_robust_difference", "compare_designs", "compare_estimators", "example_outcomes", "gamma_sweep", "marketplace_outcomes",
            "simulate_design", "simulate_experiments", "social_outcomes"]
 
 DESIGNS = ("project", "component", "stratified-component", "individual")
@@ -567,3 +567,123 @@ def choose_design(
     table = pd.DataFrame(rows)
     table["best"] = table["rmse"] == table["rmse"].min()
     return table
+
+
+# --------------------------------------------------------------------------- estimators of the global effect
+
+SPILLOVERS = ("linear", "quadratic", "threshold")  # shapes g(share) of the spillover in compare_estimators
+
+
+def _spillover_shape(share: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "linear":
+        return share
+    if kind == "quadratic":
+        return share**2
+    return (share >= 0.5).astype(float)  # threshold: a unit reacts once half its friends are treated
+
+
+def compare_estimators(
+    graph: SocialGraph,
+    *,
+    tau: float = 0.5,
+    gamma: float = 1.0,
+    spillover: str = "linear",
+    n_sims: int = 200,
+    treat_fraction: float = 0.5,
+    rollout_fractions: Sequence[float] = (0.25, 0.5),
+    clusters: np.ndarray | None = None,
+    s_e: float = 1.0,
+    alpha: float = 0.05,
+    seed: Seed = None,
+) -> pd.DataFrame:
+    """Bias, sd, RMSE and interval coverage of the estimators of the global effect on one
+    graph with a known truth: what a team reads to choose an analysis.
+
+    Outcomes are fixed potential outcomes ``y_i(z) = b_i + tau z_i + gamma tau g(s_i)``
+    (``s_i`` the treated share of ``i``'s neighbours, ``g`` linear, quadratic or a
+    threshold at one half; ``b_i`` drawn once, sd ``s_e``), so the comparison is over
+    the randomization alone. The truth is ``mean(y(1) - y(0))``. Rows:
+
+    - difference in means under individual (Bernoulli) randomization;
+    - cluster randomization (``clusters``, default the graph's communities) analysed by
+      ``ols-cluster``;
+    - Hajek on the fully exposed (``threshold`` mapping, q = 1) under the cluster design,
+      with the design's exact probabilities;
+    - Chin's regression adjustment on the treated share (individual randomization);
+    - the staggered rollout's polynomial interpolation (degree = number of stages).
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> graph = synth.social_graph(1_500, seed=1)
+    >>> table = compare_estimators(graph, n_sims=10, seed=2)
+    >>> table.columns.tolist()[:4], len(table)
+    (['estimator', 'design', 'truth', 'bias'], 5)
+    """
+    import warnings
+
+    from .design import IndividualDesign, RolloutDesign
+    from .estimate import estimate, polynomial_interpolation, regression_adjustment
+    from .exposure import exposure, probabilities
+
+    if spillover not in SPILLOVERS:
+        raise InputError(f"spillover {spillover!r}: choose one of {list(SPILLOVERS)}.")
+    if n_sims < 2:
+        raise InputError(f"n_sims={n_sims}: a comparison needs at least 2 simulated experiments.")
+    rng = check_seed(seed)
+    n = graph.n_nodes
+    degree = graph.degrees().astype(float)
+    base = s_e * rng.standard_normal(n)
+
+    def outcome(z: np.ndarray) -> np.ndarray:
+        share = np.divide(graph.adjacency @ z, degree, out=np.zeros(n), where=degree > 0)
+        return base + tau * z + gamma * tau * _spillover_shape(share, spillover)
+
+    truth = float(np.mean(outcome(np.ones(n)) - outcome(np.zeros(n))))
+    if clusters is None:
+        if graph.node_data is not None and "community" in graph.node_data:
+            clusters = graph.node_data["community"].reindex(graph.nodes).to_numpy()
+        else:
+            clusters = cluster(graph, "louvain", seed=rng).labels
+    individual = IndividualDesign(graph.nodes, treat_fraction, complete=False)
+    cluster_design = ClusterDesign(np.asarray(clusters), graph.nodes, treat_fraction=treat_fraction)
+    cluster_table = pd.DataFrame({"unit_id": graph.nodes, "cluster_id": cluster_design.clusters})
+    rollout = RolloutDesign(graph.nodes, tuple(rollout_fractions))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exposed = probabilities(graph, "threshold", threshold_q=1.0, design=cluster_design)
+    rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+
+    def record(name: str, design: str, effect) -> None:
+        rows.setdefault((name, design), []).append((effect.estimate, effect.ci_low, effect.ci_high))
+
+    for _ in range(n_sims):  # a loop over simulated experiments; each estimator is vectorised
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            z = individual.draw(1, rng)[:, 0].astype(float)
+            frame = pd.DataFrame({"unit_id": graph.nodes, "y": outcome(z)})
+            arms = pd.DataFrame({"unit_id": graph.nodes, "arm": z.astype(np.int64)})
+            own = exposure(graph, arms, "fraction")
+            record("difference in means", "individual", estimate(frame, own, "difference-in-means").effects[0])
+            record("regression adjustment (Chin)", "individual", regression_adjustment(frame, graph, arms))
+            w = cluster_design.draw(1, rng)[:, 0].astype(float)
+            frame_c = pd.DataFrame({"unit_id": graph.nodes, "y": outcome(w)})
+            arms_c = pd.DataFrame({"unit_id": graph.nodes, "arm": w.astype(np.int64)})
+            own_c = exposure(graph, arms_c, "fraction")
+            record("difference in means, cluster-robust", "cluster",
+                   estimate(frame_c, own_c, "ols-cluster", clusters=cluster_table, bootstrap=None).effects[0])
+            full = exposure(graph, arms_c, "threshold", threshold_q=1.0)
+            record("Hajek, fully exposed", "cluster", estimate(frame_c, full, "hajek", probabilities=exposed).effects[0])
+            stages = rollout.stages(seed=rng)
+            staged = pd.concat([pd.DataFrame({"unit_id": graph.nodes, "stage": t,
+                                              "y": outcome(rollout.treated_at(stages, t).astype(float))})
+                                for t in range(rollout.n_stages + 1)], ignore_index=True)
+            record("polynomial interpolation", "rollout", polynomial_interpolation(staged, rollout, graph=graph))
+    out = []
+    for (name, design), values in rows.items():
+        est, low, high = (np.asarray(v) for v in zip(*values))
+        out.append({"estimator": name, "design": design, "truth": truth, "bias": float(est.mean() - truth),
+                    "sd": float(est.std(ddof=1)), "rmse": float(np.sqrt(np.mean((est - truth) ** 2))),
+                    "coverage": float(np.mean((low <= truth) & (truth <= high))),
+                    "ci_width": float(np.mean(high - low)), "n_sims": len(est)})
+    return pd.DataFrame(out)
