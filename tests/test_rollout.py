@@ -149,3 +149,42 @@ def test_coverage_and_variance_by_simulation_on_a_100k_node_graph():
     assert abs(estimates.mean() - truth) < 4 * sd / np.sqrt(len(estimates))
     assert 0.8 < np.mean(ses) / sd < 1.5  # honest (at most mildly conservative) standard errors
     assert covered / 200 >= 0.90
+
+
+@pytest.mark.parametrize("n, p, degree", [(8, 0.3, 1), (9, 0.5, 2), (8, 0.4, 3)])
+def test_snipe_is_exactly_unbiased_by_full_enumeration(n, p, degree):
+    """Every one of the 2^n Bernoulli(p) assignments, weighted by its probability: SNIPE(beta)
+    averages to the total effect of outcomes that are polynomials of degree beta in the
+    closed neighbourhood's treatments (1e-12)."""
+    from spillover import SocialGraph
+    from spillover.estimate import snipe
+
+    adjacency = _graph(n, n + 1)
+    rows, cols = sp.triu(adjacency, 1).nonzero()
+    graph = SocialGraph.from_edges(pd.DataFrame({"source": rows, "target": cols}), nodes=range(n))
+    a = graph.adjacency.toarray()
+    rng = np.random.default_rng(n)
+    coef = {key: rng.normal(size=n) for key in "abcde"}
+
+    def outcome(z):
+        k = a @ z
+        y = coef["a"] + coef["b"] * z + coef["c"] * k
+        if degree >= 2:
+            y = y + coef["d"] * z * k + coef["e"] * k**2 / 4
+        if degree >= 3:
+            y = y + 0.1 * z * k**2
+        return y
+
+    truth = float(np.mean(outcome(np.ones(n)) - outcome(np.zeros(n))))
+    expected = lower = 0.0
+    for bits in itertools.product((0, 1), repeat=n):
+        z = np.array(bits)
+        probability = p ** z.sum() * (1 - p) ** (n - z.sum())
+        frame, arms = pd.DataFrame({"unit_id": graph.nodes, "y": outcome(z.astype(float))}), \
+            pd.DataFrame({"unit_id": graph.nodes, "arm": z})
+        expected += probability * snipe(frame, graph, arms, p, degree=degree).estimate
+        if degree > 1:  # one order too low: biased, so the check above can fail
+            lower += probability * snipe(frame, graph, arms, p, degree=degree - 1).estimate
+    assert expected == pytest.approx(truth, abs=1e-12)
+    if degree > 1:
+        assert abs(lower - truth) > 1e-3
