@@ -465,7 +465,7 @@ def _compare_estimators(args: argparse.Namespace) -> int:
         graph = load_graph(args.edges, args.source, args.target) if args.edges else \
             synth.social_graph(args.users or 5_000, seed=args.seed)
     n_sims = args.n_sims or 200
-    with progress(f"5 estimators x {n_sims} experiments", args.json):
+    with progress(f"6 estimators x {n_sims} experiments", args.json):
         table = compare_estimators(graph, tau=args.tau, gamma=args.gamma, spillover=args.spillover, n_sims=n_sims,
                                    seed=args.seed)
     truth = float(table["truth"].iloc[0])
@@ -913,8 +913,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with a known effect")
     simulate.add_argument("--compare", choices=["designs", "estimators"], default="designs",
                           help="designs: cluster designs of a collaboration network; estimators: difference in means, "
-                               "cluster randomization, Hajek, regression adjustment and a staggered rollout on a "
-                               "social graph")
+                               "cluster randomization, Hajek, regression adjustment, SNIPE and a staggered rollout on "
+                               "a social graph")
     source = simulate.add_mutually_exclusive_group()
     source.add_argument("--network", choices=["synthetic-collaboration"], default="synthetic-collaboration",
                         help="the built-in network to simulate on")

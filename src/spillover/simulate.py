@@ -610,6 +610,7 @@ def compare_estimators(
     - Hajek on the fully exposed (``threshold`` mapping, q = 1) under the cluster design,
       with the design's exact probabilities;
     - Chin's regression adjustment on the treated share (individual randomization);
+    - SNIPE(2) on the same individual randomization (it needs the graph);
     - the staggered rollout's polynomial interpolation (degree = number of stages).
 
     Examples
@@ -618,12 +619,12 @@ def compare_estimators(
     >>> graph = synth.social_graph(1_500, seed=1)
     >>> table = compare_estimators(graph, n_sims=10, seed=2)
     >>> table.columns.tolist()[:4], len(table)
-    (['estimator', 'design', 'truth', 'bias'], 5)
+    (['estimator', 'design', 'truth', 'bias'], 6)
     """
     import warnings
 
     from .design import IndividualDesign, RolloutDesign
-    from .estimate import estimate, polynomial_interpolation, regression_adjustment
+    from .estimate import estimate, polynomial_interpolation, regression_adjustment, snipe
     from .exposure import exposure, probabilities
 
     if spillover not in SPILLOVERS:
@@ -666,6 +667,7 @@ def compare_estimators(
             own = exposure(graph, arms, "fraction")
             record("difference in means", "individual", estimate(frame, own, "difference-in-means").effects[0])
             record("regression adjustment (Chin)", "individual", regression_adjustment(frame, graph, arms))
+            record("SNIPE(2)", "individual", snipe(frame, graph, arms, treat_fraction, degree=2))
             w = cluster_design.draw(1, rng)[:, 0].astype(float)
             frame_c = pd.DataFrame({"unit_id": graph.nodes, "y": outcome(w)})
             arms_c = pd.DataFrame({"unit_id": graph.nodes, "arm": w.astype(np.int64)})
