@@ -33,7 +33,8 @@ SCALES = {
     "edges":        (200_000, 2_000_000, 10_000_000, 50_000_000),  # bipartite links (load, exposure)
     "nodes":        (20_000,  200_000,   500_000,    1_000_000),   # social graph (probabilities, louvain)
     "draws":        (100,     1_000,     1_000,      1_000),
-    "hajek_units":  (5_000,   20_000,    50_000,     1_000_000),
+    "hajek_units":  (5_000,   20_000,    50_000,     1_000_000),   # social graph, planted communities
+    "component_users": (20_000, 200_000, 500_000,    1_000_000),   # collaboration network, component design
     "users":        (20_000,  100_000,   200_000,    1_000_000),   # design study
     "sims":         (50,      200,       500,        1_000),
     "ols_units":    (50_000,  500_000,   1_000_000,  5_000_000),
@@ -213,6 +214,53 @@ def hajek_anchor(scale: str, folder: Path) -> float:
     return time.perf_counter() - start
 
 
+def _component_data(scale: str):
+    import numpy as np
+    import pandas as pd
+
+    from spillover import synth
+    from spillover.cluster import cluster
+    from spillover.design import ClusterDesign
+    from spillover.exposure import exposure
+
+    graph = synth.collaboration_network(size("component_users", scale), seed=0).user_graph()
+    labels = cluster(graph, "components").labels
+    design = ClusterDesign(labels, graph.nodes, treat_fraction=0.5)
+    table = exposure(graph, design.assign(seed=1), "as4")
+    outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(1).normal(size=graph.n_nodes)})
+    return graph, design, table, outcomes, labels
+
+
+def hajek_components_ours(scale: str, folder: Path) -> float:
+    import warnings
+
+    from spillover.estimate import estimate
+    from spillover.exposure import probabilities
+
+    graph, design, table, outcomes, _ = _component_data(scale)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimate(outcomes, table, "hajek", probabilities=probabilities(graph, "as4", design=design))
+    return time.perf_counter() - start
+
+
+def hajek_components_anchor(scale: str, folder: Path) -> float:
+    import warnings
+
+    import pandas as pd
+
+    from spillover.estimate import estimate
+
+    graph, design, table, outcomes, labels = _component_data(scale)
+    clusters = pd.DataFrame({"unit_id": graph.nodes, "cluster_id": labels})
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimate(outcomes, table, "ols-cluster", clusters=clusters)
+    return time.perf_counter() - start
+
+
 DESIGNS = ("project", "component", "stratified-component")
 
 
@@ -317,8 +365,11 @@ STEPS: dict[str, tuple[str, Callable, str, Callable, float | None, float | None]
                  "DuckDB SQL script", exposure_anchor, 1.0, None),
     "probabilities": ("Monte Carlo probabilities, {draws:,} draws, {nodes:,} nodes, cluster design", probabilities_ours,
                       "bare factored product (A C) W", probabilities_anchor, 1.5, None),
-    "hajek": ("hajek with the design's exact probabilities, {hajek_units:,} units", hajek_ours,
-              "ols-cluster on the same data", hajek_anchor, None, 60.0),
+    "hajek": ("hajek with the design's exact probabilities, social graph, communities, {hajek_units:,} units",
+              hajek_ours, "ols-cluster on the same data", hajek_anchor, None, 60.0),
+    "hajek_components": ("hajek with the design's exact probabilities, collaboration network, components, "
+                         "{component_users:,} users", hajek_components_ours, "ols-cluster on the same data",
+                         hajek_components_anchor, None, 60.0),
     "simulate": ("design study, {sims:,} sims x 3 designs, {users:,} users", simulate_ours,
                  "statsmodels loop per experiment", simulate_anchor, None, 300.0),
     "louvain": ("Louvain, {nodes:,} nodes", louvain_ours, "raw networkit PLM", louvain_anchor, 1.2, None),

@@ -1380,7 +1380,7 @@ def probabilities(
                                  rule, tuple(notes), groups)
 
 
-GROUP_ABOVE_PAIRS = 2_000_000  # dependent unit pairs beyond which probabilities are grouped by class
+GROUP_ABOVE_PAIRS = 250_000  # dependent unit pairs beyond which probabilities are grouped by class
 
 
 def _classes(kernel: "ExposureGraph", blocks: np.ndarray, force: bool, sets: bool) -> np.ndarray | None:
