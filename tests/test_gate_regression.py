@@ -167,3 +167,28 @@ def test_cli_simulate_compares_the_estimators(capsys, tmp_path):
     assert "regression adjustment (Chin)" in names and "polynomial interpolation" in names
     assert payload["true_effect"] > 0.5 and (tmp_path / "estimator_comparison.csv").exists()
     assert main(["simulate", "--compare", "estimators", "--memberships", "m.parquet"]) == 2
+
+
+def test_cli_estimate_runs_wls_and_regression_adjustment(tmp_path, capsys):
+    import json
+
+    from spillover.cli import main
+
+    paths = {name: str(tmp_path / f"{name}.parquet") for name in ("e", "a", "x", "o")}
+    graph = synth.social_graph(2_000, seed=4)
+    synth.edge_table(graph).to_parquet(paths["e"])
+    IndividualDesign(graph.nodes, 0.5).assign(seed=5).to_frame()[["unit_id", "arm"]].to_parquet(paths["a"])
+    assert main(["exposure", paths["e"], "--assignment", paths["a"], "--mapping", "as4", "--out", paths["x"]]) == 0
+    assert main(["synth", "outcomes", "--edges", paths["e"], "--assignment", paths["a"], "--tau", "0.5",
+                 "--gamma", "1", "--out", paths["o"]]) == 0
+    capsys.readouterr()
+    common = ["estimate", "--outcomes", paths["o"], "--exposure", paths["x"], "--edges", paths["e"], "--json"]
+    results = {}
+    for method in ("hajek", "wls"):
+        assert main(common + ["--method", method, "--design", "individual"]) == 0
+        results[method] = json.loads(capsys.readouterr().out)["effects"]
+    for a, b in zip(results["hajek"], results["wls"]):
+        assert a["estimate"] == pytest.approx(b["estimate"], abs=1e-12)
+    assert main(common + ["--method", "regression-adjustment"]) == 0
+    (effect,) = json.loads(capsys.readouterr().out)["effects"]
+    assert effect["estimand"] == "total" and effect["ci_low"] < effect["ci_high"]

@@ -24,7 +24,7 @@ from .cluster import METHODS, cluster
 from .console import print_json, print_summary, print_table, progress, show_warning, stderr, stdout
 from .design import DESIGN_NAMES, DESIGN_OPTIONS
 from .errors import SpilloverError
-from .estimate import METHODS as ESTIMATE_METHODS
+from .estimate import METHODS as ESTIMATE_METHODS, PROBABILITY_ESTIMATORS
 from .evolve import EVOLVE_DESIGNS, MERGE_POLICIES
 from .exposure import MAPPINGS, PROBABILITY_METHODS, default_control, get_mapping
 from .graph import ID_TYPES, CollaborationNetwork, id_type, load_graph, write_table
@@ -347,12 +347,14 @@ def _probabilities(args: argparse.Namespace, clusters: pd.DataFrame | None, expo
     from .design import design_from_assignment
     from .errors import InputError
     from .exposure import probabilities
-    from .graph import BipartiteGraph, read_table
+    from .graph import BipartiteGraph, read_table, with_isolates
 
     if not args.edges:
         raise InputError(f"{args.method} needs the graph (--edges) and the mapping (--mapping) to compute "
                          "exposure probabilities.")
     graph = _load_edges(args, args.edges)
+    if not isinstance(graph, BipartiteGraph) and "unit_id" in exposure_table:  # isolates of the exposure step
+        graph = with_isolates(graph, exposure_table["unit_id"], "exposure table")
     randomized = graph.treated if isinstance(graph, BipartiteGraph) else graph.nodes
     labels = None
     if clusters is not None:
@@ -416,19 +418,20 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
         require_columns(clusters, ["unit_id", "cluster_id"], f"clusters '{args.clusters}'")
         clusters = clusters[["unit_id", "cluster_id"]]
-    probs = _probabilities(args, clusters, exposure_table) if args.method in ("ht", "hajek") else None
+    probs = _probabilities(args, clusters, exposure_table) if args.method in PROBABILITY_ESTIMATORS else None
     graph = None
-    if args.method == "ols-network":
+    if args.method in ("ols-network", "regression-adjustment"):
         if not args.edges:
             from .errors import InputError
-            raise InputError("ols-network needs the graph (--edges) and the randomization clusters (--clusters).")
+            raise InputError(f"{args.method} needs the graph (--edges)"
+                             f"{' and the randomization clusters (--clusters)' if args.method == 'ols-network' else ''}.")
         graph = _load_edges(args, args.edges)
     effects = estimate(
         outcomes, exposure_table, args.method, probabilities=probs,
         clusters=clusters if args.method in ("cluster-means", "ols-cluster", "ols-network") else None,
         control=args.control,
         mapping=get_mapping(args.mapping, threshold_q=args.threshold, hops=args.hops)
-        if args.method in ("ht", "hajek", "ols-network") else None,
+        if args.method in (*PROBABILITY_ESTIMATORS, "ols-network") else None,
         outcome_col=args.outcome_col, covariates=_names(args.covariates),
         missing=args.missing, alpha=args.alpha, vcov=args.vcov, graph=graph, bandwidth=args.bandwidth,
         bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights, seed=args.seed,
@@ -855,7 +858,9 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--exposure", required=True, help="table written by `spillover exposure`")
     est.add_argument("--method", required=True, choices=list(ESTIMATE_METHODS),
                      help="ols-network: OLS with errors robust to dependence through the graph (needs --edges and "
-                          "--clusters); ht/hajek: design-based (need --draws or --design)")
+                          "--clusters); ht/hajek/wls: design-based (need --draws or --design; wls is Hajek by weighted "
+                          "least squares, with --covariates); regression-adjustment: the global effect, everyone "
+                          "treated against no one, by Chin's regression adjustment (needs --edges)")
     est.add_argument("--clusters", help="table with unit_id, cluster_id (default: none)")
     est.add_argument("--draws", help="ht/hajek: the design's draws, one row per draw, one column per unit id "
                                      "(default: none)")
@@ -882,8 +887,8 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--vcov", choices=list(VCOV_TYPES), default=DEFAULT_VCOV,
                      help="cluster-robust variance of ols-cluster and cluster-means: CR2 with Bell-McCaffrey df "
                           "(reliable with few or unequal clusters), CR1 as statsmodels, or CR0")
-    est.add_argument("--edges", help="ht/hajek: the graph, to map every draw to exposures; ols-network: the "
-                                     "graph (default: none)")
+    est.add_argument("--edges", help="ht/hajek/wls: the graph, to map every draw to exposures; ols-network, "
+                                     "regression-adjustment: the graph (default: none)")
     _add_mapping_flags(est, required=False)
     _add_edge_flags(est)
     est.add_argument("--outcome-col", default="y", help="the outcome column of --outcomes")

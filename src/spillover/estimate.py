@@ -63,8 +63,10 @@ __all__ = ["FEW_CLUSTERS", "METHODS", "Effect", "Effects", "InterferenceTest", "
            "estimate_from_stats", "interference_test", "lagrange_weights", "polynomial_interpolation",
            "randomization_test", "regression_adjustment", "snipe", "sufficient_stats", "weighted_least_squares"]
 
-METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ols-network", "ht", "hajek")
-COVARIATE_METHODS = ("cluster-means", "ols-cluster", "ols-network")  # the methods that adjust for covariates
+METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ols-network", "ht", "hajek", "wls",
+           "regression-adjustment")
+COVARIATE_METHODS = ("cluster-means", "ols-cluster", "ols-network", "wls")  # the methods that adjust for covariates
+PROBABILITY_ESTIMATORS = ("ht", "hajek", "wls")  # the methods that weight by the design's exposure probabilities
 AUTO_BOOTSTRAP_DRAWS = 1_999
 
 
@@ -729,7 +731,9 @@ def estimate(
     missing
         Units with no outcome: ``"drop"`` (with a warning) or ``"error"``.
     graph, bandwidth
-        ``ols-network`` only: the graph, and the hops within which units are dependent.
+        ``ols-network``: the graph, and the hops within which units are dependent;
+        ``regression-adjustment``: the graph (the global effect by Chin's regression
+        adjustment on the treated share of neighbours, arms from ``exposure``).
     alpha
         Intervals have level ``1 - alpha``.
     expected_shares
@@ -798,6 +802,21 @@ def estimate(
                          "than the clusters), intervals are too narrow: compare ols-network, or cluster coarser")
     elif method == "ols-network":
         effects = ols_network(table, control, graph, alpha, covariates, mapping, bandwidth)
+    elif method == "regression-adjustment":
+        if graph is None or "arm" not in exposure.columns:
+            raise InputError("regression-adjustment needs the graph (--edges) and the exposure table's arms.")
+        effects = [regression_adjustment(outcomes, graph, exposure[["unit_id", "arm"]].dropna(), outcome_col=outcome_col,
+                                         missing=missing, alpha=alpha)]
+        control = "no one treated"
+        notes.append("the global effect: each unit's fit with every neighbour treated against none (Chin 2019), "
+                     "exact when outcomes are linear in the treated share of neighbours")
+    elif method == "wls":
+        if probabilities is None:
+            raise InputError("wls needs exposure probabilities under the design (draws or a design).")
+        _check_probabilities_match(table, probabilities)
+        effects = weighted_least_squares(outcomes, exposure, probabilities, covariates=covariates, control=control,
+                                         outcome_col=outcome_col, missing=missing, alpha=alpha)
+        notes.extend(probabilities.notes)
     else:
         if probabilities is None:
             raise InputError(f"{method} needs exposure probabilities under the design (draws or a design).")
@@ -1364,11 +1383,13 @@ def regression_adjustment(
     >>> round(effect.estimate - truth, 12), effect.estimand
     (0.0, 'total')
     """
-    from .exposure import exposure as exposure_of
+    from .exposure import assignment_ids, exposure as exposure_of
+    from .graph import with_isolates
 
     unknown = [f for f in features if f not in GATE_FEATURES]
     if unknown or not features:
         raise InputError(f"features {list(features)}: choose one or more of {list(GATE_FEATURES)}.")
+    graph = with_isolates(graph, assignment_ids(assignment), "assignment")  # units without edges are units
     table = analysis_table(outcomes, exposure_of(graph, assignment, "fraction"), outcome_col, None, missing)
     z = (table["arm"].to_numpy() >= 1).astype(float)
     degree = table["n_neighbors"].to_numpy(dtype=float)
@@ -1526,7 +1547,8 @@ def snipe(
     >>> effect.ci_low < truth < effect.ci_high
     True
     """
-    from .exposure import exposure as exposure_of
+    from .exposure import assignment_ids, exposure as exposure_of
+    from .graph import with_isolates
 
     p = float(treat_fraction)
     if not 0.0 < p < 1.0:
@@ -1534,9 +1556,8 @@ def snipe(
     degree = int(degree)
     if degree < 1:
         raise InputError(f"degree={degree}: the interaction order beta is at least 1.")
+    graph = with_isolates(graph, assignment_ids(assignment), "assignment")  # units without edges are units
     full = exposure_of(graph, assignment, "fraction")
-    if len(full) != graph.n_nodes:
-        raise InputError("SNIPE: the assignment names units that are not nodes of the graph; add them as nodes.")
     table = analysis_table(outcomes, full, outcome_col, None, missing)
     positions = graph.nodes.get_indexer(pd.Index(table["unit_id"]))
     z = np.zeros(graph.n_nodes)  # every node's treatment, in the graph's order

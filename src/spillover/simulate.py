@@ -480,8 +480,10 @@ def example_outcomes(graph: SocialGraph, assignment, *, tau: float = 0.2, gamma:
     >>> list(table.columns), round(truth["gate"], 3)
     (['unit_id', 'y'], 0.3)
     """
-    from .exposure import arms_for, treated_indicator
+    from .exposure import arms_for, assignment_ids, treated_indicator
+    from .graph import with_isolates
 
+    graph = with_isolates(graph, assignment_ids(assignment), "assignment")  # units without edges are units
     z = treated_indicator(arms_for(graph.nodes, assignment)).astype(float)
     y = social_outcomes(graph, z, tau=tau, gamma=gamma, seed=seed)
     connected = float(np.mean(np.diff(graph.adjacency.indptr) > 0))
