@@ -166,30 +166,45 @@ def probabilities_anchor(scale: str, folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def _hajek_data(scale: str):
+def _design_data(graph, labels):
+    """A cluster design of ``labels`` on ``graph``, one as4 exposure table and noise outcomes."""
     import numpy as np
     import pandas as pd
 
-    from spillover import synth
     from spillover.design import ClusterDesign
     from spillover.exposure import exposure
 
-    n = size("hajek_units", scale)
-    graph = synth.social_graph(n, mean_degree=10, seed=1)
-    labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
     design = ClusterDesign(labels, graph.nodes, treat_fraction=0.5)
     table = exposure(graph, design.assign(seed=1), "as4")
-    outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(1).normal(size=n)})
+    outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(1).normal(size=graph.n_nodes)})
     return graph, design, table, outcomes, labels
 
 
-def hajek_ours(scale: str, folder: Path) -> float:
+def _community_data(scale: str):
+    """A social graph of ``hajek_units`` nodes, its planted communities as clusters."""
+    from spillover import synth
+
+    graph = synth.social_graph(size("hajek_units", scale), mean_degree=10, seed=1)
+    return _design_data(graph, graph.node_data["community"].reindex(graph.nodes).to_numpy())
+
+
+def _component_data(scale: str):
+    """A collaboration network of ``component_users`` users, its components as clusters."""
+    from spillover import synth
+    from spillover.cluster import cluster
+
+    graph = synth.collaboration_network(size("component_users", scale), seed=0).user_graph()
+    return _design_data(graph, cluster(graph, "components").labels)
+
+
+def _time_hajek(data) -> float:
+    """Hajek with the design's exact probabilities (computing them is part of the time)."""
     import warnings
 
     from spillover.estimate import estimate
     from spillover.exposure import probabilities
 
-    graph, design, table, outcomes, _ = _hajek_data(scale)
+    graph, design, table, outcomes, _ = data
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -197,7 +212,7 @@ def hajek_ours(scale: str, folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def hajek_anchor(scale: str, folder: Path) -> float:
+def _time_ols_cluster(data) -> float:
     """ols-cluster (CR2) on the same data: the estimator a user would fall back to."""
     import warnings
 
@@ -205,7 +220,7 @@ def hajek_anchor(scale: str, folder: Path) -> float:
 
     from spillover.estimate import estimate
 
-    graph, design, table, outcomes, labels = _hajek_data(scale)
+    graph, _, table, outcomes, labels = data
     clusters = pd.DataFrame({"unit_id": graph.nodes, "cluster_id": labels})
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -214,51 +229,20 @@ def hajek_anchor(scale: str, folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def _component_data(scale: str):
-    import numpy as np
-    import pandas as pd
+def hajek_ours(scale: str, folder: Path) -> float:
+    return _time_hajek(_community_data(scale))
 
-    from spillover import synth
-    from spillover.cluster import cluster
-    from spillover.design import ClusterDesign
-    from spillover.exposure import exposure
 
-    graph = synth.collaboration_network(size("component_users", scale), seed=0).user_graph()
-    labels = cluster(graph, "components").labels
-    design = ClusterDesign(labels, graph.nodes, treat_fraction=0.5)
-    table = exposure(graph, design.assign(seed=1), "as4")
-    outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(1).normal(size=graph.n_nodes)})
-    return graph, design, table, outcomes, labels
+def hajek_anchor(scale: str, folder: Path) -> float:
+    return _time_ols_cluster(_community_data(scale))
 
 
 def hajek_components_ours(scale: str, folder: Path) -> float:
-    import warnings
-
-    from spillover.estimate import estimate
-    from spillover.exposure import probabilities
-
-    graph, design, table, outcomes, _ = _component_data(scale)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimate(outcomes, table, "hajek", probabilities=probabilities(graph, "as4", design=design))
-    return time.perf_counter() - start
+    return _time_hajek(_component_data(scale))
 
 
 def hajek_components_anchor(scale: str, folder: Path) -> float:
-    import warnings
-
-    import pandas as pd
-
-    from spillover.estimate import estimate
-
-    graph, design, table, outcomes, labels = _component_data(scale)
-    clusters = pd.DataFrame({"unit_id": graph.nodes, "cluster_id": labels})
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimate(outcomes, table, "ols-cluster", clusters=clusters)
-    return time.perf_counter() - start
+    return _time_ols_cluster(_component_data(scale))
 
 
 DESIGNS = ("project", "component", "stratified-component")

@@ -1306,14 +1306,7 @@ def polynomial_interpolation(
     n = w.size
     estimate_ = float(w.mean())
     if graph is not None:
-        closed = sp.csr_array(graph.symmetric() + sp.eye_array(n, format="csr"))
-        closed.data[:] = 1
-        positions = graph.nodes.get_indexer(design.units)
-        if (positions < 0).any():
-            raise InputError("rollout: the design's units are not all nodes of the graph.")
-        closed = closed[positions][:, positions]
-        pairs = sp.csr_array(closed @ closed.T)
-        pairs.data[:] = 1
+        pairs = _network_pairs(graph, design.units)
         how = "network-robust variance (pairs sharing a neighbour)"
     else:
         pairs = sp.eye_array(n, format="csr")
@@ -1330,15 +1323,20 @@ def polynomial_interpolation(
 GATE_FEATURES = ("fraction", "count")  # interference features of regression_adjustment
 
 
-def _network_pairs(graph, units: pd.Index) -> sp.csr_array:
-    """Pairs of ``units`` whose closed neighbourhoods in ``graph`` overlap: their outcomes
-    (and exposures) share a treatment, so their errors may be dependent."""
+def _closed_neighbourhoods(graph, units: pd.Index) -> sp.csr_array:
+    """0/1 ``units x nodes``: each unit and its neighbours in ``graph``."""
     closed = sp.csr_array(graph.symmetric() + sp.eye_array(graph.n_nodes, format="csr"))
     closed.data[:] = 1
     positions = graph.nodes.get_indexer(units)
     if (positions < 0).any():
         raise InputError("the analysed units are not all nodes of the graph.")
-    closed = closed[positions]
+    return sp.csr_array(closed[positions])
+
+
+def _network_pairs(graph, units: pd.Index) -> sp.csr_array:
+    """Pairs of ``units`` whose closed neighbourhoods in ``graph`` overlap: their outcomes
+    (and exposures) share a treatment, so their errors may be dependent."""
+    closed = _closed_neighbourhoods(graph, units)
     pairs = sp.csr_array(closed @ closed.T)
     pairs.data[:] = 1
     return pairs
@@ -1559,16 +1557,13 @@ def snipe(
     graph = with_isolates(graph, assignment_ids(assignment), "assignment")  # units without edges are units
     full = exposure_of(graph, assignment, "fraction")
     table = analysis_table(outcomes, full, outcome_col, None, missing)
-    positions = graph.nodes.get_indexer(pd.Index(table["unit_id"]))
     z = np.zeros(graph.n_nodes)  # every node's treatment, in the graph's order
     z[graph.nodes.get_indexer(pd.Index(full["unit_id"]))] = (full["arm"].to_numpy() >= 1)
     scale = np.sqrt(p * (1 - p))
     phi = (z - p) / scale
-    closed = sp.csr_array(graph.symmetric() + sp.eye_array(graph.n_nodes, format="csr"))
-    closed.data[:] = 1
-    closed = closed[positions]
+    closed = _closed_neighbourhoods(graph, pd.Index(table["unit_id"]))
     power = [None] + [closed @ phi**m for m in range(1, degree + 1)]  # p_m = sum over N_i of phi^m
-    elementary = [np.ones(len(positions))]
+    elementary = [np.ones(closed.shape[0])]
     for k in range(1, degree + 1):  # Newton's identities: k e_k = sum_m (-1)^(m-1) e_(k-m) p_m
         elementary.append(sum((-1) ** (m - 1) * elementary[k - m] * power[m] for m in range(1, k + 1)) / k)
     a, b = (1 - p) / scale, -p / scale

@@ -409,10 +409,10 @@ class ExposureGraph:
             n_treated_2hop=None if self.two_hop is None else self.two_hop @ treated,
         )
 
-    def dependence(self, clusters: np.ndarray | None = None) -> sp.csr_array:
-        """Pairs of units whose exposures share a randomization unit: ``N N^T`` with ``N``
-        the closed neighbourhood (two-hop reach included when used) mapped to clusters
-        when nodes are randomized in clusters, plus every unit with itself."""
+    def reach(self, clusters: np.ndarray | None = None) -> sp.csr_array:
+        """0/1 ``units x randomized nodes`` (or ``x clusters``): what each unit's exposure
+        reads, its closed neighbourhood (two-hop reach included when used), mapped to the
+        clusters of the randomized nodes when they are randomized in clusters."""
         reach = self.neighbors
         if self.two_hop is not None:
             reach = reach + self.two_hop
@@ -423,6 +423,12 @@ class ExposureGraph:
         if clusters is not None:  # exposures depend on the clusters their neighbours are in
             reach = sp.csr_array(reach @ group_indicator(clusters, int(clusters.max()) + 1).T)
         reach.data[:] = 1
+        return reach
+
+    def dependence(self, clusters: np.ndarray | None = None) -> sp.csr_array:
+        """Pairs of units whose exposures share a randomization unit: ``R R^T`` with ``R``
+        the :meth:`reach`, plus every unit with itself."""
+        reach = self.reach(clusters)
         pairs = (reach @ reach.T + sp.eye_array(reach.shape[0], dtype=np.int32)).tocsr()
         pairs.data[:] = 1
         pairs.sort_indices()
@@ -1389,13 +1395,7 @@ def _classes(kernel: "ExposureGraph", blocks: np.ndarray, force: bool, sets: boo
     units reaching each) exceed :data:`GROUP_ABOVE_PAIRS` and classes are fewer than units."""
     n_blocks = int(blocks.max()) + 1 if blocks.size else 0
     if not force:
-        reach = kernel.neighbors if kernel.two_hop is None else kernel.neighbors + kernel.two_hop
-        if kernel.own_index is not None:
-            n = reach.shape[0]
-            reach = reach + sp.csr_array((np.ones(n, dtype=np.int32), (np.arange(n), kernel.own_index)),
-                                         shape=reach.shape)
-        touched = sp.csr_array(reach @ group_indicator(blocks, n_blocks).T)
-        per_block = np.bincount(touched.indices, minlength=n_blocks).astype(float)
+        per_block = np.bincount(kernel.reach(blocks).indices, minlength=n_blocks).astype(float)
         if float(np.sum(per_block**2)) <= GROUP_ABOVE_PAIRS:
             return None
     classes = kernel.signatures(blocks, n_blocks, sets=sets)
