@@ -166,6 +166,13 @@ def test_cli_simulate_compares_the_estimators(capsys, tmp_path):
     names = [row["estimator"] for row in payload["estimators"]]
     assert "regression adjustment (Chin)" in names and "polynomial interpolation" in names
     assert payload["true_effect"] > 0.5 and (tmp_path / "estimator_comparison.csv").exists()
+    assert main(["simulate", "--compare", "estimators", "--users", "1500", "--n-sims", "6", "--tau", "0.5",
+                 "--gamma", "1", "--spillover", "threshold", "--json"]) == 0
+    threshold = json.loads(capsys.readouterr().out)
+    bias = {run: {r["estimator"]: r["bias"] for r in data["estimators"]} for run, data in
+            (("linear", payload), ("threshold", threshold))}
+    # a threshold spillover is far from linear in the share: the rollout of degree 2 misses it
+    assert bias["threshold"]["polynomial interpolation"] - bias["linear"]["polynomial interpolation"] > 0.3
     assert main(["simulate", "--compare", "estimators", "--memberships", "m.parquet"]) == 2
 
 

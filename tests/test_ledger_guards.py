@@ -174,3 +174,31 @@ def test_cli_ledger_show_history_export_void(tmp_path, snapshots, capsys):
     assert json.loads(capsys.readouterr().out)["last_date"] == DAYS[1]
     assert _cli("ledger", "show", "--ledger", tmp_path / "absent.duckdb") == 2
     assert not (tmp_path / "absent.duckdb").exists()
+
+
+def test_cli_ledger_flags_allow_future_replace_and_lock_timeout(tmp_path, snapshots, capsys):
+    paths = []
+    for day, snapshot in zip(DAYS, snapshots):
+        paths.append(tmp_path / f"m-{day}.parquet")
+        snapshot.to_parquet(paths[-1])
+    ledger = tmp_path / "l.duckdb"
+    later = str(dt.date.today() + dt.timedelta(days=3))
+    first = ["evolve", "--ledger", ledger, "--snapshot", paths[0], "--design", "cluster", "--salt", "exp"]
+    assert _cli(*first, "--date", later) == 2 and "--allow-future" in capsys.readouterr().err
+    assert _cli(*first, "--date", DAYS[0]) == 0
+    assert _cli("evolve", "--ledger", ledger, "--snapshot", paths[1], "--date", DAYS[1]) == 0
+    other = ["evolve", "--ledger", ledger, "--snapshot", paths[2], "--date", DAYS[1]]
+    capsys.readouterr()
+    assert _cli(*other) == 2 and "--replace" in capsys.readouterr().err
+    assert _cli(*other, "--replace", "--json") == 0
+    assert len(Ledger(ledger).audit("exp")) == 1
+    assert _cli("evolve", "--ledger", ledger, "--snapshot", paths[2], "--date", later, "--allow-future") == 0
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(ledger)!r}); "
+                               "print('held', flush=True); time.sleep(3)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert _cli("ledger", "show", "--ledger", ledger, "--lock-timeout", "0") == 2
+        assert "locked by another writer" in capsys.readouterr().err
+    finally:
+        holder.kill()

@@ -122,3 +122,21 @@ def test_running_out_of_memory_is_one_line_that_names_the_out_of_core_engine(tmp
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert len(errors) == 1 and "--engine duckdb --memory-limit" in errors[0]
+
+
+def test_cli_id_type_decides_how_csv_ids_are_read(tmp_path, capsys):
+    import json
+
+    edges = tmp_path / "edges.csv"
+    edges.write_text("source,target\n007,7\n7,8\n")
+    assert main(["cluster", str(edges), "--method", "components", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_units"] == 3  # 007 and 7 are two ids
+    assert main(["cluster", str(edges), "--method", "components", "--id-type", "int"]) == 2
+    assert "--id-type int" in capsys.readouterr().err
+    edges.write_text("source,target\n1,2\n2,3\n")
+    out = tmp_path / "clusters.csv"
+    assert main(["cluster", str(edges), "--method", "components", "--id-type", "str", "--out", str(out)]) == 0
+    from spillover.graph import id_type, read_table
+
+    with id_type("str"):
+        assert read_table(out)["unit_id"].tolist() == ["1", "2", "3"]
