@@ -24,10 +24,12 @@ from .errors import FEW_CLUSTERS, FewClustersWarning, InputError, InterferenceWa
 from .graph import BipartiteGraph, CollaborationNetwork, Graph, SocialGraph, csr_rows
 from .seeds import Seed, check_seed, int_seed
 
-__all__ = ["METHODS", "METHOD_OPTIONS", "Clustering", "cluster", "cut_fraction", "design_effect",
-           "effective_n_clusters", "modularity", "sweep"]
+__all__ = ["METHODS", "METHOD_OPTIONS", "RANDOMIZED_METHODS", "Clustering", "cluster", "cut_fraction",
+           "design_effect", "effective_n_clusters", "modularity", "random_clusterings", "sweep"]
 
-METHODS = ("components", "louvain", "leiden", "ego", "3net", "metis", "greedy-modularity")
+METHODS = ("components", "louvain", "leiden", "ego", "3net", "1hop-max", "metis", "greedy-modularity")
+RANDOMIZED_METHODS = ("1hop-max", "3net")  # clusterings that are a random draw: what RGCR mixes
+NODE_WEIGHTS = ("uniform", "degree")
 DEFAULT_CUT_THRESHOLD = 0.10
 
 
@@ -264,14 +266,32 @@ def _assign_to_nearest_center(
     return label
 
 
-def _priorities(n: int, seed, first: np.ndarray | None = None) -> np.ndarray:
+def _priorities(n: int, seed, first: np.ndarray | None = None, weights: np.ndarray | None = None) -> np.ndarray:
     """A random ranking of the nodes (0 = first), optionally sorted by ``first`` before
-    the random tie-break."""
-    noise = check_seed(seed).permutation(n)
+    the random tie-break. With ``weights``, node ``i`` draws ``X_i = U_i^(1/w_i)`` and the
+    ranking is by decreasing ``X`` (the first node is ``i`` with probability
+    ``w_i / sum(w)``: a Plackett-Luce order, Ugander & Yin's weighted clusterings)."""
+    rng = check_seed(seed)
+    if weights is not None:
+        noise = np.argsort(np.argsort(np.log(rng.random(n)) / weights)[::-1])  # rank by decreasing log X
+    else:
+        noise = rng.permutation(n)
     order = np.lexsort((noise,) if first is None else (noise, first))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
     return rank
+
+
+def _node_weights(adjacency: sp.csr_array, weights) -> np.ndarray | None:
+    """``None`` (uniform), ``1 + degree`` (``"degree"``) or the given positive weights."""
+    if isinstance(weights, str):
+        if weights not in NODE_WEIGHTS:
+            raise InputError(f"node weights {weights!r}: choose one of {list(NODE_WEIGHTS)} or give an array.")
+        return None if weights == "uniform" else 1.0 + np.diff(adjacency.indptr).astype(float)
+    values = np.asarray(weights, dtype=float)
+    if values.shape != (adjacency.shape[0],) or not np.all(np.isfinite(values) & (values > 0)):
+        raise InputError(f"node weights: need {adjacency.shape[0]} finite positive numbers, one per node.")
+    return values
 
 
 # --------------------------------------------------------------------------- methods
@@ -317,12 +337,22 @@ def _leiden(adjacency: sp.csr_array, *, resolution: float, seed, n_iterations: i
     return np.asarray(parts.membership, dtype=np.int64)
 
 
-def _three_net(adjacency: sp.csr_array, *, seed, **_) -> tuple[np.ndarray, np.ndarray]:
+def _three_net(adjacency: sp.csr_array, *, seed, weights="uniform", **_) -> tuple[np.ndarray, np.ndarray]:
     n = adjacency.shape[0]
-    priority = _priorities(n, seed)
+    priority = _priorities(n, seed, weights=_node_weights(adjacency, weights))
     centers = _distance3_centers(adjacency, priority)
     label = _assign_to_nearest_center(adjacency, centers, priority, max_hops=2)
     return label, np.flatnonzero(centers)
+
+
+def _one_hop_max(adjacency: sp.csr_array, *, seed, weights="uniform", **_) -> tuple[np.ndarray, np.ndarray]:
+    """Ugander & Yin's 1-hop-max: every node draws a number and joins the cluster of the
+    largest number in its closed neighbourhood (one sparse min over ranks)."""
+    n = adjacency.shape[0]
+    priority = _priorities(n, seed, weights=_node_weights(adjacency, weights))
+    label = _neighbour_min(adjacency, priority)
+    node_of_rank = np.argsort(priority)
+    return label, node_of_rank[np.unique(label)]
 
 
 def _ego(adjacency: sp.csr_array, *, seed, **_) -> tuple[np.ndarray, np.ndarray]:
@@ -376,7 +406,8 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "louvain": {"resolution": 1.0, "parallel": None},
     "leiden": {"resolution": 1.0, "n_iterations": 2},
     "ego": {},
-    "3net": {},
+    "3net": {"weights": "uniform"},
+    "1hop-max": {"weights": "uniform"},
     "metis": {"n_parts": None},
     "greedy-modularity": {"resolution": 1.0},
 }
@@ -387,6 +418,7 @@ _IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {
     "leiden": _leiden,
     "ego": _ego,
     "3net": _three_net,
+    "1hop-max": _one_hop_max,
     "metis": _metis,
     "greedy-modularity": _greedy_modularity,
 }
@@ -543,6 +575,50 @@ def cluster(
             stacklevel=2,
         )
     return result_obj
+
+
+def random_clusterings(
+    graph: Graph,
+    method: str = "1hop-max",
+    n_clusterings: int = 100,
+    *,
+    seed: Seed = None,
+    weights: Any = "uniform",
+) -> np.ndarray:
+    """``n_clusterings`` independent draws of a randomized clustering, as a ``(K, n_nodes)``
+    int32 matrix: row ``k`` holds each node's cluster in draw ``k``, named by the index of
+    its centre node. What randomized graph cluster randomization mixes (Ugander & Yin
+    2023): ``1hop-max`` (each node joins the cluster of the largest of the numbers drawn in
+    its closed neighbourhood) or ``3net`` (centres pairwise three hops apart in a random
+    order, each node joined to a nearest one). ``weights``: ``uniform``, ``degree``
+    (``1 + degree``: high-degree nodes tend to draw the larger numbers) or one positive
+    weight per node. No diagnostics are computed: this is the design's raw material.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> graph = synth.social_graph(500, seed=1)
+    >>> labels = random_clusterings(graph, "1hop-max", 3, seed=2)
+    >>> labels.shape, bool((labels[0] != labels[1]).any())
+    ((3, 500), True)
+    """
+    if method not in RANDOMIZED_METHODS:
+        raise InputError(f"randomized clustering {method!r}: choose one of {list(RANDOMIZED_METHODS)}.")
+    if int(n_clusterings) < 1:
+        raise InputError(f"n_clusterings={n_clusterings}: draw at least one clustering.")
+    if not isinstance(graph, SocialGraph):
+        raise InputError("randomized clusterings are defined on a social graph (the exposure graph of RGCR).")
+    adjacency, _, _ = _partitioned_graph(graph, method, True)
+    rng = check_seed(seed)
+    out = np.empty((int(n_clusterings), adjacency.shape[0]), dtype=np.int32)
+    for k in range(out.shape[0]):  # one sparse pass (1hop-max) or O(log n) rounds (3net) per clustering
+        priority = _priorities(adjacency.shape[0], rng, weights=_node_weights(adjacency, weights))
+        if method == "1hop-max":
+            label = _neighbour_min(adjacency, priority)
+        else:
+            label = _assign_to_nearest_center(adjacency, _distance3_centers(adjacency, priority), priority, 2)
+        out[k] = np.argsort(priority)[label]  # centre rank -> centre node index
+    return out
 
 
 def sweep(

@@ -27,7 +27,7 @@ from .graph import BipartiteGraph
 from .seeds import check_seed, seed_value
 
 __all__ = ["DESIGN_NAMES", "DESIGN_OPTIONS", "OUT", "Assignment", "BipartiteDesign", "ClusterDesign", "HashSpec",
-           "IndividualDesign", "MixedDesign", "Randomization", "RolloutDesign", "SaturationDesign",
+           "IndividualDesign", "MixedDesign", "Randomization", "RandomizedClusterDesign", "RolloutDesign", "SaturationDesign",
            "StratifiedClusterDesign", "check_spec", "design_from_assignment", "design_from_spec", "hash_spec",
            "holdout_design"]
 
@@ -830,6 +830,98 @@ class MixedDesign:
 
 
 Design = IndividualDesign | ClusterDesign | StratifiedClusterDesign | SaturationDesign | BipartiteDesign | MixedDesign
+
+
+@dataclass(frozen=True, eq=False)
+class RandomizedClusterDesign:
+    """Randomized graph cluster randomization, RGCR (Ugander & Yin 2023): one of
+    ``K`` random clusterings drawn at design time is chosen uniformly at random, then each
+    of its clusters is treated independently with probability ``treat_fraction``.
+
+    Mixing several clusterings is what makes the design work: a unit whose neighbourhood
+    one clustering cuts into many clusters is whole in another, so the chance of being
+    fully exposed, ``E[p^c]`` over clusterings (``c`` the number of clusters touching the
+    unit's neighbourhood), is larger and more even than under any one clustering, and the
+    Horvitz-Thompson variance falls as ``K`` (the mixing) grows. The design is the finite
+    mixture: its exposure probabilities are exact (:func:`spillover.exposure.probabilities`
+    averages each clustering's exact probabilities), and ``K`` large approximates the
+    paper's fresh clustering per experiment.
+
+    ``clusterings[k, i]`` is node ``i``'s cluster in clustering ``k`` (a centre node's
+    index; :func:`spillover.cluster.random_clusterings`).
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> graph = synth.social_graph(400, seed=1)
+    >>> design = RandomizedClusterDesign.from_graph(graph, "1hop-max", n_clusterings=20, seed=2)
+    >>> assignment = design.assign(seed=3)
+    >>> design.n_clusterings, assignment.design, 0 <= assignment.params["clustering"] < 20
+    (20, 'rgcr', True)
+    """
+
+    clusterings: np.ndarray
+    units: pd.Index
+    treat_fraction: float = 0.5
+    method: str = "1hop-max"
+    name: str = "rgcr"
+
+    def __post_init__(self) -> None:
+        labels = np.atleast_2d(np.asarray(self.clusterings))
+        object.__setattr__(self, "units", pd.Index(self.units))
+        if labels.shape[1] != len(self.units) or labels.shape[0] < 1:
+            raise InputError(f"RGCR: clusterings of shape {labels.shape} for {len(self.units)} units; need "
+                             "(K, n_units) with K >= 1.")
+        if labels.min() < 0 or labels.max() >= labels.shape[1]:
+            raise InputError("RGCR: cluster labels must be node indices 0..n_units-1 (the clusters' centres).")
+        if not 0.0 < float(self.treat_fraction) < 1.0:
+            raise DesignError(f"treat_fraction={self.treat_fraction} must be strictly between 0 and 1.")
+        object.__setattr__(self, "clusterings", labels.astype(np.int32, copy=False))
+
+    @classmethod
+    def from_graph(cls, graph, method: str = "1hop-max", n_clusterings: int = 100, *, treat_fraction: float = 0.5,
+                   weights: Any = "uniform", seed=None) -> "RandomizedClusterDesign":
+        """``n_clusterings`` draws of ``method`` (``1hop-max`` or ``3net``, node ``weights``
+        ``uniform``, ``degree`` or an array) on ``graph``, mixed."""
+        from .cluster import random_clusterings
+
+        labels = random_clusterings(graph, method, n_clusterings, seed=seed, weights=weights)
+        return cls(labels, graph.nodes, treat_fraction, method)
+
+    @property
+    def n_clusterings(self) -> int:
+        """``K``, the number of clusterings mixed."""
+        return int(self.clusterings.shape[0])
+
+    def randomizations(self) -> list[Randomization]:
+        """Each clustering's Bernoulli randomization of its clusters (blocks named by
+        centre node), chosen with probability ``1 / K``: what exact probabilities average."""
+        n = len(self.units)
+        return [Randomization(labels, n, "bernoulli", p=float(self.treat_fraction)) for labels in self.clusterings]
+
+    def cluster_designs(self) -> list[ClusterDesign]:
+        """The mixture's components: a Bernoulli cluster design per clustering."""
+        return [ClusterDesign(labels, self.units, treat_fraction=self.treat_fraction, complete=False)
+                for labels in self.clusterings]
+
+    def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        """``(n_units, n_draws)`` arms: per draw a clustering, then a coin per cluster."""
+        rng = check_seed(seed)
+        chosen = rng.integers(0, self.n_clusterings, size=n_draws)
+        coins = (rng.random((len(self.units), n_draws)) < self.treat_fraction).astype(np.int8)
+        return np.take_along_axis(coins, self.clusterings[chosen].T.astype(np.intp), axis=0)
+
+    def assign(self, seed=None) -> Assignment:
+        """One assignment; ``params["clustering"]`` says which clustering was drawn."""
+        rng = check_seed(seed)
+        k = int(rng.integers(0, self.n_clusterings))
+        coins = (rng.random(len(self.units)) < self.treat_fraction).astype(np.int64)
+        labels = self.clusterings[k]
+        codes, ids = pd.factorize(labels, sort=True)
+        return Assignment(self.units, coins[labels], self.name, seed_value(seed), None, codes.astype(np.int64),
+                          pd.Index(self.units[ids]),
+                          {"treat_fraction": self.treat_fraction, "method": self.method,
+                           "n_clusterings": self.n_clusterings, "clustering": k})
 
 
 @dataclass(frozen=True, eq=False)

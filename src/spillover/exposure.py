@@ -1280,15 +1280,19 @@ def probabilities(
         raise InputError("exposure probabilities need a design or a matrix of draws.")
     else:
         randomization = design.randomization() if hasattr(design, "randomization") else None
+    # a mixture of randomizations (RGCR: a clustering drawn, then its clusters): exact
+    # probabilities are the average of each randomization's
+    mixture = design.randomizations() if draws is None and hasattr(design, "randomizations") else None
     individual = randomization is not None and randomization.n_blocks == len(kernel.randomized) \
         and np.array_equal(randomization.blocks, np.arange(randomization.n_blocks))
     by_counts = rule.events is None and rule.counts_only
     two_hop_events = rule.hops == 2 and rule.events is not None
-    exact_possible = (draws is None and randomization is not None and correction == "none"
+    exact_possible = (draws is None and (randomization is not None or mixture is not None) and correction == "none"
                       and (rule.events is not None or by_counts))
     if method == "exact" and not exact_possible:
         why = ("draws were supplied" if draws is not None else
-               "the design has no closed form (stratified, saturation or custom)" if randomization is None else
+               "the design has no closed form (stratified, saturation or custom)"
+               if randomization is None and mixture is None else
                f"the mapping {rule.name!r} has neither events nor counts_only" if not (rule.events or by_counts) else
                "add-one applies to Monte Carlo counts only")
         raise InputError(f"exact exposure probabilities are not available here: {why}; use method='monte-carlo'.")
@@ -1305,7 +1309,12 @@ def probabilities(
             kernel = kernel.restricted(first)
             notes.append(f"{n_units:,} units grouped into {first.size:,} classes with the same exposure in every draw: "
                          "joint probabilities between classes, variance sums linear in the graph")
-    if joint == "dependent":
+    if joint == "dependent" and mixture is not None:
+        pairs = _union_of_patterns(kernel.dependence(r.blocks) for r in mixture)
+        notes.append(f"pairs that share no cluster in any of the {len(mixture)} clusterings are treated as "
+                     "independent; through the draw of the clustering they are weakly dependent, a "
+                     "between-clusterings term the variance leaves out (joint='all' computes every pair)")
+    elif joint == "dependent":
         pairs = kernel.dependence(blocks)
         if randomization is not None and randomization.scheme == "complete":
             notes.append("pairs that share no randomization block are treated as independent; under complete "
@@ -1330,7 +1339,10 @@ def probabilities(
     if use_exact:
         engine = (_exact_by_counts if by_counts and individual else _exact_by_weighted_counts if by_counts
                   else _exact_by_sets if two_hop_events else _exact)
-        exact_values = engine(kernel, rule, randomization, pairs, keys if pairs.nnz else [])
+        if mixture is None:
+            exact_values = engine(kernel, rule, randomization, pairs, keys if pairs.nnz else [])
+        else:
+            exact_values = _mixture_average(engine, kernel, rule, mixture, pairs, keys if pairs.nnz else [])
         if exact_values is None:
             if method == "exact":
                 raise InputError("exact probabilities would take too long here (a unit of very high degree, or "
@@ -1342,7 +1354,9 @@ def probabilities(
         marginal, joint_values = exact_values
         raw = marginal
         total = None
-        label = f"exact: {randomization.describe()}"
+        label = (f"exact: {randomization.describe()}" if mixture is None else
+                 f"exact: mixture of {len(mixture)} {getattr(design, 'method', 'random')} clusterings, "
+                 f"Bernoulli({mixture[0].p:g}) per cluster")
     else:
         if matrix is not None:
             total = matrix.shape[1]
@@ -1384,6 +1398,36 @@ def probabilities(
                       (0.5 / total if total else EXACT_POSITIVITY_FLOOR))
     return ExposureProbabilities(units, rule.conditions, marginal, pairs, joint_probs, total, label,
                                  rule, tuple(notes), groups)
+
+
+def _union_of_patterns(matrices) -> sp.csr_array:
+    """The 0/1 union of the sparsity patterns of square matrices, added in batches."""
+    total, batch = None, []
+    for matrix in matrices:
+        batch.append(matrix)
+        if len(batch) == 16:
+            total = sum(batch[1:], batch[0] if total is None else total + batch[0])
+            batch = []
+    if batch:
+        total = sum(batch[1:], batch[0] if total is None else total + batch[0])
+    total = sp.csr_array(total, dtype=np.int32)
+    total.data[:] = 1
+    total.sort_indices()
+    return total
+
+
+def _mixture_average(engine, kernel: "ExposureGraph", rule: Mapping, mixture, pairs: sp.csr_array, keys):
+    """Exact probabilities under a uniform mixture of randomizations: the mean of each
+    one's exact marginals and joints (``None`` when one of them would take too long)."""
+    marginal, joint = None, {}
+    for randomization in mixture:
+        values = engine(kernel, rule, randomization, pairs, keys)
+        if values is None:
+            return None
+        marginal = values[0] if marginal is None else marginal + values[0]
+        for key, v in values[1].items():
+            joint[key] = v if key not in joint else joint[key] + v
+    return marginal / len(mixture), {key: v / len(mixture) for key, v in joint.items()}
 
 
 GROUP_ABOVE_PAIRS = 250_000  # dependent unit pairs beyond which probabilities are grouped by class

@@ -37,12 +37,12 @@ from .cluster import cluster, cut_fraction
 from .design import ClusterDesign, StratifiedClusterDesign
 from .seeds import Seed, check_seed
 from .errors import InputError
-from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, group_indicator
+from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, csr_rows, group_indicator
 from .variance import DEFAULT_VCOV, ols
 
 __all__ = ["DESIGNS", "SPILLOVERS", "Comparison", "DesignResult", "OutcomeModel", "SimulatedChunk", "Study",
-           "choose_design", "cluster_robust_difference", "compare_designs", "compare_estimators", "example_outcomes", "gamma_sweep", "marketplace_outcomes",
-           "simulate_design", "simulate_experiments", "social_outcomes"]
+           "choose_design", "cluster_robust_difference", "compare_designs", "compare_estimators", "exact_ht_variance", "example_outcomes", "gamma_sweep",
+           "marketplace_outcomes", "mixing_study", "simulate_design", "simulate_experiments", "social_outcomes"]
 
 DESIGNS = ("project", "component", "stratified-component", "individual")
 
@@ -690,4 +690,132 @@ def compare_estimators(
                     "sd": float(est.std(ddof=1)), "rmse": float(np.sqrt(np.mean((est - truth) ** 2))),
                     "coverage": float(np.mean((low <= truth) & (truth <= high))),
                     "ci_width": float(np.mean(high - low)), "n_sims": len(est)})
+    return pd.DataFrame(out)
+
+
+def exact_ht_variance(
+    graph: SocialGraph,
+    design,
+    treated_outcomes: np.ndarray,
+    control_outcomes: np.ndarray,
+    *,
+    mapping: str = "threshold",
+    threshold_q: float | None = 1.0,
+    condition: str = "treated",
+    control: str = "control",
+) -> float:
+    """The exact randomization variance of the Horvitz-Thompson contrast
+    ``mean y(condition) - mean y(control)`` under ``design``, given every unit's
+    potential outcome in both exposure conditions: the truth a variance estimate and a
+    design are judged against.
+
+    ``design`` is a design with exact exposure probabilities (a Bernoulli or complete
+    cluster or individual design) or a mixture of them (:class:`~spillover.design.
+    RandomizedClusterDesign`). For a mixture of ``K`` clusterings, by the law of total
+    variance: the mean over clusterings of the conditional variance (exact, on the pairs
+    that share a cluster) plus the variance over clusterings of the conditional mean;
+    the weights ``1 / pi`` are the mixture's. Linear in the graph per clustering.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.design import RandomizedClusterDesign
+    >>> graph = synth.small_world(12, seed=1)
+    >>> one = RandomizedClusterDesign.from_graph(graph, n_clusterings=1, seed=2)
+    >>> mixed = RandomizedClusterDesign.from_graph(graph, n_clusterings=50, seed=2)
+    >>> y0 = np.ones(graph.n_nodes); y1 = y0 + 1.0
+    >>> bool(exact_ht_variance(graph, mixed, y1, y0) < exact_ht_variance(graph, one, y1, y0))
+    True
+    """
+    import warnings
+
+    from .exposure import probabilities
+
+    components = design.cluster_designs() if hasattr(design, "cluster_designs") else [design]
+    y_k, y_l = (np.asarray(v, dtype=float) for v in (treated_outcomes, control_outcomes))
+    if y_k.shape != (graph.n_nodes,) or y_l.shape != (graph.n_nodes,):
+        raise InputError(f"potential outcomes: need one value per node ({graph.n_nodes}) in each condition.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # positivity is checked on the mixture below
+        parts = [probabilities(graph, mapping, threshold_q=threshold_q, design=c, method="exact", grouped=False,
+                               control=control) for c in components]
+    k, l = parts[0].condition_index(condition), parts[0].condition_index(control)
+    pi_k = np.mean([p.marginal[:, k] for p in parts], axis=0)
+    pi_l = np.mean([p.marginal[:, l] for p in parts], axis=0)
+    if (pi_k <= 0).any() or (pi_l <= 0).any():
+        raise InputError("some unit can never be in one of the compared conditions: the HT estimator is undefined.")
+    n = graph.n_nodes
+    b_k, b_l = y_k / (n * pi_k), y_l / (n * pi_l)
+    means, within = [], []
+    for part in parts:
+        m_k, m_l = part.marginal[:, k], part.marginal[:, l]
+        rows, cols = csr_rows(part.pairs), part.pairs.indices
+        cov_kk = part.joint[(k, k)].data - m_k[rows] * m_k[cols]
+        cov_ll = part.joint[(l, l)].data - m_l[rows] * m_l[cols]
+        cov_kl = part.joint[(k, l)].data - m_k[rows] * m_l[cols]
+        within.append(np.sum(b_k[rows] * b_k[cols] * cov_kk) + np.sum(b_l[rows] * b_l[cols] * cov_ll)
+                      - 2 * np.sum(b_k[rows] * b_l[cols] * cov_kl))
+        means.append(b_k @ m_k - b_l @ m_l)
+    return float(np.mean(within) + np.var(means))
+
+
+def mixing_study(
+    graph: SocialGraph,
+    levels: Sequence[int] = (1, 10, 100),
+    *,
+    method: str = "1hop-max",
+    weights="uniform",
+    treat_fraction: float = 0.5,
+    n_repeats: int = 3,
+    tau: float = 1.0,
+    s_e: float = 0.5,
+    seed: Seed = None,
+) -> pd.DataFrame:
+    """Exact Horvitz-Thompson variance of the global effect under randomized graph
+    cluster randomization as the mixing grows (Ugander & Yin 2023, their variance-versus-
+    mixing figure): for each of ``n_repeats`` independent designs, ``max(levels)``
+    clusterings are drawn and the first ``K`` of them mixed for each ``K`` in ``levels``.
+
+    Outcomes follow the paper's kind: ``y_i(0) = (d_i / mean d) (1 + s_e e_i)`` (degree-
+    proportional, ``e`` standard normal, drawn once) and ``y_i(1) = y_i(0) + tau``, with
+    full-neighbourhood exposure. Columns: ``n_clusterings``, ``variance`` (mean over
+    repeats), ``variance_min`` / ``variance_max`` (their range), ``mean_p`` (mean chance
+    of full treatment exposure) and ``min_p``.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> table = mixing_study(synth.small_world(10, seed=1), levels=(1, 20), n_repeats=2, seed=3)
+    >>> table["n_clusterings"].tolist(), bool(table["variance"].iloc[1] < table["variance"].iloc[0])
+    ([1, 20], True)
+    """
+    import warnings
+
+    from .design import RandomizedClusterDesign
+    from .exposure import probabilities
+
+    levels = sorted({int(v) for v in levels})
+    if not levels or levels[0] < 1:
+        raise InputError(f"mixing levels {levels}: give positive numbers of clusterings.")
+    rng = check_seed(seed)
+    degree = graph.degrees().astype(float)
+    y0 = degree / degree.mean() * (1.0 + s_e * rng.standard_normal(graph.n_nodes))
+    y1 = y0 + tau
+    rows: dict[int, list[tuple[float, float, float]]] = {k: [] for k in levels}
+    for _ in range(n_repeats):
+        full = RandomizedClusterDesign.from_graph(graph, method, levels[-1], treat_fraction=treat_fraction,
+                                                  weights=weights, seed=rng)
+        for k in levels:
+            design = RandomizedClusterDesign(full.clusterings[:k], full.units, treat_fraction, method)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pi = probabilities(graph, "threshold", threshold_q=1.0, design=design, joint=None).marginal[:, 0]
+            rows[k].append((exact_ht_variance(graph, design, y1, y0), float(pi.mean()), float(pi.min())))
+    out = []
+    for k in levels:
+        var, mean_p, min_p = (np.asarray(v) for v in zip(*rows[k]))
+        out.append({"method": method, "weights": weights if isinstance(weights, str) else "custom",
+                    "n_nodes": graph.n_nodes, "n_clusterings": k, "variance": float(var.mean()),
+                    "variance_min": float(var.min()), "variance_max": float(var.max()),
+                    "mean_p": float(mean_p.mean()), "min_p": float(min_p.min()), "n_repeats": n_repeats})
     return pd.DataFrame(out)
