@@ -520,7 +520,20 @@ def _class_sums(groups: np.ndarray, n_groups: int, ind: np.ndarray, y: np.ndarra
     return a, m, size, p
 
 
-def _ht_variance(a, m, size, pi, joint) -> float:
+def _bounded(p: np.ndarray, product: np.ndarray, bound_negative: bool) -> np.ndarray:
+    """Weight of the Aronow-Samii bound for each stored pair: 1 where the joint
+    probability is zero; with ``bound_negative``, ``1 - p / (pi_s pi_t)`` where the pair
+    is negatively dependent (the bound ``-d y_s y_t <= d (y_s^2 + y_t^2) / 2``, equal to
+    the zero-probability bound at ``p = 0``); 0 elsewhere (the unbiased term is used)."""
+    weight = (p <= 0).astype(float)
+    if bound_negative:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            negative = (p > 0) & (p < product)
+            weight = np.where(negative, 1.0 - p / product, weight)
+    return weight
+
+
+def _ht_variance(a, m, size, pi, joint, bound_negative: bool = False) -> float:
     """Aronow-Samii conservative variance of the HT total of one condition, over classes
     of units (:func:`_class_sums`; a class is one unit when the probabilities are per
     unit): the unadjusted double sum ``(p_st - pi_s pi_t) / p_st a_s a_t`` over pairs with
@@ -530,25 +543,29 @@ def _ht_variance(a, m, size, pi, joint) -> float:
     class sums give the unit-level double sum exactly, in time linear in the classes' pairs."""
     rows = csr_rows(joint)
     cols, pij = joint.indices, joint.data
-    positive = pij > 0
-    r, c, p = rows[positive], cols[positive], pij[positive]
+    weight = _bounded(pij, pi[rows] * pi[cols], bound_negative)
+    exact = weight == 0
+    r, c, p = rows[exact], cols[exact], pij[exact]
     unadjusted = np.sum((p - pi[r] * pi[c]) / p * a[r] * a[c])
-    zero = ~positive
-    bound = np.sum(m[rows[zero]] * size[cols[zero]] + m[cols[zero]] * size[rows[zero]])
+    bounded = ~exact
+    rb, cb = rows[bounded], cols[bounded]
+    bound = np.sum(weight[bounded] * (m[rb] * size[cb] + m[cb] * size[rb]))
     return float(unadjusted + bound)
 
 
-def _ht_covariance(a, b, m_k, m_l, size, pi_k, pi_l, joint_kl) -> float:
+def _ht_covariance(a, b, m_k, m_l, size, pi_k, pi_l, joint_kl, bound_negative: bool = False) -> float:
     """Aronow-Samii covariance of two conditions' HT totals over classes of units, with
     the bound subtracted for every unit pair (a unit with itself included) of zero joint
-    probability."""
+    probability (and, with ``bound_negative``, weighted, for negatively dependent pairs)."""
     rows = csr_rows(joint_kl)
     cols, pij = joint_kl.indices, joint_kl.data
-    positive = pij > 0
-    r, c, p = rows[positive], cols[positive], pij[positive]
+    weight = _bounded(pij, pi_k[rows] * pi_l[cols], bound_negative)
+    exact = weight == 0
+    r, c, p = rows[exact], cols[exact], pij[exact]
     first = np.sum((p - pi_k[r] * pi_l[c]) / p * a[r] * b[c])
-    zero = ~positive
-    return float(first - np.sum(m_k[rows[zero]] * size[cols[zero]] + m_l[cols[zero]] * size[rows[zero]]))
+    bounded = ~exact
+    rb, cb = rows[bounded], cols[bounded]
+    return float(first - np.sum(weight[bounded] * (m_k[rb] * size[cb] + m_l[cb] * size[rb])))
 
 
 SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters
@@ -630,10 +647,11 @@ def horvitz_thompson(
         groups = keep if probs.groups is None else probs.groups[keep]
         a_k, m_k, size, p_k = _class_sums(groups, probs.pairs.shape[0], ind_k, target, pi_k)
         a_l, m_l, _, p_l = _class_sums(groups, probs.pairs.shape[0], ind_l, target, pi_l)
+        bound_negative = probs.bound_negative_pairs
         variance = (
-            _ht_variance(a_k, m_k, size, p_k, joint[(k, k)])
-            + _ht_variance(a_l, m_l, size, p_l, joint[(l, l)])
-            - 2 * _ht_covariance(a_k, a_l, m_k, m_l, size, p_k, p_l, joint[(k, l)])
+            _ht_variance(a_k, m_k, size, p_k, joint[(k, k)], bound_negative)
+            + _ht_variance(a_l, m_l, size, p_l, joint[(l, l)], bound_negative)
+            - 2 * _ht_covariance(a_k, a_l, m_k, m_l, size, p_k, p_l, joint[(k, l)], bound_negative)
         ) / n**2
         se = float(np.sqrt(max(variance, 0.0)))
         trimmed = f", units with p >= {min_probability:g}: {n} of {len(table)}" if min_probability > 0 else ""

@@ -610,6 +610,11 @@ class ExposureProbabilities:
     estimate then sums over class pairs, in time and memory linear in the graph instead of
     quadratic in the cluster sizes; :meth:`per_unit` expands them to units (small graphs).
 
+    ``bound_negative_pairs`` (set for mixtures of designs, where units can be negatively
+    dependent with a tiny joint probability): a variance from these bounds every
+    negatively dependent pair as Aronow and Samii bound pairs of joint probability zero,
+    instead of an unbiased term whose ``1 / p_ij`` weight can make the estimate negative.
+
     Examples
     --------
     >>> from spillover import synth
@@ -631,6 +636,7 @@ class ExposureProbabilities:
     mapping: Mapping | None = None
     notes: tuple[str, ...] = ()
     groups: np.ndarray | None = None
+    bound_negative_pairs: bool = False
 
     def to_frame(self) -> pd.DataFrame:
         """``unit_id`` and one ``p_<condition>`` column per condition."""
@@ -660,7 +666,8 @@ class ExposureProbabilities:
                 joint[key].data[diagonal] = 0.0
         pairs.data[:] = 1
         return ExposureProbabilities(self.units, self.conditions, self.marginal, sp.csr_array(pairs, dtype=np.int32),
-                                     joint, self.n_draws, self.method, self.mapping, self.notes, None)
+                                     joint, self.n_draws, self.method, self.mapping, self.notes, None,
+                                     self.bound_negative_pairs)
 
     def condition_index(self, condition: str) -> int:
         """The column of ``condition`` in ``marginal``; an unknown one is an error."""
@@ -1396,8 +1403,12 @@ def probabilities(
         marginal, raw = marginal[groups], raw[groups]
     _check_positivity(raw, rule, control, positivity_floor if positivity_floor is not None else
                       (0.5 / total if total else EXACT_POSITIVITY_FLOOR))
+    if mixture is not None and joint is not None:
+        notes.append("under a mixture of clusterings two units can be negatively dependent with a tiny joint "
+                     "probability; a variance from these bounds such pairs (conservative) instead of weighting "
+                     "them by 1 / p_ij")
     return ExposureProbabilities(units, rule.conditions, marginal, pairs, joint_probs, total, label,
-                                 rule, tuple(notes), groups)
+                                 rule, tuple(notes), groups, mixture is not None)
 
 
 def _union_of_patterns(matrices) -> sp.csr_array:

@@ -594,6 +594,7 @@ def compare_estimators(
     treat_fraction: float = 0.5,
     rollout_fractions: Sequence[float] = (0.25, 0.5),
     clusters: np.ndarray | None = None,
+    n_clusterings: int = 20,
     s_e: float = 1.0,
     alpha: float = 0.05,
     seed: Seed = None,
@@ -613,7 +614,9 @@ def compare_estimators(
       with the design's exact probabilities;
     - Chin's regression adjustment on the treated share (individual randomization);
     - SNIPE(2) on the same individual randomization (it needs the graph);
-    - the staggered rollout's polynomial interpolation (degree = number of stages).
+    - the staggered rollout's polynomial interpolation (degree = number of stages);
+    - Hajek on the fully exposed under randomized graph cluster randomization (a mixture
+      of ``n_clusterings`` 1-hop-max clusterings, exact mixture probabilities).
 
     Examples
     --------
@@ -621,11 +624,11 @@ def compare_estimators(
     >>> graph = synth.social_graph(1_500, seed=1)
     >>> table = compare_estimators(graph, n_sims=10, seed=2)
     >>> table.columns.tolist()[:4], len(table)
-    (['estimator', 'design', 'truth', 'bias'], 6)
+    (['estimator', 'design', 'truth', 'bias'], 7)
     """
     import warnings
 
-    from .design import IndividualDesign, RolloutDesign
+    from .design import IndividualDesign, RandomizedClusterDesign, RolloutDesign
     from .estimate import estimate, polynomial_interpolation, regression_adjustment, snipe
     from .exposure import exposure, probabilities
 
@@ -655,6 +658,9 @@ def compare_estimators(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exposed = probabilities(graph, "threshold", threshold_q=1.0, design=cluster_design)
+        rgcr = RandomizedClusterDesign.from_graph(graph, "1hop-max", n_clusterings, treat_fraction=treat_fraction,
+                                                  seed=rng)
+        exposed_rgcr = probabilities(graph, "threshold", threshold_q=1.0, design=rgcr)
     rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
 
     def record(name: str, design: str, effect) -> None:
@@ -683,6 +689,12 @@ def compare_estimators(
                                               "y": outcome(rollout.treated_at(stages, t).astype(float))})
                                 for t in range(rollout.n_stages + 1)], ignore_index=True)
             record("polynomial interpolation", "rollout", polynomial_interpolation(staged, rollout, graph=graph))
+            v = rgcr.draw(1, rng)[:, 0].astype(float)
+            frame_r = pd.DataFrame({"unit_id": graph.nodes, "y": outcome(v)})
+            full_r = exposure(graph, pd.DataFrame({"unit_id": graph.nodes, "arm": v.astype(np.int64)}), "threshold",
+                              threshold_q=1.0)
+            record("Hajek, fully exposed", f"rgcr ({n_clusterings} clusterings)",
+                   estimate(frame_r, full_r, "hajek", probabilities=exposed_rgcr).effects[0])
     out = []
     for (name, design), values in rows.items():
         est, low, high = (np.asarray(v) for v in zip(*values))
