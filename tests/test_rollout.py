@@ -188,3 +188,89 @@ def test_snipe_is_exactly_unbiased_by_full_enumeration(n, p, degree):
     assert expected == pytest.approx(truth, abs=1e-12)
     if degree > 1:
         assert abs(lower - truth) > 1e-3
+
+
+# --------------------------------------------------------------------------- two-stage rollout
+
+
+def _components_graph(sizes: tuple[int, ...], seed: int, cross: int = 0) -> tuple[sp.csr_array, np.ndarray]:
+    """Dense random blocks (one cluster each), plus ``cross`` edges between blocks."""
+    rng = np.random.default_rng(seed)
+    n = sum(sizes)
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    upper = np.triu((rng.random((n, n)) < 0.7) & (labels[:, None] == labels[None, :]), 1)
+    for _ in range(cross):
+        i, j = rng.choice(n, 2, replace=False)
+        if labels[i] != labels[j]:
+            upper[min(i, j), max(i, j)] = True
+    return sp.csr_array((upper | upper.T).astype(np.int32)), labels
+
+
+def _enumerate_two_stage(design: RolloutDesign, adjacency, coef, degree: int):
+    """E[estimate | some cluster sampled] over every cluster sample and stage vector."""
+    n, k = len(design.units), int(design.clusters.max()) + 1
+    q = design.cluster_fraction
+    coefficients = lagrange_weights(np.concatenate([[0.0], design.fractions[:degree]]), 1.0)
+    coefficients[0] -= 1.0
+    stages = np.array(list(itertools.product(range(design.n_stages + 1), repeat=n)), dtype=np.int8)
+    stage_weight = np.prod(design.stage_probabilities()[stages], axis=1)
+    expected, total = 0.0, 0.0
+    for picked in itertools.product((0, 1), repeat=k):
+        if not any(picked):
+            continue  # nothing to estimate from: the estimator refuses
+        weight = np.prod([q if b else 1 - q for b in picked])
+        sampled = np.asarray(picked, dtype=bool)[design.clusters]
+        w = np.zeros(len(stages))
+        for t in range(degree + 1):
+            z = (((stages >= 1) & (stages <= t)) & sampled).astype(float)
+            kk = (adjacency @ z.T).T
+            y = coef["a"] + coef["b"] * z + coef["c"] * kk + coef["d"] * kk**2 + coef["e"] * z * kk
+            w += coefficients[t] * y[:, sampled].mean(axis=1)
+        expected += weight * float(stage_weight @ w)
+        total += weight
+    truth = float(np.mean(_outcome(adjacency, np.ones(n), coef) - _outcome(adjacency, np.zeros(n), coef)))
+    return expected / total, truth
+
+
+def test_two_stage_rollout_is_exactly_unbiased_when_clusters_cut_no_edge():
+    """Three equal clusters of three units, no edge between them, a quadratic outcome: the
+    estimate given at least one sampled cluster has mean equal to the truth (1e-12), over
+    all 7 cluster samples x 3^9 stage vectors; with edges across clusters it is biased."""
+    rng = np.random.default_rng(5)
+    adjacency, labels = _components_graph((3, 3, 3), seed=2)
+    coef = {key: rng.normal(size=9) for key in "abcde"}
+    design = RolloutDesign(pd.RangeIndex(9), (0.3, 0.6), clusters=labels, cluster_fraction=0.4)
+    expected, truth = _enumerate_two_stage(design, adjacency, coef, degree=2)
+    assert expected == pytest.approx(truth, abs=1e-12)
+    crossing, _ = _components_graph((3, 3, 3), seed=2, cross=6)
+    expected, truth = _enumerate_two_stage(design, crossing, coef, degree=2)
+    assert abs(expected - truth) > 1e-2
+
+
+def test_two_stage_library_estimate_equals_the_formula_and_refuses_without_stages():
+    graph = synth.social_graph(2_000, seed=6)
+    clusters = graph.node_data["community"].to_numpy()
+    design = RolloutDesign(graph.nodes, (0.2, 0.4), clusters=clusters, cluster_fraction=0.3)
+    stages = design.stages(seed=7)
+    sampled = stages != -1
+    assert 0 < sampled.mean() < 1
+    for c in np.unique(clusters):  # whole clusters are in or out
+        assert np.unique(sampled[clusters == c]).size == 1
+    rows, means = [], []
+    for t in range(3):
+        z = design.treated_at(stages, t)
+        y = 1 + z + 0.5 * (graph.adjacency @ z) / np.maximum(graph.degrees(), 1)
+        rows.append(pd.DataFrame({"unit_id": graph.nodes, "stage": t, "y": y}))
+        means.append(y[sampled].mean())
+    outcomes = pd.concat(rows, ignore_index=True)
+    effect = polynomial_interpolation(outcomes, design, graph=graph, stages=stages)
+    weights = lagrange_weights([0.0, 0.2, 0.4], 1.0)
+    assert effect.estimate == pytest.approx(weights @ means - means[0], rel=1e-12)
+    assert "two-stage" in effect.method and effect.n_units == int(sampled.sum())
+    with pytest.raises(InputError, match="needs stages"):
+        polynomial_interpolation(outcomes, design, graph=graph)
+    assert design.assign(seed=7).arms.min() == -1  # units of unsampled clusters are out
+    keyed = design.stages(salt="launch-1")
+    np.testing.assert_array_equal(keyed, design.stages(salt="launch-1"))
+    with pytest.raises(DesignError, match="give the clusters"):
+        RolloutDesign(graph.nodes, (0.2,), cluster_fraction=0.5)

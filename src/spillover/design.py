@@ -937,6 +937,15 @@ class RolloutDesign:
     :func:`spillover.estimate.polynomial_interpolation`, which estimates the total
     treatment effect (everyone treated against no one) without knowing the network.
 
+    **Two-stage rollout** (Cortez-Rodriguez, Eichhorn & Yu 2024): with ``clusters`` (one
+    label per unit) and ``cluster_fraction`` ``q < 1``, each cluster is first sampled with
+    probability ``q`` (seeded, or by keyed hash of the cluster label); the rollout runs
+    inside the sampled clusters only, with the shares ``p_t`` among their units, and
+    units of the other clusters are out (stage ``-1``, never treated). Sampling whole
+    clusters keeps most of a sampled unit's neighbours in the rollout, so extrapolating to
+    ``p = 1`` among them approaches everyone treated; what crosses to unsampled clusters
+    is a bias toward zero (none when clusters cut no edge).
+
     Examples
     --------
     >>> design = RolloutDesign(list("abcdefgh"), (0.1, 0.25, 0.5))
@@ -944,13 +953,34 @@ class RolloutDesign:
     >>> treated = [int(design.treated_at(stages, t).sum()) for t in range(4)]
     >>> treated[0], treated == sorted(treated)         # nobody at the baseline; nested stages
     (0, True)
+    >>> two = RolloutDesign(list("abcdefgh"), (0.5,), clusters=[0, 0, 1, 1, 2, 2, 3, 3], cluster_fraction=0.5)
+    >>> stages = two.stages(seed=1)                     # -1: the unit's cluster was not sampled
+    >>> sorted(set(stages[:2].tolist())) != [-1] or bool((stages[:2] == -1).all())
+    True
     """
 
     units: pd.Index
     fractions: tuple[float, ...]
+    clusters: np.ndarray | None = None
+    cluster_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "units", pd.Index(self.units))
+        if not 0.0 < float(self.cluster_fraction) <= 1.0:
+            raise DesignError(f"cluster_fraction={self.cluster_fraction} must be in (0, 1].")
+        if self.clusters is not None:
+            labels = np.asarray(self.clusters)
+            if labels.shape != (len(self.units),):
+                raise InputError(f"two-stage rollout: {labels.size} cluster labels for {len(self.units)} units.")
+            if pd.isna(labels).any():
+                raise InputError("two-stage rollout: a unit has no cluster label (NaN).")
+            codes, ids = pd.factorize(labels, sort=True)
+            if ids.size < 2:
+                raise DesignError("two-stage rollout: one cluster; sampling clusters needs at least two.")
+            object.__setattr__(self, "clusters", codes.astype(np.int64))
+            object.__setattr__(self, "_cluster_ids", pd.Index(ids))
+        elif self.cluster_fraction < 1.0:
+            raise DesignError("cluster_fraction < 1 samples clusters: give the clusters too.")
         fractions = tuple(float(f) for f in self.fractions)
         if not fractions or any(not 0.0 < f <= 1.0 for f in fractions) or any(
                 b <= a for a, b in zip(fractions, fractions[1:])):
@@ -974,18 +1004,41 @@ class RolloutDesign:
         entered = np.searchsorted(np.asarray(self.fractions), u, side="right")  # stages whose share is <= u
         return np.where(entered < self.n_stages, entered + 1, 0).astype(np.int8)
 
+    @property
+    def two_stage(self) -> bool:
+        """Whether clusters are sampled first."""
+        return self.clusters is not None
+
+    def _sampled(self, u_clusters: np.ndarray) -> np.ndarray:
+        """Units whose cluster's uniform falls below ``cluster_fraction`` (broadcasts over draws)."""
+        return u_clusters[self.clusters] < self.cluster_fraction
+
     def stages(self, seed=None, *, salt: str | None = None) -> np.ndarray:
-        """Each unit's stage of entry (``1..T``; 0: not treated by the last stage), seeded
-        or, with ``salt``, by keyed hash (the same salt gives the same stages anywhere)."""
+        """Each unit's stage of entry (``1..T``; 0: not treated by the last stage; -1: its
+        cluster not sampled), seeded or, with ``salt``, by keyed hash (the same salt gives
+        the same stages anywhere; clusters hash their labels with ``salt + ':clusters'``)."""
         if salt:
             u = hash_uniform(self.units, salt) / float(2**_HASH_BITS)
         else:
-            u = check_seed(seed).random(len(self.units))
-        return self._stages_from_uniform(u)
+            rng = check_seed(seed)
+            u = rng.random(len(self.units))
+        stages = self._stages_from_uniform(u)
+        if self.two_stage:
+            if salt:
+                u_clusters = hash_uniform(self._cluster_ids, salt + ":clusters") / float(2**_HASH_BITS)
+            else:
+                u_clusters = rng.random(len(self._cluster_ids))
+            stages = np.where(self._sampled(u_clusters), stages, OUT).astype(np.int8)
+        return stages
 
     def draw(self, n_draws: int, seed=None) -> np.ndarray:
         """``(n_units, n_draws)`` stages of entry, one column per independent draw."""
-        return self._stages_from_uniform(check_seed(seed).random((len(self.units), n_draws)))
+        rng = check_seed(seed)
+        stages = self._stages_from_uniform(rng.random((len(self.units), n_draws)))
+        if self.two_stage:
+            sampled = self._sampled(rng.random((len(self._cluster_ids), n_draws)))
+            stages = np.where(sampled, stages, OUT).astype(np.int8)
+        return stages
 
     @staticmethod
     def treated_at(stages: np.ndarray, stage: int) -> np.ndarray:
@@ -997,7 +1050,8 @@ class RolloutDesign:
         """The rollout as an assignment: ``arms`` are the last stage's treatment and
         ``params["stage"]`` each unit's stage of entry."""
         stages = self.stages(seed, salt=salt)
-        return Assignment(self.units, self.treated_at(stages, self.n_stages), "rollout",
+        arms = np.where(stages == OUT, OUT, self.treated_at(stages, self.n_stages)).astype(np.int64)
+        return Assignment(self.units, arms, "rollout",
                           None if salt else seed_value(seed), salt, None, None,
                           {"fractions": list(self.fractions), "stage": stages})
 

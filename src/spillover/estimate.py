@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from .cluster import Clustering
+from .design import OUT
 from .seeds import check_seed
 from .errors import (
     FEW_CLUSTERS,
@@ -1257,11 +1258,18 @@ def polynomial_interpolation(
     *,
     degree: int | None = None,
     graph=None,
+    stages: np.ndarray | None = None,
     outcome_col: str = "y",
     alpha: float = 0.05,
 ) -> Effect:
     """The total treatment effect (everyone treated against no one) from a staggered
     rollout, without the network (Cortez-Rodriguez, Eichhorn & Yu 2022).
+
+    A two-stage rollout (``design.clusters`` given; Cortez-Rodriguez, Eichhorn & Yu 2024)
+    needs ``stages`` (``design.stages(...)``, ``-1`` for units of unsampled clusters):
+    the estimate is the mean of ``W`` over the sampled units, exactly unbiased when the
+    clusters cut no edge and have equal sizes, with a variance that takes units of one
+    cluster as dependent (clusters are what was sampled).
 
     ``outcomes`` holds ``unit_id, stage, y``: every unit of ``design`` (a
     :class:`~spillover.design.RolloutDesign`) measured at stages ``0..degree``. Under
@@ -1304,17 +1312,28 @@ def polynomial_interpolation(
     if require:
         raise InputError(f"rollout outcomes: missing column(s) {require}; they need unit_id, stage and "
                          f"{outcome_col!r}, one row per unit and stage.")
+    units = design.units
+    if design.two_stage:
+        if stages is None:
+            raise InputError("a two-stage rollout needs stages= (design.stages(...)): which clusters were sampled.")
+        stages = np.asarray(stages)
+        if stages.shape != (len(units),):
+            raise InputError(f"stages: {stages.size} values for the design's {len(units)} units.")
+        sampled = stages != OUT
+        if not sampled.any():
+            raise InputError("two-stage rollout: no cluster was sampled; nothing to estimate from.")
+        units = units[sampled]
     used = outcomes[outcomes["stage"].isin(range(degree + 1))]
     if used.duplicated(["unit_id", "stage"]).any():
         row = used[used.duplicated(["unit_id", "stage"])].iloc[0]
         raise InputError(f"rollout outcomes: unit {show_id(row['unit_id'])} has two rows at stage {int(row['stage'])}.")
     wide = used.pivot(index="unit_id", columns="stage", values=outcome_col).reindex(
-        index=design.units, columns=range(degree + 1))
+        index=units, columns=range(degree + 1))
     values = wide.to_numpy(dtype=float)
     missing = ~np.isfinite(values)
     if missing.any():
         unit, stage = np.argwhere(missing)[0]
-        raise InputError(f"rollout outcomes: unit {show_id(design.units[unit])} has no finite {outcome_col!r} at stage "
+        raise InputError(f"rollout outcomes: unit {show_id(units[unit])} has no finite {outcome_col!r} at stage "
                          f"{stage} ({int(missing.sum())} missing in all); every unit is measured at stages "
                          f"0..{degree}.")
     nodes = np.concatenate([[0.0], design.fractions[:degree]])
@@ -1324,16 +1343,25 @@ def polynomial_interpolation(
     n = w.size
     estimate_ = float(w.mean())
     if graph is not None:
-        pairs = _network_pairs(graph, design.units)
+        pairs = _network_pairs(graph, units)
         how = "network-robust variance (pairs sharing a neighbour)"
     else:
         pairs = sp.eye_array(n, format="csr")
         how = "units taken as independent (no graph given: optimistic under interference)"
+    two_stage = ""
+    if design.two_stage:  # units of one sampled cluster are dependent: the cluster was the draw
+        members = group_indicator(design.clusters[sampled], int(design.clusters.max()) + 1).T.tocsr()
+        pairs = sp.csr_array(pairs + members @ members.T)
+        pairs.data[:] = 1
+        how += " and units of one cluster"
+        two_stage = f"two-stage ({int(np.unique(design.clusters[sampled]).size)} clusters sampled, q = " \
+                    f"{design.cluster_fraction:g}), "
     cov = dependence_robust(np.ones((n, 1)), w - estimate_, pairs, n_groups=n).cov
     se = float(np.sqrt(cov[0, 0]))
     se, low, high, p = (float(v) for v in t_interval(estimate_, se, float("inf"), alpha))
     return Effect("total", "all treated", estimate_, se, low, high, p, n, None,
-                  f"polynomial interpolation, degree {degree}, shares {[0.0, *design.fractions[:degree]]}; {how}")
+                  f"polynomial interpolation, {two_stage}degree {degree}, shares "
+                  f"{[0.0, *design.fractions[:degree]]}; {how}")
 
 
 # --------------------------------------------------------------------------- regression estimators of the global effect
