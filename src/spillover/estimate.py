@@ -1397,6 +1397,9 @@ def regression_adjustment(
     outcome_col: str = "y",
     missing: str = "drop",
     alpha: float = 0.05,
+    bootstrap: int | None = None,
+    design=None,
+    seed=None,
 ) -> Effect:
     """The global average treatment effect (everyone treated against no one) by Chin's
     (2019) regression adjustment.
@@ -1412,6 +1415,14 @@ def regression_adjustment(
     of the contrast is the network-robust sandwich of the variance kernel
     (:func:`~spillover.variance.dependence_robust`, pairs of units sharing a neighbour,
     whose features share treatments).
+
+    ``bootstrap=B`` with the ``design`` that made the assignment: a bootstrap over the
+    design instead. Each replicate redraws the assignment from the design
+    (``design.draw``), recomputes every unit's features, builds outcomes from the fitted
+    arm models plus each unit's own residual with a random sign (wild, Rademacher), and
+    refits; the standard error is the replicates' standard deviation. It carries what the
+    network does to the features of a fresh assignment, which a sandwich around one
+    assignment does not see.
 
     Examples
     --------
@@ -1444,7 +1455,7 @@ def regression_adjustment(
     x = np.column_stack([np.ones(n)] + [observed[f] for f in features])
     x_treated = np.column_stack([np.ones(n)] + [all_treated[f] for f in features])
     x_control = np.column_stack([np.ones(n)] + [np.zeros(n) for _ in features])
-    design = np.hstack([z[:, None] * x, (1 - z)[:, None] * x])  # arm-interacted: the two fits at once
+    regressors = np.hstack([z[:, None] * x, (1 - z)[:, None] * x])  # arm-interacted: the two fits at once
     for arm, label in ((1.0, "treated"), (0.0, "control")):
         rows = x[z == arm]
         if len(rows) <= x.shape[1] or np.linalg.matrix_rank(rows) < x.shape[1]:
@@ -1452,15 +1463,62 @@ def regression_adjustment(
                              f"{list(features)} do not vary enough to fit {x.shape[1]} coefficients; use fewer features "
                              "or a design with more units in each arm.")
     y = table["y"].to_numpy(dtype=float)
-    theta = np.linalg.lstsq(design, y, rcond=None)[0]
+    theta = np.linalg.lstsq(regressors, y, rcond=None)[0]
     contrast = np.concatenate([x_treated.mean(axis=0), -x_control.mean(axis=0)])
     estimate_ = float(contrast @ theta)
-    pairs = _network_pairs(graph, pd.Index(table["unit_id"]))
-    cov = dependence_robust(design, y - design @ theta, pairs, n_groups=n).cov
-    se = float(np.sqrt(max(float(contrast @ cov @ contrast), 0.0)))
+    if bootstrap is None:
+        pairs = _network_pairs(graph, pd.Index(table["unit_id"]))
+        cov = dependence_robust(regressors, y - regressors @ theta, pairs, n_groups=n).cov
+        se = float(np.sqrt(max(float(contrast @ cov @ contrast), 0.0)))
+        how = "network-robust variance"
+    else:
+        se = _design_bootstrap_se(graph, table, features, theta, y - regressors @ theta, contrast, int(bootstrap),
+                                  design, seed)
+        how = f"design bootstrap, {int(bootstrap)} redraws"
     se, low, high, p = (float(v) for v in t_interval(estimate_, se, float("inf"), alpha))
     return Effect("total", "all treated", estimate_, se, low, high, p, n, None,
-                  f"regression adjustment (Chin 2019) on {list(features)}; network-robust variance")
+                  f"regression adjustment (Chin 2019) on {list(features)}; {how}")
+
+
+def _design_bootstrap_se(graph, table: pd.DataFrame, features, theta, residual, contrast, n_boot: int, design,
+                         seed) -> float:
+    """Standard deviation of the regression-adjustment estimate over redraws of the
+    design, outcomes from the fitted arm models plus sign-flipped own residuals."""
+    if n_boot < 2:
+        raise InputError(f"bootstrap={n_boot}: a design bootstrap needs at least 2 redraws.")
+    if design is None or not hasattr(design, "draw"):
+        raise InputError("a design bootstrap redraws the assignment: give the design that made it (design=).")
+    units = pd.Index(table["unit_id"])
+    design_units = pd.Index(getattr(design, "units", graph.nodes))
+    where = design_units.get_indexer(graph.nodes)
+    if (where < 0).any() or units.difference(graph.nodes).size:
+        raise InputError("design bootstrap: the design does not cover every unit of the graph; give the design "
+                         "that made this assignment.")
+    rows = graph.nodes.get_indexer(units)
+    adjacency = graph.symmetric()
+    degree = np.asarray(adjacency.sum(axis=1)).ravel().astype(float)
+    rng = check_seed(seed)
+    k = 1 + len(features)
+    estimates = []
+    for start in range(0, n_boot, 50):  # chunks of redraws bound the (units x redraws) memory
+        b = min(50, n_boot - start)
+        z_all = (design.draw(b, rng)[where] >= 1).astype(float)  # (nodes, b), graph order
+        treated = adjacency @ z_all
+        columns = {"fraction": np.divide(treated, degree[:, None], out=np.zeros_like(treated),
+                                         where=degree[:, None] > 0), "count": treated}
+        z = z_all[rows]
+        x = np.stack([np.ones_like(z)] + [columns[f][rows] for f in features], axis=2)  # (n, b, k)
+        fitted = np.where(z == 1, np.einsum("nbk,k->nb", x, theta[:k]), np.einsum("nbk,k->nb", x, theta[k:]))
+        y = fitted + residual[:, None] * rng.choice((-1.0, 1.0), size=z.shape)
+        estimate_b = np.zeros(b)
+        for arm_z, part in ((1.0, slice(0, k)), (0.0, slice(k, 2 * k))):  # each arm's refit, per redraw
+            w = (z == arm_z).astype(float)
+            xtx = np.einsum("nb,nbk,nbl->bkl", w, x, x)
+            xty = np.einsum("nb,nbk,nb->bk", w, x, y)
+            solved = np.stack([np.linalg.lstsq(xtx[i], xty[i], rcond=None)[0] for i in range(b)])  # k x k each
+            estimate_b += solved @ contrast[part]
+        estimates.append(estimate_b)
+    return float(np.std(np.concatenate(estimates), ddof=1))
 
 
 def weighted_least_squares(
