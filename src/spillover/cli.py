@@ -468,7 +468,7 @@ def _compare_estimators(args: argparse.Namespace) -> int:
         graph = load_graph(args.edges, args.source, args.target) if args.edges else \
             synth.social_graph(args.users or 5_000, seed=args.seed)
     n_sims = args.n_sims or 200
-    with progress(f"6 estimators x {n_sims} experiments", args.json):
+    with progress(f"7 estimators x {n_sims} experiments", args.json):
         table = compare_estimators(graph, tau=args.tau, gamma=args.gamma, spillover=args.spillover, n_sims=n_sims,
                                    seed=args.seed)
     truth = float(table["truth"].iloc[0])
@@ -478,7 +478,9 @@ def _compare_estimators(args: argparse.Namespace) -> int:
         report.write_report(out / "report.html", "spillover simulate: estimators of the global effect",
                             f"{graph.n_nodes:,} units; tau = {args.tau:g}, gamma = {args.gamma:g}, {args.spillover} "
                             f"spillover; true global effect {truth:.4f}.",
-                            [report.Section("Estimator comparison", "", [("Per estimator", table)], [])])
+                            [report.Section("Estimator comparison", "", [("Per estimator", table)],
+                                            [("Bias and spread per estimator",
+                                              report.plot_estimator_comparison(table))])])
         stderr.print(f"[dim]wrote {out}/report.html and estimator_comparison.csv[/dim]")
     if args.json:
         print_json({"true_effect": truth, "estimators": table.drop(columns="truth").to_dict(orient="records")})

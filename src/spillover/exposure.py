@@ -752,9 +752,14 @@ def _pattern_probability(m, k, treated, control) -> np.ndarray:
 def _event_probability(randomization, treated, control) -> np.ndarray:
     """P(these ``treated`` blocks all treated and these ``control`` blocks all untreated)
     under the design's scheme, for disjoint sets of the given sizes."""
-    t, c = np.asarray(treated, dtype=float), np.asarray(control, dtype=float)
     if randomization.scheme == "bernoulli":
-        return randomization.p ** t * (1.0 - randomization.p) ** c
+        t, c = np.asarray(treated), np.asarray(control)
+        if t.ndim and t.dtype.kind in "iu" and c.dtype.kind in "iu":  # integer sizes: powers from a table
+            top = int(max(t.max(initial=0), c.max(initial=0)))
+            steps = np.arange(top + 1)
+            return (randomization.p ** steps)[t] * ((1.0 - randomization.p) ** steps)[c]
+        return randomization.p ** t.astype(float) * (1.0 - randomization.p) ** c.astype(float)
+    t, c = np.asarray(treated, dtype=float), np.asarray(control, dtype=float)
     return _pattern_probability(randomization.n_blocks, randomization.n_treated, t, c)
 
 
@@ -784,7 +789,14 @@ def _pair_event_tables(sets: _BlockSets, rows: np.ndarray, cols: np.ndarray):
              (1, 3): shared > 0, (2, 3): own_c_in_c}
     meets.update({(b, a): v for (a, b), v in list(meets.items())})
 
+    cache: dict[frozenset, np.ndarray] = {}
+
     def union(atoms: frozenset) -> np.ndarray:
+        if atoms not in cache:
+            cache[atoms] = _union(atoms)
+        return cache[atoms]
+
+    def _union(atoms: frozenset) -> np.ndarray:
         n1, n3 = 1 in atoms, 3 in atoms
         total = n1 * size_r + n3 * size_c - (n1 and n3) * shared
         if 0 in atoms:
@@ -815,10 +827,11 @@ def _term_atoms(term, offset: int) -> tuple[frozenset, frozenset]:
     return treated, control
 
 
-def _events_probability(randomization, sets: _BlockSets, rows, cols, events_r, events_c) -> np.ndarray:
+def _events_probability(randomization, sets: _BlockSets, rows, cols, events_r, events_c, tables=None) -> np.ndarray:
     """P(unit r in the condition of ``events_r`` and unit c in that of ``events_c``) for
-    each pair, by expanding both signed sums of terms (``events_c`` None: marginals)."""
-    meets, union = _pair_event_tables(sets, rows, cols)
+    each pair, by expanding both signed sums of terms (``events_c`` None: marginals);
+    ``tables``: the pairs' :func:`_pair_event_tables`, when computed once for several."""
+    meets, union = _pair_event_tables(sets, rows, cols) if tables is None else tables
     total = np.zeros(rows.size)
     for sign_r, term_r in events_r:  # a few terms per condition
         t_r, c_r = _term_atoms(term_r, 0)
@@ -835,8 +848,9 @@ def _exact(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_
     marginal = np.column_stack([_events_probability(randomization, sets, units, units, rule.events[c], None)
                                 for c in rule.conditions])
     rows, cols = csr_rows(pairs), pairs.indices
+    tables = _pair_event_tables(sets, rows, cols) if keys else None  # shared by every pair of conditions
     joint = {(k, l): _events_probability(randomization, sets, rows, cols, rule.events[rule.conditions[k]],
-                                         rule.events[rule.conditions[l]]) for k, l in keys}
+                                         rule.events[rule.conditions[l]], tables) for k, l in keys}
     return marginal, joint
 
 

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure  # no pyplot: importing this module leaves 
 from .simulate import Comparison
 
 __all__ = ["Section", "plot_bias_against_m", "plot_cluster_sizes", "plot_cluster_tradeoff", "plot_conditions",
-           "plot_effect_by_day", "plot_effect_distributions", "plot_sorted_intervals", "render_html", "write_report"]
+           "plot_effect_by_day", "plot_estimator_comparison", "plot_effect_distributions", "plot_sorted_intervals", "render_html", "write_report"]
 
 PALETTE = {"covered": "#2b8cbe", "missed": "#e34a33", "truth": "#111111"}
 DESIGN_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
@@ -113,6 +113,33 @@ def plot_bias_against_m(sweep: pd.DataFrame) -> str:
     ax.set_xlabel("m  (spillover gamma = 2^-m)")
     ax.set_ylabel("bias of the estimate")
     ax.legend(frameon=False, fontsize=8)
+    return _png(figure)
+
+
+def plot_estimator_comparison(table: pd.DataFrame) -> str:
+    """Each estimator's bias with a bar of +- one sd (its error in one experiment), and its
+    interval coverage in the label: the estimator comparison at a glance.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"estimator": ["difference in means", "regression adjustment"],
+    ...                       "design": ["individual", "individual"], "bias": [-0.5, 0.01], "sd": [0.05, 0.13],
+    ...                       "coverage": [0.0, 0.94]})
+    >>> plot_estimator_comparison(table).startswith("iVBOR")          # a base64 PNG
+    True
+    """
+    rows = table.reset_index(drop=True)
+    figure, ax = _subplots((7.5, 0.5 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    for index, row in rows.iterrows():  # display only: one bar per estimator
+        colour = DESIGN_COLOURS[index % len(DESIGN_COLOURS)]
+        ax.errorbar([row["bias"]], [y[index]], xerr=[[row["sd"]], [row["sd"]]], marker="o", capsize=3, color=colour)
+    ax.axvline(0, color=PALETTE["truth"], linewidth=1)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{r['estimator']} ({r['design']}), coverage {r['coverage']:.0%}" for _, r in rows.iterrows()],
+                       fontsize=8)
+    ax.set_xlabel("bias (dot) +- sd of the estimate (bar); truth at 0")
     return _png(figure)
 
 
