@@ -759,8 +759,26 @@ def _event_probability(randomization, treated, control) -> np.ndarray:
             steps = np.arange(top + 1)
             return (randomization.p ** steps)[t] * ((1.0 - randomization.p) ** steps)[c]
         return randomization.p ** t.astype(float) * (1.0 - randomization.p) ** c.astype(float)
-    t, c = np.asarray(treated, dtype=float), np.asarray(control, dtype=float)
-    return _pattern_probability(randomization.n_blocks, randomization.n_treated, t, c)
+    t, c = np.asarray(treated), np.asarray(control)
+    m, k = int(randomization.n_blocks), int(randomization.n_treated)
+    if t.ndim and t.dtype.kind in "iu" and c.dtype.kind in "iu":  # integer sizes: log-factorials from a table
+        from scipy.special import gammaln
+
+        log_factorial = gammaln(np.arange(m + 2, dtype=float))  # log(j!) = gammaln(j + 1), at index j + 1
+
+        def table(t, c):
+            ok = (t >= 0) & (c >= 0) & (t <= k) & (c <= m - k)
+            t, c = np.where(ok, t, 0), np.where(ok, c, 0)
+            log_p = (log_factorial[k + 1] - log_factorial[k - t + 1] + log_factorial[m - k + 1]
+                     - log_factorial[m - k - c + 1] - log_factorial[m + 1] + log_factorial[m - t - c + 1])
+            return np.where(ok, np.exp(log_p), 0.0)
+
+        t_top, c_top = int(t.max(initial=0)), int(c.max(initial=0))
+        if t.min(initial=0) >= 0 and c.min(initial=0) >= 0 and (t_top + 1) * (c_top + 1) <= 4_000_000:
+            grid = table(np.arange(t_top + 1)[:, None], np.arange(c_top + 1)[None, :])  # every (t, c) once
+            return grid[t, c]
+        return table(t, c)
+    return _pattern_probability(m, k, t.astype(float), c.astype(float))
 
 
 def _pair_event_tables(sets: _BlockSets, rows: np.ndarray, cols: np.ndarray):

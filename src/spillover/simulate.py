@@ -621,7 +621,7 @@ def compare_estimators(
     Examples
     --------
     >>> from spillover import synth
-    >>> graph = synth.social_graph(1_500, seed=1)
+    >>> graph = synth.social_graph(800, seed=1)
     >>> table = compare_estimators(graph, n_sims=10, seed=2)
     >>> table.columns.tolist()[:4], len(table)
     (['estimator', 'design', 'truth', 'bias'], 7)
