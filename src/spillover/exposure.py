@@ -1503,14 +1503,19 @@ def _count_conditions(kernel: "ExposureGraph", rule: Mapping, chunks, pairs: sp.
                            np.concatenate([[0], np.cumsum(np.bincount(csr_rows(pairs)[off], minlength=pairs.shape[0]))])),
                           shape=pairs.shape)
     joint_off = {key: np.zeros(others.nnz, dtype=np.int64) for key in keys} if others.nnz else {}
+    total = 0
     for arms in chunks:  # a loop over chunks of draws; each chunk is one sparse product
         codes = rule.codes(kernel.counts(treated_indicator(np.asarray(arms))))
-        for k in range(n_cond):
+        if total == 0 and codes.size and (codes.min() < 0 or codes.max() >= n_cond):
+            raise InputError(f"mapping {rule.name!r} returned condition codes outside 0..{n_cond - 1}.")
+        for k in range(n_cond - 1):
             counts[:, k] += np.count_nonzero(codes == k, axis=1)
+        total += codes.shape[1]
         if joint_off:
             indicators = [(codes == k).astype(np.int8) for k in range(n_cond)]
             for (k, l), acc in joint_off.items():
                 acc += _joint_on_pairs(others, indicators[k], indicators[l])
+    counts[:, n_cond - 1] = total - counts[:, :n_cond - 1].sum(axis=1)  # every draw puts a unit in one condition
     joint_counts = {}
     for key in keys:
         values = np.zeros(pairs.nnz, dtype=np.int64)
