@@ -721,12 +721,14 @@ def exact_ht_variance(
     potential outcome in both exposure conditions: the truth a variance estimate and a
     design are judged against.
 
-    ``design`` is a design with exact exposure probabilities (a Bernoulli or complete
-    cluster or individual design) or a mixture of them (:class:`~spillover.design.
-    RandomizedClusterDesign`). For a mixture of ``K`` clusterings, by the law of total
-    variance: the mean over clusterings of the conditional variance (exact, on the pairs
-    that share a cluster) plus the variance over clusterings of the conditional mean;
-    the weights ``1 / pi`` are the mixture's. Linear in the graph per clustering.
+    ``design`` is a design with exact exposure probabilities (a cluster or individual
+    design) or a mixture of them (:class:`~spillover.design.RandomizedClusterDesign`). For
+    a mixture of ``K`` clusterings, by the law of total variance: the mean over clusterings
+    of the conditional variance (on the pairs that share a cluster) plus the variance over
+    clusterings of the conditional mean; the weights ``1 / pi`` are the mixture's. Linear
+    in the graph per clustering. Exact when clusters are randomized independently
+    (Bernoulli, as RGCR does); under complete randomization, pairs that share no cluster
+    are taken as independent, leaving out their slight negative dependence.
 
     Examples
     --------
