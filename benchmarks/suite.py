@@ -392,8 +392,24 @@ def measure(step: Callable, scale: str, folder: Path, timeout: float) -> dict:
     return {"seconds": round(value, 3), "peak_gb": round(peak, 2), "note": ""}
 
 
-def run(scale: str, only: list[str] | None = None, timeout: float = 1_800.0, log=print) -> list[dict]:
-    """Measure every step (or ``only`` those) at ``scale``; one row per step."""
+def _best(first: dict, other: dict) -> dict:
+    """The faster of two measurements of one side (a failure only where both failed)."""
+    if first["seconds"] is None:
+        return other
+    if other["seconds"] is None or first["seconds"] <= other["seconds"]:
+        return first
+    return other
+
+
+REPEAT_BELOW_S = 30.0  # steps faster than this are measured ``repeats`` times, alternating sides
+
+
+def run(scale: str, only: list[str] | None = None, timeout: float = 1_800.0, log=print,
+        repeats: int = 3) -> list[dict]:
+    """Measure every step (or ``only`` those) at ``scale``; one row per step. Each side
+    runs in a fresh process; steps under :data:`REPEAT_BELOW_S` run ``repeats`` times,
+    ours and the baseline alternating, and the fastest run of each side is kept (page
+    cache and allocator state otherwise favour whichever side runs second)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="spillover-bench-") as name:
         folder = Path(name)
@@ -403,6 +419,11 @@ def run(scale: str, only: list[str] | None = None, timeout: float = 1_800.0, log
                 continue
             sizes = {name: size(name, scale) for name in SCALES}
             mine, theirs = measure(ours, scale, folder, timeout), measure(anchor, scale, folder, timeout)
+            for _ in range(repeats - 1):
+                if max(mine["seconds"] or timeout, theirs["seconds"] or timeout) > REPEAT_BELOW_S:
+                    break
+                mine = _best(mine, measure(ours, scale, folder, timeout))
+                theirs = _best(theirs, measure(anchor, scale, folder, timeout))
             ratio = (mine["seconds"] / theirs["seconds"] if mine["seconds"] is not None and theirs["seconds"]
                      else None)
             if ratio_target is not None:
@@ -431,7 +452,8 @@ def markdown(rows: list[dict], scale: str) -> str:
 
     lines = [f"Measured by `python -m benchmarks --scale {scale}` on {dt.date.today()} "
              f"({os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}); "
-             "times in seconds, peak memory of each step's own process.",
+             "times in seconds (steps under 30 s: the best of 3 runs, ours and the baseline alternating), "
+             "peak memory of each step's own process.",
              "",
              "| work | spillover | peak | baseline | baseline time | peak | ratio | target | met |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -461,8 +483,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1_800.0, help="seconds one measurement may take")
     parser.add_argument("--out", help="write the rows as JSON here")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help=f"runs of each side of a step under {REPEAT_BELOW_S:g} s (the fastest is kept)")
     args = parser.parse_args(argv)
-    rows = run(args.scale, args.only, args.timeout)
+    rows = run(args.scale, args.only, args.timeout, repeats=args.repeats)
     table = markdown(rows, args.scale)
     print(table)
     if args.out:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_python_m_benchmarks_measures_each_step_against_its_baseline(tmp_path):
     out = tmp_path / "results.json"
     run = subprocess.run([sys.executable, "-m", "benchmarks", "--scale", "tiny", "--only", "load", "probabilities",
-                          "ols", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                          "ols", "--repeats", "2", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
     assert [r["step"] for r in rows] == ["load", "probabilities", "ols"]
