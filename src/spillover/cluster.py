@@ -484,8 +484,12 @@ def cluster(
     ``leiden`` (igraph), ``ego`` (an ego with all its alters; egos pairwise three hops
     apart, high degree first; leftover nodes are singletons), ``3net`` (Ugander et al.
     2013: a maximal set of centres pairwise three hops apart, every node joined to a
-    nearest centre), ``metis`` (balanced, ``n_parts`` parts; default one per 100 nodes)
-    and ``greedy-modularity`` (networkx; slow, for small graphs and comparison).
+    nearest centre), ``1hop-max`` (Ugander & Yin 2023: every node joins the cluster of the
+    largest of the random numbers in its closed neighbourhood), ``metis`` (balanced,
+    ``n_parts`` parts; default one per 100 nodes) and ``greedy-modularity`` (networkx;
+    slow, for small graphs and comparison). ``3net`` and ``1hop-max`` are random draws;
+    :func:`random_clusterings` draws many of them for randomized graph cluster
+    randomization.
 
     For a collaboration network, ``components`` joins users, projects and (when
     ``through_accounts``) billing accounts, and every node type inherits its component;
@@ -509,7 +513,8 @@ def cluster(
     **options
         The method's own options (:data:`METHOD_OPTIONS`): ``resolution`` (louvain,
         leiden, greedy-modularity), ``parallel`` (louvain), ``n_iterations`` (leiden),
-        ``n_parts`` (metis). Any other option is an error.
+        ``n_parts`` (metis), ``weights`` (3net, 1hop-max: ``uniform``, ``degree`` or one
+        positive weight per node). Any other option is an error.
 
     Returns
     -------
