@@ -338,21 +338,23 @@ def _leiden(adjacency: sp.csr_array, *, resolution: float, seed, n_iterations: i
 
 
 def _three_net(adjacency: sp.csr_array, *, seed, weights="uniform", **_) -> tuple[np.ndarray, np.ndarray]:
+    """Each node labelled with the index of its centre (a random 3-net's)."""
     n = adjacency.shape[0]
     priority = _priorities(n, seed, weights=_node_weights(adjacency, weights))
     centers = _distance3_centers(adjacency, priority)
     label = _assign_to_nearest_center(adjacency, centers, priority, max_hops=2)
-    return label, np.flatnonzero(centers)
+    return np.argsort(priority)[label], np.flatnonzero(centers)  # centre rank -> centre node
 
 
 def _one_hop_max(adjacency: sp.csr_array, *, seed, weights="uniform", **_) -> tuple[np.ndarray, np.ndarray]:
     """Ugander & Yin's 1-hop-max: every node draws a number and joins the cluster of the
-    largest number in its closed neighbourhood (one sparse min over ranks)."""
+    largest number in its closed neighbourhood (one sparse min over ranks); each node is
+    labelled with the index of its centre."""
     n = adjacency.shape[0]
     priority = _priorities(n, seed, weights=_node_weights(adjacency, weights))
-    label = _neighbour_min(adjacency, priority)
     node_of_rank = np.argsort(priority)
-    return label, node_of_rank[np.unique(label)]
+    rank = _neighbour_min(adjacency, priority)
+    return node_of_rank[rank], node_of_rank[np.unique(rank)]  # centre rank -> centre node
 
 
 def _ego(adjacency: sp.csr_array, *, seed, **_) -> tuple[np.ndarray, np.ndarray]:
@@ -617,12 +619,7 @@ def random_clusterings(
     rng = check_seed(seed)
     out = np.empty((int(n_clusterings), adjacency.shape[0]), dtype=np.int32)
     for k in range(out.shape[0]):  # one sparse pass (1hop-max) or O(log n) rounds (3net) per clustering
-        priority = _priorities(adjacency.shape[0], rng, weights=_node_weights(adjacency, weights))
-        if method == "1hop-max":
-            label = _neighbour_min(adjacency, priority)
-        else:
-            label = _assign_to_nearest_center(adjacency, _distance3_centers(adjacency, priority), priority, 2)
-        out[k] = np.argsort(priority)[label]  # centre rank -> centre node index
+        out[k] = _IMPLEMENTATIONS[method](adjacency, seed=rng, weights=weights)[0]
     return out
 
 
