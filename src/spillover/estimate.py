@@ -1231,6 +1231,15 @@ def randomization_test(
 # --------------------------------------------------------------------------- staggered rollout
 
 
+def _dependent_mean(w: np.ndarray, pairs: sp.csr_array, alpha: float) -> tuple[float, float, float, float, float]:
+    """The mean of per-unit terms ``w`` with the dependence-robust variance over
+    ``pairs`` (the variance kernel) and a normal interval: estimate, se, low, high, p."""
+    estimate_ = float(w.mean())
+    cov = dependence_robust(np.ones((w.size, 1)), w - estimate_, pairs, n_groups=w.size).cov
+    se, low, high, p = (float(v) for v in t_interval(estimate_, float(np.sqrt(cov[0, 0])), float("inf"), alpha))
+    return estimate_, se, low, high, p
+
+
 def lagrange_weights(nodes: Sequence[float], at: float) -> np.ndarray:
     """The Lagrange basis polynomials of ``nodes`` evaluated at ``at``: the weights with
     which the values of a polynomial of degree ``len(nodes) - 1`` at the nodes give its
@@ -1341,7 +1350,6 @@ def polynomial_interpolation(
     coefficients[0] -= 1.0  # minus F(0): the baseline stage
     w = values @ coefficients
     n = w.size
-    estimate_ = float(w.mean())
     if graph is not None:
         pairs = _network_pairs(graph, units)
         how = "network-robust variance (pairs sharing a neighbour)"
@@ -1356,9 +1364,7 @@ def polynomial_interpolation(
         how += " and units of one cluster"
         two_stage = f"two-stage ({int(np.unique(design.clusters[sampled]).size)} clusters sampled, q = " \
                     f"{design.cluster_fraction:g}), "
-    cov = dependence_robust(np.ones((n, 1)), w - estimate_, pairs, n_groups=n).cov
-    se = float(np.sqrt(cov[0, 0]))
-    se, low, high, p = (float(v) for v in t_interval(estimate_, se, float("inf"), alpha))
+    estimate_, se, low, high, p = _dependent_mean(w, pairs, alpha)
     return Effect("total", "all treated", estimate_, se, low, high, p, n, None,
                   f"polynomial interpolation, {two_stage}degree {degree}, shares "
                   f"{[0.0, *design.fractions[:degree]]}; {how}")
@@ -1495,17 +1501,15 @@ def _design_bootstrap_se(graph, table: pd.DataFrame, features, theta, residual, 
         raise InputError("design bootstrap: the design does not cover every unit of the graph; give the design "
                          "that made this assignment.")
     rows = graph.nodes.get_indexer(units)
-    adjacency = graph.symmetric()
-    degree = np.asarray(adjacency.sum(axis=1)).ravel().astype(float)
+    kernel = ExposureGraph.build(graph)  # the same counts the observed features came from
     rng = check_seed(seed)
     k = 1 + len(features)
     estimates = []
     for start in range(0, n_boot, 50):  # chunks of redraws bound the (units x redraws) memory
         b = min(50, n_boot - start)
         z_all = (design.draw(b, rng)[where] >= 1).astype(float)  # (nodes, b), graph order
-        treated = adjacency @ z_all
-        columns = {"fraction": np.divide(treated, degree[:, None], out=np.zeros_like(treated),
-                                         where=degree[:, None] > 0), "count": treated}
+        counts = kernel.counts(z_all)
+        columns = {"fraction": counts.treated_fraction, "count": counts.n_treated}
         z = z_all[rows]
         x = np.stack([np.ones_like(z)] + [columns[f][rows] for f in features], axis=2)  # (n, b, k)
         fitted = np.where(z == 1, np.einsum("nbk,k->nb", x, theta[:k]), np.einsum("nbk,k->nb", x, theta[k:]))
@@ -1673,10 +1677,6 @@ def snipe(
     a, b = (1 - p) / scale, -p / scale
     weight = sum((a**k - b**k) * elementary[k] for k in range(1, degree + 1))
     w = table["y"].to_numpy(dtype=float) * weight
-    n = w.size
-    estimate_ = float(w.mean())
-    pairs = _network_pairs(graph, pd.Index(table["unit_id"]))
-    cov = dependence_robust(np.ones((n, 1)), w - estimate_, pairs, n_groups=n).cov
-    se, low, high, p_value = (float(v) for v in t_interval(estimate_, float(np.sqrt(cov[0, 0])), float("inf"), alpha))
-    return Effect("total", "all treated", estimate_, se, low, high, p_value, n, None,
+    estimate_, se, low, high, p_value = _dependent_mean(w, _network_pairs(graph, pd.Index(table["unit_id"])), alpha)
+    return Effect("total", "all treated", estimate_, se, low, high, p_value, w.size, None,
                   f"SNIPE({degree}), Bernoulli({p:g}); network-robust variance")
