@@ -41,8 +41,9 @@ from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, csr_rows, 
 from .variance import DEFAULT_VCOV, ols
 
 __all__ = ["DESIGNS", "SPILLOVERS", "Comparison", "DesignResult", "OutcomeModel", "SimulatedChunk", "Study",
-           "choose_design", "cluster_robust_difference", "compare_designs", "compare_estimators", "exact_ht_variance", "example_outcomes", "gamma_sweep",
-           "marketplace_outcomes", "mixing_study", "simulate_design", "simulate_experiments", "social_outcomes"]
+           "choose_design", "cluster_robust_difference", "compare_designs", "compare_estimators", "exact_ht_variance",
+           "example_outcomes", "gamma_sweep", "marketplace_outcomes", "mixing_study", "simulate_design",
+           "simulate_experiments", "social_outcomes"]
 
 DESIGNS = ("project", "component", "stratified-component", "individual")
 
@@ -666,35 +667,37 @@ def compare_estimators(
     def record(name: str, design: str, effect) -> None:
         rows.setdefault((name, design), []).append((effect.estimate, effect.ci_low, effect.ci_high))
 
+    def experiment(design) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """One draw of ``design``: the outcomes it produces and the arms."""
+        z = design.draw(1, rng)[:, 0].astype(float)
+        return (pd.DataFrame({"unit_id": graph.nodes, "y": outcome(z)}),
+                pd.DataFrame({"unit_id": graph.nodes, "arm": z.astype(np.int64)}))
+
+    def fully_exposed_hajek(frame: pd.DataFrame, arms: pd.DataFrame, probs):
+        full = exposure(graph, arms, "threshold", threshold_q=1.0)
+        return estimate(frame, full, "hajek", probabilities=probs).effects[0]
+
     for _ in range(n_sims):  # a loop over simulated experiments; each estimator is vectorised
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            z = individual.draw(1, rng)[:, 0].astype(float)
-            frame = pd.DataFrame({"unit_id": graph.nodes, "y": outcome(z)})
-            arms = pd.DataFrame({"unit_id": graph.nodes, "arm": z.astype(np.int64)})
+            frame, arms = experiment(individual)
             own = exposure(graph, arms, "fraction")
             record("difference in means", "individual", estimate(frame, own, "difference-in-means").effects[0])
             record("regression adjustment (Chin)", "individual", regression_adjustment(frame, graph, arms))
             record("SNIPE(2)", "individual", snipe(frame, graph, arms, treat_fraction, degree=2))
-            w = cluster_design.draw(1, rng)[:, 0].astype(float)
-            frame_c = pd.DataFrame({"unit_id": graph.nodes, "y": outcome(w)})
-            arms_c = pd.DataFrame({"unit_id": graph.nodes, "arm": w.astype(np.int64)})
+            frame_c, arms_c = experiment(cluster_design)
             own_c = exposure(graph, arms_c, "fraction")
             record("difference in means, cluster-robust", "cluster",
                    estimate(frame_c, own_c, "ols-cluster", clusters=cluster_table, bootstrap=None).effects[0])
-            full = exposure(graph, arms_c, "threshold", threshold_q=1.0)
-            record("Hajek, fully exposed", "cluster", estimate(frame_c, full, "hajek", probabilities=exposed).effects[0])
+            record("Hajek, fully exposed", "cluster", fully_exposed_hajek(frame_c, arms_c, exposed))
             stages = rollout.stages(seed=rng)
             staged = pd.concat([pd.DataFrame({"unit_id": graph.nodes, "stage": t,
                                               "y": outcome(rollout.treated_at(stages, t).astype(float))})
                                 for t in range(rollout.n_stages + 1)], ignore_index=True)
             record("polynomial interpolation", "rollout", polynomial_interpolation(staged, rollout, graph=graph))
-            v = rgcr.draw(1, rng)[:, 0].astype(float)
-            frame_r = pd.DataFrame({"unit_id": graph.nodes, "y": outcome(v)})
-            full_r = exposure(graph, pd.DataFrame({"unit_id": graph.nodes, "arm": v.astype(np.int64)}), "threshold",
-                              threshold_q=1.0)
+            frame_r, arms_r = experiment(rgcr)
             record("Hajek, fully exposed", f"rgcr ({n_clusterings} clusterings)",
-                   estimate(frame_r, full_r, "hajek", probabilities=exposed_rgcr).effects[0])
+                   fully_exposed_hajek(frame_r, arms_r, exposed_rgcr))
     out = []
     for (name, design), values in rows.items():
         est, low, high = (np.asarray(v) for v in zip(*values))
@@ -741,24 +744,37 @@ def exact_ht_variance(
     >>> bool(exact_ht_variance(graph, mixed, y1, y0) < exact_ht_variance(graph, one, y1, y0))
     True
     """
+    y_k, y_l = (np.asarray(v, dtype=float) for v in (treated_outcomes, control_outcomes))
+    if y_k.shape != (graph.n_nodes,) or y_l.shape != (graph.n_nodes,):
+        raise InputError(f"potential outcomes: need one value per node ({graph.n_nodes}) in each condition.")
+    parts = _component_probabilities(graph, design, mapping, threshold_q, control)
+    k, l = parts[0].condition_index(condition), parts[0].condition_index(control)
+    return _mixture_ht_variance(parts, k, l, y_k, y_l)
+
+
+def _component_probabilities(graph: SocialGraph, design, mapping: str, threshold_q: float | None, control: str):
+    """Exact probabilities (joint ones on the dependent pairs) of each component of a
+    mixture design, or of the design itself."""
     import warnings
 
     from .exposure import probabilities
 
     components = design.cluster_designs() if hasattr(design, "cluster_designs") else [design]
-    y_k, y_l = (np.asarray(v, dtype=float) for v in (treated_outcomes, control_outcomes))
-    if y_k.shape != (graph.n_nodes,) or y_l.shape != (graph.n_nodes,):
-        raise InputError(f"potential outcomes: need one value per node ({graph.n_nodes}) in each condition.")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # positivity is checked on the mixture below
-        parts = [probabilities(graph, mapping, threshold_q=threshold_q, design=c, method="exact", grouped=False,
-                               control=control) for c in components]
-    k, l = parts[0].condition_index(condition), parts[0].condition_index(control)
+        warnings.simplefilter("ignore")  # positivity is checked on the mixture
+        return [probabilities(graph, mapping, threshold_q=threshold_q, design=c, method="exact", grouped=False,
+                              control=control) for c in components]
+
+
+def _mixture_ht_variance(parts, k: int, l: int, y_k: np.ndarray, y_l: np.ndarray) -> float:
+    """The HT contrast's variance under the uniform mixture of ``parts`` (each
+    component's exact probabilities): mean conditional variance plus the variance of
+    the conditional means, with the mixture's ``1 / pi`` weights."""
     pi_k = np.mean([p.marginal[:, k] for p in parts], axis=0)
     pi_l = np.mean([p.marginal[:, l] for p in parts], axis=0)
     if (pi_k <= 0).any() or (pi_l <= 0).any():
         raise InputError("some unit can never be in one of the compared conditions: the HT estimator is undefined.")
-    n = graph.n_nodes
+    n = y_k.size
     b_k, b_l = y_k / (n * pi_k), y_l / (n * pi_l)
     means, within = [], []
     for part in parts:
@@ -803,10 +819,7 @@ def mixing_study(
     >>> table["n_clusterings"].tolist(), bool(table["variance"].iloc[1] < table["variance"].iloc[0])
     ([1, 20], True)
     """
-    import warnings
-
     from .design import RandomizedClusterDesign
-    from .exposure import probabilities
 
     levels = sorted({int(v) for v in levels})
     if not levels or levels[0] < 1:
@@ -819,12 +832,13 @@ def mixing_study(
     for _ in range(n_repeats):
         full = RandomizedClusterDesign.from_graph(graph, method, levels[-1], treat_fraction=treat_fraction,
                                                   weights=weights, seed=rng)
+        # each clustering's exact probabilities once; the mixture of the first K reuses them
+        parts = _component_probabilities(graph, full, "threshold", 1.0, "control")
+        treated, control = parts[0].condition_index("treated"), parts[0].condition_index("control")
         for k in levels:
-            design = RandomizedClusterDesign(full.clusterings[:k], full.units, treat_fraction, method)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                pi = probabilities(graph, "threshold", threshold_q=1.0, design=design, joint=None).marginal[:, 0]
-            rows[k].append((exact_ht_variance(graph, design, y1, y0), float(pi.mean()), float(pi.min())))
+            pi = np.mean([p.marginal[:, treated] for p in parts[:k]], axis=0)
+            rows[k].append((_mixture_ht_variance(parts[:k], treated, control, y1, y0), float(pi.mean()),
+                            float(pi.min())))
     out = []
     for k in levels:
         var, mean_p, min_p = (np.asarray(v) for v in zip(*rows[k]))
