@@ -134,11 +134,17 @@ def _cli(*argv):
     return main([str(a) for a in argv])
 
 
-def test_cli_refuses_design_flags_that_disagree_with_the_running_experiment(tmp_path, snapshots, capsys):
+def _snapshot_files(folder, snapshots) -> list:
+    """Each day's snapshot as a Parquet file, for the command line."""
     paths = []
     for day, snapshot in zip(DAYS, snapshots):
-        paths.append(tmp_path / f"m-{day}.parquet")
+        paths.append(folder / f"m-{day}.parquet")
         snapshot.to_parquet(paths[-1])
+    return paths
+
+
+def test_cli_refuses_design_flags_that_disagree_with_the_running_experiment(tmp_path, snapshots, capsys):
+    paths = _snapshot_files(tmp_path, snapshots)
     ledger = tmp_path / "l.duckdb"
     assert _cli("evolve", "--ledger", ledger, "--snapshot", paths[0], "--date", DAYS[0], "--design", "cluster",
                 "--salt", "exp", "--treat-fraction", "0.4") == 0
@@ -177,10 +183,7 @@ def test_cli_ledger_show_history_export_void(tmp_path, snapshots, capsys):
 
 
 def test_cli_ledger_flags_allow_future_replace_and_lock_timeout(tmp_path, snapshots, capsys):
-    paths = []
-    for day, snapshot in zip(DAYS, snapshots):
-        paths.append(tmp_path / f"m-{day}.parquet")
-        snapshot.to_parquet(paths[-1])
+    paths = _snapshot_files(tmp_path, snapshots)
     ledger = tmp_path / "l.duckdb"
     later = str(dt.date.today() + dt.timedelta(days=3))
     first = ["evolve", "--ledger", ledger, "--snapshot", paths[0], "--design", "cluster", "--salt", "exp"]

@@ -459,6 +459,16 @@ def _print_effects(args: argparse.Namespace, effects) -> int:
     return 0
 
 
+def _write_study(out: str, csv_name: str, table, title: str, lede: str, section) -> None:
+    """A ``simulate`` run's outputs in ``out``: its table as ``csv_name`` and report.html."""
+    from . import report
+
+    folder = Path(out)
+    write_table(table, folder / csv_name)
+    report.write_report(folder / "report.html", title, lede, [section])
+    stderr.print(f"[dim]wrote {folder}/report.html and {csv_name}[/dim]")
+
+
 def _compare_estimators(args: argparse.Namespace) -> int:
     """``simulate --compare estimators``: the global effect's estimators on one social graph."""
     from . import report, synth
@@ -473,15 +483,11 @@ def _compare_estimators(args: argparse.Namespace) -> int:
                                    seed=args.seed)
     truth = float(table["truth"].iloc[0])
     if args.out:
-        out = Path(args.out)
-        write_table(table, out / "estimator_comparison.csv")
-        report.write_report(out / "report.html", "spillover simulate: estimators of the global effect",
-                            f"{graph.n_nodes:,} units; tau = {args.tau:g}, gamma = {args.gamma:g}, {args.spillover} "
-                            f"spillover; true global effect {truth:.4f}.",
-                            [report.Section("Estimator comparison", "", [("Per estimator", table)],
-                                            [("Bias and spread per estimator",
-                                              report.plot_estimator_comparison(table))])])
-        stderr.print(f"[dim]wrote {out}/report.html and estimator_comparison.csv[/dim]")
+        _write_study(args.out, "estimator_comparison.csv", table, "spillover simulate: estimators of the global effect",
+                     f"{graph.n_nodes:,} units; tau = {args.tau:g}, gamma = {args.gamma:g}, {args.spillover} "
+                     f"spillover; true global effect {truth:.4f}.",
+                     report.Section("Estimator comparison", "", [("Per estimator", table)],
+                                    [("Bias and spread per estimator", report.plot_estimator_comparison(table))]))
     if args.json:
         print_json({"true_effect": truth, "estimators": table.drop(columns="truth").to_dict(orient="records")})
     else:
@@ -526,15 +532,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                                      progress=lambda k: bar.advance(task, k))
     table = comparison.to_frame()
     if args.out:
-        out = Path(args.out)
-        write_table(table, out / "design_comparison.csv")
-        report.write_report(out / "report.html", "spillover simulate",
-                            f"{study.n_users:,} users; tau = {args.tau:g}, gamma = {args.gamma:g}; "
-                            f"true effect (GATE) {comparison.true_effect:.4f}.",
-                            [report.Section("Design comparison", "", [("Per design", table)],
-                                            [("Sorted 95% intervals", report.plot_sorted_intervals(comparison)),
-                                             ("Estimates per design", report.plot_effect_distributions(comparison))])])
-        stderr.print(f"[dim]wrote {out}/report.html and design_comparison.csv[/dim]")
+        _write_study(args.out, "design_comparison.csv", table, "spillover simulate",
+                     f"{study.n_users:,} users; tau = {args.tau:g}, gamma = {args.gamma:g}; "
+                     f"true effect (GATE) {comparison.true_effect:.4f}.",
+                     report.Section("Design comparison", "", [("Per design", table)],
+                                    [("Sorted 95% intervals", report.plot_sorted_intervals(comparison)),
+                                     ("Estimates per design", report.plot_effect_distributions(comparison))]))
     if args.json:
         print_json(comparison.to_json())
     else:
