@@ -1444,15 +1444,10 @@ def probabilities(
 
 
 def _union_of_patterns(matrices) -> sp.csr_array:
-    """The 0/1 union of the sparsity patterns of square matrices, added in batches."""
-    total, batch = None, []
+    """The 0/1 union of the sparsity patterns of square matrices."""
+    total = None
     for matrix in matrices:
-        batch.append(matrix)
-        if len(batch) == 16:
-            total = sum(batch[1:], batch[0] if total is None else total + batch[0])
-            batch = []
-    if batch:
-        total = sum(batch[1:], batch[0] if total is None else total + batch[0])
+        total = matrix if total is None else total + matrix
     total = sp.csr_array(total, dtype=np.int32)
     total.data[:] = 1
     total.sort_indices()
