@@ -46,7 +46,7 @@ def test_components_match_networkx_on_a_random_sparse_graph():
         assert np.unique(result.labels[list(members)]).size == 1
 
 
-@pytest.mark.parametrize("method", ["louvain", "leiden", "metis", "3net"])
+@pytest.mark.parametrize("method", ["louvain", "leiden", "metis", "3net", "1hop-max"])
 def test_cut_fraction_and_modularity_equal_networkx(planted_graph, method):
     result = quiet_cluster(planted_graph, method, seed=2)
     g = planted_graph.to_networkx()
@@ -73,7 +73,7 @@ def test_community_detection_recovers_a_planted_partition(planted_graph, method)
     assert adjusted_rand_score(truth, result.labels) > 0.9
 
 
-@pytest.mark.parametrize("method", ["louvain", "leiden", "metis", "3net", "ego"])
+@pytest.mark.parametrize("method", ["louvain", "leiden", "metis", "3net", "ego", "1hop-max"])
 def test_same_seed_gives_the_same_labels(planted_graph, method):
     a = quiet_cluster(planted_graph, method, seed=11).labels
     b = quiet_cluster(planted_graph, method, seed=11).labels
@@ -82,6 +82,23 @@ def test_same_seed_gives_the_same_labels(planted_graph, method):
 
 def _distances_from(graph: nx.Graph, sources, cutoff: int) -> dict[int, dict[int, int]]:
     return {s: nx.single_source_shortest_path_length(graph, s, cutoff=cutoff) for s in sources}
+
+
+def test_one_hop_max_satisfies_its_definition():
+    """One centre per cluster, and every cluster has a centre in the closed neighbourhood
+    of each of its members (the centre holds the largest number there; it need not be in
+    its own cluster, whose numbers around it may be larger)."""
+    import scipy.sparse as sp
+
+    graph = synth.social_graph(1_500, mean_degree=6, seed=4)
+    result = quiet_cluster(graph, "1hop-max", seed=3, weights="degree")
+    centers = graph.index_of(result.centers)
+    assert len(centers) == result.n_clusters
+    closed = sp.csr_array(graph.adjacency + sp.eye_array(graph.n_nodes, format="csr"))
+    members = sp.csr_array((np.ones(graph.n_nodes), (np.arange(graph.n_nodes), result.labels)))
+    reached = (closed @ members).toarray()[centers]  # members of each cluster around each centre
+    sizes = np.bincount(result.labels)
+    assert np.all((reached == sizes[None, :]).any(axis=0)), "some centre neighbours every member of its cluster"
 
 
 def test_three_net_satisfies_its_definition():
