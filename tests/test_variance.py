@@ -10,7 +10,7 @@ import pytest
 import statsmodels.api as sm
 
 from spillover import InputError
-from spillover.variance import cluster_stats, ols, sandwich, t_interval, within
+from spillover.variance import cluster_stats, ols, ols_cluster_sums, sandwich, t_interval, within
 
 
 def _data(seed: int, n_clusters: int = 12, k_extra: int = 1):
@@ -75,6 +75,51 @@ def test_cr2_with_absorbed_strata_equals_the_full_regression(seed):
     reference = sm.OLS(y, full).fit(cov_type="cluster", cov_kwds={"groups": codes})
     np.testing.assert_allclose(ols(y, np.column_stack([z, covariate]), codes, "CR1", absorb=strata).cov,
                                reference.cov_params()[3:, 3:], rtol=1e-9)
+
+
+def _cluster_level_data(seed: int):
+    """Regressors constant within clusters (treatment and a cluster covariate); one
+    stratum holds a single cluster, whose H_gg has eigenvalue 1 (the Moore-Penrose case)."""
+    y, z, _, codes, strata = _data(seed, n_clusters=13)
+    level = np.random.default_rng(seed).normal(size=13)[codes]
+    strata = np.where(codes == 12, 3, strata)
+    return y, np.column_stack([z, level]), codes, strata
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_cluster_constant_regressors_take_the_rank_one_cr2_equal_to_the_book(seed):
+    y, X, codes, strata = _cluster_level_data(seed)
+    full = np.column_stack([np.ones_like(y), X])
+    fit = ols(y, full, codes, "CR2")
+    assert cluster_stats(full, y, codes, 13).rows is not None        # the closed form ran
+    cov, df = dense_cr2(y, full, codes, np.eye(3))
+    np.testing.assert_allclose(fit.cov, cov, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(fit.df, df, rtol=1e-9)
+    dummies = (strata[:, None] == np.arange(4)).astype(float)
+    cov, df = dense_cr2(y, np.column_stack([dummies, X]), codes, np.eye(6)[4:])
+    fit = ols(y, X, codes, "CR2", absorb=strata)
+    np.testing.assert_allclose(fit.cov, cov[4:, 4:], rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(fit.df, df, rtol=1e-9)
+
+
+@pytest.mark.parametrize("vcov", ["CR0", "CR1", "CR2"])
+@pytest.mark.parametrize("absorbed", [False, True])
+def test_ols_from_cluster_sums_equals_ols_on_the_units(vcov, absorbed):
+    y, X, codes, strata = _cluster_level_data(7)                      # and 2 more regressions on its clusters
+    rng = np.random.default_rng(8)
+    y = np.column_stack([y, y[:, None] + rng.normal(size=(len(y), 2))])
+    X = np.stack([X, rng.normal(size=(13, 2))[codes], rng.normal(size=(13, 2))[codes]], axis=-1)   # (n, K, S)
+    if not absorbed:
+        X = np.concatenate([np.ones((len(codes), 1, 3)), X], axis=1)
+    first = np.unique(codes, return_index=True)[1]
+    sums = np.stack([np.bincount(codes, column) for column in y.T], axis=-1)
+    absorb = strata if absorbed else None
+    units = ols(y, X, codes, vcov, absorb=absorb)
+    clusters = ols_cluster_sums(sums, X[first], np.bincount(codes), vcov,
+                                absorb=None if absorb is None else absorb[first])
+    np.testing.assert_allclose(clusters.beta, units.beta, rtol=1e-10)
+    np.testing.assert_allclose(clusters.cov, units.cov, rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(clusters.df, units.df, rtol=1e-9)
 
 
 @pytest.mark.parametrize("vcov,kwds", [("CR1", {}), ("CR0", {"use_correction": False})])

@@ -38,7 +38,7 @@ from .design import ClusterDesign, StratifiedClusterDesign
 from .seeds import Seed, check_seed
 from .errors import InputError
 from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, csr_rows, group_indicator
-from .variance import DEFAULT_VCOV, ols
+from .variance import DEFAULT_VCOV, ols, ols_cluster_sums
 
 __all__ = ["DESIGNS", "SPILLOVERS", "Comparison", "DesignResult", "OutcomeModel", "SimulatedChunk", "Study",
            "choose_design", "cluster_robust_difference", "compare_designs", "compare_estimators", "exact_ht_variance",
@@ -271,16 +271,34 @@ def cluster_robust_difference(
 
 
 def _cluster_draws(study: Study, design: str, n_sims: int, rng: np.random.Generator, n_bins: int):
-    """Cluster codes per user, draws ``(n_clusters, S)``, and strata per user (or None)."""
+    """Cluster codes per user, draws ``(n_clusters, S)``, and strata per cluster (or None)."""
     units = study.units(design)
     codes, ids = pd.factorize(units, sort=True)
     if design == "stratified-component":
         plan = StratifiedClusterDesign.from_units(codes, pd.RangeIndex(study.n_users),
                                                   {"size": None, "usage": study.usage},
                                                   n_bins=n_bins, sample_fraction=1.0)
-        return codes, plan.draw_clusters(n_sims, rng), plan.strata[codes]
+        return codes, plan.draw_clusters(n_sims, rng), plan.strata
     plan = ClusterDesign(codes, pd.RangeIndex(study.n_users), cluster_ids=pd.RangeIndex(len(ids)))
     return codes, plan.draw_clusters(n_sims, rng), None
+
+
+def _random_parts(study: Study, model: "OutcomeModel", cluster_draws: np.ndarray, rng: np.random.Generator,
+                  chunk: int | None) -> Iterator[tuple[np.ndarray, list[np.ndarray], np.ndarray | None]]:
+    """Per chunk of experiments: the cluster draws ``w`` ``(G, s)``, the random effects of
+    components, accounts and projects, and (when ``s_e``) every user's noise, drawn in
+    one order, so the users' data and the clusters' sums from one seed are the same
+    experiments. ``chunk=None`` keeps one ``G x s`` array near 16 MB: larger arrays
+    cost more in fresh memory pages than they save in calls (at 1M users, 100
+    experiments a chunk took 3x as long as 10)."""
+    levels = (int(study.component.max()) + 1, int(study.account.max()) + 1, int(study.project.max()) + 1)
+    if chunk is None:
+        chunk = int(np.clip(2**21 // cluster_draws.shape[0], 1, 100))
+    for start in range(0, cluster_draws.shape[1], chunk):  # a loop over chunks of experiments
+        w = cluster_draws[:, start:start + chunk].astype(float)
+        s = w.shape[1]
+        effects = [rng.standard_normal((size, s)) for size in levels]
+        yield w, effects, (rng.standard_normal((study.n_users, s)) if model.s_e else None)
 
 
 @dataclass(frozen=True)
@@ -311,12 +329,13 @@ def simulate_experiments(
     *,
     n_sims: int = 1_000,
     seed=None,
-    chunk: int = 100,
+    chunk: int | None = None,
     n_bins: int = 4,
 ) -> Iterator[SimulatedChunk]:
     """The simulated data of ``n_sims`` experiments of ``design``, ``chunk`` at a time:
-    assignments and outcomes (random effects drawn anew in each experiment), the data
-    :func:`simulate_design` analyses.
+    every user's assignment and outcome (random effects drawn anew in each experiment).
+    :func:`simulate_design` analyses the same experiments (same seed) from the
+    clusters' sums.
 
     Examples
     --------
@@ -328,21 +347,16 @@ def simulate_experiments(
     """
     rng = check_seed(seed)
     codes, cluster_draws, strata = _cluster_draws(study, design, n_sims, rng, n_bins)
-    n_clusters = cluster_draws.shape[0]
-    spill = sp.csr_array(study.adjacency @ group_indicator(codes, n_clusters).T)  # A C
-    n_comp, n_acct, n_proj = int(study.component.max()) + 1, int(study.account.max()) + 1, int(study.project.max()) + 1
-    for start in range(0, n_sims, chunk):  # a loop over chunks of experiments
-        w = cluster_draws[:, start:start + chunk].astype(float)
-        s = w.shape[1]
-        z = w[codes]
+    spill = sp.csr_array(study.adjacency @ group_indicator(codes, cluster_draws.shape[0]).T)  # A C
+    levels = (study.component, study.account, study.project)
+    for w, effects, noise in _random_parts(study, model, cluster_draws, rng, chunk):
         y = (model.mu + model.usage_effect * study.usage_score[:, None]
-             + model.tau * z + model.gamma * model.tau * (spill @ w)
-             + model.s_c * rng.standard_normal((n_comp, s))[study.component]
-             + model.s_a * rng.standard_normal((n_acct, s))[study.account]
-             + model.s_p * rng.standard_normal((n_proj, s))[study.project])
-        if model.s_e:
-            y += model.s_e * rng.standard_normal(y.shape)
-        yield SimulatedChunk(codes, strata, z, y)
+             + model.tau * w[codes] + model.gamma * model.tau * (spill @ w))
+        for scale, effect, level in zip((model.s_c, model.s_a, model.s_p), effects, levels):
+            y += scale * effect[level]
+        if noise is not None:
+            y += model.s_e * noise
+        yield SimulatedChunk(codes, None if strata is None else strata[codes], w[codes], y)
 
 
 def simulate_design(
@@ -352,14 +366,22 @@ def simulate_design(
     *,
     n_sims: int = 1_000,
     seed=None,
-    chunk: int = 100,
+    chunk: int | None = None,
     n_bins: int = 4,
     vcov: str = DEFAULT_VCOV,
     on_chunk: Callable[[int], None] | None = None,
 ) -> DesignResult:
     """``n_sims`` experiments of ``design`` on ``study`` under ``model``, each analysed by
     the difference in means (stratum fixed effects for stratified designs) with ``vcov``
-    errors clustered by the unit of randomization; processed ``chunk`` at a time.
+    errors clustered by the unit of randomization; processed ``chunk`` at a time (default:
+    sized by the number of clusters; the same seed and chunk give the same experiments
+    as :func:`simulate_experiments`).
+
+    Treatment is constant within a unit of randomization, so each experiment's analysis
+    needs only every cluster's outcome sum (:func:`spillover.variance.ols_cluster_sums`,
+    equal to ``estimate --method ols-cluster`` on the users' data of
+    :func:`simulate_experiments`): the sums are built from the random effects through
+    sparse cluster-by-level counts, in time linear in the clusters, not the users.
 
     Examples
     --------
@@ -368,12 +390,28 @@ def simulate_design(
     >>> simulate_design(study, "stratified-component", OutcomeModel(tau=0.0), n_sims=40, seed=2).estimates.size
     40
     """
-    pieces, n_clusters = [], 0
-    for data in simulate_experiments(study, design, model, n_sims=n_sims, seed=seed, chunk=chunk, n_bins=n_bins):
-        *summary, n_clusters = cluster_robust_difference(data.y, data.z, data.clusters, data.strata, variance=vcov)
-        pieces.append(summary)
+    rng = check_seed(seed)
+    codes, cluster_draws, strata = _cluster_draws(study, design, n_sims, rng, n_bins)
+    n_clusters = cluster_draws.shape[0]
+    members = group_indicator(codes, n_clusters)                                    # C
+    sizes = np.bincount(codes, minlength=n_clusters)
+    base = members @ (model.mu + model.usage_effect * study.usage_score)
+    spill = sp.csr_array(members @ study.adjacency @ members.T)                     # C A C'
+    counts = [sp.csr_array(members @ group_indicator(level, int(level.max()) + 1).T)  # users per cluster x level
+              for level in (study.component, study.account, study.project)]
+    absorb = np.zeros(n_clusters, dtype=np.int64) if strata is None else strata
+    pieces = []
+    for w, effects, noise in _random_parts(study, model, cluster_draws, rng, chunk):
+        sums = base[:, None] + model.tau * sizes[:, None] * w + model.gamma * model.tau * (spill @ w)
+        for scale, effect, count in zip((model.s_c, model.s_a, model.s_p), effects, counts):
+            sums += scale * (count @ effect)
+        if noise is not None:
+            sums += model.s_e * (members @ noise)
+        fit = ols_cluster_sums(sums, w[:, None, :], sizes, vcov, absorb=absorb)
+        se, low, high, _ = fit.interval(0)
+        pieces.append((fit.beta[:, 0], se, low, high))
         if on_chunk:
-            on_chunk(data.z.shape[1])
+            on_chunk(w.shape[1])
     beta, se, low, high = (np.concatenate(p) for p in zip(*pieces))
     return DesignResult(design, study.gate(model), beta, se, low, high, n_clusters)
 

@@ -39,8 +39,8 @@ from .graph import group_indicator
 from .seeds import check_seed
 
 __all__ = ["BOOTSTRAP_WEIGHTS", "DEFAULT_VCOV", "VCOV_TYPES", "ClusterStats", "OLSFit", "Sandwich", "WildBootstrap",
-           "cluster_stats", "dependence_robust", "ols", "sandwich", "t_interval", "wild_cluster_bootstrap",
-           "wild_cluster_bootstrap_from_sums"]
+           "cluster_stats", "dependence_robust", "ols", "ols_cluster_sums", "sandwich", "t_interval",
+           "wild_cluster_bootstrap", "wild_cluster_bootstrap_from_sums"]
 
 VCOV_TYPES = ("CR0", "CR1", "CR2")
 DEFAULT_VCOV = "CR2"
@@ -56,7 +56,10 @@ class ClusterStats:
     are within-transformed and ``share[g] = n_g / n_group``, ``x_sum[..., g] = X_g'1 /
     sqrt(n_group)`` and ``e_sum[..., g] = 1'e_g / sqrt(n_group)`` carry what the absorbed
     columns add to the hat matrix. Leading ``...`` dimensions are independent regressions
-    (e.g. simulated experiments) on the same clusters.
+    (e.g. simulated experiments) on the same clusters. When every regressor is constant
+    within every cluster (treatment assigned by cluster), ``rows[..., g, :]`` is cluster
+    ``g``'s row of ``X`` and ``sizes[g]`` its number of units: each ``H_gg`` then has rank
+    one and :func:`sandwich` takes its closed form.
 
     Examples
     --------
@@ -77,6 +80,8 @@ class ClusterStats:
     share: np.ndarray | None = None
     x_sum: np.ndarray | None = None
     e_sum: np.ndarray | None = None
+    rows: np.ndarray | None = None
+    sizes: np.ndarray | None = None
 
     @property
     def n_clusters(self) -> int:
@@ -196,10 +201,27 @@ def cluster_stats(
             / root[:, None],
             e_sum=np.asarray(members @ resid).T / root,
         )
+    rows = _constant_rows(X, codes, n_clusters)
+    if rows is not None:
+        extra.update(rows=rows, sizes=np.bincount(codes, minlength=n_clusters))
     if not batched:
         cross, scores = cross[0], scores[0]
-        extra = {key: (value if key in ("group", "share") else value[0]) for key, value in extra.items()}
+        extra = {key: (value if key in ("group", "share", "sizes") else value[0]) for key, value in extra.items()}
     return ClusterStats(cross, scores, n, **extra)
+
+
+def _constant_rows(X: np.ndarray, codes: np.ndarray, n_clusters: int, chunk: int = 16) -> np.ndarray | None:
+    """Each cluster's row of ``X`` (``(n, K, S)``) as ``(S, G, K)`` when every regressor is
+    constant within every cluster (exactly), else None; compared ``chunk`` experiments at
+    a time so no second copy of ``X`` is made."""
+    first = np.empty(n_clusters, dtype=np.int64)
+    first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)          # each cluster's first unit
+    rows = X[first]                                                  # (G, K, S)
+    for start in range(0, X.shape[2], chunk):
+        part = slice(start, start + chunk)
+        if not np.array_equal(X[:, :, part], rows[codes, :, part]):
+            return None
+    return np.ascontiguousarray(np.moveaxis(rows, -1, 0))
 
 
 def within(matrix: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -284,6 +306,8 @@ def sandwich(
 
     # CR2. H_gg = B_g B_g' with B_g = [1/sqrt(n_group) (absorbed), X_g L], L L' = M.
     root = np.linalg.cholesky(bread)                                   # L L' = M, (..., K, K)
+    if cluster.rows is not None:
+        return _rank_one_cr2(cluster, bread, root, contrasts)
     root_g = root[..., None, :, :]
     gram_x = np.swapaxes(root_g, -1, -2) @ cross @ root_g              # L' S_g L
     proj_x = cross @ root_g                                            # X_g' (X_g L) = S_g L
@@ -314,11 +338,36 @@ def sandwich(
     return Sandwich(cov, df, g, vcov)
 
 
+def _rank_one_cr2(cluster: ClusterStats, bread, root, contrasts) -> Sandwich:
+    """CR2 when the regressors are constant within each cluster (``X_g = 1 x_g'``): then
+    ``H_gg = h_g 1 1'`` with ``h_g = x_g'M x_g`` (plus ``1/n_group`` when absorbed), its
+    one eigenvalue is ``l_g = n_g h_g`` and ``(I - H_gg)^{-1/2}`` multiplies the cluster's
+    score by ``(1 - l_g)^{-1/2}`` (0 where ``l_g = 1``, Moore-Penrose), so the adjusted
+    meat and the Bell-McCaffrey df take ``O(G K^2)`` scalar work with no eigensolve. Equal
+    to the general path (``tests/test_variance.py`` checks it)."""
+    x, n_g = cluster.rows, cluster.sizes.astype(float)                 # (..., G, K), (G,)
+    lam = n_g * np.einsum("...gi,...ij,...gj->...g", x, bread, x)
+    if cluster.group is not None:
+        lam = lam + cluster.share
+    rest = 1.0 - lam
+    scale = np.where(rest > _TINY, 1.0 / np.sqrt(np.where(rest > _TINY, rest, 1.0)), 0.0)  # (1 - l_g)^{-1/2}
+    meat = _gram(cluster.scores * scale[..., None])
+    cov = bread @ meat @ bread
+    x_root = np.einsum("...gi,...ij->...gj", x, root)                 # (L' x_g)'
+    out = []
+    for c in contrasts:
+        b = n_g * scale * np.einsum("...gi,...i->...g", x, bread @ c)  # n_g a_g (1 - l_g)^{-1/2}, a_g = x_g'M c
+        d = b * b / n_g                                                # w_g'w_g, w_g = A_g X_g M c
+        q = b[..., None] * x_root                                      # B_g' w_g, the X part
+        q0 = b / np.sqrt(n_g / cluster.share) if cluster.group is not None else None
+        out.append(_satterthwaite(d, q, q0, cluster))
+    return Sandwich(cov, np.stack(out, axis=-1), cluster.n_clusters, "CR2")
+
+
 def _bell_mccaffrey_df(cluster, bread, root, proj_x, gram, lam, vec, inv_root, contrasts, absorbed) -> np.ndarray:
     """Satterthwaite degrees of freedom of ``c'V c`` under independent homoskedastic
-    errors: ``tr(U'U)^2 / tr((U'U)^2)`` with ``U'U = D - Q Q'`` (``G x G``), where
-    ``D_g = w_g'w_g``, ``w_g = A_g X_g M c`` and ``q_g`` its coordinates along the hat
-    matrix's directions; only ``K x K`` sums are formed."""
+    errors (see :func:`_satterthwaite`), with ``D_g = w_g'w_g``, ``w_g = A_g X_g M c`` and
+    ``q_g = B_g'w_g`` its coordinates along the hat matrix's directions."""
     out = []
     with np.errstate(divide="ignore", invalid="ignore"):
         psi = np.where(1.0 - lam > _TINY, 1.0 / np.where(1.0 - lam > _TINY, 1.0 - lam, 1.0), 0.0)
@@ -335,22 +384,30 @@ def _bell_mccaffrey_df(cluster, bread, root, proj_x, gram, lam, vec, inv_root, c
         coords = np.einsum("...gji,...gj->...gi", vec, beta)
         d = plain + np.einsum("...gi,...gi->...g", coords**2, psi)   # u' A_g^2 u = u'u + u'V h V'u
         q = np.einsum("...gij,...gj->...gi", vec, coords * inv_root)        # B_g' A_g u
-        q_norm = np.einsum("...gi,...gi->...g", q, q)
-        trace = d.sum(axis=-1) - q_norm.sum(axis=-1)
-        q_x = q[..., 1:] if absorbed else q
-        big = _gram(q_x)
-        frob = np.einsum("...ij,...ij->...", big, big)
-        if absorbed:  # one hat direction per absorbed group: blocks of Q'Q by group
-            members = group_indicator(cluster.group, cluster.n_absorbed)
-            q0 = q[..., 0]
-            per_group = _group_sum(members, q0**2, -1)                          # (..., n_groups)
-            mixed = _group_sum(members, q0[..., None] * q_x, -2)                # (..., n_groups, K)
-            frob = frob + np.einsum("...s,...s->...", per_group, per_group) \
-                + 2 * np.einsum("...si,...si->...", mixed, mixed)
-        square = np.einsum("...g,...g->...", d, d) - 2 * np.einsum("...g,...g->...", d, q_norm) + frob
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out.append(np.where(square > 0, trace**2 / square, np.nan))
+        out.append(_satterthwaite(d, q[..., 1:], q[..., 0], cluster) if absorbed else
+                   _satterthwaite(d, q, None, cluster))
     return np.stack(out, axis=-1)
+
+
+def _satterthwaite(d: np.ndarray, q_x: np.ndarray, q0: np.ndarray | None, cluster: ClusterStats) -> np.ndarray:
+    """``tr(U'U)^2 / tr((U'U)^2)`` with ``U'U = D - Q Q'`` (``G x G``, never formed):
+    ``d`` the diagonal ``D``, ``q_x`` (``(..., G, K)``) and ``q0`` (``(..., G)``, the
+    absorbed group's direction, or None) the rows of ``Q``; only ``K x K`` sums are formed."""
+    q_norm = np.einsum("...gi,...gi->...g", q_x, q_x)
+    if q0 is not None:
+        q_norm = q_norm + q0**2
+    trace = d.sum(axis=-1) - q_norm.sum(axis=-1)
+    big = _gram(q_x)
+    frob = np.einsum("...ij,...ij->...", big, big)
+    if q0 is not None:  # one hat direction per absorbed group: blocks of Q'Q by group
+        members = group_indicator(cluster.group, cluster.n_absorbed)
+        per_group = _group_sum(members, q0**2, -1)                          # (..., n_groups)
+        mixed = _group_sum(members, q0[..., None] * q_x, -2)                # (..., n_groups, K)
+        frob = frob + np.einsum("...s,...s->...", per_group, per_group) \
+            + 2 * np.einsum("...si,...si->...", mixed, mixed)
+    square = np.einsum("...g,...g->...", d, d) - 2 * np.einsum("...g,...g->...", d, q_norm) + frob
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(square > 0, trace**2 / square, np.nan)
 
 
 def _group_sum(members, values: np.ndarray, axis: int) -> np.ndarray:
@@ -451,6 +508,62 @@ def ols(
         raise InputError("the regressors are collinear (X'X is singular): drop a condition or covariate.") from None
     resid = yb - np.einsum("...ni,...i->...n", Xb, beta)
     stats_ = cluster_stats(X, resid.T if batched else resid, codes, len(uniques), groups)
+    return OLSFit(beta, sandwich(stats_, vcov))
+
+
+def ols_cluster_sums(
+    sums: np.ndarray,
+    rows: np.ndarray,
+    sizes: np.ndarray,
+    vcov: str = DEFAULT_VCOV,
+    *,
+    absorb: np.ndarray | None = None,
+) -> OLSFit:
+    """:func:`ols` when every regressor is constant within each cluster (treatment
+    assigned by cluster), from each cluster's outcome sum alone: the same coefficients
+    and the same CR0 / CR1 / CR2 covariance and degrees of freedom as ``ols`` on the
+    units (to rounding), in time linear in the clusters.
+
+    ``sums`` is ``(G,)`` (or ``(G, S)``: ``S`` regressions at once), the sum of ``y`` over
+    each cluster's units; ``rows`` ``(G, K)`` (or ``(G, K, S)``) each cluster's regressors;
+    ``sizes`` ``(G,)`` its number of units; ``absorb`` a group per cluster (fixed effects
+    of groups nesting the clusters, as in ``ols``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> codes = np.repeat(np.arange(12), 5)                       # 12 clusters of 5 units
+    >>> X = np.column_stack([np.ones(60), codes % 2])              # treatment by cluster
+    >>> y = X @ [1.0, 0.5] + rng.normal(size=12)[codes] + rng.normal(size=60)
+    >>> by_units = ols(y, X, codes)
+    >>> by_sums = ols_cluster_sums(np.bincount(codes, y), X[::5], np.full(12, 5))
+    >>> bool(np.allclose(by_units.cov, by_sums.cov)), bool(np.allclose(by_units.df, by_sums.df))
+    (True, True)
+    """
+    vcov = check_vcov(vcov)
+    batched = rows.ndim == 3
+    x = np.moveaxis(rows, -1, 0).astype(float) if batched else np.asarray(rows, dtype=float)   # (S, G, K)
+    total = np.asarray(sums, dtype=float).T if batched else np.asarray(sums, dtype=float)     # (S, G)
+    n_g = np.asarray(sizes, dtype=float)
+    extra = {}
+    if absorb is not None:
+        group = pd.factorize(np.asarray(absorb))[0]
+        members = group_indicator(group, int(group.max()) + 1)
+        n_s = members @ n_g
+        x = x - (_group_sum(members, x * n_g[:, None], -2) / n_s[:, None])[..., group, :]
+        total = total - n_g * (_group_sum(members, total, -1) / n_s)[..., group]
+        root = np.sqrt(n_s[group])
+    xtx = np.einsum("...gi,g,...gj->...ij", x, n_g, x)
+    try:
+        beta = np.linalg.solve(xtx, np.einsum("...gi,...g->...i", x, total)[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        raise InputError("the regressors are collinear (X'X is singular): drop a condition or covariate.") from None
+    resid = total - n_g * np.einsum("...gi,...i->...g", x, beta)      # each cluster's residual sum
+    if absorb is not None:
+        extra = dict(group=group, share=n_g / n_s[group], x_sum=x * (n_g / root)[:, None], e_sum=resid / root)
+    stats_ = ClusterStats(n_g[:, None, None] * x[..., :, None] * x[..., None, :], x * resid[..., None],
+                          int(n_g.sum()), rows=x, sizes=np.asarray(sizes), **extra)
     return OLSFit(beta, sandwich(stats_, vcov))
 
 
