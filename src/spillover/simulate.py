@@ -13,14 +13,17 @@ largest), whose account it takes. The estimand is the **global average treatment
 effect**, everyone treated against nobody treated:
 ``GATE = tau (1 + gamma * mean degree)``.
 
-Every design is run ``n_sims`` times at once: cluster draws ``W`` form one matrix, the
-spillover term is ``(A C) W`` (``C`` the unit-to-cluster indicator, computed once), and
+Every design is run ``n_sims`` times at once: cluster draws ``W`` form one matrix, and
 each experiment is analysed by the difference in means (with stratum fixed effects for
 stratified designs) with cluster-robust errors clustered by the unit of randomization,
 from the same variance kernel as ``estimate`` (:mod:`spillover.variance`; CR2 with
 Bell-McCaffrey degrees of freedom by default, ``vcov=`` to choose), vectorised across
 experiments: the coverage a design study reports is that of ``estimate --method
-ols-cluster --vcov`` on the same data.
+ols-cluster --vcov`` on the same data. Treatment is constant within a cluster, so that
+analysis needs only each cluster's outcome sum: ``C A C' W`` for the spillover term and
+sparse cluster-by-component (account, project) counts times the random effects, in time
+linear in the clusters (:func:`simulate_experiments` gives the users' data of the same
+experiments).
 """
 
 from __future__ import annotations
