@@ -14,7 +14,9 @@ import contextvars
 import os
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Hashable, Iterable, Iterator, Sequence
 
@@ -253,21 +255,17 @@ def factorize_ids(values: pd.Series | np.ndarray | pd.Index, *, compact: bool = 
 
 def _simple_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> tuple[sp.csr_array, int, int]:
     """The 0/1 CSR matrix of the entries ``(rows, cols)``, with the number of repeated
-    entries and the input position of one repeat (-1 when none). The CSR construction
-    merges repeats (boolean entries: a quarter of the memory of counting them), so they are
-    found in linear time, without sorting the entries."""
-    merged = sp.csr_array((np.ones(rows.size, dtype=bool), (rows, cols)), shape=shape)
-    merged.sort_indices()
-    n_repeat = int(rows.size - merged.nnz)
+    entries and the input position of one repeat (-1 when none). The CSR construction sums
+    repeats, so they are found in linear time, without sorting the entries."""
+    matrix = sp.csr_array((np.ones(rows.size, dtype=EDGE_DTYPE), (rows, cols)), shape=shape)
+    n_repeat = int(rows.size - matrix.nnz)
     example = -1
-    if n_repeat:  # a row with more entries than distinct columns holds a repeat
-        r = int(np.flatnonzero(np.bincount(rows, minlength=shape[0]) > np.diff(merged.indptr))[0])
-        positions = np.flatnonzero(rows == r)
-        _, first = np.unique(cols[positions], return_index=True)
-        example = int(np.setdiff1d(np.arange(positions.size), first)[0])
-        example = int(positions[example])
-    matrix = sp.csr_array((np.ones(merged.nnz, dtype=EDGE_DTYPE), merged.indices, merged.indptr), shape=shape)
-    matrix.has_sorted_indices = True
+    if n_repeat:
+        k = int(np.flatnonzero(matrix.data > 1)[0])
+        r, c = int(np.searchsorted(matrix.indptr, k, side="right") - 1), int(matrix.indices[k])
+        example = int(np.flatnonzero((rows == r) & (cols == c))[1])
+        matrix.data[:] = 1
+    matrix.sort_indices()
     return matrix, n_repeat, example
 
 
@@ -563,8 +561,9 @@ class BipartiteGraph:
         require_no_nulls(frame, [unit, treated], what)
         if len(frame) == 0:
             raise InputError(f"{what}: the graph is empty (no links).")
-        u_codes, units = factorize_ids(frame[unit], compact=True)
-        t_codes, treated_ids = factorize_ids(frame[treated], compact=True)
+        with ThreadPoolExecutor(2) as pool:  # numpy releases the GIL: the two sides at once, in the same memory
+            (u_codes, units), (t_codes, treated_ids) = pool.map(partial(factorize_ids, compact=True),
+                                                                [frame[unit], frame[treated]])
         incidence, n_repeat, first = _simple_matrix(u_codes, t_codes, (len(units), len(treated_ids)))
         if n_repeat:
             warnings.warn(
