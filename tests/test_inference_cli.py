@@ -121,6 +121,23 @@ def test_a_stated_share_that_disagrees_with_the_assignment_is_refused(capsys, ex
     assert "0.5" in err and "but the assignment treats" in err
 
 
+def test_more_dependent_pairs_than_max_pairs_is_one_actionable_error(capsys, experiment):
+    # refused before any pair is formed, with what to do instead; the bound counts at
+    # least the pairs the probabilities would store
+    folder, graph, design = experiment
+    from spillover import InputError
+    from spillover.exposure import probabilities
+
+    stored = probabilities(graph, "as4", design=design, grouped=False, max_pairs=None).pairs.nnz
+    with pytest.raises(InputError, match=f"max_pairs={stored - 1:,}.*ols-cluster"):
+        probabilities(graph, "as4", design=design, grouped=False, max_pairs=stored - 1)
+    capsys.readouterr()
+    assert main(estimate_args(folder, "--method", "hajek", "--design", "cluster", "--clusters",
+                              str(folder / "clusters.csv"), "--max-pairs", "100")) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "dependent pairs" in errors[0] and "--max-pairs" in errors[0]
+
+
 def test_draws_from_a_cluster_design_keep_same_cluster_pairs(capsys, experiment):
     folder, graph, design = experiment
     capsys.readouterr()

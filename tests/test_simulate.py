@@ -179,3 +179,19 @@ def test_simulated_coverage_is_that_of_estimate_with_the_same_vcov(design, vcov)
             highs.append(effect.ci_high)
     np.testing.assert_allclose(result.ci_low, lows, rtol=1e-9)
     np.testing.assert_allclose(result.ci_high, highs, rtol=1e-9)
+
+
+@pytest.mark.parametrize("design", ["project", "stratified-component"])
+def test_design_study_from_cluster_sums_equals_the_analysis_of_the_users_data(design):
+    # simulate_design builds each cluster's outcome sum from the random effects (unit
+    # noise too, s_e > 0); the same seed's users' data analysed unit by unit agree
+    from spillover.simulate import simulate_design, simulate_experiments
+
+    study = Study.from_network(synth.collaboration_network(3_000, seed=4))
+    model = OutcomeModel(tau=0.2, gamma=0.1, s_e=0.7)
+    result = simulate_design(study, design, model, n_sims=9, seed=3, chunk=4)
+    pieces = [cluster_robust_difference(data.y, data.z, data.clusters, data.strata)
+              for data in simulate_experiments(study, design, model, n_sims=9, seed=3, chunk=4)]
+    np.testing.assert_allclose(result.estimates, np.concatenate([p[0] for p in pieces]), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(result.ses, np.concatenate([p[1] for p in pieces]), rtol=1e-9)
+    np.testing.assert_allclose(result.ci_low, np.concatenate([p[2] for p in pieces]), rtol=1e-9, atol=1e-12)

@@ -26,7 +26,7 @@ from .design import DESIGN_NAMES, DESIGN_OPTIONS
 from .errors import SpilloverError
 from .estimate import METHODS as ESTIMATE_METHODS, PROBABILITY_ESTIMATORS
 from .evolve import EVOLVE_DESIGNS, MERGE_POLICIES
-from .exposure import MAPPINGS, PROBABILITY_METHODS, default_control, get_mapping
+from .exposure import MAPPINGS, MAX_DEPENDENT_PAIRS, PROBABILITY_METHODS, default_control, get_mapping
 from .graph import ID_TYPES, CollaborationNetwork, id_type, load_graph, write_table
 from .ledger import LOCK_TIMEOUT
 from .simulate import DESIGNS as SIMULATED_DESIGNS
@@ -360,7 +360,7 @@ def _probabilities(args: argparse.Namespace, clusters: pd.DataFrame | None, expo
     if clusters is not None:
         labels = clusters.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"]
     common = dict(threshold_q=args.threshold, hops=args.hops, correction=args.prob_correction,
-                  joint=args.joint, method=args.prob_method, control=args.control)
+                  joint=args.joint, method=args.prob_method, control=args.control, max_pairs=args.max_pairs or None)
     if args.draws:
         draws = read_table(args.draws, what=f"draws '{args.draws}'")
         blocks = None if labels is None else labels.reindex(randomized).to_numpy()
@@ -889,6 +889,9 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--joint", choices=["dependent", "all"], default="dependent",
                      help="joint probabilities for pairs sharing a randomization unit, or for all pairs (the "
                           "reference package's convention)")
+    est.add_argument("--max-pairs", type=int, default=MAX_DEPENDENT_PAIRS,
+                     help="ht/hajek: refuse (before forming them) more dependent pairs of joint probabilities than "
+                          "this, rather than run out of memory (0: no limit)")
     est.add_argument("--vcov", choices=list(VCOV_TYPES), default=DEFAULT_VCOV,
                      help="cluster-robust variance of ols-cluster and cluster-means: CR2 with Bell-McCaffrey df "
                           "(reliable with few or unequal clusters), CR1 as statsmodels, or CR0")

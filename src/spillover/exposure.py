@@ -26,7 +26,7 @@ from .graph import BipartiteGraph, SocialGraph, csr_rows, group_indicator, with_
 
 # --------------------------------------------------------------------------- mappings
 
-__all__ = ["MAPPINGS", "PROBABILITY_METHODS", "Counts", "ExposureProbabilities", "Mapping", "as4", "as4_two_hop",
+__all__ = ["MAPPINGS", "MAX_DEPENDENT_PAIRS", "PROBABILITY_METHODS", "Counts", "ExposureProbabilities", "Mapping", "as4", "as4_two_hop",
            "bipartite", "default_control", "exposure", "get_mapping", "infer_mapping", "own_arm", "probabilities",
            "threshold"]
 
@@ -458,10 +458,14 @@ class ExposureGraph:
         reach.data[:] = 1
         return reach
 
-    def dependence(self, clusters: np.ndarray | None = None) -> sp.csr_array:
+    def dependence(self, clusters: np.ndarray | None = None, max_pairs: int | None = None) -> sp.csr_array:
         """Pairs of units whose exposures share a randomization unit: ``R R^T`` with ``R``
-        the :meth:`reach`, plus every unit with itself."""
+        the :meth:`reach`, plus every unit with itself. With ``max_pairs``, an
+        :class:`InputError` (before anything is formed) when the upper bound
+        ``sum_b c_b^2`` (``c_b`` the units whose exposure reads block ``b``) exceeds it."""
         reach = self.reach(clusters)
+        if max_pairs is not None:
+            _check_pairs(_pairs_bound(reach), max_pairs)
         pairs = (reach @ reach.T + sp.eye_array(reach.shape[0], dtype=np.int32)).tocsr()
         pairs.data[:] = 1
         pairs.sort_indices()
@@ -510,6 +514,24 @@ class ExposureGraph:
                              None if self.own_index is None else self.own_index[rows],
                              None if self.two_hop is None else sp.csr_array(self.two_hop[rows]),
                              self.units[rows], self.randomized)
+
+
+MAX_DEPENDENT_PAIRS = 50_000_000  # joint probabilities beyond this many pairs (about 3 GB for as4) are refused
+
+
+def _pairs_bound(reach: sp.csr_array) -> int:
+    """``sum_b c_b^2``: at least the pairs of units that share a block of ``reach``."""
+    return int(np.sum(np.bincount(reach.indices).astype(np.float64) ** 2))
+
+
+def _check_pairs(n_pairs: int, max_pairs: int) -> None:
+    """Refuse, with what to do instead, a number of stored pairs above ``max_pairs``."""
+    if n_pairs > max_pairs:
+        raise InputError(
+            f"joint exposure probabilities would be needed for up to {n_pairs:,} dependent pairs (about "
+            f"{n_pairs * 64 / 1e9:.1f} GB), above max_pairs={max_pairs:,}: analyse with ols-cluster (CR2 on the "
+            "randomization clusters), use fewer or smaller clusters, or raise max_pairs (--max-pairs) on a machine "
+            "with the memory.")
 
 
 def _mix64(values: np.ndarray) -> np.ndarray:
@@ -1282,6 +1304,7 @@ def probabilities(
     clusters: np.ndarray | None = None,
     control: str | None = None,
     grouped: bool | None = None,
+    max_pairs: int | None = MAX_DEPENDENT_PAIRS,
 ) -> ExposureProbabilities:
     """Probability of each exposure condition for each unit under a design.
 
@@ -1318,6 +1341,10 @@ def probabilities(
     in every draw; grouped, the pairs and joints are computed between such classes
     (:class:`ExposureProbabilities`), which keeps large clusters linear. ``None`` (default)
     groups when the unit pairs would number more than :data:`GROUP_ABOVE_PAIRS`.
+
+    ``max_pairs`` (default :data:`MAX_DEPENDENT_PAIRS`; None: no limit): more stored pairs
+    than this (an upper bound, counted before any is formed) is an error that says what to
+    do instead, not a process killed for memory.
 
     >>> from spillover import synth
     >>> from spillover.design import IndividualDesign
@@ -1382,12 +1409,14 @@ def probabilities(
             notes.append(f"{n_units:,} units grouped into {first.size:,} classes with the same exposure in every draw: "
                          "joint probabilities between classes, variance sums linear in the graph")
     if joint == "dependent" and mixture is not None:
+        if max_pairs is not None:  # every clustering's pairs are formed before their union
+            _check_pairs(sum(_pairs_bound(kernel.reach(r.blocks)) for r in mixture), max_pairs)
         pairs = _union_of_patterns(kernel.dependence(r.blocks) for r in mixture)
         notes.append(f"pairs that share no cluster in any of the {len(mixture)} clusterings are treated as "
                      "independent; through the draw of the clustering they are weakly dependent, a "
                      "between-clusterings term the variance leaves out (joint='all' computes every pair)")
     elif joint == "dependent":
-        pairs = kernel.dependence(blocks)
+        pairs = kernel.dependence(blocks, max_pairs)
         if randomization is not None and randomization.scheme == "complete":
             notes.append("pairs that share no randomization block are treated as independent; under complete "
                          "randomization they are slightly negatively dependent (joint='all' / --joint all "
@@ -1397,6 +1426,8 @@ def probabilities(
                          "clusters or units are randomized independently; an approximation for stratified "
                          "and saturation designs)")
     elif joint == "all":
+        if max_pairs is not None:
+            _check_pairs(n_units**2, max_pairs)
         pairs = sp.csr_array(np.ones((n_units, n_units), dtype=np.int32))
     else:  # marginals only: each unit with itself, so a variance still has its diagonal terms
         pairs = sp.csr_array(sp.eye_array(n_units, dtype=np.int32, format="csr"))
