@@ -516,7 +516,10 @@ class ExposureGraph:
                              self.units[rows], self.randomized)
 
 
-MAX_DEPENDENT_PAIRS = 50_000_000  # joint probabilities beyond this many pairs (about 3 GB for as4) are refused
+# joint probabilities beyond this many pairs are refused: as4 under a cluster design peaked at
+# about 215 bytes a pair while computing them (5.2 GB for 24M pairs), so this keeps a step under 8 GB
+MAX_DEPENDENT_PAIRS = 35_000_000
+PEAK_BYTES_PER_PAIR = 215
 
 
 def _pairs_bound(reach: sp.csr_array) -> int:
@@ -529,7 +532,8 @@ def _check_pairs(n_pairs: int, max_pairs: int) -> None:
     if n_pairs > max_pairs:
         raise InputError(
             f"joint exposure probabilities would be needed for up to {n_pairs:,} dependent pairs (about "
-            f"{n_pairs * 64 / 1e9:.1f} GB), above max_pairs={max_pairs:,}: analyse with ols-cluster (CR2 on the "
+            f"{n_pairs * PEAK_BYTES_PER_PAIR / 1e9:.1f} GB to compute), above max_pairs={max_pairs:,}: analyse with "
+            "ols-cluster (CR2 on the "
             "randomization clusters), use fewer or smaller clusters, or raise max_pairs (--max-pairs) on a machine "
             "with the memory.")
 
