@@ -180,6 +180,10 @@ def test_bad_inputs_are_refused():
         ols(np.arange(10.0), np.ones((10, 1)), np.arange(10) % 2, "HC3")
     with pytest.raises(InputError, match="collinear"):
         ols(np.arange(10.0), np.ones((10, 2)), np.arange(10) % 2)
+    with pytest.raises(InputError, match="at least one unit"):
+        ols_cluster_sums(np.ones(3), np.ones((3, 1)), np.array([2, 0, 1]))
+    with pytest.raises(InputError, match="must agree"):
+        ols_cluster_sums(np.ones(3), np.ones((4, 1)), np.ones(3))
 
 
 def test_t_interval_is_normal_for_infinite_df_and_nan_for_zero_se():

@@ -546,6 +546,9 @@ def ols_cluster_sums(
     x = np.moveaxis(rows, -1, 0).astype(float) if batched else np.asarray(rows, dtype=float)   # (S, G, K)
     total = np.asarray(sums, dtype=float).T if batched else np.asarray(sums, dtype=float)     # (S, G)
     n_g = np.asarray(sizes, dtype=float)
+    if n_g.shape != total.shape[-1:] or x.shape[-2] != n_g.size or not (n_g >= 1).all():
+        raise InputError(f"cluster sums: {total.shape[-1]} sums, {x.shape[-2]} rows and {n_g.size} sizes must "
+                         "agree, one per cluster, and every cluster needs at least one unit.")
     extra = {}
     if absorb is not None:
         group = pd.factorize(np.asarray(absorb))[0]
