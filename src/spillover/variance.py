@@ -460,6 +460,14 @@ class OLSFit:
         return self.sandwich.interval(self.beta[..., index], index, alpha)
 
 
+def _solve(xtx: np.ndarray, xty: np.ndarray) -> np.ndarray:
+    """OLS coefficients from the normal equations (batched), or the collinearity error."""
+    try:
+        return np.linalg.solve(xtx, xty[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        raise InputError("the regressors are collinear (X'X is singular): drop a condition or covariate.") from None
+
+
 def ols(
     y: np.ndarray,
     X: np.ndarray,
@@ -502,10 +510,7 @@ def ols(
     yb = y.T if batched else y
     xtx = np.swapaxes(Xb, -1, -2) @ Xb
     xty = np.einsum("...ni,...n->...i", Xb, yb)
-    try:
-        beta = np.linalg.solve(xtx, xty[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        raise InputError("the regressors are collinear (X'X is singular): drop a condition or covariate.") from None
+    beta = _solve(xtx, xty)
     resid = yb - np.einsum("...ni,...i->...n", Xb, beta)
     stats_ = cluster_stats(X, resid.T if batched else resid, codes, len(uniques), groups)
     return OLSFit(beta, sandwich(stats_, vcov))
@@ -558,10 +563,7 @@ def ols_cluster_sums(
         total = total - n_g * (_group_sum(members, total, -1) / n_s)[..., group]
         root = np.sqrt(n_s[group])
     xtx = np.einsum("...gi,g,...gj->...ij", x, n_g, x)
-    try:
-        beta = np.linalg.solve(xtx, np.einsum("...gi,...g->...i", x, total)[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        raise InputError("the regressors are collinear (X'X is singular): drop a condition or covariate.") from None
+    beta = _solve(xtx, np.einsum("...gi,...g->...i", x, total))
     resid = total - n_g * np.einsum("...gi,...i->...g", x, beta)      # each cluster's residual sum
     if absorb is not None:
         extra = dict(group=group, share=n_g / n_s[group], x_sum=x * (n_g / root)[:, None], e_sum=resid / root)
