@@ -360,7 +360,8 @@ def _probabilities(args: argparse.Namespace, clusters: pd.DataFrame | None, expo
     if clusters is not None:
         labels = clusters.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"]
     common = dict(threshold_q=args.threshold, hops=args.hops, correction=args.prob_correction,
-                  joint=args.joint, method=args.prob_method, control=args.control, max_pairs=args.max_pairs or None)
+                  joint=args.joint, method=args.prob_method, control=args.control,
+                  max_pairs=args.max_pairs or None)
     if args.draws:
         draws = read_table(args.draws, what=f"draws '{args.draws}'")
         blocks = None if labels is None else labels.reindex(randomized).to_numpy()

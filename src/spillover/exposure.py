@@ -26,9 +26,9 @@ from .graph import BipartiteGraph, SocialGraph, csr_rows, group_indicator, with_
 
 # --------------------------------------------------------------------------- mappings
 
-__all__ = ["MAPPINGS", "MAX_DEPENDENT_PAIRS", "PROBABILITY_METHODS", "Counts", "ExposureProbabilities", "Mapping", "as4", "as4_two_hop",
-           "bipartite", "default_control", "exposure", "get_mapping", "infer_mapping", "own_arm", "probabilities",
-           "threshold"]
+__all__ = ["MAPPINGS", "MAX_DEPENDENT_PAIRS", "PROBABILITY_METHODS", "Counts", "ExposureProbabilities", "Mapping",
+           "as4", "as4_two_hop", "bipartite", "default_control", "exposure", "get_mapping", "infer_mapping", "own_arm",
+           "probabilities", "threshold"]
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,8 @@ class Mapping:
     ``tally`` (optional) counts, for counts over ``R`` draws, each unit's draws in each
     condition (``(n, n_conditions)``, what counting the rule's codes gives) in fewer
     passes over the draws: Monte Carlo marginals use it, with treated-neighbour counts
-    in the smallest integer type that holds them (compare them; do no arithmetic). A user-defined mapping is any
-    ``Mapping`` with a vectorised rule.
+    in the smallest integer type that holds them (compare them; do no arithmetic). A
+    user-defined mapping is any ``Mapping`` with a vectorised rule.
 
     Examples
     --------
@@ -533,9 +533,8 @@ def _check_pairs(n_pairs: int, max_pairs: int) -> None:
         raise InputError(
             f"joint exposure probabilities would be needed for up to {n_pairs:,} dependent pairs (about "
             f"{n_pairs * PEAK_BYTES_PER_PAIR / 1e9:.1f} GB to compute), above max_pairs={max_pairs:,}: analyse with "
-            "ols-cluster (CR2 on the "
-            "randomization clusters), use fewer or smaller clusters, or raise max_pairs (--max-pairs) on a machine "
-            "with the memory.")
+            "ols-cluster (CR2 on the randomization clusters), use fewer or smaller clusters, or raise max_pairs "
+            "(--max-pairs) on a machine with the memory.")
 
 
 def _mix64(values: np.ndarray) -> np.ndarray:
