@@ -146,7 +146,7 @@ def test_fused_tally_counts_what_the_rule_codes_count(design):
     fused = probabilities(SOCIAL, as4, design=design, joint=None, method="monte-carlo", n_draws=500, seed=4, chunk=64)
     coded = probabilities(SOCIAL, plain, design=design, joint=None, method="monte-carlo", n_draws=500, seed=4, chunk=64)
     np.testing.assert_array_equal(fused.marginal, coded.marginal)
-    assert fused.marginal[:, 1].min() < fused.marginal[:, 1].max()      # every condition occurs somewhere
+    assert (fused.marginal > 0).any(axis=0).all()                      # every condition occurs somewhere
     counts = ExposureGraph.build(SOCIAL).counts(design.draw(50, seed=5).astype(np.int8), compact=True)
     np.testing.assert_array_equal(as4.tally(counts), np.stack([(as4.codes(counts) == k).sum(axis=1)
                                                               for k in range(4)], axis=1))
