@@ -542,31 +542,38 @@ def _ht_variance(a, m, size, pi, joint, bound_negative: bool = False) -> float:
     summed over every unit pair whose joint probability is zero. Pairs not stored are
     independent and add nothing. Two units of one class share every probability, so the
     class sums give the unit-level double sum exactly, in time linear in the classes' pairs."""
-    rows = csr_rows(joint)
-    cols, pij = joint.indices, joint.data
-    weight = _bounded(pij, pi[rows] * pi[cols], bound_negative)
-    exact = weight == 0
-    r, c, p = rows[exact], cols[exact], pij[exact]
-    unadjusted = np.sum((p - pi[r] * pi[c]) / p * a[r] * a[c])
-    bounded = ~exact
-    rb, cb = rows[bounded], cols[bounded]
-    bound = np.sum(weight[bounded] * (m[rb] * size[cb] + m[cb] * size[rb]))
-    return float(unadjusted + bound)
+    unadjusted, bound = _pair_terms(joint, pi, pi, a, a, m, m, size, bound_negative)
+    return unadjusted + bound
 
 
 def _ht_covariance(a, b, m_k, m_l, size, pi_k, pi_l, joint_kl, bound_negative: bool = False) -> float:
     """Aronow-Samii covariance of two conditions' HT totals over classes of units, with
     the bound subtracted for every unit pair (a unit with itself included) of zero joint
     probability (and, with ``bound_negative``, weighted, for negatively dependent pairs)."""
-    rows = csr_rows(joint_kl)
-    cols, pij = joint_kl.indices, joint_kl.data
-    weight = _bounded(pij, pi_k[rows] * pi_l[cols], bound_negative)
-    exact = weight == 0
-    r, c, p = rows[exact], cols[exact], pij[exact]
-    first = np.sum((p - pi_k[r] * pi_l[c]) / p * a[r] * b[c])
-    bounded = ~exact
-    rb, cb = rows[bounded], cols[bounded]
-    return float(first - np.sum(weight[bounded] * (m_k[rb] * size[cb] + m_l[cb] * size[rb])))
+    first, bound = _pair_terms(joint_kl, pi_k, pi_l, a, b, m_k, m_l, size, bound_negative)
+    return first - bound
+
+
+PAIR_CHUNK = 4_000_000  # stored pairs summed at once: bounds the variance's temporaries
+
+
+def _pair_terms(joint, pi_r, pi_c, a_r, a_c, m_r, m_c, size, bound_negative: bool) -> tuple[float, float]:
+    """Over the stored pairs ``(r, c)`` of ``joint``, in chunks: the sum of
+    ``(p - pi_r pi_c) / p a_r a_c`` where the unbiased term is used, and the sum of the
+    bound's ``weight (m_r size_c + m_c size_r)`` where the pair is bounded (:func:`_bounded`)."""
+    rows = csr_rows(joint)
+    unadjusted = bound = 0.0
+    for start in range(0, rows.size, PAIR_CHUNK):
+        part = slice(start, start + PAIR_CHUNK)
+        r, c, p = rows[part], joint.indices[part], joint.data[part]
+        product = pi_r[r] * pi_c[c]
+        weight = _bounded(p, product, bound_negative)
+        exact = weight == 0
+        re, ce, pe = r[exact], c[exact], p[exact]
+        unadjusted += float(np.sum((pe - product[exact]) / pe * a_r[re] * a_c[ce]))
+        rb, cb = r[~exact], c[~exact]
+        bound += float(np.sum(weight[~exact] * (m_r[rb] * size[cb] + m_c[cb] * size[rb])))
+    return unadjusted, bound
 
 
 SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters

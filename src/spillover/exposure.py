@@ -516,10 +516,11 @@ class ExposureGraph:
                              self.units[rows], self.randomized)
 
 
-# joint probabilities beyond this many pairs are refused: as4 under a cluster design peaked at
-# about 215 bytes a pair while computing them (5.2 GB for 24M pairs), so this keeps a step under 8 GB
-MAX_DEPENDENT_PAIRS = 35_000_000
-PEAK_BYTES_PER_PAIR = 215
+# joint probabilities beyond this many pairs are refused: Hajek with as4's exact probabilities
+# under a cluster design peaked at about 145 bytes a pair (3.4 GB for 24M pairs, graph
+# included), so this keeps such a step under 8 GB
+MAX_DEPENDENT_PAIRS = 50_000_000
+PEAK_BYTES_PER_PAIR = 145
 
 
 def _pairs_bound(reach: sp.csr_array) -> int:
@@ -839,17 +840,25 @@ def _event_probability(randomization, treated, control) -> np.ndarray:
     return _pattern_probability(m, k, t.astype(float), c.astype(float))
 
 
-def _pair_event_tables(sets: _BlockSets, rows: np.ndarray, cols: np.ndarray):
+def _neighbour_overlap(sets: _BlockSets) -> tuple[sp.csr_array, np.ndarray]:
+    """How many neighbour blocks every two units share (``reach reach^T``), with its
+    sorted pair keys: computed once for all chunks of pairs."""
+    overlap = sp.csr_array(sets.reach @ sets.reach.T)
+    overlap.sort_indices()
+    return overlap, _csr_keys(overlap, sets.reach.shape[0])
+
+
+def _pair_event_tables(sets: _BlockSets, rows: np.ndarray, cols: np.ndarray, overlap=None):
     """For pairs ``(r, c)``, which of the four block sets (own r, neighbours of r, own
-    c, neighbours of c: atoms 0-3) meet, and the sizes needed for unions."""
+    c, neighbours of c: atoms 0-3) meet, and the sizes needed for unions (``overlap``:
+    :func:`_neighbour_overlap`, computed here when not given)."""
     n_rows = sets.reach.shape[0]
     if np.array_equal(rows, cols):  # marginals: a unit's set meets itself
         shared = sets.size[rows].astype(np.int64)
     else:
-        overlap = sp.csr_array(sets.reach @ sets.reach.T)
-        overlap.sort_indices()
-        pos = _lookup(_csr_keys(overlap, n_rows), _pair_keys(rows, cols, n_rows))
-        shared = np.where(pos >= 0, overlap.data[np.maximum(pos, 0)], 0).astype(np.int64)
+        matrix, keys = _neighbour_overlap(sets) if overlap is None else overlap
+        pos = _lookup(keys, _pair_keys(rows, cols, n_rows))
+        shared = np.where(pos >= 0, matrix.data[np.maximum(pos, 0)], 0).astype(np.int64)
     false = np.zeros(rows.size, dtype=bool)
     if sets.own is None:
         own_r_in_r = own_eq = own_r_in_c = own_c_in_r = own_c_in_c = false
@@ -924,10 +933,18 @@ def _exact(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_
     marginal = np.column_stack([_events_probability(randomization, sets, units, units, rule.events[c], None)
                                 for c in rule.conditions])
     rows, cols = csr_rows(pairs), pairs.indices
-    tables = _pair_event_tables(sets, rows, cols) if keys else None  # shared by every pair of conditions
-    joint = {(k, l): _events_probability(randomization, sets, rows, cols, rule.events[rule.conditions[k]],
-                                         rule.events[rule.conditions[l]], tables) for k, l in keys}
+    joint = {key: np.empty(rows.size) for key in keys}
+    overlap = _neighbour_overlap(sets) if keys else None
+    for start in range(0, rows.size if keys else 0, EXACT_PAIR_CHUNK):  # chunks of pairs bound the tables' memory
+        r, c = rows[start:start + EXACT_PAIR_CHUNK], cols[start:start + EXACT_PAIR_CHUNK]
+        tables = _pair_event_tables(sets, r, c, overlap)  # shared by every pair of conditions
+        for k, l in keys:
+            joint[(k, l)][start:start + r.size] = _events_probability(
+                randomization, sets, r, c, rule.events[rule.conditions[k]], rule.events[rule.conditions[l]], tables)
     return marginal, joint
+
+
+EXACT_PAIR_CHUNK = 2_000_000  # pairs whose event tables (a dozen int64 arrays) are built at once
 
 
 def _exact_by_sets(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys):
