@@ -1583,8 +1583,8 @@ def _count_conditions(kernel: "ExposureGraph", rule: Mapping, chunks, pairs: sp.
                           shape=pairs.shape)
     joint_off = {key: np.zeros(others.nnz, dtype=np.int64) for key in keys} if others.nnz else {}
     total = 0
+    fused = rule.tally is not None and not joint_off  # marginals only: the mapping counts its conditions
     for arms in chunks:  # a loop over chunks of draws; each chunk is one sparse product
-        fused = rule.tally is not None and not joint_off  # marginals only: the mapping counts its conditions
         chunk_counts = kernel.counts(treated_indicator(np.asarray(arms)), compact=fused)
         if fused:
             counts += rule.tally(chunk_counts)
@@ -1600,7 +1600,7 @@ def _count_conditions(kernel: "ExposureGraph", rule: Mapping, chunks, pairs: sp.
             indicators = [(codes == k).astype(np.int8) for k in range(n_cond)]
             for (k, l), acc in joint_off.items():
                 acc += _joint_on_pairs(others, indicators[k], indicators[l])
-    if rule.tally is None or joint_off:
+    if not fused:
         counts[:, n_cond - 1] = total - counts[:, :n_cond - 1].sum(axis=1)  # every draw puts a unit in one condition
     joint_counts = {}
     for key in keys:

@@ -352,14 +352,16 @@ def simulate_experiments(
     codes, cluster_draws, strata = _cluster_draws(study, design, n_sims, rng, n_bins)
     spill = sp.csr_array(study.adjacency @ group_indicator(codes, cluster_draws.shape[0]).T)  # A C
     levels = (study.component, study.account, study.project)
+    unit_strata = None if strata is None else strata[codes]
     for w, effects, noise in _random_parts(study, model, cluster_draws, rng, chunk):
+        z = w[codes]
         y = (model.mu + model.usage_effect * study.usage_score[:, None]
-             + model.tau * w[codes] + model.gamma * model.tau * (spill @ w))
+             + model.tau * z + model.gamma * model.tau * (spill @ w))
         for scale, effect, level in zip((model.s_c, model.s_a, model.s_p), effects, levels):
             y += scale * effect[level]
         if noise is not None:
             y += model.s_e * noise
-        yield SimulatedChunk(codes, None if strata is None else strata[codes], w[codes], y)
+        yield SimulatedChunk(codes, unit_strata, z, y)
 
 
 def simulate_design(
