@@ -331,3 +331,27 @@ def test_grouping_units_by_class_changes_no_probability_and_no_standard_error(ma
             b = estimate(y, table, estimator, probabilities=per_unit).to_frame()
         np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=1e-10)
         np.testing.assert_allclose(a["se"], b["se"], rtol=1e-10)
+
+
+def test_exact_joints_and_variance_sums_are_the_same_in_many_chunks(monkeypatch):
+    # the exact engine builds pair tables and the Aronow-Samii sums run in chunks of pairs;
+    # 9 and 7 chunks of uneven length give the single-chunk results
+    from spillover import estimate as estimate_module
+    from spillover import exposure as exposure_module
+    from spillover.estimate import estimate
+
+    graph = synth.social_graph(300, seed=3)
+    design = ClusterDesign(graph.nodes % 25, graph.nodes, treat_fraction=0.4)
+    table = exposure(graph, design.assign(seed=1), "as4")
+    outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(2).normal(size=graph.n_nodes)})
+    whole = probabilities(graph, "as4", design=design, grouped=False)
+    assert whole.pairs.nnz > 100
+    reference = estimate(outcomes, table, "hajek", probabilities=whole)
+    monkeypatch.setattr(exposure_module, "EXACT_PAIR_CHUNK", whole.pairs.nnz // 9 + 1)
+    monkeypatch.setattr(estimate_module, "PAIR_CHUNK", whole.pairs.nnz // 7 + 1)
+    chunked = probabilities(graph, "as4", design=design, grouped=False)
+    for key, values in whole.joint.items():
+        np.testing.assert_array_equal(chunked.joint[key].data, values.data)
+    again = estimate(outcomes, table, "hajek", probabilities=chunked)
+    for condition in ("dir_ind1", "isol_dir", "ind1"):
+        assert again[condition].se == pytest.approx(reference[condition].se, rel=1e-12)

@@ -234,3 +234,14 @@ def test_wild_cluster_bootstrap_equals_wildboottest_under_full_enumeration(null)
     for end, inside in ((low, low + 1e-6), (high, high - 1e-6)):
         assert wild_cluster_bootstrap(y, X, codes, 1, null=inside, n_boot=9999).p_value >= 0.05
         assert wild_cluster_bootstrap(y, X, codes, 1, null=end + (end - inside) * 100, n_boot=9999).p_value < 0.05
+
+
+def test_constant_rows_are_checked_in_every_chunk_of_experiments():
+    # 20 regressions (two chunks of 16 and 4): constant within clusters in all of them,
+    # then varying within a cluster in the last one only -> the general path
+    rng = np.random.default_rng(11)
+    codes = np.repeat(np.arange(6), 3)
+    X = rng.normal(size=(6, 2, 20))[codes]
+    assert cluster_stats(X, rng.normal(size=(18, 20)), codes, 6).rows is not None
+    X[1, 1, 19] += 1.0
+    assert cluster_stats(X, rng.normal(size=(18, 20)), codes, 6).rows is None
