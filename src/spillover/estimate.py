@@ -534,38 +534,47 @@ def _bounded(p: np.ndarray, product: np.ndarray, bound_negative: bool) -> np.nda
     return weight
 
 
-def _ht_variance(a, m, size, pi, joint, bound_negative: bool = False) -> float:
+def _ht_variance(a, m, size, pi, joint, bound_negative: bool = False, factored=None, key=None) -> float:
     """Aronow-Samii conservative variance of the HT total of one condition, over classes
     of units (:func:`_class_sums`; a class is one unit when the probabilities are per
     unit): the unadjusted double sum ``(p_st - pi_s pi_t) / p_st a_s a_t`` over pairs with
     positive joint probability, plus the bound ``I_i y_i^2 / (2 pi_i) + I_j y_j^2 / (2 pi_j)``
     summed over every unit pair whose joint probability is zero. Pairs not stored are
-    independent and add nothing. Two units of one class share every probability, so the
+    independent and add nothing (or, with ``factored``, share one block: summed per block,
+    :func:`_factored_terms`). Two units of one class share every probability, so the
     class sums give the unit-level double sum exactly, in time linear in the classes' pairs."""
-    unadjusted, bound = _pair_terms(joint, pi, pi, a, a, m, m, size, bound_negative)
+    unadjusted, bound = _pair_terms(csr_rows(joint), joint.indices, joint.data, pi, pi, a, a, m, m, size,
+                                    bound_negative)
+    if factored is not None:
+        more, more_bound = _factored_terms(factored, key, pi, pi, a, a, m, m, size, joint)
+        unadjusted, bound = unadjusted + more, bound + more_bound
     return unadjusted + bound
 
 
-def _ht_covariance(a, b, m_k, m_l, size, pi_k, pi_l, joint_kl, bound_negative: bool = False) -> float:
+def _ht_covariance(a, b, m_k, m_l, size, pi_k, pi_l, joint_kl, bound_negative: bool = False, factored=None,
+                   key=None) -> float:
     """Aronow-Samii covariance of two conditions' HT totals over classes of units, with
     the bound subtracted for every unit pair (a unit with itself included) of zero joint
     probability (and, with ``bound_negative``, weighted, for negatively dependent pairs)."""
-    first, bound = _pair_terms(joint_kl, pi_k, pi_l, a, b, m_k, m_l, size, bound_negative)
+    first, bound = _pair_terms(csr_rows(joint_kl), joint_kl.indices, joint_kl.data, pi_k, pi_l, a, b, m_k, m_l,
+                               size, bound_negative)
+    if factored is not None:
+        more, more_bound = _factored_terms(factored, key, pi_k, pi_l, a, b, m_k, m_l, size, joint_kl)
+        first, bound = first + more, bound + more_bound
     return first - bound
 
 
 PAIR_CHUNK = 4_000_000  # stored pairs summed at once: bounds the variance's temporaries
 
 
-def _pair_terms(joint, pi_r, pi_c, a_r, a_c, m_r, m_c, size, bound_negative: bool) -> tuple[float, float]:
-    """Over the stored pairs ``(r, c)`` of ``joint``, in chunks: the sum of
+def _pair_terms(rows, cols, joint, pi_r, pi_c, a_r, a_c, m_r, m_c, size, bound_negative: bool) -> tuple[float, float]:
+    """Over the pairs ``(rows, cols)`` with joint probabilities ``joint``, in chunks: the sum of
     ``(p - pi_r pi_c) / p a_r a_c`` where the unbiased term is used, and the sum of the
     bound's ``weight (m_r size_c + m_c size_r)`` where the pair is bounded (:func:`_bounded`)."""
-    rows = csr_rows(joint)
     unadjusted = bound = 0.0
     for start in range(0, rows.size, PAIR_CHUNK):
         part = slice(start, start + PAIR_CHUNK)
-        r, c, p = rows[part], joint.indices[part], joint.data[part]
+        r, c, p = rows[part], cols[part], joint[part]
         product = pi_r[r] * pi_c[c]
         weight = _bounded(p, product, bound_negative)
         exact = weight == 0
@@ -574,6 +583,28 @@ def _pair_terms(joint, pi_r, pi_c, a_r, a_c, m_r, m_c, size, bound_negative: boo
         rb, cb = r[~exact], c[~exact]
         bound += float(np.sum(weight[~exact] * (m_r[rb] * size[cb] + m_c[cb] * size[rb])))
     return unadjusted, bound
+
+
+def _factored_terms(factored, key, pi_r, pi_c, a_r, a_c, m_r, m_c, size, stored) -> tuple[float, float]:
+    """:func:`_pair_terms` over the class pairs of a :class:`~spillover.exposure.FactoredPairs`
+    that share exactly one block: per block and pair of types, ``sum_b A_b(tau) A_b(tau')``
+    (:meth:`~spillover.exposure.FactoredPairs.cross`) weighted by the types' term, minus
+    what those per-block sums give the ``stored`` pairs (which share two or more blocks, or
+    are a class with itself, and have their exact terms): time linear in the graph."""
+    k, l = key
+    p = factored.joint[key]
+    width = factored.n_types
+    product = factored.type_marginal[factored.type_pairs // width, k] * factored.type_marginal[factored.type_pairs % width, l]
+    weight = _bounded(p, product, False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unbiased = np.where(weight == 0, (p - product) / p, 0.0)
+    unadjusted = float(unbiased @ factored.cross(a_r, a_c))
+    bound = float(weight @ (factored.cross(m_r, size) + factored.cross(size, m_c)))
+    pair, position = factored.corrections
+    rows = csr_rows(stored)[pair]
+    twice_unadjusted, twice_bound = _pair_terms(rows, stored.indices[pair], p[position], pi_r, pi_c, a_r, a_c, m_r,
+                                                m_c, size, False)
+    return unadjusted - twice_unadjusted, bound - twice_bound
 
 
 SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters
@@ -655,11 +686,11 @@ def horvitz_thompson(
         groups = keep if probs.groups is None else probs.groups[keep]
         a_k, m_k, size, p_k = _class_sums(groups, probs.pairs.shape[0], ind_k, target, pi_k)
         a_l, m_l, _, p_l = _class_sums(groups, probs.pairs.shape[0], ind_l, target, pi_l)
-        bound_negative = probs.bound_negative_pairs
+        bound_negative, factored = probs.bound_negative_pairs, probs.factored
         variance = (
-            _ht_variance(a_k, m_k, size, p_k, joint[(k, k)], bound_negative)
-            + _ht_variance(a_l, m_l, size, p_l, joint[(l, l)], bound_negative)
-            - 2 * _ht_covariance(a_k, a_l, m_k, m_l, size, p_k, p_l, joint[(k, l)], bound_negative)
+            _ht_variance(a_k, m_k, size, p_k, joint[(k, k)], bound_negative, factored, (k, k))
+            + _ht_variance(a_l, m_l, size, p_l, joint[(l, l)], bound_negative, factored, (l, l))
+            - 2 * _ht_covariance(a_k, a_l, m_k, m_l, size, p_k, p_l, joint[(k, l)], bound_negative, factored, (k, l))
         ) / n**2
         se = float(np.sqrt(max(variance, 0.0)))
         trimmed = f", units with p >= {min_probability:g}: {n} of {len(table)}" if min_probability > 0 else ""

@@ -11,6 +11,7 @@ whose exposures can depend on a common randomization unit (stored sparsely).
 from __future__ import annotations
 
 import warnings
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
@@ -653,6 +654,55 @@ def exposure(
 
 
 @dataclass(frozen=True, eq=False)
+class FactoredPairs:
+    """The dependent pairs of classes that share exactly one randomization block, in
+    factored form (:func:`probabilities` with ``factored``).
+
+    Two classes whose block sets (own block and neighbours' blocks) meet in one block
+    ``b`` only have a joint exposure probability that depends only on their *types* at
+    ``b``: the role ``b`` plays for each (own block, a neighbour's block, or both) and
+    each one's signature (the number of its neighbours' blocks and whether its own
+    block is among them), since under Bernoulli and complete randomization the
+    probability of an event on block sets depends only on their sizes. A pairwise sum
+    over such pairs is therefore a sum over blocks of per-type sums (:meth:`cross`),
+    linear in the graph. Each incidence ``p`` (``classes[p]`` reads ``blocks[p]`` as type
+    ``types[p]``) feeds it; ``type_pairs`` (``tau_r * n_types + tau_c``, sorted) are the
+    type pairs that meet in some block, with their joint probabilities in ``joint`` (keys
+    as :attr:`ExposureProbabilities.joint`) and ``type_marginal`` (types x conditions).
+
+    The pairs that share two or more blocks, and every class with itself, are stored
+    with their exact joints in :attr:`ExposureProbabilities.pairs`; the block sums count
+    them once per shared block with the one-block formula, which ``corrections`` undoes:
+    for each (stored pair ``corrections[0]``, shared block) the type pair's position in
+    ``type_pairs`` (``corrections[1]``).
+    """
+
+    classes: np.ndarray
+    blocks: np.ndarray
+    types: np.ndarray
+    n_blocks: int
+    type_marginal: np.ndarray
+    type_pairs: np.ndarray
+    joint: dict[tuple[int, int], np.ndarray]
+    corrections: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def n_types(self) -> int:
+        return self.type_marginal.shape[0]
+
+    def cross(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """For each type pair ``(tau, tau')`` of ``type_pairs``: the sum over blocks ``b``
+        of ``(sum of left over the classes of type tau at b) x (sum of right over those
+        of type tau' at b)`` (``left``, ``right``: one value per class)."""
+        shape = (self.n_blocks, self.n_types)
+        sums = [sp.csr_array((np.asarray(v, dtype=float)[self.classes], (self.blocks, self.types)), shape=shape)
+                for v in (left, right)]
+        product = sp.csr_array(sums[0].T @ sums[1])
+        width = self.n_types
+        return np.asarray(product[self.type_pairs // width, self.type_pairs % width]).ravel()
+
+
+@dataclass(frozen=True, eq=False)
 class ExposureProbabilities:
     """Probability of each exposure condition for each unit under a design.
 
@@ -673,6 +723,11 @@ class ExposureProbabilities:
     dependent with a tiny joint probability): a variance from these bounds every
     negatively dependent pair as Aronow and Samii bound pairs of joint probability zero,
     instead of an unbiased term whose ``1 / p_ij`` weight can make the estimate negative.
+
+    ``factored`` (large one-hop designs, see :func:`probabilities`): ``pairs`` and
+    ``joint`` then hold only the pairs that share two or more blocks (and each class
+    with itself); the pairs that share one block are in :class:`FactoredPairs`, summed
+    per block. :meth:`unfactored` and :meth:`per_unit` store every pair again.
 
     Examples
     --------
@@ -696,6 +751,7 @@ class ExposureProbabilities:
     notes: tuple[str, ...] = ()
     groups: np.ndarray | None = None
     bound_negative_pairs: bool = False
+    factored: FactoredPairs | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """``unit_id`` and one ``p_<condition>`` column per condition."""
@@ -707,6 +763,8 @@ class ExposureProbabilities:
         """The same probabilities with pairs and joints between units (a grouped object
         expanded: every pair of units whose classes are a stored pair; quadratic in the
         cluster sizes, for small graphs and checks)."""
+        if self.factored is not None:
+            return self.unfactored().per_unit()
         if self.groups is None:
             return self
         members = group_indicator(self.groups, self.pairs.shape[0]).T.tocsr()  # units x classes
@@ -727,6 +785,38 @@ class ExposureProbabilities:
         return ExposureProbabilities(self.units, self.conditions, self.marginal, sp.csr_array(pairs, dtype=np.int32),
                                      joint, self.n_draws, self.method, self.mapping, self.notes, None,
                                      self.bound_negative_pairs)
+
+    def unfactored(self) -> "ExposureProbabilities":
+        """The same probabilities with every dependent pair stored (a factored object's
+        pairs that share one block formed, with their types' joints; quadratic in the
+        cluster sizes, for small graphs and checks)."""
+        f = self.factored
+        if f is None:
+            return self
+        n = self.pairs.shape[0]
+        reads = sp.csr_array((np.ones(f.classes.size), (f.classes, f.blocks)), shape=(n, f.n_blocks))
+        which = sp.csr_array((f.blocks + 1.0, (f.classes, f.blocks)), shape=(n, f.n_blocks))
+        shared, block_sum = sp.csr_array(reads @ reads.T), sp.csr_array(which @ reads.T)  # one pattern
+        shared = sp.csr_array(shared + sp.eye_array(n, format="csr") * 0.5)  # every class with itself
+        block_sum = sp.csr_array(block_sum + sp.eye_array(n, format="csr") * 0.5)
+        for matrix in (shared, block_sum):
+            matrix.sort_indices()
+        rows, cols = csr_rows(shared), shared.indices.astype(np.int64)
+        one = (shared.data == 1) & (rows != cols)  # the only shared block: the sum of shared blocks' ids
+        block = np.rint(block_sum.data[one]).astype(np.int64) - 1
+        incidence_keys = _pair_keys(f.classes, f.blocks, f.n_blocks)
+        type_r = f.types[_lookup(incidence_keys, _pair_keys(rows[one], block, f.n_blocks))]
+        type_c = f.types[_lookup(incidence_keys, _pair_keys(cols[one], block, f.n_blocks))]
+        position = _lookup(f.type_pairs, type_r * f.n_types + type_c)
+        stored = _lookup(_csr_keys(self.pairs, n), _pair_keys(rows[~one], cols[~one], n))
+        pairs = sp.csr_array((np.ones(rows.size, dtype=np.int32), shared.indices, shared.indptr), shape=(n, n))
+        joint = {}
+        for key, values in self.joint.items():
+            data = np.empty(rows.size)
+            data[one] = f.joint[key][position]
+            data[~one] = values.data[stored]
+            joint[key] = sp.csr_array((data, pairs.indices, pairs.indptr), shape=(n, n))
+        return dataclasses.replace(self, pairs=pairs, joint=joint, factored=None)
 
     def condition_index(self, condition: str) -> int:
         """The column of ``condition`` in ``marginal``; an unknown one is an error."""
@@ -859,17 +949,22 @@ def _pair_event_tables(sets: _BlockSets, rows: np.ndarray, cols: np.ndarray, ove
         matrix, keys = _neighbour_overlap(sets) if overlap is None else overlap
         pos = _lookup(keys, _pair_keys(rows, cols, n_rows))
         shared = np.where(pos >= 0, matrix.data[np.maximum(pos, 0)], 0).astype(np.int64)
-    false = np.zeros(rows.size, dtype=bool)
     if sets.own is None:
-        own_r_in_r = own_eq = own_r_in_c = own_c_in_r = own_c_in_c = false
-        has_own = False
+        false = np.zeros(rows.size, dtype=bool)
+        own = (false,) * 5
     else:
         o_r, o_c = sets.own[rows], sets.own[cols]
-        own_r_in_r, own_c_in_c = sets.contains(rows, o_r), sets.contains(cols, o_c)
-        own_eq, own_r_in_c, own_c_in_r = o_r == o_c, sets.contains(cols, o_r), sets.contains(rows, o_c)
-        has_own = True
-    size_r, size_c = sets.size[rows], sets.size[cols]
-    meets = {(0, 0): np.full(rows.size, has_own), (1, 1): size_r > 0, (2, 2): np.full(rows.size, has_own),
+        own = (sets.contains(rows, o_r), sets.contains(cols, o_c), o_r == o_c, sets.contains(cols, o_r),
+               sets.contains(rows, o_c))
+    return _event_tables(sets.size[rows], sets.size[cols], shared, *own, has_own=sets.own is not None)
+
+
+def _event_tables(size_r, size_c, shared, own_r_in_r, own_c_in_c, own_eq, own_r_in_c, own_c_in_r, *, has_own: bool):
+    """The tables of :func:`_pair_event_tables` from the sets' sizes and relations: the
+    neighbour sets' sizes and overlap, and whether each own block is the other's or lies
+    in either neighbour set (all False without own blocks)."""
+    n = np.asarray(size_r).size
+    meets = {(0, 0): np.full(n, has_own), (1, 1): size_r > 0, (2, 2): np.full(n, has_own),
              (3, 3): size_c > 0, (0, 1): own_r_in_r, (0, 2): own_eq, (0, 3): own_r_in_c, (1, 2): own_c_in_r,
              (1, 3): shared > 0, (2, 3): own_c_in_c}
     meets.update({(b, a): v for (a, b), v in list(meets.items())})
@@ -926,15 +1021,19 @@ def _events_probability(randomization, sets: _BlockSets, rows, cols, events_r, e
     return np.clip(total, 0.0, 1.0)
 
 
-def _exact(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys):
-    """Exact marginal and joint probabilities of a mapping with ``events``."""
-    sets = _BlockSets.build(kernel, np.asarray(randomization.blocks, dtype=np.int64), randomization.n_blocks)
+def _exact(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys, overlap=None,
+           sets: _BlockSets | None = None):
+    """Exact marginal and joint probabilities of a mapping with ``events`` (``overlap``:
+    the pairs' shared neighbour blocks when known, :func:`_neighbour_overlap` otherwise)."""
+    if sets is None:
+        sets = _BlockSets.build(kernel, np.asarray(randomization.blocks, dtype=np.int64), randomization.n_blocks)
     units = np.arange(len(kernel.units))
     marginal = np.column_stack([_events_probability(randomization, sets, units, units, rule.events[c], None)
                                 for c in rule.conditions])
     rows, cols = csr_rows(pairs), pairs.indices
     joint = {key: np.empty(rows.size) for key in keys}
-    overlap = _neighbour_overlap(sets) if keys else None
+    if keys and overlap is None:
+        overlap = _neighbour_overlap(sets)
     for start in range(0, rows.size if keys else 0, EXACT_PAIR_CHUNK):  # chunks of pairs bound the tables' memory
         r, c = rows[start:start + EXACT_PAIR_CHUNK], cols[start:start + EXACT_PAIR_CHUNK]
         tables = _pair_event_tables(sets, r, c, overlap)  # shared by every pair of conditions
@@ -945,6 +1044,104 @@ def _exact(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_
 
 
 EXACT_PAIR_CHUNK = 2_000_000  # pairs whose event tables (a dozen int64 arrays) are built at once
+
+
+FACTOR_ABOVE_PAIRS = 1_000_000  # dependent class pairs beyond which exact one-hop joints are factored by block
+
+
+def _segment_arange(counts: np.ndarray) -> np.ndarray:
+    """``0, 1, ..., c - 1`` for each ``c`` of ``counts``, concatenated."""
+    counts = np.asarray(counts, dtype=np.int64)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.arange(starts.size, dtype=np.int64) - starts
+
+
+def _factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, max_pairs: int | None):
+    """Exact probabilities of a one-hop mapping with ``events`` in factored form: the
+    class pairs sharing two or more blocks (and every class with itself) as stored pairs
+    with exact joints, the rest per block and type (:class:`FactoredPairs`). Returns
+    ``(marginal, joint, pairs, factored)``; time and memory linear in the graph plus the
+    multiply-sharing pairs (``max_pairs`` bounds those, before they are formed)."""
+    blocks = np.asarray(randomization.blocks, dtype=np.int64)
+    n_blocks = int(randomization.n_blocks)
+    sets = _BlockSets.build(kernel, blocks, n_blocks)
+    n = len(kernel.units)
+    roles = sp.csr_array(2 * sp.csr_array(sets.reach, dtype=np.int64))  # role bits: 1 own block, 2 a neighbour's
+    own_in_nbr = np.zeros(n, dtype=bool)
+    if sets.own is not None:
+        roles = sp.csr_array(roles + sp.csr_array((np.ones(n, dtype=np.int64), (np.arange(n), sets.own)),
+                                                  shape=roles.shape))
+        own_in_nbr = sets.contains(np.arange(n), sets.own)
+    roles.sort_indices()
+    classes, where = csr_rows(roles), roles.indices.astype(np.int64)
+    width = np.diff(roles.indptr).astype(np.int64)  # blocks each class reads
+    code = (sets.size[classes].astype(np.int64) * 2 + own_in_nbr[classes]) * 4 + roles.data
+    type_codes, types = np.unique(code, return_inverse=True)
+    types = types.ravel()
+    n_types = type_codes.size
+
+    # pairs sharing two or more blocks: classes grouped by the pairs of blocks they read
+    per_class = width * (width - 1) // 2
+    if max_pairs is not None:
+        _check_pairs(int(per_class.sum()), max_pairs)
+    position = np.arange(classes.size, dtype=np.int64) - roles.indptr[classes]
+    later = width[classes] - 1 - position
+    first = np.repeat(np.arange(classes.size, dtype=np.int64), later)
+    second = first + 1 + _segment_arange(later)
+    block_pair = where[first] * n_blocks + where[second]
+    order = np.argsort(block_pair, kind="stable")
+    block_pair, owner = block_pair[order], classes[first[order]]
+    starts = np.flatnonzero(np.r_[True, block_pair[1:] != block_pair[:-1]]) if block_pair.size else block_pair
+    sizes = np.diff(np.r_[starts, block_pair.size])
+    if max_pairs is not None:
+        _check_pairs(int(np.sum(sizes.astype(np.float64) ** 2)), max_pairs)
+    member_size = np.repeat(sizes, sizes)
+    member_start = np.repeat(starts, sizes)
+    rows = np.repeat(owner, member_size)
+    cols = owner[np.repeat(member_start, member_size) + _segment_arange(np.repeat(sizes, sizes))]
+    diagonal = np.arange(n, dtype=np.int64)
+    pairs = sp.csr_array((np.ones(rows.size + n, dtype=np.int32), (np.r_[rows, diagonal], np.r_[cols, diagonal])),
+                         shape=(n, n))
+    pairs.sum_duplicates()
+    pairs.sort_indices()
+    pairs.data[:] = 1
+
+    # each stored pair's shared blocks, found from the side that reads fewer
+    p_rows, p_cols = csr_rows(pairs), pairs.indices.astype(np.int64)
+    swap = width[p_rows] > width[p_cols]
+    small, large = np.where(swap, p_cols, p_rows), np.where(swap, p_rows, p_cols)
+    pair_of = np.repeat(np.arange(p_rows.size, dtype=np.int64), width[small])
+    incidence = roles.indptr[small][pair_of] + _segment_arange(width[small])
+    found = _lookup(classes * n_blocks + where, large[pair_of] * n_blocks + where[incidence])
+    hit = found >= 0
+    pair_of, type_small, type_large = pair_of[hit], types[incidence[hit]], types[found[hit]]
+    flip = swap[pair_of]
+    tau_r, tau_c = np.where(flip, type_large, type_small), np.where(flip, type_small, type_large)
+    both_nbr = (roles.data[incidence[hit]] & 2).astype(bool) & (roles.data[found[hit]] & 2).astype(bool)
+    overlap = sp.csr_array((both_nbr.astype(np.int64), (p_rows[pair_of], p_cols[pair_of])), shape=(n, n))
+    overlap.sum_duplicates()
+    overlap.sort_indices()
+    marginal, joint = _exact(kernel, rule, randomization, pairs, keys, (overlap, _csr_keys(overlap, n)), sets)
+
+    # one-block joints of every pair of types that meet in a block
+    meet = group_indicator(types, n_types) @ sp.csr_array((np.ones(classes.size), (np.arange(classes.size), where)),
+                                                            shape=(classes.size, n_blocks))
+    meet = sp.csr_array(meet @ meet.T)
+    meet.sort_indices()
+    t_r, t_c = csr_rows(meet), meet.indices.astype(np.int64)
+    type_pairs = t_r * n_types + t_c
+    role_r, role_c = type_codes[t_r] % 4, type_codes[t_c] % 4
+    tables = _event_tables(type_codes[t_r] // 8, type_codes[t_c] // 8, ((role_r & 2) & (role_c & 2)) // 2,
+                           ((type_codes[t_r] // 4) % 2).astype(bool), ((type_codes[t_c] // 4) % 2).astype(bool),
+                           ((role_r & 1) & (role_c & 1)).astype(bool), ((role_r & 1) & (role_c >> 1)).astype(bool),
+                           ((role_c & 1) & (role_r >> 1)).astype(bool), has_own=sets.own is not None)
+    type_joint = {(k, l): _events_probability(randomization, sets, t_r, t_c, rule.events[rule.conditions[k]],
+                                              rule.events[rule.conditions[l]], tables) for k, l in keys}
+    representative = np.zeros(n_types, dtype=np.int64)
+    representative[types] = classes
+    factored = FactoredPairs(classes, where, types, n_blocks, marginal[representative], type_pairs, type_joint,
+                             (pair_of, _lookup(type_pairs, tau_r * n_types + tau_c)))
+    return marginal, joint, pairs, factored
 
 
 def _exact_by_sets(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys):
@@ -1325,6 +1522,7 @@ def probabilities(
     control: str | None = None,
     grouped: bool | None = None,
     max_pairs: int | None = MAX_DEPENDENT_PAIRS,
+    factored: bool | None = None,
 ) -> ExposureProbabilities:
     """Probability of each exposure condition for each unit under a design.
 
@@ -1365,6 +1563,15 @@ def probabilities(
     ``max_pairs`` (default :data:`MAX_DEPENDENT_PAIRS`; None: no limit): more stored pairs
     than this (an upper bound, counted before any is formed) is an error that says what to
     do instead, not a process killed for memory.
+
+    ``factored`` (exact probabilities of a one-hop mapping with ``events``,
+    ``joint="dependent"``, a design that randomizes blocks independently or completely):
+    pairs that share exactly one block are not stored; their joint probabilities depend
+    only on each unit's type at that block, so a variance sums them per block and type
+    (:class:`FactoredPairs`), in time and memory linear in the graph; only pairs sharing
+    two or more blocks are stored (and bounded by ``max_pairs``). ``None`` (default)
+    factors when the dependent pairs would number more than :data:`FACTOR_ABOVE_PAIRS`.
+    Estimates and variances are the same either way (to rounding).
 
     >>> from spillover import synth
     >>> from spillover.design import IndividualDesign
@@ -1416,6 +1623,11 @@ def probabilities(
                "add-one applies to Monte Carlo counts only")
         raise InputError(f"exact exposure probabilities are not available here: {why}; use method='monte-carlo'.")
     use_exact = exact_possible and method != "monte-carlo"
+    factorable = use_exact and joint == "dependent" and mixture is None and rule.events is not None \
+        and not two_hop_events
+    if factored and not factorable:
+        raise InputError("factored pairs need exact probabilities (a design with randomization()) of a one-hop "
+                         "mapping with events, with joint='dependent'; use factored=None.")
     # which randomized nodes move together: the design says so (clusters of a stratified
     # or saturation design too), or the draws do
     blocks = np.asarray(randomization.blocks) if randomization is not None else getattr(design, "clusters", None)
@@ -1436,7 +1648,13 @@ def probabilities(
                      "independent; through the draw of the clustering they are weakly dependent, a "
                      "between-clusterings term the variance leaves out (joint='all' computes every pair)")
     elif joint == "dependent":
-        pairs = kernel.dependence(blocks, max_pairs)
+        if factorable and factored is not False and (factored or (
+                groups is not None and _pairs_bound(kernel.reach(blocks)) > FACTOR_ABOVE_PAIRS)):
+            pairs = None  # formed with the factored probabilities
+            notes.append("pairs that share one randomization block are summed per block and type of unit "
+                         "(factored): variance sums linear in the graph")
+        else:
+            pairs = kernel.dependence(blocks, max_pairs)
         if randomization is not None and randomization.scheme == "complete":
             notes.append("pairs that share no randomization block are treated as independent; under complete "
                          "randomization they are slightly negatively dependent (joint='all' / --joint all "
@@ -1459,7 +1677,10 @@ def probabilities(
     # the variance of a contrast with the control needs (k, k) and (k, control) only
     keys = [(k, k) for k in range(n_cond)] + [(k, control) for k in range(n_cond) if k != control]
     exact_values = None
-    if use_exact:
+    factored_pairs = None
+    if pairs is None:
+        *exact_values, pairs, factored_pairs = _factor_pairs(kernel, rule, randomization, keys, max_pairs)
+    elif use_exact:
         engine = (_exact_by_counts if by_counts and individual else _exact_by_weighted_counts if by_counts
                   else _exact_by_sets if two_hop_events else _exact)
         if mixture is None:
@@ -1524,7 +1745,7 @@ def probabilities(
                      "probability; a variance from these bounds such pairs (conservative) instead of weighting "
                      "them by 1 / p_ij")
     return ExposureProbabilities(units, rule.conditions, marginal, pairs, joint_probs, total, label,
-                                 rule, tuple(notes), groups, mixture is not None)
+                                 rule, tuple(notes), groups, mixture is not None, factored_pairs)
 
 
 def _union_of_patterns(matrices) -> sp.csr_array:
