@@ -355,3 +355,89 @@ def test_exact_joints_and_variance_sums_are_the_same_in_many_chunks(monkeypatch)
     again = estimate(outcomes, table, "hajek", probabilities=chunked)
     for condition in ("dir_ind1", "isol_dir", "ind1"):
         assert again[condition].se == pytest.approx(reference[condition].se, rel=1e-12)
+
+
+FACTORED_CASES = {
+    **{f"social, {name}": (SOCIAL, "as4", DESIGNS[name]) for name in DESIGNS},
+    "social, threshold q=1": (SOCIAL, get_mapping("threshold", threshold_q=1.0), DESIGNS["complete clusters"]),
+    "market, sellers": (MARKET, "bipartite", lambda units: IndividualDesign(units, 0.4, complete=True)),
+    "market, seller clusters": (MARKET, "bipartite",
+                                lambda units: ClusterDesign(np.array([0, 0, 1, 1, 2]), units, treat_fraction=0.5,
+                                                            complete=False)),
+}
+
+
+@pytest.mark.parametrize("case", list(FACTORED_CASES))
+@pytest.mark.parametrize("grouped", [False, True])
+def test_factored_probabilities_hold_the_same_joints_as_stored_ones(case, grouped):
+    # pairs that share one block are not stored but described by their types there;
+    # formed again they equal the joints the stored path computes (itself checked against
+    # full enumeration above), and the pairs sharing two or more blocks are stored exactly
+    graph, mapping, make = FACTORED_CASES[case]
+    design = make(graph.treated if isinstance(graph, BipartiteGraph) else graph.nodes)
+    factored = probabilities(graph, mapping, design=design, factored=True, grouped=grouped)
+    stored = probabilities(graph, mapping, design=design, factored=False, grouped=grouped)
+    assert factored.factored is not None and stored.factored is None
+    assert factored.pairs.nnz < stored.pairs.nnz  # some pairs share a single block
+    np.testing.assert_array_equal(factored.marginal, stored.marginal)
+    again = factored.unfactored()
+    assert (again.pairs != stored.pairs).nnz == 0
+    for key, values in stored.joint.items():
+        np.testing.assert_allclose(again.joint[key].toarray(), values.toarray(), atol=1e-14, err_msg=str(key))
+
+
+@pytest.mark.parametrize("design_name", ["complete clusters", "bernoulli clusters", "complete units",
+                                         "bernoulli units"])
+def test_factored_variances_equal_the_pairwise_sums(design_name):
+    # the per-block sums plus the stored pairs' corrections give the same HT and Hajek
+    # standard errors as the sum over every stored pair (rounding only: 1e-10), with and
+    # without trimming, and weighted least squares (which expands the pairs) agrees too
+    from spillover.estimate import estimate
+
+    graph = synth.social_graph(1_500, mean_degree=6, seed=11)
+    labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
+    design = {"complete clusters": ClusterDesign(labels, graph.nodes, treat_fraction=0.4),
+              "bernoulli clusters": ClusterDesign(labels, graph.nodes, treat_fraction=0.5, complete=False),
+              "complete units": IndividualDesign(graph.nodes, 0.3, complete=True),
+              "bernoulli units": IndividualDesign(graph.nodes, 0.3, complete=False)}[design_name]
+    table = exposure(graph, design.assign(seed=3), "as4")
+    y = pd.DataFrame({"unit_id": graph.nodes,
+                      "y": np.random.default_rng(4).normal(size=graph.n_nodes) + table["n_treated_neighbors"]})
+    factored = probabilities(graph, "as4", design=design, factored=True)
+    stored = probabilities(graph, "as4", design=design, factored=False)
+    assert factored.pairs.nnz < 0.5 * stored.pairs.nnz
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for method, options in (("ht", {}), ("hajek", {}), ("hajek", {"min_probability": 0.05}), ("wls", {})):
+            a = estimate(y, table, method, probabilities=factored, **options).to_frame()
+            b = estimate(y, table, method, probabilities=stored, **options).to_frame()
+            np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=1e-12)
+            np.testing.assert_allclose(a["se"], b["se"], rtol=1e-10, err_msg=f"{method} {options}")
+
+
+def test_large_designs_are_factored_by_default_and_small_ones_are_not(monkeypatch):
+    from spillover import exposure as exposure_module
+
+    graph = synth.social_graph(600, mean_degree=4, seed=5)
+    labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
+    design = ClusterDesign(labels, graph.nodes, treat_fraction=0.5)
+    assert probabilities(graph, "as4", design=design).factored is None
+    monkeypatch.setattr(exposure_module, "FACTOR_ABOVE_PAIRS", 1_000)
+    monkeypatch.setattr(exposure_module, "GROUP_ABOVE_PAIRS", 1_000)
+    large = probabilities(graph, "as4", design=design)
+    assert large.factored is not None and any("factored" in note for note in large.notes)
+    # what cannot be factored is computed as before, or refused when factoring is asked for
+    assert probabilities(graph, "as4", design=design, method="monte-carlo", n_draws=50, seed=1).factored is None
+    for options in ({"method": "monte-carlo", "n_draws": 50}, {"hops": 2}, {"joint": "all"}):
+        with pytest.raises(InputError, match="factored pairs need exact probabilities"):
+            probabilities(graph, "as4", design=design, factored=True, **options)
+
+
+def test_max_pairs_bounds_the_pairs_a_factored_design_stores():
+    graph = synth.social_graph(600, mean_degree=6, seed=5)
+    design = ClusterDesign(graph.node_data["community"].reindex(graph.nodes).to_numpy(), graph.nodes)
+    factored = probabilities(graph, "as4", design=design, factored=True, grouped=False, max_pairs=None)
+    off_diagonal = factored.pairs.nnz - graph.n_nodes
+    assert off_diagonal > 0
+    with pytest.raises(InputError, match=f"max_pairs={off_diagonal - 1:,}"):
+        probabilities(graph, "as4", design=design, factored=True, grouped=False, max_pairs=off_diagonal - 1)
