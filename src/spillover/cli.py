@@ -891,8 +891,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="joint probabilities for pairs sharing a randomization unit, or for all pairs (the "
                           "reference package's convention)")
     est.add_argument("--max-pairs", type=int, default=MAX_DEPENDENT_PAIRS,
-                     help="ht/hajek: refuse (before forming them) more dependent pairs of joint probabilities than "
-                          "this, rather than run out of memory (0: no limit)")
+                     help="ht/hajek: refuse (before forming them) more stored pairs of joint probabilities than "
+                          "this, rather than run out of memory (pairs sharing one block are summed per block "
+                          "and not stored; 0: no limit)")
     est.add_argument("--vcov", choices=list(VCOV_TYPES), default=DEFAULT_VCOV,
                      help="cluster-robust variance of ols-cluster and cluster-means: CR2 with Bell-McCaffrey df "
                           "(reliable with few or unequal clusters), CR1 as statsmodels, or CR0")

@@ -27,7 +27,8 @@ from .graph import BipartiteGraph, SocialGraph, csr_rows, group_indicator, with_
 
 # --------------------------------------------------------------------------- mappings
 
-__all__ = ["MAPPINGS", "MAX_DEPENDENT_PAIRS", "PROBABILITY_METHODS", "Counts", "ExposureProbabilities", "Mapping",
+__all__ = ["FACTOR_ABOVE_PAIRS", "MAPPINGS", "MAX_DEPENDENT_PAIRS", "PROBABILITY_METHODS", "Counts",
+           "ExposureProbabilities", "FactoredPairs", "Mapping",
            "as4", "as4_two_hop", "bipartite", "default_control", "exposure", "get_mapping", "infer_mapping", "own_arm",
            "probabilities", "threshold"]
 
@@ -675,6 +676,15 @@ class FactoredPairs:
     them once per shared block with the one-block formula, which ``corrections`` undoes:
     for each (stored pair ``corrections[0]``, shared block) the type pair's position in
     ``type_pairs`` (``corrections[1]``).
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.design import ClusterDesign
+    >>> graph = synth.social_graph(500, seed=2)
+    >>> probs = probabilities(graph, "as4", design=ClusterDesign(graph.nodes % 20, graph.nodes), factored=True)
+    >>> probs.pairs.nnz < probs.unfactored().pairs.nnz, probs.factored.joint[(0, 0)].shape == probs.factored.type_pairs.shape
+    (True, True)
     """
 
     classes: np.ndarray
@@ -688,6 +698,7 @@ class FactoredPairs:
 
     @property
     def n_types(self) -> int:
+        """The number of distinct (role, signature) types."""
         return self.type_marginal.shape[0]
 
     def cross(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
