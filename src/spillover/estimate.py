@@ -594,7 +594,8 @@ def _factored_terms(factored, key, pi_r, pi_c, a_r, a_c, m_r, m_c, size, stored)
     k, l = key
     p = factored.joint[key]
     width = factored.n_types
-    product = factored.type_marginal[factored.type_pairs // width, k] * factored.type_marginal[factored.type_pairs % width, l]
+    marginal = factored.type_marginal
+    product = marginal[factored.type_pairs // width, k] * marginal[factored.type_pairs % width, l]
     weight = _bounded(p, product, False)
     with np.errstate(divide="ignore", invalid="ignore"):
         unbiased = np.where(weight == 0, (p - product) / p, 0.0)

@@ -683,7 +683,8 @@ class FactoredPairs:
     >>> from spillover.design import ClusterDesign
     >>> graph = synth.social_graph(500, seed=2)
     >>> probs = probabilities(graph, "as4", design=ClusterDesign(graph.nodes % 20, graph.nodes), factored=True)
-    >>> probs.pairs.nnz < probs.unfactored().pairs.nnz, probs.factored.joint[(0, 0)].shape == probs.factored.type_pairs.shape
+    >>> f = probs.factored
+    >>> probs.pairs.nnz < probs.unfactored().pairs.nnz, f.joint[(0, 0)].shape == f.type_pairs.shape
     (True, True)
     """
 

@@ -806,7 +806,7 @@ def _component_probabilities(graph: SocialGraph, design, mapping: str, threshold
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # positivity is checked on the mixture
         return [probabilities(graph, mapping, threshold_q=threshold_q, design=c, method="exact", grouped=False,
-                              control=control) for c in components]
+                              factored=False, control=control) for c in components]
 
 
 def _mixture_ht_variance(parts, k: int, l: int, y_k: np.ndarray, y_l: np.ndarray) -> float:
