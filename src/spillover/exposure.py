@@ -1085,7 +1085,7 @@ def _factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, m
                                                   shape=roles.shape))
         own_in_nbr = sets.contains(np.arange(n), sets.own)
     roles.sort_indices()
-    classes, where = csr_rows(roles), roles.indices.astype(np.int64)
+    classes, read = csr_rows(roles), roles.indices.astype(np.int64)
     width = np.diff(roles.indptr).astype(np.int64)  # blocks each class reads
     code = (sets.size[classes].astype(np.int64) * 2 + own_in_nbr[classes]) * 4 + roles.data
     type_codes, types = np.unique(code, return_inverse=True)
@@ -1100,7 +1100,7 @@ def _factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, m
     later = width[classes] - 1 - position
     first = np.repeat(np.arange(classes.size, dtype=np.int64), later)
     second = first + 1 + _segment_arange(later)
-    block_pair = where[first] * n_blocks + where[second]
+    block_pair = read[first] * n_blocks + read[second]
     order = np.argsort(block_pair, kind="stable")
     block_pair, owner = block_pair[order], classes[first[order]]
     starts = np.flatnonzero(np.r_[True, block_pair[1:] != block_pair[:-1]]) if block_pair.size else block_pair
@@ -1124,7 +1124,7 @@ def _factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, m
     small, large = np.where(swap, p_cols, p_rows), np.where(swap, p_rows, p_cols)
     pair_of = np.repeat(np.arange(p_rows.size, dtype=np.int64), width[small])
     incidence = roles.indptr[small][pair_of] + _segment_arange(width[small])
-    found = _lookup(classes * n_blocks + where, large[pair_of] * n_blocks + where[incidence])
+    found = _lookup(classes * n_blocks + read, large[pair_of] * n_blocks + read[incidence])
     hit = found >= 0
     pair_of, type_small, type_large = pair_of[hit], types[incidence[hit]], types[found[hit]]
     flip = swap[pair_of]
@@ -1136,8 +1136,7 @@ def _factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, m
     marginal, joint = _exact(kernel, rule, randomization, pairs, keys, (overlap, _csr_keys(overlap, n)), sets)
 
     # one-block joints of every pair of types that meet in a block
-    meet = group_indicator(types, n_types) @ sp.csr_array((np.ones(classes.size), (np.arange(classes.size), where)),
-                                                            shape=(classes.size, n_blocks))
+    meet = sp.csr_array((np.ones(classes.size), (types, read)), shape=(n_types, n_blocks))  # types x blocks
     meet = sp.csr_array(meet @ meet.T)
     meet.sort_indices()
     t_r, t_c = csr_rows(meet), meet.indices.astype(np.int64)
@@ -1151,7 +1150,7 @@ def _factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, m
                                               rule.events[rule.conditions[l]], tables) for k, l in keys}
     representative = np.zeros(n_types, dtype=np.int64)
     representative[types] = classes
-    factored = FactoredPairs(classes, where, types, n_blocks, marginal[representative], type_pairs, type_joint,
+    factored = FactoredPairs(classes, read, types, n_blocks, marginal[representative], type_pairs, type_joint,
                              (pair_of, _lookup(type_pairs, tau_r * n_types + tau_c)))
     return marginal, joint, pairs, factored
 
