@@ -441,3 +441,12 @@ def test_max_pairs_bounds_the_pairs_a_factored_design_stores():
     assert off_diagonal > 0
     with pytest.raises(InputError, match=f"max_pairs={off_diagonal - 1:,}"):
         probabilities(graph, "as4", design=design, factored=True, grouped=False, max_pairs=off_diagonal - 1)
+
+
+@pytest.mark.parametrize("mapping", ["fraction", "as4", "threshold"])
+def test_a_mapping_that_reads_the_own_arm_is_refused_on_a_bipartite_graph(mapping):
+    # the unit side has no arm: exposure() refused these, probabilities() computed them
+    # as if every unit were untreated
+    design = IndividualDesign(MARKET.treated, 0.4)
+    with pytest.raises(InputError, match="reads a unit's own arm"):
+        probabilities(MARKET, mapping, design=design)

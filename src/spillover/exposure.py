@@ -1591,7 +1591,7 @@ def probabilities(
     >>> probs.method
     'exact: Bernoulli(0.5) over 200 blocks'
     """
-    rule = get_mapping(mapping, threshold_q=threshold_q, hops=hops)
+    rule = get_mapping(mapping, threshold_q=threshold_q, hops=hops, bipartite_graph=isinstance(graph, BipartiteGraph))
     kernel = ExposureGraph.build(graph, rule.hops)
     n_cond = len(rule.conditions)
     n_units = len(kernel.units)
