@@ -137,6 +137,26 @@ def test_estimates_from_the_engines_statistics_equal_memory(engine, social, meth
         np.testing.assert_allclose(merged[f"{column}_engine"], merged[column], rtol=0, atol=1e-9, err_msg=column)
 
 
+def test_missing_outcomes_written_as_na_in_a_csv_are_missing_on_every_engine(engine, social, tmp_path):
+    # pandas reads 'NA' and 'nan' in a number column as missing; DuckDB's sniffer read the
+    # whole column as text. Ids stay text either way ('NA' can be an id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = MEMORY.exposure(social["edges"], social["assignment"], "as4")
+    outcomes = social["outcomes"].astype({"y": object})
+    outcomes.loc[outcomes.index[:5], "y"] = "NA"
+    outcomes.loc[outcomes.index[5:8], "y"] = "nan"
+    path = tmp_path / "outcomes.csv"
+    outcomes.to_csv(path, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected, got = (runner.cluster_stats(str(path), table, social["clusters"]) for runner in (MEMORY, engine))
+    assert int(expected["n"].sum()) == len(outcomes) - 8
+    key = list(expected.columns[:2])
+    pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True).astype(expected.dtypes.to_dict()),
+                                  expected.sort_values(key).reset_index(drop=True), check_exact=False, rtol=1e-12)
+
+
 @pytest.mark.spark
 def test_spark_dataframe_components_fallback_agrees(spark_engine):
     engine = spark_engine

@@ -22,6 +22,7 @@ from typing import Hashable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES
 import scipy.sparse as sp
 
 from .errors import DataWarning, InputError, show_id
@@ -47,6 +48,9 @@ ID_TYPES = ("auto", "str", "int")
 _id_type: contextvars.ContextVar[str] = contextvars.ContextVar("id_type", default="auto")
 # a canonical integer: no sign but '-', no leading zero, no '-0', at most 18 digits (fits int64)
 CANONICAL_INT = r"(?:0|-?[1-9][0-9]{0,17})"
+# the text that is a missing value in a CSV column other than an id ('NA', 'nan', 'NULL', ...:
+# pandas' defaults); in an id column only an empty field is missing ('NA' can be an id)
+MISSING_TEXT = tuple(sorted(STR_NA_VALUES))
 
 
 @contextlib.contextmanager
@@ -110,12 +114,10 @@ def read_table(source: TableLike, *, what: str = "table", ids: Sequence[str] = (
         raise InputError(f"{what}: '{path}' is empty (0 bytes); the table needs a header row and data.")
     try:
         if suffix == ".csv":
-            from pandas._libs.parsers import STR_NA_VALUES
-
             header = pd.read_csv(path, nrows=0).columns
             id_cols = [c for c in header if c in ID_COLUMNS or c in ids]
             frame = pd.read_csv(path, dtype={c: str for c in id_cols}, keep_default_na=False,
-                                na_values={c: ([""] if c in id_cols else sorted(STR_NA_VALUES)) for c in header})
+                                na_values={c: ([""] if c in id_cols else list(MISSING_TEXT)) for c in header})
         else:
             frame = pd.read_parquet(path)
     except (ValueError, OSError, UnicodeDecodeError) as error:  # pyarrow's, pandas' and the codec's read errors

@@ -14,7 +14,7 @@ from typing import Sequence
 import pandas as pd
 
 from ..errors import DataWarning, EngineError, InputError
-from ..graph import CANONICAL_INT, ID_COLUMNS, TableLike, atomic_path, current_id_type, report_isolates
+from ..graph import CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, TableLike, atomic_path, current_id_type, report_isolates
 from . import sql
 from ..design import HashSpec
 from .memory import check_mapping
@@ -90,10 +90,18 @@ class DuckDBEngine:
         if suffix not in (".parquet", ".pq", ".csv"):
             raise InputError(f"{what}: cannot read '{path}': use a .csv or .parquet file.")
         try:  # the path is an argument, never SQL text
-            if suffix == ".csv":  # ids as text, as read_table reads them: 007 and 7 stay two ids
-                header = self.con.read_csv(str(path)).columns
+            if suffix == ".csv":  # as read_table reads it: ids as text (007 and 7 stay two ids, NA is an id),
+                # other columns typed with pandas' missing values ('NA', 'nan', ...) read as missing
+                header = self.con.read_csv(str(path), header=True).columns
                 text = {c: "VARCHAR" for c in header if c in ID_COLUMNS or c in ids}
-                self.con.read_csv(str(path), dtype=text or None).create_view(name, replace=True)
+                sniffed = self.con.read_csv(str(path), header=True, dtype=text or None, na_values=list(MISSING_TEXT))
+                types = dict(zip(sniffed.columns, (str(t) for t in sniffed.types)))
+                self.con.read_csv(str(path), header=True, all_varchar=True).create_view(f"{name}_text", replace=True)
+                missing = ", ".join(_literal(value) for value in MISSING_TEXT)
+                columns = ", ".join(_ident(c) if c in text else
+                                    f"CAST(CASE WHEN {_ident(c)} IN ({missing}) THEN NULL ELSE {_ident(c)} END "
+                                    f"AS {types[c]}) AS {_ident(c)}" for c in header)
+                self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {columns} FROM {name}_text")
             else:
                 self.con.read_parquet(str(path)).create_view(name, replace=True)
         except self._duckdb.Error as error:

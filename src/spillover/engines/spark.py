@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..errors import DataWarning, EngineError, InputError
 from . import sql
-from ..graph import CANONICAL_INT, ID_COLUMNS, current_id_type, report_isolates
+from ..graph import CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, current_id_type, report_isolates
 from ..design import HashSpec
 from .memory import check_mapping
 
@@ -90,11 +90,31 @@ class SparkEngine:
                 inferred = self.spark.read.csv(text, header=True, inferSchema=True).schema
                 schema = StructType([StructField(f.name, StringType(), True)
                                      if f.name in ID_COLUMNS or f.name in ids else f for f in inferred])
-                return self._typed_ids(self.spark.read.csv(text, header=True, schema=schema), ids, what, True)
+                frame = self._missing_text_as_null(self.spark.read.csv(text, header=True, schema=schema), [
+                    f.name for f in schema if isinstance(f.dataType, StringType)
+                    and f.name not in ID_COLUMNS and f.name not in ids])
+                return self._typed_ids(frame, ids, what, True)
             return self._typed_ids(self.spark.read.parquet(text), ids, what, from_text=False)
         if self.spark.catalog.tableExists(text):
             return self.spark.table(text)
         raise InputError(f"{what}: '{text}' is neither a file nor a table Spark knows.")
+
+    @staticmethod
+    def _missing_text_as_null(frame, columns: Sequence[str]):
+        """Text columns (not ids) that are numbers once pandas' missing values ('NA', 'nan',
+        ...) are missing, as ``read_table`` reads them: doubles with nulls."""
+        from pyspark.sql import functions as F
+
+        if not columns:
+            return frame
+        cleaned = {c: F.when(F.col(c).isin(list(MISSING_TEXT)), None).otherwise(F.col(c)) for c in columns}
+        bad = frame.agg(*[F.sum((cleaned[c].isNotNull() & cleaned[c].try_cast("double").isNull()).cast("long"))
+                          .alias(c) for c in columns]).first()
+        numeric = [c for c in columns if not bad[c]]
+        if not numeric:
+            return frame
+        return frame.select([cleaned[c].try_cast("double").alias(c) if c in numeric else F.col(c)
+                             for c in frame.columns])
 
     def _typed_ids(self, frame, ids: Sequence[str], what: str, from_text: bool):
         """The id policy (``--id-type``) in Spark, as the DuckDB engine applies it in SQL."""
