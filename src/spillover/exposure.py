@@ -1581,7 +1581,8 @@ def probabilities(
     only on each unit's type at that block, so a variance sums them per block and type
     (:class:`FactoredPairs`), in time and memory linear in the graph; only pairs sharing
     two or more blocks are stored (and bounded by ``max_pairs``). ``None`` (default)
-    factors when the dependent pairs would number more than :data:`FACTOR_ABOVE_PAIRS`.
+    factors when units are grouped into classes (``grouped``) and the dependent pairs
+    would number more than :data:`FACTOR_ABOVE_PAIRS`.
     Estimates and variances are the same either way (to rounding).
 
     >>> from spillover import synth
