@@ -543,11 +543,7 @@ def _ht_variance(a, m, size, pi, joint, bound_negative: bool = False, factored=N
     independent and add nothing (or, with ``factored``, share one block: summed per block,
     :func:`_factored_terms`). Two units of one class share every probability, so the
     class sums give the unit-level double sum exactly, in time linear in the classes' pairs."""
-    unadjusted, bound = _pair_terms(csr_rows(joint), joint.indices, joint.data, pi, pi, a, a, m, m, size,
-                                    bound_negative)
-    if factored is not None:
-        more, more_bound = _factored_terms(factored, key, pi, pi, a, a, m, m, size, joint)
-        unadjusted, bound = unadjusted + more, bound + more_bound
+    unadjusted, bound = _dependent_terms(joint, pi, pi, a, a, m, m, size, bound_negative, factored, key)
     return unadjusted + bound
 
 
@@ -556,12 +552,20 @@ def _ht_covariance(a, b, m_k, m_l, size, pi_k, pi_l, joint_kl, bound_negative: b
     """Aronow-Samii covariance of two conditions' HT totals over classes of units, with
     the bound subtracted for every unit pair (a unit with itself included) of zero joint
     probability (and, with ``bound_negative``, weighted, for negatively dependent pairs)."""
-    first, bound = _pair_terms(csr_rows(joint_kl), joint_kl.indices, joint_kl.data, pi_k, pi_l, a, b, m_k, m_l,
-                               size, bound_negative)
-    if factored is not None:
-        more, more_bound = _factored_terms(factored, key, pi_k, pi_l, a, b, m_k, m_l, size, joint_kl)
-        first, bound = first + more, bound + more_bound
+    first, bound = _dependent_terms(joint_kl, pi_k, pi_l, a, b, m_k, m_l, size, bound_negative, factored, key)
     return first - bound
+
+
+def _dependent_terms(joint, pi_r, pi_c, a_r, a_c, m_r, m_c, size, bound_negative: bool, factored=None,
+                     key=None) -> tuple[float, float]:
+    """:func:`_pair_terms` over the stored pairs of ``joint``, plus, with ``factored``, over
+    the pairs that share one block (:func:`_factored_terms`)."""
+    unadjusted, bound = _pair_terms(csr_rows(joint), joint.indices, joint.data, pi_r, pi_c, a_r, a_c, m_r, m_c,
+                                    size, bound_negative)
+    if factored is None:
+        return unadjusted, bound
+    more, more_bound = _factored_terms(factored, key, pi_r, pi_c, a_r, a_c, m_r, m_c, size, joint)
+    return unadjusted + more, bound + more_bound
 
 
 PAIR_CHUNK = 4_000_000  # stored pairs summed at once: bounds the variance's temporaries
@@ -603,9 +607,9 @@ def _factored_terms(factored, key, pi_r, pi_c, a_r, a_c, m_r, m_c, size, stored)
     bound = float(weight @ (factored.cross(m_r, size) + factored.cross(size, m_c)))
     pair, position = factored.corrections
     rows = csr_rows(stored)[pair]
-    twice_unadjusted, twice_bound = _pair_terms(rows, stored.indices[pair], p[position], pi_r, pi_c, a_r, a_c, m_r,
-                                                m_c, size, False)
-    return unadjusted - twice_unadjusted, bound - twice_bound
+    counted, counted_bound = _pair_terms(rows, stored.indices[pair], p[position], pi_r, pi_c, a_r, a_c, m_r, m_c,
+                                         size, False)
+    return unadjusted - counted, bound - counted_bound
 
 
 SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters
