@@ -118,8 +118,11 @@ class Randomization:
     ``blocks[i]`` is the block (cluster; the node itself under individual designs) of
     randomized node ``i``. Under ``scheme="bernoulli"`` each block is treated
     independently with probability ``p``; under ``"complete"`` exactly ``n_treated`` of
-    the ``n_blocks`` blocks are treated, every such set equally likely. "Treated" is any
-    arm ``>= 1``.
+    the ``n_blocks`` blocks are treated, every such set equally likely. Under
+    ``"stratified"`` blocks are in ``strata`` (one label per block, ``0..S-1``) and each
+    stratum is completely randomized on its own: ``treated_counts[s]`` maps each possible
+    number of treated blocks of stratum ``s`` to its probability (one count, unless
+    rounding leaves a slot that is drawn). "Treated" is any arm ``>= 1``.
 
     Examples
     --------
@@ -132,12 +135,30 @@ class Randomization:
     scheme: str
     p: float | None = None
     n_treated: int | None = None
+    strata: np.ndarray | None = None
+    treated_counts: tuple[dict[int, float], ...] = ()
 
     def describe(self) -> str:
         """The scheme in words, as notes and method strings print it."""
         if self.scheme == "bernoulli":
             return f"Bernoulli({self.p:g}) over {self.n_blocks} blocks"
+        if self.scheme == "stratified":
+            return (f"complete randomization within each of {len(self.treated_counts)} strata of "
+                    f"{self.n_blocks} blocks")
         return f"complete randomization of {self.n_treated} of {self.n_blocks} blocks"
+
+    def strata_parts(self) -> list[tuple[np.ndarray, list[tuple[float, "Randomization"]]]]:
+        """Each stratum's blocks and its scheme as a mixture of complete randomizations
+        of those blocks (weight, randomization of ``n_treated`` of the stratum's
+        ``n_blocks``); the design itself, alone, when it is not stratified."""
+        if self.scheme != "stratified":
+            return [(np.arange(self.n_blocks), [(1.0, self)])]
+        parts = []
+        for stratum, counts in enumerate(self.treated_counts):
+            members = np.flatnonzero(self.strata == stratum)
+            parts.append((members, [(weight, Randomization(self.blocks, members.size, "complete", n_treated=k))
+                                    for k, weight in counts.items()]))
+        return parts
 
 
 # --------------------------------------------------------------------------- primitives
@@ -166,6 +187,29 @@ def exact_counts(n: int, weights: np.ndarray) -> np.ndarray:
         order = np.lexsort((np.arange(raw.size), -np.round(raw - counts, 12)))
         counts[order[:short]] += 1
     return counts
+
+
+def _treated_count_distribution(n_total: int, weights: np.ndarray) -> dict[int, float]:
+    """The number of treated (arm >= 1) units among ``n_total`` split by
+    :func:`_extra_arm_draws`: the floors of the arms, plus the leftover slots' arms drawn
+    without replacement in proportion to the fractional parts (every order enumerated:
+    a handful of arms)."""
+    import itertools
+
+    raw = n_total * np.asarray(weights, dtype=float)
+    floors = np.floor(raw).astype(np.int64)
+    extra = n_total - int(floors.sum())
+    fraction = np.maximum(raw - floors, 1e-300)
+    base = int(floors[1:].sum())
+    out: dict[int, float] = {}
+    for order in itertools.permutations(range(weights.size), extra):
+        left, prob = fraction.sum(), 1.0
+        for arm in order:
+            prob *= fraction[arm] / left
+            left -= fraction[arm]
+        k = base + sum(1 for arm in order if arm >= 1)
+        out[k] = out.get(k, 0.0) + float(prob)
+    return out
 
 
 def _extra_arm_draws(
@@ -609,6 +653,17 @@ class StratifiedClusterDesign:
             n_s = int(members.sum())
             probs[members] = round(self.sample_fraction * n_s) * self.weights / n_s
         return probs[self.clusters]
+
+    def randomization(self) -> Randomization:
+        """Clusters are the blocks, completely randomized within each stratum; the number
+        treated in a stratum is fixed, or one of two when rounding leaves a slot that
+        :func:`_extra_arm_draws` gives to an arm in proportion to the fractional parts."""
+        strata = np.unique(self.strata, return_inverse=True)[1].ravel()
+        counts = []
+        for stratum in range(int(strata.max()) + 1 if strata.size else 0):  # a loop over strata
+            sampled = int(round(self.sample_fraction * int(np.sum(strata == stratum))))
+            counts.append(_treated_count_distribution(sampled, self.weights))
+        return Randomization(self.clusters, self.n_clusters, "stratified", strata=strata, treated_counts=tuple(counts))
 
     def draw_clusters(self, n_draws: int, seed=None) -> np.ndarray:
         """``(n_clusters, n_draws)`` arms of the clusters, exact counts per stratum."""

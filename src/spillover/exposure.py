@@ -881,19 +881,32 @@ class _BlockSets:
     n_blocks: int
 
     @classmethod
-    def build(cls, kernel: "ExposureGraph", blocks: np.ndarray, n_blocks: int) -> "_BlockSets":
-        """The block sets of ``kernel``'s units when randomized node ``i`` is in block ``blocks[i]``."""
-        reach = sp.csr_array(kernel.neighbors @ group_indicator(blocks, n_blocks).T)
+    def build(cls, kernel: "ExposureGraph", blocks: np.ndarray, n_blocks: int,
+              only: np.ndarray | None = None) -> "_BlockSets":
+        """The block sets of ``kernel``'s units when randomized node ``i`` is in block
+        ``blocks[i]``; with ``only`` (some blocks: a stratum), those blocks alone (a unit
+        whose own block is elsewhere has own block -1)."""
+        kept = np.ones(n_blocks, dtype=bool)
+        if only is not None:
+            kept = np.zeros(n_blocks, dtype=bool)
+            kept[only] = True
+        nodes = np.flatnonzero(kept[blocks])
+        indicator = sp.csr_array((np.ones(nodes.size), (nodes, blocks[nodes])), shape=(blocks.size, n_blocks))
+        reach = sp.csr_array(kernel.neighbors @ indicator)
         reach.eliminate_zeros()
         reach.data[:] = 1
         reach.sort_indices()
         keys = _csr_keys(reach, n_blocks)
-        own = None if kernel.own_index is None else blocks[kernel.own_index]
+        own = None
+        if kernel.own_index is not None:
+            own = blocks[kernel.own_index]
+            own = np.where(kept[own], own, -1)
         return cls(reach, np.diff(reach.indptr), keys, own, n_blocks)
 
     def contains(self, units: np.ndarray, blocks: np.ndarray) -> np.ndarray:
-        """Whether ``blocks[p]`` is among unit ``units[p]``'s neighbours' blocks."""
-        return _lookup(self.keys, _pair_keys(units, blocks, self.n_blocks)) >= 0
+        """Whether ``blocks[p]`` is among unit ``units[p]``'s neighbours' blocks (never
+        when it is -1: no block)."""
+        return (_lookup(self.keys, _pair_keys(units, blocks, self.n_blocks)) >= 0) & (blocks >= 0)
 
 
 def _pattern_probability(m, k, treated, control) -> np.ndarray:
@@ -963,20 +976,23 @@ def _pair_event_tables(sets: _BlockSets, rows: np.ndarray, cols: np.ndarray, ove
         shared = np.where(pos >= 0, matrix.data[np.maximum(pos, 0)], 0).astype(np.int64)
     if sets.own is None:
         false = np.zeros(rows.size, dtype=bool)
-        own = (false,) * 5
+        own, has_r, has_c = (false,) * 5, false, false
     else:
         o_r, o_c = sets.own[rows], sets.own[cols]
-        own = (sets.contains(rows, o_r), sets.contains(cols, o_c), o_r == o_c, sets.contains(cols, o_r),
+        has_r, has_c = o_r >= 0, o_c >= 0
+        own = (sets.contains(rows, o_r), sets.contains(cols, o_c), (o_r == o_c) & has_r, sets.contains(cols, o_r),
                sets.contains(rows, o_c))
-    return _event_tables(sets.size[rows], sets.size[cols], shared, *own, has_own=sets.own is not None)
+    return _event_tables(sets.size[rows], sets.size[cols], shared, *own, has_own_r=has_r, has_own_c=has_c)
 
 
-def _event_tables(size_r, size_c, shared, own_r_in_r, own_c_in_c, own_eq, own_r_in_c, own_c_in_r, *, has_own: bool):
+def _event_tables(size_r, size_c, shared, own_r_in_r, own_c_in_c, own_eq, own_r_in_c, own_c_in_r, *, has_own_r,
+                  has_own_c):
     """The tables of :func:`_pair_event_tables` from the sets' sizes and relations: the
-    neighbour sets' sizes and overlap, and whether each own block is the other's or lies
-    in either neighbour set (all False without own blocks)."""
+    neighbour sets' sizes and overlap, whether each unit has an own block (among the
+    blocks considered), and whether it is the other's or lies in either neighbour set."""
     n = np.asarray(size_r).size
-    meets = {(0, 0): np.full(n, has_own), (1, 1): size_r > 0, (2, 2): np.full(n, has_own),
+    has_own_r, has_own_c = np.broadcast_to(has_own_r, (n,)), np.broadcast_to(has_own_c, (n,))
+    meets = {(0, 0): has_own_r, (1, 1): size_r > 0, (2, 2): has_own_c,
              (3, 3): size_c > 0, (0, 1): own_r_in_r, (0, 2): own_eq, (0, 3): own_r_in_c, (1, 2): own_c_in_r,
              (1, 3): shared > 0, (2, 3): own_c_in_c}
     meets.update({(b, a): v for (a, b), v in list(meets.items())})
@@ -992,9 +1008,9 @@ def _event_tables(size_r, size_c, shared, own_r_in_r, own_c_in_c, own_eq, own_r_
         n1, n3 = 1 in atoms, 3 in atoms
         total = n1 * size_r + n3 * size_c - (n1 and n3) * shared
         if 0 in atoms:
-            total = total + ~((n1 & own_r_in_r) | (n3 & own_r_in_c))
+            total = total + (has_own_r & ~((n1 & own_r_in_r) | (n3 & own_r_in_c)))
         if 2 in atoms:
-            total = total + ~((n1 & own_c_in_r) | (n3 & own_c_in_c) | ((0 in atoms) & own_eq))
+            total = total + (has_own_c & ~((n1 & own_c_in_r) | (n3 & own_c_in_c) | ((0 in atoms) & own_eq)))
         return np.asarray(total, dtype=np.int64)
 
     return meets, union
@@ -1019,39 +1035,52 @@ def _term_atoms(term, offset: int) -> tuple[frozenset, frozenset]:
     return treated, control
 
 
-def _events_probability(randomization, sets: _BlockSets, rows, cols, events_r, events_c, tables=None) -> np.ndarray:
+def _events_probability(layers, n: int, events_r, events_c) -> np.ndarray:
     """P(unit r in the condition of ``events_r`` and unit c in that of ``events_c``) for
-    each pair, by expanding both signed sums of terms (``events_c`` None: marginals);
-    ``tables``: the pairs' :func:`_pair_event_tables`, when computed once for several."""
-    meets, union = _pair_event_tables(sets, rows, cols) if tables is None else tables
-    total = np.zeros(rows.size)
+    ``n`` pairs, by expanding both signed sums of terms (``events_c`` None: marginals).
+    ``layers``: for each independently randomized stratum of blocks (one, unless the design
+    is stratified), its scheme as a mixture ``[(weight, randomization)]`` and the pairs'
+    :func:`_pair_event_tables` on its blocks; a conjunction's probability is the product
+    over strata of each one's mixture."""
+    total = np.zeros(n)
     for sign_r, term_r in events_r:  # a few terms per condition
         t_r, c_r = _term_atoms(term_r, 0)
         for sign_c, term_c in (events_c if events_c is not None else ((1, ()),)):
             t_c, c_c = _term_atoms(term_c, 2)
-            total += sign_r * sign_c * _conjunction(randomization, meets, union, t_r | t_c, c_r | c_c, rows.size)
+            prob = 1.0
+            for mixture, (meets, union) in layers:
+                prob = prob * sum(weight * _conjunction(randomization, meets, union, t_r | t_c, c_r | c_c, n)
+                                  for weight, randomization in mixture)
+            total += sign_r * sign_c * prob
     return np.clip(total, 0.0, 1.0)
 
 
 def _exact(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys, overlap=None,
            sets: _BlockSets | None = None):
     """Exact marginal and joint probabilities of a mapping with ``events`` (``overlap``:
-    the pairs' shared neighbour blocks when known, :func:`_neighbour_overlap` otherwise)."""
-    if sets is None:
-        sets = _BlockSets.build(kernel, np.asarray(randomization.blocks, dtype=np.int64), randomization.n_blocks)
+    the pairs' shared neighbour blocks when known, :func:`_neighbour_overlap` otherwise;
+    a stratified design: every stratum's block sets, its factors multiplied)."""
+    blocks = np.asarray(randomization.blocks, dtype=np.int64)
+    if randomization.scheme == "stratified":
+        strata = [(mixture, _BlockSets.build(kernel, blocks, randomization.n_blocks, members))
+                  for members, mixture in randomization.strata_parts()]
+        overlaps = [_neighbour_overlap(layer) for _, layer in strata] if keys else []
+    else:
+        strata = [([(1.0, randomization)], sets or _BlockSets.build(kernel, blocks, randomization.n_blocks))]
+        overlaps = [overlap if overlap is not None else _neighbour_overlap(strata[0][1])] if keys else []
     units = np.arange(len(kernel.units))
-    marginal = np.column_stack([_events_probability(randomization, sets, units, units, rule.events[c], None)
+    tables = [(mixture, _pair_event_tables(layer, units, units)) for mixture, layer in strata]
+    marginal = np.column_stack([_events_probability(tables, units.size, rule.events[c], None)
                                 for c in rule.conditions])
     rows, cols = csr_rows(pairs), pairs.indices
     joint = {key: np.empty(rows.size) for key in keys}
-    if keys and overlap is None:
-        overlap = _neighbour_overlap(sets)
     for start in range(0, rows.size if keys else 0, EXACT_PAIR_CHUNK):  # chunks of pairs bound the tables' memory
         r, c = rows[start:start + EXACT_PAIR_CHUNK], cols[start:start + EXACT_PAIR_CHUNK]
-        tables = _pair_event_tables(sets, r, c, overlap)  # shared by every pair of conditions
+        tables = [(mixture, _pair_event_tables(layer, r, c, shared))  # shared by every pair of conditions
+                  for (mixture, layer), shared in zip(strata, overlaps)]
         for k, l in keys:
             joint[(k, l)][start:start + r.size] = _events_probability(
-                randomization, sets, r, c, rule.events[rule.conditions[k]], rule.events[rule.conditions[l]], tables)
+                tables, r.size, rule.events[rule.conditions[k]], rule.events[rule.conditions[l]])
     return marginal, joint
 
 
@@ -1145,9 +1174,11 @@ def _factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, m
     tables = _event_tables(type_codes[t_r] // 8, type_codes[t_c] // 8, ((role_r & 2) & (role_c & 2)) // 2,
                            ((type_codes[t_r] // 4) % 2).astype(bool), ((type_codes[t_c] // 4) % 2).astype(bool),
                            ((role_r & 1) & (role_c & 1)).astype(bool), ((role_r & 1) & (role_c >> 1)).astype(bool),
-                           ((role_c & 1) & (role_r >> 1)).astype(bool), has_own=sets.own is not None)
-    type_joint = {(k, l): _events_probability(randomization, sets, t_r, t_c, rule.events[rule.conditions[k]],
-                                              rule.events[rule.conditions[l]], tables) for k, l in keys}
+                           ((role_c & 1) & (role_r >> 1)).astype(bool), has_own_r=sets.own is not None,
+                           has_own_c=sets.own is not None)
+    layers = [([(1.0, randomization)], tables)]
+    type_joint = {(k, l): _events_probability(layers, t_r.size, rule.events[rule.conditions[k]],
+                                              rule.events[rule.conditions[l]]) for k, l in keys}
     representative = np.zeros(n_types, dtype=np.int64)
     representative[types] = classes
     factored = FactoredPairs(classes, read, types, n_blocks, marginal[representative], type_pairs, type_joint,
@@ -1625,18 +1656,23 @@ def probabilities(
         and np.array_equal(randomization.blocks, np.arange(randomization.n_blocks))
     by_counts = rule.events is None and rule.counts_only
     two_hop_events = rule.hops == 2 and rule.events is not None
+    # stratified designs: products over strata of the one-hop event tables (not the counts engines)
+    stratified = randomization is not None and randomization.scheme == "stratified"
     exact_possible = (draws is None and (randomization is not None or mixture is not None) and correction == "none"
-                      and (rule.events is not None or by_counts))
+                      and (rule.events is not None or by_counts)
+                      and not (stratified and (rule.events is None or two_hop_events)))
     if method == "exact" and not exact_possible:
         why = ("draws were supplied" if draws is not None else
-               "the design has no closed form (stratified, saturation or custom)"
+               "the design has no closed form (saturation or custom)"
                if randomization is None and mixture is None else
+               "a stratified design has no closed form for this mapping (one-hop mappings with events have one)"
+               if stratified and (rule.events is None or two_hop_events) else
                f"the mapping {rule.name!r} has neither events nor counts_only" if not (rule.events or by_counts) else
                "add-one applies to Monte Carlo counts only")
         raise InputError(f"exact exposure probabilities are not available here: {why}; use method='monte-carlo'.")
     use_exact = exact_possible and method != "monte-carlo"
     factorable = use_exact and joint == "dependent" and mixture is None and rule.events is not None \
-        and not two_hop_events
+        and not two_hop_events and not stratified
     if factored and not factorable:
         raise InputError("factored pairs need exact probabilities (a design with randomization()) of a one-hop "
                          "mapping with events, with joint='dependent'; use factored=None.")
@@ -1667,10 +1703,10 @@ def probabilities(
                          "(factored): variance sums linear in the graph")
         else:
             pairs = kernel.dependence(blocks, max_pairs)
-        if randomization is not None and randomization.scheme == "complete":
+        if randomization is not None and randomization.scheme in ("complete", "stratified"):
             notes.append("pairs that share no randomization block are treated as independent; under complete "
-                         "randomization they are slightly negatively dependent (joint='all' / --joint all "
-                         "computes every pair)")
+                         f"randomization{' within strata (stratified)' if stratified else ''} they are slightly "
+                         "negatively dependent (joint='all' / --joint all computes every pair)")
         elif randomization is None:
             notes.append("pairs that share no randomization cluster are treated as independent (exact when "
                          "clusters or units are randomized independently; an approximation for stratified "
