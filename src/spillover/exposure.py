@@ -1039,18 +1039,24 @@ def _events_probability(layers, n: int, events_r, events_c) -> np.ndarray:
     """P(unit r in the condition of ``events_r`` and unit c in that of ``events_c``) for
     ``n`` pairs, by expanding both signed sums of terms (``events_c`` None: marginals).
     ``layers``: for each independently randomized stratum of blocks (one, unless the design
-    is stratified), its scheme as a mixture ``[(weight, randomization)]`` and the pairs'
-    :func:`_pair_event_tables` on its blocks; a conjunction's probability is the product
-    over strata of each one's mixture."""
+    is stratified), its scheme as a mixture ``[(weight, randomization)]``, the
+    :func:`_pair_event_tables` on its blocks of the pairs ``subset`` (None: all) that touch
+    them; a conjunction's probability is the product over strata of each one's mixture
+    (1 for a stratum a pair does not touch: its sets there are empty)."""
     total = np.zeros(n)
     for sign_r, term_r in events_r:  # a few terms per condition
         t_r, c_r = _term_atoms(term_r, 0)
         for sign_c, term_c in (events_c if events_c is not None else ((1, ()),)):
             t_c, c_c = _term_atoms(term_c, 2)
-            prob = 1.0
-            for mixture, (meets, union) in layers:
-                prob = prob * sum(weight * _conjunction(randomization, meets, union, t_r | t_c, c_r | c_c, n)
-                                  for weight, randomization in mixture)
+            prob = np.ones(n)
+            for mixture, (meets, union), subset in layers:
+                size = n if subset is None else subset.size
+                factor = sum(weight * _conjunction(randomization, meets, union, t_r | t_c, c_r | c_c, size)
+                             for weight, randomization in mixture)
+                if subset is None:
+                    prob *= factor
+                else:
+                    prob[subset] *= factor
             total += sign_r * sign_c * prob
     return np.clip(total, 0.0, 1.0)
 
@@ -1068,16 +1074,27 @@ def _exact(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_
     else:
         strata = [([(1.0, randomization)], sets or _BlockSets.build(kernel, blocks, randomization.n_blocks))]
         overlaps = [overlap if overlap is not None else _neighbour_overlap(strata[0][1])] if keys else []
+    # the units whose exposure reads a stratum's blocks (all of them: one stratum)
+    touches = [None if len(strata) == 1 else (layer.size > 0) | (layer.own is not None and layer.own >= 0)
+               for _, layer in strata]
+
+    def layers(r: np.ndarray, c: np.ndarray, shared=None):
+        out = []
+        for i, (mixture, layer) in enumerate(strata):
+            subset = None if touches[i] is None else np.flatnonzero(touches[i][r] | touches[i][c])
+            r_s, c_s = (r, c) if subset is None else (r[subset], c[subset])
+            out.append((mixture, _pair_event_tables(layer, r_s, c_s, None if shared is None else shared[i]), subset))
+        return out
+
     units = np.arange(len(kernel.units))
-    tables = [(mixture, _pair_event_tables(layer, units, units)) for mixture, layer in strata]
+    tables = layers(units, units)
     marginal = np.column_stack([_events_probability(tables, units.size, rule.events[c], None)
                                 for c in rule.conditions])
     rows, cols = csr_rows(pairs), pairs.indices
     joint = {key: np.empty(rows.size) for key in keys}
     for start in range(0, rows.size if keys else 0, EXACT_PAIR_CHUNK):  # chunks of pairs bound the tables' memory
         r, c = rows[start:start + EXACT_PAIR_CHUNK], cols[start:start + EXACT_PAIR_CHUNK]
-        tables = [(mixture, _pair_event_tables(layer, r, c, shared))  # shared by every pair of conditions
-                  for (mixture, layer), shared in zip(strata, overlaps)]
+        tables = layers(r, c, overlaps)  # shared by every pair of conditions
         for k, l in keys:
             joint[(k, l)][start:start + r.size] = _events_probability(
                 tables, r.size, rule.events[rule.conditions[k]], rule.events[rule.conditions[l]])
@@ -1176,7 +1193,7 @@ def _factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, m
                            ((role_r & 1) & (role_c & 1)).astype(bool), ((role_r & 1) & (role_c >> 1)).astype(bool),
                            ((role_c & 1) & (role_r >> 1)).astype(bool), has_own_r=sets.own is not None,
                            has_own_c=sets.own is not None)
-    layers = [([(1.0, randomization)], tables)]
+    layers = [([(1.0, randomization)], tables, None)]
     type_joint = {(k, l): _events_probability(layers, t_r.size, rule.events[rule.conditions[k]],
                                               rule.events[rule.conditions[l]]) for k, l in keys}
     representative = np.zeros(n_types, dtype=np.int64)
