@@ -1594,7 +1594,9 @@ def probabilities(
     counts are binomial / hypergeometric under individual designs and weighted sums of
     cluster draws (a dynamic programme) under cluster designs. Where that would cost more
     than Monte Carlo (very high degrees, many dependent pairs), ``auto`` uses Monte
-    Carlo and says so in ``notes``. Otherwise by
+    Carlo and says so in ``notes``. Stratified cluster designs (complete randomization
+    within each stratum) are exact for one-hop mappings with ``events``: products over
+    strata. Otherwise by
     Monte Carlo over ``design.draw`` (``n_draws`` draws in chunks of ``chunk``) or from a
     matrix of ``draws`` made elsewhere (one column per draw, rows in the graph's
     randomized-node order; a DataFrame has one row per draw and one column per unit id).
