@@ -656,8 +656,16 @@ class StratifiedClusterDesign:
 
     def randomization(self) -> Randomization:
         """Clusters are the blocks, completely randomized within each stratum; the number
-        treated in a stratum is fixed, or one of two when rounding leaves a slot that
-        :func:`_extra_arm_draws` gives to an arm in proportion to the fractional parts."""
+        treated in a stratum is fixed, or random when rounding leaves slots that
+        :func:`_extra_arm_draws` gives to arms in proportion to the fractional parts.
+
+        Examples
+        --------
+        >>> design = StratifiedClusterDesign(np.arange(6), range(6), np.array([0, 0, 0, 1, 1, 1]),
+        ...                                  sample_fraction=1.0)
+        >>> design.randomization().treated_counts  # three clusters split 50/50: one or two treated
+        ({1: 0.5, 2: 0.5}, {1: 0.5, 2: 0.5})
+        """
         strata = np.unique(self.strata, return_inverse=True)[1].ravel()
         counts = []
         for stratum in range(int(strata.max()) + 1 if strata.size else 0):  # a loop over strata
