@@ -148,11 +148,9 @@ class Randomization:
         return f"complete randomization of {self.n_treated} of {self.n_blocks} blocks"
 
     def strata_parts(self) -> list[tuple[np.ndarray, list[tuple[float, "Randomization"]]]]:
-        """Each stratum's blocks and its scheme as a mixture of complete randomizations
-        of those blocks (weight, randomization of ``n_treated`` of the stratum's
-        ``n_blocks``); the design itself, alone, when it is not stratified."""
-        if self.scheme != "stratified":
-            return [(np.arange(self.n_blocks), [(1.0, self)])]
+        """Each stratum's blocks and its scheme (``scheme="stratified"``) as a mixture of
+        complete randomizations of those blocks (weight, randomization of ``n_treated`` of
+        the stratum's ``n_blocks``)."""
         parts = []
         for stratum, counts in enumerate(self.treated_counts):
             members = np.flatnonzero(self.strata == stratum)

@@ -578,15 +578,21 @@ def _pair_terms(rows, cols, joint, pi_r, pi_c, a_r, a_c, m_r, m_c, size, bound_n
     unadjusted = bound = 0.0
     for start in range(0, rows.size, PAIR_CHUNK):
         part = slice(start, start + PAIR_CHUNK)
-        r, c, p = rows[part], cols[part], joint[part]
-        product = pi_r[r] * pi_c[c]
-        weight = _bounded(p, product, bound_negative)
-        exact = weight == 0
-        re, ce, pe = r[exact], c[exact], p[exact]
-        unadjusted += float(np.sum((pe - product[exact]) / pe * a_r[re] * a_c[ce]))
-        rb, cb = r[~exact], c[~exact]
-        bound += float(np.sum(weight[~exact] * (m_r[rb] * size[cb] + m_c[cb] * size[rb])))
+        r, c = rows[part], cols[part]
+        unbiased, weight = _pair_coefficients(joint[part], pi_r[r] * pi_c[c], bound_negative)
+        unadjusted += float(unbiased @ (a_r[r] * a_c[c]))
+        bound += float(weight @ (m_r[r] * size[c] + m_c[c] * size[r]))
     return unadjusted, bound
+
+
+def _pair_coefficients(p: np.ndarray, product: np.ndarray, bound_negative: bool) -> tuple[np.ndarray, np.ndarray]:
+    """For pairs of joint probability ``p`` and product of marginals ``product``: the
+    coefficient ``(p - product) / p`` of ``a_r a_c`` where the unbiased term is used (0
+    elsewhere), and the bound's weight (:func:`_bounded`; 0 where the term is used)."""
+    weight = _bounded(p, product, bound_negative)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unbiased = np.where(weight == 0, (p - product) / p, 0.0)
+    return unbiased, weight
 
 
 def _factored_terms(factored, key, pi_r, pi_c, a_r, a_c, m_r, m_c, size, stored) -> tuple[float, float]:
@@ -600,9 +606,7 @@ def _factored_terms(factored, key, pi_r, pi_c, a_r, a_c, m_r, m_c, size, stored)
     width = factored.n_types
     marginal = factored.type_marginal
     product = marginal[factored.type_pairs // width, k] * marginal[factored.type_pairs % width, l]
-    weight = _bounded(p, product, False)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        unbiased = np.where(weight == 0, (p - product) / p, 0.0)
+    unbiased, weight = _pair_coefficients(p, product, False)
     unadjusted = float(unbiased @ factored.cross(a_r, a_c))
     bound = float(weight @ (factored.cross(m_r, size) + factored.cross(size, m_c)))
     pair, position = factored.corrections

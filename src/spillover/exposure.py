@@ -819,7 +819,7 @@ class ExposureProbabilities:
         incidence_keys = _pair_keys(f.classes, f.blocks, f.n_blocks)
         type_r = f.types[_lookup(incidence_keys, _pair_keys(rows[one], block, f.n_blocks))]
         type_c = f.types[_lookup(incidence_keys, _pair_keys(cols[one], block, f.n_blocks))]
-        position = _lookup(f.type_pairs, type_r * f.n_types + type_c)
+        position = _lookup(f.type_pairs, _pair_keys(type_r, type_c, f.n_types))
         stored = _lookup(_csr_keys(self.pairs, n), _pair_keys(rows[~one], cols[~one], n))
         pairs = sp.csr_array((np.ones(rows.size, dtype=np.int32), shared.indices, shared.indptr), shape=(n, n))
         joint = {}
@@ -1146,7 +1146,7 @@ def _factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, m
     later = width[classes] - 1 - position
     first = np.repeat(np.arange(classes.size, dtype=np.int64), later)
     second = first + 1 + _segment_arange(later)
-    block_pair = read[first] * n_blocks + read[second]
+    block_pair = _pair_keys(read[first], read[second], n_blocks)
     order = np.argsort(block_pair, kind="stable")
     block_pair, owner = block_pair[order], classes[first[order]]
     starts = np.flatnonzero(np.r_[True, block_pair[1:] != block_pair[:-1]]) if block_pair.size else block_pair
@@ -1170,7 +1170,7 @@ def _factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, m
     small, large = np.where(swap, p_cols, p_rows), np.where(swap, p_rows, p_cols)
     pair_of = np.repeat(np.arange(p_rows.size, dtype=np.int64), width[small])
     incidence = roles.indptr[small][pair_of] + _segment_arange(width[small])
-    found = _lookup(classes * n_blocks + read, large[pair_of] * n_blocks + read[incidence])
+    found = _lookup(_pair_keys(classes, read, n_blocks), _pair_keys(large[pair_of], read[incidence], n_blocks))
     hit = found >= 0
     pair_of, type_small, type_large = pair_of[hit], types[incidence[hit]], types[found[hit]]
     flip = swap[pair_of]
@@ -1186,7 +1186,7 @@ def _factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, m
     meet = sp.csr_array(meet @ meet.T)
     meet.sort_indices()
     t_r, t_c = csr_rows(meet), meet.indices.astype(np.int64)
-    type_pairs = t_r * n_types + t_c
+    type_pairs = _pair_keys(t_r, t_c, n_types)
     role_r, role_c = type_codes[t_r] % 4, type_codes[t_c] % 4
     tables = _event_tables(type_codes[t_r] // 8, type_codes[t_c] // 8, ((role_r & 2) & (role_c & 2)) // 2,
                            ((type_codes[t_r] // 4) % 2).astype(bool), ((type_codes[t_c] // 4) % 2).astype(bool),
@@ -1199,7 +1199,7 @@ def _factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, m
     representative = np.zeros(n_types, dtype=np.int64)
     representative[types] = classes
     factored = FactoredPairs(classes, read, types, n_blocks, marginal[representative], type_pairs, type_joint,
-                             (pair_of, _lookup(type_pairs, tau_r * n_types + tau_c)))
+                             (pair_of, _lookup(type_pairs, _pair_keys(tau_r, tau_c, n_types))))
     return marginal, joint, pairs, factored
 
 

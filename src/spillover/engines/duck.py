@@ -92,11 +92,12 @@ class DuckDBEngine:
         try:  # the path is an argument, never SQL text
             if suffix == ".csv":  # as read_table reads it: ids as text (007 and 7 stay two ids, NA is an id),
                 # other columns typed with pandas' missing values ('NA', 'nan', ...) read as missing
-                header = self.con.read_csv(str(path), header=True).columns
+                raw = self.con.read_csv(str(path), header=True, all_varchar=True)
+                header = raw.columns
                 text = {c: "VARCHAR" for c in header if c in ID_COLUMNS or c in ids}
                 sniffed = self.con.read_csv(str(path), header=True, dtype=text or None, na_values=list(MISSING_TEXT))
                 types = dict(zip(sniffed.columns, (str(t) for t in sniffed.types)))
-                self.con.read_csv(str(path), header=True, all_varchar=True).create_view(f"{name}_text", replace=True)
+                raw.create_view(f"{name}_text", replace=True)
                 missing = ", ".join(_literal(value) for value in MISSING_TEXT)
                 columns = ", ".join(_ident(c) if c in text else
                                     f"CAST(CASE WHEN {_ident(c)} IN ({missing}) THEN NULL ELSE {_ident(c)} END "
