@@ -14,7 +14,7 @@ import warnings
 import pandas as pd
 
 from spillover import SocialGraph, cluster, synth
-from spillover.cluster import _to_networkit, cut_fraction, modularity
+from spillover.clustering import _to_networkit, cut_fraction, modularity
 from spillover.errors import InterferenceWarning
 
 warnings.simplefilter("ignore", InterferenceWarning)

@@ -191,7 +191,7 @@ def _community_data(scale: str):
 def _component_data(scale: str):
     """A collaboration network of ``component_users`` users, its components as clusters."""
     from spillover import synth
-    from spillover.cluster import cluster
+    from spillover.clustering import cluster
 
     graph = synth.collaboration_network(size("component_users", scale), seed=0).user_graph()
     return _design_data(graph, cluster(graph, "components").labels)
@@ -287,7 +287,7 @@ def louvain_ours(scale: str, folder: Path) -> float:
 
     importlib.import_module("networkit")  # imported before the clock, as the baseline's is
 
-    from spillover.cluster import cluster
+    from spillover.clustering import cluster
 
     graph, _ = _social(scale)
     start = time.perf_counter()

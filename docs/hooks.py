@@ -20,7 +20,7 @@ def _cli_reference() -> str:
 
 
 def _registries() -> str:
-    from spillover.cluster import METHOD_OPTIONS
+    from spillover.clustering import METHOD_OPTIONS
     from spillover.design import DESIGN_OPTIONS
     from spillover.estimate import METHODS
     from spillover.exposure import MAPPINGS

@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from spillover import InterferenceWarning, SocialGraph, cluster, synth
-from spillover.cluster import design_effect, effective_n_clusters, modularity, sweep
+from spillover.clustering import design_effect, effective_n_clusters, modularity, sweep
 
 from .conftest import random_sparse_edges
 

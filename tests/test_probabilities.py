@@ -246,14 +246,14 @@ def test_exact_threshold_probabilities_under_cluster_designs_equal_enumeration(d
 
 
 def test_weighted_count_chunks_give_the_same_probabilities(monkeypatch):
-    import spillover.exposure as exposure_module
+    import spillover.exposure.counts as counts_module
     from spillover import synth
 
     graph = synth.social_graph(300, mean_degree=4, community_size_range=(3, 8), seed=3)
     labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
     design = ClusterDesign(labels, graph.nodes, treat_fraction=0.4)
     whole = probabilities(graph, "threshold", design=design, method="exact")
-    monkeypatch.setattr(exposure_module, "_DP_CELLS", 500.0)  # many small chunks
+    monkeypatch.setattr(counts_module, "_DP_CELLS", 500.0)  # many small chunks
     chunked = probabilities(graph, "threshold", design=design, method="exact")
     np.testing.assert_allclose(chunked.marginal, whole.marginal, atol=1e-14)
     for key in whole.joint:
@@ -265,15 +265,15 @@ def test_weighted_count_chunks_give_the_same_probabilities(monkeypatch):
 
 @pytest.mark.parametrize("design_name", ["bernoulli clusters", "complete clusters"])
 def test_the_general_set_engine_agrees_with_the_one_hop_closed_form(design_name):
-    from spillover.exposure import _exact, _exact_by_sets
+    from spillover.exposure.exact import exact_by_events, exact_by_sets
 
     design = DESIGNS[design_name](SOCIAL.nodes)
     rule = get_mapping("as4")
     kernel = ExposureGraph.build(SOCIAL)
     pairs = kernel.dependence(design.randomization().blocks)
     keys = [(0, 0), (0, 3), (2, 3)]
-    a = _exact(kernel, rule, design.randomization(), pairs, keys)
-    b = _exact_by_sets(kernel, rule, design.randomization(), pairs, keys)
+    a = exact_by_events(kernel, rule, design.randomization(), pairs, keys)
+    b = exact_by_sets(kernel, rule, design.randomization(), pairs, keys)
     np.testing.assert_allclose(a[0], b[0], atol=1e-14)
     for key in keys:
         np.testing.assert_allclose(a[1][key], b[1][key], atol=1e-14)
@@ -348,9 +348,9 @@ def test_grouping_units_by_class_changes_no_probability_and_no_standard_error(ma
 def test_exact_joints_and_variance_sums_are_the_same_in_many_chunks(monkeypatch):
     # the exact engine builds pair tables and the Aronow-Samii sums run in chunks of pairs;
     # 9 and 7 chunks of uneven length give the single-chunk results
-    from spillover import estimate as estimate_module
-    from spillover import exposure as exposure_module
     from spillover.estimate import estimate
+    from spillover.estimate import weighting as weighting_module
+    from spillover.exposure import exact as exact_module
 
     graph = synth.social_graph(300, seed=3)
     design = ClusterDesign(graph.nodes % 25, graph.nodes, treat_fraction=0.4)
@@ -359,8 +359,8 @@ def test_exact_joints_and_variance_sums_are_the_same_in_many_chunks(monkeypatch)
     whole = probabilities(graph, "as4", design=design, grouped=False)
     assert whole.pairs.nnz > 100
     reference = estimate(outcomes, table, "hajek", probabilities=whole)
-    monkeypatch.setattr(exposure_module, "EXACT_PAIR_CHUNK", whole.pairs.nnz // 9 + 1)
-    monkeypatch.setattr(estimate_module, "PAIR_CHUNK", whole.pairs.nnz // 7 + 1)
+    monkeypatch.setattr(exact_module, "EXACT_PAIR_CHUNK", whole.pairs.nnz // 9 + 1)
+    monkeypatch.setattr(weighting_module, "PAIR_CHUNK", whole.pairs.nnz // 7 + 1)
     chunked = probabilities(graph, "as4", design=design, grouped=False)
     for key, values in whole.joint.items():
         np.testing.assert_array_equal(chunked.joint[key].data, values.data)
@@ -428,14 +428,14 @@ def test_factored_variances_equal_the_pairwise_sums(design_name):
 
 
 def test_large_designs_are_factored_by_default_and_small_ones_are_not(monkeypatch):
-    from spillover import exposure as exposure_module
+    from spillover.exposure import probability as probability_module
 
     graph = synth.social_graph(600, mean_degree=4, seed=5)
     labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
     design = ClusterDesign(labels, graph.nodes, treat_fraction=0.5)
     assert probabilities(graph, "as4", design=design).factored is None
-    monkeypatch.setattr(exposure_module, "FACTOR_ABOVE_PAIRS", 1_000)
-    monkeypatch.setattr(exposure_module, "GROUP_ABOVE_PAIRS", 1_000)
+    monkeypatch.setattr(probability_module, "FACTOR_ABOVE_PAIRS", 1_000)
+    monkeypatch.setattr(probability_module, "GROUP_ABOVE_PAIRS", 1_000)
     large = probabilities(graph, "as4", design=design)
     assert large.factored is not None and any("factored" in note for note in large.notes)
     # what cannot be factored is computed as before, or refused when factoring is asked for

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from spillover import synth
-from spillover.cluster import random_clusterings
+from spillover.clustering import random_clusterings
 from spillover.design import RandomizedClusterDesign
 from spillover.errors import DesignError, InputError
 from spillover.estimate import estimate

@@ -14,7 +14,7 @@ import pytest
 
 from spillover import synth
 from spillover.cli import main
-from spillover.cluster import cluster
+from spillover.clustering import cluster
 from spillover.design import IndividualDesign
 from spillover.errors import FewClustersWarning, InputError
 from spillover.exposure import exposure

@@ -4,7 +4,7 @@ The pipeline reads as a chain: graph -> cluster -> design -> exposure -> estimat
 with ``simulate`` to compare designs before launch and ``report`` to show the results.
 """
 
-from .cluster import Clustering, cluster, cut_fraction, modularity, sweep
+from .clustering import Clustering, cluster, cut_fraction, modularity, sweep
 from .errors import (
     DataWarning,
     DesignError,
@@ -23,6 +23,27 @@ from .errors import (
 from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, load_graph, read_table
 
 __version__ = "0.1.0"
+
+
+def _moved_module(old: str, new_module) -> None:
+    """``spillover.<old>`` still imports, with a DeprecationWarning naming the new home
+    (the module was renamed so that the function of the same name no longer hides it)."""
+    import sys
+    import types
+    import warnings
+
+    alias = types.ModuleType(f"{__name__}.{old}", f"Deprecated alias of {new_module.__name__}.")
+
+    def forward(name: str):
+        warnings.warn(f"spillover.{old} is now {new_module.__name__}; import from there (spillover.{old} is the "
+                      "function).", DeprecationWarning, stacklevel=2)
+        return getattr(new_module, name)
+
+    alias.__getattr__ = forward
+    sys.modules[alias.__name__] = alias
+
+
+_moved_module("cluster", clustering)  # noqa: F821 (the submodule, bound by the import above)
 
 __all__ = [
     "BipartiteGraph",

@@ -19,7 +19,7 @@ import pandas as pd
 from rich.console import Console
 
 from . import report, synth
-from .cluster import cluster, sweep
+from .clustering import cluster, sweep
 from .design import BipartiteDesign
 from .errors import InterferenceWarning
 from .estimate import estimate

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .cluster import cluster
+from .clustering import cluster
 from .design import DESIGN_NAMES, DESIGN_OPTIONS, OUT, cluster_strata, design_from_spec, hash_spec
 from .errors import DesignError, LedgerError
 from .graph import CollaborationNetwork, TableLike

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from .cluster import cluster, effective_n_clusters
+from .clustering import cluster, effective_n_clusters
 from .errors import DesignError, InputError, InterferenceWarning
 from .graph import CollaborationNetwork, SocialGraph, TableLike, read_table, require_columns
 from .seeds import Seed

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..cluster import cluster
+from ..clustering import cluster
 from ..design import HashSpec
 from ..estimate import analysis_table, sufficient_stats
 from ..exposure import exposure

@@ -1,0 +1,293 @@
+"""The commands of the analysis stages: ``estimate``, ``simulate``, ``plan`` and
+``synth``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.markup import escape
+
+from ..console import print_json, print_summary, print_table, progress, stderr
+from ..estimate import PROBABILITY_ESTIMATORS
+from ..exposure import default_control, get_mapping
+from ..graph import CollaborationNetwork, load_graph, write_table
+from .common import engine_for, engine_only, engine_poll, load_edges, name_list
+
+
+def _probabilities(args: argparse.Namespace, clusters: pd.DataFrame | None, exposure_table: pd.DataFrame):
+    """Exposure probabilities for ht/hajek: from --draws, or from --design with its
+    parameters read from the assignment (the exposure table's arms, or --assignment)."""
+    from ..design import design_from_assignment
+    from ..errors import InputError
+    from ..exposure import probabilities
+    from ..graph import BipartiteGraph, read_table, with_isolates
+
+    if not args.edges:
+        raise InputError(f"{args.method} needs the graph (--edges) and the mapping (--mapping) to compute "
+                         "exposure probabilities.")
+    graph = load_edges(args, args.edges)
+    if not isinstance(graph, BipartiteGraph) and "unit_id" in exposure_table:  # isolates of the exposure step
+        graph = with_isolates(graph, exposure_table["unit_id"], "exposure table")
+    randomized = graph.treated if isinstance(graph, BipartiteGraph) else graph.nodes
+    labels = None
+    if clusters is not None:
+        labels = clusters.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"]
+    common = dict(threshold_q=args.threshold, hops=args.hops, correction=args.prob_correction,
+                  joint=args.joint, method=args.prob_method, control=args.control,
+                  max_pairs=args.max_pairs or None)
+    if args.draws:
+        draws = read_table(args.draws, what=f"draws '{args.draws}'")
+        blocks = None if labels is None else labels.reindex(randomized).to_numpy()
+        if blocks is not None and pd.isna(blocks).any():
+            raise InputError(f"clusters: {int(pd.isna(blocks).sum())} randomized unit(s) have no cluster.")
+        with progress("exposure probabilities (given draws)", args.json):
+            return probabilities(graph, args.mapping, draws=draws, clusters=blocks, **common)
+    if not args.design:
+        raise InputError(f"{args.method} needs the design's draws (--draws) or the design (--design individual|cluster).")
+    if args.assignment:
+        assigned = read_table(args.assignment, what=f"assignment '{args.assignment}'")
+    elif isinstance(graph, BipartiteGraph):
+        raise InputError("--design on a bipartite graph needs --assignment (the treated side's unit_id, arm).")
+    else:
+        assigned = exposure_table
+    if not {"unit_id", "arm"} <= set(assigned.columns):
+        raise InputError(f"--design reads the arms from a table with unit_id and arm; it has {list(assigned.columns)}.")
+    arms = assigned.drop_duplicates("unit_id").set_index("unit_id")["arm"].reindex(randomized)
+    design = design_from_assignment(args.design, arms, clusters=labels, complete=not args.bernoulli,
+                                    treat_fraction=args.treat_fraction)
+    with progress(f"exposure probabilities ({args.design} design)", args.json):
+        return probabilities(graph, args.mapping, design=design, n_draws=args.n_draws, seed=args.seed, **common)
+
+
+def _estimate_with_engine(args: argparse.Namespace, engine):
+    """Sufficient statistics where the data lives, the estimate on the driver."""
+    from ..estimate import estimate_from_stats
+
+    engine_only(args, "difference-in-means, cluster-means and ols-cluster (no covariates)",
+                 args.method in ("difference-in-means", "cluster-means", "ols-cluster") and not args.covariates)
+    clusters = args.clusters if args.method != "difference-in-means" else None
+    if args.method != "difference-in-means" and not clusters:
+        from ..errors import InputError
+        raise InputError(f"{args.method} needs clusters (--clusters).")
+    with progress(f"sufficient statistics ({engine.name})", args.json, poll=engine_poll(engine)):
+        stats = engine.cluster_stats(args.outcomes, args.exposure, clusters, outcome_col=args.outcome_col)
+    control = args.control or default_control(stats["condition"].astype(str).unique())
+    return estimate_from_stats(stats, args.method, control, alpha=args.alpha, vcov=args.vcov,
+                               bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights, seed=args.seed)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """``spillover estimate``: effects with intervals, in memory or from an engine's sufficient statistics."""
+    from ..estimate import estimate
+    from ..graph import read_table
+
+    engine = engine_for(args)
+    if engine is not None:
+        return _print_effects(args, _estimate_with_engine(args, engine))
+    outcomes = read_table(args.outcomes, what=f"outcomes '{args.outcomes}'")
+    exposure_table = read_table(args.exposure, what=f"exposure '{args.exposure}'")
+    clusters = read_table(args.clusters, what=f"clusters '{args.clusters}'") if args.clusters else None
+    if clusters is not None:
+        from ..graph import require_columns
+
+        require_columns(clusters, ["unit_id", "cluster_id"], f"clusters '{args.clusters}'")
+        clusters = clusters[["unit_id", "cluster_id"]]
+    probs = _probabilities(args, clusters, exposure_table) if args.method in PROBABILITY_ESTIMATORS else None
+    graph = None
+    if args.method in ("ols-network", "regression-adjustment"):
+        if not args.edges:
+            from ..errors import InputError
+            raise InputError(f"{args.method} needs the graph (--edges)"
+                             f"{' and the randomization clusters (--clusters)' if args.method == 'ols-network' else ''}.")
+        graph = load_edges(args, args.edges)
+    effects = estimate(
+        outcomes, exposure_table, args.method, probabilities=probs,
+        clusters=clusters if args.method in ("cluster-means", "ols-cluster", "ols-network") else None,
+        control=args.control,
+        mapping=get_mapping(args.mapping, threshold_q=args.threshold, hops=args.hops)
+        if args.method in (*PROBABILITY_ESTIMATORS, "ols-network") else None,
+        outcome_col=args.outcome_col, covariates=name_list(args.covariates),
+        missing=args.missing, alpha=args.alpha, vcov=args.vcov, graph=graph, bandwidth=args.bandwidth,
+        bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights, seed=args.seed,
+        min_probability=args.min_probability,
+    )
+    return _print_effects(args, effects)
+
+
+def _print_effects(args: argparse.Namespace, effects) -> int:
+    frame = effects.to_frame()
+    if args.json:
+        print_json({"control": effects.control, "alpha": effects.alpha, "notes": list(effects.notes),
+                    "health": [check.to_dict() for check in effects.health],
+                    "effects": frame.to_dict(orient="records")})
+    else:
+        method = frame["method"].iloc[0] if len(frame) else args.method
+        print_table(frame.drop(columns="method").rename(columns={"ci_low": f"ci_low ({effects.level})",
+                                                                 "ci_high": f"ci_high ({effects.level})"}),
+                    title=f"effects against '{effects.control}' ({method})")
+        for note in effects.notes:
+            stderr.print(f"[dim]note: {escape(note)}[/dim]", highlight=False)
+        for check in effects.health:
+            if not check.flagged:  # a failed check is already a warning and a note
+                stderr.print(f"[dim]health: {escape(check.detail)}[/dim]", highlight=False)
+    return 0
+
+
+def _write_study(out: str, csv_name: str, table, title: str, lede: str, section) -> None:
+    """A ``simulate`` run's outputs in ``out``: its table as ``csv_name`` and report.html."""
+    from .. import report
+
+    folder = Path(out)
+    write_table(table, folder / csv_name)
+    report.write_report(folder / "report.html", title, lede, [section])
+    stderr.print(f"[dim]wrote {folder}/report.html and {csv_name}[/dim]")
+
+
+def _compare_estimators(args: argparse.Namespace) -> int:
+    """``simulate --compare estimators``: the global effect's estimators on one social graph."""
+    from .. import report, synth
+    from ..simulate import compare_estimators
+
+    with progress("preparing the graph", args.json):
+        graph = load_graph(args.edges, args.source, args.target) if args.edges else \
+            synth.social_graph(args.users or 5_000, seed=args.seed)
+    n_sims = args.n_sims or 200
+    with progress(f"7 estimators x {n_sims} experiments", args.json):
+        table = compare_estimators(graph, tau=args.tau, gamma=args.gamma, spillover=args.spillover, n_sims=n_sims,
+                                   seed=args.seed)
+    truth = float(table["truth"].iloc[0])
+    if args.out:
+        _write_study(args.out, "estimator_comparison.csv", table, "spillover simulate: estimators of the global effect",
+                     f"{graph.n_nodes:,} units; tau = {args.tau:g}, gamma = {args.gamma:g}, {args.spillover} "
+                     f"spillover; true global effect {truth:.4f}.",
+                     report.Section("Estimator comparison", "", [("Per estimator", table)],
+                                    [("Bias and spread per estimator", report.plot_estimator_comparison(table))]))
+    if args.json:
+        print_json({"true_effect": truth, "estimators": table.drop(columns="truth").to_dict(orient="records")})
+    else:
+        print_table(table.drop(columns="truth"), title=f"estimators of the global effect (truth {truth:.4f}, "
+                                                      f"{args.spillover} spillover)")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``spillover simulate``: compare designs (or estimators) on simulated experiments."""
+    from .. import report, synth
+    from ..graph import CollaborationNetwork
+    from ..simulate import DESIGNS, OutcomeModel, Study, compare_designs
+    from ..errors import InputError
+
+    if args.compare == "estimators":
+        if args.memberships:
+            raise InputError("--compare estimators runs on a social graph: give --edges (or nothing, for a synthetic "
+                             "one), not --memberships.")
+        return _compare_estimators(args)
+    if args.edges:
+        raise InputError("--edges is for --compare estimators; designs are compared on a collaboration network "
+                         "(--memberships).")
+    args.users, args.n_sims = args.users or 100_000, args.n_sims or 1_000
+    designs = name_list(args.designs)
+    unknown = [d for d in designs if d not in DESIGNS]
+    if unknown or not designs:
+        raise InputError(f"unknown design(s) {unknown or designs}; choose from {list(DESIGNS)}.")
+    with progress("preparing the network", args.json):
+        if args.memberships:
+            network = CollaborationNetwork.from_memberships(args.memberships)
+        else:
+            network = synth.collaboration_network(args.users, seed=args.seed)
+        study = Study.from_network(network)
+    model = OutcomeModel(tau=args.tau, gamma=args.gamma)
+    from rich.progress import Progress
+
+    total = args.n_sims * len(designs)
+    with Progress(console=stderr, transient=True, disable=args.json or not stderr.is_terminal) as bar:
+        task = bar.add_task(f"{len(designs)} designs x {args.n_sims} experiments", total=total)
+        comparison = compare_designs(study, designs, model, n_sims=args.n_sims, seed=args.seed, vcov=args.vcov,
+                                     progress=lambda k: bar.advance(task, k))
+    table = comparison.to_frame()
+    if args.out:
+        _write_study(args.out, "design_comparison.csv", table, "spillover simulate",
+                     f"{study.n_users:,} users; tau = {args.tau:g}, gamma = {args.gamma:g}; "
+                     f"true effect (GATE) {comparison.true_effect:.4f}.",
+                     report.Section("Design comparison", "", [("Per design", table)],
+                                    [("Sorted 95% intervals", report.plot_sorted_intervals(comparison)),
+                                     ("Estimates per design", report.plot_effect_distributions(comparison))]))
+    if args.json:
+        print_json(comparison.to_json())
+    else:
+        print_table(table, title=f"design comparison (true effect {comparison.true_effect:.4f})")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Example inputs: a social graph's edges, daily membership snapshots, or outcomes
+    with a known effect for an assignment."""
+    from .. import synth
+    from ..graph import read_table
+    from ..ledger import as_date
+    from ..simulate import example_outcomes
+
+    if args.kind == "social":
+        write_table(synth.edge_table(synth.social_graph(args.users, seed=args.seed)), args.out)
+        summary = {"kind": "social", "out": args.out, "n_units": args.users}
+    elif args.kind == "memberships":
+        start = as_date(args.start)
+        days = synth.evolving_memberships(args.users, args.days, seed=args.seed)
+        paths = [Path(args.out) / f"memberships-{start + dt.timedelta(days=d)}.parquet" for d in range(len(days))]
+        for path, frame in zip(paths, days):
+            write_table(frame, path)
+        summary = {"kind": "memberships", "out": args.out, "files": [str(p) for p in paths]}
+    else:
+        if not (args.edges and args.assignment):
+            from ..errors import InputError
+            raise InputError("synth outcomes needs the graph (--edges) and the assignment (--assignment).")
+        graph = load_edges(args, args.edges)
+        table, truth = example_outcomes(graph, read_table(args.assignment, what=f"assignment '{args.assignment}'"),
+                                        tau=args.tau, gamma=args.gamma, seed=args.seed)
+        write_table(table, args.out)
+        summary = {"kind": "outcomes", "out": args.out, **truth}
+    if args.json:
+        print_json(summary)
+    else:
+        print_summary({k: v if not isinstance(v, list) else ", ".join(v) for k, v in summary.items()},
+                      title=f"synth {args.kind}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """``spillover plan``: ICC, design effect, MDE and interference bias of each candidate design."""
+    from ..graph import read_table
+    from ..plan import plan
+
+    with progress("loading the graph", args.json):
+        graph = CollaborationNetwork.from_memberships(args.memberships) if args.memberships \
+            else load_edges(args, args.edges)
+    candidates = None
+    if args.clusters:
+        units = graph.users if isinstance(graph, CollaborationNetwork) else graph.nodes
+        candidates = {"individual": np.arange(len(units))}
+        for path in args.clusters:  # a loop over the candidate files
+            table = read_table(path, what=f"clusters '{path}'")
+            from ..graph import require_columns
+            require_columns(table, ["unit_id", "cluster_id"], f"clusters '{path}'")
+            labels = table.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"].reindex(units)
+            if labels.isna().any():
+                from ..errors import InputError
+                raise InputError(f"clusters '{path}': {int(labels.isna().sum())} unit(s) of the graph have no cluster.")
+            candidates[Path(path).stem] = labels.to_numpy()
+    with progress("planning", args.json):
+        result = plan(graph, args.outcomes, clusters=candidates, outcome_col=args.outcome_col, pre_col=args.pre_col,
+                      effect=args.effect, spillover=args.spillover, treat_fraction=args.treat_fraction,
+                      sample_fraction=args.sample_fraction, alpha=args.alpha, power=args.power, seed=args.seed)
+    if args.json:
+        print_json(result.to_json())
+    else:
+        columns = ["design", "n_clusters", "icc", "design_effect", "effective_n", "se", "mde", "interference_bias",
+                   "recommended"]
+        print_table(result.table[columns], title=f"plan: power {args.power:g} at alpha {args.alpha:g}, assumed "
+                                                 f"spillover {args.spillover:g} (recommended: {result.recommended})")
+    return 0

@@ -1,0 +1,59 @@
+"""What the commands share: the engine the flags name, lists in flags, reading the
+graph the edge flags describe."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+import pandas as pd
+
+from ..graph import load_graph
+
+
+def engine_for(args: argparse.Namespace):
+    """The engine the flags ask for, or None for the in-memory path."""
+    if getattr(args, "engine", "memory") == "memory":
+        return None
+    from ..engines import get_engine
+
+    return get_engine(args.engine, memory_limit=args.memory_limit, master=args.spark_master)
+
+
+def engine_poll(engine) -> Callable[[], float] | None:
+    """The engine's progress of its running query (DuckDB's), for long steps' progress lines."""
+    return getattr(engine, "query_progress", None)
+
+
+def engine_only(args: argparse.Namespace, what: str, allowed: bool) -> None:
+    """Refuse a step the engine does not run (``allowed`` false), naming what it runs."""
+    from ..errors import InputError
+
+    if not allowed:
+        raise InputError(f"--engine {args.engine} runs {what}; use --engine memory for the rest.")
+
+
+def float_list(text: str | None) -> list[float] | None:
+    """``0.5,0.5`` as a list of floats (None when not given)."""
+    return None if not text else [float(v) for v in text.split(",")]
+
+
+def name_list(text: str | None) -> list[str]:
+    """``a, b`` as a list of names, blanks dropped."""
+    return [v.strip() for v in text.split(",") if v.strip()] if text else []
+
+
+def dates_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Date columns as ``YYYY-MM-DD`` (times to the second where they have one), for printing and JSON."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            values = frame[column]
+            dated = (values.dropna() == values.dropna().dt.normalize()).all()
+            frame[column] = values.dt.strftime("%Y-%m-%d" if dated else "%Y-%m-%d %H:%M:%S").where(values.notna())
+    return frame
+
+
+def load_edges(args: argparse.Namespace, path: str):
+    """The graph the edge flags describe (``--source``, ``--target``, ``--bipartite``, ``--directed``)."""
+    return load_graph(path, args.source, args.target, bipartite=args.bipartite, directed=args.directed)

@@ -1,0 +1,102 @@
+"""The commands of the daily job and the demo: ``init``, ``validate``, ``run``,
+``report`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.markup import escape
+
+from ..console import print_json, print_summary, progress, stderr, stdout
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """``spillover init``: write a commented experiment file (and, with --example, 30 days of data)."""
+    from ..errors import InputError
+    from ..experiment import EXAMPLE, write_example_data
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise InputError(f"{path} exists; pass --force to overwrite it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with progress(f"writing {path}", args.json):
+        path.write_text(EXAMPLE, encoding="utf-8")
+    written = {"experiment_file": str(path)}
+    if args.example:
+        with progress(f"example data: {args.days} days of {args.users:,} users with churn, and outcomes", args.json):
+            written.update(write_example_data(path, n_users=args.users, n_days=args.days, seed=args.seed))
+    if args.json:
+        print_json(written)
+    else:
+        print_summary(written, title="init")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``spillover validate``: check the experiment file, and against the data."""
+    from ..experiment import load_config, validate
+
+    config = load_config(args.experiment)
+    checked = validate(config, args.date)
+    if args.json:
+        print_json({"valid": True, "checked": checked})
+    else:
+        print_summary({"valid": "yes", **{f"check {i + 1}": text for i, text in enumerate(checked)}},
+                      title=f"validate: {config.name}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``spillover run``: one day of the daily job."""
+    from ..errors import InputError
+    from ..experiment import load_config, run, snapshot_dates
+
+    config = load_config(args.experiment)
+    say = None if args.json else (lambda message: stderr.print(f"[dim]{message}[/dim]"))
+    dates = [args.date] if args.date else snapshot_dates(config)
+    if not dates:
+        raise InputError(f"{args.experiment}: [inputs.memberships] no snapshot found; nothing to run.")
+    for date in dates:  # a loop over days, in order: each is one transaction in the ledger
+        if say:
+            say(f"--- {date}")
+        day = run(config, date, progress=say)
+    if args.json:
+        print_json(day)
+    else:
+        summary = {"date": day["date"], **{f"arm {k} units": v for k, v in day["units_per_arm"].items()},
+                   **{k: day["ledger"][k] for k in ("created", "split", "merged", "removed", "users_switched")}}
+        if day["effects"]:
+            effect = day["effects"][0]
+            summary.update({"estimate": effect["estimate"], "ci_low": effect["ci_low"], "ci_high": effect["ci_high"]})
+        print_summary(summary, title=f"run: {config.name} on {day['date']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``spillover report``: one HTML page over all days so far."""
+    from ..experiment import load_config, report
+
+    config = load_config(args.experiment)
+    path = report(config, args.out)
+    if args.json:
+        print_json({"report": str(path)})
+    else:
+        stderr.print(f"[dim]wrote {escape(str(path))}[/dim]")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``spillover demo``: the whole pipeline on built-in data."""
+    from ..demo import run_demo
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        from ..errors import InputError
+        raise InputError(f"--out {out} is a file; the demo writes a folder (report.html and its tables).")
+    tables = run_demo(out=out, seed=args.seed, console=stderr if args.json else stdout)
+    if args.json:  # where everything went, and the design the study recommends
+        print_json({"out": str(out), "report": str(out / "report.html"),
+                    "tables": {name: str(out / f"{name}.csv") for name in tables},
+                    "recommended_design": tables["recommendation"]["design"].iloc[0]})
+    return 0

@@ -1,0 +1,65 @@
+"""The entry point: parse, refuse what would destroy an input, run the command, and
+turn our errors into one line on stderr with exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from rich.markup import escape
+
+from ..console import show_warning, stderr
+from ..errors import SpilloverError
+from ..graph import id_type
+from .parser import build_parser
+
+
+# what to do when a command runs out of memory
+_MEMORY_HINT = {
+    **{command: "run it out of core with --engine duckdb --memory-limit 4GB (DuckDB spills to disk beyond the "
+                "limit; --engine spark for a cluster), or on a machine with more memory."
+       for command in ("cluster", "assign", "exposure", "estimate")},
+    None: "use a machine with more memory, or fewer units or draws (--n-draws, --n-sims); the graph steps run out of "
+          "core with --engine duckdb --memory-limit 4GB.",
+}
+
+
+_INPUT_FLAGS = ("edges", "units", "assignment", "ledger", "outcomes", "exposure", "clusters", "draws", "snapshot",
+                "memberships")
+
+
+def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
+    """``--out`` naming an input (or the ledger) would destroy it: refuse before any work."""
+    from ..errors import InputError
+
+    out = getattr(args, "out", None)
+    if not out:
+        return
+    target = Path(out).resolve()
+    for flag in _INPUT_FLAGS:
+        value = getattr(args, flag, None)
+        if isinstance(value, str) and value and Path(value).resolve() == target:
+            raise InputError(f"--out {out} is also the {flag.replace('_', '-')} input: writing there would destroy "
+                             "it; choose another output path.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv``; returns the exit code (2 for bad input, with a one-line message)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a flag argparse refused (its one-line message is printed)
+        return int(exit_.code or 0)
+    warnings.showwarning = show_warning
+    try:
+        _refuse_overwriting_inputs(args)
+        with id_type(getattr(args, "id_type", "auto")):
+            return int(args.func(args) or 0)
+    except SpilloverError as error:
+        stderr.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
+        return 2
+    except MemoryError:
+        hint = _MEMORY_HINT.get(args.command, _MEMORY_HINT[None])
+        stderr.print(f"[red]error:[/red] out of memory in `spillover {args.command}`: {hint}", highlight=False)
+        return 1

@@ -1,0 +1,280 @@
+"""The commands of the graph and design stages: ``cluster``, ``assign``, ``evolve``,
+``ledger`` and ``exposure``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.markup import escape
+
+from ..clustering import cluster
+from ..console import print_json, print_summary, print_table, progress, stderr
+from ..graph import CollaborationNetwork, load_graph, write_table
+from .common import dates_as_text, engine_for, engine_only, engine_poll, float_list, load_edges, name_list
+
+
+def _cluster_with_engine(args: argparse.Namespace, engine) -> int:
+    engine_only(args, "--method components on an edge list", args.method == "components" and not args.memberships
+                 and not args.bipartite)
+    with progress(f"connected components ({engine.name})", args.json, poll=engine_poll(engine)):
+        clusters = engine.components(args.edges, source=args.source, target=args.target)
+    if args.out:
+        write_table(clusters, args.out)
+    sizes = clusters["cluster_id"].value_counts().to_numpy()
+    summary = {"method": "components", "engine": engine.name, "n_units": len(clusters), "n_edges": None,
+               "n_clusters": int(sizes.size), "cut_fraction": 0.0, "modularity": None,
+               "cluster_size_min": int(sizes.min()), "cluster_size_median": float(np.median(sizes)),
+               "cluster_size_max": int(sizes.max())}
+    if args.json:
+        print_json(summary)
+    else:
+        print_summary(summary, title=f"clustering: components ({engine.name})")
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """``spillover cluster``: cluster a graph into randomization units."""
+    engine = engine_for(args)
+    if engine is not None:
+        return _cluster_with_engine(args, engine)
+    with progress(f"loading {args.edges}", args.json):
+        if args.memberships:
+            graph = CollaborationNetwork.from_memberships(args.edges)
+        else:
+            graph = load_graph(
+                args.edges, args.source, args.target, bipartite=args.bipartite, directed=args.directed
+            )
+    with progress(f"clustering ({args.method})", args.json):
+        options = {"resolution": args.resolution, "n_parts": args.n_parts}  # only those given: the method's own
+        result = cluster(graph, args.method, seed=args.seed, cut_threshold=args.cut_threshold,
+                         **{key: value for key, value in options.items() if value is not None})
+    if args.side != "units" and not args.bipartite:
+        from ..errors import InputError
+
+        raise InputError("--side treated writes the randomized side of a bipartite graph: add --bipartite.")
+    if args.out:
+        write_table(result.to_frame(args.side), args.out)
+        stderr.print(f"[dim]wrote {args.out}[/dim]")
+    summary = result.summary()
+    if args.json:
+        print_json(summary)
+    else:
+        print_summary(summary, title=f"clustering: {args.method}")
+    return 0
+
+
+def design_spec(args: argparse.Namespace) -> dict:
+    """The design the ``assign`` / ``evolve`` flags name: only the options given, so the
+    design's own defaults apply and an option it does not use is refused."""
+    spec = {"design": args.design, "cluster_col": args.cluster_col, "treat_fraction": args.treat_fraction,
+            "arm_weights": float_list(args.arm_weights), "sample_fraction": args.sample_fraction,
+            "holdout_fraction": args.holdout_fraction, "strata_by": name_list(args.strata_by) or None,
+            "n_bins": args.n_bins}
+    return {key: value for key, value in spec.items() if value is not None}
+
+
+def _assign_with_engine(args: argparse.Namespace, engine):
+    """Keyed-hash assignment where the units live; the same arms as in memory."""
+    from ..design import Assignment, check_spec, hash_spec
+    from ..errors import DesignError
+
+    if not args.salt or args.seed is not None:
+        raise DesignError(f"--engine {args.engine} assigns by keyed hash: pass --salt (and no --seed).")
+    spec = check_spec(design_spec(args))
+    key = spec.get("cluster_col", "unit_id")
+    frame = engine.hash_assign(args.units, salt=args.salt, spec=hash_spec(spec), key=key)
+    codes, ids = pd.factorize(frame[key].to_numpy(), sort=True) if key != "unit_id" else (None, None)
+    return Assignment(pd.Index(frame["unit_id"]), frame["arm"].to_numpy().astype(np.int8), args.design, None,
+                      args.salt, codes, None if ids is None else pd.Index(ids), {"engine": engine.name})
+
+
+def cmd_assign(args: argparse.Namespace) -> int:
+    """``spillover assign``: randomize units into arms (and record them in a ledger)."""
+    from ..graph import read_table
+    from ..ledger import Ledger, record_assignment
+
+    from ..errors import DesignError
+
+    if (args.seed is None) == (args.salt is None):
+        raise DesignError("assign needs exactly one of --seed (a seeded permutation, exact counts) or --salt (a keyed "
+                          "hash, stable as units come and go): an assignment must be reproducible.")
+    engine = engine_for(args)
+    if engine is not None:
+        assignment = _assign_with_engine(args, engine)
+    else:
+        from ..design import design_from_spec
+
+        units = read_table(args.units, what=f"units table '{args.units}'")
+        design = design_from_spec(design_spec(args), units, what=f"units table '{args.units}'")
+        assignment = design.assign(args.seed, salt=args.salt) if args.seed is None else design.assign(args.seed)
+    if args.out:  # the output first: a bad output path must not leave a recorded experiment behind
+        write_table(assignment.to_frame(), args.out)
+        stderr.print(f"[dim]wrote {escape(str(args.out))}[/dim]")
+    if args.ledger:
+        with Ledger(args.ledger, lock_timeout=args.lock_timeout) as ledger:
+            record_assignment(ledger, assignment, args.experiment or args.salt or args.design,
+                              args.date or dt.date.today(), allow_future=args.allow_future)
+    summary = assignment.summary()
+    if args.json:
+        print_json(summary)
+    else:
+        arms = summary.pop("arms")
+        summary.update({f"arm {k}": v for k, v in arms.items()})
+        print_summary(summary, title=f"assignment: {args.design}")
+    return 0
+
+
+def cmd_evolve(args: argparse.Namespace) -> int:
+    """``spillover evolve``: apply one day's snapshot to the ledger (the first day starts the experiment)."""
+    from ..design import check_spec
+    from ..errors import DesignError
+    from ..evolve import evolve, start
+    from ..ledger import Ledger
+
+    with progress(f"loading {args.snapshot}", args.json):  # a bad snapshot must not leave a ledger behind
+        snapshot = CollaborationNetwork.from_memberships(args.snapshot)
+    with Ledger(args.ledger, lock_timeout=args.lock_timeout) as ledger:
+        known = ledger.experiments()["experiment"].tolist()
+        name = args.experiment or args.salt or (known[0] if len(known) == 1 else None)
+        if name is None or name not in known:
+            if not args.design:
+                raise DesignError(
+                    "the first snapshot of an experiment needs the design flags of `assign` "
+                    "(--design, --salt, --sample-fraction, --strata-by, ...)."
+                )
+            spec = check_spec(design_spec(args))  # components are the clusters: no cluster column
+            options = {key: value for key, value in spec.items() if key not in ("design", "cluster_col")}
+            with progress("first snapshot: components and assignment", args.json):
+                report = start(ledger, snapshot, args.date, salt=name or args.design, design=args.design,
+                               seed=args.seed, allow_future=args.allow_future, **options)
+        else:
+            _refuse_other_design(args, ledger.experiment(name))
+            with progress(f"applying snapshot of {args.date}", args.json):
+                report = evolve(ledger, snapshot, args.date, experiment=name, merge_policy=args.merge_policy,
+                                replace=args.replace, allow_future=args.allow_future)
+    if args.json:
+        print_json(report.summary())
+    else:
+        print_summary(report.summary(), title=f"evolve: {name or args.design} on {args.date}")
+    return 0
+
+
+def _refuse_other_design(args: argparse.Namespace, record: dict) -> None:
+    """Design flags given for a running experiment must be the ones it was started with:
+    the ledger's design is the truth, and a flag that disagrees would be silently ignored."""
+    from ..errors import DesignError
+
+    given = design_spec(args)
+    given.pop("cluster_col", None)
+    if args.seed is not None:
+        given["seed"] = args.seed
+    stored = dict(record["params"], design=record["design"])
+    for key, value in given.items():
+        if key in stored and _same(value, stored[key]):
+            continue
+        flag = "--" + key.replace("_", "-")
+        raise DesignError(f"experiment {record['experiment']!r} was started with {flag} {stored.get(key, 'unset')}, "
+                          f"not {value}; a running experiment keeps its design: drop {flag}, or start a new "
+                          "experiment (--experiment NAME).")
+
+
+def _same(given, stored) -> bool:
+    if isinstance(given, (list, tuple)) or isinstance(stored, (list, tuple)):
+        return isinstance(stored, (list, tuple)) and len(given) == len(stored) and all(
+            _same(a, b) for a, b in zip(given, stored))
+    if isinstance(given, (int, float)) and isinstance(stored, (int, float)):
+        return math.isclose(given, stored, rel_tol=1e-12, abs_tol=1e-12)
+    return given == stored
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    """``spillover ledger``: read what a ledger recorded (show, history, export) or void a day."""
+    import json
+
+    from ..errors import InputError
+    from ..ledger import Ledger
+
+    if not Path(args.ledger).exists():
+        raise InputError(f"ledger '{args.ledger}' does not exist.")
+    with Ledger(args.ledger, lock_timeout=args.lock_timeout) as ledger:
+        name = args.experiment or ledger.only_experiment()
+        record = ledger.experiment(name)
+        if args.action == "void":
+            if not args.date or not args.reason:
+                raise InputError("ledger void needs --date (the first day to void) and --reason (kept in the audit).")
+            n_days = ledger.void(name, args.date, reason=args.reason)
+            summary = {"experiment": name, "voided_from": args.date, "days_voided": n_days,
+                       "last_date": str(ledger.last_date(name))}
+            print_json(summary) if args.json else print_summary(summary, title=f"ledger void: {name}")
+            return 0
+        if args.action == "export":
+            if not args.out:
+                raise InputError("ledger export needs --out (a .csv or .parquet path).")
+            path = ledger.export(name, args.out, table=args.table)
+            summary = {"experiment": name, "table": args.table, "out": str(path)}
+            print_json(summary) if args.json else print_summary(summary, title=f"ledger export: {name}")
+            return 0
+        if args.action == "history":
+            frame = ledger.history(name)
+            if args.unit is not None:
+                frame = frame[frame["unit_id"].astype(str) == args.unit].reset_index(drop=True)
+                if frame.empty:
+                    raise InputError(f"unit {args.unit!r} is not in experiment {name!r}.")
+            title = f"arm history: {name}" + (f", unit {args.unit}" if args.unit is not None else "")
+        else:  # show
+            frame = ledger.days(name)
+            frame["checksum"] = frame["checksum"].str[:12]
+            title = (f"{name}: {record['design']}, salt {record['salt']}, "
+                     f"started {str(record['created'])[:19]}")
+        frame = dates_as_text(frame)
+        if args.json:
+            payload = {"experiment": name, "design": record["design"], "params": record["params"],
+                       ("days" if args.action == "show" else "history"): json.loads(frame.to_json(orient="records"))}
+            if args.action == "show":
+                payload["audit"] = json.loads(dates_as_text(ledger.audit(name)).to_json(orient="records"))
+            print_json(payload)
+            return 0
+        shown = frame.head(args.limit)
+        print_table(shown, title=title + ("" if len(frame) <= args.limit else f" (first {args.limit} of "
+                                                                                 f"{len(frame):,} rows; --limit)"))
+        audit = ledger.audit(name)
+        if args.action == "show" and len(audit):
+            print_table(dates_as_text(audit), title="audit")
+    return 0
+
+
+def cmd_exposure(args: argparse.Namespace) -> int:
+    """``spillover exposure``: each unit's exposure condition."""
+    from ..exposure import exposure
+    from ..graph import read_table
+
+    engine = engine_for(args)
+    if engine is not None:
+        engine_only(args, "one-hop exposure", args.hops == 1)
+        with progress(f"exposure ({args.mapping}, {engine.name})", args.json, poll=engine_poll(engine)):
+            table = engine.exposure(args.edges, args.assignment, args.mapping, source=args.source, target=args.target,
+                                    bipartite=args.bipartite, threshold_q=args.threshold)
+    else:
+        with progress(f"loading {args.edges}", args.json):
+            graph = load_edges(args, args.edges)
+        assignment = read_table(args.assignment, what=f"assignment '{args.assignment}'")
+        with progress(f"exposure ({args.mapping})", args.json):
+            table = exposure(graph, assignment, args.mapping, threshold_q=args.threshold, hops=args.hops)
+    if args.out:
+        write_table(table, args.out)  # the condition stays categorical: a dictionary-encoded string column
+        stderr.print(f"[dim]wrote {args.out}[/dim]")
+    counts = table["condition"].value_counts(sort=False)
+    summary = {"mapping": args.mapping, "n_units": len(table),
+               "conditions": {str(k): int(v) for k, v in counts.items()},
+               "mean_treated_fraction": float(table["treated_fraction"].mean())}
+    if args.json:
+        print_json(summary)
+    else:
+        print_table(pd.DataFrame({"condition": counts.index.astype(str), "units": counts.to_numpy()}),
+                    title=f"exposure: {args.mapping} ({len(table):,} units)")
+    return 0

@@ -1,0 +1,179 @@
+"""Designs by name: the registry of designs and their options (what the command line,
+the experiment file and the engines build from), and the design read back from an
+assignment."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DesignError, InputError, show_id
+from .base import OUT
+from .basic import ClusterDesign, IndividualDesign, holdout_design
+from .hashing import HashSpec, sampled_arm_weights
+from .randomize import arm_probabilities, exact_counts
+from .stratified import StratifiedClusterDesign
+
+
+def design_from_assignment(
+    kind: str,
+    arms: pd.Series,
+    *,
+    clusters: pd.Series | None = None,
+    complete: bool = True,
+    treat_fraction: float | None = None,
+) -> IndividualDesign | ClusterDesign:
+    """The design that produced ``arms`` (randomized unit id -> arm), its parameters read
+    from the data: the treated share, and the clusters (``clusters``: unit id -> cluster
+    id) for ``kind="cluster"``.
+
+    Under complete randomization the number of treated units (clusters) is the observed
+    one; a stated ``treat_fraction`` that implies another count is an error. Under
+    Bernoulli randomization a stated ``treat_fraction`` is used when the observed share
+    is within four binomial standard errors of it (an error otherwise), else the
+    observed share is used.
+
+    >>> import pandas as pd
+    >>> design = design_from_assignment("individual", pd.Series([1, 0, 0, 0, 1], index=list("abcde")))
+    >>> design.randomization().n_treated
+    2
+    """
+    if kind not in ("individual", "cluster"):
+        raise DesignError(f"design {kind!r}: exposure probabilities from the data support 'individual' and "
+                          "'cluster' designs; pass the design's draws otherwise.")
+    arms = pd.Series(arms)
+    if arms.isna().any() or (arms.to_numpy() == OUT).any():
+        n_out = int(arms.isna().sum() + (arms.to_numpy() == OUT).sum())
+        raise DesignError(f"{n_out} randomized unit(s) have no arm (or arm -1, out of the experiment): a design "
+                          "read from the data needs every randomized unit's arm; pass the design's draws instead.")
+    treated = (arms.to_numpy() >= 1).astype(np.int8)
+    units = pd.Index(arms.index)
+    labels = None
+    if kind == "cluster":
+        if clusters is None:
+            raise InputError("a cluster design needs the clusters (unit_id, cluster_id) of the randomized units.")
+        labels = pd.Series(clusters).reindex(units)
+        if labels.isna().any():
+            raise InputError(f"clusters: {int(labels.isna().sum())} randomized unit(s) have no cluster, "
+                             f"e.g. {show_id(labels.index[labels.isna()][0])}.")
+        codes, _ = pd.factorize(labels.to_numpy(), sort=True)
+        per_cluster = np.bincount(codes, weights=treated) / np.bincount(codes)
+        mixed = (per_cluster > 0) & (per_cluster < 1)
+        if mixed.any():
+            raise DesignError(f"{int(mixed.sum())} cluster(s) have treated and untreated units: the assignment "
+                              "was not randomized by these clusters.")
+        treated = (per_cluster > 0).astype(np.int8)
+    n, k = treated.size, int(treated.sum())
+    if k == 0 or k == n:
+        raise DesignError(f"{k} of {n} {'clusters' if kind == 'cluster' else 'units'} treated: an experiment needs "
+                          "both arms.")
+    share = k / n
+    if treat_fraction is not None:
+        if not 0.0 < treat_fraction < 1.0:
+            raise DesignError(f"treat_fraction={treat_fraction} must be strictly between 0 and 1.")
+        if complete:
+            expected = int(n - exact_counts(n, np.array([1 - treat_fraction, treat_fraction]))[0])
+            if expected != k:
+                raise DesignError(f"the stated treated share {treat_fraction:g} means {expected} of {n} treated "
+                                  f"under complete randomization, but the assignment treats {k} ({share:.4g}); "
+                                  "leave the share out to read it from the data.")
+        elif abs(share - treat_fraction) > 4 * np.sqrt(treat_fraction * (1 - treat_fraction) / n):
+            raise DesignError(f"the stated treated share {treat_fraction:g} disagrees with the assignment's "
+                              f"{share:.4g} ({k} of {n}) beyond Bernoulli sampling error.")
+        else:
+            share = treat_fraction
+    if kind == "individual":
+        return IndividualDesign(units, share, complete)
+    return ClusterDesign(labels.to_numpy(), units, treat_fraction=share, complete=complete)
+
+
+#: The designs ``assign``, ``evolve`` and experiment files build by name, and the options
+#: each takes with its default: the one registry the command line's choices come from.
+DESIGN_OPTIONS: dict[str, dict[str, Any]] = {
+    "individual": {"treat_fraction": 0.5, "arm_weights": None},
+    "cluster": {"cluster_col": "cluster_id", "treat_fraction": 0.5, "arm_weights": None},
+    "stratified-cluster": {"cluster_col": "cluster_id", "sample_fraction": 0.1, "arm_weights": (0.5, 0.5),
+                           "strata_by": ("size",), "n_bins": 4},
+    "holdout": {"cluster_col": "cluster_id", "holdout_fraction": 0.05},
+}
+
+
+DESIGN_NAMES = tuple(DESIGN_OPTIONS)
+
+
+def check_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` with the design's defaults filled in; unknown designs, options the design
+    does not use and out-of-range shares are errors that name the design's own options.
+
+    >>> check_spec({"design": "holdout", "holdout_fraction": 0.1})
+    {'design': 'holdout', 'cluster_col': 'cluster_id', 'holdout_fraction': 0.1}
+    """
+    name = spec.get("design")
+    if name not in DESIGN_OPTIONS:
+        raise DesignError(f"unknown design {name!r}; choose one of {list(DESIGN_NAMES)}.")
+    options = DESIGN_OPTIONS[name]
+    unused = [key for key in spec if key != "design" and key not in options]
+    if unused:
+        raise DesignError(f"the {name} design does not use {unused}; its options are {list(options)}.")
+    full = {"design": name, **options, **{k: v for k, v in spec.items() if v is not None}}
+    if "sample_fraction" in full and not 0.0 < full["sample_fraction"] <= 1.0:
+        raise DesignError(f"sample_fraction={full['sample_fraction']} must be in (0, 1].")
+    if "holdout_fraction" in full and not 0.0 < full["holdout_fraction"] < 1.0:
+        raise DesignError(f"holdout_fraction={full['holdout_fraction']} must be strictly between 0 and 1.")
+    return full
+
+
+def hash_spec(spec: Mapping[str, Any]) -> HashSpec:
+    """The keyed hash of the design ``spec`` names, without its units: what the engines,
+    the ledger's new components and ``assign --salt`` use.
+
+    >>> hash_spec({"design": "stratified-cluster", "sample_fraction": 0.2}).weights
+    (0.8, 0.1, 0.1)
+    """
+    spec = check_spec(spec)
+    if spec["design"] == "stratified-cluster":
+        return HashSpec.of(*sampled_arm_weights(spec["sample_fraction"], arm_probabilities(None, spec["arm_weights"])))
+    if spec["design"] == "holdout":
+        return HashSpec.of(arm_probabilities(1.0 - spec["holdout_fraction"], None))
+    return HashSpec.of(arm_probabilities(spec["treat_fraction"], spec["arm_weights"]))
+
+
+def design_from_spec(spec: Mapping[str, Any], units: pd.DataFrame, *, what: str = "units table"):
+    """The design ``spec`` names over the rows of ``units`` (``unit_id``, the cluster
+    column, and any columns the strata are summed from): how the command line and the
+    experiment file build designs.
+
+    >>> import pandas as pd
+    >>> units = pd.DataFrame({"unit_id": range(8), "cluster_id": [0, 0, 1, 1, 2, 2, 3, 3]})
+    >>> design_from_spec({"design": "cluster"}, units).n_clusters
+    4
+    """
+    from ..graph import require_columns, require_no_nulls
+
+    spec = check_spec(spec)
+    require_columns(units, ["unit_id"], what)
+    require_no_nulls(units, ["unit_id"], what)
+    ids = pd.Index(units["unit_id"])
+    if ids.has_duplicates:
+        raise InputError(f"{what}: unit_id {show_id(ids[ids.duplicated()][0])} appears more than once; one row per unit.")
+    name = spec["design"]
+    if name == "individual":
+        return IndividualDesign(ids, spec["treat_fraction"], arm_weights=spec["arm_weights"])
+    column = spec["cluster_col"]
+    if column not in units.columns:
+        raise InputError(f"{what}: no cluster column '{column}' for the {name} design; it has {list(units.columns)}. "
+                         "Run `spillover cluster` first or name the column (--cluster-col).")
+    require_no_nulls(units, [column], what)
+    clusters = units[column].to_numpy()
+    if name == "cluster":
+        return ClusterDesign(clusters, ids, treat_fraction=spec["treat_fraction"], arm_weights=spec["arm_weights"])
+    if name == "holdout":
+        return holdout_design(clusters, ids, spec["holdout_fraction"])
+    strata = list(spec["strata_by"])
+    require_columns(units, [c for c in strata if c != "size"], what)
+    stratify = {c: None if c == "size" else units[c].to_numpy(dtype=float) for c in strata}
+    return StratifiedClusterDesign.from_units(clusters, ids, stratify, n_bins=spec["n_bins"],
+                                              sample_fraction=spec["sample_fraction"],
+                                              arm_weights=spec["arm_weights"])

@@ -1,0 +1,42 @@
+"""Effects with honest uncertainty: direct, indirect (spillover) and total effects.
+
+Every estimator contrasts each exposure condition with the mapping's control condition
+and returns one :class:`Effect` per contrast, with its standard error, confidence
+interval, p-value, the units and clusters used, and the variance method:
+
+- ``difference-in-means``: the naive baseline, Neyman standard errors; ignores the design
+  and, under interference, is biased for the effects below.
+- ``cluster-means``: means of cluster means, standard error from their spread.
+- ``ols-cluster``: OLS of the outcome on condition indicators (+ covariates) with
+  cluster-robust errors (CR2 with Bell-McCaffrey degrees of freedom by default, CR1 as
+  ``statsmodels`` computes it), and the wild cluster bootstrap for few clusters.
+- ``ht`` / ``hajek``: Horvitz-Thompson and Hajek estimators of the average potential
+  outcome under each condition (Aronow & Samii 2017), with their conservative variance
+  including the bound for pairs of units with zero joint probability.
+
+Which estimand a contrast targets depends on the mapping: under ``as4``, ``isol_dir``
+vs ``no`` is the direct effect, ``ind1`` vs ``no`` the indirect (spillover) effect and
+``dir_ind1`` vs ``no`` the total effect; under ``bipartite``, ``direct`` vs ``control``
+is the effect of all of a unit's sellers being treated.
+
+The modules: :mod:`~spillover.estimate.results` (:class:`Effect`, :class:`Effects`),
+:mod:`~spillover.estimate.table` (the analysis table), one per family of estimators
+(:mod:`~spillover.estimate.cluster_robust`, :mod:`~spillover.estimate.weighting`,
+:mod:`~spillover.estimate.global_effect`, :mod:`~spillover.estimate.randomization`) and
+:mod:`~spillover.estimate.dispatch` (:func:`estimate`).
+"""
+
+from ..errors import FEW_CLUSTERS  # noqa: F401
+from .cluster_robust import cluster_means, difference_in_means, estimate_from_stats, network_pairs  # noqa: F401
+from .cluster_robust import ols_cluster, ols_network, sufficient_stats  # noqa: F401
+from .dispatch import COVARIATE_METHODS, METHODS, PROBABILITY_ESTIMATORS, estimate  # noqa: F401
+from .global_effect import lagrange_weights, polynomial_interpolation, regression_adjustment, snipe  # noqa: F401
+from .randomization import InterferenceTest, RandomizationTest, interference_test, randomization_test  # noqa: F401
+from .results import Effect, Effects, estimand_of  # noqa: F401
+from .table import analysis_table  # noqa: F401
+from .weighting import condition_means, horvitz_thompson, weighted_least_squares  # noqa: F401
+
+# names above that are not in __all__ are shared across the library, not the documented API
+__all__ = ["FEW_CLUSTERS", "METHODS", "Effect", "Effects", "InterferenceTest", "RandomizationTest", "estimate",
+           "estimate_from_stats", "interference_test", "lagrange_weights", "polynomial_interpolation",
+           "randomization_test", "regression_adjustment", "snipe", "sufficient_stats", "weighted_least_squares"]

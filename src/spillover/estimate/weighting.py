@@ -1,0 +1,343 @@
+"""Design-based estimators that weight by the exposure probabilities: Horvitz-Thompson
+and Hajek with the Aronow-Samii conservative variance (pair sums stored or factored by
+block), and Gao & Ding's weighted least squares."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import (
+    InputError,
+    PositivityWarning,
+    SmallConditionWarning,
+)
+from ..exposure import ExposureProbabilities, Mapping, default_control
+from ..graph import csr_rows
+from ..variance import (
+    dependence_robust,
+)
+from .global_effect import shared_neighbour_pairs
+from .results import Effect
+from .table import analysis_table, contrasted_conditions, make_effect, no_control_error
+
+
+def _class_sums(groups: np.ndarray, n_groups: int, ind: np.ndarray, y: np.ndarray, pi: np.ndarray):
+    """Per class of units with identical exposures in every draw (one unit per class when
+    the probabilities are per unit): ``a = sum I y / pi``, ``m = sum I y^2 / (2 pi)``, the
+    class's analysed units, and its probability."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.bincount(groups, weights=np.where(ind, y / pi, 0.0), minlength=n_groups)
+        m = np.bincount(groups, weights=np.where(ind, y**2 / (2 * pi), 0.0), minlength=n_groups)
+    size = np.bincount(groups, minlength=n_groups).astype(float)
+    p = np.zeros(n_groups)
+    p[groups] = pi
+    return a, m, size, p
+
+
+def _bounded(p: np.ndarray, product: np.ndarray, bound_negative: bool) -> np.ndarray:
+    """Weight of the Aronow-Samii bound for each stored pair: 1 where the joint
+    probability is zero; with ``bound_negative``, ``1 - p / (pi_s pi_t)`` where the pair
+    is negatively dependent (the bound ``-d y_s y_t <= d (y_s^2 + y_t^2) / 2``, equal to
+    the zero-probability bound at ``p = 0``); 0 elsewhere (the unbiased term is used)."""
+    weight = (p <= 0).astype(float)
+    if bound_negative:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            negative = (p > 0) & (p < product)
+            weight = np.where(negative, 1.0 - p / product, weight)
+    return weight
+
+
+def _ht_variance(a, m, size, pi, joint, bound_negative: bool = False, factored=None, key=None) -> float:
+    """Aronow-Samii conservative variance of the HT total of one condition, over classes
+    of units (:func:`_class_sums`; a class is one unit when the probabilities are per
+    unit): the unadjusted double sum ``(p_st - pi_s pi_t) / p_st a_s a_t`` over pairs with
+    positive joint probability, plus the bound ``I_i y_i^2 / (2 pi_i) + I_j y_j^2 / (2 pi_j)``
+    summed over every unit pair whose joint probability is zero. Pairs not stored are
+    independent and add nothing (or, with ``factored``, share one block: summed per block,
+    :func:`_factored_terms`). Two units of one class share every probability, so the
+    class sums give the unit-level double sum exactly, in time linear in the classes' pairs."""
+    unadjusted, bound = _dependent_terms(joint, pi, pi, a, a, m, m, size, bound_negative, factored, key)
+    return unadjusted + bound
+
+
+def _ht_covariance(a, b, m_k, m_l, size, pi_k, pi_l, joint_kl, bound_negative: bool = False, factored=None,
+                   key=None) -> float:
+    """Aronow-Samii covariance of two conditions' HT totals over classes of units, with
+    the bound subtracted for every unit pair (a unit with itself included) of zero joint
+    probability (and, with ``bound_negative``, weighted, for negatively dependent pairs)."""
+    first, bound = _dependent_terms(joint_kl, pi_k, pi_l, a, b, m_k, m_l, size, bound_negative, factored, key)
+    return first - bound
+
+
+def _dependent_terms(joint, pi_r, pi_c, a_r, a_c, m_r, m_c, size, bound_negative: bool, factored=None,
+                     key=None) -> tuple[float, float]:
+    """:func:`_pair_terms` over the stored pairs of ``joint``, plus, with ``factored``, over
+    the pairs that share one block (:func:`_factored_terms`)."""
+    unadjusted, bound = _pair_terms(csr_rows(joint), joint.indices, joint.data, pi_r, pi_c, a_r, a_c, m_r, m_c,
+                                    size, bound_negative)
+    if factored is None:
+        return unadjusted, bound
+    more, more_bound = _factored_terms(factored, key, pi_r, pi_c, a_r, a_c, m_r, m_c, size, joint)
+    return unadjusted + more, bound + more_bound
+
+
+PAIR_CHUNK = 4_000_000  # stored pairs summed at once: bounds the variance's temporaries
+
+
+def _pair_terms(rows, cols, joint, pi_r, pi_c, a_r, a_c, m_r, m_c, size, bound_negative: bool) -> tuple[float, float]:
+    """Over the pairs ``(rows, cols)`` with joint probabilities ``joint``, in chunks: the sum of
+    ``(p - pi_r pi_c) / p a_r a_c`` where the unbiased term is used, and the sum of the
+    bound's ``weight (m_r size_c + m_c size_r)`` where the pair is bounded (:func:`_bounded`)."""
+    unadjusted = bound = 0.0
+    for start in range(0, rows.size, PAIR_CHUNK):
+        part = slice(start, start + PAIR_CHUNK)
+        r, c = rows[part], cols[part]
+        unbiased, weight = _pair_coefficients(joint[part], pi_r[r] * pi_c[c], bound_negative)
+        unadjusted += float(unbiased @ (a_r[r] * a_c[c]))
+        bound += float(weight @ (m_r[r] * size[c] + m_c[c] * size[r]))
+    return unadjusted, bound
+
+
+def _pair_coefficients(p: np.ndarray, product: np.ndarray, bound_negative: bool) -> tuple[np.ndarray, np.ndarray]:
+    """For pairs of joint probability ``p`` and product of marginals ``product``: the
+    coefficient ``(p - product) / p`` of ``a_r a_c`` where the unbiased term is used (0
+    elsewhere), and the bound's weight (:func:`_bounded`; 0 where the term is used)."""
+    weight = _bounded(p, product, bound_negative)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unbiased = np.where(weight == 0, (p - product) / p, 0.0)
+    return unbiased, weight
+
+
+def _factored_terms(factored, key, pi_r, pi_c, a_r, a_c, m_r, m_c, size, stored) -> tuple[float, float]:
+    """:func:`_pair_terms` over the class pairs of a :class:`~spillover.exposure.FactoredPairs`
+    that share exactly one block: per block and pair of types, ``sum_b A_b(tau) A_b(tau')``
+    (:meth:`~spillover.exposure.FactoredPairs.cross`) weighted by the types' term, minus
+    what those per-block sums give the ``stored`` pairs (which share two or more blocks, or
+    are a class with itself, and have their exact terms): time linear in the graph."""
+    k, l = key
+    p = factored.joint[key]
+    width = factored.n_types
+    marginal = factored.type_marginal
+    product = marginal[factored.type_pairs // width, k] * marginal[factored.type_pairs % width, l]
+    unbiased, weight = _pair_coefficients(p, product, False)
+    unadjusted = float(unbiased @ factored.cross(a_r, a_c))
+    bound = float(weight @ (factored.cross(m_r, size) + factored.cross(size, m_c)))
+    pair, position = factored.corrections
+    rows = csr_rows(stored)[pair]
+    counted, counted_bound = _pair_terms(rows, stored.indices[pair], p[position], pi_r, pi_c, a_r, a_c, m_r, m_c,
+                                         size, False)
+    return unadjusted - counted, bound - counted_bound
+
+
+SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters
+
+
+FEW_UNITS = 30  # fewer units in a compared condition and a normal interval rests on little data
+
+
+def horvitz_thompson(
+    table: pd.DataFrame,
+    probs: ExposureProbabilities,
+    control: str,
+    alpha: float = 0.05,
+    hajek: bool = False,
+    mapping: Mapping | None = None,
+    min_probability: float = 0.0,
+) -> list[Effect]:
+    """HT (or Hajek) contrasts of each condition against ``control`` under the design
+    that produced ``probs``, with the Aronow-Samii conservative variance. The finite
+    population is the units of ``table`` (their outcomes observed), ``N`` of them; with
+    ``min_probability``, only the units whose probabilities of both conditions of a
+    contrast reach it (a trimmed population: the estimand changes, and the method says
+    so)."""
+    keep_all = probs.units.get_indexer(pd.Index(table["unit_id"]))
+    if (keep_all < 0).any():
+        raise InputError("exposure probabilities do not cover every analysed unit; compute them on the same graph.")
+    if not 0.0 <= min_probability < 1.0:
+        raise InputError(f"min_probability={min_probability} must be in [0, 1).")
+    y_all = table["y"].to_numpy(dtype=float)
+    condition_all = table["condition"].astype(str).to_numpy()
+    l = probs.condition_index(control)
+    effects = []
+    for name in contrasted_conditions(table, control):
+        k = probs.condition_index(name)
+        member = np.ones(len(table), dtype=bool)
+        if min_probability > 0:
+            member = (probs.marginal[keep_all, k] >= min_probability) & (probs.marginal[keep_all, l] >= min_probability)
+        keep, y, condition = keep_all[member], y_all[member], condition_all[member]
+        n = int(member.sum())
+        pi_k, pi_l = probs.marginal[keep, k], probs.marginal[keep, l]
+        ind_k, ind_l = condition == name, condition == control
+        if not ind_k.any() or not ind_l.any():
+            raise InputError(f"no unit with probabilities of at least {min_probability:g} is observed in '{name}' "
+                             f"and in '{control}': lower min_probability.")
+        for ind, pi, label in ((ind_k, pi_k, name), (ind_l, pi_l, control)):
+            if (ind & (pi <= 0)).any():
+                raise InputError(
+                    f"{int((ind & (pi <= 0)).sum())} unit(s) observed in '{label}' have estimated probability 0 "
+                    "of it: use more draws or --prob-correction add-one."
+                )
+        few = {c: int(ind.sum()) for c, ind in ((name, ind_k), (control, ind_l)) if ind.sum() < FEW_UNITS}
+        if few:
+            warnings.warn(f"few units in compared conditions {few}: with fewer than {FEW_UNITS}, the normal interval "
+                          "of HT/Hajek rests on little data and may cover less than its level; choose a design "
+                          "(treated share, clusters) that puts more units in every condition.",
+                          SmallConditionWarning, stacklevel=3)
+        small = int(np.sum((ind_k & (pi_k < SMALL_PROBABILITY)) | (ind_l & (pi_l < SMALL_PROBABILITY))))
+        if small:
+            warnings.warn(f"positivity: {small} unit(s) observed in '{name}' or '{control}' had a probability below "
+                          f"{SMALL_PROBABILITY:g} of being there; their weights dominate and the variance estimate "
+                          "can be too small (see docs/inference.md). Restrict the population with "
+                          f"min_probability={SMALL_PROBABILITY:g} (--min-probability), or use a design that reaches "
+                          "the condition more often.", PositivityWarning, stacklevel=3)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weight_k = np.where(ind_k, 1.0 / pi_k, 0.0)
+            weight_l = np.where(ind_l, 1.0 / pi_l, 0.0)
+        total_k, total_l = np.sum(weight_k * y), np.sum(weight_l * y)
+        if hajek:
+            mu_k, mu_l = total_k / weight_k.sum(), total_l / weight_l.sum()
+            est = mu_k - mu_l
+            target = np.where(ind_k, y - mu_k, np.where(ind_l, y - mu_l, 0.0))  # linearised residuals
+        else:
+            est = (total_k - total_l) / n
+            target = y
+        keys = ((k, k), (l, l), (k, l))
+        if probs.pairs.nnz and any(key not in probs.joint for key in keys):
+            raise InputError(f"the exposure probabilities hold joint probabilities for contrasts with another "
+                             f"control; compute them with control='{control}' (--control {control}).")
+        no_pairs = sp.csr_array(probs.pairs.shape, dtype=float)  # marginals only: every pair independent
+        joint = {key: probs.joint.get(key, no_pairs) for key in keys}
+        groups = keep if probs.groups is None else probs.groups[keep]
+        a_k, m_k, size, p_k = _class_sums(groups, probs.pairs.shape[0], ind_k, target, pi_k)
+        a_l, m_l, _, p_l = _class_sums(groups, probs.pairs.shape[0], ind_l, target, pi_l)
+        bound_negative, factored = probs.bound_negative_pairs, probs.factored
+        variance = (
+            _ht_variance(a_k, m_k, size, p_k, joint[(k, k)], bound_negative, factored, (k, k))
+            + _ht_variance(a_l, m_l, size, p_l, joint[(l, l)], bound_negative, factored, (l, l))
+            - 2 * _ht_covariance(a_k, a_l, m_k, m_l, size, p_k, p_l, joint[(k, l)], bound_negative, factored, (k, l))
+        ) / n**2
+        se = float(np.sqrt(max(variance, 0.0)))
+        trimmed = f", units with p >= {min_probability:g}: {n} of {len(table)}" if min_probability > 0 else ""
+        effects.append(make_effect(name, control, mapping, est, se, np.inf, alpha, ind_k.sum() + ind_l.sum(), None,
+                               f"{'hajek' if hajek else 'horvitz-thompson'} / aronow-samii ({probs.method}{trimmed})"))
+    return effects
+
+
+def condition_means(
+    outcomes: pd.DataFrame,
+    exposure: pd.DataFrame,
+    probabilities: ExposureProbabilities,
+    *,
+    hajek: bool = False,
+    outcome_col: str = "y",
+) -> pd.Series:
+    """Estimated average potential outcome under every condition: Horvitz-Thompson
+    ``sum_i 1[D_i = k] y_i / pi_i(k) / N`` or its Hajek ratio form (NaN for a condition
+    no unit is in)."""
+    table = analysis_table(outcomes, exposure, outcome_col, None, "drop")
+    keep = probabilities.units.get_indexer(pd.Index(table["unit_id"]))
+    y = table["y"].to_numpy(dtype=float)
+    condition = table["condition"].astype(str).to_numpy()
+    means = {}
+    for k, name in enumerate(probabilities.conditions):
+        ind = condition == name
+        pi = probabilities.marginal[keep, k]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weights = np.where(ind, 1.0 / pi, 0.0)
+        denominator = weights.sum() if hajek else len(table)
+        means[name] = float(np.sum(weights * y) / denominator) if ind.any() else float("nan")
+    return pd.Series(means, name="hajek" if hajek else "horvitz-thompson")
+
+
+def weighted_least_squares(
+    outcomes: pd.DataFrame,
+    exposure: pd.DataFrame,
+    probabilities: ExposureProbabilities,
+    *,
+    covariates: Sequence[str] = (),
+    control: str | None = None,
+    graph=None,
+    outcome_col: str = "y",
+    missing: str = "drop",
+    alpha: float = 0.05,
+) -> list[Effect]:
+    """Gao & Ding's (2023) design-based regression: weighted least squares of the outcome
+    on the exposure-condition indicators (no intercept), weights ``1 / pi_i(D_i)``, with
+    ``covariates`` centred and interacted with the conditions. Without covariates the
+    coefficients are the Hajek means of the conditions, so each contrast equals
+    ``estimate(..., "hajek")`` (to 1e-12); covariates reduce its variance.
+
+    Standard errors: the weighted network-robust sandwich of the variance kernel over the
+    pairs whose exposures depend on each other (``probabilities.pairs``, or with ``graph``
+    the pairs sharing a neighbour).
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.design import IndividualDesign
+    >>> from spillover.exposure import exposure, probabilities
+    >>> graph = synth.social_graph(2_000, seed=3)
+    >>> design = IndividualDesign(graph.nodes, 0.5, complete=False)
+    >>> table = exposure(graph, design.assign(seed=4), "as4")
+    >>> y = pd.DataFrame({"unit_id": table["unit_id"], "y": np.random.default_rng(5).normal(size=len(table))})
+    >>> probs = probabilities(graph, "as4", design=design)
+    >>> wls = weighted_least_squares(y, table, probs)
+    >>> from spillover.estimate import estimate
+    >>> hajek = estimate(y, table, "hajek", probabilities=probs)
+    >>> abs(wls[0].estimate - hajek.effects[0].estimate) < 1e-12
+    True
+    """
+    table = analysis_table(outcomes, exposure, outcome_col, None, missing, covariates)
+    positions = probabilities.units.get_indexer(pd.Index(table["unit_id"]))
+    if (positions < 0).any():
+        raise InputError("exposure probabilities do not cover every analysed unit; compute them on the same graph.")
+    control = control or (probabilities.mapping.control if probabilities.mapping else
+                          default_control(probabilities.conditions))
+    condition = table["condition"].astype(str).to_numpy()
+    present = [c for c in probabilities.conditions if (condition == c).any()]
+    if control not in present:
+        raise no_control_error(control, pd.Series(condition).value_counts().to_dict())
+    k_of = np.array([probabilities.condition_index(c) for c in condition])
+    pi = probabilities.marginal[positions, k_of]
+    if (pi <= 0).any():
+        raise InputError(f"{int((pi <= 0).sum())} unit(s) are observed in a condition of probability 0 under the "
+                         "design: use more draws or another design.")
+    w = 1.0 / pi
+    indicators = np.column_stack([(condition == c).astype(float) for c in present])
+    columns = [indicators]
+    if covariates:
+        values = table[list(covariates)].to_numpy(dtype=float)
+        centred = values - np.average(values, axis=0, weights=w)
+        columns += [indicators[:, [j]] * centred for j in range(len(present))]
+    x = np.hstack(columns)
+    y = table["y"].to_numpy(dtype=float)
+    root = np.sqrt(w)
+    beta = np.linalg.lstsq(x * root[:, None], y * root, rcond=None)[0]
+    if graph is not None:
+        pairs = shared_neighbour_pairs(graph, pd.Index(table["unit_id"]))
+        how = "pairs sharing a neighbour"
+    else:
+        expanded = probabilities.per_unit()
+        pairs = sp.csr_array(expanded.pairs[positions][:, positions])
+        how = "pairs with dependent exposures under the design"
+    cov = dependence_robust(x * root[:, None], (y - x @ beta) * root, pairs, n_groups=len(table)).cov
+    l = present.index(control)
+    mapping = probabilities.mapping
+    effects = []
+    for j, name in enumerate(present):
+        if name == control:
+            continue
+        c = np.zeros(x.shape[1])
+        c[j], c[l] = 1.0, -1.0
+        est = float(c @ beta)
+        se = float(np.sqrt(max(float(c @ cov @ c), 0.0)))
+        n_units = int(((condition == name) | (condition == control)).sum())
+        effects.append(make_effect(name, control, mapping, est, se, np.inf, alpha, n_units, None,
+                               f"weighted least squares (Gao & Ding 2023){' + ' + ', '.join(covariates) if covariates else ''}; "
+                               f"network-robust variance ({how})"))
+    return effects

@@ -1,0 +1,301 @@
+"""Exact exposure probabilities of mappings written as events on block sets: closed
+forms in the sizes of those sets (Bernoulli, complete and stratified randomization),
+for one and two hops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..graph import csr_rows, group_indicator
+from .kernel import ExposureGraph
+from .mappings import Mapping
+from .results import csr_keys, lookup_keys, pair_keys
+
+
+@dataclass(frozen=True, eq=False)
+class BlockSets:
+    """Each unit's own block and the set of blocks its neighbours are in (``reach``,
+    units x blocks, binary): what a mapping with ``events`` depends on."""
+
+    reach: sp.csr_array
+    size: np.ndarray
+    keys: np.ndarray
+    own: np.ndarray | None
+    n_blocks: int
+
+    @classmethod
+    def build(cls, kernel: "ExposureGraph", blocks: np.ndarray, n_blocks: int,
+              only: np.ndarray | None = None) -> "BlockSets":
+        """The block sets of ``kernel``'s units when randomized node ``i`` is in block
+        ``blocks[i]``; with ``only`` (some blocks: a stratum), those blocks alone (a unit
+        whose own block is elsewhere has own block -1)."""
+        kept = np.ones(n_blocks, dtype=bool)
+        if only is not None:
+            kept = np.zeros(n_blocks, dtype=bool)
+            kept[only] = True
+        nodes = np.flatnonzero(kept[blocks])
+        indicator = sp.csr_array((np.ones(nodes.size), (nodes, blocks[nodes])), shape=(blocks.size, n_blocks))
+        reach = sp.csr_array(kernel.neighbors @ indicator)
+        reach.eliminate_zeros()
+        reach.data[:] = 1
+        reach.sort_indices()
+        keys = csr_keys(reach, n_blocks)
+        own = None
+        if kernel.own_index is not None:
+            own = blocks[kernel.own_index]
+            own = np.where(kept[own], own, -1)
+        return cls(reach, np.diff(reach.indptr), keys, own, n_blocks)
+
+    def contains(self, units: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+        """Whether ``blocks[p]`` is among unit ``units[p]``'s neighbours' blocks (never
+        when it is -1: no block)."""
+        return (lookup_keys(self.keys, pair_keys(units, blocks, self.n_blocks)) >= 0) & (blocks >= 0)
+
+
+def pattern_probability(m, k, treated, control) -> np.ndarray:
+    """With exactly ``k`` of ``m`` blocks treated, every set equally likely: P(these
+    ``treated`` blocks all treated and these ``control`` blocks all untreated), for
+    disjoint sets of the given sizes, ``[k]_t [m-k]_c / [m]_(t+c)`` (arrays broadcast)."""
+    from scipy.special import gammaln
+
+    m, k, t, c = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (m, k, treated, control)))
+    ok = (t >= 0) & (c >= 0) & (t <= k) & (c <= m - k)
+    t, c = np.where(ok, t, 0.0), np.where(ok, c, 0.0)
+    log_p = (gammaln(k + 1) - gammaln(k - t + 1) + gammaln(m - k + 1) - gammaln(m - k - c + 1)
+             - gammaln(m + 1) + gammaln(m - t - c + 1))
+    return np.where(ok, np.exp(log_p), 0.0)
+
+
+def event_probability(randomization, treated, control) -> np.ndarray:
+    """P(these ``treated`` blocks all treated and these ``control`` blocks all untreated)
+    under the design's scheme, for disjoint sets of the given sizes."""
+    if randomization.scheme == "bernoulli":
+        t, c = np.asarray(treated), np.asarray(control)
+        if t.ndim and t.dtype.kind in "iu" and c.dtype.kind in "iu":  # integer sizes: powers from a table
+            top = int(max(t.max(initial=0), c.max(initial=0)))
+            steps = np.arange(top + 1)
+            return (randomization.p ** steps)[t] * ((1.0 - randomization.p) ** steps)[c]
+        return randomization.p ** t.astype(float) * (1.0 - randomization.p) ** c.astype(float)
+    t, c = np.asarray(treated), np.asarray(control)
+    m, k = int(randomization.n_blocks), int(randomization.n_treated)
+    if t.ndim and t.dtype.kind in "iu" and c.dtype.kind in "iu":  # integer sizes: log-factorials from a table
+        from scipy.special import gammaln
+
+        log_factorial = gammaln(np.arange(m + 2, dtype=float))  # log(j!) = gammaln(j + 1), at index j + 1
+
+        def table(t, c):
+            ok = (t >= 0) & (c >= 0) & (t <= k) & (c <= m - k)
+            t, c = np.where(ok, t, 0), np.where(ok, c, 0)
+            log_p = (log_factorial[k + 1] - log_factorial[k - t + 1] + log_factorial[m - k + 1]
+                     - log_factorial[m - k - c + 1] - log_factorial[m + 1] + log_factorial[m - t - c + 1])
+            return np.where(ok, np.exp(log_p), 0.0)
+
+        t_top, c_top = int(t.max(initial=0)), int(c.max(initial=0))
+        if t.min(initial=0) >= 0 and c.min(initial=0) >= 0 and (t_top + 1) * (c_top + 1) <= 4_000_000:
+            grid = table(np.arange(t_top + 1)[:, None], np.arange(c_top + 1)[None, :])  # every (t, c) once
+            return grid[t, c]
+        return table(t, c)
+    return pattern_probability(m, k, t.astype(float), c.astype(float))
+
+
+def _neighbour_overlap(sets: BlockSets) -> tuple[sp.csr_array, np.ndarray]:
+    """How many neighbour blocks every two units share (``reach reach^T``), with its
+    sorted pair keys: computed once for all chunks of pairs."""
+    overlap = sp.csr_array(sets.reach @ sets.reach.T)
+    overlap.sort_indices()
+    return overlap, csr_keys(overlap, sets.reach.shape[0])
+
+
+def _pair_event_tables(sets: BlockSets, rows: np.ndarray, cols: np.ndarray, overlap=None):
+    """For pairs ``(r, c)``, which of the four block sets (own r, neighbours of r, own
+    c, neighbours of c: atoms 0-3) meet, and the sizes needed for unions (``overlap``:
+    :func:`_neighbour_overlap`, computed here when not given)."""
+    n_rows = sets.reach.shape[0]
+    if np.array_equal(rows, cols):  # marginals: a unit's set meets itself
+        shared = sets.size[rows].astype(np.int64)
+    else:
+        matrix, keys = _neighbour_overlap(sets) if overlap is None else overlap
+        pos = lookup_keys(keys, pair_keys(rows, cols, n_rows))
+        shared = np.where(pos >= 0, matrix.data[np.maximum(pos, 0)], 0).astype(np.int64)
+    if sets.own is None:
+        false = np.zeros(rows.size, dtype=bool)
+        own, has_r, has_c = (false,) * 5, false, false
+    else:
+        o_r, o_c = sets.own[rows], sets.own[cols]
+        has_r, has_c = o_r >= 0, o_c >= 0
+        own = (sets.contains(rows, o_r), sets.contains(cols, o_c), (o_r == o_c) & has_r, sets.contains(cols, o_r),
+               sets.contains(rows, o_c))
+    return event_tables(sets.size[rows], sets.size[cols], shared, *own, has_own_r=has_r, has_own_c=has_c)
+
+
+def event_tables(size_r, size_c, shared, own_r_in_r, own_c_in_c, own_eq, own_r_in_c, own_c_in_r, *, has_own_r,
+                  has_own_c):
+    """The tables of :func:`_pair_event_tables` from the sets' sizes and relations: the
+    neighbour sets' sizes and overlap, whether each unit has an own block (among the
+    blocks considered), and whether it is the other's or lies in either neighbour set."""
+    n = np.asarray(size_r).size
+    has_own_r, has_own_c = np.broadcast_to(has_own_r, (n,)), np.broadcast_to(has_own_c, (n,))
+    meets = {(0, 0): has_own_r, (1, 1): size_r > 0, (2, 2): has_own_c,
+             (3, 3): size_c > 0, (0, 1): own_r_in_r, (0, 2): own_eq, (0, 3): own_r_in_c, (1, 2): own_c_in_r,
+             (1, 3): shared > 0, (2, 3): own_c_in_c}
+    meets.update({(b, a): v for (a, b), v in list(meets.items())})
+
+    cache: dict[frozenset, np.ndarray] = {}
+
+    def union(atoms: frozenset) -> np.ndarray:
+        if atoms not in cache:
+            cache[atoms] = _union(atoms)
+        return cache[atoms]
+
+    def _union(atoms: frozenset) -> np.ndarray:
+        n1, n3 = 1 in atoms, 3 in atoms
+        total = n1 * size_r + n3 * size_c - (n1 and n3) * shared
+        if 0 in atoms:
+            total = total + (has_own_r & ~((n1 & own_r_in_r) | (n3 & own_r_in_c)))
+        if 2 in atoms:
+            total = total + (has_own_c & ~((n1 & own_c_in_r) | (n3 & own_c_in_c) | ((0 in atoms) & own_eq)))
+        return np.asarray(total, dtype=np.int64)
+
+    return meets, union
+
+
+def _conjunction(randomization, meets, union, treated: frozenset, control: frozenset, n: int) -> np.ndarray:
+    """P(every block of the ``treated`` atoms treated and of the ``control`` atoms not)."""
+    clash = np.zeros(n, dtype=bool)
+    for a in treated:
+        for b in control:
+            clash |= meets[(a, b)]
+    prob = event_probability(randomization, union(treated) if treated else np.zeros(n, np.int64),
+                              union(control) if control else np.zeros(n, np.int64))
+    return np.where(clash, 0.0, prob)
+
+
+def _term_atoms(term, offset: int) -> tuple[frozenset, frozenset]:
+    """Treated and untreated atoms of a term; unit r's atoms are 0-1, unit c's 2-3."""
+    atom = {"own": 0, "nbr": 1}
+    treated = frozenset(atom[a] + offset for a, status in term if status == 1)
+    control = frozenset(atom[a] + offset for a, status in term if status == 0)
+    return treated, control
+
+
+def events_probability(layers, n: int, events_r, events_c) -> np.ndarray:
+    """P(unit r in the condition of ``events_r`` and unit c in that of ``events_c``) for
+    ``n`` pairs, by expanding both signed sums of terms (``events_c`` None: marginals).
+    ``layers``: for each independently randomized stratum of blocks (one, unless the design
+    is stratified), its scheme as a mixture ``[(weight, randomization)]``, the
+    :func:`_pair_event_tables` on its blocks of the pairs ``subset`` (None: all) that touch
+    them; a conjunction's probability is the product over strata of each one's mixture
+    (1 for a stratum a pair does not touch: its sets there are empty)."""
+    total = np.zeros(n)
+    for sign_r, term_r in events_r:  # a few terms per condition
+        t_r, c_r = _term_atoms(term_r, 0)
+        for sign_c, term_c in (events_c if events_c is not None else ((1, ()),)):
+            t_c, c_c = _term_atoms(term_c, 2)
+            prob = np.ones(n)
+            for mixture, (meets, union), subset in layers:
+                size = n if subset is None else subset.size
+                factor = sum(weight * _conjunction(randomization, meets, union, t_r | t_c, c_r | c_c, size)
+                             for weight, randomization in mixture)
+                if subset is None:
+                    prob *= factor
+                else:
+                    prob[subset] *= factor
+            total += sign_r * sign_c * prob
+    return np.clip(total, 0.0, 1.0)
+
+
+def exact_by_events(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys, overlap=None,
+           sets: BlockSets | None = None):
+    """Exact marginal and joint probabilities of a mapping with ``events`` (``overlap``:
+    the pairs' shared neighbour blocks when known, :func:`_neighbour_overlap` otherwise;
+    a stratified design: every stratum's block sets, its factors multiplied)."""
+    blocks = np.asarray(randomization.blocks, dtype=np.int64)
+    if randomization.scheme == "stratified":
+        strata = [(mixture, BlockSets.build(kernel, blocks, randomization.n_blocks, members))
+                  for members, mixture in randomization.strata_parts()]
+        overlaps = [_neighbour_overlap(layer) for _, layer in strata] if keys else []
+    else:
+        strata = [([(1.0, randomization)], sets or BlockSets.build(kernel, blocks, randomization.n_blocks))]
+        overlaps = [overlap if overlap is not None else _neighbour_overlap(strata[0][1])] if keys else []
+    # the units whose exposure reads a stratum's blocks (all of them: one stratum)
+    touches = [None if len(strata) == 1 else (layer.size > 0) | (layer.own is not None and layer.own >= 0)
+               for _, layer in strata]
+
+    def layers(r: np.ndarray, c: np.ndarray, shared=None):
+        out = []
+        for i, (mixture, layer) in enumerate(strata):
+            subset = None if touches[i] is None else np.flatnonzero(touches[i][r] | touches[i][c])
+            r_s, c_s = (r, c) if subset is None else (r[subset], c[subset])
+            out.append((mixture, _pair_event_tables(layer, r_s, c_s, None if shared is None else shared[i]), subset))
+        return out
+
+    units = np.arange(len(kernel.units))
+    tables = layers(units, units)
+    marginal = np.column_stack([events_probability(tables, units.size, rule.events[c], None)
+                                for c in rule.conditions])
+    rows, cols = csr_rows(pairs), pairs.indices
+    joint = {key: np.empty(rows.size) for key in keys}
+    for start in range(0, rows.size if keys else 0, EXACT_PAIR_CHUNK):  # chunks of pairs bound the tables' memory
+        r, c = rows[start:start + EXACT_PAIR_CHUNK], cols[start:start + EXACT_PAIR_CHUNK]
+        tables = layers(r, c, overlaps)  # shared by every pair of conditions
+        for k, l in keys:
+            joint[(k, l)][start:start + r.size] = events_probability(
+                tables, r.size, rule.events[rule.conditions[k]], rule.events[rule.conditions[l]])
+    return marginal, joint
+
+
+MAX_DP_WORK = 3e8  # work (pair x set-size x key terms; counts: DP cell updates) beyond which Monte Carlo is used
+EXACT_PAIR_CHUNK = 2_000_000  # pairs whose event tables (a dozen int64 arrays) are built at once
+
+
+def exact_by_sets(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys):
+    """Exact probabilities of a mapping with ``events`` under any block design, for
+    events over the unit's own block, its neighbours' blocks and (two hops) the blocks
+    of units two hops away, which may overlap: every union of block sets that a term
+    needs is counted directly, row by row, on sparse indicator matrices."""
+    blocks = np.asarray(randomization.blocks, dtype=np.int64)
+    indicator = group_indicator(blocks, randomization.n_blocks).T
+    atoms = {"nbr": sp.csr_array(sp.csr_array(kernel.neighbors, dtype=np.float64) @ indicator)}
+    if kernel.own_index is not None:
+        atoms["own"] = sp.csr_array(sp.eye_array(len(kernel.units), format="csr")[:, kernel.own_index] @ indicator)
+    if kernel.two_hop is not None:
+        atoms["nbr2"] = sp.csr_array(sp.csr_array(kernel.two_hop, dtype=np.float64) @ indicator)
+    for matrix in atoms.values():
+        matrix.data[:] = 1.0
+    mean_set = sum(m.nnz for m in atoms.values()) / max(len(kernel.units), 1)
+    if pairs.nnz * mean_set * len(keys) > MAX_DP_WORK:  # many dependent pairs: Monte Carlo is cheaper
+        return None
+
+    def probability(rows, cols, events_r, events_c) -> np.ndarray:
+        cache: dict = {}
+
+        def union(group: frozenset) -> sp.csr_array:
+            if group not in cache:
+                total = sp.csr_array((rows.size, randomization.n_blocks))
+                for unit, name in group:
+                    total = total + atoms[name][rows if unit == 0 else cols]
+                total = sp.csr_array(total)
+                total.data[:] = 1.0
+                cache[group] = total
+            return cache[group]
+
+        out = np.zeros(rows.size)
+        for sign_r, term_r in events_r:
+            for sign_c, term_c in (events_c if events_c is not None else ((1, ()),)):
+                literals = [((0, a), st) for a, st in term_r] + [((1, a), st) for a, st in term_c]
+                treated = union(frozenset(atom for atom, st in literals if st == 1))
+                control = union(frozenset(atom for atom, st in literals if st == 0))
+                clash = np.diff(sp.csr_array(treated.multiply(control)).indptr) > 0
+                prob = event_probability(randomization, np.diff(treated.indptr), np.diff(control.indptr))
+                out += sign_r * sign_c * np.where(clash, 0.0, prob)
+        return np.clip(out, 0.0, 1.0)
+
+    units = np.arange(len(kernel.units))
+    marginal = np.column_stack([probability(units, units, rule.events[c], None) for c in rule.conditions])
+    rows, cols = csr_rows(pairs), pairs.indices
+    joint = {(k, l): probability(rows, cols, rule.events[rule.conditions[k]], rule.events[rule.conditions[l]])
+             for k, l in keys}
+    return marginal, joint

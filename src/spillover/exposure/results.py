@@ -1,0 +1,232 @@
+"""Exposure probabilities as a value: marginals per unit and condition, joint
+probabilities of the dependent pairs (stored, or factored by block)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import InputError, show_id
+from ..graph import csr_rows, group_indicator
+from .mappings import Mapping
+
+
+@dataclass(frozen=True, eq=False)
+class FactoredPairs:
+    """The dependent pairs of classes that share exactly one randomization block, in
+    factored form (:func:`probabilities` with ``factored``).
+
+    Two classes whose block sets (own block and neighbours' blocks) meet in one block
+    ``b`` only have a joint exposure probability that depends only on their *types* at
+    ``b``: the role ``b`` plays for each (own block, a neighbour's block, or both) and
+    each one's signature (the number of its neighbours' blocks and whether its own
+    block is among them), since under Bernoulli and complete randomization the
+    probability of an event on block sets depends only on their sizes. A pairwise sum
+    over such pairs is therefore a sum over blocks of per-type sums (:meth:`cross`),
+    linear in the graph. Each incidence ``p`` (``classes[p]`` reads ``blocks[p]`` as type
+    ``types[p]``) feeds it; ``type_pairs`` (``tau_r * n_types + tau_c``, sorted) are the
+    type pairs that meet in some block, with their joint probabilities in ``joint`` (keys
+    as :attr:`ExposureProbabilities.joint`) and ``type_marginal`` (types x conditions).
+
+    The pairs that share two or more blocks, and every class with itself, are stored
+    with their exact joints in :attr:`ExposureProbabilities.pairs`; the block sums count
+    them once per shared block with the one-block formula, which ``corrections`` undoes:
+    for each (stored pair ``corrections[0]``, shared block) the type pair's position in
+    ``type_pairs`` (``corrections[1]``).
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.design import ClusterDesign
+    >>> graph = synth.social_graph(500, seed=2)
+    >>> from spillover.exposure import probabilities
+    >>> probs = probabilities(graph, "as4", design=ClusterDesign(graph.nodes % 20, graph.nodes), factored=True)
+    >>> f = probs.factored
+    >>> probs.pairs.nnz < probs.unfactored().pairs.nnz, f.joint[(0, 0)].shape == f.type_pairs.shape
+    (True, True)
+    """
+
+    classes: np.ndarray
+    blocks: np.ndarray
+    types: np.ndarray
+    n_blocks: int
+    type_marginal: np.ndarray
+    type_pairs: np.ndarray
+    joint: dict[tuple[int, int], np.ndarray]
+    corrections: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def n_types(self) -> int:
+        """The number of distinct (role, signature) types."""
+        return self.type_marginal.shape[0]
+
+    def cross(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """For each type pair ``(tau, tau')`` of ``type_pairs``: the sum over blocks ``b``
+        of ``(sum of left over the classes of type tau at b) x (sum of right over those
+        of type tau' at b)`` (``left``, ``right``: one value per class)."""
+        shape = (self.n_blocks, self.n_types)
+        sums = [sp.csr_array((np.asarray(v, dtype=float)[self.classes], (self.blocks, self.types)), shape=shape)
+                for v in (left, right)]
+        product = sp.csr_array(sums[0].T @ sums[1])
+        width = self.n_types
+        return np.asarray(product[self.type_pairs // width, self.type_pairs % width]).ravel()
+
+
+@dataclass(frozen=True, eq=False)
+class ExposureProbabilities:
+    """Probability of each exposure condition for each unit under a design.
+
+    ``marginal[i, k]`` is unit ``i``'s probability of condition ``k``. ``joint[(k, l)]``
+    holds ``P(D_i = k, D_j = l)`` for the pairs in ``pairs`` (units whose exposures can
+    depend on each other), for ``l = k`` and for ``l`` the control condition (what the
+    variance of a contrast with the control needs); pairs outside ``pairs`` are
+    independent, with joint probability the product of the marginals. ``n_draws`` and ``method`` say how they were obtained.
+
+    On large cluster designs units are grouped (``groups[i]`` is unit ``i``'s class): units
+    of a class have the same counts in every draw, hence the same exposure and the same
+    probabilities, and ``pairs`` and ``joint`` are stored between classes (a class with
+    itself holding the class's marginal, as a unit with itself does). The variance of an
+    estimate then sums over class pairs, in time and memory linear in the graph instead of
+    quadratic in the cluster sizes; :meth:`per_unit` expands them to units (small graphs).
+
+    ``bound_negative_pairs`` (set for mixtures of designs, where units can be negatively
+    dependent with a tiny joint probability): a variance from these bounds every
+    negatively dependent pair as Aronow and Samii bound pairs of joint probability zero,
+    instead of an unbiased term whose ``1 / p_ij`` weight can make the estimate negative.
+
+    ``factored`` (large one-hop designs, see :func:`probabilities`): ``pairs`` and
+    ``joint`` then hold only the pairs that share two or more blocks (and each class
+    with itself); the pairs that share one block are in :class:`FactoredPairs`, summed
+    per block. :meth:`unfactored` and :meth:`per_unit` store every pair again.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.design import ClusterDesign
+    >>> graph = synth.social_graph(300, seed=2)
+    >>> design = ClusterDesign(graph.nodes % 30, graph.nodes)
+    >>> from spillover.exposure import probabilities
+    >>> probs = probabilities(graph, "fraction", design=design)
+    >>> probs.method, probs.to_frame().columns.tolist()
+    ('exact: complete randomization of 15 of 30 blocks', ['unit_id', 'p_treated', 'p_control'])
+    """
+
+    units: pd.Index
+    conditions: tuple[str, ...]
+    marginal: np.ndarray
+    pairs: sp.csr_array
+    joint: dict[tuple[int, int], sp.csr_array]
+    n_draws: int | None
+    method: str
+    mapping: Mapping | None = None
+    notes: tuple[str, ...] = ()
+    groups: np.ndarray | None = None
+    bound_negative_pairs: bool = False
+    factored: FactoredPairs | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """``unit_id`` and one ``p_<condition>`` column per condition."""
+        frame = pd.DataFrame(self.marginal, columns=[f"p_{c}" for c in self.conditions])
+        frame.insert(0, "unit_id", self.units)
+        return frame
+
+    def per_unit(self) -> "ExposureProbabilities":
+        """The same probabilities with pairs and joints between units (a grouped object
+        expanded: every pair of units whose classes are a stored pair; quadratic in the
+        cluster sizes, for small graphs and checks)."""
+        if self.factored is not None:
+            return self.unfactored().per_unit()
+        if self.groups is None:
+            return self
+        members = group_indicator(self.groups, self.pairs.shape[0]).T.tocsr()  # units x classes
+        pairs = sp.csr_array(members @ self.pairs @ members.T)
+        pairs.sort_indices()
+        rows, cols = csr_rows(pairs), pairs.indices
+        g_rows, g_cols = self.groups[rows], self.groups[cols]
+        joint = {}
+        for key, values in self.joint.items():
+            found = sp.csr_array(values)[g_rows, g_cols]
+            found = found.toarray() if sp.issparse(found) else np.asarray(found)
+            joint[key] = sp.csr_array((np.asarray(found, dtype=float).ravel(), pairs.indices.copy(),
+                                       pairs.indptr.copy()), shape=pairs.shape)
+            if key[0] != key[1]:  # a unit is never in two conditions at once
+                diagonal = rows == cols
+                joint[key].data[diagonal] = 0.0
+        pairs.data[:] = 1
+        return ExposureProbabilities(self.units, self.conditions, self.marginal, sp.csr_array(pairs, dtype=np.int32),
+                                     joint, self.n_draws, self.method, self.mapping, self.notes, None,
+                                     self.bound_negative_pairs)
+
+    def unfactored(self) -> "ExposureProbabilities":
+        """The same probabilities with every dependent pair stored (a factored object's
+        pairs that share one block formed, with their types' joints; quadratic in the
+        cluster sizes, for small graphs and checks)."""
+        f = self.factored
+        if f is None:
+            return self
+        n = self.pairs.shape[0]
+        reads = sp.csr_array((np.ones(f.classes.size), (f.classes, f.blocks)), shape=(n, f.n_blocks))
+        which = sp.csr_array((f.blocks + 1.0, (f.classes, f.blocks)), shape=(n, f.n_blocks))
+        shared, block_sum = sp.csr_array(reads @ reads.T), sp.csr_array(which @ reads.T)  # one pattern
+        shared = sp.csr_array(shared + sp.eye_array(n, format="csr") * 0.5)  # every class with itself
+        block_sum = sp.csr_array(block_sum + sp.eye_array(n, format="csr") * 0.5)
+        for matrix in (shared, block_sum):
+            matrix.sort_indices()
+        rows, cols = csr_rows(shared), shared.indices.astype(np.int64)
+        one = (shared.data == 1) & (rows != cols)  # the only shared block: the sum of shared blocks' ids
+        block = np.rint(block_sum.data[one]).astype(np.int64) - 1
+        incidence_keys = pair_keys(f.classes, f.blocks, f.n_blocks)
+        type_r = f.types[lookup_keys(incidence_keys, pair_keys(rows[one], block, f.n_blocks))]
+        type_c = f.types[lookup_keys(incidence_keys, pair_keys(cols[one], block, f.n_blocks))]
+        position = lookup_keys(f.type_pairs, pair_keys(type_r, type_c, f.n_types))
+        stored = lookup_keys(csr_keys(self.pairs, n), pair_keys(rows[~one], cols[~one], n))
+        pairs = sp.csr_array((np.ones(rows.size, dtype=np.int32), shared.indices, shared.indptr), shape=(n, n))
+        joint = {}
+        for key, values in self.joint.items():
+            data = np.empty(rows.size)
+            data[one] = f.joint[key][position]
+            data[~one] = values.data[stored]
+            joint[key] = sp.csr_array((data, pairs.indices, pairs.indptr), shape=(n, n))
+        return dataclasses.replace(self, pairs=pairs, joint=joint, factored=None)
+
+    def condition_index(self, condition: str) -> int:
+        """The column of ``condition`` in ``marginal``; an unknown one is an error."""
+        try:
+            return self.conditions.index(condition)
+        except ValueError:
+            raise InputError(f"condition {show_id(condition)} is not one of {list(self.conditions)}.") from None
+
+
+def joint_on_pairs(pairs: sp.csr_array, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Count of draws in which row unit is in ``left`` and column unit in ``right``, for
+    every stored pair: a sum over draws of elementwise products, chunked by pairs."""
+    rows = csr_rows(pairs)
+    cols = pairs.indices
+    out = np.empty(rows.size, dtype=np.int64)
+    step = max(1, int(2e7 // max(left.shape[1], 1)))
+    for start in range(0, rows.size, step):  # chunks of pairs keep memory bounded
+        r, c = rows[start:start + step], cols[start:start + step]
+        out[start:start + step] = np.einsum("ij,ij->i", left[r], right[c], dtype=np.int64)
+    return out
+
+
+def pair_keys(rows: np.ndarray, cols: np.ndarray, width: int) -> np.ndarray:
+    """One sorted-comparable int64 key per (row, column) pair."""
+    return np.asarray(rows, dtype=np.int64) * width + cols
+
+
+def csr_keys(matrix: sp.csr_array, width: int) -> np.ndarray:
+    """The keys of a CSR matrix's stored entries, sorted when its indices are."""
+    return pair_keys(csr_rows(matrix), matrix.indices, width)
+
+
+def lookup_keys(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Position of each query in the sorted ``keys``, or -1."""
+    if keys.size == 0:
+        return np.full(queries.shape, -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(keys, queries), keys.size - 1)
+    return np.where(keys[pos] == queries, pos, -1)
