@@ -20,7 +20,8 @@ from .errors import (
     SpilloverError,
     SpilloverWarning,
 )
-from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, load_graph, read_table
+from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, load_graph
+from .io import read_table
 
 __version__ = "0.1.0"
 

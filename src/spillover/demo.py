@@ -24,7 +24,8 @@ from .design import BipartiteDesign
 from .errors import InterferenceWarning
 from .estimate import estimate
 from .exposure import exposure
-from .graph import BipartiteGraph, csr_rows, write_table
+from .graph import BipartiteGraph, csr_rows
+from .io import write_table
 from .simulate import OutcomeModel, Study, compare_designs, gamma_sweep, marketplace_outcomes
 
 ICC = 0.05  # the intra-cluster correlation the cluster-size trade-off assumes

@@ -33,7 +33,8 @@ import pandas as pd
 from .clustering import cluster
 from .design import DESIGN_NAMES, DESIGN_OPTIONS, OUT, cluster_strata, design_from_spec, hash_spec
 from .errors import DesignError, LedgerError
-from .graph import CollaborationNetwork, TableLike
+from .graph import CollaborationNetwork
+from .io import TableLike
 from .ledger import Ledger, as_date, id_type
 
 __all__ = ["EVOLVE_DESIGNS", "MERGE_POLICIES", "DayReport", "evolve", "snapshot_checksum", "start"]

@@ -32,7 +32,7 @@ import pandas as pd
 from .design import check_spec
 from .errors import InputError
 from .faults import crash_point
-from .graph import atomic_path, read_table, write_table
+from .io import atomic_path, read_table, write_table
 from .ledger import as_date
 from .variance import VCOV_TYPES
 

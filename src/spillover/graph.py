@@ -9,223 +9,26 @@ and what to do; repairs (self-loops dropped, duplicate edges collapsed) warn wit
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import os
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
-from typing import Hashable, Iterable, Iterator, Sequence
+from typing import Hashable, Iterable
 
 import numpy as np
 import pandas as pd
-from pandas._libs.parsers import STR_NA_VALUES
 import scipy.sparse as sp
 
 from .errors import DataWarning, InputError, show_id
-from .faults import crash_point
-
-TableLike = pd.DataFrame | str | os.PathLike
+from .io import ID_COLUMNS, ID_TYPES, id_type, write_table  # noqa: F401 (their home was here)
+from .io import TableLike, read_table, require_columns, require_no_nulls, source_name
 
 __all__ = ["BipartiteGraph", "CollaborationNetwork", "ID_COLUMNS", "ID_TYPES", "SocialGraph", "id_type", "load_graph",
-           "read_table", "report_isolates", "with_isolates",
-           "write_table"]
+           "read_table", "report_isolates", "with_isolates", "write_table"]
 
 # Edges are stored with int32 weights: counts of treated neighbours stay exact in
 # sparse-times-dense products with uint8/bool draws, at half the memory of float64.
 EDGE_DTYPE = np.int32
-
-
-# --------------------------------------------------------------------------- tables
-
-
-# columns that hold ids wherever they appear (edge lists add their --source/--target)
-ID_COLUMNS = ("unit_id", "cluster_id", "user_id", "project_id", "account_id", "source", "target", "component")
-ID_TYPES = ("auto", "str", "int")
-_id_type: contextvars.ContextVar[str] = contextvars.ContextVar("id_type", default="auto")
-# a canonical integer: no sign but '-', no leading zero, no '-0', at most 18 digits (fits int64)
-CANONICAL_INT = r"(?:0|-?[1-9][0-9]{0,17})"
-# the text that is a missing value in a CSV column other than an id ('NA', 'nan', 'NULL', ...:
-# pandas' defaults); in an id column only an empty field is missing ('NA' can be an id)
-MISSING_TEXT = tuple(sorted(STR_NA_VALUES))
-
-
-@contextlib.contextmanager
-def id_type(kind: str) -> Iterator[None]:
-    """Within the block, :func:`read_table` types id columns as ``kind`` (the CLI's ``--id-type``).
-
-    ``"auto"`` (default): CSV ids are read as text, and become integers only when every id
-    of the table is a canonical integer (``7``, not ``007`` or ``+7``); ``"str"``: ids are
-    text everywhere (Parquet integers too); ``"int"``: ids must be integers.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> with id_type("str"):
-    ...     read_table(pd.DataFrame({"unit_id": [1, 2]}))["unit_id"].tolist()
-    ['1', '2']
-    """
-    if kind not in ID_TYPES:
-        raise InputError(f"id type must be one of {list(ID_TYPES)}, not {kind!r}.")
-    token = _id_type.set(kind)
-    try:
-        yield
-    finally:
-        _id_type.reset(token)
-
-
-def current_id_type() -> str:
-    """The id policy in force (:func:`id_type`): ``"auto"``, ``"str"`` or ``"int"``; engines follow it too."""
-    return _id_type.get()
-
-
-
-def read_table(source: TableLike, *, what: str = "table", ids: Sequence[str] = ()) -> pd.DataFrame:
-    """Read a DataFrame, or a ``.csv`` / ``.parquet`` file chosen by its extension.
-
-    Id columns (:data:`ID_COLUMNS` and ``ids``) are typed by :func:`id_type`: in a CSV they
-    are read as text, so ``007`` and ``7`` stay two ids and ``NA`` or ``None`` is an id (only
-    an empty cell is missing); they become integers when every id is a canonical integer.
-
-    Examples
-    --------
-    >>> import io, pathlib, tempfile
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     path = pathlib.Path(folder) / "units.csv"
-    ...     _ = path.write_text("unit_id,y\\n007,1\\n7,NA\\nNA,2\\n")
-    ...     table = read_table(path)
-    >>> table["unit_id"].tolist(), table["y"].isna().tolist()
-    (['007', '7', 'NA'], [False, True, False])
-    """
-    if isinstance(source, pd.DataFrame):
-        return _typed_ids(source, ids, what) if _id_type.get() != "auto" else source
-    path = Path(source)
-    if not path.exists():
-        raise InputError(f"{what}: file '{path}' does not exist.")
-    if path.is_dir():
-        raise InputError(f"{what}: '{path}' is a folder; give the table's file (.csv or .parquet).")
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
-        raise InputError(f"{what}: cannot read '{path}': use a .csv or .parquet file (chosen by extension).")
-    if path.stat().st_size == 0:
-        raise InputError(f"{what}: '{path}' is empty (0 bytes); the table needs a header row and data.")
-    try:
-        if suffix == ".csv":
-            header = pd.read_csv(path, nrows=0).columns
-            id_cols = [c for c in header if c in ID_COLUMNS or c in ids]
-            frame = pd.read_csv(path, dtype={c: str for c in id_cols}, keep_default_na=False,
-                                na_values={c: ([""] if c in id_cols else list(MISSING_TEXT)) for c in header})
-        else:
-            frame = pd.read_parquet(path)
-    except (ValueError, OSError, UnicodeDecodeError) as error:  # pyarrow's, pandas' and the codec's read errors
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        kind = "CSV (UTF-8 text)" if suffix == ".csv" else "Parquet"
-        raise InputError(f"{what}: cannot read '{path}' as {kind}: {first[:200]}. Is the file whole and of "
-                         "that format?") from None
-    return _typed_ids(frame, ids, what, from_text=suffix == ".csv")
-
-
-def _typed_ids(frame: pd.DataFrame, ids: Sequence[str], what: str, from_text: bool = False) -> pd.DataFrame:
-    """Id columns typed by the id policy: text, integers, or (auto) integers only if every
-    id of the table is a canonical integer."""
-    kind = _id_type.get()
-    columns = [c for c in frame.columns if c in ID_COLUMNS or c in ids]
-    if not columns or (kind == "auto" and not from_text):
-        return frame
-    frame = frame.copy()
-    if kind == "str":
-        for c in columns:
-            frame[c] = frame[c].astype("string").astype(object).where(frame[c].notna())
-        return frame
-    text = {c: frame[c].astype("string") for c in columns}
-    canonical = {c: t.str.fullmatch(CANONICAL_INT).fillna(True) for c, t in text.items()}
-    if kind == "auto" and not all(bool(m.all()) for m in canonical.values()):
-        return frame
-    for c, match in canonical.items():
-        if not match.all():
-            row = int(np.flatnonzero(~match.to_numpy())[0])
-            raise InputError(f"{what}: --id-type int, but column '{c}' row {row} holds {text[c].iloc[row]!r}, not an "
-                             "integer (at most 18 digits, no leading zero); use --id-type str or auto.")
-        frame[c] = pd.to_numeric(text[c]).astype("Int64") if frame[c].isna().any() else \
-            pd.to_numeric(text[c]).astype(np.int64)
-    return frame
-
-
-def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``frame`` as CSV or Parquet by the extension of ``path``; returns the path.
-
-    Atomic: the table is written to a temporary file beside ``path``, flushed to disk and
-    renamed over it, so a reader (or a crash) sees the old file or the whole new one,
-    never a partial one.
-
-    Examples
-    --------
-    >>> import pandas as pd, tempfile, pathlib
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     path = write_table(pd.DataFrame({"unit_id": [1, 2]}), pathlib.Path(folder) / "units.parquet")
-    ...     read_table(path)["unit_id"].tolist()
-    [1, 2]
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
-        raise InputError(f"cannot write '{path}': use a .csv or .parquet extension.")
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temporary:
-        if suffix == ".csv":
-            frame.to_csv(temporary, index=False)
-        else:
-            frame.to_parquet(temporary, index=False)
-    return path
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write to; on success it is fsynced and renamed
-    over ``path``, on failure removed (``path`` is untouched either way)."""
-    path = Path(path)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        yield temporary
-        with open(temporary, "rb+") as written:
-            os.fsync(written.fileno())
-        crash_point("file-before-rename")
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
-def _source_name(source: TableLike, what: str) -> str:
-    return what if isinstance(source, pd.DataFrame) else f"{what} '{source}'"
-
-
-def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    """Raise a clear error when ``frame`` lacks any of ``columns``."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{what}: missing column(s) {missing}; it has {list(frame.columns)}. "
-            "Rename the columns or pass the right names (e.g. --source/--target)."
-        )
-
-
-def require_no_nulls(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    """Raise naming the first row whose id is missing."""
-    for column in columns:
-        null = frame[column].isna().to_numpy()
-        if null.any():
-            rows = np.flatnonzero(null)
-            raise InputError(
-                f"{what}: column '{column}' has a missing id in row {rows[0]}"
-                f" ({rows.size} row(s) in all). Drop or fill those rows."
-            )
 
 
 def factorize_ids(values: pd.Series | np.ndarray | pd.Index, *, compact: bool = False) -> tuple[np.ndarray, pd.Index]:
@@ -360,9 +163,6 @@ def with_isolates(graph: "SocialGraph | BipartiteGraph", ids: Iterable[Hashable]
     return SocialGraph(adjacency, nodes, graph.directed, data)
 
 
-# --------------------------------------------------------------------------- graphs
-
-
 @dataclass(frozen=True, eq=False)
 class SocialGraph:
     """A graph of units (users) whose neighbours may interfere with them.
@@ -445,7 +245,7 @@ class SocialGraph:
         undirected edge), each with a :class:`DataWarning` giving counts and an example row.
         ``nodes`` adds isolated nodes that have no edge.
         """
-        what = _source_name(edges, "edge list")
+        what = source_name(edges, "edge list")
         frame = read_table(edges, what=what, ids=(source, target))
         require_columns(frame, [source, target], what)
         require_no_nulls(frame, [source, target], what)
@@ -557,7 +357,7 @@ class BipartiteGraph:
         treated_data: pd.DataFrame | None = None,
     ) -> "BipartiteGraph":
         """Build from a link list with one column per side (DataFrame, CSV or Parquet)."""
-        what = _source_name(edges, "bipartite edge list")
+        what = source_name(edges, "bipartite edge list")
         frame = read_table(edges, what=what, ids=(unit, treated))
         require_columns(frame, [unit, treated], what)
         require_no_nulls(frame, [unit, treated], what)
@@ -678,7 +478,7 @@ class CollaborationNetwork:
         ``projects`` table (``project``, ``account``). Other columns of ``memberships`` are
         per-user attributes (e.g. ``usage``) and must agree across a user's rows.
         """
-        what = _source_name(memberships, "memberships")
+        what = source_name(memberships, "memberships")
         frame = read_table(memberships, what=what)
         require_columns(frame, [user, project], what)
         require_no_nulls(frame, [user, project], what)
@@ -689,7 +489,7 @@ class CollaborationNetwork:
         p_codes, project_ids = factorize_ids(frame[project])
 
         if projects is not None:
-            p_what = _source_name(projects, "projects table")
+            p_what = source_name(projects, "projects table")
             p_frame = read_table(projects, what=p_what)
             require_columns(p_frame, [project, account], p_what)
             require_no_nulls(p_frame, [project], p_what)

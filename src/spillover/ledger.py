@@ -34,7 +34,7 @@ import pandas as pd
 
 from .errors import LedgerError
 from .faults import crash_point
-from .graph import write_table
+from .io import write_table
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (

@@ -28,7 +28,8 @@ from scipy import optimize, stats
 
 from .clustering import cluster, effective_n_clusters
 from .errors import DesignError, InputError, InterferenceWarning
-from .graph import CollaborationNetwork, SocialGraph, TableLike, read_table, require_columns
+from .graph import CollaborationNetwork, SocialGraph
+from .io import TableLike, read_table, require_columns
 from .seeds import Seed
 
 __all__ = ["Plan", "icc_anova", "icc_reml", "minimum_detectable_effect", "outside_share", "plan"]

@@ -335,7 +335,7 @@ def write_report(path: Path, title: str, lede: str, sections: list[Section]) -> 
     ...     path.read_text().endswith("</html>")
     True
     """
-    from .graph import atomic_path
+    from .io import atomic_path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,8 @@ from rich.markup import escape
 from ..console import print_json, print_summary, print_table, progress, stderr
 from ..estimate import PROBABILITY_ESTIMATORS
 from ..exposure import default_control, get_mapping
-from ..graph import CollaborationNetwork, load_graph, write_table
+from ..graph import CollaborationNetwork, load_graph
+from ..io import write_table
 from .common import engine_for, engine_only, engine_poll, load_edges, name_list
 
 
@@ -24,7 +25,8 @@ def _probabilities(args: argparse.Namespace, clusters: pd.DataFrame | None, expo
     from ..design import design_from_assignment
     from ..errors import InputError
     from ..exposure import probabilities
-    from ..graph import BipartiteGraph, read_table, with_isolates
+    from ..graph import BipartiteGraph, with_isolates
+    from ..io import read_table
 
     if not args.edges:
         raise InputError(f"{args.method} needs the graph (--edges) and the mapping (--mapping) to compute "
@@ -83,7 +85,7 @@ def _estimate_with_engine(args: argparse.Namespace, engine):
 def cmd_estimate(args: argparse.Namespace) -> int:
     """``spillover estimate``: effects with intervals, in memory or from an engine's sufficient statistics."""
     from ..estimate import estimate
-    from ..graph import read_table
+    from ..io import read_table
 
     engine = engine_for(args)
     if engine is not None:
@@ -92,7 +94,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     exposure_table = read_table(args.exposure, what=f"exposure '{args.exposure}'")
     clusters = read_table(args.clusters, what=f"clusters '{args.clusters}'") if args.clusters else None
     if clusters is not None:
-        from ..graph import require_columns
+        from ..io import require_columns
 
         require_columns(clusters, ["unit_id", "cluster_id"], f"clusters '{args.clusters}'")
         clusters = clusters[["unit_id", "cluster_id"]]
@@ -177,9 +179,9 @@ def _compare_estimators(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """``spillover simulate``: compare designs (or estimators) on simulated experiments."""
     from .. import report, synth
+    from ..errors import InputError
     from ..graph import CollaborationNetwork
     from ..simulate import DESIGNS, OutcomeModel, Study, compare_designs
-    from ..errors import InputError
 
     if args.compare == "estimators":
         if args.memberships:
@@ -227,7 +229,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     """Example inputs: a social graph's edges, daily membership snapshots, or outcomes
     with a known effect for an assignment."""
     from .. import synth
-    from ..graph import read_table
+    from ..io import read_table
     from ..ledger import as_date
     from ..simulate import example_outcomes
 
@@ -260,7 +262,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """``spillover plan``: ICC, design effect, MDE and interference bias of each candidate design."""
-    from ..graph import read_table
+    from ..io import read_table
     from ..plan import plan
 
     with progress("loading the graph", args.json):
@@ -272,7 +274,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         candidates = {"individual": np.arange(len(units))}
         for path in args.clusters:  # a loop over the candidate files
             table = read_table(path, what=f"clusters '{path}'")
-            from ..graph import require_columns
+            from ..io import require_columns
             require_columns(table, ["unit_id", "cluster_id"], f"clusters '{path}'")
             labels = table.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"].reindex(units)
             if labels.isna().any():

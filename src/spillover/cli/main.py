@@ -12,9 +12,8 @@ from rich.markup import escape
 
 from ..console import show_warning, stderr
 from ..errors import SpilloverError
-from ..graph import id_type
+from ..io import id_type
 from .parser import build_parser
-
 
 # what to do when a command runs out of memory
 _MEMORY_HINT = {

@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import math
 
-
 from .. import __version__
 from ..clustering import METHODS
 from ..design import DESIGN_NAMES, DESIGN_OPTIONS
 from ..estimate import METHODS as ESTIMATE_METHODS
 from ..evolve import EVOLVE_DESIGNS, MERGE_POLICIES
 from ..exposure import MAPPINGS, MAX_DEPENDENT_PAIRS, PROBABILITY_METHODS
-from ..graph import ID_TYPES
+from ..io import ID_TYPES
 from ..ledger import LOCK_TIMEOUT
 from ..simulate import DESIGNS as SIMULATED_DESIGNS
 from ..variance import DEFAULT_VCOV, VCOV_TYPES

@@ -14,8 +14,17 @@ from rich.markup import escape
 
 from ..clustering import cluster
 from ..console import print_json, print_summary, print_table, progress, stderr
-from ..graph import CollaborationNetwork, load_graph, write_table
-from .common import dates_as_text, engine_for, engine_only, engine_poll, float_list, load_edges, name_list
+from ..graph import CollaborationNetwork, load_graph
+from ..io import write_table
+from .common import (
+    dates_as_text,
+    engine_for,
+    engine_only,
+    engine_poll,
+    float_list,
+    load_edges,
+    name_list,
+)
 
 
 def _cluster_with_engine(args: argparse.Namespace, engine) -> int:
@@ -95,10 +104,9 @@ def _assign_with_engine(args: argparse.Namespace, engine):
 
 def cmd_assign(args: argparse.Namespace) -> int:
     """``spillover assign``: randomize units into arms (and record them in a ledger)."""
-    from ..graph import read_table
-    from ..ledger import Ledger, record_assignment
-
     from ..errors import DesignError
+    from ..io import read_table
+    from ..ledger import Ledger, record_assignment
 
     if (args.seed is None) == (args.salt is None):
         raise DesignError("assign needs exactly one of --seed (a seeded permutation, exact counts) or --salt (a keyed "
@@ -251,7 +259,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 def cmd_exposure(args: argparse.Namespace) -> int:
     """``spillover exposure``: each unit's exposure condition."""
     from ..exposure import exposure
-    from ..graph import read_table
+    from ..io import read_table
 
     engine = engine_for(args)
     if engine is not None:

@@ -150,7 +150,7 @@ def design_from_spec(spec: Mapping[str, Any], units: pd.DataFrame, *, what: str 
     >>> design_from_spec({"design": "cluster"}, units).n_clusters
     4
     """
-    from ..graph import require_columns, require_no_nulls
+    from ..io import require_columns, require_no_nulls
 
     spec = check_spec(spec)
     require_columns(units, ["unit_id"], what)

@@ -13,10 +13,18 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..errors import DataWarning, EngineError, InputError
-from ..graph import CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, TableLike, atomic_path, current_id_type, report_isolates
-from . import sql
 from ..design import HashSpec
+from ..errors import DataWarning, EngineError, InputError
+from ..graph import report_isolates
+from ..io import (
+    CANONICAL_INT,
+    ID_COLUMNS,
+    MISSING_TEXT,
+    TableLike,
+    atomic_path,
+    current_id_type,
+)
+from . import sql
 from .memory import check_mapping
 
 __all__ = ["DuckDBEngine"]

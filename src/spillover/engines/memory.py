@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
@@ -10,7 +9,8 @@ from ..clustering import cluster
 from ..design import HashSpec
 from ..estimate import analysis_table, sufficient_stats
 from ..exposure import exposure
-from ..graph import TableLike, load_graph, read_table, require_columns
+from ..graph import load_graph
+from ..io import TableLike, read_table, require_columns
 
 
 def check_mapping(mapping: str, threshold_q: float | None, bipartite: bool = False) -> float | None:

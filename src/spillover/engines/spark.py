@@ -17,10 +17,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from ..errors import DataWarning, EngineError, InputError
-from . import sql
-from ..graph import CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, current_id_type, report_isolates
 from ..design import HashSpec
+from ..errors import DataWarning, EngineError, InputError
+from ..graph import report_isolates
+from ..io import CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, current_id_type
+from . import sql
 from .memory import check_mapping
 
 __all__ = ["SparkEngine", "java_available"]
