@@ -198,13 +198,17 @@ def test_exposure_command_writes_the_contract_columns(capsys, experiment_files, 
     summary = run_json(capsys, ["exposure", str(experiment_files / "edges.csv"), "--assignment",
                                 str(experiment_files / "assignment.csv"), "--mapping", "as4", "--out", str(out), "--json"])
     table = pd.read_parquet(out)
-    assert list(table.columns) == EXPOSURE_COLUMNS
+    # the contract's columns in order, then each unit's randomization unit (the assignment's cluster_id)
+    assert list(table.columns) == EXPOSURE_COLUMNS + ["cluster_id"]
+    assignment = pd.read_csv(experiment_files / "assignment.csv")
+    assert table.set_index("unit_id")["cluster_id"].reindex(assignment["unit_id"]).tolist() == \
+        assignment["cluster_id"].tolist()
     assert set(summary["conditions"]) == {"dir_ind1", "isol_dir", "ind1", "no"}
     assert sum(summary["conditions"].values()) == len(table)
 
 
 @pytest.mark.parametrize("method, extra", [
-    ("difference-in-means", []),
+    ("difference-in-means", ["--ignore-design"]),  # refused on an exposure mapping unless asked for explicitly
     ("ols-cluster", ["--clusters", "CLUSTERS"]),
     ("cluster-means", ["--clusters", "CLUSTERS"]),
     ("hajek", ["--edges", "EDGES", "--mapping", "as4", "--draws", "DRAWS", "--prob-correction", "add-one"]),
@@ -227,16 +231,29 @@ def test_estimate_command_prints_one_row_per_contrast(capsys, experiment_files, 
     for row in result["effects"]:
         assert EFFECT_KEYS <= set(row)
         assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
+        assert row["method"].endswith("[ignores the design]") == (method == "difference-in-means")
 
 
-def test_estimate_refuses_ht_without_draws_or_design(capsys, experiment_files, tmp_path):
+def test_estimate_reads_the_design_from_the_data_and_refuses_without_arms(capsys, experiment_files, tmp_path):
+    """The assignment CSV was written by pandas (no .design.json): the design is read from
+    the arms (each unit its own cluster: units randomized one by one) and the notes say
+    so; with no arms at all, design-based methods need the design or its draws."""
     exposure_path = tmp_path / "exposure.csv"
     main(["exposure", str(experiment_files / "edges.csv"), "--assignment", str(experiment_files / "assignment.csv"),
           "--mapping", "as4", "--out", str(exposure_path)])
     capsys.readouterr()
-    assert main(["estimate", "--outcomes", str(experiment_files / "outcomes.csv"), "--exposure", str(exposure_path),
+    result = run_json(capsys, ["estimate", "--outcomes", str(experiment_files / "outcomes.csv"), "--exposure",
+                               str(exposure_path), "--method", "ht", "--edges", str(experiment_files / "edges.csv"),
+                               "--prob-correction", "add-one", "--json"])
+    assert any(note.startswith("design: individual design (inferred)") for note in result["notes"])
+    bare = pd.read_csv(exposure_path)[["unit_id", "condition"]]
+    bare.to_csv(tmp_path / "bare.csv", index=False)
+    assert main(["estimate", "--outcomes", str(experiment_files / "outcomes.csv"), "--exposure", str(tmp_path / "bare.csv"),
                  "--method", "ht", "--edges", str(experiment_files / "edges.csv")]) == 2
     assert "needs the design's draws" in capsys.readouterr().err
+    assert main(["estimate", "--outcomes", str(experiment_files / "outcomes.csv"), "--exposure",
+                 str(exposure_path), "--method", "difference-in-means"]) == 2
+    assert "--method hajek" in capsys.readouterr().err  # an exposure mapping's groups need the design's weights
 
 
 @pytest.mark.parametrize("command", [

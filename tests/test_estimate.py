@@ -44,7 +44,8 @@ def test_ht_and_hajek_match_a_hand_computed_case(method, correction, observed_dr
     probs = probabilities(SMALL, "as4", draws=ALL_DRAWS, joint="all", correction=correction)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmptyConditionWarning)
-        effects = estimate(pd.DataFrame({"unit_id": SMALL.nodes, "y": Y}), table, method, probabilities=probs)
+        effects = estimate(pd.DataFrame({"unit_id": SMALL.nodes, "y": Y}), table, method, probabilities=probs,
+                           min_units=0)  # six units: the formula against the reference, not the guard
     assert len(effects) >= 1
     for effect in effects.effects:
         est, se = naive_reference(obs, Y, effect.condition, "no", correction == "add-one", method == "hajek")
@@ -230,32 +231,34 @@ def test_outcomes_for_unknown_units_are_refused():
 
 def test_missing_outcomes_are_dropped_with_a_count_or_refused():
     outcomes = pd.DataFrame({"unit_id": UNITS, "y": [1.0, np.nan, 2.0, 3.0, 4.0, 5.0]})
-    with pytest.warns(DataWarning, match="dropped 1 unit"):
-        result = estimate(outcomes, TABLE, "difference-in-means")
+    with pytest.warns(DataWarning, match="dropped 1 unit"):  # six units: no minimum per condition (min_units=0)
+        result = estimate(outcomes, TABLE, "difference-in-means", min_units=0)
     assert result["treated"].n_units == 5
     with pytest.raises(InputError, match=r"1 unit\(s\) have no outcome, e.g. np.int64\(1\)|1 unit\(s\) have no outcome, e.g. 1"):
-        estimate(outcomes, TABLE, "difference-in-means", missing="error")
+        estimate(outcomes, TABLE, "difference-in-means", missing="error", min_units=0)
 
 
 def test_an_empty_condition_warns_and_an_empty_control_is_refused():
     table = TABLE.assign(condition=pd.Categorical(["treated"] * 3 + ["control"] * 3, ["treated", "other", "control"]))
     outcomes = pd.DataFrame({"unit_id": UNITS, "y": np.arange(6.0)})
+    # three conditions: an exposure mapping, where the difference in means ignores the design (said in the label)
     with pytest.warns(EmptyConditionWarning, match="'other'"):
-        result = estimate(outcomes, table, "difference-in-means")
+        result = estimate(outcomes, table, "difference-in-means", min_units=0, ignore_design=True)
     assert [e.condition for e in result.effects] == ["treated"]
+    assert result.effects[0].method.endswith("[ignores the design]")
     no_control = TABLE.assign(condition=pd.Categorical(["treated"] * 6, ["treated", "control"]))
     with pytest.raises(InputError, match="no units in the control condition"):
-        estimate(outcomes, no_control, "difference-in-means")
+        estimate(outcomes, no_control, "difference-in-means", min_units=0)
 
 
 def test_cluster_robust_needs_two_clusters_and_warns_with_few():
     outcomes = pd.DataFrame({"unit_id": UNITS, "y": np.arange(6.0)})
     with pytest.raises(InputError, match="needs at least two"):
-        estimate(outcomes, TABLE, "ols-cluster", clusters=pd.Series(0, index=UNITS))
+        estimate(outcomes, TABLE, "ols-cluster", clusters=pd.Series(0, index=UNITS), min_units=0)
     with pytest.warns(FewClustersWarning, match="only 3 clusters"):
-        estimate(outcomes, TABLE, "ols-cluster", clusters=pd.Series([0, 1, 2, 0, 1, 2], index=UNITS))
+        estimate(outcomes, TABLE, "ols-cluster", clusters=pd.Series([0, 1, 2, 0, 1, 2], index=UNITS), min_units=0)
     with pytest.raises(InputError, match="needs clusters"):
-        estimate(outcomes, TABLE, "ols-cluster")
+        estimate(outcomes, TABLE, "ols-cluster", min_units=0)
 
 
 # --------------------------------------------------------------------------- randomization tests

@@ -178,7 +178,12 @@ def test_write_table_is_atomic(tmp_path, monkeypatch, suffix):
     def crash(*args, **kwargs):
         raise OSError("disk full")  # a failure in the middle of writing
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv" if suffix == ".csv" else "to_parquet", crash)
+    if suffix == ".csv":
+        monkeypatch.setattr(pd.DataFrame, "to_csv", crash)
+    else:  # Parquet is written by pyarrow (with the table's design in its metadata)
+        import pyarrow.parquet as pq
+
+        monkeypatch.setattr(pq, "write_table", crash)
     with pytest.raises(OSError, match="disk full"):
         write_table(pd.DataFrame({"a": [3, 4, 5]}), path)
     assert path.read_bytes() == before

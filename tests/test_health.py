@@ -41,12 +41,13 @@ def test_estimate_flags_outcomes_lost_in_one_arm():
     outcomes = pd.DataFrame({"unit_id": np.arange(n)[keep], "y": rng.normal(size=int(keep.sum()))})
     with pytest.warns(SampleRatioWarning, match="analysed units per arm do not follow the design"):
         effects = estimate(outcomes, exposure, "difference-in-means")
-    assert effects.health[0].flagged and any(note.startswith("health:") for note in effects.notes)
+    lost = {check.name: check for check in effects.health}["sample ratio (analysed units)"]
+    assert lost.flagged and any(note.startswith("health:") for note in effects.notes)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SampleRatioWarning)  # nothing lost: no warning
         clean = estimate(pd.DataFrame({"unit_id": range(n), "y": rng.normal(size=n)}), exposure,
                          "difference-in-means")
-    assert not clean.health[0].flagged
+    assert not any(check.flagged for check in clean.health)
 
 
 def test_covariate_balance_flags_an_imbalanced_covariate_with_cluster_robust_errors():

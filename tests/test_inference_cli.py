@@ -56,7 +56,8 @@ def test_cli_reproduces_the_reference_all_pairs_convention_on_the_karate_club(ca
     result = run_json(capsys, ["estimate", "--outcomes", str(folder / "outcomes.csv"), "--exposure",
                                str(exposure_path), "--method", method, "--edges", str(folder / "edges.csv"),
                                "--mapping", "as4", "--hops", str(hops), "--draws", str(folder / "draws.csv"),
-                               "--joint", "all", "--prob-correction", "add-one", "--control", control, "--json"])
+                               "--joint", "all", "--prob-correction", "add-one", "--control", control,
+                               "--min-units", "0", "--json"])  # 34 units: the reference's formula, not the guard
     assert len(result["effects"]) >= 2
     for row in result["effects"]:
         est, se = aronow_samii(graph, draws, observed, y, row["condition"], control, add_one=True,

@@ -36,6 +36,8 @@ def _moved_module(old: str, new_module) -> None:
     alias = types.ModuleType(f"{__name__}.{old}", f"Deprecated alias of {new_module.__name__}.")
 
     def forward(name: str):
+        if name.startswith("__"):  # introspection (inspect, hypothesis) is not a use of the old name
+            raise AttributeError(name)
         warnings.warn(f"spillover.{old} is now {new_module.__name__}; import from there (spillover.{old} is the "
                       "function).", DeprecationWarning, stacklevel=2)
         return getattr(new_module, name)

@@ -26,9 +26,12 @@ from .errors import InputError
 from .graph import SocialGraph, csr_rows
 from .variance import ols
 
-__all__ = ["SRM_THRESHOLD", "Check", "contamination", "covariate_balance", "sample_ratio_mismatch"]
+__all__ = ["IMBALANCE_THRESHOLD", "SRM_THRESHOLD", "Check", "contamination", "covariate_balance", "design_balance",
+           "sample_ratio_mismatch"]
 
 SRM_THRESHOLD = 0.001
+IMBALANCE_THRESHOLD = 0.05  # a realized split this unlikely under the design is worth a word, though not a bug
+BALANCE_DRAWS = 10_000  # draws of the design behind the probability of a split at least as lopsided
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,89 @@ def sample_ratio_mismatch(counts: Mapping[int, int], shares: Mapping[int, float]
     detail = (f"{what} per arm do not follow the design (p = {p:.2g}): {shares_seen}; find where units are lost or "
               "added before trusting any estimate") if flagged else f"{what} per arm as designed: {shares_seen}"
     return Check(f"sample ratio ({what})", chi2, p, flagged, detail)
+
+
+def design_balance(record, arms: pd.Series, clusters: pd.Series | None = None, *, seed=0,
+                   n_draws: int = BALANCE_DRAWS) -> tuple[Check, ...]:
+    """Are arms split as the design intended? Checked against the design's own shares
+    (:class:`~spillover.design.record.DesignRecord`), not against the data's.
+
+    ``arms`` is the assigned arm of each unit (by unit id; ``-1``: out of the
+    experiment) and ``clusters`` each unit's randomization unit (for cluster designs).
+    Two checks:
+
+    - **randomization units per arm** (clusters under a cluster design): under complete
+      randomization the counts are fixed, so any difference is a mismatch; under
+      independent draws (a keyed hash) a chi-square test of the counts against the shares.
+      Flagged below ``p = 0.001``: a bug, not chance.
+    - **units per arm** when clusters of unequal size were randomized: the probability,
+      over ``n_draws`` draws of the design, of a treated share of units at least as far
+      from its expectation as the realized one. Flagged below ``p = 0.05``: not a bug,
+      but a lopsided split that costs power and is worth knowing before reading effects.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from spillover.design import ClusterDesign
+    >>> sizes = np.r_[np.full(14, 10), 300]                       # one giant cluster among 15
+    >>> clusters = pd.Series(np.repeat(np.arange(15), sizes))
+    >>> assignment = ClusterDesign(clusters.to_numpy(), clusters.index).assign(salt="s1")
+    >>> checks = design_balance(assignment.record, pd.Series(assignment.arms), clusters)
+    >>> [check.name for check in checks]
+    ['sample ratio (randomization units)', 'treated share (units)']
+    """
+    from .design import exact_counts
+
+    arms = pd.to_numeric(pd.Series(arms), errors="coerce").dropna().astype(np.int64)
+    arms = arms[arms >= 0]
+    shares = {arm: share for arm, share in record.shares.items() if arm >= 0 and share == share}
+    if arms.empty or len(shares) < 2:
+        return ()
+    if record.clustered and clusters is not None:
+        labels = pd.Series(clusters).reindex(arms.index)
+        if labels.isna().any():
+            return ()
+        block_of, block_ids = pd.factorize(labels.to_numpy())
+        first = np.zeros(len(block_ids), dtype=np.int64)
+        first[block_of[::-1]] = arms.to_numpy()[::-1]
+        block_arms, sizes, what = first, np.bincount(block_of), "randomization units"
+    else:
+        block_arms, sizes, what = arms.to_numpy(), None, "randomization units"
+    counts = {int(a): int(n) for a, n in zip(*np.unique(block_arms, return_counts=True))}
+    weights = np.array([shares[a] for a in sorted(shares)]) / sum(shares.values())
+    checks = []
+    if record.scheme == "complete":
+        expected = dict(zip(sorted(shares), exact_counts(block_arms.size, weights).tolist()))
+        differ = {a: (counts.get(a, 0), n) for a, n in expected.items() if counts.get(a, 0) != n}
+        seen = ", ".join(f"arm {a}: {counts.get(a, 0)}" for a in expected)
+        if differ:
+            detail = (f"{what} per arm do not follow the design: it gives exactly "
+                      + ", ".join(f"{n} to arm {a}" for a, n in expected.items())
+                      + f" of {block_arms.size}; the data have {seen}. Units were lost or added: find where before "
+                        "trusting any estimate")
+            checks.append(Check(f"sample ratio ({what})", float("inf"), 0.0, True, detail))
+        else:
+            checks.append(Check(f"sample ratio ({what})", 0.0, 1.0, False, f"{what} per arm as designed ({seen})"))
+    else:
+        checks.append(sample_ratio_mismatch(counts, dict(zip(sorted(shares), weights)), what=what))
+    if sizes is not None and np.unique(sizes).size > 1 and 0 in shares and 1 in shares:
+        rng = np.random.default_rng(seed)
+        treated_weight = float(sum(w for a, w in zip(sorted(shares), weights) if a >= 1))
+        if record.scheme == "complete":
+            draws = rng.permuted(np.broadcast_to(block_arms >= 1, (n_draws, block_arms.size)), axis=1)
+        else:
+            draws = rng.random((n_draws, block_arms.size)) < treated_weight
+        share = draws @ sizes / sizes.sum()
+        observed = float(sizes @ (block_arms >= 1) / sizes.sum())
+        centre = float(share.mean())
+        p = float((1 + np.sum(np.abs(share - centre) >= abs(observed - centre) - 1e-12)) / (1 + n_draws))
+        flagged = p < IMBALANCE_THRESHOLD
+        detail = (f"{observed:.1%} of units treated where the design expects {centre:.1%} on average: a split at least "
+                  f"this lopsided has probability {p:.2g} under the design ({block_arms.size} clusters of unequal "
+                  "size)" + ("; estimates stay unbiased, but the arms are unbalanced and power is lower" if flagged
+                             else ""))
+        checks.append(Check("treated share (units)", abs(observed - centre), p, flagged, detail))
+    return tuple(checks)
 
 
 def covariate_balance(frame: pd.DataFrame, covariates: Sequence[str], *, arm_col: str = "arm",

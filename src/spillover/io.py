@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -14,10 +15,13 @@ import numpy as np
 import pandas as pd
 from pandas._libs.parsers import STR_NA_VALUES
 
-from .errors import InputError
+from .errors import InputError, show_id
 from .faults import crash_point
 
 TableLike = pd.DataFrame | str | os.PathLike
+DESIGN_KEY = "spillover.design"  # the design a table carries (DataFrame.attrs, Parquet metadata)
+MAPPING_KEY = "spillover.mapping"  # the exposure mapping an exposure table was made with
+METADATA_KEYS = (DESIGN_KEY, MAPPING_KEY)  # what travels with a table written by write_table
 
 __all__ = ["ID_COLUMNS", "ID_TYPES", "TableLike", "id_type", "read_table", "write_table"]
 
@@ -112,12 +116,32 @@ def read_table(source: TableLike, *, what: str = "table", ids: Sequence[str] = (
         kind = "CSV (UTF-8 text)" if suffix == ".csv" else "Parquet"
         raise InputError(f"{what}: cannot read '{path}' as {kind}: {first[:200]}. Is the file whole and of "
                          "that format?") from None
-    return _typed_ids(frame, ids, what, from_text=suffix == ".csv")
+    frame = _typed_ids(frame, ids, what, from_text=suffix == ".csv")
+    for key in METADATA_KEYS:
+        frame.attrs.pop(key, None)
+    frame.attrs.update(read_metadata(path))
+    return frame
+
+
+def auto_integer_columns(columns: Sequence[str], ids: Sequence[str], non_canonical: dict[str, bool]) -> list[str]:
+    """The id columns ``--id-type auto`` makes integers: those whose every id is a
+    canonical integer (``non_canonical[c]`` false), an edge list's two ends (``source`` and
+    ``target``, or the columns named in ``ids``) only together, so that both ends of an
+    edge have one type. Every engine applies this one rule.
+
+    >>> auto_integer_columns(["unit_id", "cluster_id"], (), {"unit_id": False, "cluster_id": True})
+    ['unit_id']
+    >>> auto_integer_columns(["source", "target"], (), {"source": False, "target": True})
+    []
+    """
+    ends = [c for c in columns if c in ("source", "target") or c in ids]
+    groups = ([ends] if ends else []) + [[c] for c in columns if c not in ends]
+    return [c for group in groups if not any(non_canonical[g] for g in group) for c in group]
 
 
 def _typed_ids(frame: pd.DataFrame, ids: Sequence[str], what: str, from_text: bool = False) -> pd.DataFrame:
-    """Id columns typed by the id policy: text, integers, or (auto) integers only if every
-    id of the table is a canonical integer."""
+    """Id columns typed by the id policy: text, integers, or (auto) integers only where
+    every id of a column (of both ends of an edge list) is a canonical integer."""
     kind = _id_type.get()
     columns = [c for c in frame.columns if c in ID_COLUMNS or c in ids]
     if not columns or (kind == "auto" and not from_text):
@@ -129,8 +153,9 @@ def _typed_ids(frame: pd.DataFrame, ids: Sequence[str], what: str, from_text: bo
         return frame
     text = {c: frame[c].astype("string") for c in columns}
     canonical = {c: t.str.fullmatch(CANONICAL_INT).fillna(True) for c, t in text.items()}
-    if kind == "auto" and not all(bool(m.all()) for m in canonical.values()):
-        return frame
+    if kind == "auto":
+        convert = auto_integer_columns(columns, ids, {c: not bool(m.all()) for c, m in canonical.items()})
+        canonical = {c: canonical[c] for c in convert}
     for c, match in canonical.items():
         if not match.all():
             row = int(np.flatnonzero(~match.to_numpy())[0])
@@ -146,7 +171,10 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 
     Atomic: the table is written to a temporary file beside ``path``, flushed to disk and
     renamed over it, so a reader (or a crash) sees the old file or the whole new one,
-    never a partial one.
+    never a partial one. The design a table carries (``frame.attrs["spillover.design"]``,
+    an assignment's; and an exposure table's mapping) is written with it: in the Parquet
+    file's key-value metadata, or beside a CSV as ``<name>.design.json``
+    (:func:`read_table` reads it back into ``attrs``).
 
     Examples
     --------
@@ -162,12 +190,61 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
         raise InputError(f"cannot write '{path}': use a .csv or .parquet extension.")
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {key: frame.attrs[key] for key in METADATA_KEYS if frame.attrs.get(key) is not None}
+    sidecar = metadata_sidecar(path)
     with atomic_path(path) as temporary:
         if suffix == ".csv":
             frame.to_csv(temporary, index=False)
         else:
-            frame.to_parquet(temporary, index=False)
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            extra = {key.encode(): json.dumps(value, sort_keys=True) for key, value in metadata.items()}
+            pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **extra}), temporary)
+    if suffix == ".csv" and metadata:
+        with atomic_path(sidecar) as temporary:
+            temporary.write_text(json.dumps(metadata, sort_keys=True, indent=1), encoding="utf-8")
+    elif suffix == ".csv" and sidecar.exists():  # a CSV without a design must not keep an older one's
+        sidecar.unlink()
     return path
+
+
+def metadata_sidecar(path: str | os.PathLike) -> Path:
+    """Where a CSV table's design (and mapping) is written: ``assignment.csv`` -> ``assignment.design.json``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.design.json")
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """What a table file carries besides its rows (:data:`METADATA_KEYS`: the design of an
+    assignment, the mapping of an exposure table), from the Parquet key-value metadata or
+    a CSV's ``.design.json`` sidecar; a damaged one is an :class:`InputError`.
+
+    >>> import pandas as pd, tempfile, pathlib
+    >>> frame = pd.DataFrame({"unit_id": [1, 2], "arm": [0, 1]})
+    >>> frame.attrs[DESIGN_KEY] = {"name": "individual"}
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     csv = write_table(frame, pathlib.Path(folder) / "a.csv")
+    ...     parquet = write_table(frame, pathlib.Path(folder) / "a.parquet")
+    ...     read_metadata(csv) == read_metadata(parquet) == {"spillover.design": {"name": "individual"}}
+    True
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".csv":
+            sidecar = metadata_sidecar(path)
+            found = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
+            if not isinstance(found, dict):
+                raise ValueError("not a JSON object")
+            return {key: found[key] for key in METADATA_KEYS if key in found}
+        import pyarrow.parquet as pq
+
+        metadata = pq.read_schema(path).metadata or {}
+        return {key: json.loads(metadata[key.encode()]) for key in METADATA_KEYS if key.encode() in metadata}
+    except (ValueError, OSError) as error:
+        raise InputError(f"'{path}': its recorded design cannot be read ({str(error).splitlines()[0][:120]}); "
+                         "rewrite the file, or name the design (--design).") from None
 
 
 @contextlib.contextmanager
@@ -214,3 +291,32 @@ def require_no_nulls(frame: pd.DataFrame, columns: Sequence[str], what: str) -> 
                 f"{what}: column '{column}' has a missing id in row {rows[0]}"
                 f" ({rows.size} row(s) in all). Drop or fill those rows."
             )
+
+
+def unique_rows(frame: pd.DataFrame, key: str, what: str) -> pd.DataFrame:
+    """``frame`` with one row per ``key``: repeated rows that are identical are dropped
+    (with a :class:`~spillover.errors.DataWarning` saying how many), repeated keys whose
+    rows differ are an :class:`InputError` naming the first one.
+
+    >>> unique_rows(pd.DataFrame({"unit_id": [1, 1, 2], "cluster_id": ["a", "a", "b"]}), "unit_id", "clusters")
+       unit_id cluster_id
+    0        1          a
+    2        2          b
+    """
+    repeated = frame[key].duplicated(keep=False).to_numpy()
+    if not repeated.any():
+        return frame
+    identical = frame.duplicated(keep="first")
+    conflicting = frame.loc[~identical.to_numpy(), key].duplicated()
+    if conflicting.any():
+        example = frame.loc[~identical.to_numpy(), key][conflicting].iloc[0]
+        rows = np.flatnonzero((frame[key] == example).to_numpy())[:3].tolist()
+        raise InputError(f"{what}: {key} {show_id(example)} appears in {int((frame[key] == example).sum())} rows that differ "
+                         f"(rows {rows}); one row per {key.removesuffix('_id')}.")
+    import warnings
+
+    from .errors import DataWarning
+
+    warnings.warn(f"{what}: {int(identical.sum()):,} repeated identical row(s) dropped (e.g. {key} "
+                  f"{show_id(frame.loc[identical.to_numpy(), key].iloc[0])}).", DataWarning, stacklevel=3)
+    return frame[~identical.to_numpy()]

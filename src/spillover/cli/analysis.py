@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,111 +13,75 @@ import pandas as pd
 from rich.markup import escape
 
 from ..console import print_json, print_summary, print_table, progress, stderr
-from ..estimate import PROBABILITY_ESTIMATORS
 from ..exposure import default_control, get_mapping
 from ..graph import CollaborationNetwork, load_graph
 from ..io import write_table
 from .common import engine_for, engine_only, engine_poll, load_edges, name_list
 
 
-def _probabilities(args: argparse.Namespace, clusters: pd.DataFrame | None, exposure_table: pd.DataFrame):
-    """Exposure probabilities for ht/hajek: from --draws, or from --design with its
-    parameters read from the assignment (the exposure table's arms, or --assignment)."""
-    from ..design import design_from_assignment
-    from ..errors import InputError
-    from ..exposure import probabilities
-    from ..graph import BipartiteGraph, with_isolates
-    from ..io import read_table
-
-    if not args.edges:
-        raise InputError(f"{args.method} needs the graph (--edges) and the mapping (--mapping) to compute "
-                         "exposure probabilities.")
-    graph = load_edges(args, args.edges)
-    if not isinstance(graph, BipartiteGraph) and "unit_id" in exposure_table:  # isolates of the exposure step
-        graph = with_isolates(graph, exposure_table["unit_id"], "exposure table")
-    randomized = graph.treated if isinstance(graph, BipartiteGraph) else graph.nodes
-    labels = None
-    if clusters is not None:
-        labels = clusters.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"]
-    common = dict(threshold_q=args.threshold, hops=args.hops, correction=args.prob_correction,
-                  joint=args.joint, method=args.prob_method, control=args.control,
-                  max_pairs=args.max_pairs or None)
-    if args.draws:
-        draws = read_table(args.draws, what=f"draws '{args.draws}'")
-        blocks = None if labels is None else labels.reindex(randomized).to_numpy()
-        if blocks is not None and pd.isna(blocks).any():
-            raise InputError(f"clusters: {int(pd.isna(blocks).sum())} randomized unit(s) have no cluster.")
-        with progress("exposure probabilities (given draws)", args.json):
-            return probabilities(graph, args.mapping, draws=draws, clusters=blocks, **common)
-    if not args.design:
-        raise InputError(f"{args.method} needs the design's draws (--draws) or the design (--design individual|cluster).")
-    if args.assignment:
-        assigned = read_table(args.assignment, what=f"assignment '{args.assignment}'")
-    elif isinstance(graph, BipartiteGraph):
-        raise InputError("--design on a bipartite graph needs --assignment (the treated side's unit_id, arm).")
-    else:
-        assigned = exposure_table
-    if not {"unit_id", "arm"} <= set(assigned.columns):
-        raise InputError(f"--design reads the arms from a table with unit_id and arm; it has {list(assigned.columns)}.")
-    arms = assigned.drop_duplicates("unit_id").set_index("unit_id")["arm"].reindex(randomized)
-    design = design_from_assignment(args.design, arms, clusters=labels, complete=not args.bernoulli,
-                                    treat_fraction=args.treat_fraction)
-    with progress(f"exposure probabilities ({args.design} design)", args.json):
-        return probabilities(graph, args.mapping, design=design, n_draws=args.n_draws, seed=args.seed, **common)
-
-
 def _estimate_with_engine(args: argparse.Namespace, engine):
-    """Sufficient statistics where the data lives, the estimate on the driver."""
+    """Sufficient statistics where the data lives, the estimate on the driver; the design
+    is the one recorded with the exposure file (or --design), the method checked against it."""
+    from ..design.record import DesignRecord, stated_record
+    from ..errors import DesignError, InputError
     from ..estimate import estimate_from_stats
+    from ..estimate.registry import mapping_kind, recommend, validity
+    from ..io import DESIGN_KEY, MAPPING_KEY, read_metadata
 
+    metadata = read_metadata(args.exposure) if not isinstance(args.exposure, pd.DataFrame) else {}
+    record = stated_record(args.design, complete=not args.bernoulli, treat_fraction=args.treat_fraction) \
+        if args.design else DesignRecord.from_dict(metadata[DESIGN_KEY]) if DESIGN_KEY in metadata else None
+    kind = mapping_kind(get_mapping(args.mapping) if args.mapping else None,
+                        [] if MAPPING_KEY not in metadata else ["treated", "control"]
+                        if metadata[MAPPING_KEY]["name"] == "fraction" else ["other"])
+    method, notes = args.method, []
+    if method == "auto":
+        if record is None:
+            raise DesignError("--method auto on an engine reads the design recorded with the exposure file; it has "
+                              "none: name a method (--method) or the design (--design).")
+        method, why = recommend(record, kind)
+        notes.append(f"method auto: {method}, because {why}")
+    elif record is not None and not validity(method, record.unit, kind).allowed and not args.ignore_design:
+        verdict = validity(method, record.unit, kind)
+        raise DesignError(f"{method} does not fit this {record.name} design: {verdict.reason}. Use --method "
+                          f"{verdict.instead} (or --method auto).")
     engine_only(args, "difference-in-means, cluster-means and ols-cluster (no covariates)",
-                 args.method in ("difference-in-means", "cluster-means", "ols-cluster") and not args.covariates)
-    clusters = args.clusters if args.method != "difference-in-means" else None
-    if args.method != "difference-in-means" and not clusters:
-        from ..errors import InputError
-        raise InputError(f"{args.method} needs clusters (--clusters).")
+                method in ("difference-in-means", "cluster-means", "ols-cluster") and not args.covariates)
+    clusters = args.clusters if method != "difference-in-means" else None
+    if method != "difference-in-means" and not clusters:
+        if record is None:
+            raise InputError(f"{method} needs clusters (--clusters).")
+        clusters = args.exposure  # the exposure table's cluster_id: the randomization units
+        notes.append("errors clustered by the randomization units (the exposure table's cluster_id)")
     with progress(f"sufficient statistics ({engine.name})", args.json, poll=engine_poll(engine)):
         stats = engine.cluster_stats(args.outcomes, args.exposure, clusters, outcome_col=args.outcome_col)
     control = args.control or default_control(stats["condition"].astype(str).unique())
-    return estimate_from_stats(stats, args.method, control, alpha=args.alpha, vcov=args.vcov,
-                               bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights, seed=args.seed)
+    effects = estimate_from_stats(stats, method, control, alpha=args.alpha, vcov=args.vcov,
+                                  bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights,
+                                  seed=args.seed)
+    if record is not None:
+        notes.insert(0 if args.method != "auto" else 1, f"design: {record.describe()}")
+    return replace(effects, notes=tuple(notes) + effects.notes)
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     """``spillover estimate``: effects with intervals, in memory or from an engine's sufficient statistics."""
-    from ..estimate import estimate
-    from ..io import read_table
+    from ..estimate import analyse
 
     engine = engine_for(args)
     if engine is not None:
         return _print_effects(args, _estimate_with_engine(args, engine))
-    outcomes = read_table(args.outcomes, what=f"outcomes '{args.outcomes}'")
-    exposure_table = read_table(args.exposure, what=f"exposure '{args.exposure}'")
-    clusters = read_table(args.clusters, what=f"clusters '{args.clusters}'") if args.clusters else None
-    if clusters is not None:
-        from ..io import require_columns
-
-        require_columns(clusters, ["unit_id", "cluster_id"], f"clusters '{args.clusters}'")
-        clusters = clusters[["unit_id", "cluster_id"]]
-    probs = _probabilities(args, clusters, exposure_table) if args.method in PROBABILITY_ESTIMATORS else None
-    graph = None
-    if args.method in ("ols-network", "regression-adjustment"):
-        if not args.edges:
-            from ..errors import InputError
-            raise InputError(f"{args.method} needs the graph (--edges)"
-                             f"{' and the randomization clusters (--clusters)' if args.method == 'ols-network' else ''}.")
-        graph = load_edges(args, args.edges)
-    effects = estimate(
-        outcomes, exposure_table, args.method, probabilities=probs,
-        clusters=clusters if args.method in ("cluster-means", "ols-cluster", "ols-network") else None,
-        control=args.control,
-        mapping=get_mapping(args.mapping, threshold_q=args.threshold, hops=args.hops)
-        if args.method in (*PROBABILITY_ESTIMATORS, "ols-network") else None,
-        outcome_col=args.outcome_col, covariates=name_list(args.covariates),
-        missing=args.missing, alpha=args.alpha, vcov=args.vcov, graph=graph, bandwidth=args.bandwidth,
-        bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights, seed=args.seed,
-        min_probability=args.min_probability,
-    )
+    effects = analyse(
+        args.outcomes, args.exposure, args.method, edges=args.edges, source=args.source, target=args.target,
+        bipartite=args.bipartite, directed=args.directed, assignment=args.assignment, clusters=args.clusters,
+        draws=args.draws, design=args.design, bernoulli=args.bernoulli, treat_fraction=args.treat_fraction,
+        mapping=args.mapping, threshold_q=args.threshold, hops=args.hops, n_draws=args.n_draws,
+        prob_correction=args.prob_correction, prob_method=args.prob_method, joint=args.joint,
+        max_pairs=args.max_pairs or None, seed=args.seed, step=lambda message: progress(message, args.json),
+        ignore_design=args.ignore_design, control=args.control, outcome_col=args.outcome_col,
+        covariates=name_list(args.covariates), missing=args.missing, alpha=args.alpha, vcov=args.vcov,
+        bandwidth=args.bandwidth, bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights,
+        min_probability=args.min_probability, min_units=args.min_units)
     return _print_effects(args, effects)
 
 

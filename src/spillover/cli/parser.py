@@ -9,7 +9,7 @@ import math
 from .. import __version__
 from ..clustering import METHODS
 from ..design import DESIGN_NAMES, DESIGN_OPTIONS
-from ..estimate import METHODS as ESTIMATE_METHODS
+from ..estimate import MIN_UNITS, METHODS as ESTIMATE_METHODS
 from ..evolve import EVOLVE_DESIGNS, MERGE_POLICIES
 from ..exposure import MAPPINGS, MAX_DEPENDENT_PAIRS, PROBABILITY_METHODS
 from ..io import ID_TYPES
@@ -173,19 +173,27 @@ def build_parser() -> argparse.ArgumentParser:
     est = command("estimate", "estimate direct, indirect and total effects with standard errors and intervals")
     est.add_argument("--outcomes", required=True, help="table with unit_id and the outcome column")
     est.add_argument("--exposure", required=True, help="table written by `spillover exposure`")
-    est.add_argument("--method", required=True, choices=list(ESTIMATE_METHODS),
-                     help="ols-network: OLS with errors robust to dependence through the graph (needs --edges and "
-                          "--clusters); ht/hajek/wls: design-based (need --draws or --design; wls is Hajek by weighted "
+    est.add_argument("--method", default="auto", choices=["auto", *ESTIMATE_METHODS],
+                     help="auto: the estimator the design supports (the assignment's recorded design, else the one "
+                          "read from the data; the output says which and why); ols-network: OLS with errors robust "
+                          "to dependence through the graph (needs --edges); ht/hajek/wls: design-based (need --edges; "
+                          "probabilities from the recorded design, --design or --draws; wls is Hajek by weighted "
                           "least squares, with --covariates); regression-adjustment: the global effect, everyone "
-                          "treated against no one, by Chin's regression adjustment (needs --edges)")
-    est.add_argument("--clusters", help="table with unit_id, cluster_id (default: none)")
+                          "treated against no one, by Chin's regression adjustment (needs --edges). A method the "
+                          "design does not support is refused with the one to use")
+    est.add_argument("--clusters", help="table with unit_id, cluster_id for the cluster-robust methods (default: the "
+                                        "randomization units, the exposure table's cluster_id)")
     est.add_argument("--draws", help="ht/hajek: the design's draws, one row per draw, one column per unit id "
                                      "(default: none)")
     est.add_argument("--design", choices=["individual", "cluster"],
-                     help="ht/hajek: the design that made the assignment; its treated share (and clusters) are read "
-                          "from the assignment (default: none)")
-    est.add_argument("--assignment", help="ht/hajek with --design: table with unit_id, arm of the randomized units "
-                                          "(default: the exposure table's arm column)")
+                     help="override the design recorded with the assignment (it must agree with the record and the "
+                          "data; for files from other tools, whose design is otherwise read from the data) "
+                          "(default: none, the recorded one)")
+    est.add_argument("--ignore-design", action="store_true",
+                     help="run a method the design does not support anyway, its effects labelled as ignoring the "
+                          "design")
+    est.add_argument("--assignment", help="ht/hajek: table with unit_id, arm of the randomized units, needed on a "
+                                          "bipartite graph (default: the exposure table's arm column)")
     est.add_argument("--n-draws", type=COUNT, default=1_000,
                      help="Monte Carlo draws where probabilities have no exact form")
     est.add_argument("--treat-fraction", type=SHARE, default=None,
@@ -210,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(reliable with few or unequal clusters), CR1 as statsmodels, or CR0")
     est.add_argument("--edges", help="ht/hajek/wls: the graph, to map every draw to exposures; ols-network, "
                                      "regression-adjustment: the graph (default: none)")
-    _add_mapping_flags(est, required=False)
+    _add_mapping_flags(est, required=False, from_table=True)
     _add_edge_flags(est)
     est.add_argument("--outcome-col", default="y", help="the outcome column of --outcomes")
     est.add_argument("--covariates", help="comma-separated outcome-table columns to adjust for: a pre-period outcome "
@@ -226,8 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--min-probability", type=_number(float, 0, 1, open_high=True), default=0.0,
                      help="ht/hajek: analyse only units whose probabilities of both compared conditions reach this "
                           "(e.g. 0.01; the estimand is then that population's)")
-    est.add_argument("--bandwidth", type=_number(int, 0), default=2,
-                     help="ols-network: units within this many hops are treated as dependent")
+    est.add_argument("--bandwidth", type=_bandwidth, default="auto", metavar="HOPS|auto",
+                     help="ols-network: units within this many hops are treated as dependent; auto: Leung's rule "
+                          "from the graph's average path length (as networkinference chooses it)")
+    est.add_argument("--min-units", type=SEED, default=MIN_UNITS,
+                     help="a condition with fewer units (that can reach it, for ht/hajek), or in fewer than two "
+                          "clusters for the cluster-robust methods, gets no effect, interval or p-value (0: no "
+                          "minimum, to check a formula on a toy design)")
     est.add_argument("--missing", choices=["drop", "error"], default="drop",
                      help="units with no outcome: left out of the analysis (with a warning), or an error")
     est.add_argument("--alpha", type=SHARE, default=0.05, help="intervals cover with probability 1 - alpha")
@@ -338,6 +351,12 @@ SHARE = _number(float, 0, 1, open_low=True, open_high=True)
 FINITE = _number(float)
 
 
+def _bandwidth(text: str) -> int | str:
+    if text == "auto":
+        return text
+    return _number(int, 0)(text)
+
+
 def _bootstrap_draws(text: str) -> int | str | None:
     if text in ("auto", "off"):
         return None if text == "off" else text
@@ -393,15 +412,19 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spark-master", default="local[*]", help="spark: the master URL")
 
 
-def _add_mapping_flags(parser: argparse.ArgumentParser, required: bool) -> None:
-    parser.add_argument("--mapping", required=required, default=None if required else "as4", choices=MAPPINGS,
-                        help="how a unit's own and its neighbours' arms make its exposure condition")
+def _add_mapping_flags(parser: argparse.ArgumentParser, required: bool, from_table: bool = False) -> None:
+    parser.add_argument("--mapping", required=required, default=None if required or from_table else "as4",
+                        choices=MAPPINGS,
+                        help="how a unit's own and its neighbours' arms make its exposure condition"
+                             + (" (default: the one the exposure table was made with)" if from_table else ""))
     parser.add_argument("--threshold", type=_number(float, 0, 1), default=None,
                         help="threshold mapping: exposed when at least this share of neighbours is treated "
                              "(default: 0.75); bipartite: direct when at least this share of a unit's treated-side "
                              "neighbours is treated, control when at most 1 minus it (above 0.5; default: 1, all or "
                              "none)")
-    parser.add_argument("--hops", type=int, choices=[1, 2], default=1, help="as4: neighbours within this many hops")
+    parser.add_argument("--hops", type=int, choices=[1, 2], default=None if from_table else 1,
+                        help="as4: neighbours within this many hops"
+                             + (" (default: the exposure table's)" if from_table else ""))
 
 
 def _add_edge_flags(parser: argparse.ArgumentParser) -> None:

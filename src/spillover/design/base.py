@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..io import DESIGN_KEY
 
 
 OUT = -1  # arm of a unit not sampled into the experiment
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,7 +23,9 @@ class Assignment:
 
     ``clusters[i]`` is the dense cluster index of unit ``i`` (``cluster_ids`` maps it back)
     for cluster designs, else ``None``. ``design``, ``seed``/``salt`` and ``params`` say
-    how it was produced, so it can be reproduced.
+    how it was produced, so it can be reproduced; :attr:`record` says it as a
+    :class:`~spillover.design.record.DesignRecord`, which :meth:`to_frame` attaches to the
+    table (``frame.attrs``) so that writing it keeps the design beside the arms.
 
     Examples
     --------
@@ -30,6 +33,8 @@ class Assignment:
     >>> assignment = IndividualDesign(["a", "b", "c", "d"]).assign(seed=1)
     >>> assignment.counts(), assignment.to_frame().columns.tolist()
     ({0: 2, 1: 2}, ['unit_id', 'cluster_id', 'arm'])
+    >>> assignment.record.name, assignment.record.scheme
+    ('individual', 'complete')
     """
 
     units: pd.Index
@@ -45,6 +50,13 @@ class Assignment:
     def n_units(self) -> int:
         """Number of units, in the experiment or not."""
         return int(self.arms.size)
+
+    @cached_property
+    def record(self):
+        """The :class:`~spillover.design.record.DesignRecord`: the design, its options, how it was drawn."""
+        from .record import record_of
+
+        return record_of(self)
 
     def in_experiment(self) -> np.ndarray:
         """Boolean mask of the units in the experiment (arm not ``-1``)."""
@@ -65,7 +77,10 @@ class Assignment:
         frame["arm"] = self.arms.astype(np.int64)
         if "unit_branch" in self.params:  # the interference-test design: cluster (1) or unit (0) branch
             frame["branch"] = np.asarray(self.params["unit_branch"]).astype(np.int64)
-        return frame if include_out else frame[self.arms != OUT].reset_index(drop=True)
+        if not include_out:
+            frame = frame[self.arms != OUT].reset_index(drop=True)
+        frame.attrs[DESIGN_KEY] = self.record.to_dict()
+        return frame
 
     def arm_of(self, ids: Iterable[Any]) -> np.ndarray:
         """Arms of the given unit ids; unknown ids raise :class:`InputError`."""

@@ -182,7 +182,7 @@ class ClusterDesign:
         arms = self.cluster_arms(seed, salt)[self.clusters]
         return Assignment(
             self.units, arms, self.name, seed_value(seed), salt, self.clusters, self.cluster_ids,
-            {"treat_fraction": self.treat_fraction, "arm_weights": self.arm_weights},
+            {"treat_fraction": self.treat_fraction, "arm_weights": self.arm_weights, "complete": self.complete},
         )
 
 

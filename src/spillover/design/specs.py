@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import numpy as np
 import pandas as pd
 
 from ..errors import DesignError, InputError, show_id
-from .base import OUT
 from .basic import ClusterDesign, IndividualDesign, holdout_design
 from .hashing import HashSpec, sampled_arm_weights
-from .randomize import arm_probabilities, exact_counts
+from .randomize import arm_probabilities
+from .record import design_from_record, stated_record
 from .stratified import StratifiedClusterDesign
 
 
@@ -27,7 +26,8 @@ def design_from_assignment(
 ) -> IndividualDesign | ClusterDesign:
     """The design that produced ``arms`` (randomized unit id -> arm), its parameters read
     from the data: the treated share, and the clusters (``clusters``: unit id -> cluster
-    id) for ``kind="cluster"``.
+    id) for ``kind="cluster"``: :func:`~spillover.design.record.design_from_record` of the
+    design the user states.
 
     Under complete randomization the number of treated units (clusters) is the observed
     one; a stated ``treat_fraction`` that implies another count is an error. Under
@@ -43,50 +43,7 @@ def design_from_assignment(
     if kind not in ("individual", "cluster"):
         raise DesignError(f"design {kind!r}: exposure probabilities from the data support 'individual' and "
                           "'cluster' designs; pass the design's draws otherwise.")
-    arms = pd.Series(arms)
-    if arms.isna().any() or (arms.to_numpy() == OUT).any():
-        n_out = int(arms.isna().sum() + (arms.to_numpy() == OUT).sum())
-        raise DesignError(f"{n_out} randomized unit(s) have no arm (or arm -1, out of the experiment): a design "
-                          "read from the data needs every randomized unit's arm; pass the design's draws instead.")
-    treated = (arms.to_numpy() >= 1).astype(np.int8)
-    units = pd.Index(arms.index)
-    labels = None
-    if kind == "cluster":
-        if clusters is None:
-            raise InputError("a cluster design needs the clusters (unit_id, cluster_id) of the randomized units.")
-        labels = pd.Series(clusters).reindex(units)
-        if labels.isna().any():
-            raise InputError(f"clusters: {int(labels.isna().sum())} randomized unit(s) have no cluster, "
-                             f"e.g. {show_id(labels.index[labels.isna()][0])}.")
-        codes, _ = pd.factorize(labels.to_numpy(), sort=True)
-        per_cluster = np.bincount(codes, weights=treated) / np.bincount(codes)
-        mixed = (per_cluster > 0) & (per_cluster < 1)
-        if mixed.any():
-            raise DesignError(f"{int(mixed.sum())} cluster(s) have treated and untreated units: the assignment "
-                              "was not randomized by these clusters.")
-        treated = (per_cluster > 0).astype(np.int8)
-    n, k = treated.size, int(treated.sum())
-    if k == 0 or k == n:
-        raise DesignError(f"{k} of {n} {'clusters' if kind == 'cluster' else 'units'} treated: an experiment needs "
-                          "both arms.")
-    share = k / n
-    if treat_fraction is not None:
-        if not 0.0 < treat_fraction < 1.0:
-            raise DesignError(f"treat_fraction={treat_fraction} must be strictly between 0 and 1.")
-        if complete:
-            expected = int(n - exact_counts(n, np.array([1 - treat_fraction, treat_fraction]))[0])
-            if expected != k:
-                raise DesignError(f"the stated treated share {treat_fraction:g} means {expected} of {n} treated "
-                                  f"under complete randomization, but the assignment treats {k} ({share:.4g}); "
-                                  "leave the share out to read it from the data.")
-        elif abs(share - treat_fraction) > 4 * np.sqrt(treat_fraction * (1 - treat_fraction) / n):
-            raise DesignError(f"the stated treated share {treat_fraction:g} disagrees with the assignment's "
-                              f"{share:.4g} ({k} of {n}) beyond Bernoulli sampling error.")
-        else:
-            share = treat_fraction
-    if kind == "individual":
-        return IndividualDesign(units, share, complete)
-    return ClusterDesign(labels.to_numpy(), units, treat_fraction=share, complete=complete)
+    return design_from_record(stated_record(kind, complete=complete, treat_fraction=treat_fraction), arms, clusters)
 
 
 #: The designs ``assign``, ``evolve`` and experiment files build by name, and the options

@@ -16,14 +16,7 @@ import pandas as pd
 from ..design import HashSpec
 from ..errors import DataWarning, EngineError, InputError
 from ..graph import report_isolates
-from ..io import (
-    CANONICAL_INT,
-    ID_COLUMNS,
-    MISSING_TEXT,
-    TableLike,
-    atomic_path,
-    current_id_type,
-)
+from ..io import CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, TableLike, atomic_path, auto_integer_columns, current_id_type
 from . import sql
 from .memory import check_mapping
 
@@ -128,9 +121,11 @@ class DuckDBEngine:
             checks = ", ".join(f"count(*) FILTER (WHERE NOT regexp_full_match(CAST({_ident(c)} AS VARCHAR), ?))"
                                for c in columns)
             bad = self._sql(f"SELECT {checks} FROM {relation}", [CANONICAL_INT] * len(columns)).fetchall()[0]
-            if any(bad):
-                if kind == "auto":
+            if kind == "auto":
+                columns = auto_integer_columns(columns, ids, {c: bool(n) for c, n in zip(columns, bad)})
+                if not columns:
                     return relation
+            elif any(bad):
                 column = columns[next(i for i, n in enumerate(bad) if n)]
                 raise InputError(f"{what}: --id-type int, but column '{column}' holds ids that are not integers (at "
                                  "most 18 digits, no leading zero); use --id-type str or auto.")

@@ -20,7 +20,7 @@ import pandas as pd
 from ..design import HashSpec
 from ..errors import DataWarning, EngineError, InputError
 from ..graph import report_isolates
-from ..io import CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, current_id_type
+from ..io import CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, auto_integer_columns, current_id_type
 from . import sql
 from .memory import check_mapping
 
@@ -129,9 +129,11 @@ class SparkEngine:
             pattern = f"^{CANONICAL_INT}$"
             bad = frame.select([F.sum((~F.col(c).cast("string").rlike(pattern)).cast("int")).alias(c)
                                 for c in columns]).collect()[0]
-            if any(bad[c] for c in columns):
-                if kind == "auto":
+            if kind == "auto":
+                columns = auto_integer_columns(columns, ids, {c: bool(bad[c]) for c in columns})
+                if not columns:
                     return frame
+            elif any(bad[c] for c in columns):
                 column = next(c for c in columns if bad[c])
                 raise InputError(f"{what}: --id-type int, but column '{column}' holds ids that are not integers (at "
                                  "most 18 digits, no leading zero); use --id-type str or auto.")

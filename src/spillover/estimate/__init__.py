@@ -29,7 +29,10 @@ The modules: :mod:`~spillover.estimate.results` (:class:`Effect`, :class:`Effect
 from ..errors import FEW_CLUSTERS  # noqa: F401
 from .cluster_robust import cluster_means, difference_in_means, estimate_from_stats, network_pairs  # noqa: F401
 from .cluster_robust import ols_cluster, ols_network, sufficient_stats  # noqa: F401
-from .dispatch import COVARIATE_METHODS, METHODS, PROBABILITY_ESTIMATORS, estimate  # noqa: F401
+from .dispatch import COVARIATE_METHODS, METHODS, MIN_UNITS, PROBABILITY_ESTIMATORS, AnalysisPlan, estimate  # noqa: F401
+from .dispatch import plan_analysis  # noqa: F401
+from .pipeline import analyse  # noqa: F401
+from .registry import ESTIMATORS, Estimator, Verdict, recommend, validity, validity_table  # noqa: F401
 from .global_effect import lagrange_weights, polynomial_interpolation, regression_adjustment, snipe  # noqa: F401
 from .randomization import InterferenceTest, RandomizationTest, interference_test, randomization_test  # noqa: F401
 from .results import Effect, Effects, estimand_of  # noqa: F401
@@ -37,6 +40,7 @@ from .table import analysis_table  # noqa: F401
 from .weighting import condition_means, horvitz_thompson, weighted_least_squares  # noqa: F401
 
 # names above that are not in __all__ are shared across the library, not the documented API
-__all__ = ["FEW_CLUSTERS", "METHODS", "Effect", "Effects", "InterferenceTest", "RandomizationTest", "estimate",
+__all__ = ["ESTIMATORS", "FEW_CLUSTERS", "METHODS", "MIN_UNITS", "AnalysisPlan", "Effect", "Effects", "Estimator", "Verdict",
+           "analyse", "plan_analysis", "validity", "validity_table", "InterferenceTest", "RandomizationTest", "estimate",
            "estimate_from_stats", "interference_test", "lagrange_weights", "polynomial_interpolation",
            "randomization_test", "regression_adjustment", "snipe", "sufficient_stats", "weighted_least_squares"]

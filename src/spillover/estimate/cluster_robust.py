@@ -161,17 +161,24 @@ def _bootstrapped(fit, cross, xty, n_obs, conditions, control, mapping, alpha, b
 def network_pairs(graph, unit_ids: pd.Index, clusters: np.ndarray, bandwidth: int = 2) -> sp.csr_array:
     """Pairs of the given units treated as dependent by :func:`ols_network`: units of one
     randomization cluster, and units within ``bandwidth`` hops of each other in the
-    graph (two units whose one-hop exposures share a neighbour are two hops apart)."""
+    graph among the given units (two units whose one-hop exposures share a neighbour are
+    two hops apart). A unit the graph does not hold (an isolate: an edge list cannot list
+    it) depends on its cluster only.
+
+    Examples
+    --------
+    >>> from spillover import SocialGraph
+    >>> graph = SocialGraph.from_edges(pd.DataFrame({"source": [0, 1], "target": [1, 2]}))
+    >>> network_pairs(graph, pd.Index([0, 1, 2, 9]), np.array([0, 1, 2, 3]), bandwidth=1).toarray().astype(int)
+    array([[1, 1, 0, 0],
+           [1, 1, 1, 0],
+           [0, 1, 1, 0],
+           [0, 0, 0, 1]])
+    """
     if bandwidth < 0:
         raise InputError(f"bandwidth={bandwidth} must be a number of hops >= 0.")
-    kernel = ExposureGraph.build(graph, 1)
-    if kernel.own_index is None:
-        raise InputError("ols-network is defined on social graphs (units are the randomized nodes).")
-    keep = kernel.units.get_indexer(unit_ids)
-    if (keep < 0).any():
-        raise InputError("outcomes: some units are not in the graph given to ols-network.")
-    adjacency = sp.csr_array(kernel.neighbors[keep][:, keep], dtype=np.float64)
-    n = len(keep)
+    adjacency = _unit_adjacency(graph, unit_ids)
+    n = adjacency.shape[0]
     reach = sp.eye_array(n, format="csr")
     step = reach
     for _ in range(bandwidth):  # a loop over hops
@@ -185,6 +192,59 @@ def network_pairs(graph, unit_ids: pd.Index, clusters: np.ndarray, bandwidth: in
     return pairs
 
 
+def _unit_adjacency(graph, unit_ids: pd.Index) -> sp.csr_array:
+    """The graph among the given units (rows and columns in their order); units the graph
+    does not hold have no edge."""
+    kernel = ExposureGraph.build(graph, 1)
+    if kernel.own_index is None:
+        raise InputError("ols-network is defined on social graphs (units are the randomized nodes).")
+    where = kernel.units.get_indexer(unit_ids)
+    inside = np.flatnonzero(where >= 0)
+    sub = sp.csr_array(kernel.neighbors[where[inside]][:, where[inside]], dtype=np.float64).tocoo()
+    n = len(unit_ids)
+    return sp.csr_array((sub.data, (inside[sub.row], inside[sub.col])), shape=(n, n))
+
+
+LEUNG_EXACT_NODES = 3_000  # up to this many units in the giant component the average path length is exact
+LEUNG_SOURCES = 64  # beyond, it is averaged over the shortest paths from this many random sources
+
+
+def leung_bandwidth(adjacency: sp.csr_array, seed=0) -> tuple[int, float, bool]:
+    """Leung's (2022) bandwidth for the network HAC, as ``networkinference`` chooses it:
+    with ``L`` the average path length of the giant component and ``d`` the mean degree,
+    ``round(L / 2)`` when ``L < 2 log(n) / log(d)`` (neighbourhoods grow exponentially),
+    else ``round(L ** (1/3))``. Returns the bandwidth, ``L`` and whether ``L`` is exact (up
+    to :data:`LEUNG_EXACT_NODES` units in the giant component; beyond, it is the mean over
+    :data:`LEUNG_SOURCES` random sources' shortest paths).
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> ring = sp.csr_array(nx.to_scipy_sparse_array(nx.cycle_graph(40)))
+    >>> leung_bandwidth(ring)                       # networkinference gives b = 5 too
+    (5, 10.256410256410257, True)
+    """
+    from scipy.sparse import csgraph
+
+    n = adjacency.shape[0]
+    if n < 2 or adjacency.nnz == 0:
+        return 0, 0.0, True
+    _, labels = csgraph.connected_components(adjacency, directed=False)
+    giant = np.flatnonzero(labels == np.bincount(labels).argmax())
+    sub = sp.csr_array(adjacency[giant][:, giant])
+    g = giant.size
+    exact = g <= LEUNG_EXACT_NODES
+    sources = np.arange(g) if exact else np.sort(check_seed(seed).choice(g, LEUNG_SOURCES, replace=False))
+    total = 0.0
+    for start in range(0, sources.size, 256):  # chunks of sources bound the (sources x nodes) distances
+        distances = csgraph.shortest_path(sub, directed=False, unweighted=True, indices=sources[start:start + 256])
+        total += float(distances.sum())
+    path_length = total / (sources.size * (g - 1))
+    mean_degree = float(adjacency.sum()) / n
+    growing = mean_degree > 1 and path_length < 2 * np.log(n) / np.log(mean_degree)
+    return int(round(path_length / 2 if growing else path_length ** (1 / 3))), path_length, exact
+
+
 def ols_network(
     table: pd.DataFrame,
     control: str,
@@ -192,27 +252,39 @@ def ols_network(
     alpha: float = 0.05,
     covariates: Sequence[str] = (),
     mapping: Mapping | None = None,
-    bandwidth: int = 2,
+    bandwidth: int | str = "auto",
+    notes: list[str] | None = None,
 ) -> list[Effect]:
     """The regression of :func:`ols_cluster` with a network-HAC variance (uniform kernel;
     Leung 2022, Gao & Ding 2023): units of one randomization cluster and units within
     ``bandwidth`` hops are treated as dependent (:func:`network_pairs`,
     :func:`spillover.variance.dependence_robust`). Exposure to spillover depends on
     neighbours' clusters, and outcomes of nearby units are correlated across cluster
-    borders, which clustering by the randomization cluster alone misses."""
+    borders, which clustering by the randomization cluster alone misses.
+
+    ``bandwidth="auto"`` (default) takes Leung's rule (:func:`leung_bandwidth`) on the
+    graph among the analysed units; ``notes`` (a list) gets the rule and the value."""
     if "cluster" not in table:
         raise InputError("ols-network needs the randomization clusters (unit_id, cluster_id).")
     if graph is None:
         raise InputError("ols-network needs the graph (--edges), to find which units are near each other.")
     conditions = contrasted_conditions(table, control)
-    pairs = network_pairs(graph, pd.Index(table["unit_id"]), table["cluster"].to_numpy(), bandwidth)
+    units = pd.Index(table["unit_id"])
+    if bandwidth == "auto":
+        bandwidth, path_length, exact = leung_bandwidth(_unit_adjacency(graph, units))
+        if notes is not None:
+            notes.append(f"network-HAC bandwidth {bandwidth} hops by Leung's rule (average path length "
+                         f"{path_length:.2f}{'' if exact else f', from {LEUNG_SOURCES} sources'}); --bandwidth to "
+                         "choose another")
+    bandwidth = int(bandwidth)
+    pairs = network_pairs(graph, units, table["cluster"].to_numpy(), bandwidth)
     X = np.column_stack([indicator_columns(table, conditions)] + [table[[c]].to_numpy(dtype=float) for c in covariates])
     y = table["y"].to_numpy(dtype=float)
     beta = np.linalg.lstsq(X, y, rcond=None)[0]
     g = table["cluster"].nunique()
     fit = dependence_robust(X, y - X @ beta, pairs, g)
     return [make_effect(cond, control, mapping, beta[i], np.sqrt(fit.cov[i, i]), fit.df[i], alpha, len(table), g,
-                    f"OLS / network HAC ({bandwidth} hops + cluster), t(G-1)")
+                        f"OLS / network HAC ({bandwidth} hops + cluster), t(G-1)")
             for i, cond in enumerate(conditions, start=1)]
 
 

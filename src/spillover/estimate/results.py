@@ -25,13 +25,13 @@ class Effect:
     Examples
     --------
     >>> import pandas as pd
-    >>> exposure = pd.DataFrame({"unit_id": range(8), "condition": ["treated", "control"] * 4})
-    >>> outcomes = pd.DataFrame({"unit_id": range(8), "y": [3.0, 1.0, 2.5, 1.5, 3.5, 0.5, 2.0, 1.0]})
+    >>> exposure = pd.DataFrame({"unit_id": range(10), "condition": ["treated", "control"] * 5})
+    >>> outcomes = pd.DataFrame({"unit_id": range(10), "y": [3.0, 1.0, 2.5, 1.5, 3.5, 0.5, 2.0, 1.0, 3.0, 1.0]})
     >>> from spillover.estimate import estimate
     >>> effects = estimate(outcomes, exposure, "difference-in-means")
     >>> effect = effects["treated"]
     >>> round(effect.estimate, 3), [round(v, 3) for v in effect.conf_int(0.1)]
-    (1.75, [1.122, 2.378])
+    (1.8, [1.307, 2.293])
     """
 
     estimand: str
@@ -64,12 +64,12 @@ class Effects:
     Examples
     --------
     >>> import pandas as pd
-    >>> exposure = pd.DataFrame({"unit_id": range(8), "condition": ["treated", "control"] * 4})
-    >>> outcomes = pd.DataFrame({"unit_id": range(8), "y": [3.0, 1.0, 2.5, 1.5, 3.5, 0.5, 2.0, 1.0]})
+    >>> exposure = pd.DataFrame({"unit_id": range(10), "condition": ["treated", "control"] * 5})
+    >>> outcomes = pd.DataFrame({"unit_id": range(10), "y": [3.0, 1.0, 2.5, 1.5, 3.5, 0.5, 2.0, 1.0, 3.0, 1.0]})
     >>> from spillover.estimate import estimate
     >>> effects = estimate(outcomes, exposure, "difference-in-means")
     >>> effects.to_frame()[["estimand", "condition", "estimate"]].round(3).values.tolist()
-    [['direct (ignoring interference)', 'treated', 1.75]]
+    [['direct (ignoring interference)', 'treated', 1.8]]
     """
 
     effects: tuple[Effect, ...]

@@ -19,6 +19,7 @@ from ..errors import (
     show_id,
 )
 from ..exposure import ExposureProbabilities, Mapping
+from ..io import unique_rows
 from ..health import Check, sample_ratio_mismatch
 from ..variance import (
     t_interval,
@@ -45,9 +46,8 @@ def analysis_table(
         absent = [c for c in needed if c not in frame.columns]
         if absent:
             raise InputError(f"{name} table: missing column(s) {absent}; it has {list(frame.columns)}.")
-        if frame["unit_id"].duplicated().any():
-            dup = frame.loc[frame["unit_id"].duplicated(), "unit_id"].iloc[0]
-            raise InputError(f"{name} table: unit_id {show_id(dup)} appears more than once.")
+    outcomes = unique_rows(outcomes, "unit_id", "outcomes table")
+    exposure = unique_rows(exposure, "unit_id", "exposure table")
     unknown = pd.Index(outcomes["unit_id"]).difference(pd.Index(exposure["unit_id"]))
     if len(unknown):
         raise InputError(
@@ -75,7 +75,7 @@ def analysis_table(
     if "arm" in table and table["arm"].notna().any():
         table = table[table["arm"].isna() | (table["arm"] != -1)]  # out of the experiment
     if clusters is not None:
-        series = clusters.set_index("unit_id")["cluster_id"] if isinstance(clusters, pd.DataFrame) else clusters
+        series = cluster_series(clusters)
         table["cluster"] = series.reindex(table["unit_id"]).to_numpy()
         if table["cluster"].isna().any():
             bad = table.loc[table["cluster"].isna(), "unit_id"].iloc[0]
@@ -89,6 +89,27 @@ def analysis_table(
         warnings.warn(f"outcomes: dropped {n} unit(s) with a missing outcome or covariate.", DataWarning, stacklevel=3)
         table = table[~lacking]
     return table.reset_index(drop=True)
+
+
+def cluster_series(clusters) -> pd.Series:
+    """Clusters given as a ``unit_id, cluster_id`` table, a Series (by unit id) or a
+    :class:`~spillover.clustering.Clustering`, as a Series by unit id; a unit in two
+    clusters is an error, a repeated identical row is dropped with a warning.
+
+    >>> cluster_series(pd.DataFrame({"unit_id": [1, 2, 2], "cluster_id": ["a", "b", "b"]})).to_dict()
+    {1: 'a', 2: 'b'}
+    """
+    if hasattr(clusters, "to_frame") and not isinstance(clusters, (pd.DataFrame, pd.Series)):
+        clusters = clusters.to_frame()  # a Clustering
+    if isinstance(clusters, pd.Series):
+        frame = pd.DataFrame({"unit_id": clusters.index, "cluster_id": clusters.to_numpy()})
+    else:
+        absent = [c for c in ("unit_id", "cluster_id") if c not in clusters.columns]
+        if absent:
+            raise InputError(f"clusters table: missing column(s) {absent}; it has {list(clusters.columns)}.")
+        frame = clusters[["unit_id", "cluster_id"]]
+    frame = unique_rows(frame, "unit_id", "clusters table")
+    return pd.Series(frame["cluster_id"].to_numpy(), index=pd.Index(frame["unit_id"]), name="cluster_id")
 
 
 def condition_categories(table: pd.DataFrame) -> list[str]:
@@ -190,3 +211,38 @@ def check_probabilities_match(table: pd.DataFrame, probabilities: ExposureProbab
     if unknown:
         raise InputError(f"exposure conditions {unknown} are not the probabilities' conditions "
                          f"{list(probabilities.conditions)}: compute both with the same mapping.")
+
+
+def too_small(table: pd.DataFrame, control: str, min_units: int, clustered: bool, notes: list[str]) -> pd.DataFrame:
+    """``table`` without the conditions too small to estimate: fewer than ``min_units``
+    units, or (``clustered``: a cluster-robust method) units in fewer than two clusters.
+    Each dropped condition gets a note; a control condition too small is an error.
+
+    >>> table = pd.DataFrame({"condition": ["a"] * 6 + ["b"] + ["c"] * 6, "cluster": range(13), "y": 0.0})
+    >>> notes = []
+    >>> sorted(too_small(table, "c", 5, True, notes)["condition"].unique()), notes[0][:40]
+    (['a', 'c'], "no effect for 'b': 1 unit is in it (at l")
+    """
+    condition = table["condition"].astype(str)
+    units = condition.value_counts()
+    groups = table.groupby(condition, observed=True)["cluster"].nunique() if clustered and "cluster" in table else None
+    small = {}
+    for name, n in units.items():
+        if n < min_units:
+            small[name] = f"{n} unit{'s are' if n != 1 else ' is'} in it (at least {min_units} are needed)"
+        elif groups is not None and groups[name] < 2:
+            small[name] = f"its {n} units are all in one cluster (a cluster-robust error needs at least two clusters)"
+    if control in small:
+        raise InputError(f"the control condition '{control}' is too small to compare with: {small[control]}. Choose a "
+                         "design that puts more units in it (a smaller treated share, larger clusters) or another "
+                         "control (--control).")
+    if not small:
+        return table
+    for name, why in small.items():
+        notes.append(f"no effect for '{name}': {why}; an interval from so few would not mean what it says")
+    keep = ~condition.isin(small).to_numpy()
+    table = table[keep].reset_index(drop=True)
+    if isinstance(table["condition"].dtype, pd.CategoricalDtype):
+        table["condition"] = table["condition"].cat.remove_categories(
+            [c for c in small if c in table["condition"].cat.categories])
+    return table

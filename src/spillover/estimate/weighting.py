@@ -5,6 +5,7 @@ block), and Gao & Ding's weighted least squares."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -17,6 +18,7 @@ from ..errors import (
     SmallConditionWarning,
 )
 from ..exposure import ExposureProbabilities, Mapping, default_control
+from ..exposure.probability import EXACT_POSITIVITY_FLOOR
 from ..graph import csr_rows
 from ..variance import (
     dependence_robust,
@@ -135,9 +137,8 @@ def _factored_terms(factored, key, pi_r, pi_c, a_r, a_c, m_r, m_c, size, stored)
 
 
 SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters
-
-
 FEW_UNITS = 30  # fewer units in a compared condition and a normal interval rests on little data
+MAX_WEIGHT_SHARE = 0.1  # one unit carrying more of a condition's total weight: no normal interval
 
 
 def horvitz_thompson(
@@ -148,40 +149,58 @@ def horvitz_thompson(
     hajek: bool = False,
     mapping: Mapping | None = None,
     min_probability: float = 0.0,
+    min_units: int = 1,
+    notes: list[str] | None = None,
 ) -> list[Effect]:
     """HT (or Hajek) contrasts of each condition against ``control`` under the design
-    that produced ``probs``, with the Aronow-Samii conservative variance. The finite
-    population is the units of ``table`` (their outcomes observed), ``N`` of them; with
-    ``min_probability``, only the units whose probabilities of both conditions of a
-    contrast reach it (a trimmed population: the estimand changes, and the method says
-    so)."""
+    that produced ``probs``, with the Aronow-Samii conservative variance.
+
+    Positivity decides each contrast's population: the units of ``table`` (their outcomes
+    observed) that can be in both of its conditions, with probabilities of at least
+    ``min_probability`` (and above the positivity floor: 1e-6 for exact probabilities,
+    no draw at all for Monte Carlo ones); ``N`` of them. Where that trims units, the
+    estimand is that population's average effect, and ``notes`` say how many units it
+    holds. A contrast that fewer than ``min_units`` units can reach (or that fewer are
+    expected or observed in) is left out with a note, never the whole call; one where
+    a single unit carries more than :data:`MAX_WEIGHT_SHARE` of a condition's weight
+    keeps its estimate and standard error but no interval or p-value (the normal
+    approximation cannot hold), with a note."""
     keep_all = probs.units.get_indexer(pd.Index(table["unit_id"]))
     if (keep_all < 0).any():
         raise InputError("exposure probabilities do not cover every analysed unit; compute them on the same graph.")
     if not 0.0 <= min_probability < 1.0:
         raise InputError(f"min_probability={min_probability} must be in [0, 1).")
+    notes = [] if notes is None else notes
+    floor = max(float(min_probability), EXACT_POSITIVITY_FLOOR if probs.n_draws is None else 0.5 / probs.n_draws)
     y_all = table["y"].to_numpy(dtype=float)
     condition_all = table["condition"].astype(str).to_numpy()
     l = probs.condition_index(control)
     effects = []
     for name in contrasted_conditions(table, control):
         k = probs.condition_index(name)
-        member = np.ones(len(table), dtype=bool)
-        if min_probability > 0:
-            member = (probs.marginal[keep_all, k] >= min_probability) & (probs.marginal[keep_all, l] >= min_probability)
+        for index, label in ((k, name), (l, control)):
+            seen_never = (condition_all == label) & (probs.marginal[keep_all, index] <= 0)
+            if seen_never.any():
+                raise InputError(f"{int(seen_never.sum())} unit(s) observed in '{label}' have estimated probability 0 "
+                                 "of it: use more draws or --prob-correction add-one.")
+        member = (probs.marginal[keep_all, k] >= floor) & (probs.marginal[keep_all, l] >= floor)
         keep, y, condition = keep_all[member], y_all[member], condition_all[member]
         n = int(member.sum())
         pi_k, pi_l = probs.marginal[keep, k], probs.marginal[keep, l]
         ind_k, ind_l = condition == name, condition == control
-        if not ind_k.any() or not ind_l.any():
-            raise InputError(f"no unit with probabilities of at least {min_probability:g} is observed in '{name}' "
-                             f"and in '{control}': lower min_probability.")
-        for ind, pi, label in ((ind_k, pi_k, name), (ind_l, pi_l, control)):
-            if (ind & (pi <= 0)).any():
-                raise InputError(
-                    f"{int((ind & (pi <= 0)).sum())} unit(s) observed in '{label}' have estimated probability 0 "
-                    "of it: use more draws or --prob-correction add-one."
-                )
+        reach = f"probability of each at least {floor:.3g}"
+        short = (f"only {n} unit(s) can be in both '{name}' and '{control}' ({reach})" if n < min_units else
+                 f"in expectation only {min(pi_k.sum(), pi_l.sum()):.1f} unit(s) are in '{name}' or '{control}' "
+                 "under the design" if min(pi_k.sum(), pi_l.sum()) < min_units else
+                 f"only {int(min(ind_k.sum(), ind_l.sum()))} unit(s) of the {n} that can be in both are observed in "
+                 f"'{name if ind_k.sum() < ind_l.sum() else control}'"
+                 if min(ind_k.sum(), ind_l.sum()) < min_units else None)
+        if short:
+            notes.append(f"no effect for '{name}': {short} (at least {min_units} are needed)")
+            continue
+        if n < len(table):
+            notes.append(f"'{name}' vs '{control}': the average effect on the {n:,} of {len(table):,} units that can "
+                         f"be in both ({reach}); the others cannot be compared under this design")
         few = {c: int(ind.sum()) for c, ind in ((name, ind_k), (control, ind_l)) if ind.sum() < FEW_UNITS}
         if few:
             warnings.warn(f"few units in compared conditions {few}: with fewer than {FEW_UNITS}, the normal interval "
@@ -222,10 +241,26 @@ def horvitz_thompson(
             - 2 * _ht_covariance(a_k, a_l, m_k, m_l, size, p_k, p_l, joint[(k, l)], bound_negative, factored, (k, l))
         ) / n**2
         se = float(np.sqrt(max(variance, 0.0)))
-        trimmed = f", units with p >= {min_probability:g}: {n} of {len(table)}" if min_probability > 0 else ""
-        effects.append(make_effect(name, control, mapping, est, se, np.inf, alpha, ind_k.sum() + ind_l.sum(), None,
-                               f"{'hajek' if hajek else 'horvitz-thompson'} / aronow-samii ({probs.method}{trimmed})"))
+        trimmed = f", units with p >= {floor:.3g}: {n} of {len(table)}" if n < len(table) else ""
+        effect = make_effect(name, control, mapping, est, se, np.inf, alpha, ind_k.sum() + ind_l.sum(), None,
+                             f"{'hajek' if hajek else 'horvitz-thompson'} / aronow-samii ({probs.method}{trimmed})")
+        heavy = {c: float(w.max() / w.sum()) for c, w in ((name, weight_k), (control, weight_l))
+                 if w.max() > MAX_WEIGHT_SHARE * w.sum()}
+        if heavy:
+            worst = max(heavy, key=heavy.get)
+            effect = replace(effect, ci_low=float("nan"), ci_high=float("nan"), p_value=float("nan"))
+            notes.append(f"no interval for '{name}': one unit carries {heavy[worst]:.0%} of the weight of '{worst}' "
+                         f"(effective sample size {_effective_size(weight_k if worst == name else weight_l):.1f}), so "
+                         "the normal approximation behind a 95%-style interval cannot hold; the estimate and its "
+                         "standard error stand. Use a design that reaches the condition more often (clusters), "
+                         "or a randomization test")
+        effects.append(effect)
     return effects
+
+
+def _effective_size(weights: np.ndarray) -> float:
+    """Kish's effective sample size of positive weights: ``(sum w)^2 / sum w^2``."""
+    return float(weights.sum() ** 2 / np.sum(weights**2))
 
 
 def condition_means(
@@ -274,7 +309,8 @@ def weighted_least_squares(
 
     Standard errors: the weighted network-robust sandwich of the variance kernel over the
     pairs whose exposures depend on each other (``probabilities.pairs``, or with ``graph``
-    the pairs sharing a neighbour).
+    the pairs sharing a neighbour). Each contrast is fitted on the units that can be in
+    both its conditions (as :func:`horvitz_thompson` estimates it).
 
     Examples
     --------
@@ -307,37 +343,48 @@ def weighted_least_squares(
     if (pi <= 0).any():
         raise InputError(f"{int((pi <= 0).sum())} unit(s) are observed in a condition of probability 0 under the "
                          "design: use more draws or another design.")
-    w = 1.0 / pi
-    indicators = np.column_stack([(condition == c).astype(float) for c in present])
-    columns = [indicators]
-    if covariates:
-        values = table[list(covariates)].to_numpy(dtype=float)
-        centred = values - np.average(values, axis=0, weights=w)
-        columns += [indicators[:, [j]] * centred for j in range(len(present))]
-    x = np.hstack(columns)
-    y = table["y"].to_numpy(dtype=float)
-    root = np.sqrt(w)
-    beta = np.linalg.lstsq(x * root[:, None], y * root, rcond=None)[0]
     if graph is not None:
-        pairs = shared_neighbour_pairs(graph, pd.Index(table["unit_id"]))
+        all_pairs = shared_neighbour_pairs(graph, pd.Index(table["unit_id"]))
         how = "pairs sharing a neighbour"
     else:
-        expanded = probabilities.per_unit()
-        pairs = sp.csr_array(expanded.pairs[positions][:, positions])
+        all_pairs = sp.csr_array(probabilities.per_unit().pairs[positions][:, positions])
         how = "pairs with dependent exposures under the design"
-    cov = dependence_robust(x * root[:, None], (y - x @ beta) * root, pairs, n_groups=len(table)).cov
-    l = present.index(control)
+    floor = EXACT_POSITIVITY_FLOOR if probabilities.n_draws is None else 0.5 / probabilities.n_draws
+    l_index = probabilities.condition_index(control)
     mapping = probabilities.mapping
     effects = []
-    for j, name in enumerate(present):
+    for name in present:
         if name == control:
             continue
+        # the contrast's population: units that can be in both conditions (as horvitz_thompson)
+        k_index = probabilities.condition_index(name)
+        rows = np.flatnonzero((probabilities.marginal[positions, k_index] >= floor)
+                              & (probabilities.marginal[positions, l_index] >= floor))
+        sub = condition[rows]
+        levels = [c for c in present if (sub == c).any()]
+        if name not in levels or control not in levels:
+            continue
+        w = 1.0 / pi[rows]
+        indicators = np.column_stack([(sub == c).astype(float) for c in levels])
+        columns = [indicators]
+        if covariates:
+            values = table[list(covariates)].to_numpy(dtype=float)[rows]
+            centred = values - np.average(values, axis=0, weights=w)
+            columns += [indicators[:, [j]] * centred for j in range(len(levels))]
+        x = np.hstack(columns)
+        y = table["y"].to_numpy(dtype=float)[rows]
+        root = np.sqrt(w)
+        beta = np.linalg.lstsq(x * root[:, None], y * root, rcond=None)[0]
+        pairs = sp.csr_array(all_pairs[rows][:, rows])
+        cov = dependence_robust(x * root[:, None], (y - x @ beta) * root, pairs, n_groups=rows.size).cov
         c = np.zeros(x.shape[1])
-        c[j], c[l] = 1.0, -1.0
+        c[levels.index(name)], c[levels.index(control)] = 1.0, -1.0
         est = float(c @ beta)
         se = float(np.sqrt(max(float(c @ cov @ c), 0.0)))
-        n_units = int(((condition == name) | (condition == control)).sum())
+        n_units = int(((sub == name) | (sub == control)).sum())
+        trimmed = f"; units with p >= {floor:.3g}: {rows.size} of {len(table)}" if rows.size < len(table) else ""
         effects.append(make_effect(name, control, mapping, est, se, np.inf, alpha, n_units, None,
-                               f"weighted least squares (Gao & Ding 2023){' + ' + ', '.join(covariates) if covariates else ''}; "
-                               f"network-robust variance ({how})"))
+                                   f"weighted least squares (Gao & Ding 2023)"
+                                   f"{' + ' + ', '.join(covariates) if covariates else ''}; "
+                                   f"network-robust variance ({how}){trimmed}"))
     return effects

@@ -13,6 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..design import OUT, Assignment
+from ..io import DESIGN_KEY, MAPPING_KEY
 from ..errors import DataWarning, InputError, show_id
 from ..graph import BipartiteGraph, SocialGraph, group_indicator, with_isolates
 from .mappings import Counts, Mapping, get_mapping
@@ -282,19 +283,29 @@ def exposure(
 ) -> pd.DataFrame:
     """Each unit's exposure: ``unit_id, arm, n_neighbors, n_treated_neighbors,
     treated_fraction, condition`` (``arm`` empty on the unit side of a bipartite graph,
-    whose treated side carries the assignment).
+    whose treated side carries the assignment), and ``cluster_id``, each unit's
+    randomization unit, when the assignment names one (a social graph's).
+
+    The design the assignment carries (:attr:`~spillover.design.Assignment.record`, or a
+    table's ``attrs``, as :func:`~spillover.io.read_table` reads it) is carried on in the
+    table's ``attrs``, so ``estimate`` analyses by the design that made the arms; an arm
+    that design cannot give is refused.
 
     >>> from spillover import synth
     >>> from spillover.design import IndividualDesign
     >>> g = synth.social_graph(500, seed=1)
     >>> table = exposure(g, IndividualDesign(g.nodes).assign(seed=1), "as4")
-    >>> sorted(table["condition"].unique())
-    ['dir_ind1', 'ind1', 'isol_dir', 'no']
+    >>> design = table.attrs["spillover.design"]
+    >>> sorted(table["condition"].unique()), design["name"]
+    (['dir_ind1', 'ind1', 'isol_dir', 'no'], 'individual')
     """
     rule = get_mapping(mapping, threshold_q=threshold_q, hops=hops, bipartite_graph=isinstance(graph, BipartiteGraph))
     graph = with_isolates(graph, assignment_ids(assignment), "assignment")
     kernel = ExposureGraph.build(graph, rule.hops)
     arms = arms_for(kernel.randomized, assignment)
+    design = assignment.record.to_dict() if isinstance(assignment, Assignment) else \
+        getattr(assignment, "attrs", {}).get(DESIGN_KEY)
+    check_arms(arms, design)
     counts = kernel.counts(treated_indicator(arms))
     codes = rule.codes(counts)
     n = len(kernel.units)
@@ -302,7 +313,7 @@ def exposure(
         own_arm = pd.arrays.IntegerArray(arms.astype(np.int64), np.zeros(n, dtype=bool))
     else:  # the unit side of a bipartite graph has no arm of its own
         own_arm = pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "unit_id": kernel.units,
         "arm": own_arm,
         "n_neighbors": counts.n_neighbors,
@@ -310,3 +321,51 @@ def exposure(
         "treated_fraction": counts.treated_fraction,
         "condition": pd.Categorical.from_codes(codes, categories=list(rule.conditions)),
     }, copy=False)
+    units = randomization_units(assignment)
+    if units is not None and kernel.own_index is not None:
+        table["cluster_id"] = units.reindex(kernel.units).to_numpy()  # after the contract's columns
+    if design is not None:
+        table.attrs[DESIGN_KEY] = design
+    table.attrs[MAPPING_KEY] = {"name": mapping if isinstance(mapping, str) else rule.name,
+                                "threshold_q": threshold_q, "hops": hops}
+    return table
+
+
+def randomization_units(assignment: Assignment | pd.Series | pd.DataFrame) -> pd.Series | None:
+    """Each assigned unit's randomization unit (its cluster's id; the unit itself under
+    an individual design), by unit id; None when the assignment does not say.
+
+    >>> from spillover.design import ClusterDesign
+    >>> randomization_units(ClusterDesign([0, 0, 1, 1], list("abcd")).assign(seed=1)).tolist()
+    [0, 0, 1, 1]
+    """
+    if isinstance(assignment, Assignment):
+        labels = assignment.units if assignment.clusters is None else (
+            assignment.cluster_ids[assignment.clusters] if assignment.cluster_ids is not None else assignment.clusters)
+        return pd.Series(np.asarray(labels), index=assignment.units)
+    if isinstance(assignment, pd.DataFrame) and "cluster_id" in assignment.columns:
+        return assignment.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"]
+    return None
+
+
+def check_arms(arms: np.ndarray, design: dict | None) -> None:
+    """Arms the design cannot give are refused: those outside its recorded arms, or, with no
+    design recorded, arms that skip a number (``0, 1, 7``: arms are ``0, 1, 2, ...``).
+
+    >>> check_arms(np.array([0, 1, 7]), None)
+    Traceback (most recent call last):
+    ...
+    spillover.errors.InputError: assignment: arms [0, 1, 7] skip a number; arms are -1 (out of the experiment), 0 (control), 1, 2, ... Is arm 7 a typo?
+    """
+    present = sorted(int(a) for a in np.unique(arms))  # a handful of arms
+    given = [a for a in present if a != OUT]
+    if design is not None and design.get("shares"):
+        allowed = {int(a) for a in design["shares"]} | {OUT}  # units left without an arm are out
+        foreign = [a for a in present if a not in allowed]
+        if foreign:
+            raise InputError(f"assignment: arm(s) {foreign} are not arms of its {design.get('name')} design, which "
+                             f"gives {sorted(allowed - {OUT})}; fix the arms or the design.")
+        return
+    if len(given) > 1 and given != list(range(given[0], given[-1] + 1)):
+        raise InputError(f"assignment: arms {given} skip a number; arms are -1 (out of the experiment), 0 "
+                         f"(control), 1, 2, ... Is arm {given[-1]} a typo?")

@@ -193,6 +193,10 @@ class ExposureProbabilities:
             joint[key] = sp.csr_array((data, pairs.indices, pairs.indptr), shape=(n, n))
         return dataclasses.replace(self, pairs=pairs, joint=joint, factored=None)
 
+    def with_notes(self, *notes: str) -> "ExposureProbabilities":
+        """The same probabilities with more notes (what an analysis from them should say)."""
+        return dataclasses.replace(self, notes=self.notes + tuple(notes))
+
     def condition_index(self, condition: str) -> int:
         """The column of ``condition`` in ``marginal``; an unknown one is an error."""
         try:

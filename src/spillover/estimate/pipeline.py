@@ -1,0 +1,162 @@
+"""``analyse()``: an analysis from files (or tables) as the command line gives them: it
+reads the tables, decides the estimator by the design (:func:`plan_analysis`), loads the
+graph and computes the exposure probabilities when the estimator needs them, and calls
+:func:`estimate`. ``spillover estimate`` is this function with flags."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ContextManager
+
+import pandas as pd
+
+from ..design.record import design_from_record, stated_record
+from ..errors import InputError
+from ..exposure import probabilities as exposure_probabilities
+from ..graph import BipartiteGraph, load_graph, with_isolates
+from ..io import TableLike, read_table
+from .dispatch import PROBABILITY_ESTIMATORS, estimate, plan_analysis
+from .registry import ESTIMATORS
+from .results import Effects
+from .table import cluster_series
+
+__all__ = ["analyse"]
+
+
+def _quiet(message: str) -> ContextManager:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def analyse(
+    outcomes: TableLike,
+    exposure: TableLike,
+    method: str = "auto",
+    *,
+    edges: TableLike | None = None,
+    source: str = "source",
+    target: str = "target",
+    bipartite: bool = False,
+    directed: bool = False,
+    assignment: TableLike | None = None,
+    clusters: TableLike | None = None,
+    draws: TableLike | None = None,
+    design: str | None = None,
+    bernoulli: bool = False,
+    treat_fraction: float | None = None,
+    mapping: str | None = None,
+    threshold_q: float | None = None,
+    hops: int | None = None,
+    n_draws: int = 1_000,
+    prob_correction: str = "none",
+    prob_method: str = "auto",
+    joint: str = "dependent",
+    max_pairs: int | None = None,
+    seed: int | None = 0,
+    step: Callable[[str], ContextManager] = _quiet,
+    **options: Any,
+) -> Effects:
+    """Effects from an outcomes table and an exposure table (paths or DataFrames), the way
+    ``spillover estimate`` computes them.
+
+    The design is the one recorded with the assignment (``exposure``'s metadata), or
+    ``design`` (``individual`` / ``cluster``, with ``bernoulli`` and ``treat_fraction``;
+    checked against the data), or read from the data. ``method="auto"`` picks the
+    estimator the design supports. Design-based estimators get their exposure
+    probabilities from ``draws`` (the design's draws made elsewhere) or from the design's
+    own randomization, on the graph ``edges`` (``source``/``target``/``bipartite``/
+    ``directed`` as for :func:`~spillover.graph.load_graph`), with the treated side's
+    arms from ``assignment`` on a bipartite graph. ``step(message)`` wraps each long
+    step (progress on a terminal). Other ``options`` go to :func:`estimate`.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.design import ClusterDesign
+    >>> from spillover.exposure import exposure
+    >>> from spillover.simulate import social_outcomes
+    >>> graph = synth.social_graph(2_000, seed=1)
+    >>> labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
+    >>> assignment = ClusterDesign(labels, graph.nodes).assign(seed=2)
+    >>> table = exposure(graph, assignment, "fraction")
+    >>> y = social_outcomes(graph, (assignment.arms == 1).astype(float), tau=0.5, gamma=0.0, seed=3)
+    >>> effects = analyse(pd.DataFrame({"unit_id": graph.nodes, "y": y}), table)
+    >>> effects.effects[0].method.startswith("OLS"), effects.notes[0].startswith("method auto: ols-cluster")
+    (True, True)
+    """
+    outcomes = read_table(outcomes, what=_what("outcomes", outcomes))
+    exposure = read_table(exposure, what=_what("exposure", exposure))
+    if clusters is not None:
+        clusters = cluster_series(read_table(clusters, what=_what("clusters", clusters)))
+    stated = stated_record(design, complete=not bernoulli, treat_fraction=treat_fraction) if design else None
+    plan = plan_analysis(exposure, method, design=stated, ignore_design=options.get("ignore_design", False),
+                         clusters=clusters, mapping=mapping)
+    needs = ESTIMATORS[plan.method].needs
+    graph = None
+    if "graph" in needs or "probabilities" in needs:
+        if edges is None:
+            raise InputError(f"{plan.method} needs the graph (--edges)"
+                             + (" to compute exposure probabilities under the design." if "probabilities" in needs
+                                else "."))
+        with step(f"loading {edges if not isinstance(edges, pd.DataFrame) else 'the graph'}"):
+            graph = load_graph(edges, source, target, bipartite=bipartite, directed=directed)
+    probs = None
+    if plan.method in PROBABILITY_ESTIMATORS:
+        probs = _probabilities(graph, plan, exposure, clusters, assignment, draws, step,
+                               dict(threshold_q=threshold_q, hops=hops, correction=prob_correction, joint=joint,
+                                    method=prob_method, control=options.get("control"), max_pairs=max_pairs),
+                               n_draws, seed)
+    return estimate(outcomes, exposure, method, design=stated, probabilities=probs, clusters=clusters,
+                    mapping=plan.mapping if probs is None else probs.mapping, graph=graph, seed=seed, **options)
+
+
+def _what(name: str, source) -> str:
+    return name if isinstance(source, pd.DataFrame) else f"{name} '{source}'"
+
+
+def _probabilities(graph, plan, exposure: pd.DataFrame, clusters, assignment, draws, step, common: dict,
+                   n_draws: int, seed):
+    """Exposure probabilities of the plan's mapping: from draws made elsewhere, or from the
+    design's own randomization (its record, and the arms and clusters it assigned)."""
+    mapping = plan.mapping
+    if mapping is None:
+        raise InputError("the exposure table's mapping is unknown (a mapping of your own?): name it (--mapping).")
+    made = exposure.attrs.get("spillover.mapping") or {}
+    common = {**common, "threshold_q": common["threshold_q"] if common["threshold_q"] is not None
+              else made.get("threshold_q"), "hops": common["hops"] or made.get("hops") or 1}
+    name = mapping.name if mapping.name != "as4-2hop" else "as4"
+    if not isinstance(graph, BipartiteGraph) and "unit_id" in exposure:  # isolates of the exposure step
+        graph = with_isolates(graph, exposure["unit_id"], "exposure table")
+    randomized = graph.treated if isinstance(graph, BipartiteGraph) else graph.nodes
+    if draws is not None:
+        table = read_table(draws, what=_what("draws", draws))
+        blocks = None if clusters is None else clusters.reindex(randomized).to_numpy()
+        if blocks is not None and pd.isna(blocks).any():
+            raise InputError(f"clusters: {int(pd.isna(blocks).sum())} randomized unit(s) have no cluster.")
+        with step("exposure probabilities (given draws)"):
+            return exposure_probabilities(graph, name, draws=table, clusters=blocks, **common)
+    record = plan.record
+    if record is None:
+        raise InputError(f"{plan.method} needs the design's draws (--draws) or the design (--design individual|cluster).")
+    if assignment is not None:
+        assigned = read_table(assignment, what=_what("assignment", assignment))
+    elif isinstance(graph, BipartiteGraph):
+        raise InputError("a bipartite graph's treated side is randomized: give its assignment (--assignment: "
+                         "unit_id, arm).")
+    else:
+        assigned = exposure
+    if not {"unit_id", "arm"} <= set(assigned.columns):
+        raise InputError(f"the design's arms are read from a table with unit_id and arm; it has {list(assigned.columns)}.")
+    arms = assigned.drop_duplicates("unit_id").set_index("unit_id")["arm"].reindex(randomized)
+    units_of = None
+    if "cluster_id" in assigned.columns and assigned["cluster_id"].notna().any():
+        units_of = assigned.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"]
+    if units_of is None or units_of.reindex(randomized).isna().any():
+        units_of = clusters if clusters is not None else units_of
+    design = design_from_record(record, arms, None if units_of is None else units_of.reindex(randomized))
+    with step(f"exposure probabilities ({record.name} design)"):
+        probs = exposure_probabilities(graph, name, design=design, n_draws=n_draws, seed=seed, **common)
+    if record.scheme == "stratified":
+        probs = probs.with_notes("the stratified design's probabilities are those of complete randomization of its "
+                                 "treated clusters among all clusters (its strata are not in the assignment table)")
+    return probs
