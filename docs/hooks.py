@@ -42,6 +42,16 @@ def _registries() -> str:
     ])
 
 
+def _validity() -> str:
+    from spillover.estimate import validity_table
+
+    table = validity_table()
+    rows = [f"| {r.design} | {r.mapping} | `{r.estimator}` | **{r.status}** | {f'`{r.instead}`' if r.instead else ''} | "
+            f"{r.why} |" for r in table.itertuples()]
+    return ("| design randomized | mapping | estimator | verdict | instead | why |\n|---|---|---|---|---|---|\n"
+            + "\n".join(rows))
+
+
 def on_pre_build(config) -> None:
     """Files the pages include, written from the code: the example experiment file."""
     from pathlib import Path
@@ -55,4 +65,5 @@ def on_pre_build(config) -> None:
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     markdown = markdown.replace("<!-- cli-reference -->", _cli_reference()) if "cli-reference" in markdown else markdown
+    markdown = re.sub(r"<!-- validity -->", lambda _: _validity(), markdown)
     return re.sub(r"<!-- registries -->", lambda _: _registries(), markdown)

@@ -4,8 +4,9 @@ For every cell of a grid (design x mapping x estimator x source of the exposure
 probabilities) a fixed finite population of potential outcomes with known contrasts is
 re-randomized ``n_sims`` times under the design, each experiment is analysed through
 :func:`spillover.estimate.estimate` (the code path of the command line), and the share
-of 95% intervals that contain the true contrast is reported with its Monte Carlo
-standard error ``sqrt(c (1 - c) / n_sims)``.
+of the printed 95% intervals that contain the true contrast is reported with its Monte
+Carlo standard error ``sqrt(c (1 - c) / n)``; ``no_interval`` is the share of effects
+printed without an interval (too few effective units), ``n`` the intervals printed.
 
 Outcomes: ``y_i = b_i + tau_direct * own_i + tau_indirect * exposed_i`` (``exposed``: at
 least one treated neighbour; on a bipartite graph ``tau_direct`` when all of a buyer's
@@ -214,13 +215,17 @@ def run(scenario: Scenario, n_sims: int, seed: int = 0) -> pd.DataFrame:
                                     effect.n_units))
     frame = pd.DataFrame(records, columns=["estimator", "condition", "estimate", "ci_low", "ci_high", "units"])
     frame["truth"] = frame["condition"].map(scenario.truth)
-    frame["covered"] = (frame["ci_low"] <= frame["truth"]) & (frame["truth"] <= frame["ci_high"])
+    # coverage of the intervals printed; an effect printed without one (too few effective units) is counted apart
+    frame["printed"] = frame["ci_low"].notna()
+    frame["covered"] = ((frame["ci_low"] <= frame["truth"]) & (frame["truth"] <= frame["ci_high"])).astype(float).where(
+        frame["printed"])
     summary = frame.groupby(["estimator", "condition"], sort=False).agg(
-        n=("covered", "size"), coverage=("covered", "mean"), bias=("estimate", "mean"),
-        sd=("estimate", "std"), width=("ci_high", "mean"), units=("units", "mean"))
+        n=("covered", "count"), coverage=("covered", "mean"), bias=("estimate", "mean"),
+        sd=("estimate", "std"), width=("ci_high", "mean"), units=("units", "mean"),
+        no_interval=("printed", lambda printed: float(1 - printed.mean())))
     summary["bias"] -= frame.groupby(["estimator", "condition"], sort=False)["truth"].first()
     summary["width"] -= frame.groupby(["estimator", "condition"], sort=False)["ci_low"].mean()
-    summary["mc_se"] = np.sqrt(summary["coverage"] * (1 - summary["coverage"]) / summary["n"])
+    summary["mc_se"] = np.sqrt(summary["coverage"] * (1 - summary["coverage"]) / summary["n"].clip(lower=1))
     summary = summary.reset_index()
     summary["refused"] = summary["estimator"].map(failures)
     summary.insert(0, "design", scenario.name)

@@ -203,6 +203,7 @@ def start(
     report = DayReport(str(as_date(date)), created=len(keys), split=0, merged=0, removed=0,
                        merged_across_arms=0, users_switched=0, n_units=network.n_users,
                        n_components=len(keys), new_units=network.n_users, contaminated_units=0)
+    params["record"] = assignment.record.to_dict()  # the design as every analysis reads it
     ledger.write_day(salt, date, arms=arms, components=component_rows, events=events,
                      summary=report.summary(), checksum=snapshot_checksum(network), allow_future=allow_future,
                      new_experiment={"salt": salt, "design": design, "params": params,

@@ -137,15 +137,20 @@ def design_balance(record, arms: pd.Series, clusters: pd.Series | None = None, *
     counts = {int(a): int(n) for a, n in zip(*np.unique(block_arms, return_counts=True))}
     weights = np.array([shares[a] for a in sorted(shares)]) / sum(shares.values())
     checks = []
-    if record.scheme == "complete":
+    designed = record.n_clusters if record.clustered else record.n_units
+    if record.scheme == "complete" and designed and record.source == "recorded":
+        # the design's exact counts, of the randomization units it had (a lost unit is a mismatch too)
+        expected = dict(zip(sorted(shares), exact_counts(int(designed), weights).tolist()))
+    elif record.scheme == "complete":
         expected = dict(zip(sorted(shares), exact_counts(block_arms.size, weights).tolist()))
+    if record.scheme == "complete":
         differ = {a: (counts.get(a, 0), n) for a, n in expected.items() if counts.get(a, 0) != n}
         seen = ", ".join(f"arm {a}: {counts.get(a, 0)}" for a in expected)
         if differ:
             detail = (f"{what} per arm do not follow the design: it gives exactly "
                       + ", ".join(f"{n} to arm {a}" for a, n in expected.items())
-                      + f" of {block_arms.size}; the data have {seen}. Units were lost or added: find where before "
-                        "trusting any estimate")
+                      + f" of {sum(expected.values())}; the data have {seen}. Units were lost or added: find where "
+                        "before trusting any estimate")
             checks.append(Check(f"sample ratio ({what})", float("inf"), 0.0, True, detail))
         else:
             checks.append(Check(f"sample ratio ({what})", 0.0, 1.0, False, f"{what} per arm as designed ({seen})"))

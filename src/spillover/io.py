@@ -210,6 +210,20 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
+def table_metadata(source: TableLike) -> dict:
+    """What a table carries besides its rows (:data:`METADATA_KEYS`): a DataFrame's
+    ``attrs``, or a file's (:func:`read_metadata`).
+
+    >>> frame = pd.DataFrame({"unit_id": [1]})
+    >>> frame.attrs[DESIGN_KEY] = {"name": "cluster"}
+    >>> table_metadata(frame)
+    {'spillover.design': {'name': 'cluster'}}
+    """
+    if isinstance(source, pd.DataFrame):
+        return {key: source.attrs[key] for key in METADATA_KEYS if source.attrs.get(key) is not None}
+    return read_metadata(source)
+
+
 def metadata_sidecar(path: str | os.PathLike) -> Path:
     """Where a CSV table's design (and mapping) is written: ``assignment.csv`` -> ``assignment.design.json``."""
     path = Path(path)
@@ -232,7 +246,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
     """
     path = Path(path)
     try:
-        if path.suffix.lower() == ".csv":
+        if path.suffix.lower() == ".csv" or path.is_dir():  # a CSV, or a folder of Parquet parts (Spark's)
             sidecar = metadata_sidecar(path)
             found = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
             if not isinstance(found, dict):

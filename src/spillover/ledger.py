@@ -401,7 +401,7 @@ def record_assignment(ledger: Ledger, assignment, experiment: str, date, *, allo
     """
     arms = pd.DataFrame({"unit_id": assignment.units, "arm": assignment.arms.astype(np.int64),
                          "contaminated": False, "reason": "assigned"})
-    params = dict(assignment.params, seed=assignment.seed)
+    params = dict(assignment.params, seed=assignment.seed, record=assignment.record.to_dict())
     ledger.write_day(
         experiment, date, arms=arms, summary={"date": str(as_date(date)), **assignment.summary()},
         new_experiment={"salt": assignment.salt or experiment, "design": assignment.design,

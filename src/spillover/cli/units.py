@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from rich.markup import escape
 
 from ..clustering import cluster
 from ..console import print_json, print_summary, print_table, progress, stderr
+from ..errors import SampleRatioWarning
 from ..graph import CollaborationNetwork, load_graph
 from ..io import write_table
 from .common import (
@@ -98,8 +100,9 @@ def _assign_with_engine(args: argparse.Namespace, engine):
     key = spec.get("cluster_col", "unit_id")
     frame = engine.hash_assign(args.units, salt=args.salt, spec=hash_spec(spec), key=key)
     codes, ids = pd.factorize(frame[key].to_numpy(), sort=True) if key != "unit_id" else (None, None)
+    options = {name: value for name, value in spec.items() if name not in ("design", "cluster_col")}
     return Assignment(pd.Index(frame["unit_id"]), frame["arm"].to_numpy().astype(np.int8), args.design, None,
-                      args.salt, codes, None if ids is None else pd.Index(ids), {"engine": engine.name})
+                      args.salt, codes, None if ids is None else pd.Index(ids), {**options, "engine": engine.name})
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
@@ -128,13 +131,30 @@ def cmd_assign(args: argparse.Namespace) -> int:
             record_assignment(ledger, assignment, args.experiment or args.salt or args.design,
                               args.date or dt.date.today(), allow_future=args.allow_future)
     summary = assignment.summary()
+    checks = assignment_checks(assignment)
+    for check in checks:
+        if check.flagged:
+            warnings.warn(check.detail, SampleRatioWarning, stacklevel=2)
     if args.json:
-        print_json(summary)
+        print_json({**summary, "health": [check.to_dict() for check in checks]})
     else:
         arms = summary.pop("arms")
         summary.update({f"arm {k}": v for k, v in arms.items()})
         print_summary(summary, title=f"assignment: {args.design}")
+        for check in checks:
+            if not check.flagged:  # a flagged check is already a warning
+                stderr.print(f"[dim]health: {escape(check.detail)}[/dim]", highlight=False)
     return 0
+
+
+def assignment_checks(assignment) -> tuple:
+    """The assignment's arms against its design's intended shares (what ``assign`` prints)."""
+    from ..health import design_balance
+
+    arms = pd.Series(assignment.arms, index=assignment.units)
+    clusters = None if assignment.clusters is None or assignment.cluster_ids is None else \
+        pd.Series(np.asarray(assignment.cluster_ids)[assignment.clusters], index=assignment.units)
+    return design_balance(assignment.record, arms, clusters)
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:

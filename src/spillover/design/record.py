@@ -184,6 +184,8 @@ def record_of(assignment: Assignment) -> DesignRecord:
         scheme = "other"
     else:
         treat_fraction = params.get("treat_fraction")
+        if params.get("holdout_fraction") is not None and treat_fraction is None:  # a holdout named by its spec
+            treat_fraction = 1.0 - float(params["holdout_fraction"])
         weights = arm_probabilities(treat_fraction, params.get("arm_weights"))
         complete = bool(params.get("complete", True)) and not salted and name != "rgcr"
         if complete:

@@ -4,6 +4,7 @@ paths scanned in place; results come back as DataFrames or are written to Parque
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -11,12 +12,15 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from ..design import HashSpec
+from ..exposure import assignment_design, check_arms, exposure_metadata
 from ..errors import DataWarning, EngineError, InputError
 from ..graph import report_isolates
-from ..io import CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, TableLike, atomic_path, auto_integer_columns, current_id_type
+from ..io import (CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, TableLike, atomic_path, auto_integer_columns,
+                  current_id_type)
 from . import sql
 from .memory import check_mapping
 
@@ -159,12 +163,21 @@ class DuckDBEngine:
             f"raise --memory-limit or free disk there. ({str(error).splitlines()[0]})"
         )
 
-    def _run(self, query: str, out: str | os.PathLike | None = None, params=None) -> pd.DataFrame | Path:
+    def _run(self, query: str, out: str | os.PathLike | None = None, params=None,
+             metadata: dict | None = None) -> pd.DataFrame | Path:
         if out is None:
-            return self._sql(query, params).df()
-        try:  # the output path is an argument, never SQL text; written whole or not at all
+            frame = self._sql(query, params).df()
+            frame.attrs.update(metadata or {})
+            return frame
+        try:  # written whole or not at all
             with atomic_path(out) as temporary:
-                self.con.sql(query, params=params).write_parquet(str(temporary))
+                if metadata:  # the table's design and mapping, in the Parquet key-value metadata
+                    pairs = ", ".join(f"{_literal(key)}: {_literal(json.dumps(value, sort_keys=True))}"
+                                      for key, value in metadata.items())
+                    self._sql(f"COPY ({query}) TO {_literal(str(temporary))} (FORMAT PARQUET, KV_METADATA {{{pairs}}})",
+                              params)
+                else:  # the output path is an argument, never SQL text
+                    self.con.sql(query, params=params).write_parquet(str(temporary))
         except self._duckdb.OutOfMemoryException as error:
             raise self._out_of_memory(error) from error
         return Path(out)
@@ -187,12 +200,18 @@ class DuckDBEngine:
         dtype = dict((row[0], row[1]) for row in self._sql(f"DESCRIBE {relation}").fetchall())[column]
         sql.check_ids(what, column, counts, dtype, arms=arm is not None)
 
-    def _arms(self, assignment: TableLike, edges: str, bipartite: bool) -> str:
+    def _arms(self, assignment: TableLike, edges: str, bipartite: bool) -> tuple[str, bool]:
+        """The assignment as a view (``unit_id, arm[, cluster_id]``), checked as the memory
+        engine checks it (ids, arms the design can give); and whether it has ``cluster_id``."""
         relation = self._relation(assignment, "assignment")
         self._require(relation, ["unit_id", "arm"], "assignment")
         self._check_ids(relation, "assignment", arm="arm")
+        arms = [row[0] for row in self._sql(f"SELECT DISTINCT arm FROM {relation}").fetchall()]
+        check_arms(np.array(arms, dtype=np.int64), assignment_design(assignment))
+        clusters = "cluster_id" in self._columns(relation) and not bipartite
         name = f"arms_{self._views}"
-        self._sql(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT unit_id, arm FROM {relation}")
+        self._sql(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT unit_id, arm{', cluster_id' if clusters else ''} "
+                  f"FROM {relation}")
         nodes = sql.node_ids(edges, bipartite)
         unknown, example, n_ids = self._sql(
             f"SELECT count(*) FILTER (WHERE unit_id NOT IN ({nodes})), "
@@ -203,7 +222,7 @@ class DuckDBEngine:
         if missing:
             warnings.warn(f"assignment: {missing} node(s) of the graph have no arm; they count as untreated "
                           "(out of the experiment).", DataWarning, stacklevel=3)
-        return name
+        return name, clusters
 
     # -- the steps
     def exposure(self, edges: TableLike, assignment: TableLike, mapping: str = "fraction", *,
@@ -212,9 +231,10 @@ class DuckDBEngine:
         """Each unit's neighbour counts, treated share and condition (one hop), as the memory engine computes them."""
         threshold_q = check_mapping(mapping, threshold_q, bipartite)
         edge_view = self._edges(edges, source, target)
-        arms = self._arms(assignment, edge_view, bipartite)
-        build = sql.bipartite_exposure if bipartite else sql.social_exposure
-        return self._run(build(edge_view, arms, mapping, threshold_q) + " ORDER BY unit_id", out)
+        arms, clusters = self._arms(assignment, edge_view, bipartite)
+        query = sql.bipartite_exposure(edge_view, arms, mapping, threshold_q) if bipartite else \
+            sql.social_exposure(edge_view, arms, mapping, threshold_q, clusters)
+        return self._run(query + " ORDER BY unit_id", out, metadata=exposure_metadata(assignment, mapping, threshold_q))
 
     def components(self, edges: TableLike, *, source: str = "source", target: str = "target",
                    out: str | os.PathLike | None = None):

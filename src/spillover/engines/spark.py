@@ -9,18 +9,22 @@ min-label propagation with pointer jumping does the same job (slower).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from ..design import HashSpec
+from ..exposure import assignment_design, check_arms, exposure_metadata
 from ..errors import DataWarning, EngineError, InputError
 from ..graph import report_isolates
-from ..io import CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, auto_integer_columns, current_id_type
+from ..io import (CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, atomic_path, auto_integer_columns,
+                  current_id_type, metadata_sidecar)
 from . import sql
 from .memory import check_mapping
 
@@ -161,11 +165,16 @@ class SparkEngine:
         rows = frame.collect()
         return pd.DataFrame([r.asDict() for r in rows], columns=frame.columns)
 
-    def _finish(self, frame, out, order: str = "unit_id"):
+    def _finish(self, frame, out, order: str = "unit_id", metadata: dict | None = None):
         if out is not None:
             frame.write.mode("overwrite").parquet(str(out))
+            if metadata:  # a folder of parts: the design and mapping beside it, as beside a CSV
+                with atomic_path(metadata_sidecar(out)) as temporary:
+                    temporary.write_text(json.dumps(metadata, sort_keys=True, indent=1), encoding="utf-8")
             return Path(out)
-        return self.to_pandas(frame.orderBy(order)).reset_index(drop=True)
+        table = self.to_pandas(frame.orderBy(order)).reset_index(drop=True)
+        table.attrs.update(metadata or {})
+        return table
 
     def _edges(self, edges: Any, source: str, target: str) -> str:
         frame = self._frame(edges, "edge list", ids=(source, target))
@@ -182,11 +191,16 @@ class SparkEngine:
         counts = self.spark.sql(sql.id_problems(self._view(frame), column, "`", arm)).collect()[0].asDict()
         sql.check_ids(what, column, counts, dict(frame.dtypes)[column], arms=arm is not None)
 
-    def _arms(self, assignment: Any, edges: str, bipartite: bool) -> str:
+    def _arms(self, assignment: Any, edges: str, bipartite: bool) -> tuple[str, bool]:
+        """The assignment as a view (``unit_id, arm[, cluster_id]``), checked as the memory
+        engine checks it (ids, arms the design can give); and whether it has ``cluster_id``."""
         frame = self._frame(assignment, "assignment")
         self._require(frame, ["unit_id", "arm"], "assignment")
         self._check_ids(frame, "assignment", arm="arm")
-        arms = self._view(frame.select("unit_id", "arm"))
+        given = [row[0] for row in frame.select("arm").distinct().collect()]
+        check_arms(np.array(given, dtype=np.int64), assignment_design(assignment))
+        clusters = "cluster_id" in frame.columns and not bipartite
+        arms = self._view(frame.select("unit_id", "arm", *(["cluster_id"] if clusters else [])))
         nodes = sql.node_ids(edges, bipartite)
         unknown = self.spark.sql(f"SELECT count(*) AS n, min(CAST(unit_id AS STRING)) AS e FROM {arms} "
                                  f"LEFT ANTI JOIN ({nodes}) n USING (unit_id)").collect()[0]
@@ -196,7 +210,7 @@ class SparkEngine:
         if missing:
             warnings.warn(f"assignment: {missing} node(s) of the graph have no arm; they count as untreated "
                           "(out of the experiment).", DataWarning, stacklevel=3)
-        return arms
+        return arms, clusters
 
     # -- the steps
     def exposure(self, edges: Any, assignment: Any, mapping: str = "fraction", *, source: str = "source",
@@ -204,9 +218,10 @@ class SparkEngine:
         """Each unit's neighbour counts, treated share and condition (one hop), as the memory engine computes them."""
         threshold_q = check_mapping(mapping, threshold_q, bipartite)
         edge_view = self._edges(edges, source, target)
-        arms = self._arms(assignment, edge_view, bipartite)
-        build = sql.bipartite_exposure if bipartite else sql.social_exposure
-        return self._finish(self.spark.sql(build(edge_view, arms, mapping, threshold_q)), out)
+        arms, clusters = self._arms(assignment, edge_view, bipartite)
+        query = sql.bipartite_exposure(edge_view, arms, mapping, threshold_q) if bipartite else \
+            sql.social_exposure(edge_view, arms, mapping, threshold_q, clusters)
+        return self._finish(self.spark.sql(query), out, metadata=exposure_metadata(assignment, mapping, threshold_q))
 
     def components(self, edges: Any, *, source: str = "source", target: str = "target", out=None):
         """Connected components with the labels of the memory engine (numbered by their

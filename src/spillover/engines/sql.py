@@ -40,10 +40,13 @@ def condition_sql(mapping: str, threshold_q: float | None) -> str:
     raise ValueError(mapping)
 
 
-def social_exposure(edges: str, arms: str, mapping: str, threshold_q: float | None) -> str:
+def social_exposure(edges: str, arms: str, mapping: str, threshold_q: float | None, clusters: bool = False) -> str:
     """Exposure on an undirected social graph: self-loops dropped, duplicate edges (either
     direction) collapsed, nodes without an arm untreated (arm -1), assigned units without
-    an edge kept as isolated nodes."""
+    an edge kept as isolated nodes; with ``clusters`` (the assignment has ``cluster_id``)
+    each unit's randomization unit last, as the memory engine writes it."""
+    cluster = ", r.cluster_id" if clusters else ""
+    carried = ", cluster_id" if clusters else ""
     return f"""
 WITH e AS (SELECT DISTINCT least(s, t) AS a, greatest(s, t) AS b FROM {edges} WHERE s <> t),
 d AS (SELECT a AS u, b AS v FROM e UNION ALL SELECT b AS u, a AS v FROM e),
@@ -51,12 +54,12 @@ nodes AS (SELECT s AS unit_id FROM {edges} UNION SELECT t AS unit_id FROM {edges
           UNION SELECT unit_id FROM {arms}),
 nb AS (SELECT d.u AS unit_id, count(*) AS n, CAST(sum(CASE WHEN r.arm >= 1 THEN 1 ELSE 0 END) AS BIGINT) AS k
        FROM d LEFT JOIN {arms} r ON d.v = r.unit_id GROUP BY d.u),
-base AS (SELECT nodes.unit_id, coalesce(r.arm, -1) AS arm, coalesce(nb.n, 0) AS n, coalesce(nb.k, 0) AS k
+base AS (SELECT nodes.unit_id, coalesce(r.arm, -1) AS arm, coalesce(nb.n, 0) AS n, coalesce(nb.k, 0) AS k{cluster}
          FROM nodes LEFT JOIN {arms} r ON nodes.unit_id = r.unit_id LEFT JOIN nb ON nodes.unit_id = nb.unit_id),
 shaped AS (SELECT unit_id, arm, n, k, CASE WHEN arm >= 1 THEN 1 ELSE 0 END AS own,
-                  CASE WHEN n > 0 THEN k / n ELSE 0.0 END AS frac FROM base)
+                  CASE WHEN n > 0 THEN k / n ELSE 0.0 END AS frac{carried} FROM base)
 SELECT unit_id, arm, n AS n_neighbors, k AS n_treated_neighbors, frac AS treated_fraction,
-       {condition_sql(mapping, threshold_q)} AS condition
+       {condition_sql(mapping, threshold_q)} AS condition{carried}
 FROM shaped"""
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from ..design.record import design_from_record, stated_record
 from ..errors import InputError
 from ..exposure import probabilities as exposure_probabilities
-from ..graph import BipartiteGraph, load_graph, with_isolates
+from ..graph import BipartiteGraph, SocialGraph, load_graph, with_isolates
 from ..io import TableLike, read_table
 from .dispatch import PROBABILITY_ESTIMATORS, estimate, plan_analysis
 from .registry import ESTIMATORS
@@ -33,7 +33,7 @@ def analyse(
     exposure: TableLike,
     method: str = "auto",
     *,
-    edges: TableLike | None = None,
+    edges: "TableLike | SocialGraph | BipartiteGraph | None" = None,
     source: str = "source",
     target: str = "target",
     bipartite: bool = False,
@@ -64,8 +64,9 @@ def analyse(
     checked against the data), or read from the data. ``method="auto"`` picks the
     estimator the design supports. Design-based estimators get their exposure
     probabilities from ``draws`` (the design's draws made elsewhere) or from the design's
-    own randomization, on the graph ``edges`` (``source``/``target``/``bipartite``/
-    ``directed`` as for :func:`~spillover.graph.load_graph`), with the treated side's
+    own randomization, on the graph ``edges`` (a graph, or an edge list read with
+    ``source``/``target``/``bipartite``/``directed`` as by
+    :func:`~spillover.graph.load_graph`), with the treated side's
     arms from ``assignment`` on a bipartite graph. ``step(message)`` wraps each long
     step (progress on a terminal). Other ``options`` go to :func:`estimate`.
 
@@ -98,8 +99,11 @@ def analyse(
             raise InputError(f"{plan.method} needs the graph (--edges)"
                              + (" to compute exposure probabilities under the design." if "probabilities" in needs
                                 else "."))
-        with step(f"loading {edges if not isinstance(edges, pd.DataFrame) else 'the graph'}"):
-            graph = load_graph(edges, source, target, bipartite=bipartite, directed=directed)
+        if isinstance(edges, (SocialGraph, BipartiteGraph)):
+            graph = edges
+        else:
+            with step(f"loading {edges if not isinstance(edges, pd.DataFrame) else 'the graph'}"):
+                graph = load_graph(edges, source, target, bipartite=bipartite, directed=directed)
     probs = None
     if plan.method in PROBABILITY_ESTIMATORS:
         probs = _probabilities(graph, plan, exposure, clusters, assignment, draws, step,

@@ -138,7 +138,6 @@ def _factored_terms(factored, key, pi_r, pi_c, a_r, a_c, m_r, m_c, size, stored)
 
 SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters
 FEW_UNITS = 30  # fewer units in a compared condition and a normal interval rests on little data
-MAX_WEIGHT_SHARE = 0.1  # one unit carrying more of a condition's total weight: no normal interval
 
 
 def horvitz_thompson(
@@ -161,10 +160,11 @@ def horvitz_thompson(
     no draw at all for Monte Carlo ones); ``N`` of them. Where that trims units, the
     estimand is that population's average effect, and ``notes`` say how many units it
     holds. A contrast that fewer than ``min_units`` units can reach (or that fewer are
-    expected or observed in) is left out with a note, never the whole call; one where
-    a single unit carries more than :data:`MAX_WEIGHT_SHARE` of a condition's weight
-    keeps its estimate and standard error but no interval or p-value (the normal
-    approximation cannot hold), with a note."""
+    expected or observed in) is left out with a note, never the whole call; one whose
+    observed units' weights are so unequal that their effective sample size (Kish's
+    ``(sum w)^2 / sum w^2``) in a compared condition is below ``min_units`` keeps its
+    estimate and standard error but no interval or p-value (the normal approximation
+    cannot hold), with a note."""
     keep_all = probs.units.get_indexer(pd.Index(table["unit_id"]))
     if (keep_all < 0).any():
         raise InputError("exposure probabilities do not cover every analysed unit; compute them on the same graph.")
@@ -242,18 +242,21 @@ def horvitz_thompson(
         ) / n**2
         se = float(np.sqrt(max(variance, 0.0)))
         trimmed = f", units with p >= {floor:.3g}: {n} of {len(table)}" if n < len(table) else ""
-        effect = make_effect(name, control, mapping, est, se, np.inf, alpha, ind_k.sum() + ind_l.sum(), None,
-                             f"{'hajek' if hajek else 'horvitz-thompson'} / aronow-samii ({probs.method}{trimmed})")
-        heavy = {c: float(w.max() / w.sum()) for c, w in ((name, weight_k), (control, weight_l))
-                 if w.max() > MAX_WEIGHT_SHARE * w.sum()}
-        if heavy:
-            worst = max(heavy, key=heavy.get)
+        sizes = {c: _effective_size(w[w > 0]) for c, w in ((name, weight_k), (control, weight_l))}
+        thin = min(sizes, key=sizes.get)
+        # a t reference with the smaller condition's effective sample size less one: weighted means of a few
+        # effective units are far from normal (Kish's n_eff; as Welch's test with its smaller group)
+        df = max(sizes[thin] - 1.0, 1.0)
+        effect = make_effect(name, control, mapping, est, se, df, alpha, ind_k.sum() + ind_l.sum(), None,
+                             f"{'hajek' if hajek else 'horvitz-thompson'} / aronow-samii ({probs.method}{trimmed}); "
+                             "t(effective n - 1)")
+        if sizes[thin] < max(min_units, 1):
             effect = replace(effect, ci_low=float("nan"), ci_high=float("nan"), p_value=float("nan"))
-            notes.append(f"no interval for '{name}': one unit carries {heavy[worst]:.0%} of the weight of '{worst}' "
-                         f"(effective sample size {_effective_size(weight_k if worst == name else weight_l):.1f}), so "
-                         "the normal approximation behind a 95%-style interval cannot hold; the estimate and its "
-                         "standard error stand. Use a design that reaches the condition more often (clusters), "
-                         "or a randomization test")
+            notes.append(f"no interval for '{name}': the weights of the units observed in '{thin}' are so unequal "
+                         f"that they count as {sizes[thin]:.1f} unit(s) (effective sample size, fewer than "
+                         f"{min_units}), so the normal approximation behind the interval cannot hold; the estimate "
+                         "and its standard error stand. Use a design that reaches the condition more often "
+                         "(clusters, a smaller treated share), or a randomization test")
         effects.append(effect)
     return effects
 

@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..design import OUT, Assignment
-from ..io import DESIGN_KEY, MAPPING_KEY
+from ..io import DESIGN_KEY, MAPPING_KEY, table_metadata
 from ..errors import DataWarning, InputError, show_id
 from ..graph import BipartiteGraph, SocialGraph, group_indicator, with_isolates
 from .mappings import Counts, Mapping, get_mapping
@@ -303,9 +303,7 @@ def exposure(
     graph = with_isolates(graph, assignment_ids(assignment), "assignment")
     kernel = ExposureGraph.build(graph, rule.hops)
     arms = arms_for(kernel.randomized, assignment)
-    design = assignment.record.to_dict() if isinstance(assignment, Assignment) else \
-        getattr(assignment, "attrs", {}).get(DESIGN_KEY)
-    check_arms(arms, design)
+    check_arms(arms, assignment_design(assignment))
     counts = kernel.counts(treated_indicator(arms))
     codes = rule.codes(counts)
     n = len(kernel.units)
@@ -324,11 +322,31 @@ def exposure(
     units = randomization_units(assignment)
     if units is not None and kernel.own_index is not None:
         table["cluster_id"] = units.reindex(kernel.units).to_numpy()  # after the contract's columns
-    if design is not None:
-        table.attrs[DESIGN_KEY] = design
-    table.attrs[MAPPING_KEY] = {"name": mapping if isinstance(mapping, str) else rule.name,
-                                "threshold_q": threshold_q, "hops": hops}
+    table.attrs.update(exposure_metadata(assignment, mapping if isinstance(mapping, str) else rule.name,
+                                         threshold_q, hops))
     return table
+
+
+def assignment_design(assignment) -> dict | None:
+    """The design an assignment carries (an :class:`~spillover.design.Assignment`'s record,
+    a table's or file's metadata), or None."""
+    if isinstance(assignment, Assignment):
+        return assignment.record.to_dict()
+    if isinstance(assignment, pd.Series):
+        return assignment.attrs.get(DESIGN_KEY)
+    return table_metadata(assignment).get(DESIGN_KEY)
+
+
+def exposure_metadata(assignment, mapping: str, threshold_q: float | None, hops: int = 1) -> dict:
+    """What an exposure table carries (every engine writes the same): the design its
+    assignment carried, and the mapping it was made with.
+
+    >>> exposure_metadata(pd.DataFrame({"unit_id": [1], "arm": [1]}), "as4", None)
+    {'spillover.mapping': {'name': 'as4', 'threshold_q': None, 'hops': 1}}
+    """
+    design = assignment_design(assignment)
+    return {**({DESIGN_KEY: design} if design is not None else {}),
+            MAPPING_KEY: {"name": mapping, "threshold_q": threshold_q, "hops": hops}}
 
 
 def randomization_units(assignment: Assignment | pd.Series | pd.DataFrame) -> pd.Series | None:
