@@ -341,6 +341,8 @@ def _design(exposure: pd.DataFrame, design, clusters: pd.Series | None, expected
                                   shares={int(a): float(s) for a, s in expected_shares.items()},
                                   n_units=inferred.n_units, n_clusters=inferred.n_clusters, source="stated")
     record = resolve_design(recorded, stated, arms, units_of)
+    if units_of is None and record is not None and record.unit == "unit" and arms is not None:
+        units_of = pd.Series(arms.index, index=arms.index)  # units randomized one by one: each its own unit
     return record, units_of
 
 
