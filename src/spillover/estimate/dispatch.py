@@ -352,7 +352,9 @@ def _analysis_clusters(clusters: pd.Series | None, units_of: pd.Series | None, r
     randomization cluster), else the randomization units."""
     if clusters is None:
         if units_of is not None:
-            notes.append("errors clustered by the randomization units (the exposure table's cluster_id)")
+            notes.append("errors clustered by the randomization units ("
+                         + ("each unit: randomized one by one)" if record is not None and record.unit == "unit"
+                            else "the exposure table's cluster_id)"))
         return units_of
     if units_of is not None and record is not None and record.clustered:
         check_nesting(clusters, units_of)
