@@ -257,8 +257,11 @@ def test_cluster_robust_needs_two_clusters_and_warns_with_few():
         estimate(outcomes, TABLE, "ols-cluster", clusters=pd.Series(0, index=UNITS), min_units=0)
     with pytest.warns(FewClustersWarning, match="only 3 clusters"):
         estimate(outcomes, TABLE, "ols-cluster", clusters=pd.Series([0, 1, 2, 0, 1, 2], index=UNITS), min_units=0)
-    with pytest.raises(InputError, match="needs clusters"):
-        estimate(outcomes, TABLE, "ols-cluster", min_units=0)
+    with pytest.raises(InputError, match="needs clusters"):  # no arms: nothing says what was randomized
+        estimate(outcomes, TABLE.drop(columns="arm"), "ols-cluster", min_units=0)
+    # units randomized one by one are their own clusters (heteroskedasticity-robust errors)
+    by_unit = estimate(outcomes, TABLE, "ols-cluster", min_units=0, bootstrap=None)
+    assert by_unit.effects[0].n_clusters == 6 and any("each unit" in note for note in by_unit.notes)
 
 
 # --------------------------------------------------------------------------- randomization tests

@@ -19,18 +19,18 @@ hash), the designs (:mod:`~spillover.design.basic`, :mod:`~spillover.design.stra
 :mod:`~spillover.design.specs` (designs by name).
 """
 
-from .base import OUT, Assignment, Randomization  # noqa: F401
+from .base import OUT, Assignment, Design, Randomization  # noqa: F401
 from .basic import ClusterDesign, IndividualDesign, holdout_design  # noqa: F401
 from .hashing import HashSpec, hash_uniform, sampled_arm_weights  # noqa: F401
 from .mixtures import RandomizedClusterDesign, RolloutDesign  # noqa: F401
-from .multilevel import BipartiteDesign, Design, MixedDesign, SaturationDesign  # noqa: F401
+from .multilevel import BipartiteDesign, MixedDesign, SaturationDesign  # noqa: F401
 from .randomize import exact_counts  # noqa: F401
 from .specs import DESIGN_NAMES, DESIGN_OPTIONS, check_spec, design_from_assignment, design_from_spec  # noqa: F401
 from .specs import hash_spec  # noqa: F401
 from .stratified import StratifiedClusterDesign, cluster_strata, quantile_bins  # noqa: F401
 
 # names above that are not in __all__ are shared across the library, not the documented API
-__all__ = ["DESIGN_NAMES", "DESIGN_OPTIONS", "OUT", "Assignment", "BipartiteDesign", "ClusterDesign", "HashSpec",
+__all__ = ["DESIGN_NAMES", "DESIGN_OPTIONS", "OUT", "Assignment", "BipartiteDesign", "ClusterDesign", "Design", "HashSpec",
            "IndividualDesign", "MixedDesign", "Randomization", "RandomizedClusterDesign", "RolloutDesign",
            "SaturationDesign", "StratifiedClusterDesign", "check_spec", "design_from_assignment",
            "design_from_spec", "hash_spec", "holdout_design"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterable
@@ -152,3 +153,70 @@ class Randomization:
             parts.append((members, [(weight, Randomization(self.blocks, members.size, "complete", n_treated=k))
                                     for k, weight in counts.items()]))
         return parts
+
+
+class Design(abc.ABC):
+    """What every design is and says about itself: the interface ``probabilities``,
+    ``simulate``, the randomization tests and the analysis ask, never probing attributes.
+
+    A design ``assign`` s one assignment and ``draw`` s many at once (an ``(n_units,
+    n_draws)`` matrix of arms). It says what it can give exactly: its
+    :meth:`randomization` (which blocks move together and how they are drawn: exact
+    exposure probabilities), or :meth:`randomizations` for a mixture of them; which
+    randomized nodes' arms depend on each other (:meth:`dependence_blocks`); and, when
+    units take their block's arm, the blocks' draws alone (:meth:`draw_blocks`, what
+    Monte Carlo counts as ``(A C) W``). :meth:`spec` gives its options.
+
+    Examples
+    --------
+    >>> from spillover.design import ClusterDesign, IndividualDesign
+    >>> isinstance(ClusterDesign([0, 0, 1, 1], range(4)), Design)
+    True
+    >>> IndividualDesign(range(4)).dependence_blocks() is None, ClusterDesign([0, 0, 1, 1], range(4)).exact
+    (True, True)
+    """
+
+    name = "design"
+
+    @abc.abstractmethod
+    def assign(self, seed=None) -> Assignment:
+        """One assignment (seeded; some designs also take a ``salt`` for a keyed hash)."""
+
+    @abc.abstractmethod
+    def draw(self, n_draws: int, seed=None) -> np.ndarray:
+        """``(n_units, n_draws)`` matrix of arms, one column per independent draw."""
+
+    def randomization(self) -> "Randomization | None":
+        """Which blocks move together and how they are drawn (None: no closed form)."""
+        return None
+
+    def randomizations(self) -> "list[Randomization] | None":
+        """For a uniform mixture of randomizations (RGCR): each one (None otherwise)."""
+        return None
+
+    @property
+    def exact(self) -> bool:
+        """Whether exposure probabilities under this design have closed forms."""
+        return self.randomization() is not None or self.randomizations() is not None
+
+    def dependence_blocks(self) -> np.ndarray | None:
+        """Each randomized node's block, where arms of one block depend on each other
+        (a cluster's); None when nodes are drawn independently of one another."""
+        return None
+
+    def draw_blocks(self, n_draws: int, seed=None) -> np.ndarray | None:
+        """``(n_blocks, n_draws)`` arms of whole blocks when every unit takes its block's
+        arm (units take ``W[dependence_blocks()]``); None otherwise."""
+        return None
+
+    def components(self) -> "list[Design]":
+        """The designs a mixture mixes (itself otherwise)."""
+        return [self]
+
+    def spec(self) -> dict[str, Any]:
+        """The design's options by name (what its record and the experiment file write)."""
+        return {}
+
+    def describe(self) -> str:
+        """The design in a few words, for notes."""
+        return self.name

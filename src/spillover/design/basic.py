@@ -12,13 +12,13 @@ import pandas as pd
 from ..clustering import Clustering
 from ..errors import DesignError, InputError, show_id
 from ..seeds import check_seed, seed_value
-from .base import Assignment, Randomization
+from .base import Assignment, Design, Randomization
 from .hashing import HashSpec
 from .randomize import arm_probabilities, complete_draws, exact_counts
 
 
 @dataclass(frozen=True, eq=False)
-class IndividualDesign:
+class IndividualDesign(Design):
     """Each unit randomized on its own: complete randomization (exactly ``round(n p)``
     treated, the default) or independent Bernoulli(``p``) draws. With ``arm_weights``,
     more than two arms.
@@ -86,14 +86,15 @@ class IndividualDesign:
     def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
         """One assignment: seeded (exact counts) or, with ``salt``, by keyed hash."""
         arms = self.hash_spec().assign(self.units, salt) if salt else self.draw(1, seed)[:, 0]
-        return Assignment(self.units, arms, self.name, seed_value(seed), salt, params=self._params())
+        return Assignment(self.units, arms, self.name, seed_value(seed), salt, params=self.spec())
 
-    def _params(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, Any]:
+        """The options: treated share, complete or Bernoulli, arm weights."""
         return {"treat_fraction": self.treat_fraction, "complete": self.complete, "arm_weights": self.arm_weights}
 
 
 @dataclass(frozen=True, eq=False)
-class ClusterDesign:
+class ClusterDesign(Design):
     """Graph cluster randomization (Ugander et al. 2013): complete randomization of whole
     clusters (exact counts, the default) or independent Bernoulli draws per cluster
     (``complete=False``); every unit takes its cluster's arm.
@@ -171,6 +172,18 @@ class ClusterDesign:
         """``(n_units, n_draws)`` matrix of arms, one column per independent draw of the design. Units take their cluster's arm."""
         return self.draw_clusters(n_draws, seed)[self.clusters]
 
+    def dependence_blocks(self) -> np.ndarray:
+        """Units of one cluster share their arm."""
+        return self.clusters
+
+    def draw_blocks(self, n_draws: int, seed=None) -> np.ndarray:
+        """The clusters' draws (units take their cluster's)."""
+        return self.draw_clusters(n_draws, seed)
+
+    def spec(self) -> dict[str, Any]:
+        """The options: treated share, arm weights, complete or Bernoulli."""
+        return {"treat_fraction": self.treat_fraction, "arm_weights": self.arm_weights, "complete": self.complete}
+
     def cluster_arms(self, seed=None, salt: str | None = None) -> np.ndarray:
         """One arm per cluster: seeded (exact counts) or, with ``salt``, by keyed hash."""
         if salt:
@@ -181,9 +194,7 @@ class ClusterDesign:
         """One assignment: seeded (exact cluster counts) or by keyed hash of the cluster id."""
         arms = self.cluster_arms(seed, salt)[self.clusters]
         return Assignment(
-            self.units, arms, self.name, seed_value(seed), salt, self.clusters, self.cluster_ids,
-            {"treat_fraction": self.treat_fraction, "arm_weights": self.arm_weights, "complete": self.complete},
-        )
+            self.units, arms, self.name, seed_value(seed), salt, self.clusters, self.cluster_ids, self.spec())
 
 
 def holdout_design(clusters: np.ndarray, units: pd.Index, holdout_fraction: float = 0.05, **kwargs) -> ClusterDesign:

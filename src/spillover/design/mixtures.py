@@ -11,13 +11,13 @@ import pandas as pd
 
 from ..errors import DesignError, InputError, show_id
 from ..seeds import check_seed, seed_value
-from .base import Assignment, OUT, Randomization
+from .base import OUT, Assignment, Design, Randomization
 from .basic import ClusterDesign
 from .hashing import HASH_BITS, hash_uniform
 
 
 @dataclass(frozen=True, eq=False)
-class RandomizedClusterDesign:
+class RandomizedClusterDesign(Design):
     """Randomized graph cluster randomization, RGCR (Ugander & Yin 2023): one of
     ``K`` random clusterings drawn at design time is chosen uniformly at random, then each
     of its clusters is treated independently with probability ``treat_fraction``.
@@ -88,6 +88,18 @@ class RandomizedClusterDesign:
         return [ClusterDesign(labels, self.units, treat_fraction=self.treat_fraction, complete=False)
                 for labels in self.clusterings]
 
+    def components(self) -> list[ClusterDesign]:
+        """The mixture's components (:meth:`cluster_designs`)."""
+        return self.cluster_designs()
+
+    def spec(self) -> dict[str, Any]:
+        """The options: the treated share, the clustering method, how many clusterings."""
+        return {"treat_fraction": self.treat_fraction, "method": self.method, "n_clusterings": self.n_clusterings}
+
+    def describe(self) -> str:
+        """The mixture in words."""
+        return f"mixture of {self.n_clusterings} {self.method} clusterings"
+
     def draw(self, n_draws: int, seed=None) -> np.ndarray:
         """``(n_units, n_draws)`` arms: per draw a clustering, then a coin per cluster."""
         rng = check_seed(seed)
@@ -109,7 +121,7 @@ class RandomizedClusterDesign:
 
 
 @dataclass(frozen=True, eq=False)
-class RolloutDesign:
+class RolloutDesign(Design):
     """A staggered rollout: nested Bernoulli stages with treated shares ``p_1 < ... < p_T``
     (Yu, Airoldi, Borgs & Chayes 2022; Cortez-Rodriguez, Eichhorn & Yu 2022).
 
@@ -147,6 +159,7 @@ class RolloutDesign:
     fractions: tuple[float, ...]
     clusters: np.ndarray | None = None
     cluster_fraction: float = 1.0
+    name: str = "rollout"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "units", pd.Index(self.units))
@@ -235,6 +248,6 @@ class RolloutDesign:
         ``params["stage"]`` each unit's stage of entry."""
         stages = self.stages(seed, salt=salt)
         arms = np.where(stages == OUT, OUT, self.treated_at(stages, self.n_stages)).astype(np.int64)
-        return Assignment(self.units, arms, "rollout",
+        return Assignment(self.units, arms, self.name,
                           None if salt else seed_value(seed), salt, None, None,
                           {"fractions": list(self.fractions), "stage": stages})

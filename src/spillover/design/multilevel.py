@@ -5,7 +5,7 @@ interference test."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,14 +13,13 @@ import pandas as pd
 from ..errors import DesignError
 from ..graph import BipartiteGraph
 from ..seeds import check_seed, seed_value
-from .base import Assignment, Randomization
+from .base import Assignment, Design, Randomization
 from .basic import ClusterDesign, IndividualDesign
 from .randomize import arm_probabilities, complete_draws, exact_counts
-from .stratified import StratifiedClusterDesign
 
 
 @dataclass(frozen=True, eq=False)
-class SaturationDesign:
+class SaturationDesign(Design):
     """Two-stage randomized saturation (Hudgens & Halloran 2008; Baird et al. 2018).
 
     Stage one gives each cluster a treated share drawn from ``saturations`` (complete
@@ -81,6 +80,14 @@ class SaturationDesign:
         """``(n_units, n_draws)`` matrix of arms, one column per independent draw of the design."""
         return self._draw(n_draws, seed)[0]
 
+    def dependence_blocks(self) -> np.ndarray:
+        """Units of one cluster share its saturation draw."""
+        return self.clusters
+
+    def spec(self) -> dict[str, Any]:
+        """The options: the saturations and their weights."""
+        return {"saturations": list(self.saturations), "saturation_weights": self.saturation_weights}
+
     def assign(self, seed=None) -> Assignment:
         """One seeded assignment; ``params['cluster_saturation']`` holds each cluster's share."""
         arms, level = self._draw(1, seed)
@@ -92,7 +99,7 @@ class SaturationDesign:
 
 
 @dataclass(frozen=True, eq=False)
-class BipartiteDesign:
+class BipartiteDesign(Design):
     """Randomize the treated side (e.g. sellers) of a bipartite graph; outcomes are
     measured on the unit side (buyers) through their exposure. ``clusters`` (one label
     per treated-side node) randomizes groups of sellers together.
@@ -133,13 +140,25 @@ class BipartiteDesign:
         """Blocks and scheme of the treated side, for exact exposure probabilities."""
         return self._inner().randomization()
 
+    def dependence_blocks(self) -> np.ndarray | None:
+        """Treated-side nodes of one cluster share their arm (None: each on its own)."""
+        return self._inner().dependence_blocks()
+
+    def draw_blocks(self, n_draws: int, seed=None) -> np.ndarray | None:
+        """The treated-side clusters' draws, when sellers are randomized in clusters."""
+        return self._inner().draw_blocks(n_draws, seed)
+
+    def spec(self) -> dict[str, Any]:
+        """The options: the treated share, whether sellers are clustered."""
+        return {"treat_fraction": self.treat_fraction, "clustered": self.clusters is not None}
+
     def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
         """One assignment of the treated side: seeded, or by keyed hash with ``salt``."""
         return self._inner().assign(seed, salt=salt)
 
 
 @dataclass(frozen=True, eq=False)
-class MixedDesign:
+class MixedDesign(Design):
     """The interference-test design (Saveski et al. 2017; Pouget-Abadie et al. 2019):
     clusters are split at random into two branches; in the *cluster* branch (a share
     ``cluster_share`` of clusters) whole clusters are randomized, in the *unit* branch
@@ -199,6 +218,14 @@ class MixedDesign:
         """``(n_units, n_draws)`` matrix of arms, one column per independent draw of the design."""
         return self._draw(n_draws, seed)[0]
 
+    def dependence_blocks(self) -> np.ndarray:
+        """Units of one cluster share their branch (and, in the cluster branch, their arm)."""
+        return self.clusters
+
+    def spec(self) -> dict[str, Any]:
+        """The options: the treated share and the share of clusters in the cluster branch."""
+        return {"treat_fraction": self.treat_fraction, "cluster_share": self.cluster_share}
+
     def assign(self, seed=None) -> Assignment:
         """One seeded assignment, with each unit's branch in ``params["unit_branch"]``."""
         arms, branch = self._draw(1, seed)
@@ -206,5 +233,3 @@ class MixedDesign:
                           {"treat_fraction": self.treat_fraction, "cluster_share": self.cluster_share,
                            "unit_branch": branch[:, 0]})
 
-
-Design = IndividualDesign | ClusterDesign | StratifiedClusterDesign | SaturationDesign | BipartiteDesign | MixedDesign

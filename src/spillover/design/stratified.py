@@ -4,14 +4,14 @@ a sampled share of clusters per stratum, split into arms."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DesignError, InputError
 from ..seeds import check_seed, seed_value
-from .base import Assignment, Randomization
+from .base import Assignment, Design, Randomization
 from .basic import ClusterDesign
 from .hashing import HashSpec, sampled_arm_weights
 from .randomize import arm_probabilities, exact_counts, extra_arm_draws, treated_count_distribution
@@ -59,7 +59,7 @@ def cluster_strata(
 
 
 @dataclass(frozen=True, eq=False)
-class StratifiedClusterDesign:
+class StratifiedClusterDesign(Design):
     """Stratified cluster sampling then randomization, as in collaboration networks.
 
     Strata are quantile bins (``n_bins`` per variable) of cluster-level variables, such as
@@ -186,6 +186,19 @@ class StratifiedClusterDesign:
         """``(n_units, n_draws)`` matrix of arms, one column per independent draw of the design. Units take their cluster's arm."""
         return self.draw_clusters(n_draws, seed)[self.clusters]
 
+    def dependence_blocks(self) -> np.ndarray:
+        """Units of one cluster share their arm (strata make clusters of a stratum dependent too)."""
+        return self.clusters
+
+    def draw_blocks(self, n_draws: int, seed=None) -> np.ndarray:
+        """The clusters' draws (units take their cluster's)."""
+        return self.draw_clusters(n_draws, seed)
+
+    def spec(self) -> dict[str, Any]:
+        """The options: sampled share, arm weights, the strata's edges."""
+        return {"sample_fraction": self.sample_fraction, "arm_weights": list(self.arm_weights),
+                "stratum_edges": self.stratum_edges}
+
     def cluster_arms(self, seed=None, salt: str | None = None) -> np.ndarray:
         """Seeded: exact counts per stratum. Hashed: each cluster independently by its key,
         out with probability ``1 - sample_fraction`` (stable, not exact)."""
@@ -197,7 +210,4 @@ class StratifiedClusterDesign:
         """One assignment: seeded (exact counts per stratum) or by keyed hash of the cluster id."""
         arms = self.cluster_arms(seed, salt)[self.clusters]
         return Assignment(
-            self.units, arms, self.name, seed_value(seed), salt, self.clusters, self.cluster_ids,
-            {"sample_fraction": self.sample_fraction, "arm_weights": list(self.arm_weights),
-             "stratum_edges": self.stratum_edges},
-        )
+            self.units, arms, self.name, seed_value(seed), salt, self.clusters, self.cluster_ids, self.spec())

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..design import OUT
+from ..design import OUT, Design
 from ..errors import (
     InputError,
     show_id,
@@ -284,10 +284,10 @@ def _design_bootstrap_se(graph, table: pd.DataFrame, features, theta, residual, 
     design, outcomes from the fitted arm models plus sign-flipped own residuals."""
     if n_boot < 2:
         raise InputError(f"bootstrap={n_boot}: a design bootstrap needs at least 2 redraws.")
-    if design is None or not hasattr(design, "draw"):
+    if not isinstance(design, Design):
         raise InputError("a design bootstrap redraws the assignment: give the design that made it (design=).")
     units = pd.Index(table["unit_id"])
-    design_units = pd.Index(getattr(design, "units", graph.nodes))
+    design_units = pd.Index(design.units)
     where = design_units.get_indexer(graph.nodes)
     if (where < 0).any() or units.difference(graph.nodes).size:
         raise InputError("design bootstrap: the design does not cover every unit of the graph; give the design "

@@ -18,6 +18,7 @@ from ..errors import (
     InputError,
     show_id,
 )
+from ..clustering import Clustering
 from ..exposure import ExposureProbabilities, Mapping
 from ..io import unique_rows
 from ..health import Check, sample_ratio_mismatch
@@ -99,8 +100,8 @@ def cluster_series(clusters) -> pd.Series:
     >>> cluster_series(pd.DataFrame({"unit_id": [1, 2, 2], "cluster_id": ["a", "b", "b"]})).to_dict()
     {1: 'a', 2: 'b'}
     """
-    if hasattr(clusters, "to_frame") and not isinstance(clusters, (pd.DataFrame, pd.Series)):
-        clusters = clusters.to_frame()  # a Clustering
+    if isinstance(clusters, Clustering):
+        clusters = clusters.to_frame()
     if isinstance(clusters, pd.Series):
         frame = pd.DataFrame({"unit_id": clusters.index, "cluster_id": clusters.to_numpy()})
     else:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..design import Design
 from ..errors import InputError, PositivityWarning
 from ..graph import BipartiteGraph, SocialGraph, csr_rows
 from ..seeds import check_seed
@@ -131,11 +132,14 @@ def probabilities(
         notes.append(found)
     elif design is None:
         raise InputError("exposure probabilities need a design or a matrix of draws.")
+    elif not isinstance(design, Design):
+        raise InputError(f"design: a {type(design).__name__} is not a design; designs subclass "
+                         "spillover.design.Design (assign, draw, and what they can give exactly).")
     else:
-        randomization = design.randomization() if hasattr(design, "randomization") else None
+        randomization = design.randomization()
     # a mixture of randomizations (RGCR: a clustering drawn, then its clusters): exact
     # probabilities are the average of each randomization's
-    mixture = design.randomizations() if draws is None and hasattr(design, "randomizations") else None
+    mixture = design.randomizations() if draws is None else None
     individual = randomization is not None and randomization.n_blocks == len(kernel.randomized) \
         and np.array_equal(randomization.blocks, np.arange(randomization.n_blocks))
     by_counts = rule.events is None and rule.counts_only
@@ -162,7 +166,8 @@ def probabilities(
                          "mapping with events, with joint='dependent'; use factored=None.")
     # which randomized nodes move together: the design says so (clusters of a stratified
     # or saturation design too), or the draws do
-    blocks = np.asarray(randomization.blocks) if randomization is not None else getattr(design, "clusters", None)
+    blocks = np.asarray(randomization.blocks) if randomization is not None else \
+        design.dependence_blocks() if design is not None else None
     groups = None
     if joint == "dependent" and blocks is not None and grouped is not False:
         groups = _classes(kernel, np.asarray(blocks, dtype=np.int64), force=bool(grouped),
@@ -231,8 +236,7 @@ def probabilities(
         raw = marginal
         total = None
         label = (f"exact: {randomization.describe()}" if mixture is None else
-                 f"exact: mixture of {len(mixture)} {getattr(design, 'method', 'random')} clusterings, "
-                 f"Bernoulli({mixture[0].p:g}) per cluster")
+                 f"exact: {design.describe()}, Bernoulli({mixture[0].p:g}) per cluster")
     else:
         if matrix is not None:
             total = matrix.shape[1]
@@ -243,10 +247,11 @@ def probabilities(
             total = int(n_draws)
             if total < 1:
                 raise InputError(f"n_draws={n_draws}: Monte Carlo probabilities need at least one draw.")
-            if hasattr(design, "draw_clusters") and getattr(design, "clusters", None) is not None:
-                # draws of the clusters, counts as (N C) W: no draws x nodes matrix; the same numbers
-                kernel = kernel.blocked(np.asarray(design.clusters), int(np.asarray(design.clusters).max()) + 1)
-                chunks = (design.draw_clusters(min(chunk, total - s), rng) for s in range(0, total, chunk))
+            if design.draw_blocks(1, 0) is not None:
+                # draws of the blocks, counts as (N C) W: no draws x nodes matrix; the same numbers
+                labels = np.asarray(design.dependence_blocks())
+                kernel = kernel.blocked(labels, int(labels.max()) + 1)
+                chunks = (design.draw_blocks(min(chunk, total - s), rng) for s in range(0, total, chunk))
             else:
                 chunks = (design.draw(min(chunk, total - s), rng) for s in range(0, total, chunk))
             source = "monte carlo"

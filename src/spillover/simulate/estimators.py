@@ -190,7 +190,7 @@ def _component_probabilities(graph: SocialGraph, design, mapping: str, threshold
 
     from ..exposure import probabilities
 
-    components = design.cluster_designs() if hasattr(design, "cluster_designs") else [design]
+    components = design.components()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # positivity is checked on the mixture
         return [probabilities(graph, mapping, threshold_q=threshold_q, design=c, method="exact", grouped=False,
