@@ -263,7 +263,8 @@ def files(tmp_path_factory, social):
 def test_cli_engines_match_memory(capsys, files, tmp_path, engine_name):
     if engine_name == "spark" and not java_available():
         pytest.skip("no Java runtime here: the Spark engine needs Java 17")
-    flags = ["--engine", engine_name, "--memory-limit", "1GB", "--spark-master", "local[2]"]
+    flags = ["--engine", engine_name, *(["--memory-limit", "1GB"] if engine_name == "duckdb" else
+                                         ["--spark-master", "local[2]"])]  # each engine's own options
     edges = str(files / "edges.parquet")
     # components
     mem = run(capsys, ["cluster", edges, "--method", "components", "--out", str(tmp_path / "c_mem.parquet"), "--json"])
@@ -380,3 +381,28 @@ def test_every_engine_refuses_the_ids_and_arms_the_memory_engine_refuses(engine,
         warnings.simplefilter("ignore")
         with pytest.raises(InputError, match=match):
             engine.exposure(social["edges"], bad, "as4")
+
+
+def test_get_engine_refuses_options_an_engine_does_not_take_with_its_list():
+    from spillover import InputError
+    from spillover.engines import Engine, engine_class
+
+    with pytest.raises(InputError, match=r"duckdb engine does not take \['memory_limt'\]; its options are "
+                                         r"\['memory_limit', 'temp_directory', 'threads'\]"):
+        get_engine("duckdb", memory_limt="1GB")  # a typo is an error, not an engine without a limit
+    with pytest.raises(InputError, match=r"memory engine does not take \['whatever'\]; its options are none"):
+        get_engine("memory", whatever=1)
+    with pytest.raises(InputError, match="unknown engine 'postgres'"):
+        get_engine("postgres")
+    assert all(issubclass(engine_class(name), Engine) for name in ("memory", "duckdb", "spark"))
+
+
+def test_the_command_line_refuses_an_engine_flag_of_another_engine(capsys, tmp_path):
+    from spillover.cli import main
+
+    pd.DataFrame({"source": [1, 2], "target": [2, 3]}).to_csv(tmp_path / "edges.csv", index=False)
+    assert main(["cluster", str(tmp_path / "edges.csv"), "--method", "components", "--memory-limit", "1GB"]) == 2
+    assert "--memory-limit applies to --engine duckdb or spark" in capsys.readouterr().err
+    assert main(["cluster", str(tmp_path / "edges.csv"), "--method", "components", "--engine", "duckdb",
+                 "--spark-master", "local[2]"]) == 2
+    assert "--spark-master does not apply to --engine duckdb" in capsys.readouterr().err

@@ -12,12 +12,26 @@ from ..graph import load_graph
 
 
 def engine_for(args: argparse.Namespace):
-    """The engine the flags ask for, or None for the in-memory path."""
-    if getattr(args, "engine", "memory") == "memory":
-        return None
-    from ..engines import get_engine
+    """The engine the flags ask for (with the flags its options are), or None for the
+    in-memory path; a flag of another engine's is refused, not ignored."""
+    from ..errors import InputError
 
-    return get_engine(args.engine, memory_limit=args.memory_limit, master=args.spark_master)
+    name = getattr(args, "engine", "memory")
+    given = {"memory_limit": args.memory_limit, "master": args.spark_master} if hasattr(args, "memory_limit") else {}
+    given = {key: value for key, value in given.items() if value is not None}
+    if name == "memory":
+        if given:
+            flag = "--" + next(iter(given)).replace("_", "-").replace("master", "spark-master")
+            raise InputError(f"{flag} applies to --engine duckdb or spark, not the memory engine.")
+        return None
+    from ..engines import engine_class, get_engine
+
+    takes = engine_class(name).options
+    foreign = [key for key in given if key not in takes]
+    if foreign:
+        flag = "--" + foreign[0].replace("_", "-").replace("master", "spark-master")
+        raise InputError(f"{flag} does not apply to --engine {name}.")
+    return get_engine(name, **given)
 
 
 def engine_poll(engine) -> Callable[[], float] | None:

@@ -8,6 +8,7 @@ import math
 
 from .. import __version__
 from ..clustering import METHODS
+from ..engines import ENGINES
 from ..design import DESIGN_NAMES, DESIGN_OPTIONS
 from ..estimate import MIN_UNITS, METHODS as ESTIMATE_METHODS
 from ..evolve import EVOLVE_DESIGNS, MERGE_POLICIES
@@ -405,11 +406,11 @@ def _add_ledger_flags(parser: argparse.ArgumentParser, future: bool = True) -> N
 
 
 def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", choices=["memory", "duckdb", "spark"], default="memory",
+    parser.add_argument("--engine", choices=list(ENGINES), default="memory",
                         help="where the heavy step runs (results are identical)")
     parser.add_argument("--memory-limit", default=None,
                         help="duckdb: e.g. 2GB; it spills to disk beyond (default: DuckDB's, 80%% of memory)")
-    parser.add_argument("--spark-master", default="local[*]", help="spark: the master URL")
+    parser.add_argument("--spark-master", default=None, help="spark: the master URL (default: local[*])")
 
 
 def _add_mapping_flags(parser: argparse.ArgumentParser, required: bool, from_table: bool = False) -> None:

@@ -15,34 +15,51 @@ Every engine offers the same four steps, with results identical to the memory en
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from ..errors import InputError
+from .base import STEPS, Engine
 from .memory import MemoryEngine
 
-ENGINES = ("memory", "duckdb", "spark")
+#: every engine by name: its module and class (imported when chosen: DuckDB and Spark are heavy)
+ENGINE_CLASSES = {"memory": ("spillover.engines.memory", "MemoryEngine"),
+                  "duckdb": ("spillover.engines.duck", "DuckDBEngine"),
+                  "spark": ("spillover.engines.spark", "SparkEngine")}
+ENGINES = tuple(ENGINE_CLASSES)
 
 
-def get_engine(name: str = "memory", **options: Any):
-    """The engine called ``name``; options: ``memory_limit`` and ``temp_directory``
-    (duckdb), ``spark`` (a SparkSession) or ``master`` (spark, default ``local[*]``).
+def engine_class(name: str) -> type[Engine]:
+    """The class of the engine called ``name``; an unknown name is an error listing them.
+
+    >>> engine_class("duckdb").options
+    ('memory_limit', 'temp_directory', 'threads')
+    """
+    if name not in ENGINE_CLASSES:
+        raise InputError(f"unknown engine {name!r}; choose one of {list(ENGINES)}.")
+    module, cls = ENGINE_CLASSES[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_engine(name: str = "memory", **options: Any) -> Engine:
+    """The engine called ``name`` with its options; an option it does not take is an error
+    naming the ones it does (``memory_limit``, ``temp_directory`` and ``threads`` for
+    duckdb; ``spark`` (a SparkSession) or ``master`` for spark; none for memory).
 
     Examples
     --------
     >>> get_engine("duckdb", memory_limit="1GB").name
     'duckdb'
+    >>> get_engine("duckdb", memory_limt="1GB")
+    Traceback (most recent call last):
+    ...
+    spillover.errors.InputError: the duckdb engine does not take ['memory_limt']; its options are ['memory_limit', 'temp_directory', 'threads'].
     """
-    if name == "memory":
-        return MemoryEngine()
-    if name == "duckdb":
-        from .duck import DuckDBEngine
-
-        return DuckDBEngine(**{k: v for k, v in options.items() if k in ("memory_limit", "temp_directory", "threads")})
-    if name == "spark":
-        from .spark import SparkEngine
-
-        return SparkEngine(**{k: v for k, v in options.items() if k in ("spark", "master")})
-    raise InputError(f"unknown engine {name!r}; choose one of {list(ENGINES)}.")
+    cls = engine_class(name)
+    unknown = sorted(set(options) - set(cls.options))
+    if unknown:
+        raise InputError(f"the {name} engine does not take {unknown}; its options are {list(cls.options) or 'none'}.")
+    return cls(**options)
 
 
-__all__ = ["ENGINES", "get_engine", "MemoryEngine"]
+__all__ = ["ENGINES", "STEPS", "Engine", "MemoryEngine", "engine_class", "get_engine"]

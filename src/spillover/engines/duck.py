@@ -22,6 +22,7 @@ from ..graph import report_isolates
 from ..io import (CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, TableLike, atomic_path, auto_integer_columns,
                   current_id_type)
 from . import sql
+from .base import Engine
 from .memory import check_mapping
 
 __all__ = ["DuckDBEngine"]
@@ -39,7 +40,7 @@ def _ident(name: str) -> str:
     return sql.quote_identifier(name, '"')
 
 
-class DuckDBEngine:
+class DuckDBEngine(Engine):
     """The DuckDB engine: out-of-core SQL on one machine, Parquet or DataFrames in, Parquet
     (``out=``) or pandas out, ``memory_limit`` with spilling to a private temporary folder.
 
@@ -51,6 +52,7 @@ class DuckDBEngine:
     [[1, 0], [2, 0], [3, 0], [4, 1], [5, 1]]
     """
     name = "duckdb"
+    options = ("memory_limit", "temp_directory", "threads")
 
     def __init__(self, memory_limit: str | None = None, temp_directory: str | os.PathLike | None = None,
                  threads: int | None = None):

@@ -11,6 +11,7 @@ from ..estimate import analysis_table, sufficient_stats
 from ..exposure import exposure
 from ..graph import load_graph
 from ..io import TableLike, read_table, require_columns
+from .base import Engine
 
 
 def check_mapping(mapping: str, threshold_q: float | None, bipartite: bool = False) -> float | None:
@@ -32,7 +33,7 @@ def check_mapping(mapping: str, threshold_q: float | None, bipartite: bool = Fal
     return (0.75 if threshold_q is None else float(threshold_q)) if mapping == "threshold" else threshold_q
 
 
-class MemoryEngine:
+class MemoryEngine(Engine):
     """The library's own scipy/numpy stages behind the engine interface (the reference the
     other engines are tested against).
 
@@ -44,6 +45,7 @@ class MemoryEngine:
     [0, 0, 0, 1, 1]
     """
     name = "memory"
+    options = ()
 
     def exposure(self, edges: TableLike, assignment: TableLike, mapping: str = "fraction", *,
                  source: str = "source", target: str = "target", bipartite: bool = False,

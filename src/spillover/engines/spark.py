@@ -26,6 +26,7 @@ from ..graph import report_isolates
 from ..io import (CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, atomic_path, auto_integer_columns,
                   current_id_type, metadata_sidecar)
 from . import sql
+from .base import Engine
 from .memory import check_mapping
 
 __all__ = ["SparkEngine", "java_available"]
@@ -43,7 +44,7 @@ def java_available() -> bool:
     return bool(shutil.which("java") or (home and Path(home, "bin", "java").exists()))
 
 
-class SparkEngine:
+class SparkEngine(Engine):
     """The Spark engine: Spark SQL and GraphX where the data lives. Inputs are Spark
     DataFrames, catalog table names or Parquet/CSV paths; outputs go to ``out=`` (Parquet) or
     come back as pandas. Without ``spark`` a local session is started on ``master``.
@@ -54,6 +55,7 @@ class SparkEngine:
     'spark'
     """
     name = "spark"
+    options = ("spark", "master")
 
     def __init__(self, spark: Any = None, master: str = "local[*]"):
         if spark is None:
