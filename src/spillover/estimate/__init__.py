@@ -26,21 +26,37 @@ The modules: :mod:`~spillover.estimate.results` (:class:`Effect`, :class:`Effect
 :mod:`~spillover.estimate.dispatch` (:func:`estimate`).
 """
 
+import importlib as _importlib
+import pkgutil as _pkgutil
+
 from ..errors import FEW_CLUSTERS  # noqa: F401
-from .cluster_robust import cluster_means, difference_in_means, estimate_from_stats, network_pairs  # noqa: F401
-from .cluster_robust import ols_cluster, ols_network, sufficient_stats  # noqa: F401
-from .dispatch import COVARIATE_METHODS, METHODS, MIN_UNITS, PROBABILITY_ESTIMATORS, AnalysisPlan, estimate  # noqa: F401
-from .dispatch import plan_analysis  # noqa: F401
-from .pipeline import analyse  # noqa: F401
-from .registry import ESTIMATORS, Estimator, Verdict, recommend, validity, validity_table  # noqa: F401
-from .global_effect import lagrange_weights, polynomial_interpolation, regression_adjustment, snipe  # noqa: F401
-from .randomization import InterferenceTest, RandomizationTest, interference_test, randomization_test  # noqa: F401
-from .results import Effect, Effects, estimand_of  # noqa: F401
-from .table import analysis_table  # noqa: F401
-from .weighting import condition_means, horvitz_thompson, weighted_least_squares  # noqa: F401
+
+# every module of the package, so that each estimator's module has registered it (adding an
+# estimator is one new module that calls registry.register)
+for _module in _pkgutil.iter_modules(__path__):
+    _importlib.import_module(f"{__name__}.{_module.name}")
+
+from .cluster_robust import cluster_means, difference_in_means, estimate_from_stats, network_pairs  # noqa: E402, F401
+from .cluster_robust import ols_cluster, ols_network, sufficient_stats  # noqa: E402, F401
+from .dispatch import MIN_UNITS, AnalysisPlan, estimate, plan_analysis  # noqa: E402, F401
+from .global_effect import lagrange_weights, polynomial_interpolation, regression_adjustment, snipe  # noqa: E402, F401
+from .pipeline import analyse  # noqa: E402, F401
+from .randomization import InterferenceTest, RandomizationTest, interference_test, randomization_test  # noqa: E402, F401
+from .registry import ESTIMATORS, Analysis, Estimator, Verdict, recommend, register  # noqa: E402, F401
+from .registry import validity, validity_table  # noqa: E402, F401
+from .results import Effect, Effects, estimand_of  # noqa: E402, F401
+from .table import analysis_table  # noqa: E402, F401
+from .weighting import condition_means, horvitz_thompson, weighted_least_squares  # noqa: E402, F401
+
+#: the estimators' names (the --method choices besides auto), and those that take covariates, read exposure
+#: probabilities, or cluster their errors: read off the registry
+METHODS = tuple(ESTIMATORS)
+COVARIATE_METHODS = tuple(name for name, entry in ESTIMATORS.items() if entry.covariates)
+PROBABILITY_ESTIMATORS = tuple(name for name, entry in ESTIMATORS.items() if "probabilities" in entry.needs)
 
 # names above that are not in __all__ are shared across the library, not the documented API
-__all__ = ["ESTIMATORS", "FEW_CLUSTERS", "METHODS", "MIN_UNITS", "AnalysisPlan", "Effect", "Effects", "Estimator", "Verdict",
-           "analyse", "plan_analysis", "validity", "validity_table", "InterferenceTest", "RandomizationTest", "estimate",
-           "estimate_from_stats", "interference_test", "lagrange_weights", "polynomial_interpolation",
-           "randomization_test", "regression_adjustment", "snipe", "sufficient_stats", "weighted_least_squares"]
+__all__ = ["ESTIMATORS", "FEW_CLUSTERS", "METHODS", "MIN_UNITS", "Analysis", "AnalysisPlan", "Effect", "Effects",
+           "Estimator", "InterferenceTest", "RandomizationTest", "Verdict", "analyse", "estimate",
+           "estimate_from_stats", "interference_test", "lagrange_weights", "plan_analysis", "polynomial_interpolation",
+           "randomization_test", "register", "regression_adjustment", "snipe", "sufficient_stats", "validity",
+           "validity_table", "weighted_least_squares"]

@@ -29,6 +29,7 @@ from ..variance import (
     sandwich,
     wild_cluster_bootstrap_from_sums,
 )
+from .registry import CLUSTERED, SHARED_SIDE, SOCIAL_ONLY, UNEQUAL, Analysis, Estimator, Verdict, register
 from .results import Effect, Effects, estimand_of
 from .table import check_cluster_count, contrasted_conditions, indicator_columns, make_effect, no_control_error, vcov_label
 
@@ -384,3 +385,51 @@ def sufficient_stats(table: pd.DataFrame) -> pd.DataFrame:
     grouped = table.assign(y2=table["y"] ** 2).groupby(["cluster", "condition"], observed=True)
     out = grouped.agg(n=("y", "size"), sum_y=("y", "sum"), sum_y2=("y2", "sum")).reset_index()
     return out.rename(columns={"cluster": "cluster_id"})
+
+
+# --------------------------------------------------------------------------- the registry's entries
+
+
+def _fit_difference(a: Analysis) -> list[Effect]:
+    return difference_in_means(a.table, a.control, a.alpha, a.mapping)
+
+
+def _fit_cluster_means(a: Analysis) -> list[Effect]:
+    return cluster_means(a.table, a.control, a.alpha, a.vcov, a.mapping, a.covariates)
+
+
+def _fit_ols_cluster(a: Analysis) -> list[Effect]:
+    if a.kind != "own":
+        a.notes.append("cluster-robust errors by the randomization cluster treat units of different clusters as "
+                       "independent; where outcomes are correlated across cluster borders (communities larger "
+                       "than the clusters), intervals are too narrow: compare ols-network, or cluster coarser")
+    return ols_cluster(a.table, a.control, a.alpha, a.covariates, a.vcov, a.mapping, a.bootstrap, a.bootstrap_weights,
+                       a.seed)
+
+
+def _fit_ols_network(a: Analysis) -> list[Effect]:
+    return ols_network(a.table, a.control, a.graph, a.alpha, a.covariates, a.mapping, a.bandwidth, a.notes)
+
+
+_BY_CLUSTER = ("whole clusters were randomized: errors clustered by the randomization cluster (CR2; the wild "
+               "bootstrap for few clusters)")
+register(Estimator(
+    "difference-in-means", "difference of the conditions' means, Neyman standard errors", _fit_difference,
+    verdicts={("unit", "own"): Verdict("recommended", "each unit was randomized on its own: the difference in arm "
+                                                      "means with Neyman errors"),
+              ("unit", "exposure"): Verdict("refused", UNEQUAL, "hajek"),
+              ("cluster", "own"): Verdict("refused", CLUSTERED, "ols-cluster"),
+              ("cluster", "exposure"): Verdict("refused", CLUSTERED, "ols-cluster"),
+              ("treated-side", "exposure"): Verdict("refused", SHARED_SIDE, "hajek")}))
+register(Estimator(
+    "cluster-means", "difference of the conditions' mean cluster means, cluster-robust errors", _fit_cluster_means,
+    ("clusters",), covariates=True))
+register(Estimator(
+    "ols-cluster", "OLS on condition indicators, cluster-robust errors (CR2, Bell-McCaffrey df; the wild cluster "
+    "bootstrap below 30 clusters)", _fit_ols_cluster, ("clusters",), covariates=True, bootstrap=True,
+    verdicts={("cluster", "own"): Verdict("recommended", _BY_CLUSTER),
+              ("cluster", "exposure"): Verdict("recommended", _BY_CLUSTER)}))
+register(Estimator(
+    "ols-network", "OLS on condition indicators, network-HAC errors (neighbours within a bandwidth and units of one "
+    "randomization cluster are dependent)", _fit_ols_network, ("clusters", "graph"), covariates=True,
+    verdicts={("treated-side", "exposure"): Verdict("refused", SOCIAL_ONLY, "hajek")}))

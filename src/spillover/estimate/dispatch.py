@@ -18,18 +18,12 @@ from ..exposure import ExposureProbabilities, Mapping, default_control, get_mapp
 from ..health import Check, design_balance
 from ..io import DESIGN_KEY, MAPPING_KEY
 from ..variance import DEFAULT_VCOV, check_vcov
-from .cluster_robust import AUTO_BOOTSTRAP_DRAWS, cluster_means, difference_in_means, ols_cluster, ols_network
-from .global_effect import regression_adjustment
-from .registry import ESTIMATORS, mapping_kind, recommend, validity
+from .cluster_robust import AUTO_BOOTSTRAP_DRAWS
+from .registry import ESTIMATORS, Analysis, mapping_kind, recommend, validity
 from .results import Effect, Effects
 from .table import (analysis_table, check_probabilities_match, cluster_series, condition_categories,
                     sample_ratio_checks, too_small)
-from .weighting import horvitz_thompson, weighted_least_squares
 
-METHODS = tuple(ESTIMATORS)
-COVARIATE_METHODS = tuple(name for name, entry in ESTIMATORS.items() if entry.covariates)
-PROBABILITY_ESTIMATORS = tuple(name for name, entry in ESTIMATORS.items() if "probabilities" in entry.needs)
-CLUSTER_METHODS = tuple(name for name, entry in ESTIMATORS.items() if "clusters" in entry.needs)
 MIN_UNITS = 5  # fewer units in (or able to reach) a condition and it gets no effect, interval or p-value
 
 
@@ -72,7 +66,7 @@ def estimate(
     method
         ``"auto"`` (default): the estimator the registry recommends for the design and
         mapping (:func:`~spillover.estimate.registry.recommend`; the notes say which and
-        why). Else one of :data:`METHODS`; one the design does not support (e.g. the
+        why). Else one of :data:`~spillover.estimate.METHODS`; one the design does not support (e.g. the
         difference in means of units on a cluster-randomized assignment) is refused
         with the estimator to use. ``ht``/``hajek``/``wls`` need the design's exposure
         ``probabilities``; ``ols-network`` and ``regression-adjustment`` the ``graph``.
@@ -162,55 +156,35 @@ def estimate(
     entry = ESTIMATORS[method]
     covariates = list(covariates)
     if covariates and not entry.covariates:
-        raise InputError(f"{method} does not adjust for covariates; use one of {list(COVARIATE_METHODS)} "
+        raise InputError(f"{method} does not adjust for covariates; use one of "
+                         f"{[name for name, e in ESTIMATORS.items() if e.covariates]} "
                          "(CUPED: the pre-period outcome as a covariate).")
-    if method in CLUSTER_METHODS:
+    if "clusters" in entry.needs:
         clusters = _analysis_clusters(clusters, units_of, record, notes)
-    elif clusters is not None and method not in ("regression-adjustment",):
+    elif clusters is not None:
         clusters = None  # only the cluster-robust methods read clusters
     if bootstrap == "auto":
-        bootstrap = AUTO_BOOTSTRAP_DRAWS if method == "ols-cluster" and clusters is not None \
+        bootstrap = AUTO_BOOTSTRAP_DRAWS if entry.bootstrap and clusters is not None \
             and clusters.nunique() < FEW_CLUSTERS else None
-    elif bootstrap is not None and method != "ols-cluster":
+    elif bootstrap is not None and not entry.bootstrap:
         raise InputError(f"the wild cluster bootstrap applies to ols-cluster, not {method}.")
+    if "graph" in entry.needs and graph is None:
+        raise InputError(f"{method} needs the graph (--edges).")
+    if "probabilities" in entry.needs and probabilities is None:
+        raise InputError(f"{method} needs exposure probabilities under the design (draws or a design).")
     table = analysis_table(outcomes, exposure, outcome_col, clusters, missing, covariates)
     if control is None:
         control = mapping.control if mapping is not None else default_control(condition_categories(table))
-    if method not in PROBABILITY_ESTIMATORS and method != "regression-adjustment":
-        table = too_small(table, control, int(min_units), method in CLUSTER_METHODS, notes)
-    if method == "difference-in-means":
-        effects = difference_in_means(table, control, alpha, mapping)
-    elif method == "cluster-means":
-        effects = cluster_means(table, control, alpha, vcov, mapping, covariates)
-    elif method == "ols-cluster":
-        effects = ols_cluster(table, control, alpha, covariates, vcov, mapping, bootstrap, bootstrap_weights, seed)
-        if kind != "own":
-            notes.append("cluster-robust errors by the randomization cluster treat units of different clusters as "
-                         "independent; where outcomes are correlated across cluster borders (communities larger "
-                         "than the clusters), intervals are too narrow: compare ols-network, or cluster coarser")
-    elif method == "ols-network":
-        effects = ols_network(table, control, graph, alpha, covariates, mapping, bandwidth, notes)
-    elif method == "regression-adjustment":
-        if graph is None or "arm" not in exposure.columns:
-            raise InputError("regression-adjustment needs the graph (--edges) and the exposure table's arms.")
-        effects = [regression_adjustment(outcomes, graph, exposure[["unit_id", "arm"]].dropna(), outcome_col=outcome_col,
-                                         missing=missing, alpha=alpha)]
-        control = "no one treated"
-        notes.append("the global effect: each unit's fit with every neighbour treated against none (Chin 2019), "
-                     "exact when outcomes are linear in the treated share of neighbours")
-    else:
-        if probabilities is None:
-            raise InputError(f"{method} needs exposure probabilities under the design (draws or a design).")
+    if entry.minimum == "observed":
+        table = too_small(table, control, int(min_units), "clusters" in entry.needs, notes)
+    if probabilities is not None and "probabilities" in entry.needs:
         check_probabilities_match(table, probabilities)
         notes.extend(probabilities.notes)
-        if method == "wls":
-            effects = weighted_least_squares(outcomes, exposure, probabilities, covariates=covariates,
-                                             control=control, outcome_col=outcome_col, missing=missing, alpha=alpha)
-        else:
-            effects = horvitz_thompson(table, probabilities, control, alpha, hajek=method == "hajek", mapping=mapping,
-                                       min_probability=min_probability, min_units=int(min_units), notes=notes)
-            notes.append("the Aronow-Samii variance is conservative: intervals cover at least their level when "
-                         "the probabilities are exact (wider than needed where pairs have zero joint probability)")
+    analysis = Analysis(table, control, alpha, mapping, kind, outcomes, exposure, outcome_col, missing, covariates,
+                        vcov, bootstrap, bootstrap_weights, seed, graph, bandwidth, probabilities, min_probability,
+                        int(min_units), notes)
+    effects = entry.fit(analysis)
+    control = analysis.control
     if label:
         effects = [Effect(**{**e.__dict__, "method": e.method + label}) for e in effects]
     health = _health(record, exposure, table, units_of, expected_shares)
@@ -266,8 +240,8 @@ def plan_analysis(exposure: pd.DataFrame, method: str = "auto", *, design=None, 
     >>> plan.method, plan.record.describe()
     ('difference-in-means', 'individual design (inferred): units randomized by exact counts, treated share 0.5, no seed')
     """
-    if method != "auto" and method not in METHODS:
-        raise InputError(f"unknown method {method!r}; choose one of {['auto', *METHODS]}.")
+    if method != "auto" and method not in ESTIMATORS:
+        raise InputError(f"unknown method {method!r}; choose one of {['auto', *ESTIMATORS]}.")
     if "condition" not in exposure.columns or "unit_id" not in exposure.columns:
         raise InputError(f"exposure table: missing column(s) {[c for c in ('unit_id', 'condition') if c not in exposure]}"
                          f"; it has {list(exposure.columns)}.")

@@ -21,6 +21,7 @@ from ..variance import (
     dependence_robust,
     t_interval,
 )
+from .registry import SOCIAL_ONLY, UNIT_BERNOULLI, Analysis, Estimator, Verdict, register
 from .results import Effect
 from .table import analysis_table
 
@@ -384,3 +385,25 @@ def snipe(
     estimate_, se, low, high, p_value = _dependent_mean(w, shared_neighbour_pairs(graph, pd.Index(table["unit_id"])), alpha)
     return Effect("total", "all treated", estimate_, se, low, high, p_value, w.size, None,
                   f"SNIPE({degree}), Bernoulli({p:g}); network-robust variance")
+
+
+# --------------------------------------------------------------------------- the registry's entry
+
+
+def _fit_regression_adjustment(a: Analysis) -> list[Effect]:
+    if "arm" not in a.exposure.columns:
+        raise InputError("regression-adjustment needs the exposure table's arms.")
+    effect = regression_adjustment(a.outcomes, a.graph, a.exposure[["unit_id", "arm"]].dropna(),
+                                   outcome_col=a.outcome_col, missing=a.missing, alpha=a.alpha)
+    a.control = "no one treated"
+    a.notes.append("the global effect: each unit's fit with every neighbour treated against none (Chin 2019), exact "
+                   "when outcomes are linear in the treated share of neighbours")
+    return [effect]
+
+
+register(Estimator(
+    "regression-adjustment", "the global effect (everyone treated against no one) by Chin's regression adjustment "
+    "on the treated share of neighbours", _fit_regression_adjustment, ("graph",), minimum="none",
+    verdicts={("cluster", "own"): Verdict("refused", UNIT_BERNOULLI, "ols-cluster"),
+              ("cluster", "exposure"): Verdict("refused", UNIT_BERNOULLI, "ols-cluster"),
+              ("treated-side", "exposure"): Verdict("refused", SOCIAL_ONLY, "hajek")}))

@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..exposure import probabilities as exposure_probabilities
 from ..graph import BipartiteGraph, SocialGraph, load_graph, with_isolates
 from ..io import TableLike, read_table
-from .dispatch import PROBABILITY_ESTIMATORS, estimate, plan_analysis
+from .dispatch import estimate, plan_analysis
 from .registry import ESTIMATORS
 from .results import Effects
 from .table import cluster_series
@@ -105,7 +105,7 @@ def analyse(
             with step(f"loading {edges if not isinstance(edges, pd.DataFrame) else 'the graph'}"):
                 graph = load_graph(edges, source, target, bipartite=bipartite, directed=directed)
     probs = None
-    if plan.method in PROBABILITY_ESTIMATORS:
+    if "probabilities" in needs:
         probs = _probabilities(graph, plan, exposure, clusters, assignment, draws, step,
                                dict(threshold_q=threshold_q, hops=hops, correction=prob_correction, joint=joint,
                                     method=prob_method, control=options.get("control"), max_pairs=max_pairs),

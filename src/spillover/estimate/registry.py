@@ -13,7 +13,8 @@ mapping) cell is ``recommended`` (what ``--method auto`` picks), ``valid`` or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -21,29 +22,10 @@ from ..design.record import DesignRecord
 from ..errors import DesignError
 from ..exposure import Mapping
 
-__all__ = ["ESTIMATORS", "Estimator", "Verdict", "recommend", "validity", "validity_table"]
+__all__ = ["ESTIMATORS", "Analysis", "Estimator", "Verdict", "recommend", "register", "validity", "validity_table"]
 
 DESIGN_UNITS = ("unit", "cluster", "treated-side")
 MAPPING_KINDS = ("own", "exposure")
-
-
-@dataclass(frozen=True)
-class Estimator:
-    """One estimator's entry: its name, what it estimates and with which variance, what
-    inputs it needs (``clusters``, ``probabilities``, ``graph``), whether it adjusts for
-    covariates, and its verdict under each kind of design and mapping.
-
-    Examples
-    --------
-    >>> ESTIMATORS["ols-cluster"].needs
-    ('clusters',)
-    """
-
-    name: str
-    summary: str
-    needs: tuple[str, ...] = ()
-    covariates: bool = False
-    social_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,56 +50,102 @@ class Verdict:
         return self.status != "refused"
 
 
-ESTIMATORS: dict[str, Estimator] = {e.name: e for e in (
-    Estimator("difference-in-means", "difference of the conditions' means, Neyman standard errors"),
-    Estimator("cluster-means", "difference of the conditions' mean cluster means, cluster-robust errors",
-              ("clusters",), covariates=True),
-    Estimator("ols-cluster", "OLS on condition indicators, cluster-robust errors (CR2, Bell-McCaffrey df; the wild "
-              "cluster bootstrap below 30 clusters)", ("clusters",), covariates=True),
-    Estimator("ols-network", "OLS on condition indicators, network-HAC errors (neighbours within a bandwidth and "
-              "units of one randomization cluster are dependent)", ("clusters", "graph"), covariates=True,
-              social_only=True),
-    Estimator("ht", "Horvitz-Thompson, the Aronow-Samii conservative variance", ("probabilities",)),
-    Estimator("hajek", "Hajek (ratio) Horvitz-Thompson, the Aronow-Samii conservative variance", ("probabilities",)),
-    Estimator("wls", "Gao & Ding's weighted least squares (Hajek with covariates), network-robust errors",
-              ("probabilities",), covariates=True),
-    Estimator("regression-adjustment", "the global effect (everyone treated against no one) by Chin's regression "
-              "adjustment on the treated share of neighbours", ("graph",), social_only=True),
-)}
+@dataclass
+class Analysis:
+    """What an estimator's ``fit`` gets from :func:`~spillover.estimate.estimate`: the
+    analysis ``table`` (outcomes joined to exposure, ``y``, ``condition`` and, for the
+    cluster-robust methods, ``cluster``), the ``control`` condition (a fit may rename it:
+    the global effect's is "no one treated"), the level, the mapping and its ``kind``, the
+    inputs some estimators read (``outcomes``, ``exposure``, ``graph``,
+    ``probabilities``), the options, and ``notes``, to which a fit adds what the output
+    should say.
 
-_CLUSTERED = ("whole clusters were randomized, so units of a cluster share their arm; the Neyman error treats them as "
-              "independent and is too small (on a 40-block stochastic block model an A/A test rejected 61% of the time)")
-_UNEQUAL = ("a unit's chance of each exposure condition depends on its neighbours (a unit with more friends is less "
-            "often in the control condition), so the plain difference in means compares unlike groups and its "
-            "Neyman error ignores the neighbours they share")
-_SHARED_SIDE = ("units that share a treated-side node (buyers of one seller) share its arm, and a unit touches several "
-                "of them: the Neyman error that treats units as independent is too small")
-_UNIT_BERNOULLI = "its variance assumes units randomized one by one"
-_SOCIAL = "it is defined on social graphs, where units are the randomized nodes"
+    Examples
+    --------
+    >>> Analysis(pd.DataFrame({"y": [1.0], "condition": ["treated"]}), "control").alpha
+    0.05
+    """
 
-# (method, design unit, mapping kind) -> verdict; a missing cell is "valid"
-_TABLE: dict[tuple[str, str, str], Verdict] = {
-    ("difference-in-means", "unit", "own"): Verdict("recommended", "each unit was randomized on its own: the "
-                                                    "difference in arm means with Neyman errors"),
-    ("difference-in-means", "unit", "exposure"): Verdict("refused", _UNEQUAL, "hajek"),
-    ("difference-in-means", "cluster", "own"): Verdict("refused", _CLUSTERED, "ols-cluster"),
-    ("difference-in-means", "cluster", "exposure"): Verdict("refused", _CLUSTERED, "ols-cluster"),
-    ("difference-in-means", "treated-side", "exposure"): Verdict("refused", _SHARED_SIDE, "hajek"),
-    ("ols-cluster", "cluster", "own"): Verdict("recommended", "whole clusters were randomized: errors clustered by "
-                                               "the randomization cluster (CR2; the wild bootstrap for few clusters)"),
-    ("ols-cluster", "cluster", "exposure"): Verdict("recommended", "whole clusters were randomized: errors clustered "
-                                                    "by the randomization cluster (CR2; the wild bootstrap for few "
-                                                    "clusters)"),
-    ("hajek", "unit", "exposure"): Verdict("recommended", "units were randomized one by one and exposure depends on "
-                                           "neighbours: Hajek weights each unit by its exact chance of its "
-                                           "condition under the design"),
-    ("hajek", "treated-side", "exposure"): Verdict("recommended", "the other side was randomized: Hajek weights each "
-                                                   "unit by its exact chance of its condition under the design"),
-    ("regression-adjustment", "cluster", "own"): Verdict("refused", _UNIT_BERNOULLI, "ols-cluster"),
-    ("regression-adjustment", "cluster", "exposure"): Verdict("refused", _UNIT_BERNOULLI, "ols-cluster"),
-    ("regression-adjustment", "treated-side", "exposure"): Verdict("refused", _SOCIAL, "hajek"),
-    ("ols-network", "treated-side", "exposure"): Verdict("refused", _SOCIAL, "hajek"),
-}
+    table: pd.DataFrame
+    control: str
+    alpha: float = 0.05
+    mapping: Mapping | None = None
+    kind: str = "own"
+    outcomes: pd.DataFrame | None = None
+    exposure: pd.DataFrame | None = None
+    outcome_col: str = "y"
+    missing: str = "drop"
+    covariates: list[str] = field(default_factory=list)
+    vcov: str = "CR2"
+    bootstrap: int | None = None
+    bootstrap_weights: str = "rademacher"
+    seed: Any = None
+    graph: Any = None
+    bandwidth: int | str = "auto"
+    probabilities: Any = None
+    min_probability: float = 0.0
+    min_units: int = 5
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """One estimator's entry: its ``name`` (the ``--method``), what it estimates and with
+    which variance (``summary``), its ``fit`` (an :class:`Analysis` in, a list of
+    :class:`~spillover.estimate.Effect` out), the inputs it ``needs`` (``clusters``,
+    ``probabilities``, ``graph``), whether it adjusts for ``covariates``, whether it takes
+    the wild cluster ``bootstrap``, how its contrasts are kept to those enough units
+    support (``minimum``: ``observed`` units per condition, checked before the fit;
+    ``design``: the fit weighs what the design lets units reach; ``none``), and its
+    ``verdicts`` under each (design unit, mapping kind): valid unless said otherwise.
+
+    Adding an estimator is one module that defines its fit and calls :func:`register`.
+
+    Examples
+    --------
+    >>> ESTIMATORS["ols-cluster"].needs, ESTIMATORS["hajek"].minimum
+    (('clusters',), 'design')
+    """
+
+    name: str
+    summary: str
+    fit: Callable[[Analysis], list] = field(repr=False)
+    needs: tuple[str, ...] = ()
+    covariates: bool = False
+    bootstrap: bool = False
+    minimum: str = "observed"
+    verdicts: dict[tuple[str, str], Verdict] = field(default_factory=dict, repr=False)
+
+    def verdict(self, design_unit: str, kind: str) -> Verdict:
+        """This estimator's verdict under a design that randomized ``design_unit`` with a
+        mapping of ``kind``."""
+        return self.verdicts.get((design_unit, kind), Verdict("valid", self.summary))
+
+
+#: every estimator by name, in the order they were registered (what --method lists)
+ESTIMATORS: dict[str, Estimator] = {}
+
+
+def register(entry: Estimator) -> Estimator:
+    """Add ``entry`` to :data:`ESTIMATORS` (its module calls this once, at import).
+
+    >>> register(ESTIMATORS["ht"]) is ESTIMATORS["ht"]
+    True
+    """
+    ESTIMATORS[entry.name] = entry
+    return entry
+
+
+# why a method is refused, in the words the refusals print
+CLUSTERED = ("whole clusters were randomized, so units of a cluster share their arm; the Neyman error treats them as "
+             "independent and is too small (on a 40-block stochastic block model an A/A test rejected 61% of the time)")
+UNEQUAL = ("a unit's chance of each exposure condition depends on its neighbours (a unit with more friends is less "
+           "often in the control condition), so the plain difference in means compares unlike groups and its "
+           "Neyman error ignores the neighbours they share")
+SHARED_SIDE = ("units that share a treated-side node (buyers of one seller) share its arm, and a unit touches several "
+               "of them: the Neyman error that treats units as independent is too small")
+UNIT_BERNOULLI = "its variance assumes units randomized one by one"
+SOCIAL_ONLY = "it is defined on social graphs, where units are the randomized nodes"
 
 
 def mapping_kind(mapping: Mapping | None, conditions=()) -> str:
@@ -145,7 +173,7 @@ def validity(method: str, design_unit: str, kind: str) -> Verdict:
         raise DesignError(f"unknown method {method!r}; choose one of {['auto', *ESTIMATORS]}.")
     if design_unit not in DESIGN_UNITS or kind not in MAPPING_KINDS:
         raise DesignError(f"no verdict for a design of {design_unit!r} with a {kind!r} mapping.")
-    return _TABLE.get((method, design_unit, kind), Verdict("valid", ESTIMATORS[method].summary))
+    return ESTIMATORS[method].verdict(design_unit, kind)
 
 
 def recommend(design: DesignRecord, kind: str) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from ..variance import (
     dependence_robust,
 )
 from .global_effect import shared_neighbour_pairs
+from .registry import Analysis, Estimator, Verdict, register
 from .results import Effect
 from .table import analysis_table, contrasted_conditions, make_effect, no_control_error
 
@@ -391,3 +392,34 @@ def weighted_least_squares(
                                    f"{' + ' + ', '.join(covariates) if covariates else ''}; "
                                    f"network-robust variance ({how}){trimmed}"))
     return effects
+
+
+# --------------------------------------------------------------------------- the registry's entries
+
+
+def _fit_weighting(hajek: bool):
+    def fit(a: Analysis) -> list[Effect]:
+        effects = horvitz_thompson(a.table, a.probabilities, a.control, a.alpha, hajek=hajek, mapping=a.mapping,
+                                   min_probability=a.min_probability, min_units=a.min_units, notes=a.notes)
+        a.notes.append("the Aronow-Samii variance is conservative: intervals cover at least their level when the "
+                       "probabilities are exact (wider than needed where pairs have zero joint probability)")
+        return effects
+    return fit
+
+
+def _fit_wls(a: Analysis) -> list[Effect]:
+    return weighted_least_squares(a.outcomes, a.exposure, a.probabilities, covariates=a.covariates, control=a.control,
+                                  outcome_col=a.outcome_col, missing=a.missing, alpha=a.alpha)
+
+
+_WEIGHTS = "Hajek weights each unit by its exact chance of its condition under the design"
+register(Estimator("ht", "Horvitz-Thompson, the Aronow-Samii conservative variance", _fit_weighting(False),
+                   ("probabilities",), minimum="design"))
+register(Estimator(
+    "hajek", "Hajek (ratio) Horvitz-Thompson, the Aronow-Samii conservative variance", _fit_weighting(True),
+    ("probabilities",), minimum="design",
+    verdicts={("unit", "exposure"): Verdict("recommended", "units were randomized one by one and exposure depends on "
+                                                           f"neighbours: {_WEIGHTS}"),
+              ("treated-side", "exposure"): Verdict("recommended", f"the other side was randomized: {_WEIGHTS}")}))
+register(Estimator("wls", "Gao & Ding's weighted least squares (Hajek with covariates), network-robust errors",
+                   _fit_wls, ("probabilities",), covariates=True, minimum="design"))
