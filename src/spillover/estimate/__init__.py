@@ -32,9 +32,10 @@ import pkgutil as _pkgutil
 from ..errors import FEW_CLUSTERS  # noqa: F401
 
 # every module of the package, so that each estimator's module has registered it (adding an
-# estimator is one new module that calls registry.register)
-for _module in _pkgutil.iter_modules(__path__):
-    _importlib.import_module(f"{__name__}.{_module.name}")
+# estimator is one new module that calls registry.register); the classic families first, which
+# keeps --method's order: unit and cluster-robust regressions, design-based weighting, the global effect
+for _module in ("cluster_robust", "weighting", "global_effect", *sorted(m.name for m in _pkgutil.iter_modules(__path__))):
+    _importlib.import_module(f"{__name__}.{_module}")
 
 from .cluster_robust import cluster_means, difference_in_means, estimate_from_stats, network_pairs  # noqa: E402, F401
 from .cluster_robust import ols_cluster, ols_network, sufficient_stats  # noqa: E402, F401

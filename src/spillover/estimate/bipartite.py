@@ -1,0 +1,116 @@
+"""Buyer outcomes under seller randomization: OLS on the exposure conditions with a
+variance that respects the dependence of buyers that share a randomized seller.
+
+On a bipartite graph the randomized side (sellers) is not the measured side (buyers), and
+a buyer touches several sellers: no clustering of buyers captures who depends on whom.
+Two buyers' exposures (and, with seller effects, their outcomes) are dependent when they
+share a seller. The variance is the delete-one-seller jackknife: the regression refitted
+without each seller's buyers in turn, from per-seller sums of cross-products (sparse
+products, linear in the links), so a seller that carries many buyers weighs in as the
+single randomization unit it is. On heavy-tailed marketplaces it is closer to the truth
+than the dependence-robust sandwich over buyer pairs sharing a seller, whose residuals the
+dominant sellers' own buyers shrink (se/sd 0.96-1.02 against 0.88 on 20,000 buyers).
+
+This module is the whole estimator: its fit and its registry entry. Nothing else names it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import InputError
+from ..graph import BipartiteGraph
+from .registry import Analysis, Estimator, Verdict, register
+from .results import Effect
+from .table import contrasted_conditions, indicator_columns, make_effect
+
+__all__ = ["ols_bipartite", "seller_jackknife"]
+
+
+def seller_jackknife(x: np.ndarray, y: np.ndarray, incidence: sp.csr_array, contrasts: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Estimates ``contrasts @ beta`` of the OLS of ``y`` on ``x`` and their delete-one-block
+    jackknife variances, a block being the rows linked to one column of ``incidence``
+    (rows x blocks, e.g. buyers x sellers): ``(G - 1) / G * sum_b (theta_(b) - mean)^2``
+    over the ``G`` blocks that hold rows; returns the estimates, the variances and ``G``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> blocks = np.repeat(np.arange(30), 10)                      # each row in one block: the cluster jackknife
+    >>> x = np.column_stack([np.ones(300), blocks % 2])
+    >>> y = x @ [1.0, 0.5] + rng.normal(size=30)[blocks] + rng.normal(size=300)
+    >>> incidence = sp.csr_array((np.ones(300), (np.arange(300), blocks)), shape=(300, 30))
+    >>> estimate, variance, g = seller_jackknife(x, y, incidence, np.array([[0.0, 1.0]]))
+    >>> g, round(float(variance[0]) ** 0.5, 3)
+    (30, 0.35)
+    """
+    k = x.shape[1]
+    xtx, xty = x.T @ x, x.T @ y
+    beta = np.linalg.lstsq(x, y, rcond=None)[0]
+    held = np.flatnonzero(np.diff(sp.csc_array(incidence).indptr) > 0)
+    member = sp.csr_array(incidence, dtype=np.float64)
+    member.data[:] = 1.0
+    # per block: the cross-products and scores of its rows (a row of several blocks leaves with each)
+    block_xtx = np.stack([np.asarray(member.T @ (x[:, a] * x[:, b])) for a in range(k) for b in range(k)], axis=1)
+    block_xty = np.stack([np.asarray(member.T @ (x[:, a] * y)) for a in range(k)], axis=1)
+    left_xtx = xtx[None] - block_xtx[held].reshape(-1, k, k)
+    left_xty = xty[None] - block_xty[held]
+    rank = np.linalg.matrix_rank(left_xtx)
+    if (rank < k).any():
+        raise InputError(f"{int((rank < k).sum())} seller(s) hold every unit of a condition: without them the "
+                         "regression cannot be fitted, so the jackknife has no answer; use hajek.")
+    beta_without = np.linalg.solve(left_xtx, left_xty[..., None])[..., 0]
+    theta = beta_without @ contrasts.T
+    g = held.size
+    variance = (g - 1) / g * np.sum((theta - theta.mean(axis=0)) ** 2, axis=0)
+    return contrasts @ beta, variance, g
+
+
+def ols_bipartite(table: pd.DataFrame, control: str, graph: BipartiteGraph, alpha: float = 0.05,
+                  covariates=(), mapping=None) -> list[Effect]:
+    """OLS of the measured side's outcome on the exposure conditions (+ covariates), with
+    the delete-one-seller jackknife variance (:func:`seller_jackknife`) and a t reference
+    with ``G - 1`` degrees of freedom, ``G`` the treated-side nodes the analysed units touch.
+
+    Examples
+    --------
+    >>> from spillover import synth
+    >>> from spillover.design import BipartiteDesign
+    >>> from spillover.exposure import exposure
+    >>> market = synth.marketplace(4_000, 400, seed=1)
+    >>> table = exposure(market, BipartiteDesign(market).assign(seed=2), "bipartite")
+    >>> y = np.random.default_rng(3).normal(size=4_000) + 0.5 * table["treated_fraction"].to_numpy()
+    >>> effects = ols_bipartite(table.assign(y=y), "control", market)
+    >>> [e.condition for e in effects], effects[0].n_clusters          # the sellers these buyers touch
+    (['direct', 'indirect'], 378)
+    """
+    if not isinstance(graph, BipartiteGraph):
+        raise InputError("ols-bipartite is defined on bipartite graphs (--bipartite): the measured side's units "
+                         "depend on each other through the randomized side.")
+    conditions = contrasted_conditions(table, control)
+    rows = graph.units.get_indexer(pd.Index(table["unit_id"]))
+    if (rows < 0).any():
+        raise InputError(f"outcomes: {int((rows < 0).sum())} unit(s) are not on the measured side of the graph.")
+    x = np.column_stack([indicator_columns(table, conditions)] + [table[[c]].to_numpy(dtype=float) for c in covariates])
+    contrasts = np.eye(x.shape[1])[1:len(conditions) + 1]
+    estimates, variances, g = seller_jackknife(x, table["y"].to_numpy(dtype=float), graph.incidence[rows], contrasts)
+    if g < 2:
+        raise InputError(f"ols-bipartite: the analysed units touch {g} treated-side node(s); a jackknife needs two.")
+    return [make_effect(condition, control, mapping, estimates[i], np.sqrt(variances[i]), g - 1, alpha, len(table), g,
+                        "OLS / delete-one-seller jackknife, t(G-1)")
+            for i, condition in enumerate(conditions)]
+
+
+def _fit(a: Analysis) -> list[Effect]:
+    return ols_bipartite(a.table, a.control, a.graph, a.alpha, a.covariates, a.mapping)
+
+
+_BIPARTITE_ONLY = "it is defined on bipartite graphs, where the measured units are not the randomized ones"
+register(Estimator(
+    "ols-bipartite", "OLS on the exposure conditions, the delete-one-seller jackknife variance (buyers of one seller "
+    "are dependent)", _fit, ("graph",), covariates=True,
+    verdicts={(unit, kind): Verdict("refused", _BIPARTITE_ONLY, "ols-cluster" if unit == "cluster" else "ols-network")
+              for unit in ("unit", "cluster") for kind in ("own", "exposure")}))
