@@ -50,3 +50,9 @@ def random_sparse_edges(n: int, m: int, seed: int) -> pd.DataFrame:
     lo = frame.min(axis=1)
     hi = frame.max(axis=1)
     return pd.DataFrame({"source": lo, "target": hi}).drop_duplicates().reset_index(drop=True)
+
+
+def pytest_configure(config):
+    """``--full`` (what CI runs) prints the slowest tests: where the suite's time goes."""
+    if config.getoption("--full") and not config.option.durations:
+        config.option.durations = 25

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # end to end: runs with --full (CI)
 def test_python_m_benchmarks_measures_each_step_against_its_baseline(tmp_path):
     out = tmp_path / "results.json"
     run = subprocess.run([sys.executable, "-m", "benchmarks", "--scale", "tiny", "--only", "load", "probabilities",

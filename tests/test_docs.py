@@ -33,6 +33,7 @@ def test_the_docs_site_builds_with_no_warning(tmp_path):
     assert "spillover synth" in cli and "default:" in cli  # and the CLI page, from the parser
 
 
+@pytest.mark.slow  # end to end: runs with --full (CI)
 @pytest.mark.parametrize("page", sorted(str(p.relative_to(ROOT / "docs")) for folder in ("studies", "methods")
                                          for p in (ROOT / "docs" / folder).glob("*.md")))
 def test_a_worked_study_runs_as_printed(page, capsys):

@@ -158,6 +158,7 @@ def test_the_comparison_of_estimators_reports_the_known_biases():
     assert table.loc[("regression adjustment (Chin)", "individual"), "coverage"] >= 0.85
 
 
+@pytest.mark.slow  # end to end: runs with --full (CI)
 def test_cli_simulate_compares_the_estimators(capsys, tmp_path):
     import json
 

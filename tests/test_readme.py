@@ -10,6 +10,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -56,6 +58,7 @@ def test_python_example_runs(capsys):
     assert all(float(low) < 0.3 and float(high) > 0.275 for _, _, low, high in rows), rows
 
 
+@pytest.mark.slow  # end to end: runs with --full (CI)
 def test_the_command_line_walkthrough_runs_in_order(tmp_path):
     block = re.search(r"```bash\n(mkdir -p example.*?)```", README.read_text(), re.S).group(1)
     result = run_bash(block, fresh_folder(tmp_path), timeout=600)
@@ -72,6 +75,7 @@ def test_the_command_line_walkthrough_runs_in_order(tmp_path):
     assert low < 0.3 < high, (low, high)
 
 
+@pytest.mark.slow  # end to end: runs with --full (CI)
 def test_the_experiment_walkthrough_runs_in_order(tmp_path):
     block = re.search(r"```bash\n(mkdir -p experiment-example.*?)```", README.read_text(), re.S).group(1)
     run_bash(block, fresh_folder(tmp_path), timeout=600)
