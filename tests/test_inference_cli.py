@@ -152,11 +152,37 @@ def test_draws_from_a_cluster_design_keep_same_cluster_pairs(capsys, experiment)
 
 @pytest.mark.parametrize("vcov", ["CR0", "CR1", "CR2"])
 def test_vcov_flag_chooses_the_variance(capsys, experiment, vcov):
+    """Each --vcov gives the standard errors of an independent computation: statsmodels'
+    cluster-robust OLS for CR0 and CR1, the Bell-McCaffrey adjustment by hand for CR2."""
+    import scipy.linalg
+    import statsmodels.api as sm
+
     folder, *_ = experiment
     capsys.readouterr()
     result = run_json(capsys, estimate_args(folder, "--method", "ols-cluster", "--clusters",
                                             str(folder / "clusters.csv"), "--vcov", vcov))
     assert all(vcov in row["method"] for row in result["effects"])
+    table = pd.read_csv(folder / "exposure.csv").merge(pd.read_csv(folder / "outcomes.csv"), on="unit_id")
+    table = table.merge(pd.read_csv(folder / "clusters.csv"), on="unit_id", suffixes=("_randomized", ""))
+    conditions = [row["condition"] for row in result["effects"]]
+    x = np.column_stack([np.ones(len(table))] + [(table["condition"] == c).to_numpy(float) for c in conditions])
+    y, groups = table["y"].to_numpy(), table["cluster_id"].to_numpy()
+    if vcov == "CR2":
+        bread = np.linalg.inv(x.T @ x)
+        residual = y - x @ (bread @ x.T @ y)
+        meat = np.zeros_like(bread)
+        for g in np.unique(groups):  # a loop over clusters: the reference, not the library
+            rows = groups == g
+            hat = x[rows] @ bread @ x[rows].T
+            adjusted = scipy.linalg.inv(np.real(scipy.linalg.sqrtm(np.eye(rows.sum()) - hat))) @ residual[rows]
+            score = x[rows].T @ adjusted
+            meat += np.outer(score, score)
+        expected = np.sqrt(np.diag(bread @ meat @ bread))[1:]
+    else:
+        fit = sm.OLS(y, x).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(groups)[0],
+                                                             "use_correction": vcov == "CR1"})
+        expected = fit.bse[1:]
+    np.testing.assert_allclose([row["se"] for row in result["effects"]], expected, rtol=1e-8)
 
 
 def test_alpha_sets_the_level_printed_and_used(capsys, experiment):
@@ -189,11 +215,32 @@ def test_effects_print_their_own_level_and_take_estimands_from_the_mapping():
 
 
 def test_ols_network_runs_from_the_command_line(capsys, experiment):
-    folder, *_ = experiment
+    """The network-HAC standard errors equal the definition computed here: residual
+    products summed over pairs within --bandwidth hops (shortest paths by scipy) or in one
+    randomization cluster, CR1-scaled by the clusters, projected onto the PSD cone."""
+    from scipy.sparse import csgraph
+
+    folder, graph, _ = experiment
     capsys.readouterr()
     result = run_json(capsys, estimate_args(folder, "--method", "ols-network", "--clusters",
                                             str(folder / "clusters.csv"), "--bandwidth", "1"))
     assert all("network HAC (1 hops + cluster)" in row["method"] for row in result["effects"])
+    table = pd.read_csv(folder / "exposure.csv").merge(pd.read_csv(folder / "outcomes.csv"), on="unit_id")
+    table = table.merge(pd.read_csv(folder / "clusters.csv"), on="unit_id", suffixes=("_randomized", ""))
+    conditions = [row["condition"] for row in result["effects"]]
+    x = np.column_stack([np.ones(len(table))] + [(table["condition"] == c).to_numpy(float) for c in conditions])
+    y, clusters = table["y"].to_numpy(), table["cluster_id"].to_numpy()
+    rows = graph.nodes.get_indexer(table["unit_id"])
+    hops = csgraph.shortest_path(graph.symmetric(), unweighted=True)[np.ix_(rows, rows)]
+    pairs = (hops <= 1) | (clusters[:, None] == clusters[None, :])
+    bread = np.linalg.inv(x.T @ x)
+    scores = x * (y - x @ (bread @ x.T @ y))[:, None]
+    meat = scores.T @ pairs.astype(float) @ scores
+    lam, vec = np.linalg.eigh(meat)
+    meat = (vec * np.clip(lam, 0, None)) @ vec.T
+    g, n, k = len(np.unique(clusters)), len(y), x.shape[1]
+    expected = np.sqrt(np.diag(g / (g - 1) * (n - 1) / (n - k) * bread @ meat @ bread))[1:]
+    np.testing.assert_allclose([row["se"] for row in result["effects"]], expected, rtol=1e-8)
     assert main(["estimate", "--outcomes", str(folder / "outcomes.csv"), "--exposure", str(folder / "exposure.csv"),
                  "--method", "ols-network", "--clusters", str(folder / "clusters.csv")]) == 2
     assert "needs the graph (--edges)" in capsys.readouterr().err

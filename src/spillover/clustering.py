@@ -97,7 +97,7 @@ class Clustering:
         labels = self.other_labels[side]
         return pd.DataFrame({"unit_id": labels.index, "cluster_id": labels.to_numpy()})
 
-    def summary(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Diagnostics under the command line's stable ``--json`` keys."""
         sizes = self.sizes
         return {
@@ -113,8 +113,12 @@ class Clustering:
             "effective_n_clusters": effective_n_clusters(sizes),
         }
 
+    def summary(self) -> str:
+        """The diagnostics in a line a person reads (:meth:`to_dict` holds them as data)."""
+        return repr(self)
+
     def __repr__(self) -> str:
-        s = self.summary()
+        s = self.to_dict()
         mod = "n/a" if s["modularity"] is None else f"{s['modularity']:.3f}"
         return (
             f"Clustering({self.method}: {s['n_clusters']:,} clusters of {s['n_units']:,} units, "

@@ -40,7 +40,7 @@ def clustering_table(graph, methods, seed: int) -> tuple[pd.DataFrame, dict[str,
             warnings.simplefilter("ignore", InterferenceWarning)
             start = time.perf_counter()
             result = cluster(graph, method, seed=seed)
-        summary = result.summary()
+        summary = result.to_dict()
         summary["seconds"] = time.perf_counter() - start
         rows.append(summary)
         sizes[method] = result.sizes

@@ -73,9 +73,15 @@ class DayReport:
     new_units: int = 0
     contaminated_units: int = 0
 
-    def summary(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The report as a dict (the ``evolve --json`` keys)."""
         return asdict(self)
+
+    def summary(self) -> str:
+        """The day in a line: what the graph did and what it did to the arms."""
+        return (f"{self.date}: {self.n_units:,} users in {self.n_components:,} components; created {self.created}, "
+                f"split {self.split}, merged {self.merged} ({self.merged_across_arms} across arms), removed "
+                f"{self.removed}; {self.users_switched} user(s) switched arm")
 
 
 def snapshot_checksum(network: CollaborationNetwork) -> str:
@@ -205,7 +211,7 @@ def start(
                        n_components=len(keys), new_units=network.n_users, contaminated_units=0)
     params["record"] = assignment.record.to_dict()  # the design as every analysis reads it
     ledger.write_day(salt, date, arms=arms, components=component_rows, events=events,
-                     summary=report.summary(), checksum=snapshot_checksum(network), allow_future=allow_future,
+                     summary=report.to_dict(), checksum=snapshot_checksum(network), allow_future=allow_future,
                      new_experiment={"salt": salt, "design": design, "params": params,
                                      "id_type": id_type(network.users)})
     return report
@@ -337,6 +343,6 @@ def evolve(
         contaminated_units=int(contaminated.sum()),
     )
     components = pd.DataFrame({"unit_id": users["unit_id"], "component": keys[labels], "stratum": stratum[labels]})
-    ledger.write_day(experiment, date, arms=arms, components=components, events=events, summary=report.summary(),
+    ledger.write_day(experiment, date, arms=arms, components=components, events=events, summary=report.to_dict(),
                      checksum=checksum, allow_future=allow_future)
     return report

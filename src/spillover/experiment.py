@@ -354,10 +354,11 @@ def run(config: ExperimentConfig, date: str | dt.date, *,
     active = today[(today["arm"] >= 0) & ~today["contaminated"]]
     by_component = active.groupby("component")["arm"].first()
     summary: dict[str, Any] = {
-        "date": str(date), "experiment": config.name, "ledger": day.summary(),
+        "date": str(date), "experiment": config.name, "ledger": day.to_dict(),
         "units_per_arm": {str(k): int(v) for k, v in today["arm"].value_counts().sort_index().items()},
         "components_per_arm": {str(k): int(v) for k, v in by_component.value_counts().sort_index().items()},
         "contaminated_units": int(today["contaminated"].sum()), "effects": [], "health": [], "notes": [],
+        "alpha": config.alpha,
     }
     from .health import sample_ratio_mismatch
 
@@ -435,6 +436,8 @@ def verdict(day: dict[str, Any], higher_is_better: bool = True) -> str:
     --------
     >>> verdict({"effects": [{"ci_low": 0.1, "ci_high": 0.5}], "health": []})
     'ship: the 95% interval (0.1 to 0.5) excludes 0, in the good direction'
+    >>> verdict({"effects": [{"ci_low": 0.1, "ci_high": 0.5}], "health": [], "alpha": 0.1})
+    'ship: the 90% interval (0.1 to 0.5) excludes 0, in the good direction'
     >>> verdict({"effects": [], "health": []})
     'not enough data yet: no outcomes so far'
     """
@@ -445,11 +448,14 @@ def verdict(day: dict[str, Any], higher_is_better: bool = True) -> str:
         return "not enough data yet: no outcomes so far"
     effect = day["effects"][0]
     low, high = effect["ci_low"], effect["ci_high"]
-    if low is None or high is None or (low <= 0 <= high):
-        return f"not enough data yet: the 95% interval ({low:.3g} to {high:.3g}) includes 0"
+    level = f"{100 * (1 - day.get('alpha', 0.05)):g}%"  # the level the day's analysis used
+    if low is None or high is None or low != low or high != high:
+        return "not enough data yet: the last day's effect has no interval"
+    if low <= 0 <= high:
+        return f"not enough data yet: the {level} interval ({low:.3g} to {high:.3g}) includes 0"
     good = (low > 0) == higher_is_better
     direction = "in the good direction" if good else "in the wrong direction"
-    return f"{'ship' if good else 'do not ship'}: the 95% interval ({low:.3g} to {high:.3g}) excludes 0, {direction}"
+    return f"{'ship' if good else 'do not ship'}: the {level} interval ({low:.3g} to {high:.3g}) excludes 0, {direction}"
 
 
 def report(config: ExperimentConfig, out: str | os.PathLike | None = None) -> Path:
@@ -500,7 +506,7 @@ def report(config: ExperimentConfig, out: str | os.PathLike | None = None) -> Pa
                      "(give cumulative metrics to date for a cumulative effect); users flagged contaminated by merges "
                      "are left out.",
                      [("By day", table[["date", "estimate", "ci_low", "ci_high", "units"]])],
-                     [("Estimate and interval by day", html.plot_effect_by_day(table))] if table["estimate"].notna().any()
+                     [("Estimate and interval by day", html.plot_effect_by_day(table, f"{100 * (1 - config.alpha):g}%"))] if table["estimate"].notna().any()
                      else []),
         html.Section("Units, components and churn",
                      "Components are created, split, merged and removed as the graph changes; the ledger keeps every "

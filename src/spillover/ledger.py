@@ -403,7 +403,7 @@ def record_assignment(ledger: Ledger, assignment, experiment: str, date, *, allo
                          "contaminated": False, "reason": "assigned"})
     params = dict(assignment.params, seed=assignment.seed, record=assignment.record.to_dict())
     ledger.write_day(
-        experiment, date, arms=arms, summary={"date": str(as_date(date)), **assignment.summary()},
+        experiment, date, arms=arms, summary={"date": str(as_date(date)), **assignment.to_dict()},
         new_experiment={"salt": assignment.salt or experiment, "design": assignment.design,
                         "params": params, "id_type": id_type(assignment.units)},
         allow_future=allow_future,

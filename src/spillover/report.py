@@ -61,7 +61,7 @@ def plot_sorted_intervals(comparison: Comparison, max_intervals: int = 200) -> s
         for mask, colour in ((covered, PALETTE["covered"]), (~covered, PALETTE["missed"])):
             ax.vlines(x[mask], result.ci_low[order][mask], result.ci_high[order][mask], colors=colour, linewidth=1)
         ax.axhline(comparison.true_effect, color=PALETTE["truth"], linewidth=1.2, linestyle="--")
-        ax.set_title(f"{result.design}\ncoverage {result.summary()['coverage']:.1%}", fontsize=10)
+        ax.set_title(f"{result.design}\ncoverage {result.to_dict()['coverage']:.1%}", fontsize=10)
         ax.set_xlabel("experiments, sorted by estimate")
     axes[0][0].set_ylabel("95% interval")
     return _png(figure)
@@ -195,9 +195,10 @@ def plot_cluster_sizes(sizes: dict[str, np.ndarray]) -> str:
     return _png(figure)
 
 
-def plot_effect_by_day(table: pd.DataFrame) -> str:
+def plot_effect_by_day(table: pd.DataFrame, level: str = "95%") -> str:
     """The estimate and its interval on each day (``date, estimate, ci_low, ci_high``),
-    with the zero line: how the evidence accumulates over an experiment.
+    with the zero line: how the evidence accumulates over an experiment; ``level`` names
+    the intervals' coverage (the analysis's ``1 - alpha``).
 
     Examples
     --------
@@ -210,7 +211,7 @@ def plot_effect_by_day(table: pd.DataFrame) -> str:
     figure, ax = _subplots((7.5, 3.4))
     data = table.dropna(subset=["estimate"])
     x = pd.to_datetime(data["date"])
-    ax.fill_between(x, data["ci_low"], data["ci_high"], color=PALETTE["covered"], alpha=0.25, label="95% interval")
+    ax.fill_between(x, data["ci_low"], data["ci_high"], color=PALETTE["covered"], alpha=0.25, label=f"{level} interval")
     ax.plot(x, data["estimate"], marker="o", color=PALETTE["covered"], label="estimate")
     ax.axhline(0, color=PALETTE["truth"], linewidth=1)
     ax.set_ylabel("effect")

@@ -71,7 +71,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     if args.out:
         write_table(result.to_frame(args.side), args.out)
         stderr.print(f"[dim]wrote {args.out}[/dim]")
-    summary = result.summary()
+    summary = result.to_dict()
     if args.json:
         print_json(summary)
     else:
@@ -130,7 +130,7 @@ def cmd_assign(args: argparse.Namespace) -> int:
         with Ledger(args.ledger, lock_timeout=args.lock_timeout) as ledger:
             record_assignment(ledger, assignment, args.experiment or args.salt or args.design,
                               args.date or dt.date.today(), allow_future=args.allow_future)
-    summary = assignment.summary()
+    summary = assignment.to_dict()
     checks = assignment_checks(assignment)
     for check in checks:
         if check.flagged:
@@ -186,9 +186,9 @@ def cmd_evolve(args: argparse.Namespace) -> int:
                 report = evolve(ledger, snapshot, args.date, experiment=name, merge_policy=args.merge_policy,
                                 replace=args.replace, allow_future=args.allow_future)
     if args.json:
-        print_json(report.summary())
+        print_json(report.to_dict())
     else:
-        print_summary(report.summary(), title=f"evolve: {name or args.design} on {args.date}")
+        print_summary(report.to_dict(), title=f"evolve: {name or args.design} on {args.date}")
     return 0
 
 

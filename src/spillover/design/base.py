@@ -91,7 +91,15 @@ class Assignment:
             raise InputError(f"assignment: {bad.size} unknown unit id(s), e.g. {list(bad[:5])}.")
         return self.arms[positions]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> str:
+        """How the assignment was made and how many units each arm has, in a line."""
+        data = self.to_dict()
+        arms = ", ".join(f"arm {arm}: {n:,}" for arm, n in data["arms"].items())
+        drawn = f"salt {self.salt!r}" if self.salt else f"seed {self.seed}"
+        of = "" if data["n_clusters"] is None else f" in {data['n_clusters']:,} clusters"
+        return f"{self.design} assignment of {data['n_units']:,} units{of} ({drawn}): {arms}"
+
+    def to_dict(self) -> dict[str, Any]:
         """How the assignment was made and how many units each arm has (the ``--json`` keys)."""
         counts = self.counts()
         return {

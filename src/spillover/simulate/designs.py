@@ -137,7 +137,7 @@ class DesignResult:
     >>> from spillover import synth
     >>> study = Study.from_network(synth.collaboration_network(2_000, seed=1))
     >>> result = simulate_design(study, "component", OutcomeModel(), n_sims=50, seed=1)
-    >>> result.estimates.shape, sorted(result.summary())[:3]
+    >>> result.estimates.shape, sorted(result.to_dict())[:3]
     ((50,), ['bias', 'ci_width', 'coverage'])
     """
 
@@ -149,7 +149,13 @@ class DesignResult:
     ci_high: np.ndarray
     n_clusters: int
 
-    def summary(self) -> dict:
+    def summary(self) -> str:
+        """Bias, coverage and power in a line."""
+        data = self.to_dict()
+        return (f"{self.design}: bias {data['bias']:+.4f}, sd {data['sd']:.4f}, coverage {data['coverage']:.1%}, "
+                f"power {data['power']:.1%} over {data['n_sims']:,} experiments")
+
+    def to_dict(self) -> dict:
         """Bias, sd, RMSE, coverage, mean interval width and power against the true effect."""
         covered = (self.ci_low <= self.true_effect) & (self.true_effect <= self.ci_high)
         rejects = (self.ci_low > 0) | (self.ci_high < 0)
@@ -185,7 +191,7 @@ class Comparison:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per design: its :meth:`DesignResult.summary`."""
-        return pd.DataFrame([r.summary() for r in self.results])
+        return pd.DataFrame([r.to_dict() for r in self.results])
 
     def __getitem__(self, design: str) -> DesignResult:
         for result in self.results:
@@ -197,7 +203,7 @@ class Comparison:
         """The ``simulate --json`` object: the true effect and each design's summary."""
         keys = ("design", "bias", "sd", "rmse", "coverage", "ci_width", "power", "n_sims")
         return {"true_effect": self.true_effect,
-                "designs": [{k: r.summary()[k] for k in keys} for r in self.results]}
+                "designs": [{k: r.to_dict()[k] for k in keys} for r in self.results]}
 
     def recommend(self, level: float = 0.95) -> pd.DataFrame:
         """One row: the design to run and why.
