@@ -23,6 +23,7 @@ quality measure of the whole experiment.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
@@ -146,6 +147,37 @@ def _load(snapshot: TableLike | CollaborationNetwork) -> CollaborationNetwork:
     if isinstance(snapshot, CollaborationNetwork):
         return snapshot
     return CollaborationNetwork.from_memberships(snapshot)
+
+
+def check_design_unchanged(record: dict[str, Any], given: dict[str, Any]) -> None:
+    """Design options given for a running experiment (``record``: the ledger's) must be
+    the ones it started with: the ledger's design is the truth, and an option that
+    disagrees would be silently ignored, or would move arms.
+
+    >>> record = {"experiment": "e", "design": "cluster", "params": {"treat_fraction": 0.5}}
+    >>> check_design_unchanged(record, {"design": "cluster", "treat_fraction": 0.5})
+    >>> check_design_unchanged(record, {"treat_fraction": 0.3})
+    Traceback (most recent call last):
+    ...
+    spillover.errors.DesignError: experiment 'e' was started with --treat-fraction 0.5, not 0.3; a running experiment keeps its design: drop --treat-fraction, or start a new experiment (--experiment NAME).
+    """
+    stored = dict(record["params"], design=record["design"])
+    for key, value in given.items():
+        if key in stored and _same(value, stored[key]):
+            continue
+        flag = "--" + key.replace("_", "-")
+        raise DesignError(f"experiment {record['experiment']!r} was started with {flag} {stored.get(key, 'unset')}, "
+                          f"not {value}; a running experiment keeps its design: drop {flag}, or start a new "
+                          "experiment (--experiment NAME).")
+
+
+def _same(given, stored) -> bool:
+    if isinstance(given, (list, tuple)) or isinstance(stored, (list, tuple)):
+        return isinstance(stored, (list, tuple)) and len(given) == len(stored) and all(
+            _same(a, b) for a, b in zip(given, stored))
+    if isinstance(given, (int, float)) and isinstance(stored, (int, float)):
+        return math.isclose(given, stored, rel_tol=1e-12, abs_tol=1e-12)
+    return given == stored
 
 
 def start(

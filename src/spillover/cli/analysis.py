@@ -5,63 +5,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from rich.markup import escape
 
 from ..console import print_json, print_summary, print_table, progress, stderr
-from ..exposure import default_control, get_mapping
 from ..graph import CollaborationNetwork, load_graph
 from ..io import write_table
 from .common import engine_for, engine_only, engine_poll, load_edges, name_list
-
-
-def _estimate_with_engine(args: argparse.Namespace, engine):
-    """Sufficient statistics where the data lives, the estimate on the driver; the design
-    is the one recorded with the exposure file (or --design), the method checked against it."""
-    from ..design.record import DesignRecord, stated_record
-    from ..errors import DesignError, InputError
-    from ..estimate import estimate_from_stats
-    from ..estimate.registry import mapping_kind, recommend, validity
-    from ..io import DESIGN_KEY, MAPPING_KEY, read_metadata
-
-    metadata = read_metadata(args.exposure) if not isinstance(args.exposure, pd.DataFrame) else {}
-    record = stated_record(args.design, complete=not args.bernoulli, treat_fraction=args.treat_fraction) \
-        if args.design else DesignRecord.from_dict(metadata[DESIGN_KEY]) if DESIGN_KEY in metadata else None
-    kind = mapping_kind(get_mapping(args.mapping) if args.mapping else None,
-                        [] if MAPPING_KEY not in metadata else ["treated", "control"]
-                        if metadata[MAPPING_KEY]["name"] == "fraction" else ["other"])
-    method, notes = args.method, []
-    if method == "auto":
-        if record is None:
-            raise DesignError("--method auto on an engine reads the design recorded with the exposure file; it has "
-                              "none: name a method (--method) or the design (--design).")
-        method, why = recommend(record, kind)
-        notes.append(f"method auto: {method}, because {why}")
-    elif record is not None and not validity(method, record.unit, kind).allowed and not args.ignore_design:
-        verdict = validity(method, record.unit, kind)
-        raise DesignError(f"{method} does not fit this {record.name} design: {verdict.reason}. Use --method "
-                          f"{verdict.instead} (or --method auto).")
-    engine_only(args, "difference-in-means, cluster-means and ols-cluster (no covariates)",
-                method in ("difference-in-means", "cluster-means", "ols-cluster") and not args.covariates)
-    clusters = args.clusters if method != "difference-in-means" else None
-    if method != "difference-in-means" and not clusters:
-        if record is None:
-            raise InputError(f"{method} needs clusters (--clusters).")
-        clusters = args.exposure  # the exposure table's cluster_id: the randomization units
-        notes.append("errors clustered by the randomization units (the exposure table's cluster_id)")
-    with progress(f"sufficient statistics ({engine.name})", args.json, poll=engine_poll(engine)):
-        stats = engine.cluster_stats(args.outcomes, args.exposure, clusters, outcome_col=args.outcome_col)
-    control = args.control or default_control(stats["condition"].astype(str).unique())
-    effects = estimate_from_stats(stats, method, control, alpha=args.alpha, vcov=args.vcov,
-                                  bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights,
-                                  seed=args.seed)
-    if record is not None:
-        notes.insert(0 if args.method != "auto" else 1, f"design: {record.describe()}")
-    return replace(effects, notes=tuple(notes) + effects.notes)
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -70,7 +22,18 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     engine = engine_for(args)
     if engine is not None:
-        return _print_effects(args, _estimate_with_engine(args, engine))
+        from ..estimate import analyse_on_engine
+
+        engine_only(args, "difference-in-means, cluster-means and ols-cluster (no covariates)", not args.covariates)
+        with progress(f"sufficient statistics ({engine.name})", args.json, poll=engine_poll(engine)):
+            effects = analyse_on_engine(engine, args.outcomes, args.exposure, args.method, clusters=args.clusters,
+                                        design=args.design, bernoulli=args.bernoulli,
+                                        treat_fraction=args.treat_fraction, mapping=args.mapping,
+                                        ignore_design=args.ignore_design, control=args.control,
+                                        outcome_col=args.outcome_col, alpha=args.alpha, vcov=args.vcov,
+                                        bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights,
+                                        seed=args.seed)
+        return _print_effects(args, effects)
     effects = analyse(
         args.outcomes, args.exposure, args.method, edges=args.edges, source=args.source, target=args.target,
         bipartite=args.bipartite, directed=args.directed, assignment=args.assignment, clusters=args.clusters,

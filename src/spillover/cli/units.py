@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
 import warnings
 from pathlib import Path
 
@@ -161,7 +160,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     """``spillover evolve``: apply one day's snapshot to the ledger (the first day starts the experiment)."""
     from ..design import check_spec
     from ..errors import DesignError
-    from ..evolve import evolve, start
+    from ..evolve import check_design_unchanged, evolve, start
     from ..ledger import Ledger
 
     with progress(f"loading {args.snapshot}", args.json):  # a bad snapshot must not leave a ledger behind
@@ -181,7 +180,9 @@ def cmd_evolve(args: argparse.Namespace) -> int:
                 report = start(ledger, snapshot, args.date, salt=name or args.design, design=args.design,
                                seed=args.seed, allow_future=args.allow_future, **options)
         else:
-            _refuse_other_design(args, ledger.experiment(name))
+            given = {key: value for key, value in design_spec(args).items() if key != "cluster_col"}
+            check_design_unchanged(ledger.experiment(name), {**given, **({"seed": args.seed} if args.seed is not None
+                                                                         else {})})
             with progress(f"applying snapshot of {args.date}", args.json):
                 report = evolve(ledger, snapshot, args.date, experiment=name, merge_policy=args.merge_policy,
                                 replace=args.replace, allow_future=args.allow_future)
@@ -190,34 +191,6 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     else:
         print_summary(report.to_dict(), title=f"evolve: {name or args.design} on {args.date}")
     return 0
-
-
-def _refuse_other_design(args: argparse.Namespace, record: dict) -> None:
-    """Design flags given for a running experiment must be the ones it was started with:
-    the ledger's design is the truth, and a flag that disagrees would be silently ignored."""
-    from ..errors import DesignError
-
-    given = design_spec(args)
-    given.pop("cluster_col", None)
-    if args.seed is not None:
-        given["seed"] = args.seed
-    stored = dict(record["params"], design=record["design"])
-    for key, value in given.items():
-        if key in stored and _same(value, stored[key]):
-            continue
-        flag = "--" + key.replace("_", "-")
-        raise DesignError(f"experiment {record['experiment']!r} was started with {flag} {stored.get(key, 'unset')}, "
-                          f"not {value}; a running experiment keeps its design: drop {flag}, or start a new "
-                          "experiment (--experiment NAME).")
-
-
-def _same(given, stored) -> bool:
-    if isinstance(given, (list, tuple)) or isinstance(stored, (list, tuple)):
-        return isinstance(stored, (list, tuple)) and len(given) == len(stored) and all(
-            _same(a, b) for a, b in zip(given, stored))
-    if isinstance(given, (int, float)) and isinstance(stored, (int, float)):
-        return math.isclose(given, stored, rel_tol=1e-12, abs_tol=1e-12)
-    return given == stored
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:

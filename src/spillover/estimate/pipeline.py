@@ -5,7 +5,9 @@ graph and computes the exposure probabilities when the estimator needs them, and
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, ContextManager
+
 
 import pandas as pd
 
@@ -19,7 +21,7 @@ from .registry import ESTIMATORS
 from .results import Effects
 from .table import cluster_series
 
-__all__ = ["analyse"]
+__all__ = ["analyse", "analyse_on_engine"]
 
 
 def _quiet(message: str) -> ContextManager:
@@ -164,3 +166,73 @@ def _probabilities(graph, plan, exposure: pd.DataFrame, clusters, assignment, dr
         probs = probs.with_notes("the stratified design's probabilities are those of complete randomization of its "
                                  "treated clusters among all clusters (its strata are not in the assignment table)")
     return probs
+
+
+ENGINE_METHODS = ("difference-in-means", "cluster-means", "ols-cluster")  # what per-cluster sums can estimate
+
+
+def analyse_on_engine(engine, outcomes: TableLike, exposure: TableLike, method: str = "auto", *,
+                      clusters: TableLike | None = None, design: str | None = None, bernoulli: bool = False,
+                      treat_fraction: float | None = None, mapping: str | None = None, ignore_design: bool = False,
+                      control: str | None = None, outcome_col: str = "y", **options: Any) -> Effects:
+    """Effects from an engine's per-(cluster, condition) sufficient statistics, the data
+    staying where it lives: the design is the one recorded with the exposure table (its
+    file's metadata) or ``design`` (then stated), the method checked against it (``auto``
+    resolved) as :func:`estimate` does; the errors cluster by ``clusters``, else by the
+    randomization units (the exposure table's ``cluster_id``). ``options`` go to
+    :func:`~spillover.estimate.estimate_from_stats`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spillover import synth
+    >>> from spillover.design import ClusterDesign
+    >>> from spillover.engines import get_engine
+    >>> from spillover.exposure import exposure
+    >>> graph = synth.social_graph(1_000, seed=1)
+    >>> labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
+    >>> table = exposure(graph, ClusterDesign(labels, graph.nodes).assign(seed=2), "fraction")
+    >>> outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": np.arange(1_000) % 7})
+    >>> effects = analyse_on_engine(get_engine("duckdb"), outcomes, table)
+    >>> effects.notes[0].startswith("method auto: ols-cluster"), effects.effects[0].method
+    (True, 'OLS / CR2, t(BM df)')
+    """
+    from ..design.record import DesignRecord
+    from ..errors import DesignError
+    from ..exposure import default_control, get_mapping
+    from ..io import DESIGN_KEY, MAPPING_KEY, table_metadata
+    from .cluster_robust import estimate_from_stats
+    from .registry import mapping_kind, recommend, validity
+
+    metadata = table_metadata(exposure)
+    record = stated_record(design, complete=not bernoulli, treat_fraction=treat_fraction) if design else \
+        DesignRecord.from_dict(metadata[DESIGN_KEY]) if DESIGN_KEY in metadata else None
+    made = (metadata.get(MAPPING_KEY) or {}).get("name")
+    kind = mapping_kind(get_mapping(mapping or made) if (mapping or made) else None)
+    notes = []
+    if method == "auto":
+        if record is None:
+            raise DesignError("method auto on an engine reads the design recorded with the exposure table; it has "
+                              "none: name a method (--method) or the design (--design).")
+        method, why = recommend(record, kind)
+        notes.append(f"method auto: {method}, because {why}")
+    elif record is not None:
+        verdict = validity(method, record.unit, kind)
+        if not verdict.allowed and not ignore_design:
+            raise DesignError(f"{method} does not fit this {record.name} design: {verdict.reason}. Use --method "
+                              f"{verdict.instead} (or --method auto).")
+    if method not in ENGINE_METHODS:
+        raise InputError(f"--engine {engine.name} runs {', '.join(ENGINE_METHODS)} (no covariates), not {method}; "
+                         "use --engine memory.")
+    if method != "difference-in-means" and clusters is None:
+        if record is None:
+            raise InputError(f"{method} needs clusters (--clusters).")
+        clusters = exposure  # the exposure table's cluster_id: the randomization units
+        notes.append("errors clustered by the randomization units (the exposure table's cluster_id)")
+    stats = engine.cluster_stats(outcomes, exposure, clusters if method != "difference-in-means" else None,
+                                 outcome_col=outcome_col)
+    control = control or default_control(stats["condition"].astype(str).unique())
+    effects = estimate_from_stats(stats, method, control, **options)
+    if record is not None:
+        notes.insert(len(notes) if method == "auto" else 0, f"design: {record.describe()}")
+    return dataclasses.replace(effects, notes=tuple(notes) + effects.notes)

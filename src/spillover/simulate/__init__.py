@@ -7,7 +7,7 @@ design study), :mod:`~spillover.simulate.outcomes` (outcomes with a known effect
 graph; exact variances under cluster designs and RGCR).
 """
 
-from .designs import DESIGNS, Comparison, DesignResult, OutcomeModel, SimulatedChunk, Study  # noqa: F401
+from .designs import DESIGNS, SIMULATED_DESIGNS, Comparison, DesignResult, OutcomeModel, SimulatedChunk, Study  # noqa: F401
 from .designs import choose_design, cluster_robust_difference, compare_designs, gamma_sweep  # noqa: F401
 from .designs import simulate_design, simulate_experiments  # noqa: F401
 from .estimators import compare_estimators, exact_ht_variance, mixing_study  # noqa: F401

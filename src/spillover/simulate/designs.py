@@ -45,7 +45,11 @@ from ..variance import DEFAULT_VCOV, ols, ols_cluster_sums
 from .outcomes import social_outcomes
 
 
-DESIGNS = ("project", "component", "stratified-component", "individual")
+#: the designs a study compares on a collaboration network, each a design of the registry
+#: (``spillover.design.DESIGN_OPTIONS``) over a randomization unit of the network
+SIMULATED_DESIGNS = {"project": ("cluster", "project"), "component": ("cluster", "component"),
+                     "stratified-component": ("stratified-cluster", "component"), "individual": ("individual", "user")}
+DESIGNS = tuple(SIMULATED_DESIGNS)
 
 
 @dataclass(frozen=True)
@@ -118,14 +122,11 @@ class Study:
         return model.tau * (1.0 + model.gamma * self.mean_degree())
 
     def units(self, design: str) -> np.ndarray:
-        """Randomization unit of each user under ``design``."""
-        if design == "project":
-            return self.project
-        if design in ("component", "stratified-component"):
-            return self.component
-        if design == "individual":
-            return np.arange(self.n_users)
-        raise InputError(f"unknown design {design!r}; choose one of {list(DESIGNS)}.")
+        """Randomization unit of each user under ``design`` (:data:`SIMULATED_DESIGNS`)."""
+        if design not in SIMULATED_DESIGNS:
+            raise InputError(f"unknown design {design!r}; choose one of {list(DESIGNS)}.")
+        unit = SIMULATED_DESIGNS[design][1]
+        return {"project": self.project, "component": self.component}.get(unit, np.arange(self.n_users))
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ def _cluster_draws(study: Study, design: str, n_sims: int, rng: np.random.Genera
     """Cluster codes per user, draws ``(n_clusters, S)``, and strata per cluster (or None)."""
     units = study.units(design)
     codes, ids = pd.factorize(units, sort=True)
-    if design == "stratified-component":
+    if SIMULATED_DESIGNS[design][0] == "stratified-cluster":
         plan = StratifiedClusterDesign.from_units(codes, pd.RangeIndex(study.n_users),
                                                   {"size": None, "usage": study.usage},
                                                   n_bins=n_bins, sample_fraction=1.0)
