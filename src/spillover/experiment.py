@@ -39,7 +39,18 @@ from .variance import VCOV_TYPES
 __all__ = ["ANALYSIS_METHODS", "EXAMPLE", "ExperimentConfig", "load_config", "report", "run", "snapshot_dates",
            "validate", "verdict", "write_example_data"]
 
-ANALYSIS_METHODS = ("ols-cluster", "cluster-means")  # the estimators of a component-randomized experiment
+def _analysis_methods() -> tuple[str, ...]:
+    """The estimators of a component-randomized experiment, read off the registry: valid
+    under a cluster design comparing arms, and needing nothing but the clusters; the
+    recommended one first."""
+    from .estimate import ESTIMATORS, validity
+
+    valid = [name for name, entry in ESTIMATORS.items()
+             if validity(name, "cluster", "own").allowed and set(entry.needs) <= {"clusters"}]
+    return tuple(sorted(valid, key=lambda name: validity(name, "cluster", "own").status != "recommended"))
+
+
+ANALYSIS_METHODS = _analysis_methods()
 _DESIGNS = ("cluster", "stratified-cluster", "holdout")
 
 #: The commented example ``spillover init`` writes.

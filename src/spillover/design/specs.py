@@ -107,11 +107,12 @@ def design_from_spec(spec: Mapping[str, Any], units: pd.DataFrame, *, what: str 
     >>> design_from_spec({"design": "cluster"}, units).n_clusters
     4
     """
-    from ..io import require_columns, require_no_nulls
+    from ..io import require_columns, require_no_nulls, unique_rows
 
     spec = check_spec(spec)
     require_columns(units, ["unit_id"], what)
     require_no_nulls(units, ["unit_id"], what)
+    units = unique_rows(units, "unit_id", what)
     ids = pd.Index(units["unit_id"])
     if ids.has_duplicates:
         raise InputError(f"{what}: unit_id {show_id(ids[ids.duplicated()][0])} appears more than once; one row per unit.")
