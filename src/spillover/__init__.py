@@ -4,49 +4,55 @@ The pipeline reads as a chain: graph -> cluster -> design -> exposure -> estimat
 with ``simulate`` to compare designs before launch and ``report`` to show the results.
 """
 
-from .clustering import Clustering, cluster, cut_fraction, modularity, sweep
-from .errors import (
-    DataWarning,
-    DesignError,
-    EngineError,
-    EmptyConditionWarning,
-    FewClustersWarning,
-    InputError,
-    InterferenceWarning,
-    LedgerError,
-    PositivityWarning,
-    SampleRatioWarning,
-    SmallConditionWarning,
-    SpilloverError,
-    SpilloverWarning,
-)
-from .graph import BipartiteGraph, CollaborationNetwork, SocialGraph, load_graph
-from .io import read_table
-
 __version__ = "0.1.0"
 
+# the public names, by the module that defines them: imported when first used, so that
+# `import spillover` (and `spillover --version`) costs nothing until a name is needed
+_HOMES = {
+    **dict.fromkeys(("Clustering", "cluster", "cut_fraction", "modularity", "sweep"), "clustering"),
+    **dict.fromkeys(("DataWarning", "DesignError", "EngineError", "EmptyConditionWarning", "FewClustersWarning",
+                     "InputError", "InterferenceWarning", "LedgerError", "PositivityWarning", "SampleRatioWarning",
+                     "SmallConditionWarning", "SpilloverError", "SpilloverWarning"), "errors"),
+    **dict.fromkeys(("BipartiteGraph", "CollaborationNetwork", "SocialGraph", "load_graph"), "graph"),
+    "read_table": "io",
+}
 
-def _moved_module(old: str, new_module) -> None:
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+        globals()[name] = value  # the function `cluster` now hides nothing: the module is `clustering`
+        return value
+    if name == "cluster":
+        raise AttributeError(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _moved_module(old: str, new: str) -> None:
     """``spillover.<old>`` still imports, with a DeprecationWarning naming the new home
     (the module was renamed so that the function of the same name no longer hides it)."""
     import sys
     import types
-    import warnings
 
-    alias = types.ModuleType(f"{__name__}.{old}", f"Deprecated alias of {new_module.__name__}.")
+    alias = types.ModuleType(f"{__name__}.{old}", f"Deprecated alias of {__name__}.{new}.")
 
     def forward(name: str):
+        import importlib
+        import warnings
+
         if name.startswith("__"):  # introspection (inspect, hypothesis) is not a use of the old name
             raise AttributeError(name)
-        warnings.warn(f"spillover.{old} is now {new_module.__name__}; import from there (spillover.{old} is the "
+        warnings.warn(f"spillover.{old} is now spillover.{new}; import from there (spillover.{old} is the "
                       "function).", DeprecationWarning, stacklevel=2)
-        return getattr(new_module, name)
+        return getattr(importlib.import_module(f"{__name__}.{new}"), name)
 
     alias.__getattr__ = forward
     sys.modules[alias.__name__] = alias
 
 
-_moved_module("cluster", clustering)  # noqa: F821 (the submodule, bound by the import above)
+_moved_module("cluster", "clustering")
 
 __all__ = [
     "BipartiteGraph",

@@ -24,7 +24,6 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 
 from .clustering import cluster, effective_n_clusters
 from .errors import DesignError, InputError, InterferenceWarning
@@ -105,6 +104,8 @@ def icc_reml(y: np.ndarray, clusters: np.ndarray) -> float:
         sigma2 = q / (big_n - 1)
         return 0.5 * ((big_n - 1) * np.log(sigma2) + np.sum(np.log1p(lam * n)) + np.log(np.sum(w)))
 
+    from scipy import optimize
+
     result = optimize.minimize_scalar(negative_restricted_loglik, bounds=(-30.0, 15.0), method="bounded",
                                       options={"xatol": 1e-10})
     lam = float(np.exp(result.x))
@@ -127,7 +128,9 @@ def minimum_detectable_effect(se: float, df: float = np.inf, *, alpha: float = 0
     """
     if not (0 < alpha < 1 and 0 < power < 1):
         raise InputError(f"alpha={alpha} and power={power} must be in (0, 1).")
-    quantile = stats.norm.ppf if not np.isfinite(df) else (lambda q: stats.t.ppf(q, df))
+    from scipy import special
+
+    quantile = special.ndtri if not np.isfinite(df) else (lambda q: special.stdtrit(df, q))
     return float((quantile(1 - alpha / 2) + quantile(power)) * se)
 
 

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .errors import InputError
 from .graph import group_indicator
@@ -136,9 +135,11 @@ def t_interval(estimate, se, df, alpha: float = 0.05):
     estimate, se, df = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (estimate, se, df)))
     ok = np.isfinite(se) & (se > 0) & (df > 0)
     safe_df = np.where(ok, df, 1.0)
-    quantile = np.where(np.isinf(safe_df), stats.norm.ppf(1 - alpha / 2), stats.t.ppf(1 - alpha / 2, safe_df))
+    from scipy import special  # t and normal quantiles (what scipy.stats calls), imported when first needed
+
+    quantile = np.where(np.isinf(safe_df), special.ndtri(1 - alpha / 2), special.stdtrit(safe_df, 1 - alpha / 2))
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = 2 * stats.t.sf(np.abs(estimate / se), safe_df)
+        p = 2 * special.stdtr(safe_df, -np.abs(estimate / se))
     nan = np.full(estimate.shape, np.nan)
     low = np.where(ok, estimate - quantile * se, nan)
     high = np.where(ok, estimate + quantile * se, nan)

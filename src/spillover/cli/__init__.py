@@ -10,6 +10,14 @@ The modules: :mod:`~spillover.cli.parser` (every command's flags),
 """
 
 from .main import main
-from .parser import build_parser
+
+
+def __getattr__(name: str):
+    if name == "build_parser":  # the full parser imports every command's choices: only when asked
+        from .parser import build_parser
+
+        return build_parser
+    raise AttributeError(name)
+
 
 __all__ = ["build_parser", "main"]

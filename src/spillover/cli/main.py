@@ -4,16 +4,13 @@ turn our errors into one line on stderr with exit code 2."""
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
 
-from rich.markup import escape
-
-from ..console import show_warning, stderr
-from ..errors import SpilloverError
-from ..io import id_type
-from .parser import build_parser
+from .. import __version__
+from .commands import COMMANDS, top_parser
 
 # what to do when a command runs out of memory
 _MEMORY_HINT = {
@@ -45,11 +42,27 @@ def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line on ``argv``; returns the exit code (2 for bad input, with a one-line message)."""
+    """Run the command line on ``argv``; returns the exit code (2 for bad input, with a one-line message).
+
+    ``spillover --version``, ``--help`` and a mistyped command are answered by the light
+    top-level parser (:func:`~spillover.cli.commands.top_parser`), importing nothing of
+    the library; a command builds its own options, and imports what it needs, only when
+    it runs."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if not argv or argv[0] not in COMMANDS:
+            top_parser(__version__).parse_args(argv)  # prints the version or help, or refuses, and exits
+        from .parser import build_parser
+
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, or a flag argparse refused (its one-line message is printed)
         return int(exit_.code or 0)
+    from rich.markup import escape
+
+    from ..console import show_warning, stderr
+    from ..errors import SpilloverError
+    from ..io import id_type
+
     warnings.showwarning = show_warning
     try:
         _refuse_overwriting_inputs(args)

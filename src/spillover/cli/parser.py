@@ -7,6 +7,7 @@ import argparse
 import math
 
 from .. import __version__
+from .commands import COMMANDS, HelpFormatter, OneLineParser
 from ..clustering import METHODS
 from ..engines import ENGINES
 from ..design import DESIGN_NAMES, DESIGN_OPTIONS
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spillover {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
-    def command(name: str, text: str) -> argparse.ArgumentParser:
+    def command(name: str) -> argparse.ArgumentParser:
+        text = COMMANDS[name]
         sub = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".",
                                   formatter_class=HelpFormatter)
         if name in _READS_TABLES:
@@ -41,15 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
                                   "one type in every input")
         return sub
 
-    demo = command("demo", "run the whole pipeline on built-in synthetic data and write an HTML report")
+    demo = command("demo")
     demo.add_argument("--out", default="demo-out", help="folder for report.html and its tables")
     demo.add_argument("--seed", type=SEED, default=0, help="seed of the synthetic data and every random step")
     demo.add_argument("--json", action="store_true", help="print one JSON object: the files written and the headline "
                                                           "numbers")
     demo.set_defaults(func=cmd_demo)
 
-    synth = command("synth", "write example inputs: a social graph's edges, daily membership snapshots, or "
-                             "outcomes with a known effect for an assignment")
+    synth = command("synth")
     synth.add_argument("kind", choices=["social", "memberships", "outcomes"], help="what to write")
     synth.add_argument("--out", required=True, help="social, outcomes: the table to write; memberships: a folder "
                                                     "for memberships-YYYY-MM-DD.parquet")
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     synth.set_defaults(func=cmd_synth)
 
-    init = command("init", "write a commented experiment file to start from")
+    init = command("init")
     init.add_argument("path", nargs="?", default="experiment.toml", help="where to write it")
     init.add_argument("--example", action="store_true",
                       help="also write example data beside it: daily membership snapshots with churn and outcomes "
@@ -78,27 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     init.set_defaults(func=cmd_init)
 
-    validate = command("validate", "check an experiment file, and check it against the data")
+    validate = command("validate")
     validate.add_argument("experiment", help="the experiment file (experiment.toml)")
     validate.add_argument("--date", help="check that day's inputs (default: the first snapshot found)")
     validate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     validate.set_defaults(func=cmd_validate)
 
-    run = command("run", "run one day of an experiment: ledger, exposure, estimate, results; idempotent")
+    run = command("run")
     run.add_argument("experiment", help="the experiment file (experiment.toml)")
     run.add_argument("--date", help="the day to run, YYYY-MM-DD (default: every snapshot on disk not yet run, in "
                                     "order; the summary printed is the last day's)")
     run.add_argument("--json", action="store_true", help="print the day's summary as one JSON object")
     run.set_defaults(func=cmd_run)
 
-    rep = command("report", "build one HTML page over all days of an experiment so far")
+    rep = command("report")
     rep.add_argument("experiment", help="the experiment file (experiment.toml)")
     rep.add_argument("--out", help="where to write the page (default: <results>/<name>/report.html)")
     rep.add_argument("--json", action="store_true", help="print one JSON object instead of a line")
     rep.set_defaults(func=cmd_report)
 
-    plan = command("plan", "before the experiment: the ICC, design effect, minimum detectable effect and "
-                           "interference bias of each candidate design, from your own outcome history")
+    plan = command("plan")
     source = plan.add_mutually_exclusive_group(required=True)
     source.add_argument("--edges", help="a social graph's edge list (default: none; or --memberships)")
     source.add_argument("--memberships", help="a collaboration network: user_id, project_id, account_id[, usage] "
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     plan.set_defaults(func=cmd_plan)
 
-    clus = command("cluster", "cluster a graph into randomization units")
+    clus = command("cluster")
     clus.add_argument("edges", help="edge list (.csv or .parquet)")
     clus.add_argument("--method", required=True, choices=METHODS, help="the clustering algorithm")
     clus.add_argument("--side", choices=["units", "treated"], default="units",
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_flags(clus)
     clus.set_defaults(func=cmd_cluster)
 
-    assign = command("assign", "randomize units into arms")
+    assign = command("assign")
     assign.add_argument("--units", required=True, help="table with unit_id (+ cluster and strata columns)")
     assign.add_argument("--design", required=True, choices=DESIGN_NAMES, help="how units are randomized")
     _add_design_flags(assign)
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_flags(assign)
     assign.set_defaults(func=cmd_assign)
 
-    expo = command("exposure", "map each unit's exposure from the assignment and the graph")
+    expo = command("exposure")
     expo.add_argument("edges", help="edge list (.csv or .parquet)")
     expo.add_argument("--assignment", required=True, help="table with unit_id, arm")
     _add_mapping_flags(expo, required=True)
@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_flags(expo)
     expo.set_defaults(func=cmd_exposure)
 
-    est = command("estimate", "estimate direct, indirect and total effects with standard errors and intervals")
+    est = command("estimate")
     est.add_argument("--outcomes", required=True, help="table with unit_id and the outcome column")
     est.add_argument("--exposure", required=True, help="table written by `spillover exposure`")
     est.add_argument("--method", default="auto", choices=["auto", *ESTIMATE_METHODS],
@@ -249,8 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_flags(est)
     est.set_defaults(func=cmd_estimate)
 
-    simulate = command("simulate", "compare designs, or estimators of the global effect, on simulated experiments "
-                                   "with a known effect")
+    simulate = command("simulate")
     simulate.add_argument("--compare", choices=["designs", "estimators"], default="designs",
                           help="designs: cluster designs of a collaboration network; estimators: difference in means, "
                                "cluster randomization, Hajek, regression adjustment, SNIPE and a staggered rollout on "
@@ -281,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     simulate.set_defaults(func=cmd_simulate)
 
-    evolve = command("evolve", "apply one day's graph snapshot to the ledger, keeping every unit's arm")
+    evolve = command("evolve")
     evolve.add_argument("--ledger", required=True, help="the experiment's ledger (DuckDB file)")
     evolve.add_argument("--snapshot", required=True, help="memberships: user_id, project_id, account_id[, usage]")
     evolve.add_argument("--date", required=True, help="the snapshot's date, YYYY-MM-DD")
@@ -298,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     evolve.set_defaults(func=cmd_evolve)
 
-    led = command("ledger", "read what a ledger recorded (show, history, export) or void a day, with an audit row")
+    led = command("ledger")
     led.add_argument("action", choices=["show", "history", "export", "void"],
                      help="show: the experiment and its days; history: every arm a unit has had; export: a table to "
                           "CSV/Parquet; void: undo --date and every later day (kept in voided_* tables)")
@@ -435,29 +434,6 @@ def _add_edge_flags(parser: argparse.ArgumentParser) -> None:
                                                                 "targets")
     parser.add_argument("--bipartite", action="store_true",
                         help="SOURCE is the measured side, TARGET the randomized side")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one line on stderr (exit code 2), naming the command and pointing
-    at its ``--help``, like every other error of the command line."""
-
-    def error(self, message: str):
-        """Print ``message`` as one line and exit with code 2."""
-        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Every option's help ends with its default (or says it is required)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if not action.option_strings or "default:" in text or action.default is argparse.SUPPRESS:
-            return text
-        if action.required:
-            return f"{text} (required)"
-        if action.const is True and action.default is False:  # a switch
-            return f"{text} (default: off)"
-        return f"{text} (default: %(default)s)"
 
 
 # the commands that read tables named on the command line (the experiment commands read theirs from the file)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import (
     InputError,
@@ -127,7 +126,9 @@ def interference_test(outcomes: pd.DataFrame, assignment, *, outcome_col: str = 
     # a t reference with Welch-Satterthwaite degrees of freedom: the cluster branch's
     # variance rests on its few clusters (its Bell-McCaffrey df), the unit branch's on many units
     df = (cluster_var + unit_var) ** 2 / (cluster_var**2 / float(fit.df[1]) + unit_var**2 / (len(unit_branch) - 2))
-    p = float(2 * stats.t.sf(abs(statistic), df))
+    from scipy.special import stdtr
+
+    p = float(2 * stdtr(df, -abs(statistic)))
     share = difference / cluster_est if cluster_est != 0 else float("nan")
     return InterferenceTest(cluster_est, unit_est, difference, se, float(statistic), p, float(share),
                             int(cluster_branch["cluster_id"].nunique()), int(len(unit_branch)), alpha)

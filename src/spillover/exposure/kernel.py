@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..design import OUT, Assignment
-from ..io import DESIGN_KEY, MAPPING_KEY, table_metadata, unique_rows
+from ..io import DESIGN_KEY, MAPPING_KEY, table_metadata
 from ..errors import DataWarning, InputError, show_id
 from ..graph import BipartiteGraph, SocialGraph, group_indicator, with_isolates
 from .mappings import Counts, Mapping, get_mapping
@@ -252,7 +252,7 @@ def arms_for(randomized: pd.Index, assignment: Assignment | pd.Series | pd.DataF
     elif isinstance(assignment, pd.DataFrame):
         if not {"unit_id", "arm"} <= set(assignment.columns):
             raise InputError(f"assignment table needs columns unit_id and arm; it has {list(assignment.columns)}.")
-        series = unique_rows(assignment, "unit_id", "assignment").set_index("unit_id")["arm"]
+        series = assignment.set_index("unit_id")["arm"]  # a repeated id is refused below, as every engine does
     else:
         series = assignment
     if series.index.has_duplicates:

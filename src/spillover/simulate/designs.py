@@ -34,7 +34,6 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
 
 from ..clustering import cluster, cut_fraction
 from ..design import ClusterDesign, StratifiedClusterDesign
@@ -501,6 +500,7 @@ def choose_design(
     >>> table["design"].tolist()[0], int(table["best"].sum())
     ('individual', 1)
     """
+    from scipy import special
     connected = float(np.mean(np.diff(graph.adjacency.indptr) > 0))
     tau = effect / (1.0 + gamma * connected)  # isolated units feel no spillover
     rng = check_seed(seed)
@@ -521,7 +521,7 @@ def choose_design(
         rows.append({
             "design": name, "n_clusters": g, "cut_fraction": cut_fraction(graph.adjacency, labels),
             "bias": float(beta.mean() - effect), "sd": sd, "rmse": float(np.sqrt(np.mean((beta - effect) ** 2))),
-            "mde_80": float((stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * sd),
+            "mde_80": float((special.ndtri(0.975) + special.ndtri(0.8)) * sd),
             "coverage": float(np.mean((low <= effect) & (effect <= high))),
         })
     table = pd.DataFrame(rows)
