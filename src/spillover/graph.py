@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from .errors import DataWarning, InputError, show_id
 from .io import ID_COLUMNS, ID_TYPES, id_type, write_table  # noqa: F401 (their home was here)
-from .io import TableLike, read_table, require_columns, require_no_nulls, source_name
+from .io import ReadOptions, TableLike, read_table, require_columns, require_no_nulls, source_name
 
 __all__ = ["BipartiteGraph", "CollaborationNetwork", "ID_COLUMNS", "ID_TYPES", "SocialGraph", "id_type", "load_graph",
            "read_table", "report_isolates", "with_isolates", "write_table"]
@@ -238,15 +238,18 @@ class SocialGraph:
         directed: bool = False,
         nodes: Iterable[Hashable] | None = None,
         node_data: pd.DataFrame | None = None,
+        options: ReadOptions | None = None,
     ) -> "SocialGraph":
-        """Build from an edge list (DataFrame, CSV or Parquet).
+        """Build from an edge list (a DataFrame, or a file :func:`~spillover.io.read_table`
+        reads: CSV, TSV, SNAP-style text, Parquet, Matrix Market, GraphML, GML; ``options``
+        for its format, separator, comments and header).
 
         Self-loops are dropped and duplicate edges collapsed (``a-b`` and ``b-a`` are one
         undirected edge), each with a :class:`DataWarning` giving counts and an example row.
         ``nodes`` adds isolated nodes that have no edge.
         """
         what = source_name(edges, "edge list")
-        frame = read_table(edges, what=what, ids=(source, target))
+        frame = read_table(edges, what=what, ids=(source, target), options=options)
         require_columns(frame, [source, target], what)
         require_no_nulls(frame, [source, target], what)
         if len(frame) == 0 and nodes is None:
@@ -355,10 +358,12 @@ class BipartiteGraph:
         *,
         unit_data: pd.DataFrame | None = None,
         treated_data: pd.DataFrame | None = None,
+        options: ReadOptions | None = None,
     ) -> "BipartiteGraph":
-        """Build from a link list with one column per side (DataFrame, CSV or Parquet)."""
+        """Build from a link list with one column per side (a DataFrame or a file, read as
+        :func:`~spillover.io.read_table` reads it with ``options``)."""
         what = source_name(edges, "bipartite edge list")
-        frame = read_table(edges, what=what, ids=(unit, treated))
+        frame = read_table(edges, what=what, ids=(unit, treated), options=options)
         require_columns(frame, [unit, treated], what)
         require_no_nulls(frame, [unit, treated], what)
         if len(frame) == 0:
@@ -471,6 +476,7 @@ class CollaborationNetwork:
         user: str = "user_id",
         project: str = "project_id",
         account: str = "account_id",
+        options: ReadOptions | None = None,
     ) -> "CollaborationNetwork":
         """Build from user-project memberships and each project's billing account.
 
@@ -479,7 +485,7 @@ class CollaborationNetwork:
         per-user attributes (e.g. ``usage``) and must agree across a user's rows.
         """
         what = source_name(memberships, "memberships")
-        frame = read_table(memberships, what=what)
+        frame = read_table(memberships, what=what, ids=(user, project, account), options=options)
         require_columns(frame, [user, project], what)
         require_no_nulls(frame, [user, project], what)
         if len(frame) == 0:
@@ -580,8 +586,10 @@ def load_graph(
     *,
     bipartite: bool = False,
     directed: bool = False,
+    options: ReadOptions | None = None,
 ) -> SocialGraph | BipartiteGraph:
-    """Load an edge list as a social graph, or a bipartite graph (``source`` = unit side).
+    """Load an edge list as a social graph, or a bipartite graph (``source`` = unit side);
+    ``options`` say how to read its file (:class:`~spillover.io.ReadOptions`).
 
     Examples
     --------
@@ -590,5 +598,5 @@ def load_graph(
     3
     """
     if bipartite:
-        return BipartiteGraph.from_edges(edges, unit=source, treated=target)
-    return SocialGraph.from_edges(edges, source=source, target=target, directed=directed)
+        return BipartiteGraph.from_edges(edges, unit=source, treated=target, options=options)
+    return SocialGraph.from_edges(edges, source=source, target=target, directed=directed, options=options)

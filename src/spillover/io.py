@@ -8,6 +8,7 @@ import contextvars
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -23,7 +24,7 @@ DESIGN_KEY = "spillover.design"  # the design a table carries (DataFrame.attrs, 
 MAPPING_KEY = "spillover.mapping"  # the exposure mapping an exposure table was made with
 METADATA_KEYS = (DESIGN_KEY, MAPPING_KEY)  # what travels with a table written by write_table
 
-__all__ = ["ID_COLUMNS", "ID_TYPES", "TableLike", "id_type", "read_table", "write_table"]
+__all__ = ["FORMATS", "ID_COLUMNS", "ID_TYPES", "ReadOptions", "TableLike", "id_type", "read_table", "write_table"]
 
 
 # columns that hold ids wherever they appear (edge lists add their --source/--target)
@@ -74,12 +75,69 @@ def current_id_type() -> str:
     return _id_type.get()
 
 
-def read_table(source: TableLike, *, what: str = "table", ids: Sequence[str] = ()) -> pd.DataFrame:
-    """Read a DataFrame, or a ``.csv`` / ``.parquet`` file chosen by its extension.
+#: the file formats a table (an edge list above all) can be read as; ``auto`` chooses by extension
+FORMATS = ("auto", "csv", "tsv", "snap", "parquet", "mtx", "graphml", "gml")
+_BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "snap", ".edges": "snap", ".edgelist": "snap",
+              ".parquet": "parquet", ".pq": "parquet", ".mtx": "mtx", ".graphml": "graphml", ".gml": "gml"}
+# per text format: the column separator, the comment prefix, whether the first row names the columns
+_TEXT = {"csv": (",", None, True), "tsv": ("\t", None, True), "snap": (r"\s+", "#", False)}
 
-    Id columns (:data:`ID_COLUMNS` and ``ids``) are typed by :func:`id_type`: in a CSV they
-    are read as text, so ``007`` and ``7`` stay two ids and ``NA`` or ``None`` is an id (only
-    an empty cell is missing); they become integers when every id is a canonical integer.
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a file whose extension does not say it all: its ``format`` (one of
+    :data:`FORMATS`; ``snap``: whitespace-separated columns, ``#`` comment lines, no header,
+    as SNAP edge lists and MovieLens' ``u.data`` come), and overrides of the format's
+    column separator ``sep``, ``comment`` prefix and ``header`` (whether the first row
+    names the columns). Without a header, columns are named by position, ``"0"``,
+    ``"1"``, ...; an edge list's first two are its two ends unless ``--source`` and
+    ``--target`` name others.
+
+    Examples
+    --------
+    >>> ReadOptions("snap").text()[1:], ReadOptions("csv", header=False).text()
+    (('#', False), (',', None, False))
+    """
+
+    format: str = "auto"
+    sep: str | None = None
+    comment: str | None = None
+    header: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise InputError(f"format {self.format!r} is not one of {list(FORMATS)}.")
+
+    def resolved(self, path: Path) -> str:
+        """The format of ``path``: the one named, else its extension's."""
+        if self.format != "auto":
+            return self.format
+        found = _BY_SUFFIX.get(path.suffix.lower())
+        if found is None:
+            raise InputError(f"cannot tell the format of '{path}' from its extension: name it with --format (one of "
+                             f"{', '.join(FORMATS[1:])}).")
+        return found
+
+    def text(self, fmt: str | None = None) -> tuple[str, str | None, bool]:
+        """The separator, comment prefix and header of a text format, the overrides applied."""
+        sep, comment, header = _TEXT[fmt or (self.format if self.format in _TEXT else "csv")]
+        return (self.sep if self.sep is not None else sep, self.comment if self.comment is not None else comment,
+                self.header if self.header is not None else header)
+
+
+def read_table(source: TableLike, *, what: str = "table", ids: Sequence[str] = (),
+               options: ReadOptions | None = None) -> pd.DataFrame:
+    """Read a DataFrame, or a file: CSV, TSV, whitespace-separated text (SNAP edge lists,
+    MovieLens' ``u.data``), Parquet, Matrix Market (``.mtx``), GraphML or GML, chosen by its
+    extension or by ``options`` (:class:`ReadOptions`: format, separator, comment prefix,
+    header).
+
+    Id columns (:data:`ID_COLUMNS` and ``ids``) are typed by :func:`id_type`: in a text file
+    they are read as text, so ``007`` and ``7`` stay two ids and ``NA`` or ``None`` is an id
+    (only an empty cell is missing); they become integers when every id is a canonical
+    integer. A file without a header keeps every row (its columns are named by position);
+    an edge list read with a header whose names are all numbers is refused: its first row
+    is data.
 
     Examples
     --------
@@ -88,39 +146,88 @@ def read_table(source: TableLike, *, what: str = "table", ids: Sequence[str] = (
     ...     path = pathlib.Path(folder) / "units.csv"
     ...     _ = path.write_text("unit_id,y\\n007,1\\n7,NA\\nNA,2\\n")
     ...     table = read_table(path)
+    ...     snap = pathlib.Path(folder) / "edges.txt"
+    ...     _ = snap.write_text("# a SNAP edge list\\n0\\t1\\n1\\t2\\n")
+    ...     edges = read_table(snap, ids=("source", "target"))
     >>> table["unit_id"].tolist(), table["y"].isna().tolist()
     (['007', '7', 'NA'], [False, True, False])
+    >>> edges.columns.tolist(), len(edges)
+    (['source', 'target'], 2)
     """
     if isinstance(source, pd.DataFrame):
         return _typed_ids(source, ids, what) if _id_type.get() != "auto" else source
+    options = options or ReadOptions()
     path = Path(source)
     if not path.exists():
         raise InputError(f"{what}: file '{path}' does not exist.")
     if path.is_dir():
         raise InputError(f"{what}: '{path}' is a folder; give the table's file (.csv or .parquet).")
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
-        raise InputError(f"{what}: cannot read '{path}': use a .csv or .parquet file (chosen by extension).")
+    fmt = options.resolved(path)
     if path.stat().st_size == 0:
         raise InputError(f"{what}: '{path}' is empty (0 bytes); the table needs a header row and data.")
     try:
-        if suffix == ".csv":
-            header = pd.read_csv(path, nrows=0).columns
-            id_cols = [c for c in header if c in ID_COLUMNS or c in ids]
-            frame = pd.read_csv(path, dtype={c: str for c in id_cols}, keep_default_na=False,
-                                na_values={c: ([""] if c in id_cols else list(MISSING_TEXT)) for c in header})
-        else:
+        if fmt in _TEXT:
+            frame = _read_text(path, options.text(fmt), ids, what)
+        elif fmt == "parquet":
             frame = pd.read_parquet(path)
-    except (ValueError, OSError, UnicodeDecodeError) as error:  # pyarrow's, pandas' and the codec's read errors
+        else:
+            frame = _read_graph_file(path, fmt, ids)
+    except InputError:
+        raise
+    except (ValueError, OSError, UnicodeDecodeError, IndexError) as error:  # the readers' errors
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        kind = "CSV (UTF-8 text)" if suffix == ".csv" else "Parquet"
+        kind = {"csv": "CSV (UTF-8 text)", "tsv": "tab-separated text", "snap": "whitespace-separated text"}.get(
+            fmt, fmt.upper() if fmt == "mtx" else fmt.capitalize())
         raise InputError(f"{what}: cannot read '{path}' as {kind}: {first[:200]}. Is the file whole and of "
                          "that format?") from None
-    frame = _typed_ids(frame, ids, what, from_text=suffix == ".csv")
+    frame = _typed_ids(frame, ids, what, from_text=fmt in _TEXT)
     for key in METADATA_KEYS:
         frame.attrs.pop(key, None)
     frame.attrs.update(read_metadata(path))
     return frame
+
+
+def _read_text(path: Path, text: tuple[str, str | None, bool], ids: Sequence[str], what: str) -> pd.DataFrame:
+    """A delimited text file, ids as text; without a header its columns are named by
+    position and, when the ids asked for are not among them, the first ones take their names."""
+    sep, comment, header = text
+    if not header:
+        frame = pd.read_csv(path, sep=sep, comment=comment, header=None, dtype=str, keep_default_na=False,
+                            na_values=[""], skip_blank_lines=True)
+        frame.columns = [str(c) for c in frame.columns]
+        wanted = [c for c in ids if c not in frame.columns]
+        if wanted and len(wanted) == len(ids) and frame.shape[1] >= len(ids):
+            frame = frame.rename(columns={str(i): name for i, name in enumerate(ids)})
+        numbers = [c for c in frame.columns if c not in ids and c not in ID_COLUMNS]
+        for column in numbers:  # columns beyond the ids: numbers where they read as numbers (a rating, a time)
+            converted = pd.to_numeric(frame[column], errors="coerce")
+            if converted.notna().sum() == frame[column].notna().sum():
+                frame[column] = converted
+        return frame
+    names = pd.read_csv(path, sep=sep, comment=comment, nrows=0).columns
+    numeric = len(names) and pd.to_numeric(pd.Series([str(n) for n in names]), errors="coerce").notna().all()
+    if ids and numeric:  # an edge list whose "header" is numbers: its first edge (a table of draws may be so)
+        raise InputError(f"{what}: the first row of '{path}' ({', '.join(map(str, names[:4]))}) is all numbers: it is "
+                         "data, not a header; pass --no-header (or --format snap) so that no row is lost.")
+    id_cols = [c for c in names if c in ID_COLUMNS or c in ids]
+    return pd.read_csv(path, sep=sep, comment=comment, dtype={c: str for c in id_cols}, keep_default_na=False,
+                       na_values={c: ([""] if c in id_cols else list(MISSING_TEXT)) for c in names})
+
+
+def _read_graph_file(path: Path, fmt: str, ids: Sequence[str]) -> pd.DataFrame:
+    """An edge list from a Matrix Market file (1-based row and column numbers, as written)
+    or, through networkx, a GraphML or GML graph (node ids as the file names them)."""
+    source, target = (list(ids) + ["source", "target"])[:2] if len(ids) >= 2 else ("source", "target")
+    if fmt == "mtx":
+        from scipy.io import mmread
+
+        matrix = mmread(path).tocoo()
+        return pd.DataFrame({source: matrix.row.astype(np.int64) + 1, target: matrix.col.astype(np.int64) + 1})
+    import networkx as nx
+
+    graph = nx.read_graphml(path) if fmt == "graphml" else nx.read_gml(path, label="id")
+    edges = list(graph.edges())
+    return pd.DataFrame({source: [str(a) for a, _ in edges], target: [str(b) for _, b in edges]}).astype(object)
 
 
 def auto_integer_columns(columns: Sequence[str], ids: Sequence[str], non_canonical: dict[str, bool]) -> list[str]:
@@ -246,7 +353,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
     """
     path = Path(path)
     try:
-        if path.suffix.lower() == ".csv" or path.is_dir():  # a CSV, or a folder of Parquet parts (Spark's)
+        if path.suffix.lower() not in (".parquet", ".pq") or path.is_dir():  # text, or a folder of Parquet parts
             sidecar = metadata_sidecar(path)
             found = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
             if not isinstance(found, dict):

@@ -13,7 +13,7 @@ from rich.markup import escape
 from ..console import print_json, print_summary, print_table, progress, stderr
 from ..graph import CollaborationNetwork, load_graph
 from ..io import write_table
-from .common import engine_for, engine_only, engine_poll, load_edges, name_list
+from .common import engine_for, engine_only, engine_poll, load_edges, name_list, read_options
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -36,6 +36,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         return _print_effects(args, effects)
     effects = analyse(
         args.outcomes, args.exposure, args.method, edges=args.edges, source=args.source, target=args.target,
+        read_options=read_options(args),
         bipartite=args.bipartite, directed=args.directed, assignment=args.assignment, clusters=args.clusters,
         draws=args.draws, design=args.design, bernoulli=args.bernoulli, treat_fraction=args.treat_fraction,
         mapping=args.mapping, threshold_q=args.threshold, hops=args.hops, n_draws=args.n_draws,

@@ -17,6 +17,10 @@ def engine_for(args: argparse.Namespace):
     from ..errors import InputError
 
     name = getattr(args, "engine", "memory")
+    if name != "memory" and getattr(args, "format", "auto") != "auto" or name != "memory" and any(
+            getattr(args, flag, None) for flag in ("sep", "comment", "no_header")):
+        raise InputError(f"--format, --sep, --comment and --no-header read the edge list in memory; --engine {name} "
+                         "reads CSV and Parquet files as they are (convert the file, or use --engine memory).")
     given = {"memory_limit": args.memory_limit, "master": args.spark_master} if hasattr(args, "memory_limit") else {}
     given = {key: value for key, value in given.items() if value is not None}
     if name == "memory":
@@ -68,6 +72,16 @@ def dates_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def read_options(args: argparse.Namespace):
+    """How the edge flags say to read the edge list (``--format``, ``--sep``, ``--comment``, ``--no-header``)."""
+    from ..io import ReadOptions
+
+    sep = None if args.sep is None else args.sep.encode().decode("unicode_escape")  # '\t' typed as two characters
+    return ReadOptions(args.format, sep, args.comment, False if args.no_header else None)
+
+
 def load_edges(args: argparse.Namespace, path: str):
-    """The graph the edge flags describe (``--source``, ``--target``, ``--bipartite``, ``--directed``)."""
-    return load_graph(path, args.source, args.target, bipartite=args.bipartite, directed=args.directed)
+    """The graph the edge flags describe (``--source``, ``--target``, ``--bipartite``,
+    ``--directed`` and how to read the file)."""
+    return load_graph(path, args.source, args.target, bipartite=args.bipartite, directed=args.directed,
+                      options=read_options(args))

@@ -14,7 +14,7 @@ from ..design import DESIGN_NAMES, DESIGN_OPTIONS
 from ..estimate import MIN_UNITS, METHODS as ESTIMATE_METHODS
 from ..evolve import EVOLVE_DESIGNS, MERGE_POLICIES
 from ..exposure import MAPPINGS, MAX_DEPENDENT_PAIRS, PROBABILITY_METHODS
-from ..io import ID_TYPES
+from ..io import FORMATS, ID_TYPES
 from ..ledger import LOCK_TIMEOUT
 from ..simulate import DESIGNS as SIMULATED_DESIGNS
 from ..variance import DEFAULT_VCOV, VCOV_TYPES
@@ -428,8 +428,21 @@ def _add_mapping_flags(parser: argparse.ArgumentParser, required: bool, from_tab
 
 
 def _add_edge_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", default="source", help="edge list column (unit side if bipartite)")
-    parser.add_argument("--target", default="target", help="edge list column (treated side if bipartite)")
+    parser.add_argument("--source", default="source", help="edge list column, a name or (with no header) a position "
+                                                           "(unit side if bipartite)")
+    parser.add_argument("--target", default="target", help="edge list column, a name or (with no header) a position "
+                                                           "(treated side if bipartite)")
+    parser.add_argument("--format", choices=FORMATS, default="auto",
+                        help="the edge list's file format: auto (by extension), csv, tsv, snap (whitespace-separated, "
+                             "# comment lines, no header: SNAP edge lists, MovieLens u.data), parquet, mtx (Matrix "
+                             "Market), graphml, gml")
+    parser.add_argument("--sep", default=None, help="the edge list's column separator, e.g. ';' or '\\t' (default: "
+                                                    "the format's)")
+    parser.add_argument("--comment", default=None, help="skip the edge list's lines that start with this, e.g. '%%' "
+                                                        "(default: the format's; # for snap)")
+    parser.add_argument("--no-header", action="store_true",
+                        help="the edge list's first row is data: columns are named by position, 0, 1, ..., and the "
+                             "first two are the two ends unless --source/--target name others")
     parser.add_argument("--directed", action="store_true", help="edges are directed: a unit's neighbours are its "
                                                                 "targets")
     parser.add_argument("--bipartite", action="store_true",

@@ -15,17 +15,9 @@ from rich.markup import escape
 from ..clustering import cluster
 from ..console import print_json, print_summary, print_table, progress, stderr
 from ..errors import SampleRatioWarning
-from ..graph import CollaborationNetwork, load_graph
+from ..graph import CollaborationNetwork
 from ..io import write_table
-from .common import (
-    dates_as_text,
-    engine_for,
-    engine_only,
-    engine_poll,
-    float_list,
-    load_edges,
-    name_list,
-)
+from .common import dates_as_text, engine_for, engine_only, engine_poll, float_list, load_edges, name_list, read_options
 
 
 def _cluster_with_engine(args: argparse.Namespace, engine) -> int:
@@ -54,11 +46,9 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         return _cluster_with_engine(args, engine)
     with progress(f"loading {args.edges}", args.json):
         if args.memberships:
-            graph = CollaborationNetwork.from_memberships(args.edges)
+            graph = CollaborationNetwork.from_memberships(args.edges, options=read_options(args))
         else:
-            graph = load_graph(
-                args.edges, args.source, args.target, bipartite=args.bipartite, directed=args.directed
-            )
+            graph = load_edges(args, args.edges)
     with progress(f"clustering ({args.method})", args.json):
         options = {"resolution": args.resolution, "n_parts": args.n_parts}  # only those given: the method's own
         result = cluster(graph, args.method, seed=args.seed, cut_threshold=args.cut_threshold,

@@ -15,7 +15,7 @@ from ..design.record import design_from_record, stated_record
 from ..errors import InputError
 from ..exposure import probabilities as exposure_probabilities
 from ..graph import BipartiteGraph, SocialGraph, load_graph, with_isolates
-from ..io import TableLike, read_table
+from ..io import ReadOptions, TableLike, read_table
 from .dispatch import estimate, plan_analysis
 from .registry import ESTIMATORS
 from .results import Effects
@@ -40,6 +40,7 @@ def analyse(
     target: str = "target",
     bipartite: bool = False,
     directed: bool = False,
+    read_options: ReadOptions | None = None,
     assignment: TableLike | None = None,
     clusters: TableLike | None = None,
     draws: TableLike | None = None,
@@ -67,7 +68,7 @@ def analyse(
     estimator the design supports. Design-based estimators get their exposure
     probabilities from ``draws`` (the design's draws made elsewhere) or from the design's
     own randomization, on the graph ``edges`` (a graph, or an edge list read with
-    ``source``/``target``/``bipartite``/``directed`` as by
+    ``source``/``target``/``bipartite``/``directed`` and ``read_options`` as by
     :func:`~spillover.graph.load_graph`), with the treated side's
     arms from ``assignment`` on a bipartite graph. ``step(message)`` wraps each long
     step (progress on a terminal). Other ``options`` go to :func:`estimate`.
@@ -105,7 +106,8 @@ def analyse(
             graph = edges
         else:
             with step(f"loading {edges if not isinstance(edges, pd.DataFrame) else 'the graph'}"):
-                graph = load_graph(edges, source, target, bipartite=bipartite, directed=directed)
+                graph = load_graph(edges, source, target, bipartite=bipartite, directed=directed,
+                                   options=read_options)
     probs = None
     if "probabilities" in needs:
         probs = _probabilities(graph, plan, exposure, clusters, assignment, draws, step,
