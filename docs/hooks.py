@@ -67,3 +67,14 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     markdown = markdown.replace("<!-- cli-reference -->", _cli_reference()) if "cli-reference" in markdown else markdown
     markdown = re.sub(r"<!-- validity -->", lambda _: _validity(), markdown)
     return re.sub(r"<!-- registries -->", lambda _: _registries(), markdown)
+
+
+_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):<code>~?([^<]*)</code>")
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    """Docstrings name code with Sphinx roles (``:class:`~spillover.design.Assignment```);
+    mkdocstrings renders them as raw text, so the rendered page shows the code name alone
+    (the last part after ``~``, as Sphinx would)."""
+    return _ROLE.sub(lambda m: f"<code>{m.group(1).rsplit('.', 1)[-1] if m.group(0).count('~') else m.group(1)}</code>",
+                     html)

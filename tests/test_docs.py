@@ -31,6 +31,9 @@ def test_the_docs_site_builds_with_no_warning(tmp_path):
     assert 'id="spillover.design.design_from_spec"' in reference  # the API reference is generated
     cli = (tmp_path / "site" / "cli" / "index.html").read_text()
     assert "spillover synth" in cli and "default:" in cli  # and the CLI page, from the parser
+    raw = [str(page.relative_to(tmp_path)) for page in (tmp_path / "site" / "api").rglob("index.html")
+           if re.search(r":(class|func|meth|mod|data|attr):", page.read_text())]
+    assert raw == [], raw  # no Sphinx role shown as raw text
 
 
 @pytest.mark.slow  # end to end: runs with --full (CI)

@@ -100,3 +100,19 @@ def test_the_bring_your_own_graph_page_runs_as_printed(capsys):
     text = (Path(__file__).resolve().parents[1] / "docs" / "byog.md").read_text()
     exec(compile("\n".join(re.findall(r"```python\n(.*?)```", text, re.S)), "byog.md", "exec"), {})
     assert capsys.readouterr().out.split() == ["5", "4", "2", "2"]
+
+
+def test_an_assignment_of_another_graph_is_an_error_with_the_counts(tmp_path):
+    from spillover.design import IndividualDesign
+    from spillover.exposure import exposure
+
+    graph = load_graph(pd.DataFrame({"source": range(0, 100), "target": range(1, 101)}))
+    other = IndividualDesign(range(1_000, 1_080)).assign(seed=1).to_frame()
+    other = pd.concat([other, pd.DataFrame({"unit_id": range(10), "cluster_id": range(10), "arm": 0})])
+    with pytest.raises(InputError, match=r"80 of its 90 ids are not in the graph, and 91 of the graph's 101 nodes "
+                                         r"are not in it"):
+        exposure(graph, other, "fraction")
+    # units with no edge beside a graph the table covers: isolates, kept with a warning
+    mostly_isolated = IndividualDesign(range(0, 300)).assign(seed=1)
+    with pytest.warns(Warning, match="199 of its 300 ids have no edge in the graph"):
+        assert len(exposure(graph, mostly_isolated, "fraction")) == 300

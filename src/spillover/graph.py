@@ -96,10 +96,13 @@ def _codes_for(index: pd.Index, ids: Iterable[Hashable] | pd.Series, what: str) 
 
 
 def report_isolates(n_new: int, n_ids: int, example: str, what: str, bipartite: bool, *,
-                    graph_example: str | None = None) -> None:
+                    graph_example: str | None = None, n_nodes: int | None = None,
+                    n_nodes_unmatched: int | None = None) -> None:
     """The one rule for ids of ``what`` that the graph lacks, shared by every engine: none
-    matching is an error (the wrong table, or ids typed differently); some is a counted
-    :class:`DataWarning`, and they are kept as isolated nodes.
+    matching is an error (the wrong table, or ids typed differently), and so is a table
+    whose ids are mostly not in the graph while most of the graph's ``n_nodes`` are not in
+    the table (``n_nodes_unmatched``): a table of another graph. Otherwise the missing ids
+    are a counted :class:`DataWarning`, kept as isolated nodes (units with no edge).
 
     Examples
     --------
@@ -116,6 +119,11 @@ def report_isolates(n_new: int, n_ids: int, example: str, what: str, bipartite: 
         like = f" like {graph_example}" if graph_example is not None else ""
         raise InputError(f"{what}: none of its {n_ids:,} ids is in the graph (this table has ids like {example}, the "
                          f"graph{like}): is it the right table? Ids typed differently (text against numbers) can be "
+                         "aligned with --id-type str.")
+    if n_nodes and n_nodes_unmatched is not None and n_new > n_ids / 2 and n_nodes_unmatched > n_nodes / 2:
+        raise InputError(f"{what}: {n_new:,} of its {n_ids:,} ids are not in the graph, and {n_nodes_unmatched:,} of "
+                         f"the graph's {n_nodes:,} nodes are not in it (e.g. {example} against the graph's "
+                         f"{graph_example}): a table of another graph? Check the files; ids typed differently can be "
                          "aligned with --id-type str.")
     side = "treated-side node(s)" if bipartite else "node(s)"
     warnings.warn(f"{what}: {n_new:,} of its {n_ids:,} ids have no edge in the graph (e.g. {example}); they are kept "
@@ -146,7 +154,8 @@ def with_isolates(graph: "SocialGraph | BipartiteGraph", ids: Iterable[Hashable]
     if not len(new):
         return graph
     report_isolates(len(new), len(ids), show_id(new[0]), what, isinstance(graph, BipartiteGraph),
-                    graph_example=show_id(known[0]) if len(known) else None)
+                    graph_example=show_id(known[0]) if len(known) else None, n_nodes=len(known),
+                    n_nodes_unmatched=int((~known.isin(ids)).sum()))
     try:
         nodes = known.append(new)
     except TypeError:  # pragma: no cover - mixed id types

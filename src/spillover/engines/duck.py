@@ -218,9 +218,11 @@ class DuckDBEngine(Engine):
         unknown, example, n_ids = self._sql(
             f"SELECT count(*) FILTER (WHERE unit_id NOT IN ({nodes})), "
             f"min(CAST(unit_id AS VARCHAR)) FILTER (WHERE unit_id NOT IN ({nodes})), count(*) FROM {name}").fetchall()[0]
-        report_isolates(unknown, n_ids, repr(example), "assignment", bipartite)
-        missing = self._sql(
-            f"SELECT count(*) FROM ({nodes}) x WHERE unit_id NOT IN (SELECT unit_id FROM {name})").fetchall()[0][0]
+        missing, n_nodes = self._sql(
+            f"SELECT count(*) FILTER (WHERE unit_id NOT IN (SELECT unit_id FROM {name})), count(*) "
+            f"FROM ({nodes}) x").fetchall()[0]
+        report_isolates(unknown, n_ids, repr(example), "assignment", bipartite, n_nodes=n_nodes,
+                        n_nodes_unmatched=missing)
         if missing:
             warnings.warn(f"assignment: {missing} node(s) of the graph have no arm; they count as untreated "
                           "(out of the experiment).", DataWarning, stacklevel=3)

@@ -206,9 +206,9 @@ class SparkEngine(Engine):
         nodes = sql.node_ids(edges, bipartite)
         unknown = self.spark.sql(f"SELECT count(*) AS n, min(CAST(unit_id AS STRING)) AS e FROM {arms} "
                                  f"LEFT ANTI JOIN ({nodes}) n USING (unit_id)").collect()[0]
-        report_isolates(unknown["n"], self._scalar(f"SELECT count(*) FROM {arms}"), repr(unknown["e"]), "assignment",
-                        bipartite)
         missing = self._scalar(f"SELECT count(*) FROM ({nodes}) n LEFT ANTI JOIN {arms} a USING (unit_id)")
+        report_isolates(unknown["n"], self._scalar(f"SELECT count(*) FROM {arms}"), repr(unknown["e"]), "assignment",
+                        bipartite, n_nodes=self._scalar(f"SELECT count(*) FROM ({nodes}) n"), n_nodes_unmatched=missing)
         if missing:
             warnings.warn(f"assignment: {missing} node(s) of the graph have no arm; they count as untreated "
                           "(out of the experiment).", DataWarning, stacklevel=3)
