@@ -149,9 +149,13 @@ def test_the_report_shows_every_day_and_a_verdict(example, tmp_path, capsys):
     day = json.loads(capsys.readouterr().out)
     assert day["date"] == DATES[-1]
     assert main(["report", str(folder / "experiment.toml"), "--json"]) == 0
-    path = Path(json.loads(capsys.readouterr().out)["report"])
+    printed = json.loads(capsys.readouterr().out)
+    path = Path(printed["report"])
     text = path.read_text()
     assert all(date in text for date in DATES)
+    assert [row["date"] for row in printed["days"]] == DATES  # the printed table: one row a day
+    assert all(row["units analysed"] <= row["units assigned"] for row in printed["days"])
+    assert printed["verdict"] in text
     assert "Verdict on 2026-11-04" in text and ("ship" in text or "not enough data yet" in text)
     assert "data:image/png;base64," in text
 

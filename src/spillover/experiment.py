@@ -37,7 +37,7 @@ from .ledger import as_date
 from .variance import VCOV_TYPES
 
 __all__ = ["ANALYSIS_METHODS", "EXAMPLE", "ExperimentConfig", "load_config", "report", "run", "snapshot_dates",
-           "validate", "verdict", "write_example_data"]
+           "validate", "verdict", "days_table", "write_example_data"]
 
 def _analysis_methods() -> tuple[str, ...]:
     """The estimators of a component-randomized experiment, read off the registry: valid
@@ -469,6 +469,43 @@ def verdict(day: dict[str, Any], higher_is_better: bool = True) -> str:
     return f"{'ship' if good else 'do not ship'}: the {level} interval ({low:.3g} to {high:.3g}) excludes 0, {direction}"
 
 
+def days_table(config: ExperimentConfig) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """Every finished day's summary, and one row per day: the estimate and its interval,
+    the units analysed (the estimate's own count) and assigned to an arm (not those left
+    out of the sample, arm -1), units and components per arm, the sample-ratio check, churn and contamination.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "experiment.toml"
+    ...     _ = path.write_text(EXAMPLE)
+    ...     try:
+    ...         days_table(load_config(path))
+    ...     except InputError as error:
+    ...         print(str(error).split(": ", 1)[1][:19])
+    no finished day yet
+    """
+    days = _days(config)
+    if not days:
+        raise InputError(f"{config.path.name}: no finished day yet: run `spillover run {config.path.name} "
+                         "--date YYYY-MM-DD` first.")
+    rows = []
+    for day in days:  # a loop over days: a few dozen
+        effect = day["effects"][0] if day["effects"] else {}
+        srm = next((c for c in day["health"] if c["name"].startswith("sample ratio (components)")), {})
+        rows.append({"date": day["date"], "estimate": effect.get("estimate"), "ci_low": effect.get("ci_low"),
+                     "ci_high": effect.get("ci_high"), "units analysed": effect.get("n_units"),
+                     "units assigned": sum(v for k, v in day["units_per_arm"].items() if int(k) >= 0),
+                     **{f"units arm {k}": v for k, v in day["units_per_arm"].items()},
+                     **{f"components arm {k}": v for k, v in day["components_per_arm"].items()},
+                     "srm_p": srm.get("p_value"), "created": day["ledger"]["created"],
+                     "split": day["ledger"]["split"], "merged": day["ledger"]["merged"],
+                     "removed": day["ledger"]["removed"], "users_switched": day["ledger"]["users_switched"],
+                     "contaminated": day["contaminated_units"]})
+    return days, pd.DataFrame(rows)
+
+
 def report(config: ExperimentConfig, out: str | os.PathLike | None = None) -> Path:
     """One HTML page over all days so far: the verdict, the effect by day, units and
     components per arm, sample-ratio checks, contamination and component churn.
@@ -487,23 +524,7 @@ def report(config: ExperimentConfig, out: str | os.PathLike | None = None) -> Pa
     """
     from . import report as html
 
-    days = _days(config)
-    if not days:
-        raise InputError(f"{config.path.name}: no finished day yet: run `spillover run {config.path.name} "
-                         "--date YYYY-MM-DD` first.")
-    rows = []
-    for day in days:  # a loop over days: a few dozen
-        effect = day["effects"][0] if day["effects"] else {}
-        srm = next((c for c in day["health"] if c["name"].startswith("sample ratio (components)")), {})
-        rows.append({"date": day["date"], "estimate": effect.get("estimate"), "ci_low": effect.get("ci_low"),
-                     "ci_high": effect.get("ci_high"), "units": sum(day["units_per_arm"].values()),
-                     **{f"units arm {k}": v for k, v in day["units_per_arm"].items()},
-                     **{f"components arm {k}": v for k, v in day["components_per_arm"].items()},
-                     "srm_p": srm.get("p_value"), "created": day["ledger"]["created"],
-                     "split": day["ledger"]["split"], "merged": day["ledger"]["merged"],
-                     "removed": day["ledger"]["removed"], "users_switched": day["ledger"]["users_switched"],
-                     "contaminated": day["contaminated_units"]})
-    table = pd.DataFrame(rows)
+    days, table = days_table(config)
     last = days[-1]
     sections = [
         html.Section(f"Verdict on {last['date']}",
@@ -516,7 +537,7 @@ def report(config: ExperimentConfig, out: str | os.PathLike | None = None) -> Pa
                      f"{config.method} with {config.vcov} errors clustered by component, on each day's outcomes table "
                      "(give cumulative metrics to date for a cumulative effect); users flagged contaminated by merges "
                      "are left out.",
-                     [("By day", table[["date", "estimate", "ci_low", "ci_high", "units"]])],
+                     [("By day", table[["date", "estimate", "ci_low", "ci_high", "units analysed"]])],
                      [("Estimate and interval by day", html.plot_effect_by_day(table, f"{100 * (1 - config.alpha):g}%"))] if table["estimate"].notna().any()
                      else []),
         html.Section("Units, components and churn",

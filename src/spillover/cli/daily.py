@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from ..console import print_json, print_summary, progress, stderr, stdout
+from ..console import print_json, print_summary, print_table, progress, stderr, stdout
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -74,14 +74,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """``spillover report``: one HTML page over all days so far."""
-    from ..experiment import load_config, report
+    """``spillover report``: one HTML page over all days so far, and its verdict and last days printed."""
+    from ..experiment import days_table, load_config, report, verdict
 
     config = load_config(args.experiment)
     path = report(config, args.out)
+    days, table = days_table(config)
+    said = verdict(days[-1], config.higher_is_better)
+    shown = table[["date", "estimate", "ci_low", "ci_high", "units analysed", "units assigned", "users_switched"]]
     if args.json:
-        print_json({"report": str(path)})
+        print_json({"report": str(path), "verdict": said, "days": shown.to_dict(orient="records")})
     else:
+        stdout.print(f"[bold]verdict on {days[-1]['date']}:[/bold] {escape(said)}", highlight=False)
+        print_table(shown.tail(10), title=f"{config.name}: the last {min(10, len(shown))} of {len(shown)} day(s)")
         stderr.print(f"[dim]wrote {escape(str(path))}[/dim]")
     return 0
 
