@@ -27,12 +27,52 @@ stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True, soft_wrap=True)
 
 
+def _live_bar(message: str, total: float | None):
+    """A transient rich progress display on stderr: a spinner, the step, and with a
+    ``total`` a bar, ``done/total``, the time so far and the time left."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    if total is not None:
+        columns += [BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left"),
+                    TimeRemainingColumn()]
+    else:
+        columns += [TimeElapsedColumn()]
+    return Progress(*columns, console=stderr, transient=True)
+
+
+@contextlib.contextmanager
+def counting(message: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
+    """Progress of a step of ``total`` known parts (experiments, draws): on a terminal a
+    bar with the count, the time so far and an estimate of the time left; with
+    ``quiet`` (``--json``) or when stderr is not a terminal, one line at the start and
+    one at the end. Yields ``advance(k)``, to call as parts finish.
+
+    Examples
+    --------
+    >>> with counting("simulating", total=3, quiet=True) as advance:
+    ...     for _ in range(3):
+    ...         advance(1)
+    """
+    start = time.perf_counter()
+    if quiet or not stderr.is_terminal:
+        stderr.print(f"[dim]{message} ({total:,}) ...[/dim]")
+        yield lambda k=1: None
+    else:
+        with _live_bar(message, total) as bar:
+            task = bar.add_task(message, total=total)
+            yield lambda k=1: bar.advance(task, k)
+    stderr.print(f"[dim]{message}: done in {time.perf_counter() - start:.1f}s[/dim]")
+
+
 @contextlib.contextmanager
 def progress(message: str, quiet: bool = False, *, poll: Callable[[], float] | None = None,
              every: float = 10.0) -> Iterator[None]:
-    """A spinner on stderr while a step runs, then the step's time. With ``poll`` (a
-    percentage, negative when unknown, such as DuckDB's ``query_progress``) a line every
-    ``every`` seconds says how far a long step has come, so a run of minutes is never silent."""
+    """A spinner and the time so far on stderr while a step runs, then the step's time.
+    With ``poll`` (a percentage, negative when unknown, such as DuckDB's
+    ``query_progress``) a line every ``every`` seconds says how far a long step has
+    come, so a run of minutes is never silent. Steps of known size use :func:`counting`."""
     start = time.perf_counter()
     stop = threading.Event()
 
@@ -54,7 +94,8 @@ def progress(message: str, quiet: bool = False, *, poll: Callable[[], float] | N
             stderr.print(f"[dim]{message} ...[/dim]")
             yield
         else:
-            with stderr.status(message):
+            with _live_bar(message, None) as bar:
+                bar.add_task(message, total=None)
                 yield
     finally:
         stop.set()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,31 @@ from .io import write_table
 from .simulate import OutcomeModel, Study, compare_designs, gamma_sweep, marketplace_outcomes
 
 ICC = 0.05  # the intra-cluster correlation the cluster-size trade-off assumes
+
+
+@dataclass(frozen=True)
+class DemoScale:
+    """The demo's sizes: the social graph's users, the marketplace's buyers and sellers,
+    the collaboration network's users, the experiments per design and per point of the
+    spillover sweep. :data:`QUICK` (under a minute on 2 cores) is the default,
+    :data:`FULL` (``spillover demo --full``) ten times larger.
+
+    Examples
+    --------
+    >>> QUICK.experiments, FULL.social_users // QUICK.social_users
+    (1000, 10)
+    """
+
+    social_users: int
+    buyers: int
+    sellers: int
+    network_users: int
+    experiments: int
+    sweep_experiments: int
+
+
+QUICK = DemoScale(50_000, 100_000, 10_000, 50_000, 1_000, 300)
+FULL = DemoScale(500_000, 1_000_000, 100_000, 500_000, 2_000, 1_000)
 
 
 def clustering_table(graph, methods, seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -62,9 +88,10 @@ def primary_seller(graph: BipartiteGraph) -> np.ndarray:
     return first
 
 
-def marketplace_experiment(seed: int, tau: float = 0.5) -> dict:
+def marketplace_experiment(seed: int, tau: float = 0.5, buyers: int = QUICK.buyers,
+                           sellers: int = QUICK.sellers) -> dict:
     """Randomize half of the sellers, map buyers' exposure, estimate the effects."""
-    market = synth.marketplace(100_000, 10_000, seed=seed)
+    market = synth.marketplace(buyers, sellers, seed=seed)
     assignment = BipartiteDesign(market, treat_fraction=0.5).assign(seed=seed)
     table = exposure(market, assignment, "bipartite")
     y = marketplace_outcomes(market, (assignment.arms == 1).astype(float), tau=tau, seed=seed)
@@ -80,26 +107,35 @@ def marketplace_experiment(seed: int, tau: float = 0.5) -> dict:
     return {"market": market, "exposure": table, "effects": effects}
 
 
-def run_demo(out: Path, seed: int = 0, console: Console | None = None) -> dict[str, pd.DataFrame]:
-    """Run the pipeline, print the tables, write ``out/report.html`` and the tables."""
-    from .console import print_table, progress
+def run_demo(out: Path, seed: int = 0, console: Console | None = None, scale: DemoScale = QUICK,
+             quiet: bool = False) -> dict[str, pd.DataFrame]:
+    """Run the pipeline at ``scale``, print the tables, write ``out/report.html`` and the
+    tables; progress goes to stderr (bars on a terminal, start and end lines with
+    ``quiet`` or when not a terminal)."""
+    from .console import counting, print_table, progress
 
     console = console or Console()
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
 
-    with progress("1/3 clustering a 50,000-user social graph six ways"):
-        social = synth.social_graph(50_000, seed=seed)
+    with progress(f"1/3 clustering a {scale.social_users:,}-user social graph six ways", quiet):
+        social = synth.social_graph(scale.social_users, seed=seed)
         methods, sizes = clustering_table(social, ["components", "louvain", "leiden", "metis", "3net", "ego"], seed)
         trade_off = sweep(social, [0.25, 1.0, 4.0, 16.0, 64.0], "louvain", seed=seed, icc=ICC)
-    with progress("2/3 marketplace experiment: 10,000 sellers randomized, 100,000 buyers measured"):
-        market = marketplace_experiment(seed)
-    with progress("3/3 design study: 3 designs x 1,000 experiments, A/A and with effect, on 50,000 users"):
-        study = Study.from_network(synth.collaboration_network(50_000, seed=seed))
-        designs = ("project", "component", "stratified-component")
-        aa = compare_designs(study, designs, OutcomeModel(tau=0.0), n_sims=1_000, seed=seed)
-        effect = compare_designs(study, designs, OutcomeModel(), n_sims=1_000, seed=seed + 1)
-        bias_sweep = gamma_sweep(study, ("project", "component"), ms=range(1, 9), n_sims=300, seed=seed)
+    with progress(f"2/3 marketplace experiment: {scale.sellers:,} sellers randomized, {scale.buyers:,} buyers "
+                  "measured", quiet):
+        market = marketplace_experiment(seed, buyers=scale.buyers, sellers=scale.sellers)
+    designs, swept, ms = ("project", "component", "stratified-component"), ("project", "component"), range(1, 9)
+    with progress(f"3/3 design study: a collaboration network of {scale.network_users:,} users", quiet):
+        study = Study.from_network(synth.collaboration_network(scale.network_users, seed=seed))
+    total = 2 * len(designs) * scale.experiments + len(swept) * len(ms) * scale.sweep_experiments
+    with counting(f"3/3 design study: {len(designs)} designs x {scale.experiments:,} experiments, A/A and with "
+                  f"effect, and a spillover sweep", total, quiet) as advance:
+        aa = compare_designs(study, designs, OutcomeModel(tau=0.0), n_sims=scale.experiments, seed=seed,
+                             progress=advance)
+        effect = compare_designs(study, designs, OutcomeModel(), n_sims=scale.experiments, seed=seed + 1,
+                                 progress=advance)
+        bias_sweep = gamma_sweep(study, swept, ms=ms, n_sims=scale.sweep_experiments, seed=seed, progress=advance)
 
     tables = {
         "clustering": methods,
@@ -124,7 +160,8 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None) -> dict[s
     sections = [
         report.Section(
             "1. Randomization units",
-            "A synthetic social graph of 50,000 users with planted communities, clustered by six methods. "
+            f"A synthetic social graph of {scale.social_users:,} users with planted communities, clustered by six "
+            "methods. "
             "The cut fraction is the share of friendships that a cluster design can split between arms: "
             "the interference it leaves in. Bigger clusters cut less but leave fewer independent units. "
             f"The effective sample size divides the users by the design effect 1 + (m - 1) ICC at an assumed "
@@ -135,8 +172,8 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None) -> dict[s
         ),
         report.Section(
             "2. Marketplace experiment",
-            "Half of 10,000 sellers get the treatment; each of 100,000 buyers is <b>direct</b> when all its sellers "
-            "are treated, <b>control</b> when none are, <b>indirect</b> otherwise. The outcome rises by 0.5 times the "
+            f"Half of {scale.sellers:,} sellers get the treatment; each of {scale.buyers:,} buyers is <b>direct</b> "
+            "when all its sellers are treated, <b>control</b> when none are, <b>indirect</b> otherwise. The outcome rises by 0.5 times the "
             "treated share of a buyer's sellers, so the truth of each contrast is known. Cluster-robust errors cluster "
             "buyers by their most popular seller.",
             [("Effects against control", market["effects"])],
@@ -145,9 +182,9 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None) -> dict[s
         report.Section(
             "3. Choosing the unit of randomization",
             f"A collaboration network of {study.n_users:,} users in projects and billing accounts, with heavy-tailed "
-            "component sizes. Each design was run 1,000 times under the model y = tau z + gamma tau (A z) + component, "
-            "account and project effects; the estimand is the global average treatment effect (everyone treated vs "
-            "nobody). Randomizing projects gives narrow intervals but spillover across projects biases it toward "
+            f"component sizes. Each design was run {scale.experiments:,} times under the model y = tau z + gamma tau "
+            "(A z) + component, account and project effects; the estimand is the global average treatment effect "
+            "(everyone treated vs nobody). Randomizing projects gives narrow intervals but spillover across projects biases it toward "
             "zero; randomizing whole components removes the bias at a cost in width; stratifying components by size "
             "and usage wins part of the width back.",
             [("Recommended design", tables["recommendation"]),
@@ -156,7 +193,8 @@ def run_demo(out: Path, seed: int = 0, console: Console | None = None) -> dict[s
              ("Bias as spillover shrinks (gamma = 2^-m)", bias_sweep)],
             [("95% intervals of 200 experiments per design, sorted; red ones miss the true effect (dashed)",
               report.plot_sorted_intervals(effect)),
-             ("Estimates of 1,000 experiments per design; dashed: the true effect", report.plot_effect_distributions(effect)),
+             (f"Estimates of {scale.experiments:,} experiments per design; dashed: the true effect",
+              report.plot_effect_distributions(effect)),
              ("Bias against m, with Monte Carlo 95% bars", report.plot_bias_against_m(bias_sweep))],
         ),
     ]

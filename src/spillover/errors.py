@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = ["FEW_CLUSTERS", "DataWarning", "DesignError", "EmptyConditionWarning", "EngineError", "FewClustersWarning",
            "InputError", "InterferenceWarning", "LedgerError", "PositivityWarning", "SampleRatioWarning", "SmallConditionWarning",
-           "SpilloverError", "SpilloverWarning"]
+           "SpilloverError", "SpilloverWarning", "TooManyPairsError"]
 
 
 class SpilloverError(ValueError):
@@ -35,6 +35,22 @@ class InputError(SpilloverError):
     ...     print(error)
     edges: file 'no-such-file.csv' does not exist.
     """
+
+
+class TooManyPairsError(InputError):
+    """The design-based variance would store more dependent pairs than allowed
+    (``max_pairs``, ``--max-pairs``): ``n_pairs`` and ``max_pairs`` say by how much.
+
+    Examples
+    --------
+    >>> error = TooManyPairsError("too many pairs", n_pairs=10, max_pairs=5)
+    >>> isinstance(error, InputError), error.n_pairs > error.max_pairs
+    (True, True)
+    """
+
+    def __init__(self, message: str, *, n_pairs: int, max_pairs: int) -> None:
+        super().__init__(message)
+        self.n_pairs, self.max_pairs = n_pairs, max_pairs
 
 
 class DesignError(SpilloverError):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from rich.markup import escape
 
-from ..console import print_json, print_summary, print_table, progress, stderr
+from ..console import counting, print_json, print_summary, print_table, progress, stderr
 from ..graph import CollaborationNetwork, load_graph
 from ..io import write_table
 from .common import engine_for, engine_only, engine_poll, load_edges, name_list, read_options
@@ -87,9 +87,9 @@ def _compare_estimators(args: argparse.Namespace) -> int:
         graph = load_graph(args.edges, args.source, args.target) if args.edges else \
             synth.social_graph(args.users or 5_000, seed=args.seed)
     n_sims = args.n_sims or 200
-    with progress(f"7 estimators x {n_sims} experiments", args.json):
+    with counting(f"7 estimators x {n_sims:,} experiments", n_sims, args.json) as advance:
         table = compare_estimators(graph, tau=args.tau, gamma=args.gamma, spillover=args.spillover, n_sims=n_sims,
-                                   seed=args.seed)
+                                   seed=args.seed, max_pairs=args.max_pairs or None, on_sim=advance)
     truth = float(table["truth"].iloc[0])
     if args.out:
         _write_study(args.out, "estimator_comparison.csv", table, "spillover simulate: estimators of the global effect",
@@ -132,13 +132,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             network = synth.collaboration_network(args.users, seed=args.seed)
         study = Study.from_network(network)
     model = OutcomeModel(tau=args.tau, gamma=args.gamma)
-    from rich.progress import Progress
-
-    total = args.n_sims * len(designs)
-    with Progress(console=stderr, transient=True, disable=args.json or not stderr.is_terminal) as bar:
-        task = bar.add_task(f"{len(designs)} designs x {args.n_sims} experiments", total=total)
+    with counting(f"{len(designs)} designs x {args.n_sims:,} experiments", args.n_sims * len(designs),
+                  args.json) as advance:
         comparison = compare_designs(study, designs, model, n_sims=args.n_sims, seed=args.seed, vcov=args.vcov,
-                                     progress=lambda k: bar.advance(task, k))
+                                     progress=advance)
     table = comparison.to_frame()
     if args.out:
         _write_study(args.out, "design_comparison.csv", table, "spillover simulate",

@@ -93,13 +93,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``spillover demo``: the whole pipeline on built-in data."""
-    from ..demo import run_demo
+    from ..demo import FULL, QUICK, run_demo
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         from ..errors import InputError
         raise InputError(f"--out {out} is a file; the demo writes a folder (report.html and its tables).")
-    tables = run_demo(out=out, seed=args.seed, console=stderr if args.json else stdout)
+    tables = run_demo(out=out, seed=args.seed, console=stderr if args.json else stdout,
+                      scale=FULL if args.full else QUICK, quiet=args.json)
     if args.json:  # where everything went, and the design the study recommends
         print_json({"out": str(out), "report": str(out / "report.html"),
                     "tables": {name: str(out / f"{name}.csv") for name in tables},

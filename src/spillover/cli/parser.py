@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command("demo")
     demo.add_argument("--out", default="demo-out", help="folder for report.html and its tables")
     demo.add_argument("--seed", type=SEED, default=0, help="seed of the synthetic data and every random step")
+    demo.add_argument("--full", action="store_true",
+                      help="the larger study: ten times the users, buyers and sellers, twice the experiments "
+                           "(minutes rather than under one)")
     demo.add_argument("--json", action="store_true", help="print one JSON object: the files written and the headline "
                                                           "numbers")
     demo.set_defaults(func=cmd_demo)
@@ -274,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=SEED, default=0, help="seed of the network and the experiments")
     simulate.add_argument("--vcov", choices=list(VCOV_TYPES), default=DEFAULT_VCOV,
                           help="cluster-robust variance of each simulated analysis, as in `estimate --vcov`")
+    simulate.add_argument("--max-pairs", type=_number(int, 0), default=MAX_DEPENDENT_PAIRS,
+                          help="estimators: the most dependent pairs a design-based (Hajek) variance may store; "
+                               "rows above it are left out with a warning (0: no limit)")
     simulate.add_argument("--source", default="source", help="estimators: --edges' first id column")
     simulate.add_argument("--target", default="target", help="estimators: --edges' second id column")
     simulate.add_argument("--out", help="folder for report.html and design_comparison.csv (default: not written)")

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from ..design import OUT, Assignment
 from ..io import DESIGN_KEY, MAPPING_KEY, table_metadata
-from ..errors import DataWarning, InputError, show_id
+from ..errors import DataWarning, InputError, TooManyPairsError, show_id
 from ..graph import BipartiteGraph, SocialGraph, group_indicator, with_isolates
 from .mappings import Counts, Mapping, get_mapping
 
@@ -195,11 +195,11 @@ def pairs_bound(reach: sp.csr_array) -> int:
 def check_pairs(n_pairs: int, max_pairs: int) -> None:
     """Refuse, with what to do instead, a number of stored pairs above ``max_pairs``."""
     if n_pairs > max_pairs:
-        raise InputError(
+        raise TooManyPairsError(
             f"joint exposure probabilities would be needed for up to {n_pairs:,} dependent pairs (about "
             f"{n_pairs * PEAK_BYTES_PER_PAIR / 1e9:.1f} GB to compute), above max_pairs={max_pairs:,}: analyse with "
             "ols-cluster (CR2 on the randomization clusters), use fewer or smaller clusters, or raise max_pairs "
-            "(--max-pairs) on a machine with the memory.")
+            "(--max-pairs) on a machine with the memory.", n_pairs=n_pairs, max_pairs=max_pairs)
 
 
 def _mix64(values: np.ndarray) -> np.ndarray:

@@ -431,6 +431,7 @@ def compare_designs(
     """Run every design ``n_sims`` times under ``model`` and summarise each by bias, sd,
     RMSE, 95% CI coverage, mean CI width and power against the GATE, with ``vcov``
     errors (the same kernel as ``estimate``). ``tau = 0`` is the A/A calibration.
+    ``progress(k)`` is called as each chunk of ``k`` experiments finishes.
 
     Examples
     --------
@@ -454,8 +455,10 @@ def gamma_sweep(
     *,
     n_sims: int = 300,
     seed=0,
+    progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
-    """Bias, coverage and power of each design as spillover shrinks: ``gamma = 2^-m``.
+    """Bias, coverage and power of each design as spillover shrinks: ``gamma = 2^-m``
+    (``progress(k)`` is called as each chunk of ``k`` experiments finishes).
 
     Examples
     --------
@@ -467,7 +470,8 @@ def gamma_sweep(
     study = network if isinstance(network, Study) else Study.from_network(network)
     rows = []
     for m in ms:  # a loop over settings; each runs all experiments at once
-        comparison = compare_designs(study, designs, replace(model, gamma=2.0**-m), n_sims=n_sims, seed=seed + m)
+        comparison = compare_designs(study, designs, replace(model, gamma=2.0**-m), n_sims=n_sims, seed=seed + m,
+                                     progress=progress)
         for row in comparison.to_frame().to_dict(orient="records"):
             rows.append({"m": m, "gamma": 2.0**-m, "true_effect": comparison.true_effect, **row})
     return pd.DataFrame(rows)

@@ -3,14 +3,15 @@ the exact variance of Horvitz-Thompson under cluster designs and their mixtures 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..clustering import cluster
 from ..design import ClusterDesign
-from ..errors import InputError
+from ..errors import InputError, SpilloverWarning, TooManyPairsError
+from ..exposure import MAX_DEPENDENT_PAIRS
 from ..graph import SocialGraph, csr_rows
 from ..seeds import Seed, check_seed
 from .outcomes import SPILLOVERS, spillover_shape
@@ -30,6 +31,8 @@ def compare_estimators(
     s_e: float = 1.0,
     alpha: float = 0.05,
     seed: Seed = None,
+    max_pairs: int | None = MAX_DEPENDENT_PAIRS,
+    on_sim: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Bias, sd, RMSE and interval coverage of the estimators of the global effect on one
     graph with a known truth: what a team reads to choose an analysis.
@@ -49,6 +52,11 @@ def compare_estimators(
     - the staggered rollout's polynomial interpolation (degree = number of stages);
     - Hajek on the fully exposed under randomized graph cluster randomization (a mixture
       of ``n_clusterings`` 1-hop-max clusterings, exact mixture probabilities).
+
+    A Hajek row whose design-based variance would store more than ``max_pairs``
+    dependent pairs (a dense graph under large clusters) is left out with a warning
+    that says so; the other rows are unaffected. ``on_sim(1)`` is called after each
+    simulated experiment (a progress bar's advance).
 
     Examples
     --------
@@ -87,12 +95,27 @@ def compare_estimators(
     cluster_design = ClusterDesign(np.asarray(clusters), graph.nodes, treat_fraction=treat_fraction)
     cluster_table = pd.DataFrame({"unit_id": graph.nodes, "cluster_id": cluster_design.clusters})
     rollout = RolloutDesign(graph.nodes, tuple(rollout_fractions))
+    rgcr_name = f"rgcr ({n_clusterings} clusterings)"
+
+    def fully_exposed_probabilities(design, name: str):
+        """The design's exact probabilities of full exposure, or None (and a warning) when
+        their pair terms exceed ``max_pairs``."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return probabilities(graph, "threshold", threshold_q=1.0, design=design, max_pairs=max_pairs)
+        except TooManyPairsError as error:
+            warnings.warn(f"Hajek, fully exposed under the {name} design left out: its variance needs "
+                          f"{error.n_pairs:,} dependent pairs, above max_pairs={error.max_pairs:,} (raise --max-pairs "
+                          "on a machine with the memory).", SpilloverWarning, stacklevel=3)
+            return None
+
+    exposed = fully_exposed_probabilities(cluster_design, "cluster")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        exposed = probabilities(graph, "threshold", threshold_q=1.0, design=cluster_design)
         rgcr = RandomizedClusterDesign.from_graph(graph, "1hop-max", n_clusterings, treat_fraction=treat_fraction,
                                                   seed=rng)
-        exposed_rgcr = probabilities(graph, "threshold", threshold_q=1.0, design=rgcr)
+    exposed_rgcr = fully_exposed_probabilities(rgcr, rgcr_name)
     rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
 
     def record(name: str, design: str, effect) -> None:
@@ -120,15 +143,18 @@ def compare_estimators(
             own_c = exposure(graph, arms_c, "fraction")
             record("difference in means, cluster-robust", "cluster",
                    estimate(frame_c, own_c, "ols-cluster", clusters=cluster_table, bootstrap=None).effects[0])
-            record("Hajek, fully exposed", "cluster", fully_exposed_hajek(frame_c, arms_c, exposed))
+            if exposed is not None:
+                record("Hajek, fully exposed", "cluster", fully_exposed_hajek(frame_c, arms_c, exposed))
             stages = rollout.stages(seed=rng)
             staged = pd.concat([pd.DataFrame({"unit_id": graph.nodes, "stage": t,
                                               "y": outcome(rollout.treated_at(stages, t).astype(float))})
                                 for t in range(rollout.n_stages + 1)], ignore_index=True)
             record("polynomial interpolation", "rollout", polynomial_interpolation(staged, rollout, graph=graph))
             frame_r, arms_r = experiment(rgcr)
-            record("Hajek, fully exposed", f"rgcr ({n_clusterings} clusterings)",
-                   fully_exposed_hajek(frame_r, arms_r, exposed_rgcr))
+            if exposed_rgcr is not None:
+                record("Hajek, fully exposed", rgcr_name, fully_exposed_hajek(frame_r, arms_r, exposed_rgcr))
+        if on_sim is not None:
+            on_sim(1)
     out = []
     for (name, design), values in rows.items():
         est, low, high = (np.asarray(v) for v in zip(*values))
