@@ -17,14 +17,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_python_m_benchmarks_measures_each_step_against_its_baseline(tmp_path):
     out = tmp_path / "results.json"
     run = subprocess.run([sys.executable, "-m", "benchmarks", "--scale", "tiny", "--only", "load", "probabilities",
-                          "ols", "--repeats", "2", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                          "ols", "version", "--repeats", "2", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
-    assert [r["step"] for r in rows] == ["load", "probabilities", "ols"]
+    assert [r["step"] for r in rows] == ["load", "probabilities", "ols", "version"]
     for row in rows:
         assert row["spillover_s"] > 0 and row["baseline_s"] > 0 and row["spillover_peak_gb"] > 0, row
         assert row["ratio"] == round(row["spillover_s"] / row["baseline_s"], 2)
     assert "| bipartite graph from Parquet" in run.stdout  # the Markdown table
+    assert rows[-1]["target"] == "<= 0.3 s" and rows[-1]["met"] is not None  # start-up is judged at every scale
 
 
 def test_the_readme_holds_a_benchmark_table_the_runner_can_update():

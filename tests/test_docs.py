@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "spillover"
 API_MODULES = ["graph", "plan", "health", "clustering", "design", "exposure", "estimate", "variance", "simulate", "ledger", "evolve", "experiment",
-               "synth", "report", "seeds", "errors", "engines", "engines.duck", "engines.spark", "engines.memory"]
+               "synth", "report", "plots", "display", "seeds", "errors", "engines", "engines.duck", "engines.spark", "engines.memory"]
 
 
 def test_the_docs_site_builds_with_no_warning(tmp_path):

@@ -24,6 +24,9 @@ def test_simulate_command_json_and_report(capsys, tmp_path):
     assert [d["design"] for d in payload["designs"]] == ["project", "component"]
     assert all(SIMULATE_KEYS <= set(d) for d in payload["designs"])
     assert (tmp_path / "report.html").exists() and (tmp_path / "design_comparison.csv").exists()
+    recommended = payload["recommendation"]
+    assert recommended["design"] in ("project", "component") and recommended["reason"]
+    assert "Recommended design" in (tmp_path / "report.html").read_text()
 
 
 def test_simulate_refuses_unknown_designs(capsys):

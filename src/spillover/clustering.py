@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from .display import mapping_html
 from .errors import FEW_CLUSTERS, FewClustersWarning, InputError, InterferenceWarning
 from .graph import BipartiteGraph, CollaborationNetwork, Graph, SocialGraph, csr_rows
 from .seeds import Seed, check_seed, int_seed
@@ -116,6 +117,16 @@ class Clustering:
     def summary(self) -> str:
         """The diagnostics in a line a person reads (:meth:`to_dict` holds them as data)."""
         return repr(self)
+
+    def _repr_html_(self) -> str:
+        return mapping_html(f"Clustering ({self.method})", self.to_dict())
+
+    def plot(self, ax=None):
+        """How many clusters have each size (log-log; a matplotlib ``Axes``). See
+        :func:`spillover.plots.draw_cluster_sizes`."""
+        from .plots import draw_cluster_sizes
+
+        return draw_cluster_sizes({self.method: self.sizes}, ax)
 
     def __repr__(self) -> str:
         s = self.to_dict()

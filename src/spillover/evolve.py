@@ -23,8 +23,8 @@ quality measure of the whole experiment.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import hashlib
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -32,7 +32,15 @@ import numpy as np
 import pandas as pd
 
 from .clustering import cluster
-from .design import DESIGN_NAMES, DESIGN_OPTIONS, OUT, cluster_strata, design_from_spec, hash_spec
+from .design import (
+    DESIGN_NAMES,
+    DESIGN_OPTIONS,
+    OUT,
+    cluster_strata,
+    design_from_spec,
+    hash_spec,
+)
+from .display import mapping_html
 from .errors import DesignError, LedgerError
 from .graph import CollaborationNetwork
 from .io import TableLike
@@ -77,6 +85,9 @@ class DayReport:
     def to_dict(self) -> dict[str, Any]:
         """The report as a dict (the ``evolve --json`` keys)."""
         return asdict(self)
+
+    def _repr_html_(self) -> str:
+        return mapping_html(f"Snapshot of {self.date}", self.to_dict())
 
     def summary(self) -> str:
         """The day in a line: what the graph did and what it did to the arms."""

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .clustering import cluster, effective_n_clusters
+from .display import notebook_html
 from .errors import DesignError, InputError, InterferenceWarning
 from .graph import CollaborationNetwork, SocialGraph
 from .io import TableLike, read_table, require_columns
@@ -193,6 +194,10 @@ class Plan:
     def recommended(self) -> str:
         """The design with the smallest ``rmse``: the most precise once interference bias counts."""
         return str(self.table.loc[self.table["recommended"], "design"].iloc[0])
+
+    def _repr_html_(self) -> str:
+        return notebook_html(f"Plan: power {self.power:g} at alpha {self.alpha:g}, assumed spillover "
+                             f"{self.spillover:g}", self.table, [f"recommended: {self.recommended}"])
 
     def to_json(self) -> dict:
         """The ``plan --json`` object: ``{"candidates": [...], "recommended": NAME}``."""

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # no pyplot: importing this module leaves the user's backend alone
 
+from .display import table_html
+from .plots import DESIGN_COLOURS, PALETTE, draw_cluster_sizes, draw_conditions, draw_estimates
 from .simulate import Comparison
 
 __all__ = ["Section", "plot_bias_against_m", "plot_cluster_sizes", "plot_cluster_tradeoff", "plot_conditions",
            "plot_effect_by_day", "plot_estimator_comparison", "plot_effect_distributions", "plot_sorted_intervals", "render_html", "write_report"]
 
-PALETTE = {"covered": "#2b8cbe", "missed": "#e34a33", "truth": "#111111"}
-DESIGN_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 
 
 # --------------------------------------------------------------------------- plots
@@ -81,15 +81,7 @@ def plot_effect_distributions(comparison: Comparison) -> str:
     True
     """
     figure, ax = _subplots((7.5, 3.6))
-    everything = np.concatenate([r.estimates for r in comparison.results])
-    bins = np.linspace(np.quantile(everything, 0.002), np.quantile(everything, 0.998), 60)
-    for colour, result in zip(DESIGN_COLOURS, comparison.results):
-        ax.hist(result.estimates, bins=bins, histtype="step", linewidth=1.6, color=colour, label=result.design,
-                density=True)
-    ax.axvline(comparison.true_effect, color=PALETTE["truth"], linestyle="--", label="true effect (GATE)")
-    ax.set_xlabel("estimated effect")
-    ax.set_ylabel("density")
-    ax.legend(frameon=False, fontsize=8)
+    draw_estimates(comparison, ax)
     return _png(figure)
 
 
@@ -183,15 +175,7 @@ def plot_cluster_sizes(sizes: dict[str, np.ndarray]) -> str:
     True
     """
     figure, ax = _subplots((7.5, 3.4))
-    largest = max(int(s.max()) for s in sizes.values())
-    bins = np.unique(np.geomspace(1, largest + 1, 30).astype(int))
-    for colour, (method, values) in zip(DESIGN_COLOURS, sizes.items()):
-        ax.hist(values, bins=bins, histtype="step", linewidth=1.5, color=colour, label=method)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("cluster size (units)")
-    ax.set_ylabel("clusters")
-    ax.legend(frameon=False, fontsize=8, ncols=2)
+    draw_cluster_sizes(sizes, ax)
     return _png(figure)
 
 
@@ -231,9 +215,7 @@ def plot_conditions(counts: pd.Series, title: str) -> str:
     True
     """
     figure, ax = _subplots((5.5, 2.8))
-    ax.barh(counts.index.astype(str), counts.to_numpy(), color=DESIGN_COLOURS[2])
-    ax.set_xlabel("units")
-    ax.set_title(title, fontsize=10)
+    draw_conditions(counts, title, ax)
     return _png(figure)
 
 
@@ -255,29 +237,6 @@ class Section:
     text: str = ""
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     images: list[tuple[str, str]] = field(default_factory=list)  # (caption, base64 png)
-
-
-def _format(value) -> str:
-    if value is None:
-        return "&ndash;"
-    if isinstance(value, (float, np.floating)):
-        if np.isnan(value):
-            return "&ndash;"
-        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else ""
-    if isinstance(value, (int, np.integer)):
-        return f"{value:,}"
-    return html.escape(str(value))
-
-
-def _table_html(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{_format(v)}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 STYLE = """
@@ -317,7 +276,7 @@ def render_html(title: str, lede: str, sections: list[Section]) -> str:
         if section.text:
             body.append(f"<p>{section.text}</p>")
         for caption, frame in section.tables:
-            body.append(f"<div class='caption'>{html.escape(caption)}</div>{_table_html(frame)}")
+            body.append(f"<div class='caption'>{html.escape(caption)}</div>{table_html(frame)}")
         for caption, png in section.images:
             body.append(f"<img alt='{html.escape(caption)}' src='data:image/png;base64,{png}'>"
                         f"<div class='caption'>{html.escape(caption)}</div>")

@@ -136,18 +136,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                   args.json) as advance:
         comparison = compare_designs(study, designs, model, n_sims=args.n_sims, seed=args.seed, vcov=args.vcov,
                                      progress=advance)
-    table = comparison.to_frame()
+    table, recommendation = comparison.to_frame(), comparison.recommend()
     if args.out:
         _write_study(args.out, "design_comparison.csv", table, "spillover simulate",
                      f"{study.n_users:,} users; tau = {args.tau:g}, gamma = {args.gamma:g}; "
                      f"true effect (GATE) {comparison.true_effect:.4f}.",
-                     report.Section("Design comparison", "", [("Per design", table)],
+                     report.Section("Design comparison", "", [("Recommended design", recommendation),
+                                                              ("Per design", table)],
                                     [("Sorted 95% intervals", report.plot_sorted_intervals(comparison)),
                                      ("Estimates per design", report.plot_effect_distributions(comparison))]))
     if args.json:
-        print_json(comparison.to_json())
+        print_json({**comparison.to_json(), "recommendation": recommendation.iloc[0].to_dict()})
     else:
         print_table(table, title=f"design comparison (true effect {comparison.true_effect:.4f})")
+        print_table(recommendation, title="recommended design")
     return 0
 
 

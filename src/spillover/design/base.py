@@ -11,9 +11,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from ..display import mapping_html
 from ..errors import InputError
 from ..io import DESIGN_KEY
-
 
 OUT = -1  # arm of a unit not sampled into the experiment
 
@@ -98,6 +98,11 @@ class Assignment:
         drawn = f"salt {self.salt!r}" if self.salt else f"seed {self.seed}"
         of = "" if data["n_clusters"] is None else f" in {data['n_clusters']:,} clusters"
         return f"{self.design} assignment of {data['n_units']:,} units{of} ({drawn}): {arms}"
+
+    def _repr_html_(self) -> str:
+        data = self.to_dict()
+        arms = {f"units in arm {arm}": n for arm, n in data["arms"].items()}
+        return mapping_html(f"{self.design} assignment", {**data, **arms})
 
     def to_dict(self) -> dict[str, Any]:
         """How the assignment was made and how many units each arm has (the ``--json`` keys)."""

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from ..display import notebook_html
 from ..exposure import Mapping
 from ..health import Check
 from ..variance import (
@@ -118,6 +119,23 @@ class Effects:
         lines.append(f"method: {'; '.join(methods)}")
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """The effects as a notebook shows them: a table, then what the intervals
+        approximate and the flagged health checks."""
+        frame = self.to_frame().drop(columns="method").rename(
+            columns={"ci_low": f"ci_low ({self.level})", "ci_high": f"ci_high ({self.level})"})
+        methods = sorted({e.method for e in self.effects})
+        notes = [f"method: {'; '.join(methods)}", *self.notes,
+                 *(f"health: {check.detail}" for check in self.health if check.flagged)]
+        return notebook_html(f"Effects against '{self.control}' ({self.level} intervals)", frame, notes)
+
+    def plot(self, ax=None):
+        """Each contrast's estimate and interval against zero (a matplotlib ``Axes``; a
+        new figure when ``ax`` is None). See :func:`spillover.plots.draw_effects`."""
+        from ..plots import draw_effects
+
+        return draw_effects(self, ax)
 
     def __repr__(self) -> str:
         lines = [f"Effects against '{self.control}':"]

@@ -37,12 +37,12 @@ import scipy.sparse as sp
 
 from ..clustering import cluster, cut_fraction
 from ..design import ClusterDesign, StratifiedClusterDesign
+from ..display import mapping_html, notebook_html
 from ..errors import InputError
 from ..graph import CollaborationNetwork, SocialGraph, group_indicator
 from ..seeds import check_seed
 from ..variance import DEFAULT_VCOV, ols, ols_cluster_sums
 from .outcomes import social_outcomes
-
 
 #: the designs a study compares on a collaboration network, each a design of the registry
 #: (``spillover.design.DESIGN_OPTIONS``) over a randomization unit of the network
@@ -155,6 +155,9 @@ class DesignResult:
         return (f"{self.design}: bias {data['bias']:+.4f}, sd {data['sd']:.4f}, coverage {data['coverage']:.1%}, "
                 f"power {data['power']:.1%} over {data['n_sims']:,} experiments")
 
+    def _repr_html_(self) -> str:
+        return mapping_html(f"Design {self.design}: {self.estimates.size:,} simulated experiments", self.to_dict())
+
     def to_dict(self) -> dict:
         """Bias, sd, RMSE, coverage, mean interval width and power against the true effect."""
         covered = (self.ci_low <= self.true_effect) & (self.true_effect <= self.ci_high)
@@ -198,6 +201,19 @@ class Comparison:
             if result.design == design:
                 return result
         raise KeyError(design)
+
+    def _repr_html_(self) -> str:
+        """The comparison as a notebook shows it: one row per design, then the recommendation."""
+        best = self.recommend().iloc[0]
+        return notebook_html(f"Design comparison (true effect {self.true_effect:.4g})", self.to_frame(),
+                             [f"recommended: {best['design']}, {best['reason']}"])
+
+    def plot(self, ax=None):
+        """Each design's estimates over the experiments, the true effect dashed (a
+        matplotlib ``Axes``). See :func:`spillover.plots.draw_estimates`."""
+        from ..plots import draw_estimates
+
+        return draw_estimates(self, ax)
 
     def to_json(self) -> dict:
         """The ``simulate --json`` object: the true effect and each design's summary."""
