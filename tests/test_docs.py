@@ -85,3 +85,32 @@ def test_every_public_definition_has_a_docstring():
                         and not ast.get_docstring(item):
                     missing.append(f"{path.relative_to(SRC)}:{item.lineno} {item.name}")
     assert missing == []
+
+
+@pytest.mark.slow  # builds the site and starts a browser: runs with --full (CI installs Chromium)
+def test_an_api_page_renders_in_headless_chromium(tmp_path):
+    """The estimate API page as a reader's browser lays it out: its DOM after scripts run
+    names the functions and shows no raw Sphinx role, and the screenshot holds text."""
+    from tests.test_report import find_browser
+
+    browser = find_browser()
+    if browser is None:
+        pytest.skip("no Chromium here: .ci/run installs Debian's chromium where it can; this test needs it")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "-d", str(site)], cwd=ROOT, check=True,
+                   capture_output=True, env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"}, timeout=300)
+    page = (site / "api" / "estimate" / "index.html").as_uri()
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*flags, "--dump-dom", page], check=True, capture_output=True, text=True, timeout=120).stdout
+    assert "spillover.estimate.estimate" in dom and "Effects" in dom
+    assert not re.search(r":(class|func|meth|mod|data|attr):`", dom)
+    shot = tmp_path / "page.png"
+    subprocess.run([*flags, "--window-size=1280,1600", f"--screenshot={shot}", page], check=True, capture_output=True,
+                   timeout=120)
+    from PIL import Image
+
+    image = Image.open(shot).convert("L")
+    histogram = image.histogram()
+    dark = sum(histogram[:128]) / sum(histogram)
+    assert image.size == (1280, 1600) and 0.005 < dark < 0.5, f"dark share {dark:.3f}: a blank or failed page"
