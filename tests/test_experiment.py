@@ -97,15 +97,22 @@ def test_days_run_in_order_estimate_the_known_effect_and_are_idempotent(example,
     assert "already done: nothing changes" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in before} == before
     assert main(["run", str(folder / "experiment.toml"), "--date", "2026-10-31"]) == 2
-    assert "no snapshot for 2026-10-31" in capsys.readouterr().err
+    assert "2026-10-31 is before 2026-11-01, the experiment's first day" in capsys.readouterr().err
 
 
-def test_an_earlier_date_is_refused(example, tmp_path, capsys):
+def test_run_up_to_a_date_does_the_days_before_it_and_a_snapshot_older_than_day_one_is_left_out(
+        example, tmp_path, capsys):
     folder = copy_of(example, tmp_path)
-    assert main(["run", str(folder / "experiment.toml"), "--date", DATES[2]]) == 0
-    capsys.readouterr()
-    assert main(["run", str(folder / "experiment.toml"), "--date", DATES[1]]) == 2
-    assert "never rewrites history" in capsys.readouterr().err
+    assert main(["run", str(folder / "experiment.toml"), "--date", DATES[2], "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [d["date"] for d in printed["decisions"]] == DATES[:3]
+    assert {d["action"] for d in printed["decisions"]} == {"run"}
+    assert main(["run", str(folder / "experiment.toml"), "--date", DATES[1], "--json"]) == 0  # done: nothing changes
+    assert {d["action"] for d in json.loads(capsys.readouterr().out)["decisions"]} == {"done"}
+    data = folder / "data"
+    (data / "memberships-2026-10-31.parquet").write_bytes((data / f"memberships-{DATES[0]}.parquet").read_bytes())
+    with pytest.warns(UserWarning, match="predate the experiment's first day 2026-11-01 and are left out"):
+        run(load_config(folder / "experiment.toml"))
 
 
 def run_job(folder: Path, crash_at: str | None = None) -> int:

@@ -182,7 +182,24 @@ def check_design_unchanged(record: dict[str, Any], given: dict[str, Any]) -> Non
                           "experiment (--experiment NAME).")
 
 
+def design_changes(record: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """Every design option in ``given`` (``design`` and the options it uses) that differs
+    from the experiment's ``record``, as ``name stored -> given``.
+
+    >>> record = {"design": "cluster", "params": {"design": "cluster", "treat_fraction": 0.5, "n_bins": 4}}
+    >>> design_changes(record, {"design": "cluster", "treat_fraction": 0.3})
+    ['treat_fraction 0.5 -> 0.3']
+    """
+    stored = dict(record["params"], design=record["design"])
+    if given.get("design", stored["design"]) != stored["design"]:
+        return [f"design {stored['design']!r} -> {given['design']!r}"]
+    return [f"{key} {stored.get(key)!r} -> {given[key]!r}" for key in _SPEC_KEYS.get(stored["design"], ())
+            if key in given and not _same(given[key], stored.get(key))]
+
+
 def _same(given, stored) -> bool:
+    if given is None or stored is None:
+        return given is stored
     if isinstance(given, (list, tuple)) or isinstance(stored, (list, tuple)):
         return isinstance(stored, (list, tuple)) and len(given) == len(stored) and all(
             _same(a, b) for a, b in zip(given, stored))
@@ -206,8 +223,10 @@ def start(
     n_bins: int = 4,
     seed: int | None = None,
     allow_future: bool = False,
+    experiment: str | None = None,
 ) -> DayReport:
-    """Day one: components of the snapshot, a design over them, every user's arm recorded.
+    """Day one: components of the snapshot, a design over them, every user's arm recorded
+    under ``experiment`` (default: the salt).
 
     With ``seed`` the first day has exact counts (seeded permutation); without, every
     component is assigned by the keyed hash of ``salt``. Components created later are
@@ -229,7 +248,8 @@ def start(
     if design not in EVOLVE_DESIGNS:
         raise DesignError(f"evolve keeps components together: design must be one of {list(EVOLVE_DESIGNS)}, not {design!r}.")
     network = _load(snapshot)
-    ledger.check_date(salt, date, allow_future=allow_future, new=True)  # before the work
+    experiment = experiment or salt
+    ledger.check_date(experiment, date, allow_future=allow_future, new=True)  # before the work
     labels, keys = _components(network)
     stratify = _stratify(network, strata_by)
     stratum, edges = cluster_strata(labels, len(keys), stratify, n_bins=n_bins)
@@ -253,7 +273,7 @@ def start(
                        merged_across_arms=0, users_switched=0, n_units=network.n_users,
                        n_components=len(keys), new_units=network.n_users, contaminated_units=0)
     params["record"] = assignment.record.to_dict()  # the design as every analysis reads it
-    ledger.write_day(salt, date, arms=arms, components=component_rows, events=events,
+    ledger.write_day(experiment, date, arms=arms, components=component_rows, events=events,
                      summary=report.to_dict(), checksum=snapshot_checksum(network), allow_future=allow_future,
                      new_experiment={"salt": salt, "design": design, "params": params,
                                      "id_type": id_type(network.users)})

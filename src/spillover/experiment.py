@@ -31,13 +31,12 @@ import pandas as pd
 
 from .design import check_spec
 from .errors import InputError
-from .faults import crash_point
-from .io import atomic_path, read_table, write_table
+from .io import read_table, write_table
 from .ledger import as_date
 from .variance import VCOV_TYPES
 
-__all__ = ["ANALYSIS_METHODS", "EXAMPLE", "ExperimentConfig", "load_config", "report", "run", "snapshot_dates",
-           "validate", "verdict", "days_table", "write_example_data"]
+__all__ = ["ANALYSIS_METHODS", "EXAMPLE", "ExperimentConfig", "days_table", "load_config", "report", "run",
+           "validate", "verdict", "write_example_data"]
 
 def _analysis_methods() -> tuple[str, ...]:
     """The estimators of a component-randomized experiment, read off the registry: valid
@@ -296,20 +295,14 @@ def validate(config: ExperimentConfig, date: str | dt.date | None = None) -> lis
     return checked
 
 
-# --------------------------------------------------------------------------- one day
+# --------------------------------------------------------------------------- days
 
 
-def _write_json(payload: dict, path: Path) -> None:
-    """Atomic, deterministic JSON (sorted keys, no timestamps): a re-run writes the same bytes."""
-    from .console import jsonable
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(jsonable(payload), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def run(config: ExperimentConfig, date: str | dt.date, *,
+def run(config: ExperimentConfig, date: str | dt.date | None = None, *,
         progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
-    """Run one day of the experiment; returns the day's summary (``day.json``).
+    """Bring the experiment up to ``date`` (default: its latest snapshot) and return that
+    day's summary (``day.json``): the days before it are done, carried, replayed or
+    analysed again as :func:`spillover.daily.run_pending` decides.
 
     Examples
     --------
@@ -324,120 +317,35 @@ def run(config: ExperimentConfig, date: str | dt.date, *,
     >>> day["date"], day["ledger"]["created"] > 0, day["effects"]
     ('2026-11-23', True, [])
     """
-    from .evolve import evolve, start
-    from .ledger import Ledger
+    from .daily import run_pending
 
-    step = progress or (lambda message: None)
-    date = as_date(date)
-    folder = config.results / str(date)
-    marker = folder / "day.json"
-    if marker.exists():
-        step(f"{date} is already done: nothing changes")
-        return json.loads(marker.read_text(encoding="utf-8"))
-    snapshot = config.input_for(config.memberships, date)
-    if not snapshot.exists():
-        raise InputError(f"{config.path}: [inputs.memberships] no snapshot for {date}: '{snapshot}' does not exist.")
-    from .graph import CollaborationNetwork
-
-    network = CollaborationNetwork.from_memberships(snapshot)  # read before anything is written
-    config.results.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(".*.partial") if folder.exists() else []:  # left by a job killed mid-write
-        stale.unlink()
-    spec = config.design_spec()
-    options = {k: v for k, v in check_spec(spec).items() if k not in ("design", "cluster_col")}
-    step("ledger: components and arms")
-    with Ledger(config.ledger_path) as ledger:
-        known = ledger.experiments()["experiment"].tolist()
-        # the dates are the snapshot files' own (not typed by hand): the ledger takes them as they are
-        if config.salt not in known:
-            day = start(ledger, network, date, salt=config.salt, design=spec["design"], allow_future=True, **options)
-        else:
-            day = evolve(ledger, network, date, experiment=config.salt, allow_future=True)
-        crash_point("after-ledger")
-        arms = ledger.current_arms(config.salt)
-        components = ledger.latest_components(config.salt)
-    # today's users: those in today's snapshot (their component recorded today), ids as the arms' (typed)
-    seen = components[pd.to_datetime(components["date"]) == pd.Timestamp(date)]
-    arms = arms.assign(key=arms["unit_id"].astype(str))
-    today = (arms.merge(seen[["unit_id", "component"]].rename(columns={"unit_id": "key"}), on="key")
-                 .drop(columns="key").sort_values("unit_id").reset_index(drop=True))
-    step("exposure: each user takes their component's arm")
-    active = today[(today["arm"] >= 0) & ~today["contaminated"]]
-    by_component = active.groupby("component")["arm"].first()
-    summary: dict[str, Any] = {
-        "date": str(date), "experiment": config.name, "ledger": day.to_dict(),
-        "units_per_arm": {str(k): int(v) for k, v in today["arm"].value_counts().sort_index().items()},
-        "components_per_arm": {str(k): int(v) for k, v in by_component.value_counts().sort_index().items()},
-        "contaminated_units": int(today["contaminated"].sum()), "effects": [], "health": [], "notes": [],
-        "alpha": config.alpha,
-    }
-    from .health import sample_ratio_mismatch
-
-    srm = sample_ratio_mismatch(by_component.value_counts().to_dict(), config.expected_shares(), what="components")
-    summary["health"].append(srm.to_dict())
-    folder.mkdir(parents=True, exist_ok=True)
-    write_table(today.sort_values("unit_id").reset_index(drop=True), folder / "arms.parquet")
-    crash_point("after-arms")
-    outcomes_path = config.input_for(config.outcomes, date) if config.outcomes else None
-    if outcomes_path is not None and outcomes_path.exists():
-        step("estimate")
-        from .estimate import estimate
-
-        outcomes = read_table(outcomes_path, what=f"outcomes '{outcomes_path}'")
-        outcomes = outcomes.astype({"unit_id": active["unit_id"].dtype}) if len(outcomes) else outcomes
-        exposure = pd.DataFrame({"unit_id": active["unit_id"], "arm": active["arm"],
-                                 "condition": np.where(active["arm"] >= 1, "treated", "control")})
-        clusters = pd.DataFrame({"unit_id": active["unit_id"], "cluster_id": active["component"]})
-        import warnings
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            effects = estimate(outcomes[outcomes["unit_id"].isin(active["unit_id"])], exposure, config.method,
-                               clusters=clusters, outcome_col=config.outcome, vcov=config.vcov, alpha=config.alpha,
-                               control="control", seed=0)
-        summary["effects"] = effects.to_frame().to_dict(orient="records")
-        summary["health"] += [check.to_dict() for check in effects.health]
-        summary["notes"] = list(effects.notes) + sorted({str(w.message) for w in caught})
-        write_table(effects.to_frame(), folder / "effects.csv")
-    crash_point("before-marker")
-    _write_json(summary, marker)
-    return summary
-
-
-def snapshot_dates(config: ExperimentConfig) -> list[dt.date]:
-    """The dates of every snapshot on disk, in order (what ``spillover run`` without
-    ``--date`` runs, skipping the days already done).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     path = pathlib.Path(folder) / "experiment.toml"
-    ...     _ = path.write_text(EXAMPLE)
-    ...     (pathlib.Path(folder) / "data").mkdir()
-    ...     for day in ("2026-11-02", "2026-11-01"):
-    ...         _ = (pathlib.Path(folder) / f"data/memberships-{day}.parquet").write_bytes(b"")
-    ...     [str(d) for d in snapshot_dates(load_config(path))]
-    ['2026-11-01', '2026-11-02']
-    """
-    pattern = Path(config.memberships)
-    head, _, tail = pattern.name.partition("{date}")
-    dates = []
-    for found in pattern.parent.glob(f"{head}*{tail}") if pattern.parent.exists() else []:
-        try:
-            dates.append(dt.date.fromisoformat(found.name[len(head):len(found.name) - len(tail)]))
-        except ValueError:
-            continue  # another file that happens to match the pattern
-    return sorted(dates)
+    _, summaries = run_pending(config, date, progress=progress)
+    return summaries[-1]
 
 
 # --------------------------------------------------------------------------- the report
 
 
 def _days(config: ExperimentConfig) -> list[dict[str, Any]]:
-    """Every finished day's summary, in date order."""
-    markers = sorted(config.results.glob("*/day.json")) if config.results.exists() else []
-    return [json.loads(m.read_text(encoding="utf-8")) for m in markers]
+    """Every finished day's summary, in date order: the days the ledger holds (a voided
+    day's old results are not shown) whose results are written."""
+    recorded = _ledger_view(config)[0]
+    markers = [config.results / str(date) / "day.json" for date in recorded]
+    return [json.loads(m.read_text(encoding="utf-8")) for m in markers if m.exists()]
+
+
+def _ledger_view(config: ExperimentConfig) -> tuple[list[dt.date], pd.DataFrame]:
+    """The experiment's recorded days and its audit trail (empty before the first run)."""
+    from .daily import experiment_key
+    from .ledger import Ledger
+
+    if not config.ledger_path.exists():
+        return [], pd.DataFrame(columns=["time", "action", "date", "detail"])
+    with Ledger(config.ledger_path) as ledger:
+        key = experiment_key(config, ledger.experiments()["experiment"].tolist())
+        if key not in ledger.experiments()["experiment"].tolist():
+            return [], pd.DataFrame(columns=["time", "action", "date", "detail"])
+        return list(ledger.checksums(key)), ledger.audit(key)[["time", "action", "date", "detail"]]
 
 
 def verdict(day: dict[str, Any], higher_is_better: bool = True) -> str:
@@ -545,6 +453,17 @@ def report(config: ExperimentConfig, out: str | os.PathLike | None = None) -> Pa
                      "user's arm and flags users who switched arm through a merge.",
                      [("By day", table.drop(columns=["estimate", "ci_low", "ci_high"]))]),
     ]
+    carried = [(day["date"], "carried", f"no snapshot: arms of {day['carried_from']} carried")
+               for day in days if day.get("carried_from")]
+    audit = _ledger_view(config)[1]
+    timeline = pd.DataFrame(
+        carried + [(str(pd.Timestamp(row.date).date()), row.action, row.detail) for row in audit.itertuples()],
+        columns=["date", "what", "detail"]).sort_values("date", kind="stable")
+    if len(timeline):
+        sections.append(html.Section(
+            "Timeline", "Every decision the daily job took besides running a day: days recorded without their "
+            "snapshot (arms carried from the day before) and days voided and replayed, from the ledger's audit "
+            "trail.", [("Decisions", timeline)]))
     path = Path(out) if out else config.results / "report.html"
     html.write_report(path, f"spillover experiment: {config.name}",
                       f"{len(days)} day(s), {days[0]['date']} to {last['date']}; design {config.design['kind']}.",

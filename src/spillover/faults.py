@@ -16,13 +16,22 @@ __all__ = ["CRASH_POINTS", "crash_point"]
 CRASH_POINTS = ("ledger-before-commit", "after-ledger", "file-before-rename", "after-arms", "before-marker")
 
 
+_passed: dict[str, int] = {}
+
+
 def crash_point(name: str) -> None:
-    """End the process here when ``SPILLOVER_CRASH_AT`` names this point.
+    """End the process here when ``SPILLOVER_CRASH_AT`` names this point (``point`` or
+    ``point:k``, the k-th time the process passes it: a kill later in a long run).
 
     Examples
     --------
     >>> crash_point("after-ledger")            # not asked for: nothing happens
     """
     wanted = os.environ.get("SPILLOVER_CRASH_AT")
-    if wanted and wanted == name:
-        os._exit(137)
+    if not wanted:
+        return
+    point, _, nth = wanted.partition(":")
+    if point == name:
+        _passed[name] = _passed.get(name, 0) + 1
+        if _passed[name] >= int(nth or 1):
+            os._exit(137)

@@ -230,6 +230,35 @@ class Ledger:
             frame = frame[~frame["contaminated"]].reset_index(drop=True)
         return self._typed(experiment, frame) if typed else frame
 
+    def arms_on(self, experiment: str, date) -> pd.DataFrame:
+        """Each unit's arm in force on ``date`` (rows valid from that date or before):
+        ``unit_id, arm, contaminated, valid_from``, ids typed as they went in. A day
+        analysed again after later days were recorded sees the arms it had then."""
+        frame = self._con.execute(
+            """SELECT unit_id, arm, contaminated, valid_from FROM arms WHERE experiment = ? AND valid_from <= ?
+               QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY valid_from DESC) = 1
+               ORDER BY unit_id""",
+            [experiment, as_date(date)],
+        ).df()
+        return self._typed(experiment, frame)
+
+    def components_on(self, experiment: str, date) -> pd.DataFrame:
+        """The components of the last snapshot recorded on or before ``date``: ``unit_id,
+        component, stratum, date`` (a day whose snapshot was missing shows the day before's)."""
+        return self._con.execute(
+            """SELECT unit_id, component, stratum, date FROM components
+               WHERE experiment = ? AND date = (SELECT max(date) FROM components WHERE experiment = ? AND date <= ?)
+               ORDER BY unit_id""",
+            [experiment, experiment, as_date(date)],
+        ).df()
+
+    def checksums(self, experiment: str) -> dict[dt.date, str | None]:
+        """Each recorded day's snapshot checksum (``missing`` for a day recorded without
+        its snapshot), by date."""
+        rows = self._con.execute("SELECT date, checksum FROM days WHERE experiment = ? ORDER BY date",
+                                 [experiment]).fetchall()
+        return {as_date(date): checksum for date, checksum in rows}
+
     def latest_components(self, experiment: str) -> pd.DataFrame:
         """Each unit's component on the last date it was seen: ``unit_id, component, date``."""
         frame = self._con.execute(

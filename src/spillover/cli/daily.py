@@ -48,27 +48,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``spillover run``: one day of the daily job."""
-    from ..errors import InputError
-    from ..experiment import load_config, run, snapshot_dates
+    """``spillover run``: bring the daily job up to date (or up to --date), day by day."""
+    from ..daily import run_pending
+    from ..experiment import load_config
 
     config = load_config(args.experiment)
-    say = None if args.json else (lambda message: stderr.print(f"[dim]{message}[/dim]"))
-    dates = [args.date] if args.date else snapshot_dates(config)
-    if not dates:
-        raise InputError(f"{args.experiment}: [inputs.memberships] no snapshot found; nothing to run.")
-    for date in dates:  # a loop over days, in order: each is one transaction in the ledger
-        if say:
-            say(f"--- {date}")
-        day = run(config, date, progress=say)
+    say = None if args.json else (lambda message: stderr.print(f"[dim]{escape(message)}[/dim]"))
+    decisions, days = run_pending(config, args.date, progress=say)
+    day = days[-1]
     if args.json:
-        print_json(day)
+        print_json({**day, "decisions": [d.to_dict() for d in decisions]})
     else:
         summary = {"date": day["date"], **{f"arm {k} units": v for k, v in day["units_per_arm"].items()},
                    **{k: day["ledger"][k] for k in ("created", "split", "merged", "removed", "users_switched")}}
+        if day.get("carried_from"):
+            summary["snapshot"] = f"missing: arms of {day['carried_from']} carried"
         if day["effects"]:
             effect = day["effects"][0]
             summary.update({"estimate": effect["estimate"], "ci_low": effect["ci_low"], "ci_high": effect["ci_high"]})
+        changed = [d for d in decisions if d.action != "done"]
+        summary["days"] = f"{len(decisions)} checked, {len(changed)} changed"
         print_summary(summary, title=f"run: {config.name} on {day['date']}")
     return 0
 
