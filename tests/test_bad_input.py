@@ -65,6 +65,30 @@ CONTENT = [  # valid files whose contents are wrong
      ["assign", "--units", "clusters.parquet", "--design", "cluster", "--seed", "1", "--salt", "s"],
      ["estimate", "--outcomes", "outcomes.parquet", "--exposure", "exposure.parquet", "--method", "difference-in-means",
       "--covariates", "y"]]
+ASSIGN = ["assign", "--units", "clusters.parquet", "--design", "cluster"]
+CONTENT += [  # issue 26: outputs onto inputs or folders, empty salts, text in lists, dates far ahead
+    ASSIGN + ["--salt", "", "--out", "out/a.parquet"],
+    ASSIGN + ["--salt", "  ", "--out", "out/a.parquet"],
+    ASSIGN + ["--seed", "1", "--arm-weights", "a,b", "--out", "out/a.parquet"],
+    ASSIGN + ["--seed", "1", "--arm-weights", "0.5", "--out", "out/a.parquet"],
+    ASSIGN + ["--seed", "1", "--ledger", "edges.csv", "--out", "out/a.csv"],
+    ASSIGN + ["--seed", "1", "--ledger", "out", "--out", "out/a.csv"],
+    ASSIGN + ["--seed", "1", "--out", "out/a.txt"],
+    ASSIGN + ["--seed", "1", "--out", "clusters.parquet"],
+    ["evolve", "--ledger", "out/l.duckdb", "--snapshot", "memberships.parquet", "--date", "2062-01-01", "--design",
+     "cluster", "--salt", "x"],
+    ["evolve", "--ledger", "out/l.duckdb", "--snapshot", "memberships.parquet", "--date", "2026-11-01", "--design",
+     "cluster", "--salt", ""],
+    ["cluster", "edges.parquet", "--method", "components", "--out", "edges.parquet"],
+    ["cluster", "edges.parquet", "--method", "components", "--out", "out"],
+    ["cluster", "edges.parquet", "--method", "components", "--out", "notes.txt/c.parquet"],
+    ["exposure", "edges.parquet", "--assignment", "assignment.parquet", "--mapping", "as4", "--out", "assignment.parquet"],
+    ["plan", "--edges", "edges.parquet", "--outcomes", "texty.parquet"],
+    ["report", "experiment.toml", "--out", "experiment.toml"],
+    ["report", "experiment.toml", "--out", "out/report.parquet"],
+    ["init", "experiment.toml"],
+    ["synth", "social", "--users", "50", "--out", "out"],
+]
 
 
 def cases() -> list[tuple[str, list[str], bool]]:

@@ -195,3 +195,50 @@ def test_killed_during_a_replay_and_run_again_the_results_are_those_of_an_on_tim
         assert results(folder) == results(on_time), point
         assert ledger_arms(folder).equals(ledger_arms(on_time)), point
         assert not list((folder / "results").rglob("*.partial"))
+
+
+def test_a_stray_future_snapshot_is_left_out_and_validate_names_it(example, tmp_path, capsys):
+    folder = copy_of(example, tmp_path)
+    for date in DATES[2:]:
+        (folder / "data" / f"memberships-{date}.parquet").unlink()
+    stray = folder / "data" / "memberships-2062-11-04.parquet"
+    stray.write_bytes((folder / "data" / f"memberships-{DATES[0]}.parquet").read_bytes())
+    rc, day = run(folder, capsys)
+    assert rc == 0 and day["date"] == DATES[1]  # the real days ran; the stray one did not block them
+    assert "snapshot(s) dated after tomorrow left out: 2062-11-04" in day["stderr"]
+    assert main(["validate", str(folder / "experiment.toml")]) == 2
+    assert "dated after tomorrow: 2062-11-04" in capsys.readouterr().err
+
+
+def test_a_run_refused_for_its_outcomes_leaves_nothing_behind(example, tmp_path, capsys):
+    folder = copy_of(example, tmp_path)
+    path = folder / "experiment.toml"
+    path.write_text(path.read_text().replace('outcome = "y"', 'outcome = "revenue"'))
+    rc, error = run(folder, capsys)
+    assert rc == 2 and "needs unit_id and 'revenue'" in error
+    assert not (folder / "results").exists()  # no ledger, no arms
+
+
+def test_init_does_not_overwrite_a_running_experiments_data_and_report_does_not_overwrite_inputs(example, tmp_path,
+                                                                                               capsys):
+    folder = copy_of(example, tmp_path)
+    data = {p: p.read_bytes() for p in (folder / "data").iterdir()}
+    assert main(["init", str(folder / "other.toml"), "--example", "--days", "3", "--users", "500"]) == 2
+    assert "data file(s) of the example exist already" in capsys.readouterr().err
+    assert not (folder / "other.toml").exists() and {p: p.read_bytes() for p in data} == data
+    assert run(folder, capsys)[0] == 0
+    toml = (folder / "experiment.toml").read_bytes()
+    for out in ("experiment.toml", f"data/memberships-{DATES[0]}.parquet"):
+        assert main(["report", str(folder / "experiment.toml"), "--out", str(folder / out)]) == 2
+        capsys.readouterr()
+    assert (folder / "experiment.toml").read_bytes() == toml and {p: p.read_bytes() for p in data} == data
+
+
+def test_an_experiment_name_is_a_name_not_a_path(example, tmp_path, capsys):
+    folder = copy_of(example, tmp_path)
+    path = folder / "experiment.toml"
+    for name in ("../../escaped", "/tmp/absolute", "a/b", ".."):
+        path.write_text(EXAMPLE.replace('name = "collab-launch"', f'name = "{name}"'))
+        rc, error = run(folder, capsys)
+        assert rc == 2 and "[experiment.name]" in error and "is not a name" in error
+    assert not (tmp_path / "escaped").exists() and not (folder / "results").exists()

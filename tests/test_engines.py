@@ -406,3 +406,35 @@ def test_the_command_line_refuses_an_engine_flag_of_another_engine(capsys, tmp_p
     assert main(["cluster", str(tmp_path / "edges.csv"), "--method", "components", "--engine", "duckdb",
                  "--spark-master", "local[2]"]) == 2
     assert "--spark-master does not apply to --engine duckdb" in capsys.readouterr().err
+
+
+def test_difference_in_means_without_clusters_runs_on_every_engine(engine, social):
+    """No clusters: one group of sufficient statistics per condition (it used to end in
+    DuckDB's ``GROUP BY 0`` error), the memory engine's numbers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = MEMORY.exposure(social["edges"], social["assignment"], "fraction")
+        direct = estimate(social["outcomes"], table, "difference-in-means", ignore_design=True).to_frame()
+        stats = engine.cluster_stats(social["outcomes"], table, None)
+    got = estimate_from_stats(stats, "difference-in-means", "control").to_frame()
+    merged = direct.merge(got, on="condition", suffixes=("", "_engine"))
+    assert len(merged) == len(direct) >= 1
+    for column in ("estimate", "se", "p_value"):
+        np.testing.assert_allclose(merged[f"{column}_engine"], merged[column], rtol=0, atol=1e-9, err_msg=column)
+
+
+@pytest.mark.parametrize("name", ["edges[1].csv", "edges?.csv", "e{dges,dges1}.csv", "edges*.parquet"])
+def test_file_names_are_names_not_patterns_on_every_engine(engine, social, tmp_path, name):
+    """A file whose name has glob characters is read as itself, beside decoys its pattern
+    would match, on every engine as on the memory engine."""
+    edges = social["edges"]
+    target = tmp_path / name
+    (edges.to_parquet if target.suffix == ".parquet" else lambda p: edges.to_csv(p, index=False))(target)
+    decoy = pd.DataFrame({"source": edges["source"].to_numpy()[:50], "target": edges["target"].to_numpy()[::-1][:50]})
+    for other in ("edges1.csv", "edges2.csv", "edges1.parquet", "edges2.parquet"):
+        (decoy.to_parquet if other.endswith(".parquet") else lambda p: decoy.to_csv(p, index=False))(tmp_path / other)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = MEMORY.exposure(str(target), social["assignment"], "fraction")
+        got = engine.exposure(str(target), social["assignment"], "fraction")
+    pd.testing.assert_frame_equal(normalise(got), normalise(expected))

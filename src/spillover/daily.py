@@ -225,21 +225,12 @@ def run_pending(config: "ExperimentConfig", until: str | dt.date | None = None, 
 
 
 def _remove_if_empty(config: "ExperimentConfig") -> None:
-    from .ledger import Ledger
-
-    if config.ledger_path.exists():
-        try:
-            with Ledger(config.ledger_path) as ledger:
-                empty = ledger.experiments().empty
-        except Exception:  # noqa: BLE001 - unreadable: leave it for a person to look at
-            return
-        if not empty:
-            return
-        config.ledger_path.unlink()
-        for extra in config.results.glob("ledger.duckdb.*"):
-            extra.unlink()
-    if config.results.exists() and not any(config.results.rglob("*.json")):
+    """After a refused first run: the results folders, if nothing was recorded in them
+    (the ledger removes its own empty file)."""
+    if config.results.exists() and not config.ledger_path.exists() and not any(config.results.rglob("*.json")):
         shutil.rmtree(config.results, ignore_errors=True)
+        if config.folder.exists() and not any(config.folder.iterdir()):
+            config.folder.rmdir()
 
 
 def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.date], until: dt.date | None,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .design import check_spec
+from .design import check_salt, check_spec
 from .errors import InputError
 from .io import read_table, write_table
 from .ledger import as_date
@@ -51,6 +52,7 @@ def _analysis_methods() -> tuple[str, ...]:
 
 ANALYSIS_METHODS = _analysis_methods()
 _DESIGNS = ("cluster", "stratified-cluster", "holdout")
+NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # an experiment's name: a folder name on any system
 
 #: The commented example ``spillover init`` writes.
 EXAMPLE = '''# spillover experiment file: one experiment, run one day at a time with
@@ -201,6 +203,15 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
                 expected = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
                 raise _fail(path, f"{section}.{key}", f"must be a {expected}, not {type(value).__name__} {value!r}")
         values[section] = dict(given)
+    name = values["experiment"]["name"]
+    if not NAME_RULE.fullmatch(name) or ".." in name:
+        raise _fail(path, "experiment.name", f"{name!r} is not a name: it names the results folder, so use letters, "
+                                             "digits, '.', '_' and '-' (no '/', no '..'), starting with a letter or "
+                                             "digit, e.g. 'checkout-2026'")
+    try:
+        check_salt(values["experiment"]["salt"])
+    except InputError as error:
+        raise _fail(path, "experiment.salt", str(error).rstrip(".")) from None
     design = values["design"]
     if design["kind"] not in _DESIGNS:
         raise _fail(path, "design.kind", f"{design['kind']!r} is not one of {', '.join(_DESIGNS)} (the daily job "
@@ -245,8 +256,9 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
 
 
 def validate(config: ExperimentConfig, date: str | dt.date | None = None) -> list[str]:
-    """Check the file against the data: the day's snapshot (the first one found when no
-    date is given) has the membership columns, and the outcomes the outcome column.
+    """Check the file against the data: the day's snapshot (the first and the latest when
+    no date is given; none dated after tomorrow) has the membership columns and the
+    strata's, and the outcomes the outcome column.
     Returns what was checked; a problem is an :class:`~spillover.errors.InputError`.
 
     Examples
@@ -261,32 +273,40 @@ def validate(config: ExperimentConfig, date: str | dt.date | None = None) -> lis
     ...         print(str(error).split("]", 1)[1].split(";")[0])
      no snapshot matches 'data/memberships-{date}.parquet'
     """
+    from .daily import snapshot_dates
     from .graph import CollaborationNetwork
 
-    pattern = Path(config.memberships)
     if date is None:
-        found = sorted(pattern.parent.glob(pattern.name.replace("{date}", "*"))) if pattern.parent.exists() else []
-        if not found:
+        dates = snapshot_dates(config)
+        if not dates:
             shown = os.path.relpath(config.memberships, config.path.resolve().parent)
             raise _fail(config.path, "inputs.memberships", f"no snapshot matches {shown!r}; write the daily "
                                                            "snapshots there or fix the path")
-        snapshot = found[0]
+        tomorrow = dt.date.today() + dt.timedelta(days=1)
+        future = [d for d in dates if d > tomorrow]
+        if future:
+            raise _fail(config.path, "inputs.memberships", f"snapshot(s) dated after tomorrow: "
+                                                           f"{', '.join(map(str, future[:3]))} (a mistyped date; "
+                                                           "`run` leaves them out): rename or remove them")
+        days = sorted({dates[0], dates[-1]})  # the first and the latest: columns that came or went show here
     else:
-        snapshot = config.input_for(config.memberships, as_date(date))
-        if not snapshot.exists():
-            raise _fail(config.path, "inputs.memberships", f"no snapshot for {as_date(date)}: '{snapshot}' does not exist")
-    network = CollaborationNetwork.from_memberships(snapshot)
-    checked = [f"snapshot {snapshot.name}: {network.n_users:,} users, {network.n_projects:,} projects"]
-    strata = [s for s in config.design.get("strata_by", []) if s != "size"]
-    absent = [s for s in strata if s not in network.user_data]
-    if absent:
-        raise _fail(config.path, "design.strata_by", f"{absent} are not columns of the snapshot; it has "
-                                                     f"{list(network.user_data.columns)}")
-    if config.outcomes:
-        stem = snapshot.name.replace(Path(config.memberships).name.split("{date}")[0], "")
-        day = stem.split(".")[0][:10] if date is None else str(as_date(date))
-        outcomes = config.input_for(config.outcomes, as_date(day))
-        if outcomes.exists():
+        days = [as_date(date)]
+        if not config.input_for(config.memberships, days[0]).exists():
+            raise _fail(config.path, "inputs.memberships", f"no snapshot for {days[0]}: "
+                                                           f"'{config.input_for(config.memberships, days[0])}' does "
+                                                           "not exist")
+    checked = []
+    for day in days:  # one or two snapshots
+        snapshot = config.input_for(config.memberships, day)
+        network = CollaborationNetwork.from_memberships(snapshot)
+        checked.append(f"snapshot {snapshot.name}: {network.n_users:,} users, {network.n_projects:,} projects")
+        strata = [s for s in config.design.get("strata_by", []) if s != "size"]
+        absent = [s for s in strata if s not in network.user_data]
+        if absent:
+            raise _fail(config.path, "design.strata_by", f"{absent} are not columns of {snapshot.name}; it has "
+                                                         f"{list(network.user_data.columns)}")
+        outcomes = config.input_for(config.outcomes, day) if config.outcomes else None
+        if outcomes is not None and outcomes.exists():
             columns = read_table(outcomes, what=f"outcomes '{outcomes}'").columns
             if config.outcome not in columns or "unit_id" not in columns:
                 raise _fail(config.path, "analysis.outcome", f"'{outcomes.name}' has columns {list(columns)}; it "
@@ -474,8 +494,26 @@ def report(config: ExperimentConfig, out: str | os.PathLike | None = None) -> Pa
 # --------------------------------------------------------------------------- example data
 
 
+EXAMPLE_START = "2026-11-01"  # the example data's first day
+
+
+def example_data_paths(path: str | os.PathLike, n_days: int, start: str = EXAMPLE_START) -> list[Path]:
+    """The files :func:`write_example_data` would write beside the experiment file ``path``
+    (from :data:`EXAMPLE`'s inputs): what ``spillover init --example`` refuses to overwrite.
+
+    Examples
+    --------
+    >>> [p.name for p in example_data_paths("exp/experiment.toml", 1)]
+    ['memberships-2026-11-01.parquet', 'outcomes-2026-11-01.parquet']
+    """
+    inputs = tomllib.loads(EXAMPLE)["inputs"]
+    base = Path(path).parent
+    days = [as_date(start) + dt.timedelta(days=d) for d in range(n_days)]
+    return [base / inputs[key].replace("{date}", str(day)) for day in days for key in ("memberships", "outcomes")]
+
+
 def write_example_data(path: str | os.PathLike, *, n_users: int = 5_000, n_days: int = 30, seed: int = 0,
-                       effect: float = 0.3, start: str = "2026-11-01") -> dict[str, Any]:
+                       effect: float = 0.3, start: str = EXAMPLE_START) -> dict[str, Any]:
     """Daily inputs for the experiment file at ``path``: ``n_days`` membership snapshots
     of a collaboration network with churn (components created, split, merged, removed)
     and each day's outcomes with a known ``effect`` of treatment, so a run can be checked

@@ -273,6 +273,21 @@ def _typed_ids(frame: pd.DataFrame, ids: Sequence[str], what: str, from_text: bo
     return frame
 
 
+def check_table_path(path: str | os.PathLike) -> Path:
+    """``path`` if a table can be written there: a .csv or .parquet name that is not a
+    folder; checked before a command does any work or writes anything.
+
+    >>> check_table_path("out/arms.parquet").name
+    'arms.parquet'
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise InputError(f"cannot write '{path}': use a .csv or .parquet extension.")
+    if path.is_dir():
+        raise InputError(f"cannot write '{path}': it is a folder; name the file to write.")
+    return path
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``frame`` as CSV or Parquet by the extension of ``path``; returns the path.
 
@@ -291,10 +306,8 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     ...     read_table(path)["unit_id"].tolist()
     [1, 2]
     """
-    path = Path(path)
+    path = check_table_path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
-        raise InputError(f"cannot write '{path}': use a .csv or .parquet extension.")
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {key: frame.attrs[key] for key in METADATA_KEYS if frame.attrs.get(key) is not None}
@@ -390,6 +403,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def source_name(source: TableLike, what: str) -> str:
     """How an error names a table: ``what`` for a DataFrame, ``what 'path'`` for a file."""
     return what if isinstance(source, pd.DataFrame) else f"{what} '{source}'"
+
+
+def require_numbers(frame: pd.DataFrame, columns: Sequence[str], what: str) -> pd.DataFrame:
+    """``frame`` with ``columns`` as numbers; text in one (naming the row) or an infinite
+    value is an :class:`InputError` (missing values stay missing).
+
+    >>> require_numbers(pd.DataFrame({"y": ["1.5", "2"]}), ["y"], "outcomes")["y"].tolist()
+    [1.5, 2.0]
+    >>> require_numbers(pd.DataFrame({"y": ["1", "x"]}), ["y"], "outcomes")
+    Traceback (most recent call last):
+    ...
+    spillover.errors.InputError: outcomes: column 'y' has text, e.g. 'x' in row 1; outcomes and covariates must be numbers.
+    """
+    for column in columns:
+        values = frame[column]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            numeric = pd.to_numeric(values, errors="coerce")
+            bad = numeric.isna() & values.notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise InputError(f"{what}: column '{column}' has text, e.g. {show_id(values.iloc[row])} in row {row}; "
+                                 "outcomes and covariates must be numbers.")
+        infinite = np.isinf(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float))
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise InputError(f"{what}: column '{column}' has {int(infinite.sum())} infinite value(s), e.g. row {row}; "
+                             "fix them or drop those units.")
+    return frame.assign(**{c: pd.to_numeric(frame[c]) for c in columns})
 
 
 def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:

@@ -94,15 +94,8 @@ class Ledger:
     def __init__(self, path: str | os.PathLike, *, lock_timeout: float = LOCK_TIMEOUT):
         import duckdb
 
-        self.path = Path(path)
-        if self.path.is_dir():
-            raise LedgerError(f"ledger '{self.path}' is a folder; name a DuckDB file (e.g. ledger.duckdb).")
-        if self.path.exists() and self.path.stat().st_size:
-            with open(self.path, "rb") as handle:
-                head = handle.read(12)
-            if head[8:12] != _MAGIC:
-                raise LedgerError(f"'{self.path}' is not a ledger (not a DuckDB file): name a new or existing "
-                                  "ledger file, not a data table.")
+        self.path = self.check_path(path)
+        self._created = not self.path.exists()  # a ledger this opening made: removed on close if left empty
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline, wait = time.monotonic() + max(float(lock_timeout), 0.0), 0.05
         while True:
@@ -119,10 +112,34 @@ class Ledger:
                 wait = min(wait * 2, 1.0)
         self._con.execute(_SCHEMA)
 
+    @staticmethod
+    def check_path(path: str | os.PathLike) -> Path:
+        """``path`` if a ledger can live there (a new file, or a DuckDB file), checked
+        without opening it: what a command checks before it writes anything.
+
+        >>> Ledger.check_path("results/ledger.duckdb").name
+        'ledger.duckdb'
+        """
+        path = Path(path)
+        if path.is_dir():
+            raise LedgerError(f"ledger '{path}' is a folder; name a DuckDB file (e.g. ledger.duckdb).")
+        if path.exists() and path.stat().st_size:
+            with open(path, "rb") as handle:
+                head = handle.read(12)
+            if head[8:12] != _MAGIC:
+                raise LedgerError(f"'{path}' is not a ledger (not a DuckDB file): name a new or existing "
+                                  "ledger file, not a data table.")
+        return path
+
     # -- life cycle
     def close(self) -> None:
-        """Close the DuckDB connection."""
+        """Close the DuckDB connection. A ledger file this object created and that holds
+        no experiment (a refused command's) is removed: a refusal leaves nothing behind."""
+        empty = self._created and not self._con.execute("SELECT count(*) FROM experiments").fetchone()[0]
         self._con.close()
+        if empty:
+            for leftover in (self.path, self.path.with_name(self.path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
 
     def __enter__(self) -> "Ledger":
         return self

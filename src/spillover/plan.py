@@ -29,7 +29,7 @@ from .clustering import cluster, effective_n_clusters
 from .display import notebook_html
 from .errors import DesignError, InputError, InterferenceWarning
 from .graph import CollaborationNetwork, SocialGraph
-from .io import TableLike, read_table, require_columns
+from .io import TableLike, read_table, require_columns, require_numbers
 from .seeds import Seed
 
 __all__ = ["Plan", "icc_anova", "icc_reml", "minimum_detectable_effect", "outside_share", "plan"]
@@ -286,6 +286,7 @@ def plan(
     """
     frame = read_table(history, what="history")
     require_columns(frame, ["unit_id", outcome_col] + ([pre_col] if pre_col else []), "history")
+    frame = require_numbers(frame, [outcome_col] + ([pre_col] if pre_col else []), "history")
     if frame["unit_id"].duplicated().any():
         raise InputError("history: unit_id appears more than once; one row per unit.")
     if not 0 < treat_fraction < 1 or not 0 < sample_fraction <= 1:

@@ -51,11 +51,6 @@ def engine_only(args: argparse.Namespace, what: str, allowed: bool) -> None:
         raise InputError(f"--engine {args.engine} runs {what}; use --engine memory for the rest.")
 
 
-def float_list(text: str | None) -> list[float] | None:
-    """``0.5,0.5`` as a list of floats (None when not given)."""
-    return None if not text else [float(v) for v in text.split(",")]
-
-
 def name_list(text: str | None) -> list[str]:
     """``a, b`` as a list of names, blanks dropped."""
     return [v.strip() for v in text.split(",") if v.strip()] if text else []

@@ -19,6 +19,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if path.exists() and not args.force:
         raise InputError(f"{path} exists; pass --force to overwrite it.")
+    if args.example and not args.force:
+        from ..experiment import example_data_paths
+
+        existing = [p for p in example_data_paths(path, args.days) if p.exists()]
+        if existing:
+            raise InputError(f"{len(existing)} data file(s) of the example exist already (e.g. {existing[0]}): a "
+                             "running experiment's snapshots and outcomes are never overwritten; init in an empty "
+                             "folder, or pass --force.")
     path.parent.mkdir(parents=True, exist_ok=True)
     with progress(f"writing {path}", args.json):
         path.write_text(EXAMPLE, encoding="utf-8")
@@ -74,9 +82,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``spillover report``: one HTML page over all days so far, and its verdict and last days printed."""
+    from ..errors import InputError
     from ..experiment import days_table, load_config, report, verdict
 
     config = load_config(args.experiment)
+    if args.out and Path(args.out).suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"--out {args.out}: the report is an HTML page; name a .html file (an input such as a "
+                         "snapshot is never overwritten).")
     path = report(config, args.out)
     days, table = days_table(config)
     said = verdict(days[-1], config.higher_is_better)

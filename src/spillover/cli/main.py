@@ -23,11 +23,14 @@ _MEMORY_HINT = {
 
 
 _INPUT_FLAGS = ("edges", "units", "assignment", "ledger", "outcomes", "exposure", "clusters", "draws", "snapshot",
-                "memberships")
+                "memberships", "experiment")
+_FOLDER_OUTPUTS = ("demo", "simulate")  # the commands whose --out is a folder
 
 
 def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
-    """``--out`` naming an input (or the ledger) would destroy it: refuse before any work."""
+    """``--out`` naming an input (the ledger, the experiment file) would destroy it; a
+    file's ``--out`` that is a folder, or lies under a file, cannot be written: refuse
+    all of these before any work."""
     from ..errors import InputError
 
     out = getattr(args, "out", None)
@@ -37,8 +40,14 @@ def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
     for flag in _INPUT_FLAGS:
         value = getattr(args, flag, None)
         if isinstance(value, str) and value and Path(value).resolve() == target:
-            raise InputError(f"--out {out} is also the {flag.replace('_', '-')} input: writing there would destroy "
-                             "it; choose another output path.")
+            label = "experiment file" if flag == "experiment" else f"{flag.replace('_', '-')} input"
+            raise InputError(f"--out {out} is also the {label}: writing there would destroy it; choose another "
+                             "output path.")
+    above = next((p for p in target.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise InputError(f"--out {out} lies under '{above}', which is a file, not a folder; choose another path.")
+    if target.is_dir() and args.command not in _FOLDER_OUTPUTS:
+        raise InputError(f"--out {out} is a folder; name the file to write (e.g. {Path(out) / 'out.parquet'}).")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

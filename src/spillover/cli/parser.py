@@ -348,6 +348,28 @@ def _number(kind: type, low: float | None = None, high: float | None = None, *, 
 SEED = _number(int, 0)
 
 
+def WEIGHTS(text: str) -> list[float]:  # noqa: N802 - an argparse type, named like the others
+    """An argparse type: two or more positive, finite, comma-separated weights."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers, e.g. 0.5,0.5") from None
+    if len(values) < 2 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: give two or more positive weights, one per arm, e.g. 0.5,0.5")
+    return values
+
+
+def SALT(text: str) -> str:  # noqa: N802 - an argparse type, named like the others
+    """An argparse type: a salt the keyed hash accepts (:func:`spillover.design.check_salt`)."""
+    from ..design.hashing import check_salt
+    from ..errors import InputError
+
+    try:
+        return check_salt(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 COUNT = _number(int, 1)
 
 
@@ -388,7 +410,7 @@ def _add_design_flags(parser: argparse.ArgumentParser) -> None:
                              f"(default: {default['sample_fraction']})")
     parser.add_argument("--holdout-fraction", type=SHARE,
                         help=f"holdout: the share of clusters held out (default: {default['holdout_fraction']})")
-    parser.add_argument("--arm-weights", help="comma-separated weights of arms 0,1,2,... (default: the treated share; "
+    parser.add_argument("--arm-weights", type=WEIGHTS, help="comma-separated weights of arms 0,1,2,... (default: the treated share; "
                                               "0.5,0.5 for stratified-cluster)")
     parser.add_argument("--strata-by", help="stratified-cluster: comma-separated size and/or unit columns summed per "
                                             "cluster (default: size)")
@@ -396,8 +418,9 @@ def _add_design_flags(parser: argparse.ArgumentParser) -> None:
                                                      f"(default: {default['n_bins']})")
     parser.add_argument("--seed", type=SEED, default=None,
                         help="a seeded permutation with exact counts (default: none; give --seed or --salt)")
-    parser.add_argument("--salt", help="a keyed-hash assignment, stable as units come and go; names the experiment "
-                                       "(default: none; give --seed or --salt)")
+    parser.add_argument("--salt", type=SALT,
+                        help="a keyed-hash assignment, stable as units come and go; names the experiment "
+                             "(default: none; give --seed or --salt)")
     parser.add_argument("--experiment", help="experiment name in the ledger (default: the salt)")
 
 

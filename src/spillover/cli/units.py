@@ -17,7 +17,7 @@ from ..console import print_json, print_summary, print_table, progress, stderr
 from ..errors import SampleRatioWarning
 from ..graph import CollaborationNetwork
 from ..io import write_table
-from .common import dates_as_text, engine_for, engine_only, engine_poll, float_list, load_edges, name_list, read_options
+from .common import dates_as_text, engine_for, engine_only, engine_poll, load_edges, name_list, read_options
 
 
 def _cluster_with_engine(args: argparse.Namespace, engine) -> int:
@@ -72,7 +72,7 @@ def design_spec(args: argparse.Namespace) -> dict:
     """The design the ``assign`` / ``evolve`` flags name: only the options given, so the
     design's own defaults apply and an option it does not use is refused."""
     spec = {"design": args.design, "cluster_col": args.cluster_col, "treat_fraction": args.treat_fraction,
-            "arm_weights": float_list(args.arm_weights), "sample_fraction": args.sample_fraction,
+            "arm_weights": args.arm_weights, "sample_fraction": args.sample_fraction,
             "holdout_fraction": args.holdout_fraction, "strata_by": name_list(args.strata_by) or None,
             "n_bins": args.n_bins}
     return {key: value for key, value in spec.items() if value is not None}
@@ -97,12 +97,16 @@ def _assign_with_engine(args: argparse.Namespace, engine):
 def cmd_assign(args: argparse.Namespace) -> int:
     """``spillover assign``: randomize units into arms (and record them in a ledger)."""
     from ..errors import DesignError
-    from ..io import read_table
+    from ..io import check_table_path, read_table
     from ..ledger import Ledger, record_assignment
 
     if (args.seed is None) == (args.salt is None):
         raise DesignError("assign needs exactly one of --seed (a seeded permutation, exact counts) or --salt (a keyed "
                           "hash, stable as units come and go): an assignment must be reproducible.")
+    if args.out:  # every output checked before anything is written
+        check_table_path(args.out)
+    if args.ledger:
+        Ledger.check_path(args.ledger)
     engine = engine_for(args)
     if engine is not None:
         assignment = _assign_with_engine(args, engine)

@@ -21,7 +21,7 @@ hash), the designs (:mod:`~spillover.design.basic`, :mod:`~spillover.design.stra
 
 from .base import OUT, Assignment, Design, Randomization  # noqa: F401
 from .basic import ClusterDesign, IndividualDesign, holdout_design  # noqa: F401
-from .hashing import HashSpec, hash_uniform, sampled_arm_weights  # noqa: F401
+from .hashing import HashSpec, check_salt, hash_uniform, sampled_arm_weights  # noqa: F401
 from .mixtures import RandomizedClusterDesign, RolloutDesign  # noqa: F401
 from .multilevel import BipartiteDesign, MixedDesign, SaturationDesign  # noqa: F401
 from .randomize import exact_counts  # noqa: F401

@@ -85,7 +85,7 @@ class IndividualDesign(Design):
 
     def assign(self, seed=None, *, salt: str | None = None) -> Assignment:
         """One assignment: seeded (exact counts) or, with ``salt``, by keyed hash."""
-        arms = self.hash_spec().assign(self.units, salt) if salt else self.draw(1, seed)[:, 0]
+        arms = self.hash_spec().assign(self.units, salt) if salt is not None else self.draw(1, seed)[:, 0]
         return Assignment(self.units, arms, self.name, seed_value(seed), salt, params=self.spec())
 
     def spec(self) -> dict[str, Any]:
@@ -186,7 +186,7 @@ class ClusterDesign(Design):
 
     def cluster_arms(self, seed=None, salt: str | None = None) -> np.ndarray:
         """One arm per cluster: seeded (exact counts) or, with ``salt``, by keyed hash."""
-        if salt:
+        if salt is not None:
             return self.hash_spec().assign(self.cluster_ids, salt)
         return self.draw_clusters(1, seed)[:, 0]
 

@@ -17,6 +17,23 @@ from .base import OUT
 HASH_BITS = 60  # the keyed hash's bits: an integer in [0, 2**60)
 
 
+def check_salt(salt: Any) -> str:
+    """``salt`` if it can key the hash: non-empty text with something besides spaces (an
+    empty salt would read as 'no salt' and give a random, unrepeatable assignment).
+
+    >>> check_salt("launch-2026")
+    'launch-2026'
+    >>> check_salt("  ")
+    Traceback (most recent call last):
+    ...
+    spillover.errors.InputError: salt '  ' is empty: the keyed hash needs a name for the experiment, such as 'checkout-2026'.
+    """
+    if not isinstance(salt, str) or not salt.strip():
+        raise InputError(f"salt {salt!r} is empty: the keyed hash needs a name for the experiment, such as "
+                         "'checkout-2026'.")
+    return salt
+
+
 def hash_uniform(keys: Iterable[Any] | pd.Index, salt: str) -> np.ndarray:
     """Keyed hash of each key as an integer in ``[0, 2**60)``.
 
@@ -38,7 +55,7 @@ def hash_uniform(keys: Iterable[Any] | pd.Index, salt: str) -> np.ndarray:
         result = con.execute(
             "SELECT ('0x' || substr(md5(? || ':' || CAST(k AS VARCHAR)), 1, 15))::UBIGINT AS h "
             "FROM hash_keys",
-            [str(salt)],
+            [check_salt(salt)],
         ).fetchnumpy()["h"]
     finally:
         con.close()

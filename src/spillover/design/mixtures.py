@@ -214,14 +214,14 @@ class RolloutDesign(Design):
         """Each unit's stage of entry (``1..T``; 0: not treated by the last stage; -1: its
         cluster not sampled), seeded or, with ``salt``, by keyed hash (the same salt gives
         the same stages anywhere; clusters hash their labels with ``salt + ':clusters'``)."""
-        if salt:
+        if salt is not None:
             u = hash_uniform(self.units, salt) / float(2**HASH_BITS)
         else:
             rng = check_seed(seed)
             u = rng.random(len(self.units))
         stages = self._stages_from_uniform(u)
         if self.two_stage:
-            if salt:
+            if salt is not None:
                 u_clusters = hash_uniform(self._cluster_ids, salt + ":clusters") / float(2**HASH_BITS)
             else:
                 u_clusters = rng.random(len(self._cluster_ids))
@@ -249,5 +249,5 @@ class RolloutDesign(Design):
         stages = self.stages(seed, salt=salt)
         arms = np.where(stages == OUT, OUT, self.treated_at(stages, self.n_stages)).astype(np.int64)
         return Assignment(self.units, arms, self.name,
-                          None if salt else seed_value(seed), salt, None, None,
+                          None if salt is not None else seed_value(seed), salt, None, None,
                           {"fractions": list(self.fractions), "stage": stages})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from ..errors import DesignError, InputError, show_id
@@ -79,6 +80,12 @@ def check_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
         raise DesignError(f"sample_fraction={full['sample_fraction']} must be in (0, 1].")
     if "holdout_fraction" in full and not 0.0 < full["holdout_fraction"] < 1.0:
         raise DesignError(f"holdout_fraction={full['holdout_fraction']} must be strictly between 0 and 1.")
+    if "treat_fraction" in full and not 0.0 < full["treat_fraction"] < 1.0:
+        raise DesignError(f"treat_fraction={full['treat_fraction']} must be strictly between 0 and 1.")
+    if "n_bins" in full and (isinstance(full["n_bins"], bool) or not isinstance(full["n_bins"], (int, np.integer))
+                             or full["n_bins"] < 1):
+        raise DesignError(f"n_bins={full['n_bins']!r} must be a whole number of at least 1 (quantile bins per "
+                          "stratification variable).")
     return full
 
 

@@ -202,7 +202,7 @@ class StratifiedClusterDesign(Design):
     def cluster_arms(self, seed=None, salt: str | None = None) -> np.ndarray:
         """Seeded: exact counts per stratum. Hashed: each cluster independently by its key,
         out with probability ``1 - sample_fraction`` (stable, not exact)."""
-        if salt:
+        if salt is not None:
             return self.hash_spec().assign(self.cluster_ids, salt)
         return self.draw_clusters(1, seed)[:, 0]
 

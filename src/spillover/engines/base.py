@@ -10,11 +10,41 @@ checks are the shared ones (:mod:`~spillover.engines.sql`), applied once per inp
 from __future__ import annotations
 
 import abc
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
-__all__ = ["STEPS", "Engine"]
+__all__ = ["STEPS", "Engine", "literal_path"]
 
 STEPS = ("exposure", "components", "hash_assign", "cluster_stats")  # what every engine runs
+_GLOB = set("*?[]{}")  # characters DuckDB's and Hadoop's readers expand as patterns
+
+
+def literal_path(path: str | os.PathLike) -> Path:
+    """``path`` as a name to read, never a pattern: one whose text has glob characters
+    (``edges[1].csv``, ``e{a,b}.csv``) is given to the engine as a link, in a private
+    folder removed at exit, with a plain name, so it reads that file and no other.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "edges[1].csv").write_text("source,target")
+    >>> linked = literal_path(folder / "edges[1].csv")
+    >>> "[" in linked.name, linked.read_text() == (folder / "edges[1].csv").read_text()
+    (False, True)
+    """
+    path = Path(path)
+    if not _GLOB & set(str(path)):
+        return path
+    folder = Path(tempfile.mkdtemp(prefix="spillover-input-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    link = folder / f"input{path.suffix.lower()}"
+    link.symlink_to(path.resolve())
+    return link
 
 
 class Engine(abc.ABC):

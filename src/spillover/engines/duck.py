@@ -22,7 +22,7 @@ from ..graph import report_isolates
 from ..io import (CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, TableLike, atomic_path, auto_integer_columns,
                   current_id_type)
 from . import sql
-from .base import Engine
+from .base import Engine, literal_path
 from .memory import check_mapping
 
 __all__ = ["DuckDBEngine"]
@@ -96,6 +96,7 @@ class DuckDBEngine(Engine):
         suffix = path.suffix.lower()
         if suffix not in (".parquet", ".pq", ".csv"):
             raise InputError(f"{what}: cannot read '{path}': use a .csv or .parquet file.")
+        path = literal_path(path)  # a name, never a glob pattern
         try:  # the path is an argument, never SQL text
             if suffix == ".csv":  # as read_table reads it: ids as text (007 and 7 stay two ids, NA is an id),
                 # other columns typed with pandas' missing values ('NA', 'nan', ...) read as missing

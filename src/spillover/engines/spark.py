@@ -26,7 +26,7 @@ from ..graph import report_isolates
 from ..io import (CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, atomic_path, auto_integer_columns,
                   current_id_type, metadata_sidecar)
 from . import sql
-from .base import Engine
+from .base import Engine, literal_path
 from .memory import check_mapping
 
 __all__ = ["SparkEngine", "java_available"]
@@ -91,6 +91,7 @@ class SparkEngine(Engine):
         if path.suffix.lower() in (".parquet", ".pq", ".csv") or path.exists():
             if not path.exists():
                 raise InputError(f"{what}: file '{path}' does not exist.")
+            text = str(literal_path(path))  # a name, never a glob pattern
             if path.suffix.lower() == ".csv":  # ids as text: 007 and 7 stay two ids
                 from pyspark.sql.types import StringType, StructField, StructType
 

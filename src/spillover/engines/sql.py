@@ -93,11 +93,12 @@ def cluster_stats(outcomes: str, exposure: str, clusters: str | None) -> str:
     units in the experiment with an outcome (one cluster, 0, when ``clusters`` is None)."""
     cluster = "c.cluster_id" if clusters else "0"
     join = f"JOIN {clusters} c ON e.unit_id = c.unit_id" if clusters else ""
+    group = "c.cluster_id, e.condition" if clusters else "e.condition"  # (GROUP BY 0 would name a position)
     return f"""
 SELECT {cluster} AS cluster_id, e.condition, count(*) AS n, sum(o.y) AS sum_y, sum(o.y * o.y) AS sum_y2
 FROM {exposure} e JOIN {outcomes} o ON e.unit_id = o.unit_id {join}
 WHERE o.y IS NOT NULL AND (e.arm IS NULL OR e.arm <> -1)
-GROUP BY {cluster}, e.condition"""
+GROUP BY {group}"""
 
 
 def id_problems(relation: str, column: str, quote: str, arm: str | None = None) -> str:

@@ -20,7 +20,7 @@ from ..errors import (
 )
 from ..clustering import Clustering
 from ..exposure import ExposureProbabilities, Mapping
-from ..io import unique_rows
+from ..io import require_numbers, unique_rows
 from ..health import Check, sample_ratio_mismatch
 from ..variance import (
     t_interval,
@@ -55,21 +55,7 @@ def analysis_table(
             f"outcomes: {len(unknown)} unit id(s) have no exposure, e.g. {list(unknown[:5])}: "
             "outcomes must belong to units of the graph."
         )
-    for column in (outcome_col, *own):
-        values = outcomes[column]
-        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            numeric = pd.to_numeric(values, errors="coerce")
-            bad = numeric.isna() & values.notna()
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise InputError(f"outcomes table: column '{column}' has text, e.g. {show_id(values.iloc[row])} in row "
-                                 f"{row}; outcomes and covariates must be numbers.")
-        infinite = np.isinf(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float))
-        if infinite.any():
-            row = int(np.flatnonzero(infinite)[0])
-            raise InputError(f"outcomes table: column '{column}' has {int(infinite.sum())} infinite value(s), e.g. "
-                             f"row {row}; fix them or drop those units.")
-    outcomes = outcomes.assign(**{c: pd.to_numeric(outcomes[c]) for c in (outcome_col, *own)})
+    outcomes = require_numbers(outcomes, [outcome_col, *own], "outcomes table")
     clashing = [c for c in (outcome_col, *own) if c in exposure.columns and c != "unit_id"]
     table = exposure.drop(columns=clashing).merge(  # the outcomes table's column wins over the exposure table's
         outcomes[["unit_id", outcome_col, *own]].rename(columns={outcome_col: "y"}), on="unit_id", how="left")
