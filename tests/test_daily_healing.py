@@ -242,3 +242,56 @@ def test_an_experiment_name_is_a_name_not_a_path(example, tmp_path, capsys):
         rc, error = run(folder, capsys)
         assert rc == 2 and "[experiment.name]" in error and "is not a name" in error
     assert not (tmp_path / "escaped").exists() and not (folder / "results").exists()
+
+
+def tamper(folder: Path, *statements: str) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(folder / "results" / NAME / "ledger.duckdb"))
+    for statement in statements:
+        con.execute(statement)
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def healed(example, tmp_path_factory) -> Path:
+    """The example run with one snapshot late, then healed: its ledger holds a void."""
+    folder = copy_of(example, tmp_path_factory.mktemp("healed"))
+    late = folder / "data" / f"memberships-{DATES[3]}.parquet"
+    held = folder / "held.parquet"
+    shutil.move(late, held)
+    assert main(["run", str(folder / "experiment.toml"), "--json"]) == 0
+    shutil.move(held, late)
+    assert main(["run", str(folder / "experiment.toml"), "--json"]) == 0
+    return folder
+
+
+@pytest.mark.parametrize("statements, first_bad", [
+    ([f"UPDATE arms SET arm = 1 - arm WHERE arm >= 0 AND valid_from = DATE '{DATES[5]}' AND unit_id = "
+      f"(SELECT min(unit_id) FROM arms WHERE arm >= 0 AND valid_from = DATE '{DATES[5]}')"], f"day {DATES[5]}"),
+    ([f"DELETE FROM events WHERE date = DATE '{DATES[2]}' AND event = 'created'"], f"day {DATES[2]}"),
+    ([f"UPDATE components SET component = 'x' WHERE date = DATE '{DATES[7]}' AND unit_id = "
+      f"(SELECT min(unit_id) FROM components WHERE date = DATE '{DATES[7]}')"], f"day {DATES[7]}"),
+    (["UPDATE experiments SET salt = 'other'"], f"day {DATES[0]}"),
+    ([f"DELETE FROM days WHERE date = DATE '{DATES[6]}'"], f"day {DATES[7]}"),
+    (["DELETE FROM audit"], f"day {DATES[3]}"),
+    (["UPDATE audit SET detail = detail || ' (edited)'"], "audit row of"),
+    (["DROP TABLE voided_arms"], "void 1"),
+    (["UPDATE voided_arms SET arm = 1 - arm WHERE arm >= 0"], "void 1"),
+], ids=["arm-edited", "event-removed", "component-edited", "salt-edited", "day-removed", "audit-emptied",
+        "audit-edited", "voided-dropped", "voided-edited"])
+def test_tampering_is_reported_with_the_first_bad_day_and_stops_the_job(healed, tmp_path, capsys, statements,
+                                                                        first_bad):
+    folder = tmp_path / "copy"
+    shutil.copytree(healed, folder)
+    ledger = str(folder / "results" / NAME / "ledger.duckdb")
+    assert main(["ledger", "verify", "--ledger", ledger, "--json"]) == 0  # a healed ledger is intact
+    assert json.loads(capsys.readouterr().out)["intact"] is True
+    tamper(folder, *statements)
+    assert main(["ledger", "verify", "--ledger", ledger]) == 2
+    error = capsys.readouterr().err
+    assert first_bad in error, error
+    before = results(folder)
+    rc, message = run(folder, capsys)
+    assert rc == 2 and "fails its seals" in message and "nothing was run" in message
+    assert results(folder) == before

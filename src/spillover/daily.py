@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import pandas as pd
 
-from .errors import DataWarning, InputError
+from .errors import DataWarning, InputError, LedgerError
 from .faults import crash_point
 from .io import atomic_path, read_table, write_table
 from .ledger import as_date
@@ -239,6 +239,10 @@ def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.da
     key = experiment_key(config, ledger.experiments()["experiment"].tolist())
     known = key in ledger.experiments()["experiment"].tolist()
     if known:
+        problems = ledger.verify(key)  # the seals, before anything is read from it or appended
+        if problems:
+            raise LedgerError(f"ledger '{config.ledger_path}' fails its seals: {problems[0]}; nothing was run. "
+                              "`spillover ledger verify` lists every problem; restore the ledger from a backup.")
         check_identity(config, ledger.experiment(key))
     recorded = ledger.checksums(key) if known else {}
     first = min(recorded) if recorded else on_disk[0]

@@ -23,6 +23,7 @@ What the ledger guards against:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import time
@@ -52,9 +53,16 @@ CREATE TABLE IF NOT EXISTS days (
     experiment VARCHAR, date DATE, recorded TIMESTAMP, summary VARCHAR,
     PRIMARY KEY (experiment, date));
 ALTER TABLE days ADD COLUMN IF NOT EXISTS checksum VARCHAR;
+ALTER TABLE days ADD COLUMN IF NOT EXISTS chain VARCHAR;
 CREATE TABLE IF NOT EXISTS audit (
     experiment VARCHAR, "time" TIMESTAMP, action VARCHAR, date DATE, detail VARCHAR);
+ALTER TABLE audit ADD COLUMN IF NOT EXISTS voided VARCHAR;
+ALTER TABLE audit ADD COLUMN IF NOT EXISTS chain VARCHAR;
 """
+# the columns each table's seal covers (a day's rows, in a canonical order)
+_SEALED = {"arms": ("unit_id", "arm", "valid_from", "contaminated", "reason"),
+           "components": ("date", "unit_id", "component", "stratum"),
+           "events": ("date", "event", "component", "n_units", "arm", "detail")}
 # where a day's rows are dated, per table: what void moves
 _DATED = {"arms": "valid_from", "components": "date", "events": "date", "days": "date"}
 _MAGIC = b"DUCK"  # a DuckDB database file has these bytes at offset 8
@@ -336,9 +344,11 @@ class Ledger:
             for table, frame in (("arms", arms), ("components", components), ("events", events)):
                 if frame is not None and len(frame):
                     self._insert(table, experiment, date, frame)
+            text = json.dumps(summary, default=_json_default)
+            chain = self._chain(experiment, date, text, checksum, self._audit_head(experiment))
             con.execute(
-                "INSERT INTO days (experiment, date, recorded, summary, checksum) VALUES (?, ?, now(), ?, ?)",
-                [experiment, date, json.dumps(summary, default=_json_default), checksum],
+                "INSERT INTO days (experiment, date, recorded, summary, checksum, chain) VALUES (?, ?, now(), ?, ?, ?)",
+                [experiment, date, text, checksum, chain],
             )
             crash_point("ledger-before-commit")
             con.execute("COMMIT")
@@ -402,17 +412,118 @@ class Ledger:
             for table, column in _DATED.items():
                 con.execute(f"CREATE TABLE IF NOT EXISTS voided_{table} AS "
                             f"SELECT 0::BIGINT AS void_id, * FROM {table} LIMIT 0")
-                con.execute(f"INSERT INTO voided_{table} SELECT ?, * FROM {table} WHERE experiment = ? AND {column} >= ?",
-                            [void_id, experiment, date])
+                if table == "days":  # a ledger voided before days were sealed
+                    con.execute("ALTER TABLE voided_days ADD COLUMN IF NOT EXISTS chain VARCHAR")
+                con.execute(f"INSERT INTO voided_{table} BY NAME SELECT ?::BIGINT AS void_id, * FROM {table} "
+                            f"WHERE experiment = ? AND {column} >= ?", [void_id, experiment, date])
                 con.execute(f"DELETE FROM {table} WHERE experiment = ? AND {column} >= ?", [experiment, date])
-            con.execute("INSERT INTO audit VALUES (?, now(), 'void', ?, ?)",
-                        [experiment, date, f"void {void_id}: {n_days} day(s) from {date}; {reason}"])
+            detail = f"void {void_id}: {n_days} day(s) from {date}; {reason}"
+            voided = self._voided_digest(void_id)
+            con.execute("INSERT INTO audit VALUES (?, now(), 'void', ?, ?, ?, NULL)", [experiment, date, detail, voided])
+            con.execute("UPDATE audit SET chain = ? WHERE experiment = ? AND detail = ? AND chain IS NULL",
+                        [self._audit_chain(experiment), experiment, detail])
             crash_point("ledger-before-commit")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         return int(n_days)
+
+    # -- tamper evidence: each day sealed by a hash chained to the day before
+    def _rows_digest(self, table: str, where: str, params: list[Any]) -> str:
+        """SHA-256 of ``table``'s rows matching ``where``, their sealed columns in a canonical order."""
+        columns = _SEALED.get(table) or tuple(c for c in self._columns(table) if c not in ("experiment",))
+        row = " || '|' || ".join(f"coalesce(CAST({_quoted(c)} AS VARCHAR), '')" for c in columns)
+        return self._con.execute(f"SELECT sha256(coalesce(string_agg({row}, chr(10) ORDER BY {row}), '')) "
+                                 f"FROM {table} WHERE {where}", params).fetchone()[0]
+
+    def _columns(self, table: str) -> list[str]:
+        return [r[0] for r in self._con.execute(f"DESCRIBE {table}").fetchall()]
+
+    def _chain(self, experiment: str, date: dt.date, summary: str, checksum: str | None, audit_head: str) -> str:
+        """The seal of ``date``: the day before's seal (the experiment's record, for day one),
+        the day's arm, component and event rows, its summary and checksum, and the audit
+        trail's head when the day was recorded."""
+        before = self._con.execute("SELECT chain FROM days WHERE experiment = ? AND date < ? ORDER BY date DESC "
+                                   "LIMIT 1", [experiment, date]).fetchone()
+        if before is None:
+            record = self._con.execute("SELECT salt, design, params, id_type FROM experiments WHERE experiment = ?",
+                                       [experiment]).fetchone()
+            previous = _sha256("experiment", experiment, *map(str, record or ()))
+        else:
+            previous = before[0] or ""
+        rows = [self._rows_digest(table, f"experiment = ? AND {_DATED[table]} = ?", [experiment, date])
+                for table in _SEALED]
+        return _sha256(previous, str(date), *rows, summary, checksum or "", audit_head)
+
+    def _audit_head(self, experiment: str, before: Any = None) -> str:
+        """The last audit row's seal for ``experiment`` (recorded before ``before``), or ''."""
+        query = "SELECT chain FROM audit WHERE experiment = ?" + (' AND "time" < ?' if before is not None else "")
+        row = self._con.execute(query + ' ORDER BY "time" DESC LIMIT 1',
+                                [experiment] + ([before] if before is not None else [])).fetchone()
+        return (row[0] or "") if row else ""
+
+    def _audit_chain(self, experiment: str) -> str:
+        """The seal of ``experiment``'s newest audit row: every audit row's text and voided
+        rows' digest, chained in time order."""
+        chain = ""
+        rows = self._con.execute('SELECT "time", action, date, detail, voided FROM audit WHERE experiment = ? '
+                                 'ORDER BY "time"', [experiment]).fetchall()
+        for row in rows:  # a loop over the audit: a few rows
+            chain = _sha256(chain, *map(str, row))
+        return chain
+
+    def _voided_digest(self, void_id: int) -> str:
+        """SHA-256 over the rows one void moved, in every ``voided_*`` table."""
+        return _sha256(*(self._rows_digest(f"voided_{table}", "void_id = ?", [void_id]) for table in _DATED))
+
+    def verify(self, experiment: str) -> list[str]:
+        """Check the experiment's seals: each day's rows, summary and checksum against the
+        chain recorded with it, the audit trail row by row, and the rows each void moved.
+        Returns the problems found (empty: intact), the first bad day first.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from spillover.design import IndividualDesign
+        >>> assignment = IndividualDesign(["a", "b", "c", "d"]).assign(seed=1)
+        >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+        ...     record_assignment(ledger, assignment, "exp", "2026-11-23")
+        ...     intact = ledger.verify("exp")
+        ...     _ = ledger._con.execute("UPDATE arms SET arm = 1 - arm WHERE unit_id = 'a'")
+        ...     intact, ledger.verify("exp")[0][:54]
+        ([], 'day 2026-11-23: its arms, components, events or summar')
+        """
+        self.experiment(experiment)
+        problems: list[str] = []
+        audit = self._con.execute('SELECT "time", action, date, detail, voided, chain FROM audit '
+                                  'WHERE experiment = ? ORDER BY "time"', [experiment]).fetchall()
+        chain = ""
+        for time_, action, date, detail, voided, stored in audit:  # a loop over the audit: a few rows
+            chain = _sha256(chain, *map(str, (time_, action, date, detail, voided)))
+            if stored is not None and stored != chain:
+                problems.append(f"audit row of {time_:%Y-%m-%d %H:%M:%S} ({action} {date}): edited or a row before it "
+                                "removed")
+                break
+            void_id = int(detail.split(":")[0].split()[-1]) if action == "void" and detail.startswith("void ") else None
+            if void_id is not None and voided is not None:
+                try:
+                    digest = self._voided_digest(void_id)
+                except Exception:  # noqa: BLE001 - a voided_* table dropped
+                    digest = None
+                if digest != voided:
+                    problems.append(f"the rows moved by void {void_id} ({date}) were edited or their voided_* table "
+                                    "dropped")
+        days = self._con.execute("SELECT date, recorded, summary, checksum, chain FROM days WHERE experiment = ? "
+                                 "ORDER BY date", [experiment]).fetchall()
+        for date, recorded, summary, checksum, stored in days:  # a loop over days
+            if stored is None:
+                continue  # recorded before days were sealed: nothing to check against
+            if self._chain(experiment, date, summary, checksum, self._audit_head(experiment, recorded)) != stored:
+                problems.insert(0, f"day {date}: its arms, components, events or summary differ from what was sealed "
+                                   "(edited, added or removed rows; or an audit row before it removed)")
+                break
+        return problems
 
     def _insert(self, table: str, experiment: str, date: dt.date, frame: pd.DataFrame) -> None:
         frame = frame.copy()
@@ -454,6 +565,17 @@ def record_assignment(ledger: Ledger, assignment, experiment: str, date, *, allo
                         "params": params, "id_type": id_type(assignment.units)},
         allow_future=allow_future,
     )
+
+
+def _sha256(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\x1e")
+    return digest.hexdigest()
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
 
 
 def _json_default(value: Any) -> Any:

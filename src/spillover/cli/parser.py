@@ -304,9 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.set_defaults(func=cmd_evolve)
 
     led = command("ledger")
-    led.add_argument("action", choices=["show", "history", "export", "void"],
+    led.add_argument("action", choices=["show", "history", "export", "verify", "void"],
                      help="show: the experiment and its days; history: every arm a unit has had; export: a table to "
-                          "CSV/Parquet; void: undo --date and every later day (kept in voided_* tables)")
+                          "CSV/Parquet; verify: check every day's seal (the hash chained to the day before), the "
+                          "audit trail and the voided rows; void: undo --date and every later day (kept in voided_* "
+                          "tables)")
     led.add_argument("--ledger", required=True, help="the ledger (DuckDB file)")
     led.add_argument("--experiment", help="the experiment (default: the ledger's only one)")
     led.add_argument("--unit", help="history: one unit's history (default: every unit)")

@@ -188,7 +188,8 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    """``spillover ledger``: read what a ledger recorded (show, history, export) or void a day."""
+    """``spillover ledger``: read what a ledger recorded (show, history, export), check its
+    seals (verify) or void a day."""
     import json
 
     from ..errors import InputError
@@ -199,6 +200,17 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     with Ledger(args.ledger, lock_timeout=args.lock_timeout) as ledger:
         name = args.experiment or ledger.only_experiment()
         record = ledger.experiment(name)
+        if args.action == "verify":
+            problems = ledger.verify(name)
+            if problems:
+                from ..errors import LedgerError
+
+                raise LedgerError(f"ledger '{args.ledger}', experiment {name!r}: {len(problems)} problem(s): "
+                                  + "; ".join(problems))
+            summary = {"experiment": name, "intact": True, "days": len(ledger.checksums(name)),
+                       "audit_rows": len(ledger.audit(name))}
+            print_json(summary) if args.json else print_summary(summary, title=f"ledger verify: {name}")
+            return 0
         if args.action == "void":
             if not args.date or not args.reason:
                 raise InputError("ledger void needs --date (the first day to void) and --reason (kept in the audit).")
