@@ -108,8 +108,10 @@ def test_late_outcomes_are_analysed_on_the_next_run(example, on_time, tmp_path, 
         shutil.move(place, folder / "data" / f"outcomes-{date}.parquet")
     rc, day = run(folder, capsys)
     assert rc == 0 and day["effects"]
-    again = {d["date"] for d in day["decisions"] if d["action"] == "reanalyse"}
-    assert again == set(held)  # only the two days whose outcomes arrived; nothing else touched
+    again = {d["date"]: d["reason"] for d in day["decisions"] if d["action"] == "reanalyse"}
+    assert set(again) == set(DATES[5:])  # the two days whose outcomes arrived, and (sequential) every day after
+    assert {d for d, why in again.items() if why.startswith("outcomes arrived")} == set(held)
+    assert {d for d, why in again.items() if "always-valid band is recomputed" in why} == set(DATES[6:-1])
     assert_same_as_on_time(folder, on_time)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import shutil
 import warnings
 from dataclasses import asdict, dataclass
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from .graph import CollaborationNetwork
     from .ledger import Ledger
 
-__all__ = ["MISSING", "Decision", "file_digest", "run_pending", "snapshot_dates"]
+__all__ = ["MISSING", "Decision", "file_digest", "run_pending", "snapshot_dates", "users_on"]
 
 MISSING = "missing"  # the ledger checksum of a day recorded without its snapshot (arms carried)
 
@@ -262,6 +263,7 @@ def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.da
         last = until
     decisions: list[Decision] = []
     summaries: list[dict[str, Any]] = []
+    changed = False  # a day done again: under sequential inference, every later day's band follows from it
     date = first
     while date <= last:  # a loop over days, in order: each is one transaction in the ledger
         snapshot = config.input_for(config.memberships, date)
@@ -285,6 +287,7 @@ def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.da
                 warnings.warn(f"{config.path.name}: {reason}.", DataWarning, stacklevel=3)
             summaries.append(_run_day(config, ledger, key, date, network, record=True, known=bool(recorded)))
             recorded[date] = MISSING if network is None else "recorded"
+            changed = True
             if not decisions or decisions[-1].date != str(date):
                 decisions.append(Decision(str(date), action, reason))
             say(f"{date}: {reason}")
@@ -294,12 +297,15 @@ def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.da
             inputs = {"memberships": digest,
                       "outcomes": file_digest(config.input_for(config.outcomes, date)) if config.outcomes else None}
             written = (marker or {}).get("inputs") or {}
-            if marker is None or written != inputs:
+            follows = changed and config.inference == "sequential" and marker is not None and marker.get("effects")
+            if marker is None or written != inputs or follows:
                 reason = ("results not written yet" if marker is None else
+                          "an earlier day changed: its always-valid band is recomputed" if written == inputs else
                           "outcomes arrived or changed since the day was analysed"
                           if written.get("memberships") == digest else "results written from other inputs")
                 summaries.append(_run_day(config, ledger, key, date, None, record=False, known=True))
                 decisions.append(Decision(str(date), "reanalyse", reason))
+                changed = True
                 say(f"{date}: {reason}: analysed again, arms as recorded that day")
             else:
                 summaries.append(marker)
@@ -372,11 +378,7 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
         crash_point("after-ledger")
     day = DayReport(**ledger.day_summary(key, date))
     carried = ledger.checksums(key).get(date) == MISSING
-    arms = ledger.arms_on(key, date)
-    components = ledger.components_on(key, date)  # a carried day: the last snapshot's
-    arms = arms.assign(key=arms["unit_id"].astype(str))
-    today = (arms.merge(components[["unit_id", "component"]].rename(columns={"unit_id": "key"}), on="key")
-                 .drop(columns="key").sort_values("unit_id").reset_index(drop=True))
+    today, snapshot_date = users_on(ledger, key, date)
     active = today[(today["arm"] >= 0) & ~today["contaminated"]]
     by_component = active.groupby("component")["arm"].first()
     snapshot = config.input_for(config.memberships, date)
@@ -385,11 +387,11 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
         "units_per_arm": {str(k): int(v) for k, v in today["arm"].value_counts().sort_index().items()},
         "components_per_arm": {str(k): int(v) for k, v in by_component.value_counts().sort_index().items()},
         "contaminated_units": int(today["contaminated"].sum()), "effects": [], "health": [], "notes": [],
-        "alpha": config.alpha,
+        "alpha": config.alpha, "inference": config.inference,
         "inputs": {"memberships": None if carried else file_digest(snapshot), "outcomes": outcomes_digest},
     }
     if carried:
-        summary["carried_from"] = str(pd.Timestamp(components["date"].max()).date())
+        summary["carried_from"] = str(snapshot_date)
     from .health import sample_ratio_mismatch
 
     srm = sample_ratio_mismatch(by_component.value_counts().to_dict(), config.expected_shares(), what="components")
@@ -413,8 +415,70 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
         summary["health"] += [check.to_dict() for check in effects.health]
         summary["notes"] = list(effects.notes) + sorted({str(w.message) for w in caught})
         write_table(effects.to_frame(), folder / "effects.csv")
+        if config.inference == "sequential" and effects.effects:
+            summary["sequential"] = _sequential(config, ledger, key, date)
     elif (folder / "effects.csv").exists():
         (folder / "effects.csv").unlink()  # a replayed day whose outcomes went away
     crash_point("before-marker")
     _write_json(summary, folder / "day.json")
     return summary
+
+
+def users_on(ledger: "Ledger", key: str, date: dt.date) -> tuple[pd.DataFrame, dt.date | None]:
+    """The users of ``date``'s snapshot (the last one recorded on or before it) with the
+    arm the ledger gave them that day: ``unit_id, arm, contaminated, valid_from,
+    component``; and that snapshot's date. A day analyses those with ``arm >= 0`` and not
+    ``contaminated``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from spillover import synth
+    >>> from spillover.evolve import start
+    >>> from spillover.ledger import Ledger
+    >>> snapshot = synth.evolving_memberships(500, n_days=1, seed=1)[0]
+    >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+    ...     _ = start(ledger, snapshot, "2026-11-23", salt="exp", design="cluster")
+    ...     users, day = users_on(ledger, "exp", dt.date(2026, 11, 24))    # the day after: the last snapshot's
+    >>> len(users) == snapshot["user_id"].nunique(), str(day)
+    (True, '2026-11-23')
+    """
+    arms = ledger.arms_on(key, date)
+    components = ledger.components_on(key, date)  # a carried day: the last snapshot's
+    arms = arms.assign(key=arms["unit_id"].astype(str))
+    today = (arms.merge(components[["unit_id", "component"]].rename(columns={"unit_id": "key"}), on="key")
+                 .drop(columns="key").sort_values("unit_id").reset_index(drop=True))
+    snapshot_date = pd.Timestamp(components["date"].max()).date() if len(components) else None
+    return today, snapshot_date
+
+
+def _sequential(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.date) -> dict[str, Any]:
+    """The always-valid band on ``date`` (:mod:`spillover.sequential`): the pooled estimate
+    over every day with outcomes so far, clustered by lineage, and the band intersected
+    with the day before's."""
+    from . import sequential
+
+    looks = [d for d in ledger.checksums(key) if d <= date and _outcomes(config, d)[0] is not None]
+    days = []
+    for day in looks:  # a loop over days with outcomes: a few dozen
+        users, _ = users_on(ledger, key, day)
+        users = users[(users["arm"] >= 0) & ~users["contaminated"]]
+        outcomes = _outcomes(config, day)[0]
+        days.append((users, outcomes.astype({"unit_id": users["unit_id"].dtype}) if len(outcomes) else outcomes))
+    lineage = sequential.lineage_clusters(ledger.components_until(key, date))
+    estimate, se, df = sequential.look(days, lineage, config.outcome, method=config.method, vcov=config.vcov,
+                                       alpha=config.alpha)
+    previous = _marker(config, looks[-2]) if len(looks) > 1 else None
+    earlier = (previous or {}).get("sequential")
+    if earlier is None and len(looks) > 1:  # the first look's results are gone: its tuning, recomputed
+        earlier = {"tau2": _first_tau2(config, ledger, key, looks[0]), "band_low": -math.inf, "band_high": math.inf}
+    tau2 = earlier["tau2"] if earlier else sequential.tuning(se, 1, config.duration_days, config.alpha)
+    band = sequential.sequence([estimate], [se], tau2, config.alpha, df).iloc[0]
+    low = max(band["cs_low"], earlier["band_low"] if earlier else -math.inf)
+    high = min(band["cs_high"], earlier["band_high"] if earlier else math.inf)
+    return sequential.summary(estimate, se, (low, high), tau2=tau2, n_days=len(looks),
+                              planned_days=config.duration_days, df=df)
+
+
+def _first_tau2(config: "ExperimentConfig", ledger: "Ledger", key: str, first: dt.date) -> float:
+    return _sequential(config, ledger, key, first)["tau2"]

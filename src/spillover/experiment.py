@@ -34,6 +34,7 @@ from .design import check_salt, check_spec
 from .errors import InputError
 from .io import read_table, write_table
 from .ledger import as_date
+from .sequential import INFERENCE
 from .variance import VCOV_TYPES
 
 __all__ = ["ANALYSIS_METHODS", "EXAMPLE", "ExperimentConfig", "days_table", "load_config", "report", "run",
@@ -80,6 +81,8 @@ vcov = "CR2"                       # CR2 (Bell-McCaffrey df) | CR1 | CR0
 alpha = 0.05                       # intervals cover with probability 1 - alpha
 outcome = "y"                      # the outcome column of the outcomes tables
 higher_is_better = true            # the verdict's direction
+inference = "sequential"           # sequential: always-valid bands, safe to stop on any day | fixed: one look at the end
+duration_days = 30                 # the planned length: the sequential band is tightest then
 
 [output]
 folder = "results"                 # results/<name>/<date>/ and the ledger results/<name>/ledger.duckdb
@@ -92,7 +95,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {  # secti
                "holdout_fraction": ((int, float), False), "arm_weights": (list, False), "strata_by": (list, False),
                "n_bins": (int, False)},
     "analysis": {"method": (str, False), "vcov": (str, False), "alpha": ((int, float), False), "outcome": (str, False),
-                 "higher_is_better": (bool, False)},
+                 "higher_is_better": (bool, False), "inference": (str, False), "duration_days": (int, False)},
     "output": {"folder": (str, False)},
 }
 
@@ -124,6 +127,8 @@ class ExperimentConfig:
     outcome: str = "y"
     higher_is_better: bool = True
     folder: Path = field(default=Path("results"))
+    inference: str = "sequential"
+    duration_days: int = 30
 
     @property
     def results(self) -> Path:
@@ -239,6 +244,12 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     alpha = float(analysis.get("alpha", 0.05))
     if not 0 < alpha < 1:
         raise _fail(path, "analysis.alpha", f"{alpha} must be strictly between 0 and 1")
+    inference = analysis.get("inference", "sequential")
+    if inference not in INFERENCE:
+        raise _fail(path, "analysis.inference", f"{inference!r} is not one of {', '.join(INFERENCE)}")
+    duration = analysis.get("duration_days", 30)
+    if duration < 1:
+        raise _fail(path, "analysis.duration_days", f"{duration} must be at least 1 (the planned days)")
     base = path.resolve().parent
     inputs = values["inputs"]
     for key in ("memberships", "outcomes"):
@@ -250,7 +261,7 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
         path=path, name=values["experiment"]["name"], salt=values["experiment"]["salt"],
         memberships=resolve(inputs["memberships"]), outcomes=resolve(inputs["outcomes"]) if "outcomes" in inputs else None,
         design=design, method=method, vcov=vcov, alpha=alpha, outcome=analysis.get("outcome", "y"),
-        higher_is_better=bool(analysis.get("higher_is_better", True)),
+        higher_is_better=bool(analysis.get("higher_is_better", True)), inference=inference, duration_days=duration,
         folder=base / values.get("output", {}).get("folder", "results"),
     )
 
@@ -379,22 +390,33 @@ def verdict(day: dict[str, Any], higher_is_better: bool = True) -> str:
     'ship: the 90% interval (0.1 to 0.5) excludes 0, in the good direction'
     >>> verdict({"effects": [], "health": []})
     'not enough data yet: no outcomes so far'
+    >>> verdict({"effects": [{"ci_low": 0.1, "ci_high": 0.5}], "health": [], "inference": "sequential",
+    ...          "sequential": {"band_low": -0.05, "band_high": 0.6, "n_days": 3}})
+    'not enough data yet: the always-valid 95% band over 3 day(s) (-0.05 to 0.6) includes 0'
     """
     failed = [check["detail"] for check in day["health"] if check["flagged"]]
     if failed:
         return f"don't ship: a health check failed ({failed[0]})"
     if not day["effects"]:
         return "not enough data yet: no outcomes so far"
-    effect = day["effects"][0]
-    low, high = effect["ci_low"], effect["ci_high"]
     level = f"{100 * (1 - day.get('alpha', 0.05)):g}%"  # the level the day's analysis used
+    band = day.get("sequential") if day.get("inference") == "sequential" else None
+    if band is not None:
+        low, high = band["band_low"], band["band_high"]
+        what = f"always-valid {level} band over {band['n_days']} day(s)"
+        safe = "; it holds on every day at once, so stopping now is safe"
+    else:
+        effect = day["effects"][0]
+        low, high = effect["ci_low"], effect["ci_high"]
+        what, safe = f"{level} interval", (" (one look: valid at the planned end, not if you stop on the first day it "
+                                           "excludes 0)" if "inference" in day else "")
     if low is None or high is None or low != low or high != high:
         return "not enough data yet: the last day's effect has no interval"
     if low <= 0 <= high:
-        return f"not enough data yet: the {level} interval ({low:.3g} to {high:.3g}) includes 0"
+        return f"not enough data yet: the {what} ({low:.3g} to {high:.3g}) includes 0"
     good = (low > 0) == higher_is_better
     direction = "in the good direction" if good else "in the wrong direction"
-    return f"{'ship' if good else 'do not ship'}: the {level} interval ({low:.3g} to {high:.3g}) excludes 0, {direction}"
+    return f"{'ship' if good else 'do not ship'}: the {what} ({low:.3g} to {high:.3g}) excludes 0, {direction}{safe}"
 
 
 def days_table(config: ExperimentConfig) -> tuple[list[dict[str, Any]], pd.DataFrame]:
@@ -422,8 +444,10 @@ def days_table(config: ExperimentConfig) -> tuple[list[dict[str, Any]], pd.DataF
     for day in days:  # a loop over days: a few dozen
         effect = day["effects"][0] if day["effects"] else {}
         srm = next((c for c in day["health"] if c["name"].startswith("sample ratio (components)")), {})
+        band = day.get("sequential") or {}
         rows.append({"date": day["date"], "estimate": effect.get("estimate"), "ci_low": effect.get("ci_low"),
-                     "ci_high": effect.get("ci_high"), "units analysed": effect.get("n_units"),
+                     "ci_high": effect.get("ci_high"), "pooled": band.get("estimate"), "band_low": band.get("band_low"),
+                     "band_high": band.get("band_high"), "units analysed": effect.get("n_units"),
                      "units assigned": sum(v for k, v in day["units_per_arm"].items() if int(k) >= 0),
                      **{f"units arm {k}": v for k, v in day["units_per_arm"].items()},
                      **{f"components arm {k}": v for k, v in day["components_per_arm"].items()},
@@ -454,24 +478,33 @@ def report(config: ExperimentConfig, out: str | os.PathLike | None = None) -> Pa
 
     days, table = days_table(config)
     last = days[-1]
+    level = f"{100 * (1 - config.alpha):g}%"
+    sequential = config.inference == "sequential"
+    rule = (f"The rule is sequential: the always-valid {level} band (the pooled estimate over the days so far, "
+            "clustered by lineage) covers the effect on every day at once, so acting on the first day it excludes 0 "
+            f"is safe; it is tightest at the planned {config.duration_days} days. The daily {level} interval beside it "
+            "is each day's alone and would not be safe to stop on." if sequential else
+            f"The rule is fixed: the {level} interval is the last day's alone, valid for one look at the planned end "
+            f"({config.duration_days} days); it is not corrected for having looked every day (set inference = "
+            "\"sequential\" for always-valid bands).")
+    columns = ["date", "estimate", "ci_low", "ci_high", *(["pooled", "band_low", "band_high"] if sequential else []),
+               "units analysed"]
     sections = [
-        html.Section(f"Verdict on {last['date']}",
-                     html.escape_text(verdict(last, config.higher_is_better)) + ". The interval is the last day's alone: "
-                     "it is not corrected for having looked every day, so wait for the planned duration before acting "
-                     "on it (sequential, always-valid intervals are not implemented).",
+        html.Section(f"Verdict on {last['date']}", html.escape_text(verdict(last, config.higher_is_better) + ". " + rule),
                      [("Health checks on the last day", pd.DataFrame(last["health"])[["name", "p_value", "flagged",
                                                                                       "detail"]])]),
         html.Section("The effect, day by day",
-                     f"{config.method} with {config.vcov} errors clustered by component, on each day's outcomes table "
-                     "(give cumulative metrics to date for a cumulative effect); users flagged contaminated by merges "
-                     "are left out.",
-                     [("By day", table[["date", "estimate", "ci_low", "ci_high", "units analysed"]])],
-                     [("Estimate and interval by day", html.plot_effect_by_day(table, f"{100 * (1 - config.alpha):g}%"))] if table["estimate"].notna().any()
-                     else []),
+                     f"{config.method} with {config.vcov} errors clustered by component, on each day's outcomes table; "
+                     "users flagged contaminated by merges are left out."
+                     + (" The band pools every day so far (each user's mean outcome)." if sequential else ""),
+                     [("By day", table[columns])],
+                     [(f"Estimate and {level} interval by day" + (", and the always-valid band" if sequential else ""),
+                       html.plot_effect_by_day(table, level))] if table["estimate"].notna().any() else []),
         html.Section("Units, components and churn",
                      "Components are created, split, merged and removed as the graph changes; the ledger keeps every "
                      "user's arm and flags users who switched arm through a merge.",
-                     [("By day", table.drop(columns=["estimate", "ci_low", "ci_high"]))]),
+                     [("By day", table.drop(columns=["estimate", "ci_low", "ci_high", "pooled", "band_low",
+                                                     "band_high"]))]),
     ]
     carried = [(day["date"], "carried", f"no snapshot: arms of {day['carried_from']} carried")
                for day in days if day.get("carried_from")]

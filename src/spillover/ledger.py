@@ -277,6 +277,12 @@ class Ledger:
             [experiment, experiment, as_date(date)],
         ).df()
 
+    def components_until(self, experiment: str, date) -> pd.DataFrame:
+        """Every component row of ``experiment`` up to ``date``: ``unit_id, component, date``
+        (who shared a component on which day: what lineages are built from)."""
+        return self._con.execute("SELECT unit_id, component, date FROM components WHERE experiment = ? AND date <= ? "
+                                 "ORDER BY date, unit_id", [experiment, as_date(date)]).df()
+
     def checksums(self, experiment: str) -> dict[dt.date, str | None]:
         """Each recorded day's snapshot checksum (``missing`` for a day recorded without
         its snapshot), by date."""

@@ -181,8 +181,9 @@ def plot_cluster_sizes(sizes: dict[str, np.ndarray]) -> str:
 
 def plot_effect_by_day(table: pd.DataFrame, level: str = "95%") -> str:
     """The estimate and its interval on each day (``date, estimate, ci_low, ci_high``),
-    with the zero line: how the evidence accumulates over an experiment; ``level`` names
-    the intervals' coverage (the analysis's ``1 - alpha``).
+    with the zero line, and the always-valid band where the table has one (``pooled,
+    band_low, band_high``): how the evidence accumulates over an experiment; ``level``
+    names the intervals' coverage (the analysis's ``1 - alpha``).
 
     Examples
     --------
@@ -197,6 +198,12 @@ def plot_effect_by_day(table: pd.DataFrame, level: str = "95%") -> str:
     x = pd.to_datetime(data["date"])
     ax.fill_between(x, data["ci_low"], data["ci_high"], color=PALETTE["covered"], alpha=0.25, label=f"{level} interval")
     ax.plot(x, data["estimate"], marker="o", color=PALETTE["covered"], label="estimate")
+    if "band_low" in data and data["band_low"].notna().any():  # the always-valid band (sequential rule)
+        band = data.dropna(subset=["band_low"])
+        when = pd.to_datetime(band["date"])
+        ax.plot(when, band["band_low"], color=PALETTE["truth"], linestyle="--", label=f"always-valid {level} band")
+        ax.plot(when, band["band_high"], color=PALETTE["truth"], linestyle="--")
+        ax.plot(when, band["pooled"], color=PALETTE["truth"], marker=".", linewidth=1, label="pooled estimate")
     ax.axhline(0, color=PALETTE["truth"], linewidth=1)
     ax.set_ylabel("effect")
     ax.legend(frameon=False, fontsize=8)

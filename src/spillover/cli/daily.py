@@ -92,7 +92,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = report(config, args.out)
     days, table = days_table(config)
     said = verdict(days[-1], config.higher_is_better)
-    shown = table[["date", "estimate", "ci_low", "ci_high", "units analysed", "units assigned", "users_switched"]]
+    bands = ["band_low", "band_high"] if config.inference == "sequential" else []
+    shown = table[["date", "estimate", "ci_low", "ci_high", *bands, "units analysed", "units assigned",
+                   "users_switched"]]
     if args.json:
         print_json({"report": str(path), "verdict": said, "days": shown.to_dict(orient="records")})
     else:

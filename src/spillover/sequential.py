@@ -1,0 +1,317 @@
+"""Always-valid intervals for an experiment analysed every day: a confidence sequence
+that covers the effect on every day at once with probability at least ``1 - alpha``, so
+stopping on the first day it excludes zero is safe.
+
+The daily estimate behind it pools the days so far: each user's mean outcome over the
+days they were analysed (same arm throughout, never contaminated), regressed on their arm
+by :func:`spillover.estimate.estimate` with the experiment's method and cluster-robust
+variance, clustered by *lineage* (users who ever shared a component, through merges and
+splits: the widest unit whose outcomes are correlated). With ``se_t`` its standard error
+on day ``t``, the band is the normal-mixture boundary of Robbins, the asymptotic
+confidence sequence of Waudby-Smith, Arbour, Sinha, Kennedy & Ramdas (2023, "Time-uniform
+central limit theory and asymptotic confidence sequences"), in information time
+``I_t = 1 / se_t^2``::
+
+    estimate_t +- se_t * sqrt((1 + r_t) / r_t * (2 log(1 / alpha) + log(1 + r_t))),  r_t = tau2 * I_t
+
+``tau2`` is fixed on the first day with outcomes, so that the band is tightest at the
+planned end of the experiment (``duration_days``), assuming information grows with the
+number of days: ``tau2 = r* se_1^2 d_1 / T`` with ``r* = 2 log(1/alpha) + log(1 + 2
+log(1/alpha))``, the minimiser of the width at ``r = r*`` (Waudby-Smith et al., section
+3.4). The band reported is the running intersection of the days' bands (also always
+valid), so it never widens.
+
+What it assumes: the pooled estimate is approximately normal and its path behaves like a
+Gaussian process with independent increments in information time (the canonical joint
+distribution of group-sequential designs: true when days add independent information,
+approximately when user effects persist); ``docs/experiment.md`` reports the A/A
+calibration of the whole daily job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+__all__ = ["INFERENCE", "best_ratio", "calibrate", "half_width", "lineage_clusters", "look", "pooled_outcomes",
+           "sequence", "summary", "tuning"]
+
+#: The daily job's inference rules: ``sequential`` (always valid, the default for a job that
+#: reports daily) and ``fixed`` (one look at the planned end).
+INFERENCE = ("sequential", "fixed")
+
+
+def best_ratio(alpha: float) -> float:
+    """``r* = 2 log(1/alpha) + log(1 + 2 log(1/alpha))``: the ``tau2 I`` at which the
+    mixture boundary is tightest.
+
+    Examples
+    --------
+    >>> round(best_ratio(0.05), 3)
+    7.936
+    """
+    a = 2.0 * math.log(1.0 / alpha)
+    return a + math.log1p(a)
+
+
+def half_width(se: np.ndarray | float, tau2: float, alpha: float, df: np.ndarray | float = np.inf) -> np.ndarray:
+    """The confidence sequence's half-width on a day whose estimate has standard error
+    ``se`` (mixing variance ``tau2``). With ``df`` (the variance estimate's degrees of
+    freedom, e.g. Bell-McCaffrey's for CR2) the boundary's multiple of ``se`` is taken at
+    the same tail probability of t(df) rather than the normal: a cluster-robust ``se``
+    from few effective clusters is noisy, and the normal boundary would under-cover (the
+    same correction a fixed interval makes with t quantiles).
+
+    Examples
+    --------
+    >>> se = 0.1
+    >>> tau2 = best_ratio(0.05) * se**2          # tightest at this se
+    >>> round(float(half_width(se, tau2, 0.05) / se), 3)   # in units of se; a fixed interval is 1.96
+    3.035
+    >>> round(float(half_width(se, tau2, 0.05, df=10) / se), 3)   # wider with a noisy se
+    4.029
+    """
+    from scipy import special
+
+    se, df = np.broadcast_arrays(np.asarray(se, dtype=float), np.asarray(df, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = tau2 / se**2
+        multiple = np.sqrt((1.0 + r) / r * (2.0 * math.log(1.0 / alpha) + np.log1p(r)))
+        finite = np.isfinite(df) & (df > 0)
+        tail = special.ndtr(-multiple)  # the normal boundary's one-sided tail probability
+        multiple = np.where(finite, -special.stdtrit(np.where(finite, df, 1.0), tail), multiple)
+        return se * multiple
+
+
+def tuning(se_first: float, days_first: int, planned_days: int, alpha: float) -> float:
+    """``tau2`` from the first look (standard error ``se_first`` on ``days_first`` days of
+    outcomes) so the band is tightest after ``planned_days``: information taken to grow
+    with the days.
+
+    Examples
+    --------
+    >>> tau2 = tuning(0.3, 1, 30, 0.05)
+    >>> se_end = 0.3 / 30 ** 0.5                 # the standard error after 30 days
+    >>> round(tau2 / se_end**2, 3) == round(best_ratio(0.05), 3)
+    True
+    """
+    if not (se_first > 0 and math.isfinite(se_first)):
+        raise ValueError(f"the first look's standard error {se_first} must be positive and finite.")
+    return best_ratio(alpha) * se_first**2 * days_first / max(planned_days, days_first)
+
+
+def sequence(estimates: np.ndarray, ses: np.ndarray, tau2: float, alpha: float,
+             df: np.ndarray | float = np.inf) -> pd.DataFrame:
+    """Each look's band (``cs_low, cs_high``) and the running intersection up to it
+    (``band_low, band_high``, the one reported).
+
+    Examples
+    --------
+    >>> table = sequence(np.array([0.5, 0.2, 0.3]), np.array([0.4, 0.28, 0.23]), tuning(0.4, 1, 3, 0.05), 0.05)
+    >>> bool((table["band_high"] - table["band_low"]).is_monotonic_decreasing)
+    True
+    """
+    estimates, ses = np.asarray(estimates, dtype=float), np.asarray(ses, dtype=float)
+    half = half_width(ses, tau2, alpha, df)
+    low, high = estimates - half, estimates + half
+    return pd.DataFrame({"cs_low": low, "cs_high": high, "band_low": np.fmax.accumulate(np.nan_to_num(low, nan=-np.inf)),
+                         "band_high": np.fmin.accumulate(np.nan_to_num(high, nan=np.inf))})
+
+
+def lineage_clusters(components: pd.DataFrame) -> pd.Series:
+    """Each user's lineage: users linked through any component they shared on any day
+    (``components``: ``unit_id, component, date`` rows), as a dense code by unit id.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"unit_id": [1, 2, 3, 2, 3, 4], "component": ["a", "a", "b", "c", "c", "d"],
+    ...                      "date": ["d1"] * 3 + ["d2"] * 3})
+    >>> lineage_clusters(rows).tolist()          # 1 and 2 shared a; 2 and 3 later shared c
+    [0, 0, 0, 1]
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    units, unit_codes = np.unique(components["unit_id"].astype(str), return_inverse=True)
+    keys = components["component"].astype(str) + "@" + components["date"].astype(str)
+    _, key_codes = np.unique(keys, return_inverse=True)
+    n_units, n_keys = len(units), int(key_codes.max()) + 1 if len(key_codes) else 0
+    links = sp.csr_array((np.ones(len(unit_codes)), (unit_codes, n_units + key_codes)),
+                         shape=(n_units + n_keys, n_units + n_keys))
+    _, labels = connected_components(links, directed=False)
+    _, dense = np.unique(labels[:n_units], return_inverse=True)
+    index = pd.Index(components.drop_duplicates("unit_id")["unit_id"].to_numpy())
+    by_text = pd.Series(dense, index=units)
+    return pd.Series(by_text.reindex(index.astype(str)).to_numpy(), index=index, name="cluster_id")
+
+
+def pooled_outcomes(days: list[tuple[pd.DataFrame, pd.DataFrame]], outcome: str) -> pd.DataFrame:
+    """Per user over the days so far, from ``(arms, outcomes)`` per day (``arms``: the
+    day's analysed users, ``unit_id, arm``): the mean outcome, the number of days it
+    averages and the arm; users whose arm changed between days are left out (their
+    outcomes mix arms).
+
+    Examples
+    --------
+    >>> arms = pd.DataFrame({"unit_id": [1, 2], "arm": [1, 0]})
+    >>> day = lambda ys: pd.DataFrame({"unit_id": [1, 2], "y": ys})
+    >>> pooled_outcomes([(arms, day([1.0, 0.0])), (arms, day([3.0, 2.0]))], "y")["y"].tolist()
+    [2.0, 1.0]
+    """
+    frames = []
+    for arms, outcomes in days:  # a loop over days: a few dozen
+        merged = arms[["unit_id", "arm"]].merge(outcomes[["unit_id", outcome]], on="unit_id")
+        frames.append(merged.dropna(subset=[outcome]))
+    stacked = pd.concat(frames, ignore_index=True)
+    grouped = stacked.groupby("unit_id", sort=True)
+    table = pd.DataFrame({"y": grouped[outcome].mean(), "n_days": grouped[outcome].size(),
+                          "arm": grouped["arm"].first(), "arms": grouped["arm"].nunique()})
+    return table[table["arms"] == 1].drop(columns="arms").reset_index()
+
+
+def look(days: list[tuple[pd.DataFrame, pd.DataFrame]], lineage: pd.Series, outcome: str, *, method: str,
+         vcov: str, alpha: float) -> tuple[float, float, float]:
+    """One look: the pooled estimate over ``days`` (``(analysed users, outcomes)`` per day
+    with outcomes, :func:`pooled_outcomes`), its standard error and degrees of freedom, by
+    :func:`spillover.estimate.estimate` with ``method`` and ``vcov`` errors clustered by
+    ``lineage`` (:func:`lineage_clusters`, indexed by unit id as text).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> users = pd.DataFrame({"unit_id": range(200), "arm": np.arange(200) % 2})
+    >>> day = lambda: pd.DataFrame({"unit_id": range(200), "y": rng.normal(size=200)})
+    >>> lineage = pd.Series(np.arange(200) // 4, index=[str(i) for i in range(200)])
+    >>> estimate, se, df = look([(users, day()), (users, day())], lineage, "y", method="ols-cluster", vcov="CR2",
+    ...                         alpha=0.05)
+    >>> 0.05 < se < 0.15
+    True
+    """
+    import warnings
+
+    from .estimate import estimate
+
+    pooled = pooled_outcomes(days, outcome)
+    clusters = pd.DataFrame({"unit_id": pooled["unit_id"],
+                             "cluster_id": lineage.reindex(pooled["unit_id"].astype(str).to_numpy()).to_numpy()})
+    exposure = pd.DataFrame({"unit_id": pooled["unit_id"], "arm": pooled["arm"],
+                             "condition": np.where(pooled["arm"] >= 1, "treated", "control")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each day's own analysis says what there is to say
+        effect = estimate(pooled[["unit_id", "y"]], exposure, method, clusters=clusters, vcov=vcov, alpha=alpha,
+                          control="control", seed=0).effects[0]
+    return effect.estimate, effect.se, effect.df
+
+
+def summary(estimate: float, se: float, band: tuple[float, float], *, tau2: float, n_days: int,
+            planned_days: int, df: float = math.inf) -> dict[str, Any]:
+    """The ``sequential`` block of a day's ``day.json``.
+
+    >>> sorted(summary(0.2, 0.1, (0.0, 0.4), tau2=0.01, n_days=3, planned_days=30))[:3]
+    ['band_high', 'band_low', 'df']
+    """
+    return {"estimate": estimate, "se": se, "df": df, "band_low": band[0], "band_high": band[1], "tau2": tau2,
+            "n_days": n_days, "planned_days": planned_days}
+
+
+def calibrate(folder: str | Path, *, n_users: int = 2_000, n_days: int = 30, n_salts: int = 10, n_draws: int = 50,
+              effect: float = 0.0, alpha: float = 0.05, seed: int = 0, s_user: float = 0.5,
+              s_component: float = 0.5, s_noise: float = 1.0) -> pd.DataFrame:
+    """The daily job's two rules on simulated experiments: ``n_salts`` runs of the job on
+    the example's ``n_days`` snapshots of ``n_users`` users (churn, merges, splits; each
+    salt a new assignment, recorded by the job's own ledger), each with ``n_draws`` draws
+    of daily outcomes ``effect * treated + user effect (sd s_user, lasting) + component
+    effect (sd s_component, new each day) + noise (sd s_noise)``. Both rules are computed
+    as the job computes them, through the one variance kernel (CR2, clusters: the day's
+    components for the daily interval, lineages for the pooled band).
+
+    One row per simulated experiment: whether the fixed daily interval ever excluded 0
+    (``ever_fixed``) and on which day first (``day_fixed``), the same for the always-valid
+    band (``ever_sequential``, ``day_sequential``), and whether the last day's band covers
+    ``effect``. Under ``effect = 0`` the share of ``ever_sequential`` must be at most
+    ``alpha`` (within Monte Carlo error).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     table = calibrate(folder, n_users=600, n_days=4, n_salts=1, n_draws=5)
+    >>> len(table), sorted(table.columns)[:3]
+    (5, ['covered_end', 'day_fixed', 'day_sequential'])
+    """
+    import dataclasses
+
+    from . import synth
+    from .daily import run_pending, users_on
+    from .experiment import EXAMPLE, load_config
+    from .ledger import Ledger
+    from .variance import ols
+
+    folder = Path(folder)
+    path = folder / "experiment.toml"
+    path.write_text(EXAMPLE.replace("duration_days = 30", f"duration_days = {n_days}"), encoding="utf-8")
+    base = load_config(path)
+    for day, frame in enumerate(synth.evolving_memberships(n_users, n_days, seed=seed)):
+        target = base.input_for(base.memberships, dt.date(2026, 11, 1) + dt.timedelta(days=day))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(target)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for salt in range(n_salts):  # a loop over assignments: each a run of the daily job
+        config = dataclasses.replace(base, name=f"calibration-{salt}", salt=f"calibration-{salt}", outcomes=None)
+        run_pending(config)
+        with Ledger(config.ledger_path) as ledger:
+            dates = list(ledger.checksums(config.name))
+            days = []
+            for date in dates:  # a loop over days
+                users, _ = users_on(ledger, config.name, date)
+                users = users[(users["arm"] >= 0) & ~users["contaminated"]].reset_index(drop=True)
+                days.append((users, lineage_clusters(ledger.components_until(config.name, date))))
+        rows += _simulate_rules(days, rng, n_draws, effect, alpha, n_days, s_user, s_component, s_noise, ols)
+    return pd.DataFrame(rows)
+
+
+def _simulate_rules(days, rng, n_draws, effect, alpha, n_days, s_user, s_component, s_noise, ols) -> list[dict]:
+    """Both rules on ``n_draws`` outcome draws over one assignment's days (all draws at
+    once: the kernel takes a column per draw)."""
+    ids = pd.Index(pd.concat([users["unit_id"].astype(str) for users, _ in days]).unique())
+    user_effect = s_user * rng.standard_normal((len(ids), n_draws))
+    total = np.zeros((len(ids), n_draws))
+    count = np.zeros(len(ids))
+    arm_low, arm_high = np.full(len(ids), np.iinfo(np.int64).max), np.full(len(ids), -1)
+    fixed_ever = np.full(n_draws, -1)
+    band_low, band_high = np.full(n_draws, -np.inf), np.full(n_draws, np.inf)
+    seq_ever, tau2 = np.full(n_draws, -1), None
+    for t, (users, lineage) in enumerate(days):  # a loop over days
+        where = ids.get_indexer(users["unit_id"].astype(str))
+        arm = users["arm"].to_numpy()
+        comp_codes, comp_ids = pd.factorize(users["component"])
+        y = ((effect * (arm >= 1))[:, None] + user_effect[where]
+             + s_component * rng.standard_normal((len(comp_ids), n_draws))[comp_codes]
+             + s_noise * rng.standard_normal((len(users), n_draws)))
+        X = np.column_stack([np.ones(len(users)), (arm >= 1).astype(float)])
+        fit = ols(y, np.repeat(X[:, :, None], n_draws, axis=2), comp_codes, "CR2")
+        _, low, high, _ = fit.interval(1, alpha)
+        fixed_ever = np.where((fixed_ever < 0) & ((low > 0) | (high < 0)), t + 1, fixed_ever)
+        total[where] += y
+        count[where] += 1
+        arm_low[where], arm_high[where] = np.minimum(arm_low[where], arm), np.maximum(arm_high[where], arm)
+        keep = (count > 0) & (arm_low == arm_high)  # the pooled users: one arm throughout
+        codes, _ = pd.factorize(lineage.reindex(ids[keep]).to_numpy())
+        Xp = np.column_stack([np.ones(keep.sum()), (arm_low[keep] >= 1).astype(float)])
+        pooled = ols(total[keep] / count[keep, None], np.repeat(Xp[:, :, None], n_draws, axis=2), codes, "CR2")
+        se = np.sqrt(pooled.cov[..., 1, 1])
+        if tau2 is None:
+            tau2 = np.array([tuning(s, 1, n_days, alpha) for s in se])
+        half = half_width(se, tau2, alpha, pooled.df[..., 1])
+        band_low = np.maximum(band_low, pooled.beta[:, 1] - half)
+        band_high = np.minimum(band_high, pooled.beta[:, 1] + half)
+        seq_ever = np.where((seq_ever < 0) & ((band_low > 0) | (band_high < 0)), t + 1, seq_ever)
+    return [{"ever_fixed": bool(f > 0), "day_fixed": int(f) if f > 0 else None, "ever_sequential": bool(s > 0),
+             "day_sequential": int(s) if s > 0 else None, "covered_end": bool(lo <= effect <= hi)}
+            for f, s, lo, hi in zip(fixed_ever, seq_ever, band_low, band_high)]
