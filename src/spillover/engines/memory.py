@@ -12,6 +12,7 @@ from ..exposure import exposure
 from ..graph import load_graph
 from ..io import TableLike, read_table, require_columns
 from .base import Engine
+from .sql import SQL_MAPPINGS
 
 
 def check_mapping(mapping: str, threshold_q: float | None, bipartite: bool = False) -> float | None:
@@ -27,8 +28,8 @@ def check_mapping(mapping: str, threshold_q: float | None, bipartite: bool = Fal
     from ..errors import InputError
     from ..exposure import get_mapping
 
-    if mapping not in ("fraction", "as4", "threshold", "bipartite"):
-        raise InputError(f"engines implement the mappings fraction, as4, threshold and bipartite, not {mapping!r}.")
+    if mapping not in SQL_MAPPINGS:
+        raise InputError(f"engines implement the mappings {', '.join(SQL_MAPPINGS)}, not {mapping!r}.")
     get_mapping(mapping, threshold_q=threshold_q, bipartite_graph=bipartite)
     return (0.75 if threshold_q is None else float(threshold_q)) if mapping == "threshold" else threshold_q
 

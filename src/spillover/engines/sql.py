@@ -20,6 +20,10 @@ def edges_view(relation: str, source: str, target: str, quote: str) -> str:
     return f"SELECT {quote_identifier(source, quote)} AS s, {quote_identifier(target, quote)} AS t FROM {relation}"
 
 
+#: The mappings the SQL engines express (each a CASE in :func:`condition_sql`).
+SQL_MAPPINGS = ("fraction", "as4", "threshold", "bipartite")
+
+
 def condition_sql(mapping: str, threshold_q: float | None) -> str:
     """The mapping as a CASE over ``own``, ``n`` (neighbours), ``k`` (treated neighbours)
     and ``frac`` (their share), identical to the memory engine's rules."""

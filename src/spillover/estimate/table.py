@@ -118,7 +118,7 @@ def no_control_error(control: str, counts: dict) -> InputError:
 def contrasted_conditions(table: pd.DataFrame, control: str) -> list[str]:
     """Conditions to contrast with ``control``; empty ones warn and are skipped."""
     categories = condition_categories(table)
-    present = set(table["condition"].astype(str))
+    present = set(map(str, pd.unique(table["condition"])))  # distinct values, not a set over every row
     if control not in present:
         raise no_control_error(control, table["condition"].astype(str).value_counts().to_dict())
     out = []
