@@ -75,3 +75,31 @@ def test_buyer_intervals_cover_under_seller_randomization_where_unit_level_ones_
                       for e in estimate(outcomes, table, "difference-in-means", ignore_design=True).effects]
     assert abs(np.mean(covered) - 0.95) < 3 * np.sqrt(0.95 * 0.05 / len(covered)), np.mean(covered)
     assert np.mean(naive) < 0.6, np.mean(naive)
+
+
+def test_the_marketplace_pipeline_runs_from_the_command_line_with_a_known_truth(tmp_path, capsys):
+    """synth marketplace -> cluster the sellers -> assign -> exposure -> synth outcomes
+    --bipartite (it used to end in AttributeError) -> estimate, with the truth stated."""
+    import json
+
+    from spillover.cli import main
+
+    def run(*argv):
+        assert main([*argv, "--json"]) == 0, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)
+
+    links, sellers, arms = (str(tmp_path / name) for name in ("links.parquet", "sellers.parquet", "arms.parquet"))
+    made = run("synth", "marketplace", "--buyers", "4000", "--sellers", "400", "--seed", "3", "--out", links)
+    assert (made["n_buyers"], made["n_sellers"]) == (4000, 400) and made["n_links"] > 4000
+    run("cluster", links, "--bipartite", "--method", "components", "--side", "treated", "--out", sellers)
+    run("assign", "--units", sellers, "--design", "individual", "--seed", "1", "--out", arms)
+    exposure = str(tmp_path / "exposure.parquet")
+    run("exposure", links, "--bipartite", "--assignment", arms, "--mapping", "bipartite", "--out", exposure)
+    outcomes = str(tmp_path / "y.parquet")
+    truth = run("synth", "outcomes", "--bipartite", "--edges", links, "--assignment", arms, "--tau", "0.5",
+                "--seed", "4", "--out", outcomes)
+    assert truth["direct"] == truth["gate"] == 0.5 and 0.1 < truth["indirect"] < 0.4
+    effects = {row["condition"]: row for row in run("estimate", "--outcomes", outcomes, "--exposure", exposure,
+                                                     "--edges", links, "--bipartite", "--assignment", arms)["effects"]}
+    assert effects["direct"]["ci_low"] < truth["direct"] < effects["direct"]["ci_high"]
+    assert abs(effects["indirect"]["estimate"] - truth["indirect"]) < 4 * effects["indirect"]["se"]

@@ -159,11 +159,19 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from .. import synth
     from ..io import read_table
     from ..ledger import as_date
-    from ..simulate import example_outcomes
+    from ..simulate import example_marketplace_outcomes, example_outcomes
 
     if args.kind == "social":
         write_table(synth.edge_table(synth.social_graph(args.users, seed=args.seed)), args.out)
         summary = {"kind": "social", "out": args.out, "n_units": args.users}
+    elif args.kind == "marketplace":
+        import pandas as pd
+
+        market = synth.marketplace(args.buyers, args.sellers, seed=args.seed)
+        rows, cols = market.edge_index()
+        write_table(pd.DataFrame({"source": market.units[rows], "target": market.treated[cols]}), args.out)
+        summary = {"kind": "marketplace", "out": args.out, "n_buyers": market.n_units,
+                   "n_sellers": market.n_treated_side, "n_links": market.n_edges}
     elif args.kind == "memberships":
         start = as_date(args.start)
         days = synth.evolving_memberships(args.users, args.days, seed=args.seed)
@@ -176,8 +184,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
             from ..errors import InputError
             raise InputError("synth outcomes needs the graph (--edges) and the assignment (--assignment).")
         graph = load_edges(args, args.edges)
-        table, truth = example_outcomes(graph, read_table(args.assignment, what=f"assignment '{args.assignment}'"),
-                                        tau=args.tau, gamma=args.gamma, seed=args.seed)
+        assignment = read_table(args.assignment, what=f"assignment '{args.assignment}'")
+        if args.bipartite:
+            table, truth = example_marketplace_outcomes(graph, assignment, tau=args.tau, seed=args.seed)
+        else:
+            table, truth = example_outcomes(graph, assignment, tau=args.tau, gamma=args.gamma, seed=args.seed)
         write_table(table, args.out)
         summary = {"kind": "outcomes", "out": args.out, **truth}
     if args.json:

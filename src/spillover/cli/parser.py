@@ -54,10 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     synth = command("synth")
-    synth.add_argument("kind", choices=["social", "memberships", "outcomes"], help="what to write")
+    synth.add_argument("kind", choices=["social", "marketplace", "memberships", "outcomes"],
+                       help="what to write: a social graph's edges, a marketplace's buyer-seller links (source: "
+                            "buyer, target: seller), daily membership snapshots, or outcomes with a known effect for "
+                            "an assignment (with --bipartite: buyers' outcomes for a seller assignment)")
     synth.add_argument("--out", required=True, help="social, outcomes: the table to write; memberships: a folder "
                                                     "for memberships-YYYY-MM-DD.parquet")
     synth.add_argument("--users", type=_number(int, 10), default=5_000, help="social, memberships: number of users")
+    synth.add_argument("--buyers", type=_number(int, 10), default=100_000, help="marketplace: number of buyers")
+    synth.add_argument("--sellers", type=_number(int, 2), default=10_000,
+                       help="marketplace: number of sellers (heavy-tailed popularity)")
     synth.add_argument("--days", type=COUNT, default=2, help="memberships: daily snapshots, with churn between them")
     synth.add_argument("--start", default="2026-11-23", help="memberships: the first snapshot's date")
     synth.add_argument("--edges", help="outcomes: the graph's edge list (default: none)")

@@ -11,9 +11,10 @@ from .designs import DESIGNS, SIMULATED_DESIGNS, Comparison, DesignResult, Outco
 from .designs import choose_design, cluster_robust_difference, compare_designs, gamma_sweep  # noqa: F401
 from .designs import simulate_design, simulate_experiments  # noqa: F401
 from .estimators import compare_estimators, exact_ht_variance, mixing_study  # noqa: F401
-from .outcomes import SPILLOVERS, example_outcomes, marketplace_outcomes, social_outcomes  # noqa: F401
+from .outcomes import SPILLOVERS, example_marketplace_outcomes, example_outcomes, marketplace_outcomes  # noqa: F401
+from .outcomes import social_outcomes  # noqa: F401
 
 __all__ = ["DESIGNS", "SPILLOVERS", "Comparison", "DesignResult", "OutcomeModel", "SimulatedChunk", "Study",
            "choose_design", "cluster_robust_difference", "compare_designs", "compare_estimators", "exact_ht_variance",
-           "example_outcomes", "gamma_sweep", "marketplace_outcomes", "mixing_study", "simulate_design",
+           "example_marketplace_outcomes", "example_outcomes", "gamma_sweep", "marketplace_outcomes", "mixing_study", "simulate_design",
            "simulate_experiments", "social_outcomes"]

@@ -89,6 +89,36 @@ def marketplace_outcomes(
     return tau * share + s_buyer * rng.standard_normal(share.shape)
 
 
+def example_marketplace_outcomes(graph: BipartiteGraph, assignment, *, tau: float = 0.5,
+                                 seed: Seed = None) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Buyer outcomes with a known effect for a seller assignment on the marketplace
+    ``graph``: :func:`marketplace_outcomes` (a buyer's outcome rises by ``tau`` times the
+    treated share of its sellers), to try the marketplace pipeline on.
+
+    Returns the outcome table (``unit_id, y``, one row per buyer) and the truth, in the
+    ``bipartite`` mapping's terms: ``direct`` (all of a buyer's sellers treated against
+    none: ``tau``), ``indirect`` (the buyers in ``indirect`` against none: ``tau`` times
+    their mean treated share in this assignment) and ``gate`` (every seller treated
+    against none: ``tau``).
+
+    >>> from spillover import synth
+    >>> from spillover.design import BipartiteDesign
+    >>> market = synth.marketplace(2_000, 200, seed=1)
+    >>> table, truth = example_marketplace_outcomes(market, BipartiteDesign(market).assign(seed=2), seed=3)
+    >>> len(table) == market.n_units, truth["direct"], 0 < truth["indirect"] < 0.5
+    (True, 0.5, True)
+    """
+    from ..exposure import arms_for, treated_indicator
+
+    z = treated_indicator(arms_for(graph.treated, assignment)).astype(float)
+    y = marketplace_outcomes(graph, z, tau=tau, seed=seed)
+    share = (graph.incidence @ z) / np.maximum(graph.unit_degrees(), 1)
+    mixed = (share > 0) & (share < 1)
+    return (pd.DataFrame({"unit_id": graph.units, "y": y}),
+            {"tau": tau, "direct": tau, "indirect": float(tau * share[mixed].mean()) if mixed.any() else float("nan"),
+             "gate": tau})
+
+
 SPILLOVERS = ("linear", "quadratic", "threshold")  # shapes g(share) of the spillover in compare_estimators
 
 
