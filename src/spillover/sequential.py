@@ -221,10 +221,12 @@ def summary(estimate: float, se: float, band: tuple[float, float], *, tau2: floa
 
 def calibrate(folder: str | Path, *, n_users: int = 2_000, n_days: int = 30, n_salts: int = 10, n_draws: int = 50,
               effect: float = 0.0, alpha: float = 0.05, seed: int = 0, s_user: float = 0.5,
-              s_component: float = 0.5, s_noise: float = 1.0) -> pd.DataFrame:
+              s_component: float = 0.5, s_noise: float = 1.0,
+              snapshots: list[pd.DataFrame] | None = None) -> pd.DataFrame:
     """The daily job's two rules on simulated experiments: ``n_salts`` runs of the job on
-    the example's ``n_days`` snapshots of ``n_users`` users (churn, merges, splits; each
-    salt a new assignment, recorded by the job's own ledger), each with ``n_draws`` draws
+    ``n_days`` daily membership snapshots (``snapshots``, or by default the example's, of
+    ``n_users`` users: churn, merges, splits; each salt a new assignment, recorded by the
+    job's own ledger), each with ``n_draws`` draws
     of daily outcomes ``effect * treated + user effect (sd s_user, lasting) + component
     effect (sd s_component, new each day) + noise (sd s_noise)``. Both rules are computed
     as the job computes them, through the one variance kernel (CR2, clusters: the day's
@@ -254,9 +256,12 @@ def calibrate(folder: str | Path, *, n_users: int = 2_000, n_days: int = 30, n_s
 
     folder = Path(folder)
     path = folder / "experiment.toml"
+    if snapshots is None:
+        snapshots = synth.evolving_memberships(n_users, n_days, seed=seed)
+    n_days = len(snapshots)
     path.write_text(EXAMPLE.replace("duration_days = 30", f"duration_days = {n_days}"), encoding="utf-8")
     base = load_config(path)
-    for day, frame in enumerate(synth.evolving_memberships(n_users, n_days, seed=seed)):
+    for day, frame in enumerate(snapshots):
         target = base.input_for(base.memberships, dt.date(2026, 11, 1) + dt.timedelta(days=day))
         target.parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(target)
