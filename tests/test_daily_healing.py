@@ -69,6 +69,7 @@ def assert_same_as_on_time(folder: Path, on_time: Path) -> None:
     assert ledger_arms(folder).equals(ledger_arms(on_time))
 
 
+@pytest.mark.slow  # an end-to-end run of the daily job (the fast set keeps the quick refusals)
 def test_a_late_snapshot_is_carried_then_replayed_to_what_an_on_time_run_gives(example, on_time, tmp_path, capsys):
     folder = copy_of(example, tmp_path)
     late = folder / "data" / f"memberships-{DATES[3]}.parquet"
@@ -97,6 +98,7 @@ def test_a_late_snapshot_is_carried_then_replayed_to_what_an_on_time_run_gives(e
     assert "Timeline" in page and "arrived after it was carried" in page
 
 
+@pytest.mark.slow  # an end-to-end run of the daily job (the fast set keeps the quick refusals)
 def test_late_outcomes_are_analysed_on_the_next_run(example, on_time, tmp_path, capsys):
     folder = copy_of(example, tmp_path)
     held = {d: tmp_path / f"outcomes-{d}.parquet" for d in (DATES[5], DATES[-1])}
@@ -115,6 +117,7 @@ def test_late_outcomes_are_analysed_on_the_next_run(example, on_time, tmp_path, 
     assert_same_as_on_time(folder, on_time)
 
 
+@pytest.mark.slow  # an end-to-end run of the daily job (the fast set keeps the quick refusals)
 def test_a_replaced_snapshot_is_refused_with_its_checksums_until_the_day_is_voided(example, on_time, tmp_path,
                                                                                   capsys):
     folder = copy_of(example, tmp_path)
@@ -131,6 +134,7 @@ def test_a_replaced_snapshot_is_refused_with_its_checksums_until_the_day_is_void
     assert_same_as_on_time(folder, on_time)
 
 
+@pytest.mark.slow  # an end-to-end run of the daily job (the fast set keeps the quick refusals)
 def test_a_voided_day_runs_again_and_the_report_shows_only_recorded_days(example, on_time, tmp_path, capsys):
     folder = copy_of(example, tmp_path)
     assert run(folder, capsys)[0] == 0
@@ -221,6 +225,7 @@ def test_a_run_refused_for_its_outcomes_leaves_nothing_behind(example, tmp_path,
     assert not (folder / "results").exists()  # no ledger, no arms
 
 
+@pytest.mark.slow  # an end-to-end run of the daily job (the fast set keeps the quick refusals)
 def test_init_does_not_overwrite_a_running_experiments_data_and_report_does_not_overwrite_inputs(example, tmp_path,
                                                                                                capsys):
     folder = copy_of(example, tmp_path)
@@ -268,6 +273,7 @@ def healed(example, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow  # nine tamperings of a healed 10-day ledger
 @pytest.mark.parametrize("statements, first_bad", [
     ([f"UPDATE arms SET arm = 1 - arm WHERE arm >= 0 AND valid_from = DATE '{DATES[5]}' AND unit_id = "
       f"(SELECT min(unit_id) FROM arms WHERE arm >= 0 AND valid_from = DATE '{DATES[5]}')"], f"day {DATES[5]}"),

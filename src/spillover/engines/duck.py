@@ -239,7 +239,8 @@ class DuckDBEngine(Engine):
         arms, clusters = self._arms(assignment, edge_view, bipartite)
         query = sql.bipartite_exposure(edge_view, arms, mapping, threshold_q) if bipartite else \
             sql.social_exposure(edge_view, arms, mapping, threshold_q, clusters)
-        return self._run(query + " ORDER BY unit_id", out, metadata=exposure_metadata(assignment, mapping, threshold_q))
+        return self._run(query + " ORDER BY unit_id", out, metadata=exposure_metadata(
+            assignment, mapping, threshold_q, bipartite=bipartite))
 
     def components(self, edges: TableLike, *, source: str = "source", target: str = "target",
                    out: str | os.PathLike | None = None):

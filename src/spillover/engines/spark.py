@@ -224,7 +224,8 @@ class SparkEngine(Engine):
         arms, clusters = self._arms(assignment, edge_view, bipartite)
         query = sql.bipartite_exposure(edge_view, arms, mapping, threshold_q) if bipartite else \
             sql.social_exposure(edge_view, arms, mapping, threshold_q, clusters)
-        return self._finish(self.spark.sql(query), out, metadata=exposure_metadata(assignment, mapping, threshold_q))
+        return self._finish(self.spark.sql(query), out, metadata=exposure_metadata(
+            assignment, mapping, threshold_q, bipartite=bipartite))
 
     def components(self, edges: Any, *, source: str = "source", target: str = "target", out=None):
         """Connected components with the labels of the memory engine (numbered by their

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from ..errors import InputError
 from ..graph import BipartiteGraph
-from .registry import Analysis, Estimator, Verdict, register
+from .registry import Analysis, Estimator, bipartite_only_verdicts, register
 from .results import Effect
 from .table import contrasted_conditions, indicator_columns, make_effect
 
@@ -108,9 +108,7 @@ def _fit(a: Analysis) -> list[Effect]:
     return ols_bipartite(a.table, a.control, a.graph, a.alpha, a.covariates, a.mapping)
 
 
-_BIPARTITE_ONLY = "it is defined on bipartite graphs, where the measured units are not the randomized ones"
 register(Estimator(
     "ols-bipartite", "OLS on the exposure conditions, the delete-one-seller jackknife variance (buyers of one seller "
     "are dependent)", _fit, ("graph",), covariates=True,
-    verdicts={(unit, kind): Verdict("refused", _BIPARTITE_ONLY, "ols-cluster" if unit == "cluster" else "ols-network")
-              for unit in ("unit", "cluster") for kind in ("own", "exposure")}))
+    verdicts=bipartite_only_verdicts()))

@@ -12,6 +12,7 @@ from typing import Mapping as TypingMapping, Sequence
 
 import pandas as pd
 
+from ..design.base import Randomization
 from ..design.record import DesignRecord, check_nesting, resolve_design, stated_record
 from ..errors import FEW_CLUSTERS, DesignError, InputError, SampleRatioWarning, show_id
 from ..exposure import ExposureProbabilities, Mapping, default_control, get_mapping, infer_mapping
@@ -35,6 +36,7 @@ def estimate(
     design: "str | DesignRecord | None" = None,
     ignore_design: bool = False,
     probabilities: ExposureProbabilities | None = None,
+    randomization: "Randomization | None" = None,
     clusters: "pd.DataFrame | pd.Series | None" = None,
     control: str | None = None,
     mapping: str | Mapping | None = None,
@@ -78,6 +80,9 @@ def estimate(
     ignore_design
         Run a method the design does not support anyway; its effects are labelled as
         ignoring the design.
+    randomization
+        ``erl`` only: the design's :class:`~spillover.design.base.Randomization` (which
+        sellers are randomized together, and how), for its exposure moments.
     clusters
         ``unit_id, cluster_id`` (a table, a Series indexed by unit id, or the
         :class:`~spillover.clustering.Clustering` that ``cluster()`` returned) for the
@@ -172,6 +177,8 @@ def estimate(
         raise InputError(f"{method} needs the graph (--edges).")
     if "probabilities" in entry.needs and probabilities is None:
         raise InputError(f"{method} needs exposure probabilities under the design (draws or a design).")
+    if "randomization" in entry.needs and randomization is None:
+        raise InputError(f"{method} needs the design's randomization (the design and the arms it assigned).")
     table = analysis_table(outcomes, exposure, outcome_col, clusters, missing, covariates)
     if control is None:
         control = mapping.control if mapping is not None else default_control(condition_categories(table))
@@ -182,7 +189,7 @@ def estimate(
         notes.extend(probabilities.notes)
     analysis = Analysis(table, control, alpha, mapping, kind, outcomes, exposure, outcome_col, missing, covariates,
                         vcov, bootstrap, bootstrap_weights, seed, graph, bandwidth, probabilities, min_probability,
-                        int(min_units), notes)
+                        int(min_units), notes, randomization)
     effects = entry.fit(analysis)
     control = analysis.control
     if label:

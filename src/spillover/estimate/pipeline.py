@@ -114,7 +114,11 @@ def analyse(
                                dict(threshold_q=threshold_q, hops=hops, correction=prob_correction, joint=joint,
                                     method=prob_method, control=options.get("control"), max_pairs=max_pairs),
                                n_draws, seed)
-    return estimate(outcomes, exposure, method, design=stated, probabilities=probs, clusters=clusters,
+    randomization = None
+    if "randomization" in needs:
+        randomization = design_object(graph, plan, exposure, clusters, assignment).randomization()
+    return estimate(outcomes, exposure, method, design=stated, probabilities=probs, randomization=randomization,
+                    clusters=clusters,
                     mapping=plan.mapping if probs is None else probs.mapping, graph=graph, seed=seed, **options)
 
 
@@ -144,6 +148,21 @@ def _probabilities(graph, plan, exposure: pd.DataFrame, clusters, assignment, dr
         with step("exposure probabilities (given draws)"):
             return exposure_probabilities(graph, name, draws=table, clusters=blocks, **common)
     record = plan.record
+    design = design_object(graph, plan, exposure, clusters, assignment)
+    with step(f"exposure probabilities ({record.name} design)"):
+        probs = exposure_probabilities(graph, name, design=design, n_draws=n_draws, seed=seed, **common)
+    if record.scheme == "stratified":
+        probs = probs.with_notes("the stratified design's probabilities are those of complete randomization of its "
+                                 "treated clusters among all clusters (its strata are not in the assignment table)")
+    return probs
+
+
+def design_object(graph, plan, exposure: pd.DataFrame, clusters, assignment):
+    """The design object of the plan's record, rebuilt from the arms it assigned (the
+    assignment table, or the exposure table's arms on a social graph) and their clusters:
+    what exact exposure probabilities and ERL's moments are computed under."""
+    randomized = graph.treated if isinstance(graph, BipartiteGraph) else graph.nodes
+    record = plan.record
     if record is None:
         raise InputError(f"{plan.method} needs the design's draws (--draws) or the design (--design individual|cluster).")
     if assignment is not None:
@@ -161,13 +180,7 @@ def _probabilities(graph, plan, exposure: pd.DataFrame, clusters, assignment, dr
         units_of = assigned.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"]
     if units_of is None or units_of.reindex(randomized).isna().any():
         units_of = clusters if clusters is not None else units_of
-    design = design_from_record(record, arms, None if units_of is None else units_of.reindex(randomized))
-    with step(f"exposure probabilities ({record.name} design)"):
-        probs = exposure_probabilities(graph, name, design=design, n_draws=n_draws, seed=seed, **common)
-    if record.scheme == "stratified":
-        probs = probs.with_notes("the stratified design's probabilities are those of complete randomization of its "
-                                 "treated clusters among all clusters (its strata are not in the assignment table)")
-    return probs
+    return design_from_record(record, arms, None if units_of is None else units_of.reindex(randomized))
 
 
 ENGINE_METHODS = ("difference-in-means", "cluster-means", "ols-cluster")  # what per-cluster sums can estimate

@@ -22,7 +22,7 @@ from ..design.record import DesignRecord
 from ..errors import DesignError
 from ..exposure import Mapping
 
-__all__ = ["ESTIMATORS", "Analysis", "Estimator", "Verdict", "recommend", "register", "validity", "validity_table"]
+__all__ = ["ESTIMATORS", "Analysis", "Estimator", "Verdict", "bipartite_only_verdicts", "recommend", "register", "validity", "validity_table"]
 
 DESIGN_UNITS = ("unit", "cluster", "treated-side")
 MAPPING_KINDS = ("own", "exposure")
@@ -57,8 +57,8 @@ class Analysis:
     cluster-robust methods, ``cluster``), the ``control`` condition (a fit may rename it:
     the global effect's is "no one treated"), the level, the mapping and its ``kind``, the
     inputs some estimators read (``outcomes``, ``exposure``, ``graph``,
-    ``probabilities``), the options, and ``notes``, to which a fit adds what the output
-    should say.
+    ``probabilities``, the design's ``randomization``), the options, and ``notes``, to
+    which a fit adds what the output should say.
 
     Examples
     --------
@@ -86,6 +86,7 @@ class Analysis:
     min_probability: float = 0.0
     min_units: int = 5
     notes: list[str] = field(default_factory=list)
+    randomization: Any = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class Estimator:
     """One estimator's entry: its ``name`` (the ``--method``), what it estimates and with
     which variance (``summary``), its ``fit`` (an :class:`Analysis` in, a list of
     :class:`~spillover.estimate.Effect` out), the inputs it ``needs`` (``clusters``,
-    ``probabilities``, ``graph``), whether it adjusts for ``covariates``, whether it takes
+    ``probabilities``, ``graph``, ``randomization``), whether it adjusts for ``covariates``, whether it takes
     the wild cluster ``bootstrap``, how its contrasts are kept to those enough units
     support (``minimum``: ``observed`` units per condition, checked before the fit;
     ``design``: the fit weighs what the design lets units reach; ``none``), and its
@@ -146,6 +147,14 @@ SHARED_SIDE = ("units that share a treated-side node (buyers of one seller) shar
                "of them: the Neyman error that treats units as independent is too small")
 UNIT_BERNOULLI = "its variance assumes units randomized one by one"
 SOCIAL_ONLY = "it is defined on social graphs, where units are the randomized nodes"
+BIPARTITE_ONLY = "it is defined on bipartite graphs, where the measured units are not the randomized ones"
+
+
+def bipartite_only_verdicts() -> dict[tuple[str, str], Verdict]:
+    """The verdicts of an estimator defined only on bipartite graphs: refused on social
+    graphs' designs, with the estimator to use there."""
+    return {(unit, kind): Verdict("refused", BIPARTITE_ONLY, "ols-cluster" if unit == "cluster" else "ols-network")
+            for unit in ("unit", "cluster") for kind in ("own", "exposure")}
 
 
 def mapping_kind(mapping: Mapping | None, conditions=()) -> str:

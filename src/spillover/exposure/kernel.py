@@ -323,7 +323,7 @@ def exposure(
     if units is not None and kernel.own_index is not None:
         table["cluster_id"] = units.reindex(kernel.units).to_numpy()  # after the contract's columns
     table.attrs.update(exposure_metadata(assignment, mapping if isinstance(mapping, str) else rule.name,
-                                         threshold_q, hops))
+                                         threshold_q, hops, bipartite=isinstance(graph, BipartiteGraph)))
     return table
 
 
@@ -337,14 +337,21 @@ def assignment_design(assignment) -> dict | None:
     return table_metadata(assignment).get(DESIGN_KEY)
 
 
-def exposure_metadata(assignment, mapping: str, threshold_q: float | None, hops: int = 1) -> dict:
+def exposure_metadata(assignment, mapping: str, threshold_q: float | None, hops: int = 1,
+                      bipartite: bool = False) -> dict:
     """What an exposure table carries (every engine writes the same): the design its
-    assignment carried, and the mapping it was made with.
+    assignment carried, and the mapping it was made with. On a ``bipartite`` graph the
+    measured units are not the randomized ones: the design's unit becomes the
+    ``treated-side`` (whether it randomized sellers one by one or in clusters is kept
+    in its ``clustered`` option), whatever design assigned the sellers.
 
     >>> exposure_metadata(pd.DataFrame({"unit_id": [1], "arm": [1]}), "as4", None)
     {'spillover.mapping': {'name': 'as4', 'threshold_q': None, 'hops': 1}}
     """
     design = assignment_design(assignment)
+    if bipartite and design is not None and design.get("unit") != "treated-side":
+        clustered = design.get("unit") == "cluster" or bool((design.get("options") or {}).get("clustered"))
+        design = {**design, "unit": "treated-side", "options": {**(design.get("options") or {}), "clustered": clustered}}
     return {**({DESIGN_KEY: design} if design is not None else {}),
             MAPPING_KEY: {"name": mapping, "threshold_q": threshold_q, "hops": hops}}
 
