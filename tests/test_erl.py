@@ -9,7 +9,6 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 from spillover import synth
 from spillover.design import BipartiteDesign
@@ -156,3 +155,22 @@ def test_erl_covers_on_a_heavy_tailed_marketplace():
     assert 0.85 < np.sqrt(np.mean(ses**2)) / sd < 1.15
     coverage = np.mean(np.abs(estimates - tau) < 1.959964 * ses)
     assert 0.93 <= coverage <= 0.97, coverage
+
+
+@pytest.mark.parametrize("name", DESIGNS)
+def test_the_centred_estimator_is_unbiased_for_a_constant_effect_and_under_bernoulli(name):
+    """The default (centred) ERL: exactly unbiased (1e-12, enumeration) for any effects
+    under Bernoulli designs; under complete randomization for a constant effect, after
+    the centring gain (0 under Bernoulli) is divided out."""
+    randomization = DESIGNS[name]
+    weights = unit_weights(_market(), randomization.blocks)
+    kernel = ERLKernel.build(weights, joint_probabilities(randomization))
+    z, prob = _assignments(randomization)
+    x = z @ weights.toarray().T
+    rng = np.random.default_rng(5)
+    alpha = 3.0 + rng.normal(size=weights.shape[0])
+    for beta in (np.full(weights.shape[0], 0.7), 0.7 + rng.normal(size=weights.shape[0])):
+        estimates = kernel.estimate(kernel.centre((alpha + beta * x).T), x.T)
+        if randomization.scheme == "bernoulli" or np.ptp(beta) == 0:
+            assert prob @ estimates == pytest.approx(beta.mean(), abs=1e-12)
+    assert (kernel.centring_gain == 0) == (randomization.scheme == "bernoulli")

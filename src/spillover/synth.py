@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .errors import InputError
 from .graph import EDGE_DTYPE, BipartiteGraph, CollaborationNetwork, SocialGraph
 from .seeds import check_seed
 
@@ -148,6 +149,8 @@ def marketplace(
     *,
     mean_sellers_per_buyer: float = 3.0,
     popularity_sigma: float = 1.5,
+    categories: int = 0,
+    within_category: float = 0.9,
     seed: int | None = 0,
 ) -> BipartiteGraph:
     """Buyers linked to the sellers they buy from; seller popularity is heavy-tailed.
@@ -155,6 +158,10 @@ def marketplace(
     Each buyer has ``1 + Poisson(mean - 1)`` seller draws, each seller chosen in
     proportion to a lognormal popularity (sigma ``popularity_sigma``); repeated draws of
     the same seller collapse. Seller popularity is in ``treated_data["popularity"]``.
+    With ``categories`` (e.g. regions), sellers and buyers get one of that many
+    categories at random and each draw stays in the buyer's category with probability
+    ``within_category`` (in ``treated_data`` / ``unit_data["category"]``): the structure
+    seller clusters can follow.
 
     Examples
     --------
@@ -169,6 +176,23 @@ def marketplace(
     buyer = np.repeat(np.arange(n_buyers), draws)
     seller = np.searchsorted(cum_popularity, rng.random(buyer.size) * cum_popularity[-1], side="right")
     seller = np.minimum(seller, n_sellers - 1)
+    seller_category = buyer_category = None
+    if categories:
+        if not 0.0 <= within_category <= 1.0:
+            raise InputError(f"within_category={within_category} must be between 0 and 1.")
+        seller_category = rng.integers(0, categories, size=n_sellers)
+        buyer_category = rng.integers(0, categories, size=n_buyers)
+        # a draw kept in the buyer's category: by popularity among that category's sellers
+        order = np.lexsort((np.arange(n_sellers), seller_category))
+        starts = np.searchsorted(seller_category[order], np.arange(categories + 1))
+        cum = np.cumsum(popularity[order])
+        base = np.concatenate([[0.0], cum])[starts]
+        stay = rng.random(buyer.size) < within_category
+        c = buyer_category[buyer[stay]]
+        has = starts[c + 1] > starts[c]
+        target = base[c] + rng.random(c.size) * (base[c + 1] - base[c])
+        picked = np.clip(np.searchsorted(cum, target, side="right"), starts[c], np.maximum(starts[c + 1] - 1, starts[c]))
+        seller[np.flatnonzero(stay)[has]] = order[picked[has]]
     buyer, seller = _dedupe_pairs(buyer, seller, n_sellers)
     incidence = sp.csr_array(
         (np.ones(buyer.size, dtype=EDGE_DTYPE), (buyer, seller)), shape=(n_buyers, n_sellers)
@@ -180,7 +204,9 @@ def marketplace(
         incidence=incidence,
         units=buyers,
         treated=sellers,
-        treated_data=pd.DataFrame({"popularity": popularity}, index=sellers),
+        treated_data=pd.DataFrame({"popularity": popularity} | ({"category": seller_category} if categories else {}),
+                                  index=sellers),
+        unit_data=pd.DataFrame({"category": buyer_category}, index=buyers) if categories else None,
     )
 
 

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--buyers", type=_number(int, 10), default=100_000, help="marketplace: number of buyers")
     synth.add_argument("--sellers", type=_number(int, 2), default=10_000,
                        help="marketplace: number of sellers (heavy-tailed popularity)")
+    synth.add_argument("--categories", type=_number(int, 0), default=0,
+                       help="marketplace: seller and buyer categories (e.g. regions); 90%% of a buyer's purchases "
+                            "stay in its category (default: 0, none)")
     synth.add_argument("--days", type=COUNT, default=2, help="memberships: daily snapshots, with churn between them")
     synth.add_argument("--start", default="2026-11-23", help="memberships: the first snapshot's date")
     synth.add_argument("--edges", help="outcomes: the graph's edge list (default: none)")
@@ -138,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     clus.add_argument("--method", required=True, choices=METHODS, help="the clustering algorithm")
     clus.add_argument("--side", choices=["units", "treated"], default="units",
                       help="--bipartite: which side's clusters --out holds: the measured units, or the treated "
-                           "(randomized) side, to assign a cluster design to it")
+                           "(randomized) side, to assign a cluster design to it; with --method metis the sellers' "
+                           "projection (sellers linked by the buyers they share) is partitioned into --n-parts "
+                           "balanced clusters (default: one per 50 sellers), and the buyers' exposure purity printed")
     clus.add_argument("--resolution", type=_number(float, 0, open_low=True), default=None,
                       help="louvain, leiden, greedy-modularity: larger gives smaller clusters (default: 1)")
     clus.add_argument("--n-parts", type=_number(int, 2), default=None,
@@ -259,10 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     est.set_defaults(func=cmd_estimate)
 
     simulate = command("simulate")
-    simulate.add_argument("--compare", choices=["designs", "estimators"], default="designs",
+    simulate.add_argument("--compare", choices=["designs", "estimators", "marketplace"], default="designs",
                           help="designs: cluster designs of a collaboration network; estimators: difference in means, "
                                "cluster randomization, Hajek, regression adjustment, SNIPE and a staggered rollout on "
-                               "a social graph")
+                               "a social graph; marketplace: seller randomization against seller clusters, with ERL, "
+                               "ols-bipartite and difference in means on buyers (--edges: buyer-seller links, source "
+                               "buyer, target seller; default: a synthetic market)")
     source = simulate.add_mutually_exclusive_group()
     source.add_argument("--network", choices=["synthetic-collaboration"], default="synthetic-collaboration",
                         help="the built-in network to simulate on")
@@ -271,6 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--edges", help="estimators: a social graph's edge list (default: none, a synthetic one)")
     simulate.add_argument("--users", type=_number(int, 100), default=None,
                           help="size of the synthetic network (default: 100,000; estimators: 5,000)")
+    simulate.add_argument("--buyers", type=_number(int, 10), default=20_000,
+                          help="marketplace: buyers of the synthetic market")
+    simulate.add_argument("--sellers", type=_number(int, 2), default=2_000,
+                          help="marketplace: sellers of the synthetic market")
+    simulate.add_argument("--categories", type=_number(int, 0), default=40,
+                          help="marketplace: seller categories of the synthetic market (90%% of purchases within one)")
+    simulate.add_argument("--seller-clusters", default="40,160",
+                          help="marketplace: comma-separated numbers of seller clusters to compare with sellers "
+                               "randomized one by one")
     simulate.add_argument("--spillover", choices=["linear", "quadratic", "threshold"], default="linear",
                           help="estimators: how the outcome moves with the treated share of neighbours")
     simulate.add_argument("--designs", default="project,component,stratified-component",
@@ -279,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--gamma", type=FINITE, default=2**-4,
                           help="spillover: each treated neighbour adds gamma * tau")
     simulate.add_argument("--n-sims", type=_number(int, 2), default=None,
-                          help="simulated experiments per design (default: 1,000; estimators: 200)")
+                          help="simulated experiments per design (default: 1,000; estimators: 200; marketplace: 300)")
     simulate.add_argument("--seed", type=SEED, default=0, help="seed of the network and the experiments")
     simulate.add_argument("--vcov", choices=list(VCOV_TYPES), default=DEFAULT_VCOV,
                           help="cluster-robust variance of each simulated analysis, as in `estimate --vcov`")

@@ -49,22 +49,49 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             graph = CollaborationNetwork.from_memberships(args.edges, options=read_options(args))
         else:
             graph = load_edges(args, args.edges)
-    with progress(f"clustering ({args.method})", args.json):
-        options = {"resolution": args.resolution, "n_parts": args.n_parts}  # only those given: the method's own
-        result = cluster(graph, args.method, seed=args.seed, cut_threshold=args.cut_threshold,
-                         **{key: value for key, value in options.items() if value is not None})
     if args.side != "units" and not args.bipartite:
         from ..errors import InputError
 
         raise InputError("--side treated writes the randomized side of a bipartite graph: add --bipartite.")
+    if args.side == "treated" and args.method == "metis":
+        return _cluster_sellers(args, graph)
+    with progress(f"clustering ({args.method})", args.json):
+        options = {"resolution": args.resolution, "n_parts": args.n_parts}  # only those given: the method's own
+        result = cluster(graph, args.method, seed=args.seed, cut_threshold=args.cut_threshold,
+                         **{key: value for key, value in options.items() if value is not None})
     if args.out:
         write_table(result.to_frame(args.side), args.out)
         stderr.print(f"[dim]wrote {args.out}[/dim]")
     summary = result.to_dict()
+    if args.side == "treated":
+        from ..marketplace import exposure_purity
+
+        purity = exposure_purity(graph, result.other_labels["treated"])
+        summary |= {key: value for key, value in purity.items() if key != "n_clusters"}
     if args.json:
         print_json(summary)
     else:
         print_summary(summary, title=f"clustering: {args.method}")
+    return 0
+
+
+def _cluster_sellers(args: argparse.Namespace, graph) -> int:
+    """``cluster --bipartite --side treated --method metis``: balanced clusters of the
+    sellers' projection, and how pure the buyers' exposure can be under them."""
+    from ..marketplace import exposure_purity, seller_clusters
+
+    n_parts = args.n_parts or max(2, graph.n_treated_side // 50)
+    with progress(f"seller clusters (metis on the sellers' projection, {n_parts} parts)", args.json):
+        labels = seller_clusters(graph, n_parts, seed=args.seed)
+    if args.out:
+        write_table(pd.DataFrame({"unit_id": labels.index, "cluster_id": labels.to_numpy()}), args.out)
+        stderr.print(f"[dim]wrote {args.out}[/dim]")
+    summary = {"method": "metis (sellers' projection by shared buyers)", "n_sellers": graph.n_treated_side,
+               "n_buyers": graph.n_units, **exposure_purity(graph, labels)}
+    if args.json:
+        print_json(summary)
+    else:
+        print_summary(summary, title="seller clusters")
     return 0
 
 

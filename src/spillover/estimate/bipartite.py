@@ -70,10 +70,12 @@ def seller_jackknife(x: np.ndarray, y: np.ndarray, incidence: sp.csr_array, cont
 
 
 def ols_bipartite(table: pd.DataFrame, control: str, graph: BipartiteGraph, alpha: float = 0.05,
-                  covariates=(), mapping=None) -> list[Effect]:
+                  covariates=(), mapping=None, blocks: np.ndarray | None = None) -> list[Effect]:
     """OLS of the measured side's outcome on the exposure conditions (+ covariates), with
     the delete-one-seller jackknife variance (:func:`seller_jackknife`) and a t reference
     with ``G - 1`` degrees of freedom, ``G`` the treated-side nodes the analysed units touch.
+    With ``blocks`` (each seller's randomization unit, when clusters of sellers were
+    randomized) the jackknife deletes one randomization unit at a time.
 
     Examples
     --------
@@ -96,7 +98,12 @@ def ols_bipartite(table: pd.DataFrame, control: str, graph: BipartiteGraph, alph
         raise InputError(f"outcomes: {int((rows < 0).sum())} unit(s) are not on the measured side of the graph.")
     x = np.column_stack([indicator_columns(table, conditions)] + [table[[c]].to_numpy(dtype=float) for c in covariates])
     contrasts = np.eye(x.shape[1])[1:len(conditions) + 1]
-    estimates, variances, g = seller_jackknife(x, table["y"].to_numpy(dtype=float), graph.incidence[rows], contrasts)
+    incidence = sp.csr_array(graph.incidence[rows], dtype=np.float64)
+    if blocks is not None:
+        blocks = np.asarray(blocks, dtype=np.int64)
+        incidence = sp.csr_array(incidence @ sp.csr_array((np.ones(blocks.size), (np.arange(blocks.size), blocks)),
+                                                          shape=(blocks.size, int(blocks.max()) + 1)))
+    estimates, variances, g = seller_jackknife(x, table["y"].to_numpy(dtype=float), incidence, contrasts)
     if g < 2:
         raise InputError(f"ols-bipartite: the analysed units touch {g} treated-side node(s); a jackknife needs two.")
     return [make_effect(condition, control, mapping, estimates[i], np.sqrt(variances[i]), g - 1, alpha, len(table), g,
@@ -105,7 +112,12 @@ def ols_bipartite(table: pd.DataFrame, control: str, graph: BipartiteGraph, alph
 
 
 def _fit(a: Analysis) -> list[Effect]:
-    return ols_bipartite(a.table, a.control, a.graph, a.alpha, a.covariates, a.mapping)
+    blocks = None
+    if a.randomization is not None and len(np.unique(a.randomization.blocks)) < len(a.randomization.blocks):
+        blocks = a.randomization.blocks
+        a.notes.append(f"ols-bipartite: the jackknife deletes one of the {a.randomization.n_blocks:,} randomized seller "
+                       "clusters at a time")
+    return ols_bipartite(a.table, a.control, a.graph, a.alpha, a.covariates, a.mapping, blocks)
 
 
 register(Estimator(

@@ -115,7 +115,8 @@ def analyse(
                                     method=prob_method, control=options.get("control"), max_pairs=max_pairs),
                                n_draws, seed)
     randomization = None
-    if "randomization" in needs:
+    if "randomization" in needs or isinstance(graph, BipartiteGraph) and assignment is not None \
+            and plan.record is not None:  # the bipartite methods read which sellers were randomized together
         randomization = design_object(graph, plan, exposure, clusters, assignment).randomization()
     return estimate(outcomes, exposure, method, design=stated, probabilities=probs, randomization=randomization,
                     clusters=clusters,
