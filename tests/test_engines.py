@@ -139,6 +139,45 @@ def test_estimates_from_the_engines_statistics_equal_memory(engine, social, meth
         np.testing.assert_allclose(merged[f"{column}_engine"], merged[column], rtol=0, atol=1e-9, err_msg=column)
 
 
+@pytest.mark.parametrize("clustered", [False, True], ids=["sellers", "seller-clusters"])
+def test_ols_bipartite_from_the_engines_sums_equals_memory(engine, market, clustered):
+    """The seller jackknife from per-seller (per seller cluster) sums the engine computes:
+    the sums equal the memory engine's exactly, and the effects equal the in-memory
+    ols-bipartite (which refits on the buyers) to 1e-10."""
+    from spillover import BipartiteGraph
+    from spillover.design import BipartiteDesign
+    from spillover.estimate import analyse_on_engine
+    from spillover.estimate.bipartite import ols_bipartite
+
+    edges = market["edges"]
+    graph = BipartiteGraph.from_edges(edges, unit="buyer_id", treated="seller_id")
+    clusters = np.arange(graph.n_treated_side) % 40 if clustered else None
+    assignment = BipartiteDesign(graph, clusters=clusters).assign(seed=7).to_frame()
+    kwargs = dict(source="buyer_id", target="seller_id")
+    table = MEMORY.exposure(edges, assignment[["unit_id", "arm"]], "bipartite", bipartite=True, **kwargs)
+    rng = np.random.default_rng(8)
+    outcomes = pd.DataFrame({"unit_id": table["unit_id"], "y": rng.normal(size=len(table))
+                             + 0.4 * table["treated_fraction"].to_numpy()})
+    blocks = assignment[["unit_id", "cluster_id"]] if clustered else None
+    expected = MEMORY.treated_side_stats(outcomes, table, edges, blocks, **kwargs)
+    got = engine.treated_side_stats(outcomes, table, edges, blocks, **kwargs)
+    order = ["cluster_id", "condition"]
+    pd.testing.assert_frame_equal(got.sort_values(order).reset_index(drop=True)[expected.columns],
+                                  expected.sort_values(order).reset_index(drop=True), check_dtype=False,
+                                  check_exact=False, rtol=1e-12)
+    rows = graph.units.get_indexer(pd.Index(table["unit_id"]))
+    assert (rows >= 0).all()
+    direct = ols_bipartite(table.assign(y=outcomes["y"].to_numpy()), "control", graph,
+                           blocks=None if clusters is None else clusters)
+    effects = analyse_on_engine(engine, outcomes, table, "ols-bipartite", edges=edges, assignment=assignment,
+                                **kwargs).effects
+    assert [e.condition for e in effects] == [e.condition for e in direct]
+    for a, b in zip(effects, direct):
+        assert a.n_clusters == b.n_clusters
+        np.testing.assert_allclose([a.estimate, a.se, a.ci_low, a.ci_high], [b.estimate, b.se, b.ci_low, b.ci_high],
+                                   rtol=0, atol=1e-10)
+
+
 def test_missing_outcomes_written_as_na_in_a_csv_are_missing_on_every_engine(engine, social, tmp_path):
     # pandas reads 'NA' and 'nan' in a number column as missing; DuckDB's sniffer read the
     # whole column as text. Ids stay text either way ('NA' can be an id)

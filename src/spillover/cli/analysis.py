@@ -24,9 +24,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if engine is not None:
         from ..estimate import analyse_on_engine
 
-        engine_only(args, "difference-in-means, cluster-means and ols-cluster (no covariates)", not args.covariates)
+        engine_only(args, "difference-in-means, cluster-means, ols-cluster and ols-bipartite (no covariates)",
+                    not args.covariates)
         with progress(f"sufficient statistics ({engine.name})", args.json, poll=engine_poll(engine)):
             effects = analyse_on_engine(engine, args.outcomes, args.exposure, args.method, clusters=args.clusters,
+                                        edges=args.edges, assignment=args.assignment, source=args.source,
+                                        target=args.target,
                                         design=args.design, bernoulli=args.bernoulli,
                                         treat_fraction=args.treat_fraction, mapping=args.mapping,
                                         ignore_design=args.ignore_design, control=args.control,

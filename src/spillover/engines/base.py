@@ -81,3 +81,7 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def cluster_stats(self, outcomes, exposure_table, clusters, **kwargs: Any):
         """Per-(cluster, condition) ``n, sum_y, sum_y2``."""
+
+    @abc.abstractmethod
+    def treated_side_stats(self, outcomes, exposure_table, edges, blocks=None, **kwargs: Any):
+        """Per-(treated-side block, condition) ``n, sum_y`` of the units linked to each block."""

@@ -281,6 +281,27 @@ class DuckDBEngine(Engine):
     def cluster_stats(self, outcomes: TableLike, exposure_table: TableLike, clusters: TableLike | None, *,
                       outcome_col: str = "y") -> pd.DataFrame:
         """Per-(cluster, condition) ``n, sum_y, sum_y2``: all :func:`~spillover.estimate.estimate_from_stats` needs."""
+        c = self._stats_views(outcomes, exposure_table, clusters, outcome_col)
+        return self._run(sql.cluster_stats("st_o", "st_e", c))
+
+    def treated_side_stats(self, outcomes: TableLike, exposure_table: TableLike, edges: TableLike,
+                           blocks: TableLike | None = None, *, source: str = "source", target: str = "target",
+                           outcome_col: str = "y") -> pd.DataFrame:
+        """Per-(treated-side block, condition) ``n, sum_y`` of the units linked to each block
+        (``blocks``: the treated side's ``unit_id, cluster_id`` when its clusters were
+        randomized): what the seller jackknife of ``ols-bipartite`` needs."""
+        self._stats_views(outcomes, exposure_table, None, outcome_col)
+        edge_view = self._edges(edges, source, target)
+        b = None
+        if blocks is not None:
+            b = self._relation(blocks, "blocks")
+            self._require(b, ["unit_id", "cluster_id"], "blocks")
+        return self._run(sql.treated_side_stats("st_o", "st_e", edge_view, b))
+
+    def _stats_views(self, outcomes: TableLike, exposure_table: TableLike, clusters: TableLike | None,
+                     outcome_col: str) -> str | None:
+        """The outcomes and exposure as views ``st_o``, ``st_e`` (and the clusters'
+        relation), checked as the memory engine checks them."""
         o = self._relation(outcomes, "outcomes")
         e = self._relation(exposure_table, "exposure")
         c = None if clusters is None else self._relation(clusters, "clusters")
@@ -300,8 +321,8 @@ class DuckDBEngine(Engine):
         missing = self._sql("SELECT count(*) FROM st_e e LEFT JOIN st_o o ON e.unit_id = o.unit_id "
                                    "WHERE (e.arm IS NULL OR e.arm <> -1) AND o.y IS NULL").fetchall()[0][0]
         if missing:
-            warnings.warn(f"outcomes: dropped {missing} unit(s) with a missing outcome or covariate.", DataWarning, stacklevel=2)
+            warnings.warn(f"outcomes: dropped {missing} unit(s) with a missing outcome or covariate.", DataWarning, stacklevel=3)
         orphans = c and self._sql(f"SELECT count(*) FROM st_e WHERE unit_id NOT IN (SELECT unit_id FROM {c})").fetchall()[0][0]
         if orphans:
             raise InputError(f"clusters: {orphans} unit(s) of the exposure table have no cluster.")
-        return self._run(sql.cluster_stats("st_o", "st_e", c))
+        return c

@@ -80,5 +80,26 @@ class MemoryEngine(Engine):
                                 outcome_col, None if clusters is None else read_table(clusters, what="clusters"), "drop")
         return sufficient_stats(table if clusters is not None else table.assign(cluster=0))
 
+    def treated_side_stats(self, outcomes: TableLike, exposure_table: TableLike, edges: TableLike,
+                           blocks: TableLike | None = None, *, source: str = "source", target: str = "target",
+                           outcome_col: str = "y") -> pd.DataFrame:
+        """Per-(treated-side block, condition) ``n, sum_y`` of the units linked to each block
+        (``blocks``: the treated side's ``unit_id, cluster_id`` when its clusters were
+        randomized): what the seller jackknife of ``ols-bipartite`` needs."""
+        table = analysis_table(read_table(outcomes, what="outcomes"), read_table(exposure_table, what="exposure"),
+                               outcome_col, None, "drop")
+        graph = load_graph(edges, source, target, bipartite=True)
+        rows, cols = graph.edge_index()
+        links = pd.DataFrame({"unit_id": graph.units[rows], "cluster_id": graph.treated[cols]})
+        if blocks is not None:
+            frame = read_table(blocks, what="blocks")
+            require_columns(frame, ["unit_id", "cluster_id"], "blocks")
+            links["cluster_id"] = frame.drop_duplicates("unit_id").set_index("unit_id")["cluster_id"] \
+                .reindex(links["cluster_id"]).to_numpy()
+        links = links.drop_duplicates().merge(table[["unit_id", "condition", "y"]], on="unit_id")
+        links["condition"] = links["condition"].astype(str)
+        grouped = links.groupby(["cluster_id", "condition"], sort=True)["y"]
+        return grouped.agg(n="count", sum_y="sum").reset_index()
+
 
 __all__ = ["MemoryEngine"]

@@ -302,6 +302,25 @@ class SparkEngine(Engine):
     def cluster_stats(self, outcomes: Any, exposure_table: Any, clusters: Any | None, *,
                       outcome_col: str = "y") -> pd.DataFrame:
         """Per-(cluster, condition) ``n, sum_y, sum_y2``: all :func:`~spillover.estimate.estimate_from_stats` needs."""
+        o_view, e_view, c_view = self._stats_views(outcomes, exposure_table, clusters, outcome_col)
+        return self.to_pandas(self.spark.sql(sql.cluster_stats(o_view, e_view, c_view)))
+
+    def treated_side_stats(self, outcomes: Any, exposure_table: Any, edges: Any, blocks: Any | None = None, *,
+                           source: str = "source", target: str = "target", outcome_col: str = "y") -> pd.DataFrame:
+        """Per-(treated-side block, condition) ``n, sum_y`` of the units linked to each block
+        (``blocks``: the treated side's ``unit_id, cluster_id`` when its clusters were
+        randomized): what the seller jackknife of ``ols-bipartite`` needs."""
+        o_view, e_view, _ = self._stats_views(outcomes, exposure_table, None, outcome_col)
+        edge_view = self._edges(edges, source, target)
+        b_view = None
+        if blocks is not None:
+            b = self._frame(blocks, "blocks")
+            self._require(b, ["unit_id", "cluster_id"], "blocks")
+            b_view = self._view(b.select("unit_id", "cluster_id"))
+        return self.to_pandas(self.spark.sql(sql.treated_side_stats(o_view, e_view, edge_view, b_view)))
+
+    def _stats_views(self, outcomes: Any, exposure_table: Any, clusters: Any | None, outcome_col: str):
+        """The outcomes, exposure (and clusters) as views, checked as the memory engine checks them."""
         o, e = self._frame(outcomes, "outcomes"), self._frame(exposure_table, "exposure")
         c = None if clusters is None else self._frame(clusters, "clusters")
         self._require(o, ["unit_id", outcome_col], "outcomes")
@@ -320,7 +339,7 @@ class SparkEngine(Engine):
         missing = self._scalar(f"SELECT count(*) FROM {e_view} e LEFT JOIN {o_view} o ON e.unit_id = o.unit_id "
                                "WHERE (e.arm IS NULL OR e.arm <> -1) AND o.y IS NULL")
         if missing:
-            warnings.warn(f"outcomes: dropped {missing} unit(s) with a missing outcome or covariate.", DataWarning, stacklevel=2)
+            warnings.warn(f"outcomes: dropped {missing} unit(s) with a missing outcome or covariate.", DataWarning, stacklevel=3)
         if c_view and self._scalar(f"SELECT count(*) FROM {e_view} LEFT ANTI JOIN {c_view} USING (unit_id)"):
             raise InputError("clusters: unit(s) of the exposure table have no cluster.")
-        return self.to_pandas(self.spark.sql(sql.cluster_stats(o_view, e_view, c_view)))
+        return o_view, e_view, c_view

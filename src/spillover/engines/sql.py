@@ -105,6 +105,21 @@ WHERE o.y IS NOT NULL AND (e.arm IS NULL OR e.arm <> -1)
 GROUP BY {group}"""
 
 
+def treated_side_stats(outcomes: str, exposure: str, edges: str, blocks: str | None) -> str:
+    """Per-(treated-side block, condition) count and sum of the outcome ``y`` of the units
+    linked to the block (each unit once per block): a bipartite graph's ``edges`` (``s``
+    units, ``t`` treated side), ``blocks`` (``unit_id, cluster_id`` of the treated side, when
+    clusters of it were randomized; else each treated-side node is its own block)."""
+    block = "b.cluster_id" if blocks else "l.t"
+    join = f"JOIN {blocks} b ON l.t = b.unit_id" if blocks else ""
+    return f"""
+WITH links AS (SELECT DISTINCT l.s AS unit_id, {block} AS cluster_id FROM {edges} l {join})
+SELECT links.cluster_id, e.condition, count(*) AS n, sum(o.y) AS sum_y
+FROM links JOIN {exposure} e ON links.unit_id = e.unit_id JOIN {outcomes} o ON e.unit_id = o.unit_id
+WHERE o.y IS NOT NULL AND (e.arm IS NULL OR e.arm <> -1)
+GROUP BY links.cluster_id, e.condition"""
+
+
 def id_problems(relation: str, column: str, quote: str, arm: str | None = None) -> str:
     """One row of counts for the shared input checks of :func:`check_ids`: missing ids,
     repeated ids, ids with a fractional part, and (with ``arm``) arms that are not whole

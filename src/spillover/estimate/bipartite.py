@@ -26,7 +26,7 @@ from .registry import Analysis, Estimator, bipartite_only_verdicts, register
 from .results import Effect
 from .table import contrasted_conditions, indicator_columns, make_effect
 
-__all__ = ["ols_bipartite", "seller_jackknife"]
+__all__ = ["block_jackknife", "indicator_sums", "ols_bipartite", "ols_bipartite_from_stats", "seller_jackknife"]
 
 
 def seller_jackknife(x: np.ndarray, y: np.ndarray, incidence: sp.csr_array, contrasts: np.ndarray
@@ -48,25 +48,81 @@ def seller_jackknife(x: np.ndarray, y: np.ndarray, incidence: sp.csr_array, cont
     (30, 0.35)
     """
     k = x.shape[1]
-    xtx, xty = x.T @ x, x.T @ y
-    beta = np.linalg.lstsq(x, y, rcond=None)[0]
     held = np.flatnonzero(np.diff(sp.csc_array(incidence).indptr) > 0)
     member = sp.csr_array(incidence, dtype=np.float64)
     member.data[:] = 1.0
     # per block: the cross-products and scores of its rows (a row of several blocks leaves with each)
     block_xtx = np.stack([np.asarray(member.T @ (x[:, a] * x[:, b])) for a in range(k) for b in range(k)], axis=1)
     block_xty = np.stack([np.asarray(member.T @ (x[:, a] * y)) for a in range(k)], axis=1)
-    left_xtx = xtx[None] - block_xtx[held].reshape(-1, k, k)
-    left_xty = xty[None] - block_xty[held]
+    return block_jackknife(x.T @ x, x.T @ y, block_xtx[held].reshape(-1, k, k), block_xty[held], contrasts)
+
+
+def block_jackknife(xtx: np.ndarray, xty: np.ndarray, block_xtx: np.ndarray, block_xty: np.ndarray,
+                    contrasts: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The delete-one-block jackknife of :func:`seller_jackknife` from sums: the whole
+    ``X'X`` and ``X'y``, and each block's share of them (``(G, k, k)``, ``(G, k)``), as the
+    engines compute them where the data lives.
+
+    >>> block_xtx = np.array([[[2.0, 1.0], [1.0, 1.0]]] * 3)     # 3 blocks of two rows, x = (1, 0) and (1, 1)
+    >>> block_xty = np.array([[4.0, 3.0], [5.0, 3.0], [2.0, 2.0]])
+    >>> estimate, variance, g = block_jackknife(block_xtx.sum(axis=0), block_xty.sum(axis=0), block_xtx, block_xty,
+    ...                                         np.array([[0.0, 1.0]]))
+    >>> round(float(estimate[0]), 4), round(float(variance[0]), 4), g
+    (1.6667, 0.1111, 3)
+    """
+    k = xtx.shape[0]
+    beta = np.linalg.lstsq(xtx, xty, rcond=None)[0]
+    left_xtx = xtx[None] - block_xtx
+    left_xty = xty[None] - block_xty
     rank = np.linalg.matrix_rank(left_xtx)
     if (rank < k).any():
         raise InputError(f"{int((rank < k).sum())} seller(s) hold every unit of a condition: without them the "
                          "regression cannot be fitted, so the jackknife has no answer; use hajek.")
     beta_without = np.linalg.solve(left_xtx, left_xty[..., None])[..., 0]
     theta = beta_without @ contrasts.T
-    g = held.size
+    g = block_xtx.shape[0]
     variance = (g - 1) / g * np.sum((theta - theta.mean(axis=0)) ** 2, axis=0)
     return contrasts @ beta, variance, g
+
+
+def indicator_sums(stats: pd.DataFrame, conditions: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``X'X`` and ``X'y`` of the regression on an intercept and one indicator per
+    condition in ``conditions``, from per-condition ``n`` and ``sum_y`` (one group's rows
+    of an engine's statistics; conditions not listed are the control)."""
+    n = stats.groupby("condition", observed=True)["n"].sum()
+    total = stats.groupby("condition", observed=True)["sum_y"].sum()
+    counts = np.array([n.get(c, 0.0) for c in conditions], dtype=float)
+    xtx = np.diag(np.concatenate([[n.sum()], counts]))
+    xtx[0, 1:] = xtx[1:, 0] = counts
+    return xtx, np.concatenate([[total.sum()], [total.get(c, 0.0) for c in conditions]])
+
+
+def ols_bipartite_from_stats(totals: pd.DataFrame, blocks: pd.DataFrame, control: str, alpha: float = 0.05,
+                             mapping=None) -> list[Effect]:
+    """:func:`ols_bipartite` (no covariates) from an engine's statistics: per-condition
+    ``n, sum_y`` of the analysed units (``totals``) and per-(treated-side block, condition)
+    ``n, sum_y`` of the units linked to each block (``blocks``: ``cluster_id, condition,
+    n, sum_y``), so the data never leaves the engine.
+
+    >>> totals = pd.DataFrame({"condition": ["control", "direct"], "n": [4, 4], "sum_y": [4.0, 8.0]})
+    >>> blocks = pd.DataFrame({"cluster_id": [0, 0, 1, 1, 2, 2], "condition": ["control", "direct"] * 3,
+    ...                        "n": [2, 1, 1, 2, 1, 1], "sum_y": [2.0, 2.5, 1.0, 3.5, 1.0, 2.0]})
+    >>> [round(e.estimate, 3) for e in ols_bipartite_from_stats(totals, blocks, "control")]
+    [1.0]
+    """
+    conditions = sorted(c for c in totals["condition"].astype(str).unique() if c != control)
+    if not conditions or control not in set(totals["condition"].astype(str)):
+        raise InputError(f"ols-bipartite: the analysed units need the control condition {control!r} and another one.")
+    xtx, xty = indicator_sums(totals, conditions)
+    grouped = [indicator_sums(group, conditions) for _, group in blocks.groupby("cluster_id", sort=True)]
+    contrasts = np.eye(len(conditions) + 1)[1:]
+    estimates, variances, g = block_jackknife(xtx, xty, np.stack([a for a, _ in grouped]),
+                                              np.stack([b for _, b in grouped]), contrasts)
+    if g < 2:
+        raise InputError(f"ols-bipartite: the analysed units touch {g} treated-side node(s); a jackknife needs two.")
+    return [make_effect(condition, control, mapping, estimates[i], np.sqrt(variances[i]), g - 1, alpha,
+                        int(totals["n"].sum()), g, "OLS / delete-one-seller jackknife, t(G-1)")
+            for i, condition in enumerate(conditions)]
 
 
 def ols_bipartite(table: pd.DataFrame, control: str, graph: BipartiteGraph, alpha: float = 0.05,

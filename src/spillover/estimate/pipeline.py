@@ -123,6 +123,27 @@ def analyse(
                     mapping=plan.mapping if probs is None else probs.mapping, graph=graph, seed=seed, **options)
 
 
+def _ols_bipartite_on_engine(engine, outcomes, exposure, record, control, outcome_col, edges, assignment, source,
+                             target, alpha: float, mapping=None) -> Effects:
+    """ols-bipartite from the engine's per-condition totals and per-seller (per seller
+    cluster) sums."""
+    from ..exposure import default_control
+    from .bipartite import ols_bipartite_from_stats
+
+    if edges is None:
+        raise InputError("ols-bipartite needs the buyer-seller links (--edges, --bipartite).")
+    clustered = record is not None and (record.unit == "cluster" or bool(record.options.get("clustered")))
+    if clustered and assignment is None:
+        raise InputError("seller clusters were randomized: give the assignment (--assignment: unit_id, arm, "
+                         "cluster_id) so the jackknife deletes one cluster at a time.")
+    totals = engine.cluster_stats(outcomes, exposure, None, outcome_col=outcome_col)
+    blocks = engine.treated_side_stats(outcomes, exposure, edges, assignment if clustered else None, source=source,
+                                       target=target, outcome_col=outcome_col)
+    control = control or default_control(totals["condition"].astype(str).unique())
+    notes = ("ols-bipartite: the jackknife deletes one randomized seller cluster at a time",) if clustered else ()
+    return Effects(tuple(ols_bipartite_from_stats(totals, blocks, control, alpha, mapping)), control, alpha, notes, ())
+
+
 def _what(name: str, source) -> str:
     return name if isinstance(source, pd.DataFrame) else f"{name} '{source}'"
 
@@ -184,19 +205,24 @@ def design_object(graph, plan, exposure: pd.DataFrame, clusters, assignment):
     return design_from_record(record, arms, None if units_of is None else units_of.reindex(randomized))
 
 
-ENGINE_METHODS = ("difference-in-means", "cluster-means", "ols-cluster")  # what per-cluster sums can estimate
+ENGINE_METHODS = ("difference-in-means", "cluster-means", "ols-cluster", "ols-bipartite")  # what engines' sums estimate
 
 
 def analyse_on_engine(engine, outcomes: TableLike, exposure: TableLike, method: str = "auto", *,
                       clusters: TableLike | None = None, design: str | None = None, bernoulli: bool = False,
                       treat_fraction: float | None = None, mapping: str | None = None, ignore_design: bool = False,
-                      control: str | None = None, outcome_col: str = "y", **options: Any) -> Effects:
+                      control: str | None = None, outcome_col: str = "y", edges: TableLike | None = None,
+                      assignment: TableLike | None = None, source: str = "source", target: str = "target",
+                      **options: Any) -> Effects:
     """Effects from an engine's per-(cluster, condition) sufficient statistics, the data
     staying where it lives: the design is the one recorded with the exposure table (its
     file's metadata) or ``design`` (then stated), the method checked against it (``auto``
     resolved) as :func:`estimate` does; the errors cluster by ``clusters``, else by the
     randomization units (the exposure table's ``cluster_id``). ``options`` go to
-    :func:`~spillover.estimate.estimate_from_stats`.
+    :func:`~spillover.estimate.estimate_from_stats`. ``ols-bipartite`` reads the
+    buyer-seller links (``edges``, ``source`` buyers, ``target`` sellers) and, when seller
+    clusters were randomized, the ``assignment`` with their ``cluster_id``: its jackknife
+    comes from per-seller (per-cluster) sums the engine computes.
 
     Examples
     --------
@@ -240,6 +266,13 @@ def analyse_on_engine(engine, outcomes: TableLike, exposure: TableLike, method: 
     if method not in ENGINE_METHODS:
         raise InputError(f"--engine {engine.name} runs {', '.join(ENGINE_METHODS)} (no covariates), not {method}; "
                          "use --engine memory.")
+    if method == "ols-bipartite":
+        effects = _ols_bipartite_on_engine(engine, outcomes, exposure, record, control, outcome_col, edges,
+                                           assignment, source, target, options.get("alpha", 0.05),
+                                           get_mapping(mapping or made) if (mapping or made) else None)
+        if record is not None:
+            notes.insert(1 if asked == "auto" else 0, f"design: {record.describe()}")
+        return dataclasses.replace(effects, notes=tuple(notes) + effects.notes)
     if method != "difference-in-means" and clusters is None:
         if record is None:
             raise InputError(f"{method} needs clusters (--clusters).")
