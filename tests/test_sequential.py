@@ -15,7 +15,8 @@ import pytest
 
 from spillover.cli import main
 from spillover.experiment import EXAMPLE, load_config, verdict, write_example_data
-from spillover.sequential import best_ratio, calibrate, half_width, lineage_clusters, sequence, tuning
+from spillover.sequential import (best_ratio, calibrate, days_to_detection, half_width, lineage_clusters,
+                                  sequence, tuning)
 
 
 def waudby_smith(t: np.ndarray, sigma: float, rho: float, alpha: float) -> np.ndarray:
@@ -62,6 +63,29 @@ def test_a_noisy_cluster_robust_se_widens_the_band_as_t_widens_an_interval():
     tau2 = tuning(0.1, 1, 30, 0.05)
     normal, few = half_width(0.05, tau2, 0.05), half_width(0.05, tau2, 0.05, df=5)
     assert few > normal and half_width(0.05, tau2, 0.05, df=1e9) == pytest.approx(normal, rel=1e-6)
+
+
+def test_days_to_detection_match_simulated_paths():
+    """plan's days to detection against 4,000 simulated daily paths (equal information per
+    day, the band tuned to 30 days): by the reported median day at least half the paths'
+    bands have excluded zero, by the power day at least 80% (Monte Carlo sd 0.008 and
+    0.006), and one day earlier the band of that day alone excludes zero less often than
+    one half (the day is the first such, not a loose bound)."""
+    effect, se_end, planned, alpha = 0.3, 0.1, 30, 0.05
+    median, sure = (int(v[0]) for v in days_to_detection(effect, se_end, planned, alpha=alpha, power=0.8))
+    rng = np.random.default_rng(4)
+    info = 1.0 / (planned * se_end**2)  # each day's information
+    days = np.arange(1, 4 * planned + 1)
+    increments = effect * info + np.sqrt(info) * rng.standard_normal((4_000, days.size))
+    estimates = np.cumsum(increments, axis=1) / (days * info)
+    ses = se_end * np.sqrt(planned / days)
+    width = half_width(ses, best_ratio(alpha) * se_end**2, alpha)
+    excludes = np.abs(estimates) > width
+    detected_by = np.maximum.accumulate(estimates - width > 0, axis=1)
+    assert detected_by[:, median - 1].mean() >= 0.5 - 0.016
+    assert detected_by[:, sure - 1].mean() >= 0.8 - 0.012
+    assert excludes[:, median - 2].mean() < 0.5
+    assert 1 < median < sure < 4 * planned
 
 
 def test_the_running_band_never_widens_and_lineages_follow_merges():

@@ -167,7 +167,9 @@ class Plan:
     ``icc`` (ANOVA) and ``icc_reml``, ``design_effect``, ``effective_n``, ``variance_factor``
     (``1 - rho^2`` from the pre-period outcome, 1 without), ``se``, ``mde``,
     ``outside_share`` (mean share of neighbours in other clusters), ``interference_bias``
-    (at the assumed spillover), ``rmse`` (``sqrt(se^2 + bias^2)``) and ``recommended`` (the
+    (at the assumed spillover), ``rmse`` (``sqrt(se^2 + bias^2)``), the daily job's
+    always-valid band (``mde_sequential``, ``days_to_detect``, ``days_to_power``: see
+    :func:`plan`'s ``duration_days``) and ``recommended`` (the
     smallest ``rmse``; on a collaboration network never the individual design, which
     would show users of one project different products).
 
@@ -205,6 +207,23 @@ class Plan:
                 "alpha": self.alpha, "power": self.power, "spillover": self.spillover}
 
 
+def _sequential_columns(table: pd.DataFrame, target: float, alpha: float, power: float, duration_days: int) -> None:
+    """The always-valid band's MDE by the planned end and its days to detection, per design."""
+    from scipy import special
+
+    from .sequential import best_ratio, days_to_detection, half_width
+
+    if duration_days < 1:
+        raise InputError(f"duration_days={duration_days} must be at least 1.")
+    df = np.maximum(table["n_clusters"].to_numpy(dtype=float) - 2, 1.0)
+    se = table["se"].to_numpy(dtype=float)
+    multiple = half_width(se, best_ratio(alpha) * se**2, alpha, df) / se
+    table["mde_sequential"] = (multiple + special.ndtri(power)) * se
+    for row, (effect, s, d) in enumerate(zip(target + table["interference_bias"], se, df)):
+        median, sure = days_to_detection(float(effect), s, duration_days, alpha=alpha, power=power, df=d)
+        table.loc[row, "days_to_detect"], table.loc[row, "days_to_power"] = median[0], sure[0]
+
+
 def _candidates(graph, resolutions, seed: Seed, sample_fraction: float) -> dict[str, tuple[np.ndarray, float]]:
     """Cluster labels (aligned with the graph's units) and the analysed share of each candidate."""
     if isinstance(graph, CollaborationNetwork):
@@ -234,6 +253,7 @@ def plan(
     sample_fraction: float = 0.1,
     alpha: float = 0.05,
     power: float = 0.8,
+    duration_days: int = 30,
     seed: Seed = 0,
 ) -> Plan:
     """What each candidate design can detect on ``history``, and its interference bias.
@@ -259,6 +279,13 @@ def plan(
         The treated share, and the share of clusters the stratified design samples.
     alpha, power
         The test's level and the power the MDE is for.
+    duration_days
+        The planned duration of a daily job analysed under the always-valid band
+        (``inference = "sequential"``): ``mde_sequential`` is the effect the band detects
+        with ``power`` by then, and ``days_to_detect`` / ``days_to_power`` the days it takes
+        to exclude zero for the planned effect (less its interference bias) with probability
+        one half / ``power`` (:func:`spillover.sequential.days_to_detection`; information
+        taken to grow with the days, ``se`` being the planned end's).
     seed
         Seed of the Louvain clusterings.
 
@@ -346,6 +373,7 @@ def plan(
     tau = target / (1.0 + spillover * connected)  # the direct effect behind the planned global effect
     table["interference_bias"] = -spillover * tau * table["outside_share"]
     table["rmse"] = np.hypot(table["se"], table["interference_bias"])
+    _sequential_columns(table, target, alpha, power, int(duration_days))
     # users who share a project must see the same product: on a collaboration network an
     # individual design is listed for reference but cannot be recommended
     admissible = ~((table["design"] == "individual") & isinstance(graph, CollaborationNetwork))

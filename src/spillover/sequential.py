@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["INFERENCE", "best_ratio", "calibrate", "half_width", "lineage_clusters", "look", "pooled_outcomes",
+__all__ = ["INFERENCE", "best_ratio", "calibrate", "days_to_detection", "half_width", "lineage_clusters", "look", "pooled_outcomes",
            "sequence", "summary", "tuning"]
 
 #: The daily job's inference rules: ``sequential`` (always valid, the default for a job that
@@ -104,6 +104,44 @@ def tuning(se_first: float, days_first: int, planned_days: int, alpha: float) ->
     if not (se_first > 0 and math.isfinite(se_first)):
         raise ValueError(f"the first look's standard error {se_first} must be positive and finite.")
     return best_ratio(alpha) * se_first**2 * days_first / max(planned_days, days_first)
+
+
+def days_to_detection(effect: float, se_end: np.ndarray | float, planned_days: int, *, alpha: float = 0.05,
+                      power: float = 0.8, df: np.ndarray | float = np.inf, horizon: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """How long the always-valid band takes to exclude zero for a true ``effect``, for a
+    design whose estimate will have standard error ``se_end`` after ``planned_days``,
+    information growing with the days (``se_t = se_end sqrt(T / t)``) and the band tuned
+    to ``planned_days`` (:func:`tuning`). Returns two day counts: the first day on which
+    the band excludes zero with probability one half (the median day of detection is at
+    most this: the band may have excluded zero earlier), and the first day it does with
+    probability ``power``; NaN where that takes more than ``horizon`` days (default four
+    times the plan).
+
+    Examples
+    --------
+    >>> median, sure = days_to_detection(0.3, 0.08, 30)
+    >>> int(median[0]), int(sure[0])        # the fixed interval on day 30 would detect 0.224 with power 0.8
+    (20, 33)
+    >>> days_to_detection(0.01, 0.08, 30)[0].tolist()       # an effect too small for 120 days
+    [nan]
+    """
+    from scipy import special
+
+    se_end = np.atleast_1d(np.asarray(se_end, dtype=float))
+    df = np.broadcast_to(np.asarray(df, dtype=float), se_end.shape)
+    horizon = horizon or 4 * planned_days
+    days = np.arange(1, horizon + 1, dtype=float)[:, None]
+    se_t = se_end[None, :] * np.sqrt(planned_days / days)
+    tau2 = best_ratio(alpha) * se_end**2
+    width = half_width(se_t, tau2[None, :], alpha, df[None, :])
+    z = special.ndtri(power)
+    out = []
+    for needed in (width, width + z * se_t):  # the estimate is centred on the effect, with sd se_t
+        reached = abs(effect) >= needed
+        first = np.where(reached.any(axis=0), reached.argmax(axis=0) + 1.0, np.nan)
+        out.append(first)
+    return out[0], out[1]
 
 
 def sequence(estimates: np.ndarray, ses: np.ndarray, tau2: float, alpha: float,

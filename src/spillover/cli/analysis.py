@@ -266,12 +266,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     with progress("planning", args.json):
         result = plan(graph, args.outcomes, clusters=candidates, outcome_col=args.outcome_col, pre_col=args.pre_col,
                       effect=args.effect, spillover=args.spillover, treat_fraction=args.treat_fraction,
-                      sample_fraction=args.sample_fraction, alpha=args.alpha, power=args.power, seed=args.seed)
+                      sample_fraction=args.sample_fraction, alpha=args.alpha, power=args.power,
+                      duration_days=args.duration_days, seed=args.seed)
     if args.json:
         print_json(result.to_json())
     else:
         columns = ["design", "n_clusters", "icc", "design_effect", "effective_n", "se", "mde", "interference_bias",
-                   "recommended"]
+                   "mde_sequential", "days_to_detect", "days_to_power", "recommended"]
         print_table(result.table[columns], title=f"plan: power {args.power:g} at alpha {args.alpha:g}, assumed "
                                                  f"spillover {args.spillover:g} (recommended: {result.recommended})")
+        stderr.print(f"[dim]mde: a fixed interval read once at the end; mde_sequential: the daily job's always-valid "
+                     f"band by day {args.duration_days}; days_to_detect / days_to_power: days until the band excludes "
+                     f"0 for the planned effect with probability 1/2 / {args.power:g} (blank: not within "
+                     f"{4 * args.duration_days} days)[/dim]", highlight=False)
     return 0

@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the share of components the stratified design samples")
     plan.add_argument("--power", type=SHARE, default=0.8, help="the power the MDE is for")
     plan.add_argument("--alpha", type=SHARE, default=0.05, help="the test's level")
+    plan.add_argument("--duration-days", type=COUNT, default=30,
+                      help="a daily job's planned duration: the always-valid band's MDE by then and its days to "
+                           "detection of the planned effect")
     plan.add_argument("--seed", type=SEED, default=0, help="seed of the Louvain clusterings")
     _add_edge_flags(plan)
     plan.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
