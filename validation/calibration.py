@@ -14,6 +14,10 @@ sellers are treated and ``tau_indirect`` when some are), with ``b_i`` a communit
 effect plus unit noise, drawn once. Under ``as4`` the contrasts with ``no`` are then
 exactly the direct (``isol_dir``), indirect (``ind1``) and total (``dir_ind1``) effects.
 
+``(exact, simulated)`` cells are the command line's default: with the design known,
+HT/Hajek's standard error is the larger of the Aronow-Samii one and the estimator's sd
+over fresh draws of the design.
+
 Run ``python -m validation.calibration [--n-sims 1000] [--quick] [--out FILE.csv]``.
 """
 
@@ -31,7 +35,9 @@ import pandas as pd
 from spillover import BipartiteGraph, SocialGraph, SpilloverError, synth
 from spillover.design import ClusterDesign, IndividualDesign, StratifiedClusterDesign
 from spillover.estimate import estimate
+from spillover.estimate.pipeline import DESIGN_DRAWS
 from spillover.exposure import ExposureGraph, exposure, probabilities
+from spillover.exposure.montecarlo import condition_draws
 
 TAU_DIRECT, TAU_INDIRECT = 1.0, 0.5
 
@@ -73,9 +79,10 @@ AS4_TRUTH = {"dir_ind1": TAU_DIRECT + TAU_INDIRECT, "isol_dir": TAU_DIRECT, "ind
 
 
 def _probability_analyses(scenario: Scenario, sources: tuple[str, ...], estimators=("hajek", "ht"),
-                          trim: float = 0.0) -> None:
+                          trim: float = 0.0, simulate: bool = True) -> None:
     """HT/Hajek analyses, one per source of the exposure probabilities (and, with
-    ``trim``, Hajek on the units whose probabilities reach it)."""
+    ``trim``, Hajek on the units whose probabilities reach it; with ``simulate``, the
+    command line's default path: exact probabilities and the design simulation)."""
     graph, design, mapping = scenario.graph, scenario.design, scenario.mapping
     for source in sources:
         if source == "exact":
@@ -87,9 +94,22 @@ def _probability_analyses(scenario: Scenario, sources: tuple[str, ...], estimato
         for method in estimators:
             scenario.analyses[f"{method} ({source})"] = (
                 lambda out, table, m=method, p=probs: estimate(out, table, m, probabilities=p))
+        if source == "exact" and simulate:  # the command line's default: the design is known, so it is also simulated
+            simulated = _simulated(graph, design, probs)
+            for method in estimators:
+                scenario.analyses[f"{method} (exact, simulated)"] = (
+                    lambda out, table, m=method, p=probs: estimate(out, table, m, probabilities=p,
+                                                                   simulated_conditions=simulated))
         if trim:
             scenario.analyses[f"hajek ({source}, p >= {trim:g})"] = (
                 lambda out, table, p=probs: estimate(out, table, "hajek", probabilities=p, min_probability=trim))
+
+
+def _simulated(graph, design, probs) -> np.ndarray:
+    """Each unit's condition in DESIGN_DRAWS fresh draws of the design, as ``analyse``
+    computes them for the command line."""
+    units, codes = condition_draws(graph, probs.mapping, design, DESIGN_DRAWS, seed=103)
+    return codes[pd.Index(units).get_indexer(probs.units)]
 
 
 def _regression_analyses(scenario: Scenario, vcovs=("CR2",), network: bool = False, bootstrap: int | None = None):
@@ -128,13 +148,13 @@ def scenarios(quick: bool = False) -> list[Scenario]:
     out.append(s)
 
     s = Scenario("complete units (30%)", social, IndividualDesign(social.nodes, 0.3), "as4", AS4_TRUTH)
-    _probability_analyses(s, ("exact", "draws") if not quick else ("draws",), ("hajek",))
+    _probability_analyses(s, ("exact", "draws") if not quick else ("draws",), ("hajek",), simulate=not quick)
     out.append(s)
 
     s = Scenario("complete units, no spillover", social, IndividualDesign(social.nodes, 0.5), "fraction",
                  {"treated": TAU_DIRECT}, spillover=False)
     s.analyses["difference-in-means"] = lambda o, t: estimate(o, t, "difference-in-means")
-    _probability_analyses(s, ("exact",), ("hajek",))
+    _probability_analyses(s, ("exact",), ("hajek",), simulate=not quick)
     out.append(s)
 
     heavy = synth.social_graph(1_000, mean_degree=6, mixing=0.05, community_size_range=(10, 400), seed=4)
@@ -142,7 +162,7 @@ def scenarios(quick: bool = False) -> list[Scenario]:
     n_heavy = len(np.unique(heavy_labels))
     s = Scenario(f"cluster, {n_heavy} heavy-tailed clusters", heavy,
                  ClusterDesign(heavy_labels, heavy.nodes), "as4", AS4_TRUTH, _clustered(heavy, heavy_labels))
-    _probability_analyses(s, ("exact",), ("hajek",), trim=0.01)
+    _probability_analyses(s, ("exact",), ("hajek",), trim=0.01, simulate=not quick)
     _regression_analyses(s, ("CR2",) if quick else ("CR1", "CR2"), network=not quick)
     out.append(s)
 
@@ -180,7 +200,7 @@ def scenarios(quick: bool = False) -> list[Scenario]:
     market = synth.marketplace(400, 40, seed=2)
     s = Scenario("bipartite, sellers complete", market, IndividualDesign(market.treated, 0.5), "bipartite",
                  {"direct": TAU_DIRECT, "indirect": TAU_INDIRECT})
-    _probability_analyses(s, ("exact",) if quick else ("exact", "draws"))
+    _probability_analyses(s, ("exact",) if quick else ("exact", "draws"), simulate=not quick)
     out.append(s)
     if not quick:
         seller_groups = np.arange(market.n_treated_side) % 20

@@ -89,8 +89,9 @@ def seller_clusters(graph: BipartiteGraph, n_clusters: int, *, seed: Seed = None
     off.sort_indices()
     eweights = np.ceil(off.data * WEIGHT_SCALE).astype(np.int64)
     vweights = np.ceil(mass / max(mass.max(), 1e-300) * WEIGHT_SCALE).astype(np.int64) + 1
-    _, parts = pymetis.part_graph(int(n_clusters), xadj=off.indptr.astype(np.int64), adjncy=off.indices.astype(np.int64),
-                                  vweights=vweights, eweights=eweights, options=pymetis.Options(seed=int_seed(seed)))
+    adjacency = pymetis.CSRAdjacency(adj_starts=off.indptr.astype(np.int64), adjacent=off.indices.astype(np.int64))
+    _, parts = pymetis.part_graph(int(n_clusters), adjacency, vweights=vweights, eweights=eweights,
+                                  options=pymetis.Options(seed=int_seed(seed)))
     labels = pd.factorize(np.asarray(parts, dtype=np.int64), sort=False)[0]
     return pd.Series(labels, index=graph.treated, name="cluster_id")
 

@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "bipartite graph (default: the exposure table's arm column)")
     est.add_argument("--n-draws", type=COUNT, default=1_000,
                      help="Monte Carlo draws where probabilities have no exact form")
+    est.add_argument("--design-draws", type=_number(int, 0), default=400,
+                     help="ht, hajek: fresh draws of the design whose simulated error the standard error may not fall "
+                          "below (the larger of it and the Aronow-Samii one; 0: the Aronow-Samii one alone)")
     est.add_argument("--treat-fraction", type=SHARE, default=None,
                      help="the design's treated share, checked against the assignment (default: read from it)")
     est.add_argument("--bernoulli", action="store_true",

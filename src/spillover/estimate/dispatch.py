@@ -10,6 +10,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Mapping as TypingMapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from ..design.base import Randomization
@@ -37,6 +38,7 @@ def estimate(
     ignore_design: bool = False,
     probabilities: ExposureProbabilities | None = None,
     randomization: "Randomization | None" = None,
+    simulated_conditions: "np.ndarray | None" = None,
     clusters: "pd.DataFrame | pd.Series | None" = None,
     control: str | None = None,
     mapping: str | Mapping | None = None,
@@ -80,6 +82,11 @@ def estimate(
     ignore_design
         Run a method the design does not support anyway; its effects are labelled as
         ignoring the design.
+    simulated_conditions
+        ``ht``/``hajek``: each unit's condition index (in ``probabilities``' units and
+        conditions) in fresh draws of the design, ``(units, draws)``: the standard error
+        is then the larger of the Aronow-Samii one and the estimator's sd over them
+        (:func:`~spillover.estimate.weighting.horvitz_thompson`).
     randomization
         ``erl`` only: the design's :class:`~spillover.design.base.Randomization` (which
         sellers are randomized together, and how), for its exposure moments.
@@ -189,7 +196,7 @@ def estimate(
         notes.extend(probabilities.notes)
     analysis = Analysis(table, control, alpha, mapping, kind, outcomes, exposure, outcome_col, missing, covariates,
                         vcov, bootstrap, bootstrap_weights, seed, graph, bandwidth, probabilities, min_probability,
-                        int(min_units), notes, randomization)
+                        int(min_units), notes, randomization, simulated_conditions)
     effects = entry.fit(analysis)
     control = analysis.control
     if label:

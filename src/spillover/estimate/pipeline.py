@@ -30,6 +30,10 @@ def _quiet(message: str) -> ContextManager:
     return contextlib.nullcontext()
 
 
+SIMULATED_METHODS = ("ht", "hajek")  # whose error also takes the design simulation's (analyse's design_draws)
+DESIGN_DRAWS = 400  # analyse's default design_draws (the simulated se's relative error: about 1/sqrt(2 x 400))
+
+
 def analyse(
     outcomes: TableLike,
     exposure: TableLike,
@@ -56,6 +60,7 @@ def analyse(
     joint: str = "dependent",
     max_pairs: int | None = None,
     seed: int | None = 0,
+    design_draws: int = DESIGN_DRAWS,
     step: Callable[[str], ContextManager] = _quiet,
     **options: Any,
 ) -> Effects:
@@ -70,8 +75,11 @@ def analyse(
     own randomization, on the graph ``edges`` (a graph, or an edge list read with
     ``source``/``target``/``bipartite``/``directed`` and ``read_options`` as by
     :func:`~spillover.graph.load_graph`), with the treated side's
-    arms from ``assignment`` on a bipartite graph. ``step(message)`` wraps each long
-    step (progress on a terminal). Other ``options`` go to :func:`estimate`.
+    arms from ``assignment`` on a bipartite graph. With the design's own randomization,
+    ``ht`` and ``hajek`` also replay the design ``design_draws`` times (0: never) and
+    take the larger of the Aronow-Samii standard error and the estimator's simulated one
+    (:func:`~spillover.estimate.weighting.horvitz_thompson`). ``step(message)`` wraps each
+    long step (progress on a terminal). Other ``options`` go to :func:`estimate`.
 
     Examples
     --------
@@ -108,17 +116,21 @@ def analyse(
             with step(f"loading {edges if not isinstance(edges, pd.DataFrame) else 'the graph'}"):
                 graph = load_graph(edges, source, target, bipartite=bipartite, directed=directed,
                                    options=read_options)
-    probs = None
+    probs = simulated = None
     if "probabilities" in needs:
         probs = _probabilities(graph, plan, exposure, clusters, assignment, draws, step,
                                dict(threshold_q=threshold_q, hops=hops, correction=prob_correction, joint=joint,
                                     method=prob_method, control=options.get("control"), max_pairs=max_pairs),
                                n_draws, seed)
+        if design_draws and draws is None and plan.method in SIMULATED_METHODS and probs.mapping is not None:
+            simulated = _simulated_conditions(graph, plan, exposure, clusters, assignment, probs, design_draws, seed,
+                                              step)
     randomization = None
     if "randomization" in needs or isinstance(graph, BipartiteGraph) and assignment is not None \
             and plan.record is not None:  # the bipartite methods read which sellers were randomized together
         randomization = design_object(graph, plan, exposure, clusters, assignment).randomization()
     return estimate(outcomes, exposure, method, design=stated, probabilities=probs, randomization=randomization,
+                    simulated_conditions=simulated,
                     clusters=clusters,
                     mapping=plan.mapping if probs is None else probs.mapping, graph=graph, seed=seed, **options)
 
@@ -142,6 +154,24 @@ def _ols_bipartite_on_engine(engine, outcomes, exposure, record, control, outcom
     control = control or default_control(totals["condition"].astype(str).unique())
     notes = ("ols-bipartite: the jackknife deletes one randomized seller cluster at a time",) if clustered else ()
     return Effects(tuple(ols_bipartite_from_stats(totals, blocks, control, alpha, mapping)), control, alpha, notes, ())
+
+
+
+
+def _simulated_conditions(graph, plan, exposure: pd.DataFrame, clusters, assignment, probs, n: int, seed, step):
+    """Each unit's condition (in ``probs``' units and conditions) in ``n`` fresh draws of
+    the design the assignment was made by."""
+    from ..exposure.montecarlo import condition_draws
+
+    if not isinstance(graph, BipartiteGraph) and "unit_id" in exposure:  # isolates of the exposure step
+        graph = with_isolates(graph, exposure["unit_id"], "exposure table")
+    design = design_object(graph, plan, exposure, clusters, assignment)
+    with step(f"design simulation ({n} draws)"):
+        units, codes = condition_draws(graph, probs.mapping, design, n, seed=0 if seed is None else seed)
+    rows = pd.Index(units).get_indexer(probs.units)
+    if (rows < 0).any() or tuple(probs.mapping.conditions) != tuple(probs.conditions):
+        raise InputError("the design simulation's units or conditions differ from the exposure probabilities'.")
+    return codes[rows]
 
 
 def _what(name: str, source) -> str:

@@ -57,8 +57,9 @@ class Analysis:
     cluster-robust methods, ``cluster``), the ``control`` condition (a fit may rename it:
     the global effect's is "no one treated"), the level, the mapping and its ``kind``, the
     inputs some estimators read (``outcomes``, ``exposure``, ``graph``,
-    ``probabilities``, the design's ``randomization``), the options, and ``notes``, to
-    which a fit adds what the output should say.
+    ``probabilities``, the design's ``randomization``, each unit's condition in fresh
+    draws of the design: ``simulated_conditions``), the options, and ``notes``, to which
+    a fit adds what the output should say.
 
     Examples
     --------
@@ -87,6 +88,7 @@ class Analysis:
     min_units: int = 5
     notes: list[str] = field(default_factory=list)
     randomization: Any = None
+    simulated_conditions: Any = None
 
 
 @dataclass(frozen=True)

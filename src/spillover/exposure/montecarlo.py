@@ -113,3 +113,31 @@ def draws_matrix(draws: np.ndarray | pd.DataFrame, randomized: pd.Index) -> np.n
     if np.isnan(matrix.astype(float)).any():
         raise InputError("draws: missing values; every draw needs every unit's arm.")
     return matrix.astype(np.int8)
+
+
+def condition_draws(graph, mapping: Mapping, design, n_draws: int, seed=None, chunk: int = 100
+                    ) -> tuple[pd.Index, np.ndarray]:
+    """Each unit's exposure condition (its index in ``mapping.conditions``) in ``n_draws``
+    fresh draws of ``design``: the units (the exposure kernel's order) and a ``(units,
+    n_draws)`` int8 matrix, drawn ``chunk`` at a time. What a design-based simulation of
+    an estimator replays.
+
+    >>> from spillover import synth
+    >>> from spillover.design import IndividualDesign
+    >>> from spillover.exposure import get_mapping
+    >>> graph = synth.social_graph(500, seed=1)
+    >>> units, codes = condition_draws(graph, get_mapping("as4"), IndividualDesign(graph.nodes, 0.3), 20, seed=2)
+    >>> codes.shape, len(units) == graph.n_nodes
+    ((500, 20), True)
+    """
+    from ..seeds import check_seed
+
+    kernel = ExposureGraph.build(graph, mapping.hops)
+    rng = check_seed(seed)
+    out = np.empty((len(kernel.units), n_draws), dtype=np.int8)
+    for start in range(0, n_draws, chunk):
+        size = min(chunk, n_draws - start)
+        treated = treated_indicator(design.draw(size, seed=rng))
+        out[:, start:start + size] = mapping.codes(kernel.counts(treated))
+    return kernel.units, out
+
