@@ -289,6 +289,7 @@ def horvitz_thompson(
 
 
 MIN_SIMULATED = 50  # design draws a simulated error needs before it counts
+SIMULATION_CELLS = 10_000_000  # units x draws evaluated at once (a few float arrays of this size)
 
 
 def _condition_levels(y: np.ndarray, observed: np.ndarray, marginal: np.ndarray, floor: float) -> np.ndarray:
@@ -305,7 +306,7 @@ def _condition_levels(y: np.ndarray, observed: np.ndarray, marginal: np.ndarray,
 
 
 def simulated_se(codes: np.ndarray, k: int, l: int, baseline: np.ndarray, levels: np.ndarray, pi_k: np.ndarray,
-                 pi_l: np.ndarray, hajek: bool, min_units: float = 1.0, chunk: int = 100) -> tuple[float, int]:
+                 pi_l: np.ndarray, hajek: bool, min_units: float = 1.0, chunk: int | None = None) -> tuple[float, int]:
     """The sd of the HT (or Hajek) contrast of conditions ``k`` and ``l`` over design draws
     (``codes``: each unit's condition in each draw), with each unit's outcome in a draw
     imputed as ``baseline + levels[condition]`` (constant effects at the estimated
@@ -320,6 +321,7 @@ def simulated_se(codes: np.ndarray, k: int, l: int, baseline: np.ndarray, levels
     (0.0, 4)
     """
     n = codes.shape[0]
+    chunk = chunk or max(1, min(100, SIMULATION_CELLS // max(n, 1)))  # memory: a few arrays of n x chunk floats
     estimates = []
     for start in range(0, codes.shape[1], chunk):
         part = codes[:, start:start + chunk]
