@@ -116,19 +116,23 @@ def analyse(
             with step(f"loading {edges if not isinstance(edges, pd.DataFrame) else 'the graph'}"):
                 graph = load_graph(edges, source, target, bipartite=bipartite, directed=directed,
                                    options=read_options)
+    # the design the assignment was made by, rebuilt once: exact probabilities, ERL's moments and the simulation
+    design_graph = design_obj = None
+    if graph is not None:
+        design_graph = graph if isinstance(graph, BipartiteGraph) or "unit_id" not in exposure else \
+            with_isolates(graph, exposure["unit_id"], "exposure table")  # isolates of the exposure step
+    if ("probabilities" in needs and draws is None or "randomization" in needs
+            or isinstance(graph, BipartiteGraph) and assignment is not None and plan.record is not None):
+        design_obj = design_object(design_graph, plan, exposure, clusters, assignment)
     probs = simulated = None
     if "probabilities" in needs:
-        probs = _probabilities(graph, plan, exposure, clusters, assignment, draws, step,
+        probs = _probabilities(design_graph, plan, exposure, clusters, draws, design_obj, step,
                                dict(threshold_q=threshold_q, hops=hops, correction=prob_correction, joint=joint,
                                     method=prob_method, control=options.get("control"), max_pairs=max_pairs),
                                n_draws, seed)
         if design_draws and draws is None and plan.method in SIMULATED_METHODS and probs.mapping is not None:
-            simulated = _simulated_conditions(graph, plan, exposure, clusters, assignment, probs, design_draws, seed,
-                                              step)
-    randomization = None
-    if "randomization" in needs or isinstance(graph, BipartiteGraph) and assignment is not None \
-            and plan.record is not None:  # the bipartite methods read which sellers were randomized together
-        randomization = design_object(graph, plan, exposure, clusters, assignment).randomization()
+            simulated = _simulated_conditions(design_graph, design_obj, probs, design_draws, seed, step)
+    randomization = None if design_obj is None else design_obj.randomization()  # the bipartite methods read it
     return estimate(outcomes, exposure, method, design=stated, probabilities=probs, randomization=randomization,
                     simulated_conditions=simulated,
                     clusters=clusters,
@@ -158,14 +162,11 @@ def _ols_bipartite_on_engine(engine, outcomes, exposure, record, control, outcom
 
 
 
-def _simulated_conditions(graph, plan, exposure: pd.DataFrame, clusters, assignment, probs, n: int, seed, step):
+def _simulated_conditions(graph, design, probs, n: int, seed, step):
     """Each unit's condition (in ``probs``' units and conditions) in ``n`` fresh draws of
-    the design the assignment was made by."""
+    ``design``, on ``graph`` (with the exposure step's isolates)."""
     from ..exposure.montecarlo import condition_draws
 
-    if not isinstance(graph, BipartiteGraph) and "unit_id" in exposure:  # isolates of the exposure step
-        graph = with_isolates(graph, exposure["unit_id"], "exposure table")
-    design = design_object(graph, plan, exposure, clusters, assignment)
     with step(f"design simulation ({n} draws)"):
         units, codes = condition_draws(graph, probs.mapping, design, n, seed=0 if seed is None else seed)
     rows = pd.Index(units).get_indexer(probs.units)
@@ -178,10 +179,10 @@ def _what(name: str, source) -> str:
     return name if isinstance(source, pd.DataFrame) else f"{name} '{source}'"
 
 
-def _probabilities(graph, plan, exposure: pd.DataFrame, clusters, assignment, draws, step, common: dict,
+def _probabilities(graph, plan, exposure: pd.DataFrame, clusters, draws, design, step, common: dict,
                    n_draws: int, seed):
-    """Exposure probabilities of the plan's mapping: from draws made elsewhere, or from the
-    design's own randomization (its record, and the arms and clusters it assigned)."""
+    """Exposure probabilities of the plan's mapping on ``graph`` (with the exposure step's
+    isolates): from draws made elsewhere, or under ``design`` (:func:`design_object`)."""
     mapping = plan.mapping
     if mapping is None:
         raise InputError("the exposure table's mapping is unknown (a mapping of your own?): name it (--mapping).")
@@ -189,8 +190,6 @@ def _probabilities(graph, plan, exposure: pd.DataFrame, clusters, assignment, dr
     common = {**common, "threshold_q": common["threshold_q"] if common["threshold_q"] is not None
               else made.get("threshold_q"), "hops": common["hops"] or made.get("hops") or 1}
     name = mapping.name if mapping.name != "as4-2hop" else "as4"
-    if not isinstance(graph, BipartiteGraph) and "unit_id" in exposure:  # isolates of the exposure step
-        graph = with_isolates(graph, exposure["unit_id"], "exposure table")
     randomized = graph.treated if isinstance(graph, BipartiteGraph) else graph.nodes
     if draws is not None:
         table = read_table(draws, what=_what("draws", draws))
@@ -200,7 +199,6 @@ def _probabilities(graph, plan, exposure: pd.DataFrame, clusters, assignment, dr
         with step("exposure probabilities (given draws)"):
             return exposure_probabilities(graph, name, draws=table, clusters=blocks, **common)
     record = plan.record
-    design = design_object(graph, plan, exposure, clusters, assignment)
     with step(f"exposure probabilities ({record.name} design)"):
         probs = exposure_probabilities(graph, name, design=design, n_draws=n_draws, seed=seed, **common)
     if record.scheme == "stratified":
