@@ -35,10 +35,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import InputError
-from .graph import BipartiteGraph
+from .graph import BipartiteGraph, group_indicator
 from .seeds import Seed, int_seed
 
-__all__ = ["exposure_purity", "link_shares", "seller_clusters", "seller_projection"]
+__all__ = ["exposure_purity", "link_shares", "seller_clusters", "seller_projection", "unit_weights"]
 
 WEIGHT_SCALE = 10_000  # METIS takes integer weights: shares are scaled to this and rounded up
 
@@ -54,6 +54,23 @@ def link_shares(graph: BipartiteGraph) -> sp.csr_array:
     shares.data[:] = 1.0
     degree = np.asarray(shares.sum(axis=1)).ravel()
     return sp.csr_array(sp.diags_array(np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)) @ shares)
+
+
+def unit_weights(graph: BipartiteGraph, blocks: np.ndarray) -> sp.csr_array:
+    """Buyers x randomization units: ``a_ic``, the share of buyer ``i``'s sellers in unit
+    ``c`` (``blocks[j]``: the unit of seller ``j``), so that ``x = a @ z`` is the
+    ``bipartite`` mapping's treated share. Rows of buyers without sellers are empty.
+
+    >>> links = pd.DataFrame({"buyer": [0, 0, 0, 1], "seller": ["s", "t", "u", "u"]})
+    >>> market = BipartiteGraph.from_edges(links, unit="buyer", treated="seller")
+    >>> unit_weights(market, np.array([0, 0, 1])).toarray().round(3).tolist()
+    [[0.667, 0.333], [0.0, 1.0]]
+    """
+    blocks = np.asarray(blocks, dtype=np.int64)
+    weights = sp.csr_array(link_shares(graph) @ group_indicator(blocks, int(blocks.max()) + 1).T)
+    weights.sum_duplicates()
+    weights.sort_indices()
+    return weights
 
 
 def seller_projection(graph: BipartiteGraph) -> sp.csr_array:
@@ -111,13 +128,12 @@ def exposure_purity(graph: BipartiteGraph, labels: pd.Series | np.ndarray) -> di
     codes, _ = pd.factorize(np.asarray(labels), sort=True)
     if codes.size != graph.n_treated_side:
         raise InputError(f"clusters: {codes.size} labels for {graph.n_treated_side} sellers.")
-    shares = link_shares(graph)
-    to_cluster = sp.csr_array((np.ones(codes.size), (np.arange(codes.size), codes)), shape=(codes.size, codes.max() + 1))
-    per_cluster = sp.csr_array(shares @ to_cluster)
-    linked = np.diff(shares.indptr) > 0
+    per_cluster = unit_weights(graph, codes)
+    linked = np.diff(per_cluster.indptr) > 0
     purity = np.asarray(per_cluster.power(2).sum(axis=1)).ravel()[linked]
     projection = seller_projection(graph)
-    within = float((to_cluster.T @ projection @ to_cluster).diagonal().sum() - projection.diagonal().sum())
+    members = group_indicator(codes, int(codes.max()) + 1)
+    within = float((members @ projection @ members.T).diagonal().sum() - projection.diagonal().sum())
     between = float(projection.sum() - projection.diagonal().sum()) - within
     sellers = np.bincount(codes)
     weight = np.asarray(per_cluster.sum(axis=0)).ravel()

@@ -207,15 +207,16 @@ class Plan:
                 "alpha": self.alpha, "power": self.power, "spillover": self.spillover}
 
 
-def _sequential_columns(table: pd.DataFrame, target: float, alpha: float, power: float, duration_days: int) -> None:
-    """The always-valid band's MDE by the planned end and its days to detection, per design."""
+def _sequential_columns(table: pd.DataFrame, df: np.ndarray, target: float, alpha: float, power: float,
+                        duration_days: int) -> None:
+    """The always-valid band's MDE by the planned end and its days to detection, per design
+    (``df``: each design's degrees of freedom, as its fixed MDE takes them)."""
     from scipy import special
 
     from .sequential import best_ratio, days_to_detection, half_width
 
     if duration_days < 1:
         raise InputError(f"duration_days={duration_days} must be at least 1.")
-    df = np.maximum(table["n_clusters"].to_numpy(dtype=float) - 2, 1.0)
     se = table["se"].to_numpy(dtype=float)
     multiple = half_width(se, best_ratio(alpha) * se**2, alpha, df) / se
     table["mde_sequential"] = (multiple + special.ndtri(power)) * se
@@ -332,7 +333,7 @@ def plan(
     candidates = clusters if clusters is not None else _candidates(graph, resolutions, seed, sample_fraction)
     variance = float(np.var(y[observed], ddof=1))
     p = treat_fraction
-    rows = []
+    rows, dfs = [], []
     for name, value in candidates.items():  # a loop over candidates; each is one pass over units
         labels, share = value if isinstance(value, tuple) else (np.asarray(value), 1.0)
         labels = np.asarray(labels)
@@ -362,6 +363,7 @@ def plan(
         se = float(np.sqrt(variance / (n_analysed * p * (1 - p)) * deff * factor))
         n_clusters = share * sizes.size
         df = max(n_clusters - 2, 1.0)
+        dfs.append(df)
         outside = float(outside_share(social, labels)[observed].mean())
         rows.append({"design": name, "n_units": int(round(n_analysed)), "n_clusters": int(round(n_clusters)),
                      "effective_n_clusters": n_eff_clusters, "icc": icc, "icc_reml": icc_mixed,
@@ -373,7 +375,7 @@ def plan(
     tau = target / (1.0 + spillover * connected)  # the direct effect behind the planned global effect
     table["interference_bias"] = -spillover * tau * table["outside_share"]
     table["rmse"] = np.hypot(table["se"], table["interference_bias"])
-    _sequential_columns(table, target, alpha, power, int(duration_days))
+    _sequential_columns(table, np.array(dfs), target, alpha, power, int(duration_days))
     # users who share a project must see the same product: on a collaboration network an
     # individual design is listed for reference but cannot be recommended
     admissible = ~((table["design"] == "individual") & isinstance(graph, CollaborationNetwork))

@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import InputError
-from ..graph import BipartiteGraph
+from ..graph import BipartiteGraph, group_indicator
 from .registry import Analysis, Estimator, bipartite_only_verdicts, register
 from .results import Effect
 from .table import contrasted_conditions, indicator_columns, make_effect
@@ -49,7 +49,7 @@ def seller_jackknife(x: np.ndarray, y: np.ndarray, incidence: sp.csr_array, cont
     """
     k = x.shape[1]
     held = np.flatnonzero(np.diff(sp.csc_array(incidence).indptr) > 0)
-    member = sp.csr_array(incidence, dtype=np.float64)
+    member = sp.csr_array(incidence, dtype=np.float64, copy=True)  # the caller's matrix stays as it was
     member.data[:] = 1.0
     # per block: the cross-products and scores of its rows (a row of several blocks leaves with each)
     block_xtx = np.stack([np.asarray(member.T @ (x[:, a] * x[:, b])) for a in range(k) for b in range(k)], axis=1)
@@ -157,8 +157,7 @@ def ols_bipartite(table: pd.DataFrame, control: str, graph: BipartiteGraph, alph
     incidence = sp.csr_array(graph.incidence[rows], dtype=np.float64)
     if blocks is not None:
         blocks = np.asarray(blocks, dtype=np.int64)
-        incidence = sp.csr_array(incidence @ sp.csr_array((np.ones(blocks.size), (np.arange(blocks.size), blocks)),
-                                                          shape=(blocks.size, int(blocks.max()) + 1)))
+        incidence = sp.csr_array(incidence @ group_indicator(blocks, int(blocks.max()) + 1).T)
     estimates, variances, g = seller_jackknife(x, table["y"].to_numpy(dtype=float), incidence, contrasts)
     if g < 2:
         raise InputError(f"ols-bipartite: the analysed units touch {g} treated-side node(s); a jackknife needs two.")

@@ -48,6 +48,7 @@ import scipy.sparse as sp
 from ..design.base import Randomization
 from ..errors import InputError
 from ..graph import BipartiteGraph
+from ..marketplace import unit_weights
 from ..variance import t_interval
 from .registry import Analysis, Estimator, bipartite_only_verdicts, register
 from .results import Effect
@@ -75,29 +76,6 @@ def joint_probabilities(randomization: Randomization) -> np.ndarray:
         return np.array([np.prod([max(k - t, 0) / (m - t) if m > t else 0.0 for t in range(r)]) for r in range(MAX_ORDER + 1)])
     raise InputError(f"erl: the design's randomization ({randomization.describe()}) has no closed-form moments here; "
                      "ERL takes Bernoulli or complete randomization of sellers or of seller clusters.")
-
-
-def unit_weights(graph: BipartiteGraph, blocks: np.ndarray) -> sp.csr_array:
-    """Buyers x randomization units: ``a_ic``, the share of buyer ``i``'s sellers in unit
-    ``c`` (``blocks[j]``: the unit of seller ``j``), so that ``x = a @ z`` is the
-    ``bipartite`` mapping's treated share. Rows of buyers without sellers are empty.
-
-    >>> links = pd.DataFrame({"buyer": [0, 0, 0, 1], "seller": ["s", "t", "u", "u"]})
-    >>> market = BipartiteGraph.from_edges(links, unit="buyer", treated="seller")
-    >>> unit_weights(market, np.array([0, 0, 1])).toarray().round(3).tolist()
-    [[0.667, 0.333], [0.0, 1.0]]
-    """
-    blocks = np.asarray(blocks, dtype=np.int64)
-    incidence = sp.csr_array(graph.incidence, dtype=np.float64)
-    incidence.data[:] = 1.0
-    degree = np.asarray(incidence.sum(axis=1)).ravel()
-    scale = sp.diags_array(np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0))
-    to_units = sp.csr_array((np.ones(blocks.size), (np.arange(blocks.size), blocks)),
-                            shape=(blocks.size, int(blocks.max()) + 1))
-    weights = sp.csr_array(scale @ incidence @ to_units)
-    weights.sum_duplicates()
-    weights.sort_indices()
-    return weights
 
 
 def _set_partitions(items: tuple[int, ...]) -> list[list[tuple[int, ...]]]:

@@ -160,8 +160,6 @@ def _ols_bipartite_on_engine(engine, outcomes, exposure, record, control, outcom
     return Effects(tuple(ols_bipartite_from_stats(totals, blocks, control, alpha, mapping)), control, alpha, notes, ())
 
 
-
-
 def _simulated_conditions(graph, design, probs, n: int, seed, step):
     """Each unit's condition (in ``probs``' units and conditions) in ``n`` fresh draws of
     ``design``, on ``graph`` (with the exposure step's isolates)."""

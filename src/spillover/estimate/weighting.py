@@ -161,8 +161,8 @@ def horvitz_thompson(
     standard error is the larger of the Aronow-Samii one and the sd of the same estimator
     over those draws, outcomes imputed under constant effects at the estimated condition
     means (:func:`simulated_se`): the bound's estimate misses the spread heavy weights
-    cause (Hajek at p = 0.5 on a Watts-Strogatz graph: se 0.27-0.45 against a true sd of
-    0.44-0.57, coverage 0.83-0.96; with the simulation 0.945-0.957).
+    cause (Hajek at p = 0.5: coverage 0.88-0.93 with the bound alone, 0.96-0.98 with the
+    simulation, on our graph and a Watts-Strogatz one; docs/inference.md).
 
     Positivity decides each contrast's population: the units of ``table`` (their outcomes
     observed) that can be in both of its conditions, with probabilities of at least
@@ -187,8 +187,9 @@ def horvitz_thompson(
     l = probs.condition_index(control)
     effects = []
     if simulated is not None:
-        observed_index = np.array([probs.condition_index(c) for c in condition_all]) if len(condition_all) else \
-            np.zeros(0, dtype=int)
+        observed_index = pd.Index(probs.conditions).get_indexer(condition_all)  # one lookup per distinct label
+        for unknown in np.unique(condition_all[observed_index < 0]):
+            probs.condition_index(unknown)  # the one error for a condition the probabilities lack
         levels = _condition_levels(y_all, observed_index, probs.marginal[keep_all], floor)
     for name in contrasted_conditions(table, control):
         k = probs.condition_index(name)
@@ -269,10 +270,9 @@ def horvitz_thompson(
         trimmed = f", units with p >= {floor:.3g}: {n} of {len(table)}" if n < len(table) else ""
         sizes = {c: _effective_size(w[w > 0]) for c, w in ((name, weight_k), (control, weight_l))}
         thin = min(sizes, key=sizes.get)
-        # a t reference with the smaller condition's effective sample size less one: weighted means of a few
-        # effective units are far from normal (Kish's n_eff; as Welch's test with its smaller group)
-        # the bound: a t reference with the thinner condition's effective size less one; the simulated error
-        # already saw the weights' spread: normal
+        # the bound: a t reference with the smaller condition's effective sample size less one (weighted means of a
+        # few effective units are far from normal; Kish's n_eff, as Welch's test with its smaller group); the
+        # simulated error already saw the weights' spread: normal
         df = max(sizes[thin] - 1.0, 1.0) if label == "aronow-samii" else np.inf
         effect = make_effect(name, control, mapping, est, se, df, alpha, ind_k.sum() + ind_l.sum(), None,
                              f"{'hajek' if hajek else 'horvitz-thompson'} / {label} ({probs.method}{trimmed}); "

@@ -44,9 +44,9 @@ from scipy import stats
 from ..design import BipartiteDesign
 from ..errors import InputError
 from ..estimate.bipartite import seller_jackknife
-from ..estimate.erl import ERLKernel, joint_probabilities, unit_weights
+from ..estimate.erl import ERLKernel, joint_probabilities
 from ..graph import BipartiteGraph
-from ..marketplace import exposure_purity, link_shares, seller_clusters
+from ..marketplace import exposure_purity, link_shares, seller_clusters, unit_weights
 from ..seeds import Seed, check_seed
 
 __all__ = ["MarketplaceStudy", "marketplace_study"]
@@ -141,13 +141,11 @@ def marketplace_study(graph: BipartiteGraph, designs: dict[str, int | None], *, 
         design = BipartiteDesign(graph, treat_fraction=treat_fraction,
                                  clusters=None if labels is None else labels.to_numpy())
         randomization = design.randomization()
-        kernel = ERLKernel.build(unit_weights(graph, randomization.blocks)[linked], joint_probabilities(randomization))
-        to_units = sp.csr_array((np.ones(randomization.blocks.size), (np.arange(randomization.blocks.size),
-                                                                      randomization.blocks)))
-        incidence = sp.csr_array(sp.csr_array(graph.incidence, dtype=np.float64)[linked] @ to_units)
+        weights = unit_weights(graph, randomization.blocks)[linked]
+        kernel = ERLKernel.build(weights, joint_probabilities(randomization))
         purity = exposure_purity(graph, randomization.blocks)
         results = {e: ([], []) for e in ESTIMATORS}
-        g = np.diff(sp.csc_array(incidence).indptr).astype(bool).sum()
+        g = kernel.n_randomized  # the randomization units the buyers touch
         draws_done = 0
         while draws_done < n_sims:
             k = min(CHUNK_DRAWS, n_sims - draws_done)
@@ -167,7 +165,7 @@ def marketplace_study(graph: BipartiteGraph, designs: dict[str, int | None], *, 
                                                                  + yd[control].var(ddof=1) / control.sum()))
                 indirect = ~direct & ~control
                 design_matrix = np.column_stack([np.ones(yd.size), direct, indirect]).astype(float)
-                estimate, variance, _ = seller_jackknife(design_matrix, yd, incidence, np.array([[0.0, 1.0, 0.0]]))
+                estimate, variance, _ = seller_jackknife(design_matrix, yd, weights, np.array([[0.0, 1.0, 0.0]]))  # links: non-zero weights
                 results["ols-bipartite"][0].append(float(estimate[0]))
                 results["ols-bipartite"][1].append(float(np.sqrt(variance[0])))
             draws_done += k
