@@ -299,3 +299,31 @@ def test_arms_that_are_not_arms_are_refused():
     for arms in ([0, 0.5, 1], [0, 7, -3]):
         with pytest.raises(InputError, match="is not an arm"):
             exposure(graph, pd.DataFrame({"unit_id": [1, 2, 3], "arm": arms}), "as4")
+
+
+def test_design_draws_zero_leaves_the_aronow_samii_error_alone(capsys, tmp_path):
+    """estimate --design-draws: by default Hajek's standard error is never below the
+    Aronow-Samii one and its note names the design simulation; with 0 the note says the
+    bound alone, and no standard error is larger than the default's."""
+    import numpy as np
+
+    from spillover.design import IndividualDesign
+    from spillover.exposure import exposure
+
+    graph = synth.social_graph(600, seed=3)
+    edges, table_path, outcomes = (str(tmp_path / name) for name in ("e.parquet", "x.parquet", "y.parquet"))
+    synth.edge_table(graph).to_parquet(edges)
+    table = exposure(graph, IndividualDesign(graph.nodes, 0.5).assign(seed=1), "as4")
+    from spillover.io import write_table
+
+    write_table(table, table_path)
+    pd.DataFrame({"unit_id": table["unit_id"], "y": np.random.default_rng(2).normal(size=len(table))}).to_parquet(outcomes)
+    out = {}
+    for draws in ("400", "0"):
+        assert main(["estimate", "--outcomes", outcomes, "--exposure", table_path, "--edges", edges,
+                     "--method", "hajek", "--design-draws", draws, "--json"]) == 0, capsys.readouterr().err
+        out[draws] = json.loads(capsys.readouterr().out)
+    assert any("fresh draws of the design" in note for note in out["400"]["notes"])
+    assert not any("fresh draws of the design" in note for note in out["0"]["notes"])
+    se = {d: {r["condition"]: r["se"] for r in out[d]["effects"]} for d in out}
+    assert se["400"].keys() == se["0"].keys() and all(se["400"][c] >= se["0"][c] - 1e-12 for c in se["0"])

@@ -155,3 +155,23 @@ def test_a_a_calibration_of_the_whole_daily_job(tmp_path):
     assert sequential <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / n), sequential
     assert fixed > sequential + 0.2, (fixed, sequential)
     assert table["covered_end"].mean() >= 0.95 - 2 * math.sqrt(0.05 * 0.95 / n)
+
+
+def test_plan_duration_days_sets_the_days_to_detection(tmp_path, capsys):
+    """plan --duration-days: the design's se is the planned end's, so with a longer plan
+    each day holds less information and the same effect takes more days to detect; the
+    band's MDE at its own planned end does not depend on the duration."""
+    from spillover import synth
+
+    graph = synth.social_graph(1_500, seed=2)
+    edges, history = tmp_path / "edges.parquet", tmp_path / "history.parquet"
+    synth.edge_table(graph).to_parquet(edges)
+    pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(1).normal(size=1_500)}).to_parquet(history)
+    rows = {}
+    for days in ("10", "60"):
+        assert main(["plan", "--edges", str(edges), "--outcomes", str(history), "--effect", "0.3",
+                     "--duration-days", days, "--json"]) == 0
+        rows[days] = json.loads(capsys.readouterr().out)["candidates"][0]
+    assert rows["10"]["days_to_detect"] < rows["60"]["days_to_detect"]
+    assert rows["10"]["days_to_power"] < rows["60"]["days_to_power"]
+    assert rows["60"]["mde_sequential"] == pytest.approx(rows["10"]["mde_sequential"], rel=1e-12)
