@@ -65,6 +65,8 @@ def polynomial_interpolation(
     stages: np.ndarray | None = None,
     outcome_col: str = "y",
     alpha: float = 0.05,
+    design_draws: int = 400,
+    seed=0,
 ) -> Effect:
     """The total treatment effect (everyone treated against no one) from a staggered
     rollout, without the network (Cortez-Rodriguez, Eichhorn & Yu 2022).
@@ -87,7 +89,12 @@ def polynomial_interpolation(
     Standard error: with ``graph``, the network-robust variance of the mean of ``W``
     (:func:`~spillover.variance.dependence_robust`, pairs whose closed neighbourhoods
     overlap: their ``W`` share treatments); without it, units are treated as independent,
-    which interference makes optimistic (the method says so). Extrapolating far beyond the
+    which interference makes optimistic (the method says so). With ``graph`` and the
+    one-stage rollout's ``stages`` too, the standard error is the larger of that and the
+    estimate's sd over ``design_draws`` fresh rollouts (0: never; outcomes from a
+    regression on own and neighbours' treatments plus each unit's residuals with a random
+    sign): on 80 nodes the network-robust variance alone covered 0.91.
+    Extrapolating far beyond the
     largest share inflates the variance: the weights ``l_t(1)`` grow as ``p_beta`` shrinks.
 
     Examples
@@ -160,9 +167,50 @@ def polynomial_interpolation(
         two_stage = f"two-stage ({int(np.unique(design.clusters[sampled]).size)} clusters sampled, q = " \
                     f"{design.cluster_fraction:g}), "
     estimate_, se, low, high, p = _dependent_mean(w, pairs, alpha)
+    if design_draws and graph is not None and stages is not None and not design.two_stage:
+        replayed = _rollout_replay_se(graph, design, np.asarray(stages), values, coefficients, degree,
+                                      int(design_draws), seed)
+        if replayed > se or not np.isfinite(se):
+            se, low, high, p = (float(v) for v in t_interval(estimate_, replayed, float("inf"), alpha))
+            how = f"the design replayed {int(design_draws)} times (larger than the network-robust variance)"
     return Effect("total", "all treated", estimate_, se, low, high, p, n, None,
                   f"polynomial interpolation, {two_stage}degree {degree}, shares "
                   f"{[0.0, *design.fractions[:degree]]}; {how}")
+
+
+def _rollout_replay_se(graph, design, stages: np.ndarray, values: np.ndarray, coefficients: np.ndarray, degree: int,
+                       n_draws: int, seed) -> float:
+    """The interpolation's standard deviation over fresh rollouts of ``design``: each
+    stage's outcomes from one regression of ``values`` (units x stages) on own
+    treatment and treated closed-neighbourhood counts (to ``degree``), plus each unit's
+    residuals with one random sign per unit (shared by its stages), re-weighted by
+    ``coefficients``."""
+    if stages.shape != (len(design.units),):
+        raise InputError(f"stages: {stages.size} values for the design's {len(design.units)} units.")
+    rows = graph.nodes.get_indexer(design.units)
+    if (rows < 0).any():
+        raise InputError("the rollout's units are not all nodes of the graph.")
+    closed = _closed_neighbourhoods(graph, design.units)
+
+    def treatments(stage_of_entry: np.ndarray, t: int) -> np.ndarray:  # every node, graph order
+        z = np.zeros((graph.n_nodes,) + stage_of_entry.shape[1:])
+        z[rows] = design.treated_at(stage_of_entry, t)
+        return z
+
+    x = np.concatenate([_interaction_features(closed, treatments(stages, t), rows, degree)
+                        for t in range(degree + 1)])
+    theta = np.linalg.lstsq(x, values.T.ravel(), rcond=None)[0]
+    residual = values - (x @ theta).reshape(degree + 1, -1).T
+    rng = check_seed(seed)
+    estimates = []
+    for start in range(0, n_draws, 100):  # chunks bound the (units x draws) memory
+        b = min(100, n_draws - start)
+        fresh = design.draw(b, rng)
+        signs = rng.choice((-1.0, 1.0), size=(len(rows), b))
+        w = sum(c * (_interaction_features(closed, treatments(fresh, t), rows, degree) @ theta
+                     + residual[:, [t]] * signs) for t, c in enumerate(coefficients))
+        estimates.append(w.mean(axis=0))
+    return float(np.std(np.concatenate(estimates), ddof=1))
 
 
 GATE_FEATURES = ("fraction", "count")  # interference features of regression_adjustment
@@ -328,6 +376,8 @@ def snipe(
     outcome_col: str = "y",
     missing: str = "drop",
     alpha: float = 0.05,
+    design_draws: int = 400,
+    seed=0,
 ) -> Effect:
     """The total treatment effect under Bernoulli(``p``) randomization of units with a
     known graph: SNIPE(``beta``) (Cortez-Rodriguez, Eichhorn & Yu 2023).
@@ -343,7 +393,11 @@ def snipe(
     ``y_i sum_{j in N_i} (z_j - p) / (p (1 - p))``.
 
     The standard error is the network-robust variance of the mean of the per-unit terms
-    (pairs of units sharing a neighbour), as for the rollout.
+    (pairs of units sharing a neighbour), as for the rollout, or, when larger, the
+    estimator's sd over ``design_draws`` fresh Bernoulli draws (0: never), with outcomes
+    from a regression on own and neighbours' treatments (to degree ``beta``) plus each
+    unit's residual with a random sign. On small graphs the network-robust variance
+    alone under-covers (80 nodes: 0.89 at ``beta = 1``, 0.78 at 2).
 
     Examples
     --------
@@ -372,19 +426,64 @@ def snipe(
     table = analysis_table(outcomes, full, outcome_col, None, missing)
     z = np.zeros(graph.n_nodes)  # every node's treatment, in the graph's order
     z[graph.nodes.get_indexer(pd.Index(full["unit_id"]))] = (full["arm"].to_numpy() >= 1)
+    closed = _closed_neighbourhoods(graph, pd.Index(table["unit_id"]))
+    y = table["y"].to_numpy(dtype=float)
+    w = y * _snipe_weights(closed, z, p, degree)
+    pairs = shared_neighbour_pairs(graph, pd.Index(table["unit_id"]))
+    estimate_, se, low, high, p_value = _dependent_mean(w, pairs, alpha)
+    how = "network-robust variance"
+    if design_draws:
+        replayed = _snipe_replay_se(closed, z, y, graph.nodes.get_indexer(pd.Index(table["unit_id"])), p, degree,
+                                    int(design_draws), seed)
+        if replayed > se or not np.isfinite(se):
+            se, low, high, p_value = (float(v) for v in t_interval(estimate_, replayed, float("inf"), alpha))
+            how = f"the design replayed {int(design_draws)} times (larger than the network-robust variance)"
+    return Effect("total", "all treated", estimate_, se, low, high, p_value, w.size, None,
+                  f"SNIPE({degree}), Bernoulli({p:g}); {how}")
+
+
+def _snipe_weights(closed: sp.csr_array, z: np.ndarray, p: float, degree: int) -> np.ndarray:
+    """SNIPE's per-unit weights ``sum_k (a^k - b^k) e_k(phi over N_i)`` for treatments
+    ``z`` (every node, in the graph's order; a vector or one column per draw)."""
     scale = np.sqrt(p * (1 - p))
     phi = (z - p) / scale
-    closed = _closed_neighbourhoods(graph, pd.Index(table["unit_id"]))
     power = [None] + [closed @ phi**m for m in range(1, degree + 1)]  # p_m = sum over N_i of phi^m
-    elementary = [np.ones(closed.shape[0])]
+    elementary = [np.ones(power[1].shape)]
     for k in range(1, degree + 1):  # Newton's identities: k e_k = sum_m (-1)^(m-1) e_(k-m) p_m
         elementary.append(sum((-1) ** (m - 1) * elementary[k - m] * power[m] for m in range(1, k + 1)) / k)
     a, b = (1 - p) / scale, -p / scale
-    weight = sum((a**k - b**k) * elementary[k] for k in range(1, degree + 1))
-    w = table["y"].to_numpy(dtype=float) * weight
-    estimate_, se, low, high, p_value = _dependent_mean(w, shared_neighbour_pairs(graph, pd.Index(table["unit_id"])), alpha)
-    return Effect("total", "all treated", estimate_, se, low, high, p_value, w.size, None,
-                  f"SNIPE({degree}), Bernoulli({p:g}); network-robust variance")
+    return sum((a**k - b**k) * elementary[k] for k in range(1, degree + 1))
+
+
+def _interaction_features(closed: sp.csr_array, z: np.ndarray, rows: np.ndarray, degree: int) -> np.ndarray:
+    """The replays' outcome model (SNIPE, the rollout): own treatment and the number of
+    treated in the closed neighbourhood, with their powers and product up to ``degree``: ``(units, [draws,] k)``."""
+    own, count = z[rows], closed @ z
+    columns = [np.ones_like(own)]
+    for d in range(1, degree + 1):
+        columns += [count**d, own * count ** (d - 1)]
+    return np.stack(columns, axis=-1)
+
+
+def _snipe_replay_se(closed: sp.csr_array, z: np.ndarray, y: np.ndarray, rows: np.ndarray, p: float, degree: int,
+                     n_draws: int, seed) -> float:
+    """SNIPE's standard deviation over fresh Bernoulli(``p``) draws: outcomes from a
+    regression of ``y`` on own treatment and treated neighbours (to ``degree``) plus each
+    unit's residual with a random sign, the estimator recomputed on each draw. With few
+    units the network-robust variance misses much of SNIPE's spread (80 nodes: 0.78-0.88
+    of it); the replay sees the design."""
+    x = _interaction_features(closed, z, rows, degree)
+    theta = np.linalg.lstsq(x, y, rcond=None)[0]
+    residual = y - x @ theta
+    rng = check_seed(seed)
+    estimates = []
+    for start in range(0, n_draws, 100):  # chunks bound the (units x draws) memory
+        b = min(100, n_draws - start)
+        draws = (rng.random((z.size, b)) < p).astype(float)
+        fitted = _interaction_features(closed, draws, rows, degree) @ theta
+        outcomes = fitted + residual[:, None] * rng.choice((-1.0, 1.0), size=fitted.shape)
+        estimates.append((outcomes * _snipe_weights(closed, draws, p, degree)).mean(axis=0))
+    return float(np.std(np.concatenate(estimates), ddof=1))
 
 
 # --------------------------------------------------------------------------- the registry's entry

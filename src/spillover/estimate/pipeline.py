@@ -30,7 +30,7 @@ def _quiet(message: str) -> ContextManager:
     return contextlib.nullcontext()
 
 
-SIMULATED_METHODS = ("ht", "hajek")  # whose error also takes the design simulation's (analyse's design_draws)
+SIMULATED_METHODS = ("ht", "hajek", "wls")  # whose error also takes the design simulation's (analyse's design_draws)
 DESIGN_DRAWS = 400  # analyse's default design_draws (the simulated se's relative error: about 1/sqrt(2 x 400))
 
 

@@ -149,7 +149,8 @@ def compare_estimators(
             staged = pd.concat([pd.DataFrame({"unit_id": graph.nodes, "stage": t,
                                               "y": outcome(rollout.treated_at(stages, t).astype(float))})
                                 for t in range(rollout.n_stages + 1)], ignore_index=True)
-            record("polynomial interpolation", "rollout", polynomial_interpolation(staged, rollout, graph=graph))
+            record("polynomial interpolation", "rollout",
+                   polynomial_interpolation(staged, rollout, graph=graph, stages=stages))
             frame_r, arms_r = experiment(rgcr)
             if exposed_rgcr is not None:
                 record("Hajek, fully exposed", rgcr_name, fully_exposed_hajek(frame_r, arms_r, exposed_rgcr))
