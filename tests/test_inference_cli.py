@@ -263,3 +263,25 @@ def test_probability_method_bootstrap_weights_and_assignment_flags(capsys, exper
     off = run_json(capsys, estimate_args(folder, "--method", "ols-cluster", "--clusters", clusters,
                                          "--wild-bootstrap", "off"))
     assert all("wild" not in row["method"] for row in off["effects"])
+
+
+def test_estimate_test_flag_adds_an_exact_randomization_test(capsys, karate, experiment):
+    """--test runs the randomization test on the design the assignment recorded, and its
+    verdict is a note; it needs the graph, and the no-spillover test refuses a cluster
+    design with the alternative named."""
+    folder = karate[0]
+    exposure_path = folder / "exposure_test.csv"
+    assert main(["exposure", str(folder / "edges.csv"), "--assignment", str(folder / "assignment.csv"),
+                 "--mapping", "fraction", "--out", str(exposure_path)]) == 0
+    capsys.readouterr()
+    base = ["estimate", "--outcomes", str(folder / "outcomes.csv"), "--exposure", str(exposure_path)]
+    result = run_json(capsys, [*base, "--edges", str(folder / "edges.csv"), "--test", "no-spillover",
+                               "--test-draws", "199", "--json"])
+    [note] = [n for n in result["notes"] if n.startswith("randomization test of no-spillover")]
+    p_value = float(note.split("p = ")[1].split(" ")[0])
+    assert 1 / 200 <= p_value <= 1 and "199 re-draws" in note
+    assert main([*base, "--test", "no-effect"]) == 2
+    assert "needs the graph (--edges)" in capsys.readouterr().err
+    cluster_folder = experiment[0]
+    assert main(estimate_args(cluster_folder, "--test", "no-spillover")) == 2
+    assert "MixedDesign" in capsys.readouterr().err

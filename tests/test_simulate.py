@@ -195,3 +195,35 @@ def test_design_study_from_cluster_sums_equals_the_analysis_of_the_users_data(de
     np.testing.assert_allclose(result.estimates, np.concatenate([p[0] for p in pieces]), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(result.ses, np.concatenate([p[1] for p in pieces]), rtol=1e-9)
     np.testing.assert_allclose(result.ci_low, np.concatenate([p[2] for p in pieces]), rtol=1e-9, atol=1e-12)
+
+
+def test_a_design_whose_intervals_under_cover_is_flagged_and_never_recommended():
+    """Issue 25, point 5: coverage below 0.93 flags a design, even when Monte Carlo error
+    alone (few experiments) would have let it pass, and the recommendation skips it."""
+    from spillover.simulate.designs import COVERAGE_FLOOR, Comparison, DesignResult
+
+    rng = np.random.default_rng(0)
+    n = 60
+    estimates = rng.normal(0.0, 0.1, n)
+
+    def result(name: str, half_width: float) -> DesignResult:
+        return DesignResult(name, 0.0, estimates, np.full(n, half_width / 2), estimates - half_width,
+                            estimates + half_width, 100)
+
+    narrow, wide = result("narrow", 0.12), result("wide", 0.3)  # narrow covers about 0.77, wide about 1.0
+    comparison = Comparison(0.0, OutcomeModel(), (narrow, wide))
+    table = comparison.to_frame().set_index("design")
+    assert table.loc["narrow", "coverage"] < COVERAGE_FLOOR <= table.loc["wide", "coverage"]
+    assert table.loc["narrow", "intervals"] == "UNDER-COVERS" and table.loc["wide", "intervals"] == "ok"
+    assert comparison.recommend()["design"].iloc[0] == "wide"
+
+
+def test_the_usage_effect_reaches_the_simulated_outcomes():
+    """--usage-effect 0 removes usage from the outcomes: the spread of the estimates then
+    shrinks for the unstratified component design (usage is a component-level effect)."""
+    from spillover.simulate.designs import simulate_design
+
+    study = Study.from_network(synth.collaboration_network(3_000, seed=1))
+    sd = {u: simulate_design(study, "component", OutcomeModel(usage_effect=u), n_sims=200, seed=3).estimates.std()
+          for u in (0.0, 3.0)}
+    assert sd[3.0] > 1.2 * sd[0.0], sd

@@ -24,8 +24,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if engine is not None:
         from ..estimate import analyse_on_engine
 
-        engine_only(args, "difference-in-means, cluster-means, ols-cluster and ols-bipartite (no covariates)",
-                    not args.covariates)
+        engine_only(args, "difference-in-means, cluster-means, ols-cluster and ols-bipartite (no covariates, no "
+                          "--test)", not args.covariates and not args.test)
         with progress(f"sufficient statistics ({engine.name})", args.json, poll=engine_poll(engine)):
             effects = analyse_on_engine(engine, args.outcomes, args.exposure, args.method, clusters=args.clusters,
                                         edges=args.edges, assignment=args.assignment, source=args.source,
@@ -45,7 +45,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         mapping=args.mapping, threshold_q=args.threshold, hops=args.hops, n_draws=args.n_draws,
         prob_correction=args.prob_correction, prob_method=args.prob_method, joint=args.joint,
         max_pairs=args.max_pairs or None, seed=args.seed, design_draws=args.design_draws,
-        step=lambda message: progress(message, args.json),
+        test=args.test, test_draws=args.test_draws, step=lambda message: progress(message, args.json),
         ignore_design=args.ignore_design, control=args.control, outcome_col=args.outcome_col,
         covariates=name_list(args.covariates), missing=args.missing, alpha=args.alpha, vcov=args.vcov,
         bandwidth=args.bandwidth, bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights,
@@ -137,7 +137,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         else:
             network = synth.collaboration_network(args.users, seed=args.seed)
         study = Study.from_network(network)
-    model = OutcomeModel(tau=args.tau, gamma=args.gamma)
+    model = OutcomeModel(tau=args.tau, gamma=args.gamma, usage_effect=args.usage_effect)
     with counting(f"{len(designs)} designs x {args.n_sims:,} experiments", args.n_sims * len(designs),
                   args.json) as advance:
         comparison = compare_designs(study, designs, model, n_sims=args.n_sims, seed=args.seed, vcov=args.vcov,
@@ -145,8 +145,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     table, recommendation = comparison.to_frame(), comparison.recommend()
     if args.out:
         _write_study(args.out, "design_comparison.csv", table, "spillover simulate",
-                     f"{study.n_users:,} users; tau = {args.tau:g}, gamma = {args.gamma:g}; "
-                     f"true effect (GATE) {comparison.true_effect:.4f}.",
+                     f"{study.n_users:,} users; tau = {args.tau:g}, gamma = {args.gamma:g}, usage effect "
+                     f"{args.usage_effect:g}; true effect (GATE) {comparison.true_effect:.4f}.",
                      report.Section("Design comparison", "", [("Recommended design", recommendation),
                                                               ("Per design", table)],
                                     [("Sorted 95% intervals", report.plot_sorted_intervals(comparison)),

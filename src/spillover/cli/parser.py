@@ -217,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--design-draws", type=_number(int, 0), default=400,
                      help="ht, hajek: fresh draws of the design whose simulated error the standard error may not fall "
                           "below (the larger of it and the Aronow-Samii one; 0: the Aronow-Samii one alone)")
+    est.add_argument("--test", choices=["no-effect", "no-spillover"], default=None,
+                     help="also an exact randomization test of this sharp null, by re-drawing the design (needs "
+                          "--edges; no-spillover: outcomes depend on a unit's own arm only, for individual designs)")
+    est.add_argument("--test-draws", type=_number(int, 19), default=1_000,
+                     help="re-draws of the design for --test")
     est.add_argument("--treat-fraction", type=SHARE, default=None,
                      help="the design's treated share, checked against the assignment (default: read from it)")
     est.add_argument("--bernoulli", action="store_true",
@@ -300,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--tau", type=FINITE, default=1 / 8, help="the direct effect of treatment")
     simulate.add_argument("--gamma", type=FINITE, default=2**-4,
                           help="spillover: each treated neighbour adds gamma * tau")
+    simulate.add_argument("--usage-effect", type=FINITE, default=1.0,
+                          help="designs: how much a component's (standardised log) usage moves its users' outcomes "
+                               "(0: usage does not matter, so stratifying on it cannot help)")
     simulate.add_argument("--n-sims", type=_number(int, 2), default=None,
                           help="simulated experiments per design (default: 1,000; estimators: 200; marketplace: 300)")
     simulate.add_argument("--seed", type=SEED, default=0, help="seed of the network and the experiments")

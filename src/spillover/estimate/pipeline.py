@@ -61,6 +61,8 @@ def analyse(
     max_pairs: int | None = None,
     seed: int | None = 0,
     design_draws: int = DESIGN_DRAWS,
+    test: str | None = None,
+    test_draws: int = 1_000,
     step: Callable[[str], ContextManager] = _quiet,
     **options: Any,
 ) -> Effects:
@@ -78,8 +80,12 @@ def analyse(
     arms from ``assignment`` on a bipartite graph. With the design's own randomization,
     ``ht`` and ``hajek`` also replay the design ``design_draws`` times (0: never) and
     take the larger of the Aronow-Samii standard error and the estimator's simulated one
-    (:func:`~spillover.estimate.weighting.horvitz_thompson`). ``step(message)`` wraps each
-    long step (progress on a terminal). Other ``options`` go to :func:`estimate`.
+    (:func:`~spillover.estimate.weighting.horvitz_thompson`). ``test`` (``no-effect`` or
+    ``no-spillover``) adds an exact randomization test of that sharp null by
+    ``test_draws`` re-draws of the design
+    (:func:`~spillover.estimate.randomization.randomization_test`), its verdict a note.
+    ``step(message)`` wraps each long step (progress on a terminal). Other ``options`` go
+    to :func:`estimate`.
 
     Examples
     --------
@@ -105,9 +111,9 @@ def analyse(
                          clusters=clusters, mapping=mapping)
     needs = ESTIMATORS[plan.method].needs
     graph = None
-    if "graph" in needs or "probabilities" in needs:
+    if "graph" in needs or "probabilities" in needs or test:
         if edges is None:
-            raise InputError(f"{plan.method} needs the graph (--edges)"
+            raise InputError(f"{plan.method if not test else 'a randomization test'} needs the graph (--edges)"
                              + (" to compute exposure probabilities under the design." if "probabilities" in needs
                                 else "."))
         if isinstance(edges, (SocialGraph, BipartiteGraph)):
@@ -121,7 +127,7 @@ def analyse(
     if graph is not None:
         design_graph = graph if isinstance(graph, BipartiteGraph) or "unit_id" not in exposure else \
             with_isolates(graph, exposure["unit_id"], "exposure table")  # isolates of the exposure step
-    if ("probabilities" in needs and draws is None or "randomization" in needs
+    if ("probabilities" in needs and draws is None or "randomization" in needs or test
             or isinstance(graph, BipartiteGraph) and assignment is not None and plan.record is not None):
         design_obj = design_object(design_graph, plan, exposure, clusters, assignment)
     probs = simulated = None
@@ -133,10 +139,21 @@ def analyse(
         if design_draws and draws is None and plan.method in SIMULATED_METHODS and probs.mapping is not None:
             simulated = _simulated_conditions(design_graph, design_obj, probs, design_draws, seed, step)
     randomization = None if design_obj is None else design_obj.randomization()  # the bipartite methods read it
-    return estimate(outcomes, exposure, method, design=stated, probabilities=probs, randomization=randomization,
-                    simulated_conditions=simulated,
-                    clusters=clusters,
-                    mapping=plan.mapping if probs is None else probs.mapping, graph=graph, seed=seed, **options)
+    effects = estimate(outcomes, exposure, method, design=stated, probabilities=probs, randomization=randomization,
+                       simulated_conditions=simulated,
+                       clusters=clusters,
+                       mapping=plan.mapping if probs is None else probs.mapping, graph=graph, seed=seed, **options)
+    if test:
+        from .randomization import randomization_test
+
+        if "arm" not in exposure:
+            raise InputError("a randomization test re-draws the design: the exposure table needs each unit's arm.")
+        with step(f"randomization test ({test}, {test_draws:,} re-draws)"):
+            result = randomization_test(design_graph, design_obj, exposure[["unit_id", "arm"]], outcomes, null=test,
+                                        mapping=plan.mapping or "as4", condition=options.get("condition"),
+                                        outcome_col=options.get("outcome_col", "y"), n_draws=test_draws, seed=seed)
+        effects = dataclasses.replace(effects, notes=(*effects.notes, result.summary()))
+    return effects
 
 
 def _ols_bipartite_on_engine(engine, outcomes, exposure, record, control, outcome_col, edges, assignment, source,

@@ -158,6 +158,15 @@ class RandomizationTest:
     p_value: float
     n_draws: int
 
+    def summary(self) -> str:
+        """The verdict in a line.
+
+        >>> RandomizationTest("no-spillover", "a slope", 0.21, 0.004, 999).summary()[:60]
+        'randomization test of no-spillover: p = 0.004 over 999 re-dr'
+        """
+        return (f"randomization test of {self.null}: p = {self.p_value:.3g} over {self.n_draws:,} re-draws of the "
+                f"design (exact; {self.statistic} = {self.observed:.4g})")
+
 
 def _mean_difference(y: np.ndarray, in_k: np.ndarray, in_l: np.ndarray) -> np.ndarray:
     """Per draw (columns), the mean of ``y`` over units in ``k`` minus over ``l``."""
@@ -300,7 +309,9 @@ def randomization_test(
         label = f"mean difference {rule.conditions[k]} - {rule.control}"
     elif null == "no-spillover":
         if not isinstance(design, IndividualDesign) or kernel.own_index is None:
-            raise InputError("the no-spillover test needs an individual design on a social graph.")
+            raise InputError("the no-spillover test needs an individual design on a social graph; with clusters "
+                             "randomized, test for interference with a mixed design (spillover.design.MixedDesign "
+                             "and spillover.estimate.interference_test).")
         focal = _focal_units(kernel, observed_units, focal, rng)
         if statistic_name == "share":
             statistic, label = _share_slope(kernel, focal, observed_z, y)

@@ -49,6 +49,8 @@ from .outcomes import social_outcomes
 SIMULATED_DESIGNS = {"project": ("cluster", "project"), "component": ("cluster", "component"),
                      "stratified-component": ("stratified-cluster", "component"), "individual": ("individual", "user")}
 DESIGNS = tuple(SIMULATED_DESIGNS)
+#: below this coverage of its 95% intervals a design is flagged and never recommended
+COVERAGE_FLOOR = 0.93
 
 
 @dataclass(frozen=True)
@@ -193,8 +195,12 @@ class Comparison:
     results: tuple[DesignResult, ...]
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per design: its :meth:`DesignResult.summary`."""
-        return pd.DataFrame([r.to_dict() for r in self.results])
+        """One row per design: its :meth:`DesignResult.summary`, and ``intervals``: ``ok``,
+        or ``UNDER-COVERS`` where the coverage is below :data:`COVERAGE_FLOOR` (a design
+        then never recommended)."""
+        table = pd.DataFrame([r.to_dict() for r in self.results])
+        table["intervals"] = np.where(table["coverage"] < COVERAGE_FLOOR, "UNDER-COVERS", "ok")
+        return table
 
     def __getitem__(self, design: str) -> DesignResult:
         for result in self.results:
@@ -217,16 +223,15 @@ class Comparison:
 
     def to_json(self) -> dict:
         """The ``simulate --json`` object: the true effect and each design's summary."""
-        keys = ("design", "bias", "sd", "rmse", "coverage", "ci_width", "power", "n_sims")
-        return {"true_effect": self.true_effect,
-                "designs": [{k: r.to_dict()[k] for k in keys} for r in self.results]}
+        keys = ["design", "bias", "sd", "rmse", "coverage", "ci_width", "power", "n_sims", "intervals"]
+        return {"true_effect": self.true_effect, "designs": self.to_frame()[keys].to_dict(orient="records")}
 
     def recommend(self, level: float = 0.95) -> pd.DataFrame:
         """One row: the design to run and why.
 
         A design is *honest* when its bias is within two Monte Carlo standard errors of
         zero (``2 sd / sqrt(n_sims)``) and its interval coverage is not below ``level`` by
-        more than two Monte Carlo standard errors. The recommendation is the honest design
+        more than two Monte Carlo standard errors, nor below :data:`COVERAGE_FLOOR`. The recommendation is the honest design
         with the narrowest intervals (the most power); if none is honest, the one with the
         smallest RMSE, flagged. More simulated experiments make the test of bias sharper.
 
@@ -241,7 +246,7 @@ class Comparison:
         table = self.to_frame()
         floor = level - 2 * np.sqrt(level * (1 - level) / table["n_sims"])
         unbiased = table["bias"].abs() <= 2 * table["sd"] / np.sqrt(table["n_sims"])
-        honest = table[(table["coverage"] >= floor) & unbiased]
+        honest = table[(table["coverage"] >= np.maximum(floor, COVERAGE_FLOOR)) & unbiased]
         if len(honest):
             row = honest.loc[honest["ci_width"].idxmin()]
             reason = (f"narrowest intervals ({row['ci_width']:.4g}) among designs without detectable bias and with "
