@@ -45,7 +45,8 @@ def test_ht_and_hajek_match_a_hand_computed_case(method, correction, observed_dr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmptyConditionWarning)
         effects = estimate(pd.DataFrame({"unit_id": SMALL.nodes, "y": Y}), table, method, probabilities=probs,
-                           min_units=0)  # six units: the formula against the reference, not the guard
+                           min_units=0,  # six units: the formula against the reference, not the guard
+                           variance_bound="pairs")  # the reference's pair-by-pair bound
     assert len(effects) >= 1
     for effect in effects.effects:
         est, se = naive_reference(obs, Y, effect.condition, "no", correction == "add-one", method == "hajek")
@@ -509,3 +510,43 @@ def test_the_wls_design_simulation_equals_refitting_wls_on_each_imputed_draw():
         refits.append(next(e.estimate for e in refit if e.condition == fit.condition))
     assert used == codes.shape[1]
     assert sd == pytest.approx(np.std(refits, ddof=1), rel=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::spillover.errors.PositivityWarning")
+@pytest.mark.filterwarnings("ignore::spillover.errors.SmallConditionWarning")
+@pytest.mark.parametrize("hajek", [False, True])
+def test_the_block_bound_is_conservative_and_never_looser_by_full_enumeration(hajek):
+    """Issue 25, point 1: 8 triangles joined in a ring, 4 of 8 randomized as clusters (70
+    assignments, all enumerated), outcomes with a cluster effect. Pairs never observed in
+    'dir_ind1' and 'no' together form complete blocks (a triangle against the units that
+    need it in control). For HT the variance estimate's expectation is exact arithmetic:
+    with the block bound it stays at or above the true variance (1e-10) and below the
+    pair-by-pair bound's. Hajek's is conservative only to first order, so for it the
+    block bound is checked against the pair bound alone."""
+    edges = [(3 * c + a, 3 * c + b) for c in range(8) for a, b in ((0, 1), (1, 2), (0, 2))]
+    edges += [(3 * c + 2, (3 * c + 3) % 24) for c in range(8)]
+    graph = SocialGraph.from_edges(pd.DataFrame(edges, columns=["source", "target"]))
+    labels = graph.nodes.to_numpy() // 3
+    design = ClusterDesign(labels, graph.nodes)
+    probs = probabilities(graph, "as4", design=design, method="exact")
+    rng = np.random.default_rng(3)
+    base = 2.0 * rng.normal(size=8)[labels] + rng.normal(size=24)
+    rule_codes = {"dir_ind1": 1.5, "isol_dir": 1.0, "ind1": 0.5, "no": 0.0}
+    estimates, variances = [], {"blocks": [], "pairs": []}
+    for treated in itertools.combinations(range(8), 4):
+        z = np.isin(labels, treated).astype(np.int8)
+        table = exposure(graph, pd.Series(z, index=graph.nodes), "as4")
+        y = base + table.set_index("unit_id")["condition"].astype(str).map(rule_codes).reindex(graph.nodes).to_numpy()
+        outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": y})
+        for bound in variances:
+            effects = estimate(outcomes, table, "hajek" if hajek else "ht", probabilities=probs, variance_bound=bound,
+                               min_units=0)
+            effect = next(e for e in effects.effects if e.condition == "dir_ind1")
+            variances[bound].append(effect.se**2)
+        estimates.append(effect.estimate)
+    true_variance = float(np.var(estimates))
+    blocks, pairs = float(np.mean(variances["blocks"])), float(np.mean(variances["pairs"]))
+    assert blocks <= pairs + 1e-10
+    assert blocks < 0.9 * pairs, (blocks, pairs)  # the blocks do bind here
+    if not hajek:
+        assert blocks >= true_variance - 1e-10, (blocks, true_variance)

@@ -57,6 +57,7 @@ def test_cli_reproduces_the_reference_all_pairs_convention_on_the_karate_club(ca
                                str(exposure_path), "--method", method, "--edges", str(folder / "edges.csv"),
                                "--mapping", "as4", "--hops", str(hops), "--draws", str(folder / "draws.csv"),
                                "--joint", "all", "--prob-correction", "add-one", "--control", control,
+                               "--variance-bound", "pairs",  # the reference's pair-by-pair bound
                                "--min-units", "0", "--json"])  # 34 units: the reference's formula, not the guard
     assert len(result["effects"]) >= 2
     for row in result["effects"]:

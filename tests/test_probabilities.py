@@ -402,7 +402,7 @@ def test_factored_probabilities_hold_the_same_joints_as_stored_ones(case, groupe
                                          "bernoulli units"])
 def test_factored_variances_equal_the_pairwise_sums(design_name):
     # the per-block sums plus the stored pairs' corrections give the same HT and Hajek
-    # standard errors as the sum over every stored pair (rounding only: 1e-10), with and
+    # standard errors (pair-by-pair bound) as the sum over every stored pair (rounding only: 1e-10), with and
     # without trimming, and weighted least squares (which expands the pairs) agrees too
     from spillover.estimate import estimate
 
@@ -420,7 +420,10 @@ def test_factored_variances_equal_the_pairwise_sums(design_name):
     assert factored.pairs.nnz < 0.5 * stored.pairs.nnz
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for method, options in (("ht", {}), ("hajek", {}), ("hajek", {"min_probability": 0.05}), ("wls", {})):
+        # factored sums keep the pair-by-pair bound: compared with the stored pairs' same bound
+        pairs = {"variance_bound": "pairs"}
+        for method, options in (("ht", pairs), ("hajek", pairs), ("hajek", {"min_probability": 0.05, **pairs}),
+                                ("wls", {})):
             a = estimate(y, table, method, probabilities=factored, **options).to_frame()
             b = estimate(y, table, method, probabilities=stored, **options).to_frame()
             np.testing.assert_allclose(a["estimate"], b["estimate"], rtol=1e-12)

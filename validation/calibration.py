@@ -86,10 +86,11 @@ AS4_TRUTH = {"dir_ind1": TAU_DIRECT + TAU_INDIRECT, "isol_dir": TAU_DIRECT, "ind
 
 
 def _probability_analyses(scenario: Scenario, sources: tuple[str, ...], estimators=("hajek", "ht"),
-                          trim: float = 0.0, simulate: bool = True) -> None:
+                          trim: float = 0.0, simulate: bool = True, bound_alone: bool = True) -> None:
     """HT/Hajek analyses, one per source of the exposure probabilities (and, with
     ``trim``, Hajek on the units whose probabilities reach it; with ``simulate``, the
-    command line's default path: exact probabilities and the design simulation)."""
+    command line's default path: exact probabilities and the design simulation;
+    ``bound_alone=False`` leaves out the exact probabilities' analysis without it)."""
     graph, design, mapping = scenario.graph, scenario.design, scenario.mapping
     for source in sources:
         if source == "exact":
@@ -98,7 +99,7 @@ def _probability_analyses(scenario: Scenario, sources: tuple[str, ...], estimato
             probs = probabilities(graph, mapping, design=design, method="monte-carlo", n_draws=2_000, seed=101)
         else:  # draws made elsewhere, their blocks found from the draws
             probs = probabilities(graph, mapping, draws=design.draw(2_000, seed=102))
-        for method in estimators:
+        for method in estimators if bound_alone or source != "exact" else ():
             scenario.analyses[f"{method} ({source})"] = (
                 lambda out, table, m=method, p=probs: estimate(out, table, m, probabilities=p))
         if source == "exact" and simulate:  # the command line's default: the design is known, so it is also simulated
@@ -120,6 +121,7 @@ def _simulated(graph, design, probs) -> np.ndarray:
 
 
 def _regression_analyses(scenario: Scenario, vcovs=("CR2",), network: bool = False, bootstrap: int | None = None):
+    """``ols-cluster`` with its defaults, and with each of ``vcovs`` and a t reference."""
     clusters = scenario.clusters
     scenario.analyses["ols-cluster (defaults)"] = lambda out, table: estimate(out, table, "ols-cluster",
                                                                               clusters=clusters, seed=7)
@@ -233,15 +235,17 @@ def networkx_scenarios(quick: bool = False) -> list[Scenario]:
     """Graphs the project did not generate: networkx's generators and the small graphs it
     ships, each under the designs a team would run on it, analysed by the command line's
     default path (exact probabilities, the design replayed) and the regression where
-    whole clusters are randomized."""
+    whole clusters are randomized. ``quick``: the cells the test suite runs (the
+    default paths only, and the dense graph where every experiment is refused)."""
     import networkx as nx
 
+    full = not quick
     out = []
     ws = _from_networkx(nx.watts_strogatz_graph(1_000, 6, 0.1, seed=1))
-    for share, complete in ((0.2, False), (0.5, True)):
+    for share, complete in ((0.2, False), (0.5, True)) if full else ((0.5, True),):
         s = Scenario(f"nx Watts-Strogatz 1000 k=6, {'complete' if complete else 'Bernoulli'} units "
                      f"({share:.0%})", ws, IndividualDesign(ws.nodes, share, complete=complete), "as4", AS4_TRUTH)
-        _probability_analyses(s, ("exact",))
+        _probability_analyses(s, ("exact",), ("hajek", "ht") if full else ("hajek",), bound_alone=full)
         out.append(s)
 
     block = nx.stochastic_block_model([25] * 40, np.where(np.eye(40), 0.3, 0.004).tolist(), seed=1)
@@ -249,26 +253,32 @@ def networkx_scenarios(quick: bool = False) -> list[Scenario]:
     labels = sbm.node_data["community"].reindex(sbm.nodes).to_numpy()
     s = Scenario("nx block model 40 x 25, 40 clusters", sbm, ClusterDesign(labels, sbm.nodes), "as4", AS4_TRUTH,
                  _clustered(sbm, labels))
-    _probability_analyses(s, ("exact",), ("hajek",), trim=0.01)
-    _regression_analyses(s, ("CR2",))
+    _probability_analyses(s, ("exact",), ("hajek",), trim=0.01 if full else 0.0, bound_alone=full)
+    if full:
+        s.analyses["hajek (exact, pair bound)"] = (
+            lambda out, table, p=_exact(sbm, "as4", s.design): estimate(out, table, "hajek", probabilities=p,
+                                                                          variance_bound="pairs"))
+    _regression_analyses(s, ("CR2",) if full else ())
     out.append(s)
 
     dense = _from_networkx(nx.powerlaw_cluster_graph(2_000, 20, 0.1, seed=2))  # mean degree 40, minimum 20
-    rng = np.random.default_rng(3)
-    weights = np.minimum(40 / 3 * (rng.pareto(1.5, 2_000) + 1), 600)  # Chung-Lu: heavy-tailed, mean about 40
-    heavy = _from_networkx(nx.expected_degree_graph(weights.tolist(), seed=3, selfloops=False))
-    for graph, label in ((dense, "nx powerlaw-cluster 2000, mean degree 40"),
-                         (heavy, "nx Chung-Lu 2000, heavy-tailed degree, mean 40")):
-        for share in (0.2, 0.5) if not quick else (0.2,):
+    graphs = [(dense, "nx powerlaw-cluster 2000, mean degree 40")]
+    if full:
+        rng = np.random.default_rng(3)
+        weights = np.minimum(40 / 3 * (rng.pareto(1.5, 2_000) + 1), 600)  # Chung-Lu: heavy-tailed, mean about 40
+        graphs.append((_from_networkx(nx.expected_degree_graph(weights.tolist(), seed=3, selfloops=False)),
+                       "nx Chung-Lu 2000, heavy-tailed degree, mean 40"))
+    for graph, label in graphs:
+        for share in (0.2, 0.5) if full else (0.5,):
             s = Scenario(f"{label}, Bernoulli units ({share:.0%})", graph,
                          IndividualDesign(graph.nodes, share, complete=False), "as4", AS4_TRUTH)
-            _probability_analyses(s, ("exact",), ("hajek",))
+            _probability_analyses(s, ("exact",), ("hajek",), bound_alone=full)
             out.append(s)
 
     karate = _from_networkx(nx.karate_club_graph())
     s = Scenario("nx karate club (34), complete units (50%)", karate, IndividualDesign(karate.nodes, 0.5), "as4",
                  AS4_TRUTH)
-    _probability_analyses(s, ("exact",), ("hajek",))
+    _probability_analyses(s, ("exact",), ("hajek",), bound_alone=full)
     out.append(s)
 
     davis = nx.davis_southern_women_graph()
@@ -277,13 +287,17 @@ def networkx_scenarios(quick: bool = False) -> list[Scenario]:
     women = BipartiteGraph.from_edges(links, "woman", "event")
     s = Scenario("nx Davis southern women (18 x 14), events complete (50%)", women,
                  IndividualDesign(women.treated, 0.5), "bipartite", {"direct": TAU_DIRECT, "indirect": TAU_INDIRECT})
-    _probability_analyses(s, ("exact",), ("hajek",))
+    _probability_analyses(s, ("exact",), ("hajek",), bound_alone=full)
     out.append(s)
     return out
 
 
+def _exact(graph, mapping, design):
+    return probabilities(graph, mapping, design=design, method="exact")
+
+
 def run(scenario: Scenario, n_sims: int, seed: int = 0) -> pd.DataFrame:
-    """Coverage, bias and interval width of every analysis of ``scenario``."""
+    """Coverage, bias, interval width and mean se / sd of every analysis of ``scenario``."""
     scenario.base = _base(scenario.graph, seed + 17)
     kernel = ExposureGraph.build(scenario.graph)
     draws = scenario.design.draw(n_sims, seed=seed)
@@ -301,9 +315,9 @@ def run(scenario: Scenario, n_sims: int, seed: int = 0) -> pd.DataFrame:
                 continue
             for effect in effects:
                 if effect.condition in scenario.truth:
-                    records.append((name, effect.condition, effect.estimate, effect.ci_low, effect.ci_high,
+                    records.append((name, effect.condition, effect.estimate, effect.se, effect.ci_low, effect.ci_high,
                                     effect.n_units))
-    frame = pd.DataFrame(records, columns=["estimator", "condition", "estimate", "ci_low", "ci_high", "units"])
+    frame = pd.DataFrame(records, columns=["estimator", "condition", "estimate", "se", "ci_low", "ci_high", "units"])
     frame["truth"] = frame["condition"].map(scenario.truth)
     # coverage of the intervals printed; an effect printed without one (too few effective units) is counted apart
     frame["printed"] = frame["ci_low"].notna()
@@ -311,10 +325,11 @@ def run(scenario: Scenario, n_sims: int, seed: int = 0) -> pd.DataFrame:
         frame["printed"])
     summary = frame.groupby(["estimator", "condition"], sort=False).agg(
         n=("covered", "count"), coverage=("covered", "mean"), bias=("estimate", "mean"),
-        sd=("estimate", "std"), width=("ci_high", "mean"), units=("units", "mean"),
+        sd=("estimate", "std"), se=("se", "mean"), width=("ci_high", "mean"), units=("units", "mean"),
         no_interval=("printed", lambda printed: float(1 - printed.mean())))
     summary["bias"] -= frame.groupby(["estimator", "condition"], sort=False)["truth"].first()
     summary["width"] -= frame.groupby(["estimator", "condition"], sort=False)["ci_low"].mean()
+    summary["se_sd"] = summary["se"] / summary["sd"]  # mean standard error against the estimates' true spread
     summary["mc_se"] = np.sqrt(summary["coverage"] * (1 - summary["coverage"]) / summary["n"].clip(lower=1))
     summary = summary.reset_index()
     # an analysis that printed no effect at all (every experiment refused) still gets its row

@@ -49,7 +49,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         ignore_design=args.ignore_design, control=args.control, outcome_col=args.outcome_col,
         covariates=name_list(args.covariates), missing=args.missing, alpha=args.alpha, vcov=args.vcov,
         bandwidth=args.bandwidth, bootstrap=args.wild_bootstrap, bootstrap_weights=args.bootstrap_weights,
-        min_probability=args.min_probability, min_units=args.min_units)
+        min_probability=args.min_probability, min_units=args.min_units, variance_bound=args.variance_bound)
     return _print_effects(args, effects)
 
 

@@ -217,9 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--design-draws", type=_number(int, 0), default=400,
                      help="ht, hajek: fresh draws of the design whose simulated error the standard error may not fall "
                           "below (the larger of it and the Aronow-Samii one; 0: the Aronow-Samii one alone)")
+    est.add_argument("--variance-bound", choices=["blocks", "pairs"], default="blocks",
+                     help="ht, hajek: how pairs never observed in a contrast's two conditions together are bounded: "
+                          "blocks (complete blocks of them by their totals, never looser) or pairs (Aronow & Samii "
+                          "pair by pair, the reference package's convention)")
     est.add_argument("--test", choices=["no-effect", "no-spillover"], default=None,
                      help="also an exact randomization test of this sharp null, by re-drawing the design (needs "
-                          "--edges; no-spillover: outcomes depend on a unit's own arm only, for individual designs)")
+                          "--edges; no-spillover: outcomes depend on a unit's own arm only, for individual designs) "
+                          "(default: none)")
     est.add_argument("--test-draws", type=_number(int, 19), default=1_000,
                      help="re-draws of the design for --test")
     est.add_argument("--treat-fraction", type=SHARE, default=None,

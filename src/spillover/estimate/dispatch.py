@@ -55,6 +55,7 @@ def estimate(
     min_probability: float = 0.0,
     min_units: int = MIN_UNITS,
     expected_shares: TypingMapping[int, float] | None = None,
+    variance_bound: str = "blocks",
 ) -> Effects:
     """Estimate every condition's contrast with the control condition, by the design that
     made the assignment.
@@ -87,6 +88,12 @@ def estimate(
         conditions) in fresh draws of the design, ``(units, draws)``: the standard error
         is then the larger of the Aronow-Samii one and the estimator's sd over them
         (:func:`~spillover.estimate.weighting.horvitz_thompson`).
+    variance_bound
+        ``ht``/``hajek``: how the variance bounds the pairs never observed in a contrast's
+        two conditions together: ``"blocks"`` (default; on complete blocks of such
+        pairs, one inequality on the blocks' totals: :mod:`spillover.estimate.blocks`,
+        never looser) or ``"pairs"`` (Aronow & Samii's, pair by pair: the reference
+        package's convention).
     randomization
         ``erl`` only: the design's :class:`~spillover.design.base.Randomization` (which
         sellers are randomized together, and how), for its exposure moments.
@@ -196,7 +203,7 @@ def estimate(
         notes.extend(probabilities.notes)
     analysis = Analysis(table, control, alpha, mapping, kind, outcomes, exposure, outcome_col, missing, covariates,
                         vcov, bootstrap, bootstrap_weights, seed, graph, bandwidth, probabilities, min_probability,
-                        int(min_units), notes, randomization, simulated_conditions)
+                        int(min_units), notes, randomization, simulated_conditions, variance_bound)
     effects = entry.fit(analysis)
     control = analysis.control
     if label:
@@ -207,8 +214,13 @@ def estimate(
             warnings.warn(check.detail, SampleRatioWarning, stacklevel=2)
             notes.append(f"health: {check.detail}")
     if not effects:
-        raise InputError("no contrast could be estimated: " + "; ".join(n for n in notes if n.startswith("no effect"))
-                         or "no contrast could be estimated.")
+        why = "; ".join(n for n in notes if n.startswith("no effect")) or "no contrast had the units it needs"
+        instead = (". Under this design too few units reach a compared condition (on a dense graph almost no one "
+                   "has no treated neighbour): use a smaller treated share or a cluster design, or the 'fraction' "
+                   "mapping, whose share of treated neighbours every unit has (--mapping fraction with --method "
+                   "regression-adjustment, or ols-cluster under a cluster design)"
+                   if "probabilities" in entry.needs else "")
+        raise InputError(f"no contrast could be estimated: {why}{instead}.")
     return Effects(tuple(effects), control, alpha, tuple(notes), health)
 
 

@@ -23,6 +23,7 @@ from ..graph import csr_rows
 from ..variance import (
     dependence_robust,
 )
+from .blocks import block_adjustment
 from .global_effect import shared_neighbour_pairs
 from .registry import Analysis, Estimator, Verdict, register
 from .results import Effect
@@ -152,6 +153,7 @@ def horvitz_thompson(
     min_units: int = 1,
     notes: list[str] | None = None,
     simulated: np.ndarray | None = None,
+    bound: str = "blocks",
 ) -> list[Effect]:
     """HT (or Hajek) contrasts of each condition against ``control`` under the design
     that produced ``probs``, with the Aronow-Samii conservative variance.
@@ -174,7 +176,18 @@ def horvitz_thompson(
     observed units' weights are so unequal that their effective sample size (Kish's
     ``(sum w)^2 / sum w^2``) in a compared condition is below ``min_units`` keeps its
     estimate and standard error but no interval or p-value (the normal approximation
-    cannot hold), with a note."""
+    cannot hold), with a note.
+
+    ``bound``: pairs of units never observed in the contrast's two conditions together
+    are bounded pair by pair (``"pairs"``: Aronow & Samii, the reference package's
+    convention) or, where such pairs form complete blocks, by the blocks' totals
+    (``"blocks"``, the default: :func:`~spillover.estimate.blocks.block_adjustment`,
+    never looser in expectation; where the pairs are factored by block, beyond a million
+    dependent class pairs, pair by pair). Under a 40-cluster
+    design on a block model the Hajek error fell from 1.5x the estimator's sd to
+    about 1.2x (docs/inference.md)."""
+    if bound not in ("blocks", "pairs"):
+        raise InputError(f"bound must be 'blocks' or 'pairs', not {bound!r}.")
     keep_all = probs.units.get_indexer(pd.Index(table["unit_id"]))
     if (keep_all < 0).any():
         raise InputError("exposure probabilities do not cover every analysed unit; compute them on the same graph.")
@@ -255,8 +268,18 @@ def horvitz_thompson(
             + _ht_variance(a_l, m_l, size, p_l, joint[(l, l)], bound_negative, factored, (l, l))
             - 2 * _ht_covariance(a_k, a_l, m_k, m_l, size, p_k, p_l, joint[(k, l)], bound_negative, factored, (k, l))
         ) / n**2
-        se = float(np.sqrt(max(variance, 0.0)))
         label = "aronow-samii"
+        if bound == "blocks" and factored is None and probs.pairs.nnz:
+            cross = sp.csr_array(joint[(k, l)])
+            zero = sp.csr_array(((cross.data <= 0).astype(np.int8), cross.indices.copy(), cross.indptr.copy()),
+                                shape=cross.shape)  # copies: the probabilities' own index arrays stay untouched
+            zero.eliminate_zeros()
+            change, n_blocks = block_adjustment(zero, sp.csr_array(joint[(k, k)]), sp.csr_array(joint[(l, l)]), a_k,
+                                                a_l, 2 * m_k, 2 * m_l, size, p_k, p_l)
+            if n_blocks:
+                variance += change / n**2
+                label = f"aronow-samii, {n_blocks} block(s) bounded by their totals"
+        se = float(np.sqrt(max(variance, 0.0)))
         if simulated is not None:
             se_sim, used = simulated_se(simulated[keep], k, l, y - levels[observed_index[member]], levels, pi_k, pi_l,
                                         hajek, max(min_units, 1))
@@ -273,10 +296,10 @@ def horvitz_thompson(
         # the bound: a t reference with the smaller condition's effective sample size less one (weighted means of a
         # few effective units are far from normal; Kish's n_eff, as Welch's test with its smaller group); the
         # simulated error already saw the weights' spread: normal
-        df = max(sizes[thin] - 1.0, 1.0) if label == "aronow-samii" else np.inf
+        df = max(sizes[thin] - 1.0, 1.0) if label.startswith("aronow-samii") else np.inf
         effect = make_effect(name, control, mapping, est, se, df, alpha, ind_k.sum() + ind_l.sum(), None,
                              f"{'hajek' if hajek else 'horvitz-thompson'} / {label} ({probs.method}{trimmed}); "
-                             + ("t(effective n - 1)" if label == "aronow-samii" else "normal"))
+                             + ("t(effective n - 1)" if label.startswith("aronow-samii") else "normal"))
         if sizes[thin] < max(min_units, 1):
             effect = replace(effect, ci_low=float("nan"), ci_high=float("nan"), p_value=float("nan"))
             notes.append(f"no interval for '{name}': the weights of the units observed in '{thin}' are so unequal "
@@ -562,7 +585,7 @@ def simulated_wls_se(codes: np.ndarray, k: int, l: int, x: np.ndarray, residual:
 def _fit_weighting(hajek: bool):
     def fit(a: Analysis) -> list[Effect]:
         effects = horvitz_thompson(a.table, a.probabilities, a.control, a.alpha, hajek=hajek, mapping=a.mapping,
-                                   simulated=a.simulated_conditions,
+                                   simulated=a.simulated_conditions, bound=a.variance_bound,
                                    min_probability=a.min_probability, min_units=a.min_units, notes=a.notes)
         if a.simulated_conditions is not None:
             a.notes.append(f"standard errors: the larger of the Aronow-Samii bound and the sd of the estimator over "
