@@ -86,11 +86,13 @@ AS4_TRUTH = {"dir_ind1": TAU_DIRECT + TAU_INDIRECT, "isol_dir": TAU_DIRECT, "ind
 
 
 def _probability_analyses(scenario: Scenario, sources: tuple[str, ...], estimators=("hajek", "ht"),
-                          trim: float = 0.0, simulate: bool = True, bound_alone: bool = True) -> None:
+                          trim: float = 0.0, simulate: bool = True, bound_alone: bool = True,
+                          blocks: bool = False) -> None:
     """HT/Hajek analyses, one per source of the exposure probabilities (and, with
     ``trim``, Hajek on the units whose probabilities reach it; with ``simulate``, the
-    command line's default path: exact probabilities and the design simulation;
-    ``bound_alone=False`` leaves out the exact probabilities' analysis without it)."""
+    command line's default path: exact probabilities and the design simulation, and with
+    ``blocks`` that path with ``--variance-bound blocks`` too; ``bound_alone=False``
+    leaves out the exact probabilities' analysis without the simulation)."""
     graph, design, mapping = scenario.graph, scenario.design, scenario.mapping
     for source in sources:
         if source == "exact":
@@ -105,9 +107,11 @@ def _probability_analyses(scenario: Scenario, sources: tuple[str, ...], estimato
         if source == "exact" and simulate:  # the command line's default: the design is known, so it is also simulated
             simulated = _simulated(graph, design, probs)
             for method in estimators:
-                scenario.analyses[f"{method} (exact, simulated)"] = (
-                    lambda out, table, m=method, p=probs: estimate(out, table, m, probabilities=p,
-                                                                   simulated_conditions=simulated))
+                for bound in ("auto", "blocks") if blocks else ("auto",):
+                    name = f"{method} (exact, simulated{', blocks' if bound == 'blocks' else ''})"
+                    scenario.analyses[name] = (
+                        lambda out, table, m=method, p=probs, b=bound: estimate(
+                            out, table, m, probabilities=p, simulated_conditions=simulated, variance_bound=b))
         if trim:
             scenario.analyses[f"hajek ({source}, p >= {trim:g})"] = (
                 lambda out, table, p=probs: estimate(out, table, "hajek", probabilities=p, min_probability=trim))
@@ -253,11 +257,8 @@ def networkx_scenarios(quick: bool = False) -> list[Scenario]:
     labels = sbm.node_data["community"].reindex(sbm.nodes).to_numpy()
     s = Scenario("nx block model 40 x 25, 40 clusters", sbm, ClusterDesign(labels, sbm.nodes), "as4", AS4_TRUTH,
                  _clustered(sbm, labels))
-    _probability_analyses(s, ("exact",), ("hajek",), trim=0.01 if full else 0.0, bound_alone=full)
-    if full:
-        s.analyses["hajek (exact, pair bound)"] = (
-            lambda out, table, p=_exact(sbm, "as4", s.design): estimate(out, table, "hajek", probabilities=p,
-                                                                          variance_bound="pairs"))
+    _probability_analyses(s, ("exact",), ("hajek", "ht") if full else ("hajek",), trim=0.01 if full else 0.0,
+                          bound_alone=full, blocks=True)
     _regression_analyses(s, ("CR2",) if full else ())
     out.append(s)
 
@@ -290,10 +291,6 @@ def networkx_scenarios(quick: bool = False) -> list[Scenario]:
     _probability_analyses(s, ("exact",), ("hajek",), bound_alone=full)
     out.append(s)
     return out
-
-
-def _exact(graph, mapping, design):
-    return probabilities(graph, mapping, design=design, method="exact")
 
 
 def run(scenario: Scenario, n_sims: int, seed: int = 0) -> pd.DataFrame:

@@ -217,10 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--design-draws", type=_number(int, 0), default=400,
                      help="ht, hajek: fresh draws of the design whose simulated error the standard error may not fall "
                           "below (the larger of it and the Aronow-Samii one; 0: the Aronow-Samii one alone)")
-    est.add_argument("--variance-bound", choices=["blocks", "pairs"], default="blocks",
+    est.add_argument("--variance-bound", choices=["auto", "blocks", "pairs"], default="auto",
                      help="ht, hajek: how pairs never observed in a contrast's two conditions together are bounded: "
-                          "blocks (complete blocks of them by their totals, never looser) or pairs (Aronow & Samii "
-                          "pair by pair, the reference package's convention)")
+                          "blocks (complete blocks of them by their totals, never looser), pairs (Aronow & Samii "
+                          "pair by pair, the reference package's convention) or auto (blocks for ht, pairs for "
+                          "hajek, whose linearised variance needs the slack: docs/inference.md)")
     est.add_argument("--test", choices=["no-effect", "no-spillover"], default=None,
                      help="also an exact randomization test of this sharp null, by re-drawing the design (needs "
                           "--edges; no-spillover: outcomes depend on a unit's own arm only, for individual designs) "

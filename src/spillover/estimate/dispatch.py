@@ -55,7 +55,7 @@ def estimate(
     min_probability: float = 0.0,
     min_units: int = MIN_UNITS,
     expected_shares: TypingMapping[int, float] | None = None,
-    variance_bound: str = "blocks",
+    variance_bound: str = "auto",
 ) -> Effects:
     """Estimate every condition's contrast with the control condition, by the design that
     made the assignment.
@@ -90,10 +90,12 @@ def estimate(
         (:func:`~spillover.estimate.weighting.horvitz_thompson`).
     variance_bound
         ``ht``/``hajek``: how the variance bounds the pairs never observed in a contrast's
-        two conditions together: ``"blocks"`` (default; on complete blocks of such
-        pairs, one inequality on the blocks' totals: :mod:`spillover.estimate.blocks`,
-        never looser) or ``"pairs"`` (Aronow & Samii's, pair by pair: the reference
-        package's convention).
+        two conditions together: ``"blocks"`` (on complete blocks of such pairs, one
+        inequality on the blocks' totals: :mod:`spillover.estimate.blocks`, never
+        looser), ``"pairs"`` (Aronow & Samii's, pair by pair: the reference package's
+        convention) or ``"auto"`` (default: blocks for HT, pairs for Hajek, whose
+        linearised estimate needs the slack; see
+        :func:`~spillover.estimate.weighting.horvitz_thompson`).
     randomization
         ``erl`` only: the design's :class:`~spillover.design.base.Randomization` (which
         sellers are randomized together, and how), for its exposure moments.

@@ -89,7 +89,7 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
     randomization: Any = None
     simulated_conditions: Any = None
-    variance_bound: str = "blocks"
+    variance_bound: str = "auto"
 
 
 @dataclass(frozen=True)
