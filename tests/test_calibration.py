@@ -46,11 +46,16 @@ def documented(row) -> bool:
                and (condition is None or row.condition == condition) for design, estimator, condition in DOCUMENTED)
 
 
-@pytest.fixture(scope="module")
-def table():
+def grid(cells, n_sims: int) -> pd.DataFrame:
+    """Every cell of a grid run ``n_sims`` times, warnings (the point of some cells) quiet."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pd.concat([run(s, N_SIMS) for s in scenarios(quick=True)], ignore_index=True)
+        return pd.concat([run(s, n_sims) for s in cells], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return grid(scenarios(quick=True), N_SIMS)
 
 
 @pytest.mark.slow
@@ -90,9 +95,7 @@ NX_SIMS = 300
 def nx_table():
     from validation.calibration import networkx_scenarios
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pd.concat([run(s, NX_SIMS) for s in networkx_scenarios(quick=True)], ignore_index=True)
+    return grid(networkx_scenarios(quick=True), NX_SIMS)
 
 
 @pytest.mark.slow

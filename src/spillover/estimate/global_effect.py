@@ -35,6 +35,16 @@ def _dependent_mean(w: np.ndarray, pairs: sp.csr_array, alpha: float) -> tuple[f
     return estimate_, se, low, high, p
 
 
+def _larger_error(estimate_: float, interval: tuple, replayed: float, n_draws: int, alpha: float,
+                  how: str) -> tuple[float, float, float, float, str]:
+    """``(se, low, high, p, how)``: the network-robust ``interval`` as given, or the
+    replayed error's normal interval where that is larger (or the other undefined)."""
+    if replayed > interval[0] or not np.isfinite(interval[0]):
+        se, low, high, p = (float(v) for v in t_interval(estimate_, replayed, float("inf"), alpha))
+        return se, low, high, p, f"the design replayed {n_draws} times (larger than the network-robust variance)"
+    return (*interval, how)
+
+
 def lagrange_weights(nodes: Sequence[float], at: float) -> np.ndarray:
     """The Lagrange basis polynomials of ``nodes`` evaluated at ``at``: the weights with
     which the values of a polynomial of degree ``len(nodes) - 1`` at the nodes give its
@@ -93,9 +103,9 @@ def polynomial_interpolation(
     one-stage rollout's ``stages`` too, the standard error is the larger of that and the
     estimate's sd over ``design_draws`` fresh rollouts (0: never; outcomes from a
     regression on own and neighbours' treatments plus each unit's residuals with a random
-    sign): on 80 nodes the network-robust variance alone covered 0.91.
-    Extrapolating far beyond the
-    largest share inflates the variance: the weights ``l_t(1)`` grow as ``p_beta`` shrinks.
+    sign): on 80 nodes the network-robust variance alone covered 0.91. Extrapolating far
+    beyond the largest share inflates the variance: the weights ``l_t(1)`` grow as
+    ``p_beta`` shrinks.
 
     Examples
     --------
@@ -170,9 +180,7 @@ def polynomial_interpolation(
     if design_draws and graph is not None and stages is not None and not design.two_stage:
         replayed = _rollout_replay_se(graph, design, np.asarray(stages), values, coefficients, degree,
                                       int(design_draws), seed)
-        if replayed > se or not np.isfinite(se):
-            se, low, high, p = (float(v) for v in t_interval(estimate_, replayed, float("inf"), alpha))
-            how = f"the design replayed {int(design_draws)} times (larger than the network-robust variance)"
+        se, low, high, p, how = _larger_error(estimate_, (se, low, high, p), replayed, int(design_draws), alpha, how)
     return Effect("total", "all treated", estimate_, se, low, high, p, n, None,
                   f"polynomial interpolation, {two_stage}degree {degree}, shares "
                   f"{[0.0, *design.fractions[:degree]]}; {how}")
@@ -435,9 +443,8 @@ def snipe(
     if design_draws:
         replayed = _snipe_replay_se(closed, z, y, graph.nodes.get_indexer(pd.Index(table["unit_id"])), p, degree,
                                     int(design_draws), seed)
-        if replayed > se or not np.isfinite(se):
-            se, low, high, p_value = (float(v) for v in t_interval(estimate_, replayed, float("inf"), alpha))
-            how = f"the design replayed {int(design_draws)} times (larger than the network-robust variance)"
+        se, low, high, p_value, how = _larger_error(estimate_, (se, low, high, p_value), replayed, int(design_draws),
+                                                    alpha, how)
     return Effect("total", "all treated", estimate_, se, low, high, p_value, w.size, None,
                   f"SNIPE({degree}), Bernoulli({p:g}); {how}")
 
