@@ -354,8 +354,9 @@ def test_the_optimized_focal_set_spreads_treated_shares_more_than_a_random_half(
     random = _focal_units(kernel, observed, 0.5, np.random.default_rng(0))
     assert not optimized[:10].any() and not random[:10].any()
     assert spread(optimized) > 1.3 * spread(random)
-    with pytest.raises(InputError, match="focal must be"):
-        _focal_units(kernel, observed, 1.5, np.random.default_rng(0))
+    for bad in (1.5, "random"):
+        with pytest.raises(InputError, match="focal must be"):
+            _focal_units(kernel, observed, bad, np.random.default_rng(0))
 
 
 def test_no_spillover_p_values_are_exact_under_the_null_by_enumeration():

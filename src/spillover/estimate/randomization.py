@@ -185,7 +185,10 @@ def _focal_units(kernel, observed: np.ndarray, focal: str | float, rng, rounds: 
     random half."""
     n = observed.size
     if focal != "optimized":
-        share = float(focal)
+        try:
+            share = float(focal)
+        except (TypeError, ValueError):
+            share = -1.0  # not a share: the error below
         if not 0 < share < 1:
             raise InputError(f"focal must be 'optimized' or a share between 0 and 1, not {show_id(focal)}.")
         return (rng.random(n) < share) & observed
