@@ -119,7 +119,7 @@ def _squared_totals(a: np.ndarray, s: np.ndarray, q: np.ndarray, pi: np.ndarray,
     return value + float(inside @ scale)
 
 
-def block_adjustment(zero_kl: sp.csr_array, joint_kk: sp.csr_array, joint_ll: sp.csr_array, a_k: np.ndarray,
+def block_adjustment(joint_kl: sp.csr_array, joint_kk: sp.csr_array, joint_ll: sp.csr_array, a_k: np.ndarray,
                      a_l: np.ndarray, s_k: np.ndarray, s_l: np.ndarray, size: np.ndarray, pi_k: np.ndarray,
                      pi_l: np.ndarray) -> tuple[float, int]:
     """What replacing Young's bound by the block bound changes in the variance of the HT
@@ -128,24 +128,28 @@ def block_adjustment(zero_kl: sp.csr_array, joint_kk: sp.csr_array, joint_ll: sp
     Arrays are per class of units (one unit per class when the probabilities are per
     unit; a class of ``size`` 0 is not analysed): ``a = sum I e / pi`` and
     ``s = sum I e^2 / pi`` in each condition, ``e`` the outcome (HT) or the linearised
-    residual (Hajek), and the class's probabilities. ``zero_kl`` is 0/1 over class pairs
-    never in ``k`` and ``l`` together (each unit pair's Young term in the variance is
-    ``I_i e_i^2 / pi_k(i) + I_j e_j^2 / pi_l(j)``); ``joint_kk`` and ``joint_ll`` hold the
-    stored joint probabilities of one condition (explicit zeros included). The change is
+    residual (Hajek), and the class's probabilities. ``joint_kl``, ``joint_kk`` and
+    ``joint_ll`` hold the stored joint probabilities (explicit zeros included); the
+    class pairs of ``joint_kl`` with probability 0 are the ones never in ``k`` and ``l``
+    together (each unit pair's Young term in the variance is
+    ``I_i e_i^2 / pi_k(i) + I_j e_j^2 / pi_l(j)``). The change is
     never positive in expectation.
 
     Examples
     --------
-    >>> zero = sp.csr_array(np.ones((2, 2)))                    # two units, never one in k and one in l
+    >>> never = sp.csr_array((np.zeros(4), ([0, 0, 1, 1], [0, 1, 0, 1])), shape=(2, 2))  # never in k and l together
     >>> pairs = sp.csr_array(np.full((2, 2), 0.5))               # both in k, or both in l, half the time
     >>> a, s, none = np.array([2.0, -2.0]), np.array([2.0, 2.0]), np.zeros(2)   # e = 1, -1, both in k
-    >>> change, n = block_adjustment(zero, pairs, pairs, a, none, s, none, np.ones(2), np.full(2, .5),
+    >>> change, n = block_adjustment(never, pairs, pairs, a, none, s, none, np.ones(2), np.full(2, .5),
     ...                              np.full(2, .5))
     >>> n, change < 0                                             # opposite residuals: their total is 0
     (1, True)
     """
+    # the pattern of stored zero pairs, over analysed classes (new arrays: never the probabilities' own)
+    pattern = sp.csr_array(((joint_kl.data <= 0).astype(np.int8), joint_kl.indices.copy(), joint_kl.indptr.copy()),
+                           shape=joint_kl.shape)
     present = sp.diags_array((size > 0).astype(np.int8))
-    zero = sp.csr_array(present @ zero_kl @ present)
+    zero = sp.csr_array(present @ pattern @ present)
     zero.eliminate_zeros()
     block, columns = complete_blocks(zero, size)
     n_blocks = columns.shape[0]

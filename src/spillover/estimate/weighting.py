@@ -274,12 +274,9 @@ def horvitz_thompson(
         ) / n**2
         label = "aronow-samii"
         if blocks and factored is None and probs.pairs.nnz:
-            cross = sp.csr_array(joint[(k, l)])
-            zero = sp.csr_array(((cross.data <= 0).astype(np.int8), cross.indices.copy(), cross.indptr.copy()),
-                                shape=cross.shape)  # copies: the probabilities' own index arrays stay untouched
-            zero.eliminate_zeros()
-            change, n_blocks = block_adjustment(zero, sp.csr_array(joint[(k, k)]), sp.csr_array(joint[(l, l)]), a_k,
-                                                a_l, 2 * m_k, 2 * m_l, size, p_k, p_l)
+            change, n_blocks = block_adjustment(sp.csr_array(joint[(k, l)]), sp.csr_array(joint[(k, k)]),
+                                                sp.csr_array(joint[(l, l)]), a_k, a_l, 2 * m_k, 2 * m_l, size, p_k,
+                                                p_l)
             if n_blocks:
                 variance += change / n**2
                 label = f"aronow-samii, {n_blocks} block(s) bounded by their totals"
