@@ -522,8 +522,10 @@ def test_the_block_bound_is_conservative_and_never_looser_by_full_enumeration(ha
     'dir_ind1' and 'no' together form complete blocks (a triangle against the units that
     need it in control). For HT the variance estimate's expectation is exact arithmetic:
     with the block bound it stays at or above the true variance (1e-10) and below the
-    pair-by-pair bound's. Hajek's is conservative only to first order, so for it the
-    block bound is checked against the pair bound alone."""
+    pair-by-pair bound's. Hajek's is conservative only to first order: its expectation
+    with the block bound and the residuals widened by G / (G - 1) (G: a condition's
+    effective number of clusters, about 3 here) is 4.16 against a true 4.00 (3.09
+    without the widening, 4.63 pair by pair), asserted within 10% of the truth."""
     edges = [(3 * c + a, 3 * c + b) for c in range(8) for a, b in ((0, 1), (1, 2), (0, 2))]
     edges += [(3 * c + 2, (3 * c + 3) % 24) for c in range(8)]
     graph = SocialGraph.from_edges(pd.DataFrame(edges, columns=["source", "target"]))
@@ -548,6 +550,8 @@ def test_the_block_bound_is_conservative_and_never_looser_by_full_enumeration(ha
     true_variance = float(np.var(estimates))
     blocks, pairs = float(np.mean(variances["blocks"])), float(np.mean(variances["pairs"]))
     assert blocks <= pairs + 1e-10
-    assert blocks < 0.9 * pairs, (blocks, pairs)  # the blocks do bind here
-    if not hajek:
+    if hajek:
+        assert 0.9 * true_variance <= blocks <= 1.1 * true_variance, (blocks, true_variance)
+    else:
+        assert blocks < 0.9 * pairs, (blocks, pairs)  # the blocks do bind here
         assert blocks >= true_variance - 1e-10, (blocks, true_variance)

@@ -87,11 +87,11 @@ AS4_TRUTH = {"dir_ind1": TAU_DIRECT + TAU_INDIRECT, "isol_dir": TAU_DIRECT, "ind
 
 def _probability_analyses(scenario: Scenario, sources: tuple[str, ...], estimators=("hajek", "ht"),
                           trim: float = 0.0, simulate: bool = True, bound_alone: bool = True,
-                          blocks: bool = False) -> None:
+                          pairs: bool = False) -> None:
     """HT/Hajek analyses, one per source of the exposure probabilities (and, with
     ``trim``, Hajek on the units whose probabilities reach it; with ``simulate``, the
     command line's default path: exact probabilities and the design simulation, and with
-    ``blocks`` that path with ``--variance-bound blocks`` too; ``bound_alone=False``
+    ``pairs`` that path with ``--variance-bound pairs`` too; ``bound_alone=False``
     leaves out the exact probabilities' analysis without the simulation)."""
     graph, design, mapping = scenario.graph, scenario.design, scenario.mapping
     for source in sources:
@@ -107,8 +107,8 @@ def _probability_analyses(scenario: Scenario, sources: tuple[str, ...], estimato
         if source == "exact" and simulate:  # the command line's default: the design is known, so it is also simulated
             simulated = _simulated(graph, design, probs)
             for method in estimators:
-                for bound in ("auto", "blocks") if blocks else ("auto",):
-                    name = f"{method} (exact, simulated{', blocks' if bound == 'blocks' else ''})"
+                for bound in ("auto", "pairs") if pairs else ("auto",):
+                    name = f"{method} (exact, simulated{', pairs' if bound == 'pairs' else ''})"
                     scenario.analyses[name] = (
                         lambda out, table, m=method, p=probs, b=bound: estimate(
                             out, table, m, probabilities=p, simulated_conditions=simulated, variance_bound=b))
@@ -258,7 +258,7 @@ def networkx_scenarios(quick: bool = False) -> list[Scenario]:
     s = Scenario("nx block model 40 x 25, 40 clusters", sbm, ClusterDesign(labels, sbm.nodes), "as4", AS4_TRUTH,
                  _clustered(sbm, labels))
     _probability_analyses(s, ("exact",), ("hajek", "ht") if full else ("hajek",), trim=0.01 if full else 0.0,
-                          bound_alone=full, blocks=True)
+                          bound_alone=full, pairs=True)
     _regression_analyses(s, ("CR2",) if full else ())
     out.append(s)
 

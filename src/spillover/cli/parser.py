@@ -220,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--variance-bound", choices=["auto", "blocks", "pairs"], default="auto",
                      help="ht, hajek: how pairs never observed in a contrast's two conditions together are bounded: "
                           "blocks (complete blocks of them by their totals, never looser), pairs (Aronow & Samii "
-                          "pair by pair, the reference package's convention) or auto (blocks for ht, pairs for "
-                          "hajek, whose linearised variance needs the slack: docs/inference.md)")
+                          "pair by pair, the reference package's convention) or auto (blocks for ht; for hajek, "
+                          "blocks with residuals widened for the clusters' count when the design is replayed on a "
+                          "social graph, else pairs: docs/inference.md)")
     est.add_argument("--test", choices=["no-effect", "no-spillover"], default=None,
                      help="also an exact randomization test of this sharp null, by re-drawing the design (needs "
                           "--edges; no-spillover: outcomes depend on a unit's own arm only, for individual designs) "

@@ -281,8 +281,9 @@ def probabilities(
         notes.append("under a mixture of clusterings two units can be negatively dependent with a tiny joint "
                      "probability; a variance from these bounds such pairs (conservative) instead of weighting "
                      "them by 1 / p_ij")
+    unit_blocks = None if blocks is None or isinstance(graph, BipartiteGraph) else np.asarray(blocks)
     return ExposureProbabilities(units, rule.conditions, marginal, pairs, joint_probs, total, label,
-                                 rule, tuple(notes), groups, mixture is not None, factored_pairs)
+                                 rule, tuple(notes), groups, mixture is not None, factored_pairs, unit_blocks)
 
 
 def _union_of_patterns(matrices) -> sp.csr_array:

@@ -103,6 +103,12 @@ class ExposureProbabilities:
     with itself); the pairs that share one block are in :class:`FactoredPairs`, summed
     per block. :meth:`unfactored` and :meth:`per_unit` store every pair again.
 
+    ``unit_blocks[i]`` (social graphs, from a design's blocks) is the randomization block
+    (cluster; the unit itself under individual designs) of unit ``i``: how many
+    independent draws a condition's units stand on (:func:`~spillover.estimate.weighting.
+    horvitz_thompson`'s small-sample care). None on bipartite graphs (a buyer sits on
+    several blocks) and where no design was given.
+
     Examples
     --------
     >>> from spillover import synth
@@ -127,6 +133,7 @@ class ExposureProbabilities:
     groups: np.ndarray | None = None
     bound_negative_pairs: bool = False
     factored: FactoredPairs | None = None
+    unit_blocks: np.ndarray | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """``unit_id`` and one ``p_<condition>`` column per condition."""
@@ -159,7 +166,7 @@ class ExposureProbabilities:
         pairs.data[:] = 1
         return ExposureProbabilities(self.units, self.conditions, self.marginal, sp.csr_array(pairs, dtype=np.int32),
                                      joint, self.n_draws, self.method, self.mapping, self.notes, None,
-                                     self.bound_negative_pairs)
+                                     self.bound_negative_pairs, unit_blocks=self.unit_blocks)
 
     def unfactored(self) -> "ExposureProbabilities":
         """The same probabilities with every dependent pair stored (a factored object's
