@@ -197,6 +197,44 @@ def test_design_study_from_cluster_sums_equals_the_analysis_of_the_users_data(de
     np.testing.assert_allclose(result.ci_low, np.concatenate([p[2] for p in pieces]), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("design", ["project", "stratified-component"])
+def test_a_sampled_design_analyses_its_enrolled_clusters_alone(design):
+    """Issue 25, point 5 (``simulate --sample-fraction``): each experiment enrolls 30% of
+    the clusters (within strata for the stratified design), the rest untreated; the
+    study's analysis from cluster sums equals the users' data of the same experiments
+    analysed unit by unit on the enrolled users alone."""
+    from spillover.simulate import simulate_design, simulate_experiments
+
+    study = Study.from_network(synth.collaboration_network(3_000, seed=4))
+    model = OutcomeModel(tau=0.2, gamma=0.1, s_e=0.7)
+    result = simulate_design(study, design, model, n_sims=5, seed=3, chunk=2, sample_fraction=0.3)
+    expected, enrolled = [], set()
+    for data in simulate_experiments(study, design, model, n_sims=5, seed=3, chunk=2, sample_fraction=0.3):
+        for j in range(data.z.shape[1]):
+            keep = data.in_sample[:, j]
+            assert not data.z[~keep, j].any()  # clusters left out stay untreated
+            enrolled.add(len(np.unique(data.clusters[keep])))
+            strata = None if data.strata is None else data.strata[keep]
+            piece = cluster_robust_difference(data.y[keep, j:j + 1], data.z[keep, j:j + 1], data.clusters[keep],
+                                              strata)
+            expected.append([float(np.ravel(p)[0]) for p in piece[:3]])
+    expected = np.array(expected)
+    n_clusters = len(np.unique(study.units(design)))
+    assert enrolled == {result.n_clusters} and abs(result.n_clusters - 0.3 * n_clusters) <= 8  # rounding per stratum
+    np.testing.assert_allclose(result.estimates, expected[:, 0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(result.ses, expected[:, 1], rtol=1e-9)
+    np.testing.assert_allclose(result.ci_low, expected[:, 2], rtol=1e-9, atol=1e-12)
+
+
+def test_a_sample_fraction_outside_zero_to_one_is_refused():
+    from spillover.errors import InputError
+    from spillover.simulate import simulate_design
+
+    study = Study.from_network(synth.collaboration_network(1_000, seed=4))
+    with pytest.raises(InputError, match="sample_fraction"):
+        simulate_design(study, "component", n_sims=3, sample_fraction=1.5)
+
+
 def test_a_design_whose_intervals_under_cover_is_flagged_and_never_recommended():
     """Issue 25, point 5: coverage below 0.93 flags a design, even when Monte Carlo error
     alone (few experiments) would have let it pass, and the recommendation skips it."""
@@ -227,3 +265,18 @@ def test_the_usage_effect_reaches_the_simulated_outcomes():
     sd = {u: simulate_design(study, "component", OutcomeModel(usage_effect=u), n_sims=200, seed=3).estimates.std()
           for u in (0.0, 3.0)}
     assert sd[3.0] > 1.2 * sd[0.0], sd
+
+
+def test_simulate_sample_fraction_from_the_command_line(capsys):
+    """``simulate --sample-fraction 0.5`` enrolls half of each design's clusters: the JSON
+    reports the enrolled count per design."""
+    import json
+
+    from spillover.cli import main
+
+    args = ["simulate", "--users", "2000", "--n-sims", "20", "--designs", "component", "--json"]
+    assert main(args) == 0
+    full = json.loads(capsys.readouterr().out)["designs"][0]["n_clusters"]
+    assert main(args + ["--sample-fraction", "0.5"]) == 0
+    half = json.loads(capsys.readouterr().out)["designs"][0]["n_clusters"]
+    assert half == round(0.5 * full)

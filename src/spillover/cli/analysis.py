@@ -141,12 +141,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     with counting(f"{len(designs)} designs x {args.n_sims:,} experiments", args.n_sims * len(designs),
                   args.json) as advance:
         comparison = compare_designs(study, designs, model, n_sims=args.n_sims, seed=args.seed, vcov=args.vcov,
-                                     progress=advance)
+                                     progress=advance, sample_fraction=args.sample_fraction)
     table, recommendation = comparison.to_frame(), comparison.recommend()
     if args.out:
         _write_study(args.out, "design_comparison.csv", table, "spillover simulate",
                      f"{study.n_users:,} users; tau = {args.tau:g}, gamma = {args.gamma:g}, usage effect "
-                     f"{args.usage_effect:g}; true effect (GATE) {comparison.true_effect:.4f}.",
+                     f"{args.usage_effect:g}; {args.sample_fraction:.0%} of each design's clusters enrolled; "
+                     f"true effect (GATE) {comparison.true_effect:.4f}.",
                      report.Section("Design comparison", "", [("Recommended design", recommendation),
                                                               ("Per design", table)],
                                     [("Sorted 95% intervals", report.plot_sorted_intervals(comparison)),
@@ -154,7 +155,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**comparison.to_json(), "recommendation": recommendation.iloc[0].to_dict()})
     else:
-        print_table(table, title=f"design comparison (true effect {comparison.true_effect:.4f})")
+        enrolled = f", {args.sample_fraction:.0%} of clusters enrolled" if args.sample_fraction < 1 else ""
+        print_table(table, title=f"design comparison (true effect {comparison.true_effect:.4f}{enrolled})")
         print_table(recommendation, title="recommended design")
     return 0
 

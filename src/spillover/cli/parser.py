@@ -315,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--usage-effect", type=FINITE, default=1.0,
                           help="designs: how much a component's (standardised log) usage moves its users' outcomes "
                                "(0: usage does not matter, so stratifying on it cannot help)")
+    simulate.add_argument("--sample-fraction", type=_number(float, 0, 1, open_low=True), default=1.0,
+                          help="designs: the share of each design's clusters an experiment enrolls (within strata "
+                               "for stratified-component), split 50/50; the rest stay untreated and unanalysed, as "
+                               "`plan --sample-fraction` (default: %(default)s, every cluster)")
     simulate.add_argument("--n-sims", type=_number(int, 2), default=None,
                           help="simulated experiments per design (default: 1,000; estimators: 200; marketplace: 300)")
     simulate.add_argument("--seed", type=SEED, default=0, help="seed of the network and the experiments")

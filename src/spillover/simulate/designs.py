@@ -223,7 +223,7 @@ class Comparison:
 
     def to_json(self) -> dict:
         """The ``simulate --json`` object: the true effect and each design's summary."""
-        keys = ["design", "bias", "sd", "rmse", "coverage", "ci_width", "power", "n_sims", "intervals"]
+        keys = ["design", "bias", "sd", "rmse", "coverage", "ci_width", "power", "n_sims", "n_clusters", "intervals"]
         return {"true_effect": self.true_effect, "designs": self.to_frame()[keys].to_dict(orient="records")}
 
     def recommend(self, level: float = 0.95) -> pd.DataFrame:
@@ -291,15 +291,25 @@ def cluster_robust_difference(
     return fit.beta[:, 0], se, low, high, fit.n_clusters
 
 
-def _cluster_draws(study: Study, design: str, n_sims: int, rng: np.random.Generator, n_bins: int):
-    """Cluster codes per user, draws ``(n_clusters, S)``, and strata per cluster (or None)."""
+def _cluster_draws(study: Study, design: str, n_sims: int, rng: np.random.Generator, n_bins: int,
+                   sample_fraction: float = 1.0):
+    """Cluster codes per user, draws ``(n_clusters, S)`` (arm ``-1``: a cluster left out
+    of the experiment, with ``sample_fraction`` below 1), and strata per cluster (or
+    None). A sample is drawn within strata (exact counts, as the stratified design draws
+    it), or from all clusters at once for the other designs."""
     units = study.units(design)
     codes, ids = pd.factorize(units, sort=True)
+    if not 0.0 < sample_fraction <= 1.0:
+        raise InputError(f"sample_fraction={sample_fraction} must be in (0, 1].")
     if SIMULATED_DESIGNS[design][0] == "stratified-cluster":
         plan = StratifiedClusterDesign.from_units(codes, pd.RangeIndex(study.n_users),
                                                   {"size": None, "usage": study.usage},
-                                                  n_bins=n_bins, sample_fraction=1.0)
+                                                  n_bins=n_bins, sample_fraction=sample_fraction)
         return codes, plan.draw_clusters(n_sims, rng), plan.strata
+    if sample_fraction < 1.0:  # one stratum: a simple random sample of clusters, split 50/50
+        plan = StratifiedClusterDesign(codes, pd.RangeIndex(study.n_users), np.zeros(len(ids), dtype=np.int64),
+                                       sample_fraction, cluster_ids=pd.RangeIndex(len(ids)))
+        return codes, plan.draw_clusters(n_sims, rng), None
     plan = ClusterDesign(codes, pd.RangeIndex(study.n_users), cluster_ids=pd.RangeIndex(len(ids)))
     return codes, plan.draw_clusters(n_sims, rng), None
 
@@ -316,7 +326,7 @@ def _random_parts(study: Study, model: "OutcomeModel", cluster_draws: np.ndarray
     if chunk is None:
         chunk = int(np.clip(2**21 // cluster_draws.shape[0], 1, 100))
     for start in range(0, cluster_draws.shape[1], chunk):  # a loop over chunks of experiments
-        w = cluster_draws[:, start:start + chunk].astype(float)
+        w = cluster_draws[:, start:start + chunk].astype(float)  # -1: left out of the experiment
         s = w.shape[1]
         effects = [rng.standard_normal((size, s)) for size in levels]
         yield w, effects, (rng.standard_normal((study.n_users, s)) if model.s_e else None)
@@ -325,8 +335,9 @@ def _random_parts(study: Study, model: "OutcomeModel", cluster_draws: np.ndarray
 @dataclass(frozen=True)
 class SimulatedChunk:
     """A chunk of simulated experiments: per user its randomization unit (``clusters``)
-    and stratum (or None), and per experiment (columns) the treatment ``z`` and outcome
-    ``y``.
+    and stratum (or None), and per experiment (columns) the treatment ``z``, outcome
+    ``y`` and whether the user's cluster was sampled into the experiment (``in_sample``;
+    the others are untreated and not analysed).
 
     Examples
     --------
@@ -341,6 +352,7 @@ class SimulatedChunk:
     strata: np.ndarray | None
     z: np.ndarray
     y: np.ndarray
+    in_sample: np.ndarray
 
 
 def simulate_experiments(
@@ -352,6 +364,7 @@ def simulate_experiments(
     seed=None,
     chunk: int | None = None,
     n_bins: int = 4,
+    sample_fraction: float = 1.0,
 ) -> Iterator[SimulatedChunk]:
     """The simulated data of ``n_sims`` experiments of ``design``, ``chunk`` at a time:
     every user's assignment and outcome (random effects drawn anew in each experiment).
@@ -367,11 +380,12 @@ def simulate_experiments(
     30
     """
     rng = check_seed(seed)
-    codes, cluster_draws, strata = _cluster_draws(study, design, n_sims, rng, n_bins)
+    codes, cluster_draws, strata = _cluster_draws(study, design, n_sims, rng, n_bins, sample_fraction)
     spill = sp.csr_array(study.adjacency @ group_indicator(codes, cluster_draws.shape[0]).T)  # A C
     levels = (study.component, study.account, study.project)
     unit_strata = None if strata is None else strata[codes]
-    for w, effects, noise in _random_parts(study, model, cluster_draws, rng, chunk):
+    for arms, effects, noise in _random_parts(study, model, cluster_draws, rng, chunk):
+        w = np.maximum(arms, 0.0)  # left out: untreated
         z = w[codes]
         y = (model.mu + model.usage_effect * study.usage_score[:, None]
              + model.tau * z + model.gamma * model.tau * (spill @ w))
@@ -379,7 +393,7 @@ def simulate_experiments(
             y += scale * effect[level]
         if noise is not None:
             y += model.s_e * noise
-        yield SimulatedChunk(codes, unit_strata, z, y)
+        yield SimulatedChunk(codes, unit_strata, z, y, (arms >= 0)[codes])
 
 
 def simulate_design(
@@ -393,12 +407,16 @@ def simulate_design(
     n_bins: int = 4,
     vcov: str = DEFAULT_VCOV,
     on_chunk: Callable[[int], None] | None = None,
+    sample_fraction: float = 1.0,
 ) -> DesignResult:
     """``n_sims`` experiments of ``design`` on ``study`` under ``model``, each analysed by
     the difference in means (stratum fixed effects for stratified designs) with ``vcov``
     errors clustered by the unit of randomization; processed ``chunk`` at a time (default:
     sized by the number of clusters; the same seed and chunk give the same experiments
-    as :func:`simulate_experiments`).
+    as :func:`simulate_experiments`). With ``sample_fraction`` below 1 each experiment
+    samples that share of the clusters (within strata for the stratified design), splits
+    them 50/50 and analyses them alone; the others stay untreated. The sampled clusters
+    differ from one experiment to the next, so those are analysed one at a time.
 
     Treatment is constant within a unit of randomization, so each experiment's analysis
     needs only every cluster's outcome sum (:func:`spillover.variance.ols_cluster_sums`,
@@ -414,7 +432,7 @@ def simulate_design(
     40
     """
     rng = check_seed(seed)
-    codes, cluster_draws, strata = _cluster_draws(study, design, n_sims, rng, n_bins)
+    codes, cluster_draws, strata = _cluster_draws(study, design, n_sims, rng, n_bins, sample_fraction)
     n_clusters = cluster_draws.shape[0]
     members = group_indicator(codes, n_clusters)                                    # C
     sizes = np.bincount(codes, minlength=n_clusters)
@@ -424,19 +442,37 @@ def simulate_design(
               for level in (study.component, study.account, study.project)]
     absorb = np.zeros(n_clusters, dtype=np.int64) if strata is None else strata
     pieces = []
-    for w, effects, noise in _random_parts(study, model, cluster_draws, rng, chunk):
+    for arms, effects, noise in _random_parts(study, model, cluster_draws, rng, chunk):
+        w = np.maximum(arms, 0.0)  # left out: untreated
         sums = base[:, None] + model.tau * sizes[:, None] * w + model.gamma * model.tau * (spill @ w)
         for scale, effect, count in zip((model.s_c, model.s_a, model.s_p), effects, counts):
             sums += scale * (count @ effect)
         if noise is not None:
             sums += model.s_e * (members @ noise)
-        fit = ols_cluster_sums(sums, w[:, None, :], sizes, vcov, absorb=absorb)
-        se, low, high, _ = fit.interval(0)
-        pieces.append((fit.beta[:, 0], se, low, high))
+        if sample_fraction < 1.0:
+            pieces.append(_sampled_fits(sums, arms, sizes, absorb, vcov))
+        else:
+            fit = ols_cluster_sums(sums, w[:, None, :], sizes, vcov, absorb=absorb)
+            se, low, high, _ = fit.interval(0)
+            pieces.append((fit.beta[:, 0], se, low, high))
         if on_chunk:
             on_chunk(w.shape[1])
     beta, se, low, high = (np.concatenate(p) for p in zip(*pieces))
-    return DesignResult(design, study.gate(model), beta, se, low, high, n_clusters)
+    sampled = int((cluster_draws[:, 0] >= 0).sum()) if cluster_draws.shape[1] else n_clusters
+    return DesignResult(design, study.gate(model), beta, se, low, high, sampled)
+
+
+def _sampled_fits(sums: np.ndarray, arms: np.ndarray, sizes: np.ndarray, absorb: np.ndarray, vcov: str):
+    """Each experiment's analysis of its sampled clusters alone (arm ``>= 0``): estimate,
+    se and interval bounds, one experiment at a time (the sampled clusters, hence their
+    sizes, differ between experiments)."""
+    out = np.empty((4, arms.shape[1]))
+    for j in range(arms.shape[1]):  # a loop over experiments; each fit is vectorised over its clusters
+        kept = arms[:, j] >= 0
+        fit = ols_cluster_sums(sums[kept, j], arms[kept, j][:, None], sizes[kept], vcov, absorb=absorb[kept])
+        se, low, high, _ = fit.interval(0)
+        out[:, j] = fit.beta[0], np.ravel(se)[0], np.ravel(low)[0], np.ravel(high)[0]
+    return tuple(out)
 
 
 def compare_designs(
@@ -448,10 +484,13 @@ def compare_designs(
     seed=0,
     vcov: str = DEFAULT_VCOV,
     progress: Callable[[int], None] | None = None,
+    sample_fraction: float = 1.0,
 ) -> Comparison:
     """Run every design ``n_sims`` times under ``model`` and summarise each by bias, sd,
     RMSE, 95% CI coverage, mean CI width and power against the GATE, with ``vcov``
     errors (the same kernel as ``estimate``). ``tau = 0`` is the A/A calibration.
+    ``sample_fraction``: the share of each design's clusters an experiment enrolls
+    (:func:`simulate_design`).
     ``progress(k)`` is called as each chunk of ``k`` experiments finishes.
 
     Examples
@@ -463,7 +502,8 @@ def compare_designs(
     """
     study = network if isinstance(network, Study) else Study.from_network(network)
     streams = check_seed(seed).spawn(len(designs))  # one independent stream per design
-    results = tuple(simulate_design(study, d, model, n_sims=n_sims, seed=s, vcov=vcov, on_chunk=progress)
+    results = tuple(simulate_design(study, d, model, n_sims=n_sims, seed=s, vcov=vcov, on_chunk=progress,
+                                    sample_fraction=sample_fraction)
                     for d, s in zip(designs, streams))
     return Comparison(study.gate(model), model, results)
 
