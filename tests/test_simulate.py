@@ -280,3 +280,34 @@ def test_simulate_sample_fraction_from_the_command_line(capsys):
     assert main(args + ["--sample-fraction", "0.5"]) == 0
     half = json.loads(capsys.readouterr().out)["designs"][0]["n_clusters"]
     assert half == round(0.5 * full)
+
+
+def test_one_rule_ranks_every_study_and_skips_rows_without_honest_intervals():
+    """Issue 25, point 5: the estimators' study is ranked by the designs' rule. A row
+    that printed no interval in some experiments, or covered below 0.93, or is biased
+    beyond Monte Carlo error, is never recommended, however narrow its intervals."""
+    import pandas as pd
+
+    from spillover.simulate.ranking import interval_verdicts, recommend
+
+    table = pd.DataFrame({
+        "estimator": ["narrow, some none", "narrow, under", "biased", "honest", "wide"],
+        "bias": [0.0, 0.0, 0.05, 0.001, 0.0], "sd": [0.1] * 5, "rmse": [0.1] * 5,
+        "coverage": [0.95, 0.90, 0.95, 0.95, 0.99], "ci_width": [0.1, 0.1, 0.1, 0.3, 0.5],
+        "no_interval": [0.1, 0.0, 0.0, 0.0, 0.0], "n_sims": [400] * 5})
+    assert interval_verdicts(table).tolist() == ["ok", "UNDER-COVERS", "ok", "ok", "ok"]
+    assert recommend(table, ["estimator"], what="estimator")["estimator"].iloc[0] == "honest"
+    none = table.assign(coverage=np.nan)
+    assert set(interval_verdicts(none)) == {"no interval"}
+    assert "cannot be trusted" in recommend(none, ["estimator"])["reason"].iloc[0]
+
+
+def test_the_estimators_study_flags_rows_and_counts_missing_intervals():
+    from spillover.simulate import compare_estimators
+
+    table = compare_estimators(synth.social_graph(400, seed=1), n_sims=6, seed=2)
+    assert {"intervals", "no_interval", "power"} <= set(table.columns)
+    assert table["no_interval"].between(0, 1).all()
+    assert set(table["intervals"]) <= {"ok", "UNDER-COVERS", "no interval"}
+    assert any(name.startswith("rgcr") for name in table["design"])  # RGCR and the rollout among the designs
+    assert "rollout" in set(table["design"])

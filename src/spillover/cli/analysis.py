@@ -86,6 +86,7 @@ def _compare_estimators(args: argparse.Namespace) -> int:
     """``simulate --compare estimators``: the global effect's estimators on one social graph."""
     from .. import report, synth
     from ..simulate import compare_estimators
+    from ..simulate.ranking import recommend
 
     with progress("preparing the graph", args.json):
         graph = load_graph(args.edges, args.source, args.target) if args.edges else \
@@ -95,17 +96,20 @@ def _compare_estimators(args: argparse.Namespace) -> int:
         table = compare_estimators(graph, tau=args.tau, gamma=args.gamma, spillover=args.spillover, n_sims=n_sims,
                                    seed=args.seed, max_pairs=args.max_pairs or None, on_sim=advance)
     truth = float(table["truth"].iloc[0])
+    best = recommend(table, ["estimator", "design"], what="estimator")
     if args.out:
         _write_study(args.out, "estimator_comparison.csv", table, "spillover simulate: estimators of the global effect",
                      f"{graph.n_nodes:,} units; tau = {args.tau:g}, gamma = {args.gamma:g}, {args.spillover} "
                      f"spillover; true global effect {truth:.4f}.",
-                     report.Section("Estimator comparison", "", [("Per estimator", table)],
+                     report.Section("Estimator comparison", "", [("Recommended", best), ("Per estimator", table)],
                                     [("Bias and spread per estimator", report.plot_estimator_comparison(table))]))
     if args.json:
-        print_json({"true_effect": truth, "estimators": table.drop(columns="truth").to_dict(orient="records")})
+        print_json({"true_effect": truth, "estimators": table.drop(columns="truth").to_dict(orient="records"),
+                    "recommendation": best.iloc[0].to_dict()})
     else:
         print_table(table.drop(columns="truth"), title=f"estimators of the global effect (truth {truth:.4f}, "
                                                       f"{args.spillover} spillover)")
+        print_table(best, title="recommended estimator and design")
     return 0
 
 

@@ -284,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = command("simulate")
     simulate.add_argument("--compare", choices=["designs", "estimators", "marketplace"], default="designs",
                           help="designs: cluster designs of a collaboration network; estimators: difference in means, "
-                               "cluster randomization, Hajek, regression adjustment, SNIPE and a staggered rollout on "
-                               "a social graph; marketplace: seller randomization against seller clusters, with ERL, "
+                               "cluster randomization, Hajek, regression adjustment, SNIPE, a staggered rollout and "
+                               "randomized graph cluster randomization (RGCR) on a social graph, the one to run "
+                               "recommended; marketplace: seller randomization against seller clusters, with ERL, "
                                "ols-bipartite and difference in means on buyers (--edges: buyer-seller links, source "
                                "buyer, target seller; default: a synthetic market)")
     source = simulate.add_mutually_exclusive_group()

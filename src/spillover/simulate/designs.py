@@ -43,14 +43,13 @@ from ..graph import CollaborationNetwork, SocialGraph, group_indicator
 from ..seeds import check_seed
 from ..variance import DEFAULT_VCOV, ols, ols_cluster_sums
 from .outcomes import social_outcomes
+from .ranking import COVERAGE_FLOOR, interval_verdicts, recommend
 
 #: the designs a study compares on a collaboration network, each a design of the registry
 #: (``spillover.design.DESIGN_OPTIONS``) over a randomization unit of the network
 SIMULATED_DESIGNS = {"project": ("cluster", "project"), "component": ("cluster", "component"),
                      "stratified-component": ("stratified-cluster", "component"), "individual": ("individual", "user")}
 DESIGNS = tuple(SIMULATED_DESIGNS)
-#: below this coverage of its 95% intervals a design is flagged and never recommended
-COVERAGE_FLOOR = 0.93
 
 
 @dataclass(frozen=True)
@@ -199,7 +198,7 @@ class Comparison:
         or ``UNDER-COVERS`` where the coverage is below :data:`COVERAGE_FLOOR` (a design
         then never recommended)."""
         table = pd.DataFrame([r.to_dict() for r in self.results])
-        table["intervals"] = np.where(table["coverage"] < COVERAGE_FLOOR, "UNDER-COVERS", "ok")
+        table["intervals"] = interval_verdicts(table)
         return table
 
     def __getitem__(self, design: str) -> DesignResult:
@@ -227,13 +226,9 @@ class Comparison:
         return {"true_effect": self.true_effect, "designs": self.to_frame()[keys].to_dict(orient="records")}
 
     def recommend(self, level: float = 0.95) -> pd.DataFrame:
-        """One row: the design to run and why.
-
-        A design is *honest* when its bias is within two Monte Carlo standard errors of
-        zero (``2 sd / sqrt(n_sims)``) and its interval coverage is not below ``level`` by
-        more than two Monte Carlo standard errors, nor below :data:`COVERAGE_FLOOR`. The recommendation is the honest design
-        with the narrowest intervals (the most power); if none is honest, the one with the
-        smallest RMSE, flagged. More simulated experiments make the test of bias sharper.
+        """One row: the design to run and why (:func:`~spillover.simulate.ranking.recommend`:
+        the narrowest intervals among designs without detectable bias whose coverage is
+        within Monte Carlo error of ``level`` and not below :data:`COVERAGE_FLOOR`).
 
         Examples
         --------
@@ -243,20 +238,7 @@ class Comparison:
         >>> comparison.recommend()["design"].iloc[0] in ("component", "stratified-component")
         True
         """
-        table = self.to_frame()
-        floor = level - 2 * np.sqrt(level * (1 - level) / table["n_sims"])
-        unbiased = table["bias"].abs() <= 2 * table["sd"] / np.sqrt(table["n_sims"])
-        honest = table[(table["coverage"] >= np.maximum(floor, COVERAGE_FLOOR)) & unbiased]
-        if len(honest):
-            row = honest.loc[honest["ci_width"].idxmin()]
-            reason = (f"narrowest intervals ({row['ci_width']:.4g}) among designs without detectable bias and with "
-                      f"coverage within Monte Carlo error of {level:.0%}")
-        else:
-            row = table.loc[table["rmse"].idxmin()]
-            reason = (f"no design is free of detectable bias with {level:.0%} coverage: smallest RMSE, but its "
-                      "intervals cannot be trusted")
-        return pd.DataFrame([{"design": row["design"], "coverage": row["coverage"], "ci_width": row["ci_width"],
-                              "bias": row["bias"], "power": row["power"], "reason": reason}])
+        return recommend(self.to_frame(), ["design"], level)
 
 
 def cluster_robust_difference(

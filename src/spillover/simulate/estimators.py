@@ -10,11 +10,12 @@ import pandas as pd
 
 from ..clustering import cluster
 from ..design import ClusterDesign
-from ..errors import InputError, SpilloverWarning, TooManyPairsError
+from ..errors import InputError, SpilloverError, SpilloverWarning, TooManyPairsError
 from ..exposure import MAX_DEPENDENT_PAIRS
 from ..graph import SocialGraph, csr_rows
 from ..seeds import Seed, check_seed
 from .outcomes import SPILLOVERS, spillover_shape
+from .ranking import interval_verdicts
 
 
 def compare_estimators(
@@ -52,6 +53,12 @@ def compare_estimators(
     - the staggered rollout's polynomial interpolation (degree = number of stages);
     - Hajek on the fully exposed under randomized graph cluster randomization (a mixture
       of ``n_clusterings`` 1-hop-max clusterings, exact mixture probabilities).
+
+    Coverage, width and power are over the experiments that printed an interval
+    (``no_interval``: the share that did not, refusals included: a draw that leaves too
+    few units in a condition); ``intervals`` flags a row whose coverage
+    is below 0.93 (:func:`~spillover.simulate.ranking.interval_verdicts`), and
+    :func:`~spillover.simulate.ranking.recommend` picks one row.
 
     A Hajek row whose design-based variance would store more than ``max_pairs``
     dependent pairs (a dense graph under large clusters) is left out with a warning
@@ -119,7 +126,9 @@ def compare_estimators(
     rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
 
     def record(name: str, design: str, effect) -> None:
-        rows.setdefault((name, design), []).append((effect.estimate, effect.ci_low, effect.ci_high))
+        """One experiment's estimate and interval (all NaN: the estimator refused this draw)."""
+        values = (np.nan,) * 3 if effect is None else (effect.estimate, effect.ci_low, effect.ci_high)
+        rows.setdefault((name, design), []).append(values)
 
     def experiment(design) -> tuple[pd.DataFrame, pd.DataFrame]:
         """One draw of ``design``: the outcomes it produces and the arms."""
@@ -128,8 +137,13 @@ def compare_estimators(
                 pd.DataFrame({"unit_id": graph.nodes, "arm": z.astype(np.int64)}))
 
     def fully_exposed_hajek(frame: pd.DataFrame, arms: pd.DataFrame, probs):
+        """Hajek's effect on the fully exposed, or None where this draw leaves too few units
+        in a condition (the refusal ``estimate`` prints)."""
         full = exposure(graph, arms, "threshold", threshold_q=1.0)
-        return estimate(frame, full, "hajek", probabilities=probs).effects[0]
+        try:
+            return estimate(frame, full, "hajek", probabilities=probs).effects[0]
+        except SpilloverError:
+            return None
 
     for _ in range(n_sims):  # a loop over simulated experiments; each estimator is vectorised
         with warnings.catch_warnings():
@@ -158,12 +172,20 @@ def compare_estimators(
             on_sim(1)
     out = []
     for (name, design), values in rows.items():
-        est, low, high = (np.asarray(v) for v in zip(*values))
-        out.append({"estimator": name, "design": design, "truth": truth, "bias": float(est.mean() - truth),
-                    "sd": float(est.std(ddof=1)), "rmse": float(np.sqrt(np.mean((est - truth) ** 2))),
-                    "coverage": float(np.mean((low <= truth) & (truth <= high))),
-                    "ci_width": float(np.mean(high - low)), "n_sims": len(est)})
-    return pd.DataFrame(out)
+        est, low, high = (np.asarray(v, dtype=float) for v in zip(*values))
+        printed = np.isfinite(low) & np.isfinite(high)  # an experiment can print no interval (too few units)
+        low, high, est = low[printed], high[printed], est[np.isfinite(est)]  # or no estimate (refused)
+        out.append({"estimator": name, "design": design, "truth": truth,
+                    "bias": float(est.mean() - truth) if est.size else np.nan,
+                    "sd": float(est.std(ddof=1)) if est.size > 1 else np.nan,
+                    "rmse": float(np.sqrt(np.mean((est - truth) ** 2))) if est.size else np.nan,
+                    "coverage": float(np.mean((low <= truth) & (truth <= high))) if printed.any() else np.nan,
+                    "ci_width": float(np.mean(high - low)) if printed.any() else np.nan,
+                    "power": float(np.mean((low > 0) | (high < 0))) if printed.any() else np.nan,
+                    "no_interval": float(1.0 - printed.mean()), "n_sims": len(values)})
+    table = pd.DataFrame(out)
+    table["intervals"] = interval_verdicts(table)
+    return table
 
 
 def exact_ht_variance(

@@ -48,11 +48,11 @@ from ..estimate.erl import ERLKernel, joint_probabilities
 from ..graph import BipartiteGraph
 from ..marketplace import exposure_purity, link_shares, seller_clusters, unit_weights
 from ..seeds import Seed, check_seed
+from .ranking import COVERAGE_FLOOR
 
 __all__ = ["MarketplaceStudy", "marketplace_study"]
 
 ESTIMATORS = ("erl", "ols-bipartite", "difference-in-means")
-MIN_COVERAGE = 0.93  # a row below this is never recommended
 CHUNK_DRAWS = 50  # draws analysed together (memory: buyers x this many floats per array)
 
 
@@ -79,13 +79,13 @@ class MarketplaceStudy:
         'sellers'
         """
         table = self.table
-        ok = table[(table["coverage"] >= MIN_COVERAGE) & (table["bias"].abs() <= 3 * table["bias_mc"])]
+        ok = table[(table["coverage"] >= COVERAGE_FLOOR) & (table["bias"].abs() <= 3 * table["bias_mc"])]
         if ok.empty:
             raise InputError("no design and estimator covered 0.93 without bias in this study: more draws, more "
                              "buyers or another design are needed.")
         best = ok.sort_values(["se", "coverage"], ascending=[True, False]).iloc[0].copy()
         best["reason"] = (f"the narrowest intervals (se {best['se']:.3g}, power {best['power']:.2f}) among the rows "
-                          f"that covered at least {MIN_COVERAGE:.2f} without bias")
+                          f"that covered at least {COVERAGE_FLOOR:.2f} without bias")
         return best
 
 
