@@ -238,7 +238,8 @@ def test_a_sample_fraction_outside_zero_to_one_is_refused():
 def test_a_design_whose_intervals_under_cover_is_flagged_and_never_recommended():
     """Issue 25, point 5: coverage below 0.93 flags a design, even when Monte Carlo error
     alone (few experiments) would have let it pass, and the recommendation skips it."""
-    from spillover.simulate.designs import COVERAGE_FLOOR, Comparison, DesignResult
+    from spillover.simulate.designs import Comparison, DesignResult
+    from spillover.simulate.ranking import COVERAGE_FLOOR
 
     rng = np.random.default_rng(0)
     n = 60

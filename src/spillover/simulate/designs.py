@@ -43,7 +43,7 @@ from ..graph import CollaborationNetwork, SocialGraph, group_indicator
 from ..seeds import check_seed
 from ..variance import DEFAULT_VCOV, ols, ols_cluster_sums
 from .outcomes import social_outcomes
-from .ranking import COVERAGE_FLOOR, interval_verdicts, recommend
+from .ranking import interval_verdicts, recommend
 
 #: the designs a study compares on a collaboration network, each a design of the registry
 #: (``spillover.design.DESIGN_OPTIONS``) over a randomization unit of the network
@@ -195,7 +195,7 @@ class Comparison:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per design: its :meth:`DesignResult.summary`, and ``intervals``: ``ok``,
-        or ``UNDER-COVERS`` where the coverage is below :data:`COVERAGE_FLOOR` (a design
+        or ``UNDER-COVERS`` where the coverage is below :data:`~spillover.simulate.ranking.COVERAGE_FLOOR` (a design
         then never recommended)."""
         table = pd.DataFrame([r.to_dict() for r in self.results])
         table["intervals"] = interval_verdicts(table)
@@ -228,7 +228,7 @@ class Comparison:
     def recommend(self, level: float = 0.95) -> pd.DataFrame:
         """One row: the design to run and why (:func:`~spillover.simulate.ranking.recommend`:
         the narrowest intervals among designs without detectable bias whose coverage is
-        within Monte Carlo error of ``level`` and not below :data:`COVERAGE_FLOOR`).
+        within Monte Carlo error of ``level`` and not below :data:`~spillover.simulate.ranking.COVERAGE_FLOOR`).
 
         Examples
         --------
