@@ -128,3 +128,31 @@ def test_plan_command_json_has_the_contract_keys(tmp_path, capsys):
     assert all(keys <= set(row) for row in payload["candidates"])
     assert payload["recommended"] in [row["design"] for row in payload["candidates"]]
     assert sum(row["recommended"] for row in payload["candidates"]) == 1
+
+
+def test_a_design_the_interference_bias_would_push_below_the_floor_is_flagged_and_not_recommended():
+    """Issue 25, point 5: under a stated spillover a cluster design keeps a bias; its 95%
+    interval's coverage (the t interval shifted by bias / se, checked against a simulation
+    of that interval) decides whether it may be recommended."""
+    from spillover.plan import interval_coverage
+
+    rng = np.random.default_rng(5)
+    draws = rng.standard_t(8, 200_000)
+    q = 2.306004135  # t(8) 0.975 quantile
+    simulated = np.mean(np.abs(0.7 + draws) <= q)  # bias 0.7 se
+    assert interval_coverage(np.array([0.7]), np.array([1.0]), np.array([8.0]))[0] == pytest.approx(simulated,
+                                                                                                   abs=0.003)
+    graph = synth.social_graph(3_000, mean_degree=8, mixing=0.1, seed=3)
+    codes = pd.factorize(graph.node_data["community"].reindex(graph.nodes).to_numpy())[0]
+    y = 0.3 * rng.normal(size=codes.max() + 1)[codes] + rng.normal(size=graph.n_nodes)  # an ICC: big clusters cost
+    history = pd.DataFrame({"unit_id": graph.nodes, "y": y})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = plan(graph, history, resolutions=(1.0, 16.0, 64.0), effect=0.2, spillover=0.5)
+    table = result.table.set_index("design")
+    assert (table["intervals"] == np.where(table["coverage"] < 0.93, "UNDER-COVERS", "ok")).all()
+    assert table.loc["individual", "coverage"] < 0.93  # individual randomization keeps all of the spillover out
+    smallest = table["rmse"].idxmin()  # small clusters: the smallest error, but a bias of 0.75 se
+    assert table.loc[smallest, "coverage"] < 0.93 and result.recommended != smallest
+    honest = table[table["coverage"] >= 0.93]
+    assert result.recommended == honest["rmse"].idxmin()

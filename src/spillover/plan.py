@@ -31,8 +31,9 @@ from .errors import DesignError, InputError, InterferenceWarning
 from .graph import CollaborationNetwork, SocialGraph
 from .io import TableLike, read_table, require_columns, require_numbers
 from .seeds import Seed
+from .simulate.ranking import COVERAGE_FLOOR, interval_verdicts
 
-__all__ = ["Plan", "icc_anova", "icc_reml", "minimum_detectable_effect", "outside_share", "plan"]
+__all__ = ["Plan", "icc_anova", "icc_reml", "interval_coverage", "minimum_detectable_effect", "outside_share", "plan"]
 
 
 # --------------------------------------------------------------------------- intraclass correlation
@@ -167,10 +168,12 @@ class Plan:
     ``icc`` (ANOVA) and ``icc_reml``, ``design_effect``, ``effective_n``, ``variance_factor``
     (``1 - rho^2`` from the pre-period outcome, 1 without), ``se``, ``mde``,
     ``outside_share`` (mean share of neighbours in other clusters), ``interference_bias``
-    (at the assumed spillover), ``rmse`` (``sqrt(se^2 + bias^2)``), the daily job's
-    always-valid band (``mde_sequential``, ``days_to_detect``, ``days_to_power``: see
-    :func:`plan`'s ``duration_days``) and ``recommended`` (the
-    smallest ``rmse``; on a collaboration network never the individual design, which
+    (at the assumed spillover), ``rmse`` (``sqrt(se^2 + bias^2)``), ``coverage`` (of the
+    95% interval with that bias: :func:`interval_coverage`) and ``intervals`` (``ok``, or
+    ``UNDER-COVERS`` below 0.93), the daily job's always-valid band (``mde_sequential``,
+    ``days_to_detect``, ``days_to_power``: see :func:`plan`'s ``duration_days``) and
+    ``recommended`` (the smallest ``rmse`` among designs whose intervals cover at least
+    0.93, when any does; on a collaboration network never the individual design, which
     would show users of one project different products).
 
     Examples
@@ -375,10 +378,35 @@ def plan(
     tau = target / (1.0 + spillover * connected)  # the direct effect behind the planned global effect
     table["interference_bias"] = -spillover * tau * table["outside_share"]
     table["rmse"] = np.hypot(table["se"], table["interference_bias"])
+    table["coverage"] = interval_coverage(table["interference_bias"].to_numpy(), table["se"].to_numpy(),
+                                          np.array(dfs), alpha)
+    table["intervals"] = interval_verdicts(table)
     _sequential_columns(table, np.array(dfs), target, alpha, power, int(duration_days))
     # users who share a project must see the same product: on a collaboration network an
-    # individual design is listed for reference but cannot be recommended
+    # individual design is listed for reference but cannot be recommended; nor is one whose
+    # intervals the interference bias would push below the coverage floor, unless all are
     admissible = ~((table["design"] == "individual") & isinstance(graph, CollaborationNetwork))
+    honest = admissible & (table["coverage"] >= COVERAGE_FLOOR)
     table["recommended"] = False
-    table.loc[table["rmse"].where(admissible).idxmin(), "recommended"] = True
+    table.loc[table["rmse"].where(honest if honest.any() else admissible).idxmin(), "recommended"] = True
     return Plan(table, alpha, power, spillover, effect)
+
+
+def interval_coverage(bias: np.ndarray, se: np.ndarray, df: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    """Coverage of the ``1 - alpha`` t interval (``df`` degrees of freedom) of an estimate
+    with this ``bias`` and standard error ``se``: ``P(|bias / se + T| <= t_q)``, the share
+    of experiments whose interval holds the truth when the bias is what interference
+    leaves.
+
+    >>> interval_coverage(np.array([0.0, 1.0]), np.array([1.0, 1.0]), np.array([np.inf, np.inf])).round(3).tolist()
+    [0.95, 0.83]
+    """
+    from scipy import special
+
+    df = np.asarray(df, dtype=float)
+    shift = np.abs(np.asarray(bias, dtype=float)) / np.asarray(se, dtype=float)
+    finite = np.isfinite(df)
+    safe = np.where(finite, df, 1.0)
+    q = np.where(finite, special.stdtrit(safe, 1 - alpha / 2), special.ndtri(1 - alpha / 2))
+    cdf = (lambda x: np.where(finite, special.stdtr(safe, x), special.ndtr(x)))
+    return cdf(q - shift) - cdf(-q - shift)

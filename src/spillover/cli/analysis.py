@@ -279,10 +279,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print_json(result.to_json())
     else:
         columns = ["design", "n_clusters", "icc", "design_effect", "effective_n", "se", "mde", "interference_bias",
-                   "mde_sequential", "days_to_detect", "days_to_power", "recommended"]
+                   "coverage", "intervals", "mde_sequential", "days_to_detect", "days_to_power", "recommended"]
         print_table(result.table[columns], title=f"plan: power {args.power:g} at alpha {args.alpha:g}, assumed "
                                                  f"spillover {args.spillover:g} (recommended: {result.recommended})")
-        stderr.print(f"[dim]mde: a fixed interval read once at the end; mde_sequential: the daily job's always-valid "
+        stderr.print(f"[dim]coverage: of the 95% interval once the interference bias is counted (UNDER-COVERS below "
+                     f"0.93: never recommended); mde: a fixed interval read once at the end; mde_sequential: the daily "
+                     f"job's always-valid "
                      f"band by day {args.duration_days}; days_to_detect / days_to_power: days until the band excludes "
                      f"0 for the planned effect with probability 1/2 / {args.power:g} (blank: not within "
                      f"{4 * args.duration_days} days)[/dim]", highlight=False)
