@@ -116,12 +116,16 @@ def test_hajek_under_forty_clusters_by_default_is_tight_and_covers(nx_table):
     """Issue 25, point 1: by default (the block bound, residuals widened by G / (G - 1)
     and t(G - 1), the design simulation), Hajek's mean standard error under the
     40-cluster design is at most 1.3x the estimator's true sd (1.0x measured; 1.4-1.5x
-    with the pair bound) and it covers at least 0.93; the pair bound is never tighter."""
+    with the pair bound) and it covers at least 0.93. The blocks bind on the total
+    effect (dir_ind1: 0.99 against 1.36 with pairs, 300 experiments); on ind1 they do not,
+    and the widening leaves the default within 2% of the pairs' 1.00."""
     cells = nx_table[nx_table["design"].str.startswith("nx block model")].set_index(["estimator", "condition"])
     default = cells.loc["hajek (exact, simulated)"]
     assert len(default) == 2
     assert (default["se_sd"] <= 1.3).all() and (default["coverage"] >= 0.93).all(), default.to_string()
-    assert (cells.loc["hajek (exact, simulated, pairs)", "se_sd"] >= default["se_sd"] - 1e-12).all()
+    pairs = cells.loc["hajek (exact, simulated, pairs)", "se_sd"]
+    assert pairs["dir_ind1"] > 1.2 * default["se_sd"]["dir_ind1"], (pairs, default)
+    assert (default["se_sd"] <= 1.02 * pairs + 1e-12).all(), (pairs, default)
 
 
 @pytest.mark.slow

@@ -339,6 +339,91 @@ def test_no_spillover_test_has_power_at_half_treated_where_the_exposed_contrast_
     assert rates[0.5] >= 0.45, rates
 
 
+def _linear_model_experiments(graph, design, tau: float, gamma: float, n_sims: int, seed: int):
+    """Experiments whose outcomes follow y = noise + tau z + gamma * share of neighbours
+    treated (noise drawn once: the potential outcomes are fixed, only the design varies)."""
+    kernel = ExposureGraph.build(graph)
+    noise = np.random.default_rng(seed).normal(size=graph.n_nodes)
+    draws = design.draw(n_sims, seed=seed + 1)
+    for s in range(n_sims):
+        z = draws[:, s].astype(np.int8)
+        y = noise + tau * z + gamma * kernel.counts(z).treated_fraction
+        yield s, pd.Series(z, index=graph.nodes), pd.DataFrame({"unit_id": graph.nodes, "y": y})
+
+
+def test_randomization_intervals_recover_a_noise_free_model_and_hold_their_estimate():
+    """Issue 25, point 3: intervals by inverting Fisher tests of sharp nulls of the linear
+    model. Outcomes without noise follow the model exactly: the estimate is exact and the
+    region one point. With noise, each interval holds its estimate and the total's is
+    the sum's."""
+    from spillover.estimate import randomization_intervals
+
+    graph = _watts_strogatz(300)
+    design = IndividualDesign(graph.nodes, 0.5)
+    kernel = ExposureGraph.build(graph)
+    z = design.draw(1, seed=3)[:, 0].astype(np.int8)
+    y = 2.0 + 0.4 * z - 0.7 * kernel.counts(z).treated_fraction
+    exact = randomization_intervals(graph, design, pd.Series(z, index=graph.nodes),
+                                    pd.DataFrame({"unit_id": graph.nodes, "y": y}), n_draws=99, seed=1)
+    assert exact.tau == pytest.approx(0.4, abs=1e-9) and exact.gamma == pytest.approx(-0.7, abs=1e-9)
+    assert exact.tau_interval == (exact.tau, exact.tau) and exact.total_interval[0] == exact.tau + exact.gamma
+    noisy = y + np.random.default_rng(0).normal(size=y.size)
+    result = randomization_intervals(graph, design, pd.Series(z, index=graph.nodes),
+                                     pd.DataFrame({"unit_id": graph.nodes, "y": noisy}), n_draws=99, seed=1)
+    for value, (low, high) in ((result.tau, result.tau_interval), (result.gamma, result.gamma_interval),
+                               (result.tau + result.gamma, result.total_interval)):
+        assert low < value < high
+    with pytest.raises(InputError, match="every unit's outcome"):
+        randomization_intervals(graph, design, pd.Series(z, index=graph.nodes),
+                                pd.DataFrame({"unit_id": graph.nodes[1:], "y": noisy[1:]}), n_draws=99)
+
+
+@pytest.mark.slow
+def test_randomization_intervals_cover_by_simulation():
+    """Over 100 experiments on a 300-node Watts-Strogatz graph (99 re-draws each), each
+    projected interval covers at least 0.95 less 3 MC sd (0.065 at 100): the joint region
+    is exact by construction and its projections only widen it."""
+    from spillover.estimate import randomization_intervals
+
+    graph = _watts_strogatz(300)
+    design = IndividualDesign(graph.nodes, 0.5)
+    covered = []
+    for s, arms, outcomes in _linear_model_experiments(graph, design, 0.5, 0.5, 100, seed=7):
+        result = randomization_intervals(graph, design, arms, outcomes, n_draws=99, seed=s)
+        covered.append([lo <= truth <= hi for truth, (lo, hi) in
+                        ((0.5, result.tau_interval), (0.5, result.gamma_interval), (1.0, result.total_interval))])
+    assert np.mean(covered, axis=0).min() >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / 100), np.mean(covered, axis=0)
+
+
+@pytest.mark.slow
+def test_the_spillover_interval_has_more_power_than_the_no_spillover_test():
+    """Issue 25, point 3, the cell of the issue: Watts-Strogatz (1,000 nodes, k = 6),
+    complete randomization at p = 0.5, spillover of a fully treated neighbourhood = direct
+    effect = 0.5 noise sd. Measured over 200 experiments (499 re-draws): the spillover
+    interval excluded 0 in 0.715 (the no-spillover test rejected in 0.570), and under
+    no effect in 0.015 (0.020); coverage 1.000 / 0.985 / 0.990 (tau / gamma / total).
+    Asserted over 150 experiments (MC sd of a rate near 0.7: 0.037): power >= 0.6, size
+    <= 0.05 + 3 sd (0.053), coverage >= 0.95 - 3 sd (0.053)."""
+    from spillover.estimate import randomization_intervals
+
+    graph = _watts_strogatz()
+    design = IndividualDesign(graph.nodes, 0.5)
+    n_sims = 150
+    for gamma in (0.0, 0.5):
+        excluded, covered = [], []
+        for s, arms, outcomes in _linear_model_experiments(graph, design, 0.5, gamma, n_sims, seed=21):
+            result = randomization_intervals(graph, design, arms, outcomes, n_draws=299, seed=s)
+            low, high = result.gamma_interval
+            excluded.append(not low <= 0 <= high)
+            covered.append(low <= gamma <= high and result.tau_interval[0] <= 0.5 <= result.tau_interval[1])
+        floor = 0.95 - 3 * np.sqrt(0.95 * 0.05 / n_sims)
+        assert np.mean(covered) >= floor, (gamma, np.mean(covered))
+        if gamma == 0.0:
+            assert np.mean(excluded) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / n_sims)
+        else:
+            assert np.mean(excluded) >= 0.6, np.mean(excluded)
+
+
 def test_the_optimized_focal_set_spreads_treated_shares_more_than_a_random_half():
     from spillover.estimate.randomization import _focal_units
 

@@ -286,3 +286,7 @@ def test_estimate_test_flag_adds_an_exact_randomization_test(capsys, karate, exp
     cluster_folder = experiment[0]
     assert main(estimate_args(cluster_folder, "--test", "no-spillover")) == 2
     assert "MixedDesign" in capsys.readouterr().err
+    intervals = run_json(capsys, [*base, "--edges", str(folder / "edges.csv"), "--test", "intervals",
+                                  "--test-draws", "199", "--json"])
+    [note] = [n for n in intervals["notes"] if n.startswith("exact randomization intervals")]
+    assert "direct tau" in note and "spillover gamma" in note and "199 re-draws" in note

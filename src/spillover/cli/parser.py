@@ -223,10 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "pair by pair, the reference package's convention) or auto (blocks for ht; for hajek, "
                           "blocks with residuals widened for the clusters' count when the design is replayed on a "
                           "social graph, else pairs: docs/inference.md)")
-    est.add_argument("--test", choices=["no-effect", "no-spillover"], default=None,
+    est.add_argument("--test", choices=["no-effect", "no-spillover", "intervals"], default=None,
                      help="also an exact randomization test of this sharp null, by re-drawing the design (needs "
-                          "--edges; no-spillover: outcomes depend on a unit's own arm only, for individual designs) "
-                          "(default: none)")
+                          "--edges; no-spillover: outcomes depend on a unit's own arm only, for individual designs), "
+                          "or intervals: exact intervals for the direct effect and the spillover (y = y(0) + tau z + "
+                          "gamma * share of neighbours treated) by inverting such tests (default: none)")
     est.add_argument("--test-draws", type=_number(int, 19), default=1_000,
                      help="re-draws of the design for --test")
     est.add_argument("--treat-fraction", type=SHARE, default=None,

@@ -42,7 +42,8 @@ from .cluster_robust import ols_cluster, ols_network, sufficient_stats  # noqa: 
 from .dispatch import MIN_UNITS, AnalysisPlan, estimate, plan_analysis  # noqa: E402, F401
 from .global_effect import lagrange_weights, polynomial_interpolation, regression_adjustment, snipe  # noqa: E402, F401
 from .pipeline import analyse, analyse_on_engine  # noqa: E402, F401
-from .randomization import InterferenceTest, RandomizationTest, interference_test, randomization_test  # noqa: E402, F401
+from .randomization import InterferenceTest, RandomizationIntervals, RandomizationTest, interference_test  # noqa: E402, F401
+from .randomization import randomization_intervals, randomization_test  # noqa: E402, F401
 from .registry import ESTIMATORS, Analysis, Estimator, Verdict, recommend, register  # noqa: E402, F401
 from .registry import validity, validity_table  # noqa: E402, F401
 from .results import Effect, Effects, estimand_of  # noqa: E402, F401
@@ -59,5 +60,5 @@ PROBABILITY_ESTIMATORS = tuple(name for name, entry in ESTIMATORS.items() if "pr
 __all__ = ["ESTIMATORS", "FEW_CLUSTERS", "METHODS", "MIN_UNITS", "Analysis", "AnalysisPlan", "Effect", "Effects",
            "Estimator", "InterferenceTest", "RandomizationTest", "Verdict", "analyse", "analyse_on_engine", "estimate",
            "estimate_from_stats", "interference_test", "lagrange_weights", "plan_analysis", "polynomial_interpolation",
-           "randomization_test", "register", "regression_adjustment", "snipe", "sufficient_stats", "validity",
+           "RandomizationIntervals", "randomization_intervals", "randomization_test", "register", "regression_adjustment", "snipe", "sufficient_stats", "validity",
            "validity_table", "weighted_least_squares"]

@@ -83,7 +83,10 @@ def analyse(
     (:func:`~spillover.estimate.weighting.horvitz_thompson`). ``test`` (``no-effect`` or
     ``no-spillover``) adds an exact randomization test of that sharp null by
     ``test_draws`` re-draws of the design
-    (:func:`~spillover.estimate.randomization.randomization_test`), its verdict a note.
+    (:func:`~spillover.estimate.randomization.randomization_test`), its verdict a note;
+    ``intervals`` adds exact intervals for the direct effect and the spillover under the
+    linear model, by inverting such tests
+    (:func:`~spillover.estimate.randomization.randomization_intervals`).
     ``step(message)`` wraps each long step (progress on a terminal). Other ``options`` go
     to :func:`estimate`.
 
@@ -144,14 +147,21 @@ def analyse(
                        clusters=clusters,
                        mapping=plan.mapping if probs is None else probs.mapping, graph=graph, seed=seed, **options)
     if test:
-        from .randomization import randomization_test
+        from .randomization import randomization_intervals, randomization_test
 
         if "arm" not in exposure:
             raise InputError("a randomization test re-draws the design: the exposure table needs each unit's arm.")
         with step(f"randomization test ({test}, {test_draws:,} re-draws)"):
-            result = randomization_test(design_graph, design_obj, exposure[["unit_id", "arm"]], outcomes, null=test,
-                                        mapping=plan.mapping or "as4", condition=options.get("condition"),
-                                        outcome_col=options.get("outcome_col", "y"), n_draws=test_draws, seed=seed)
+            if test == "intervals":
+                result = randomization_intervals(design_graph, design_obj, exposure[["unit_id", "arm"]], outcomes,
+                                                 outcome_col=options.get("outcome_col", "y"),
+                                                 alpha=options.get("alpha", 0.05), n_draws=test_draws, seed=seed)
+            else:
+                result = randomization_test(design_graph, design_obj, exposure[["unit_id", "arm"]], outcomes,
+                                            null=test, mapping=plan.mapping or "as4",
+                                            condition=options.get("condition"),
+                                            outcome_col=options.get("outcome_col", "y"), n_draws=test_draws,
+                                            seed=seed)
         effects = dataclasses.replace(effects, notes=(*effects.notes, result.summary()))
     return effects
 
