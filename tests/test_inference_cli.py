@@ -101,7 +101,7 @@ def test_design_flag_reads_the_treated_share_and_uses_exact_probabilities(capsys
     folder, graph, design = experiment
     capsys.readouterr()
     result = run_json(capsys, estimate_args(folder, "--method", "hajek", "--design", "cluster", "--clusters",
-                                            str(folder / "clusters.csv")))
+                                            str(folder / "clusters.csv"), "--design-draws", "0"))  # the bound alone
     from spillover.estimate import estimate
     from spillover.exposure import probabilities
 

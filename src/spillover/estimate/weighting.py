@@ -317,7 +317,8 @@ def horvitz_thompson(
         df = _welch_df((part_k, part_l), (draws_k, draws_l)) if label.startswith("aronow-samii") else np.inf
         effect = make_effect(name, control, mapping, est, se, df, alpha, ind_k.sum() + ind_l.sum(), None,
                              f"{'hajek' if hajek else 'horvitz-thompson'} / {label} ({probs.method}{trimmed}); "
-                             + (f"t(effective {'n' if probs.unit_blocks is None else 'blocks'} - 1)"
+                             + (f"t({df:.1f} df, Welch over effective "
+                                f"{'units' if probs.unit_blocks is None else 'randomization blocks'})"
                                 if label.startswith("aronow-samii") else "normal"))
         if sizes[thin] < max(min_units, 1):
             effect = replace(effect, ci_low=float("nan"), ci_high=float("nan"), p_value=float("nan"))
