@@ -306,7 +306,7 @@ def test_one_rule_ranks_every_study_and_skips_rows_without_honest_intervals():
 def test_the_estimators_study_flags_rows_and_counts_missing_intervals():
     from spillover.simulate import compare_estimators
 
-    table = compare_estimators(synth.social_graph(400, seed=1), n_sims=6, seed=2)
+    table = compare_estimators(synth.social_graph(400, seed=1), n_sims=6, n_clusterings=3, seed=2)
     assert {"intervals", "no_interval", "power"} <= set(table.columns)
     assert table["no_interval"].between(0, 1).all()
     assert set(table["intervals"]) <= {"ok", "UNDER-COVERS", "no interval"}

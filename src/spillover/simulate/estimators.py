@@ -69,7 +69,7 @@ def compare_estimators(
     --------
     >>> from spillover import synth
     >>> graph = synth.social_graph(800, seed=1)
-    >>> table = compare_estimators(graph, n_sims=10, seed=2)
+    >>> table = compare_estimators(graph, n_sims=4, n_clusterings=3, seed=2)
     >>> table.columns.tolist()[:4], len(table)
     (['estimator', 'design', 'truth', 'bias'], 7)
     """
