@@ -102,34 +102,30 @@ def load_anchor(scale: str, folder: Path) -> float:
 
 
 def exposure_ours(scale: str, folder: Path) -> float:
-    import warnings
+    """``spillover exposure`` from launch to exit, in a new process: imports included."""
+    return _launch(*_spillover_command(), "exposure", str(folder / "links.parquet"), "--source", "buyer_id",
+                   "--target", "seller_id", "--bipartite", "--assignment", str(folder / "sellers.parquet"),
+                   "--mapping", "bipartite", "--out", str(folder / "exposure-ours.parquet"), "--json", best_of=1)
 
-    from spillover.cli import main
 
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        code = main(["exposure", str(folder / "links.parquet"), "--source", "buyer_id", "--target", "seller_id",
-                     "--bipartite", "--assignment", str(folder / "sellers.parquet"), "--mapping", "bipartite",
-                     "--out", str(folder / "exposure-ours.parquet"), "--json"])
-    assert code == 0
-    return time.perf_counter() - start
+EXPOSURE_SQL = """
+import sys, duckdb
+links, sellers, out = sys.argv[1:]
+duckdb.connect().execute(f'''COPY (
+    SELECT l.buyer_id AS unit_id, count(*) AS n_neighbors, sum(a.arm) AS n_treated_neighbors,
+           avg(a.arm) AS treated_fraction,
+           CASE WHEN avg(a.arm) >= 1 THEN 'direct' WHEN avg(a.arm) <= 0 THEN 'control' ELSE 'indirect' END
+    FROM (SELECT DISTINCT buyer_id, seller_id FROM '{links}') l
+    JOIN '{sellers}' a ON l.seller_id = a.unit_id GROUP BY l.buyer_id
+) TO '{out}' (FORMAT parquet)''')
+"""
 
 
 def exposure_anchor(scale: str, folder: Path) -> float:
-    """The DuckDB SQL a team would write: join links to arms, group by buyer, label."""
-    import duckdb
-
-    start = time.perf_counter()
-    con = duckdb.connect()
-    con.execute(f"""COPY (
-        SELECT l.buyer_id AS unit_id, count(*) AS n_neighbors, sum(a.arm) AS n_treated_neighbors,
-               avg(a.arm) AS treated_fraction,
-               CASE WHEN avg(a.arm) >= 1 THEN 'direct' WHEN avg(a.arm) <= 0 THEN 'control' ELSE 'indirect' END
-        FROM (SELECT DISTINCT buyer_id, seller_id FROM '{folder / "links.parquet"}') l
-        JOIN '{folder / "sellers.parquet"}' a ON l.seller_id = a.unit_id GROUP BY l.buyer_id
-    ) TO '{folder / "exposure-duckdb.parquet"}' (FORMAT parquet)""")
-    return time.perf_counter() - start
+    """The DuckDB SQL a team would write (join links to arms, group by buyer, label), run
+    as a script from launch to exit, as the command is."""
+    return _launch(sys.executable, "-c", EXPOSURE_SQL, str(folder / "links.parquet"), str(folder / "sellers.parquet"),
+                   str(folder / "exposure-duckdb.parquet"), best_of=1)
 
 
 def probabilities_ours(scale: str, folder: Path) -> float:
@@ -390,8 +386,8 @@ def demo_anchor(scale: str, folder: Path) -> float:
 STEPS: dict[str, tuple[str, Callable, str, Callable, float | None, float | None]] = {
     "load": ("bipartite graph from Parquet ({edges:,} links)", load_ours,
              "pyarrow read + one scipy CSR", load_anchor, 1.5, None),
-    "exposure": ("`spillover exposure` CLI, bipartite, Parquet to Parquet ({edges:,} links)", exposure_ours,
-                 "DuckDB SQL script", exposure_anchor, 1.0, None),
+    "exposure": ("`spillover exposure` CLI, bipartite, Parquet to Parquet ({edges:,} links), launch to exit",
+                 exposure_ours, "DuckDB SQL script, launch to exit", exposure_anchor, 1.0, None),
     "probabilities": ("Monte Carlo probabilities, {draws:,} draws, {nodes:,} nodes, cluster design", probabilities_ours,
                       "bare factored product (A C) W", probabilities_anchor, 1.5, None),
     "hajek": ("hajek with the design's exact probabilities, social graph, communities, {hajek_units:,} units",
@@ -486,14 +482,19 @@ def run(scale: str, only: list[str] | None = None, timeout: float = 1_800.0, log
             if only and key not in only:
                 continue
             sizes = {name: size(name, scale) for name in SCALES}
+            load = _load()
             mine, theirs = measure(ours, scale, folder, timeout), measure(anchor, scale, folder, timeout)
+            pairs = [(mine["seconds"], theirs["seconds"])]
             for _ in range(repeats - 1):
                 if max(mine["seconds"] or timeout, theirs["seconds"] or timeout) > REPEAT_BELOW_S:
                     break
-                mine = _best(mine, measure(ours, scale, folder, timeout))
-                theirs = _best(theirs, measure(anchor, scale, folder, timeout))
+                again, other = measure(ours, scale, folder, timeout), measure(anchor, scale, folder, timeout)
+                pairs.append((again["seconds"], other["seconds"]))
+                mine, theirs = _best(mine, again), _best(theirs, other)
             ratio = (mine["seconds"] / theirs["seconds"] if mine["seconds"] is not None and theirs["seconds"]
                      else None)
+            # the ratio of each alternated pair of runs: how much it moves from run to run
+            spread = [a / b for a, b in pairs if a is not None and b]
             if ratio_target is not None:
                 target, met = f"ratio <= {ratio_target:g}", ratio is not None and ratio <= ratio_target
             elif scale == "full" or key in EVERY_SCALE:  # an absolute target is set for the issue's sizes
@@ -504,33 +505,55 @@ def run(scale: str, only: list[str] | None = None, timeout: float = 1_800.0, log
             row = {"step": key, "work": what.format(**sizes), "spillover_s": mine["seconds"],
                    "spillover_peak_gb": mine["peak_gb"], "baseline": baseline, "baseline_s": theirs["seconds"],
                    "baseline_peak_gb": theirs["peak_gb"], "ratio": None if ratio is None else round(ratio, 2),
-                   "target": target, "met": met, "note": "; ".join(n for n in (mine["note"], theirs["note"]) if n)}
+                   "ratio_range": [round(min(spread), 2), round(max(spread), 2)] if len(spread) > 1 else None,
+                   "load": load, "target": target, "met": met,
+                   "note": "; ".join(n for n in (mine["note"], theirs["note"]) if n)}
             rows.append(row)
             log(f"{key}: {row['spillover_s']} s ({row['spillover_peak_gb']} GB) vs {row['baseline_s']} s "
-                f"({row['baseline_peak_gb']} GB): ratio {row['ratio']}, target {target}: "
+                f"({row['baseline_peak_gb']} GB): ratio {row['ratio']} (runs {row['ratio_range']}, load {load}), "
+                f"target {target}: "
                 f"{'-' if met is None else 'met' if met else 'NOT met'}"
                 f"{' - ' + row['note'] if row['note'] else ''}")
     return rows
 
 
+def _load() -> float | None:
+    """The machine's one-minute load average (None where the system has none): a table
+    measured on a busy machine says so."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def markdown(rows: list[dict], scale: str) -> str:
-    """The rows as a Markdown table."""
+    """The rows as a Markdown table: a ratio that moved between the alternated runs shows
+    its range; a missed target says so."""
     def show(value, unit=""):
         return "-" if value is None else f"{value:g}{unit}"
 
+    loads = [r["load"] for r in rows if r.get("load") is not None]
+    load = f"; load average {min(loads):g}-{max(loads):g} on {os.cpu_count()} cores" if loads else ""
     lines = [f"Measured by `python -m benchmarks --scale {scale}` on {dt.date.today()} "
-             f"({os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}); "
-             "times in seconds (steps under 30 s: the best of 3 runs, ours and the baseline alternating), "
-             "peak memory of each step's own process.",
+             f"({os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}{load}); "
+             "times in seconds (steps under 30 s: the best of 3 runs, ours and the baseline alternating, the "
+             "ratios of the alternated runs in brackets); command-line rows are new processes from launch to exit; "
+             "peak memory of each step's own process (and of the command it launched).",
              "",
              "| work | spillover | peak | baseline | baseline time | peak | ratio | target | met |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['work']} | {show(r['spillover_s'], ' s')} | {show(r['spillover_peak_gb'], ' GB')} | "
                      f"{r['baseline']} | {show(r['baseline_s'], ' s')} | {show(r['baseline_peak_gb'], ' GB')} | "
-                     f"{show(r['ratio'])} | {r['target']} | {'-' if r['met'] is None else 'yes' if r['met'] else 'no'}"
+                     f"{show(r['ratio'])}{_range(r.get('ratio_range'))} | {r['target']} | "
+                     f"{'-' if r['met'] is None else 'yes' if r['met'] else '**no**'}"
                      f"{' (' + r['note'] + ')' if r['note'] else ''} |")
     return "\n".join(lines)
+
+
+def _range(bounds) -> str:
+    """`` (a-b)`` for a ratio that moved between runs; nothing otherwise."""
+    return "" if not bounds or bounds[0] == bounds[1] else f" ({bounds[0]:g}-{bounds[1]:g})"
 
 
 def update_readme(table: str, path: Path, block: str = "benchmarks") -> None:

@@ -16,14 +16,20 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow  # end to end: runs with --full (CI)
 def test_python_m_benchmarks_measures_each_step_against_its_baseline(tmp_path):
     out = tmp_path / "results.json"
-    run = subprocess.run([sys.executable, "-m", "benchmarks", "--scale", "tiny", "--only", "load", "probabilities",
-                          "ols", "version", "--repeats", "2", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    run = subprocess.run([sys.executable, "-m", "benchmarks", "--scale", "tiny", "--only", "load", "exposure",
+                          "probabilities", "ols", "version", "--repeats", "2", "--out", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
-    assert [r["step"] for r in rows] == ["load", "probabilities", "ols", "version"]
+    assert [r["step"] for r in rows] == ["load", "exposure", "probabilities", "ols", "version"]
     for row in rows:
         assert row["spillover_s"] > 0 and row["baseline_s"] > 0 and row["spillover_peak_gb"] > 0, row
         assert row["ratio"] == round(row["spillover_s"] / row["baseline_s"], 2)
+        low, high = row["ratio_range"]  # two alternated runs each: the spread of their ratios
+        assert low <= high and row["load"] is not None
+    exposure = rows[1]
+    assert "launch to exit" in exposure["work"] and exposure["baseline"].endswith("launch to exit")
+    assert exposure["spillover_s"] > 0.3  # a new process: the interpreter and imports are in the time
     assert "| bipartite graph from Parquet" in run.stdout  # the Markdown table
     assert rows[-1]["target"] == "<= 0.3 s" and rows[-1]["met"] is not None  # start-up is judged at every scale
 
