@@ -174,3 +174,30 @@ def test_the_centred_estimator_is_unbiased_for_a_constant_effect_and_under_berno
         if randomization.scheme == "bernoulli" or np.ptp(beta) == 0:
             assert prob @ estimates == pytest.approx(beta.mean(), abs=1e-12)
     assert (kernel.centring_gain == 0) == (randomization.scheme == "bernoulli")
+
+
+def test_a_design_whose_erl_pairs_exceed_the_limit_is_refused_before_any_is_formed():
+    """A 100,000-buyer market under 40 seller clusters has billions of buyer pairs sharing a
+    cluster (the study was killed for memory at 23 GB); the bound is checked first: a
+    one-line error that says what to do, and the marketplace study keeps its other rows."""
+    import warnings
+
+    from spillover import synth
+    from spillover.design import BipartiteDesign
+    from spillover.errors import SpilloverWarning, TooManyPairsError
+    from spillover.simulate import marketplace_study
+
+    market = synth.marketplace(2_000, 200, seed=1)
+    design = BipartiteDesign(market, clusters=np.arange(200) % 4)
+    randomization = design.randomization()
+    with pytest.raises(TooManyPairsError, match="ols-bipartite"):
+        ERLKernel.build(unit_weights(market, randomization.blocks), joint_probabilities(randomization),
+                        max_pairs=2_000_000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study = marketplace_study(market, {"sellers": None, "4 seller clusters": 4}, n_sims=4, seed=2,
+                                  max_pairs=2_000_000)  # sellers: 1.1M pairs at most; 4 clusters: 4.8M
+    assert any("ERL left out" in str(w.message) and w.category is SpilloverWarning for w in caught)
+    rows = set(zip(study.table["design"], study.table["estimator"]))
+    assert ("4 seller clusters", "ols-bipartite") in rows and ("4 seller clusters", "erl") not in rows
+    assert ("sellers", "erl") in rows

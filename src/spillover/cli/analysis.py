@@ -185,7 +185,8 @@ def _compare_marketplace(args: argparse.Namespace) -> int:
     designs = {"sellers": None} | {f"{size} seller clusters": size for size in sizes}
     n_sims = args.n_sims or 300
     with counting(f"{len(designs)} designs x {n_sims:,} experiments", n_sims * len(designs), args.json) as advance:
-        study = marketplace_study(market, designs, n_sims=n_sims, tau=args.tau, seed=args.seed, progress=advance)
+        study = marketplace_study(market, designs, n_sims=n_sims, tau=args.tau, seed=args.seed, progress=advance,
+                                  max_pairs=args.max_pairs or None)
     best = study.recommend()
     table = study.table
     if args.out:

@@ -328,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="cluster-robust variance of each simulated analysis, as in `estimate --vcov`")
     simulate.add_argument("--max-pairs", type=_number(int, 0), default=MAX_DEPENDENT_PAIRS,
                           help="estimators: the most dependent pairs a design-based (Hajek) variance may store; "
-                               "rows above it are left out with a warning (0: no limit)")
+                               "marketplace: the most buyer pairs ERL's variance may sum over; rows above it are left "
+                               "out with a warning (0: no limit)")
     simulate.add_argument("--source", default="source", help="estimators: --edges' first id column")
     simulate.add_argument("--target", default="target", help="estimators: --edges' second id column")
     simulate.add_argument("--out", help="folder for report.html and design_comparison.csv (default: not written)")

@@ -46,7 +46,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..design.base import Randomization
-from ..errors import InputError
+from ..errors import InputError, TooManyPairsError
+from ..exposure import MAX_DEPENDENT_PAIRS
 from ..graph import BipartiteGraph
 from ..marketplace import unit_weights
 from ..variance import t_interval
@@ -212,13 +213,26 @@ class ERLKernel:
     centring_gain: float = 0.0  # E[centred estimate] = (1 + this) * tau for a constant effect (0 under Bernoulli)
 
     @classmethod
-    def build(cls, weights: sp.csr_array, pi: np.ndarray, chunk: int = CHUNK) -> "ERLKernel":
+    def build(cls, weights: sp.csr_array, pi: np.ndarray, chunk: int = CHUNK,
+              max_pairs: int | None = MAX_DEPENDENT_PAIRS) -> "ERLKernel":
         """The kernel of buyers with ``weights`` (:func:`unit_weights`; every row non-empty)
-        under a design with joint probabilities ``pi``."""
+        under a design with joint probabilities ``pi``. Its variance sums over the buyer
+        pairs that share a randomization unit: more than ``max_pairs`` of them (bounded by
+        the sum over units of their buyers squared, checked before anything is formed;
+        about 150 bytes each) is a :class:`~spillover.errors.TooManyPairsError` that says
+        what to do instead, not an exhausted memory."""
         a = sp.csr_array(weights, dtype=np.float64)
         a.sort_indices()
         if (np.diff(a.indptr) == 0).any():
             raise InputError("erl: every analysed buyer needs a seller (its exposure is constant otherwise).")
+        per_unit = np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64)
+        bound = int(np.sum(per_unit**2))
+        if max_pairs is not None and bound > max_pairs:
+            raise TooManyPairsError(
+                f"erl: its variance sums over the buyer pairs that share a randomization unit, up to {bound:,} here "
+                f"(about {bound * 150 / 1e9:.0f} GB), above max_pairs={max_pairs:,}: randomize sellers one by one or "
+                "in more, smaller clusters, analyse with ols-bipartite (the seller jackknife), or raise max_pairs "
+                "(--max-pairs) on a machine with the memory.", n_pairs=bound, max_pairs=max_pairs)
         n = a.shape[0]
         power = {u: np.asarray(a.power(u).sum(axis=1)).ravel() for u in range(1, MAX_ORDER + 1)}
         own = {(u, 0): power[u] for u in power}

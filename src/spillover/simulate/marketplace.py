@@ -33,6 +33,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -42,7 +43,8 @@ import scipy.sparse as sp
 from scipy import special  # t and normal quantiles without scipy.stats' import (half a second per command)
 
 from ..design import BipartiteDesign
-from ..errors import InputError
+from ..errors import InputError, SpilloverWarning, TooManyPairsError
+from ..exposure import MAX_DEPENDENT_PAIRS
 from ..estimate.bipartite import seller_jackknife
 from ..estimate.erl import ERLKernel, joint_probabilities
 from ..graph import BipartiteGraph
@@ -105,11 +107,14 @@ def _conditions(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def marketplace_study(graph: BipartiteGraph, designs: dict[str, int | None], *, n_sims: int = 500,
                       tau: float = 0.5, heterogeneity: float = 0.5, s_seller: float = 0.5, s_buyer: float = 1.0,
                       treat_fraction: float = 0.5, alpha: float = 0.05, seed: Seed = 0,
-                      progress: Callable[[int], None] | None = None) -> MarketplaceStudy:
+                      progress: Callable[[int], None] | None = None,
+                      max_pairs: int | None = MAX_DEPENDENT_PAIRS) -> MarketplaceStudy:
     """Compare seller designs (``designs``: name -> number of seller clusters, ``None`` for
     sellers randomized one by one; clusters from :func:`~spillover.marketplace.seller_clusters`)
     by the estimators above on ``n_sims`` draws each, under the model above.
-    ``progress(k)`` is called as draws are analysed.
+    ``progress(k)`` is called as draws are analysed. A design under which ERL's variance
+    would sum over more than ``max_pairs`` buyer pairs (large seller clusters on a large
+    market) keeps its other rows, with a warning that says so.
 
     >>> from spillover import synth
     >>> market = synth.marketplace(1_000, 100, seed=1)
@@ -136,19 +141,26 @@ def marketplace_study(graph: BipartiteGraph, designs: dict[str, int | None], *, 
                                  clusters=None if labels is None else labels.to_numpy())
         randomization = design.randomization()
         weights = unit_weights(graph, randomization.blocks)[linked]
-        kernel = ERLKernel.build(weights, joint_probabilities(randomization))
+        try:
+            kernel = ERLKernel.build(weights, joint_probabilities(randomization), max_pairs=max_pairs)
+        except TooManyPairsError as error:
+            kernel = None
+            warnings.warn(f"design '{name}': ERL left out: {error.n_pairs:,} buyer pairs share a randomization unit, "
+                          f"above max_pairs={error.max_pairs:,} (--max-pairs raises it, with the memory: about "
+                          "150 bytes a pair).", SpilloverWarning, stacklevel=2)
         purity = exposure_purity(graph, randomization.blocks)
         results = {e: ([], []) for e in ESTIMATORS}
-        g = kernel.n_randomized  # the randomization units the buyers touch
+        g = int(np.unique(weights.indices).size)  # the randomization units the buyers touch
         draws_done = 0
         while draws_done < n_sims:
             k = min(CHUNK_DRAWS, n_sims - draws_done)
             z = (design.draw(k, seed=rng.integers(2**31)) >= 1).astype(float)
             x = shares @ z
             y = alpha_[:, None] + beta[:, None] * x
-            centred = kernel.centre(y)
-            results["erl"][0].extend(kernel.estimate(centred, x))
-            results["erl"][1].extend(np.sqrt(np.maximum(kernel.variance(centred, x), 0.0)))
+            if kernel is not None:
+                centred = kernel.centre(y)
+                results["erl"][0].extend(kernel.estimate(centred, x))
+                results["erl"][1].extend(np.sqrt(np.maximum(kernel.variance(centred, x), 0.0)))
             for d in range(k):
                 direct, control = _conditions(x[:, d])
                 yd = y[:, d]
