@@ -28,7 +28,7 @@ def _small_graph(n: int = 14, seed: int = 2) -> SocialGraph:
 
 
 @pytest.mark.parametrize("n, features", [
-    (12, ("fraction",)),
+    (10, ("fraction",)),
     pytest.param(14, ("fraction", "count"), marks=pytest.mark.slow),
 ])
 def test_regression_adjustment_is_unbiased_under_the_linear_model_by_full_enumeration(n, features):

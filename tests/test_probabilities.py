@@ -245,6 +245,7 @@ def test_exact_threshold_probabilities_under_cluster_designs_equal_enumeration(d
 
 
 
+@pytest.mark.slow  # 10 s: an equivalence of chunk sizes, run by CI
 def test_weighted_count_chunks_give_the_same_probabilities(monkeypatch):
     import spillover.exposure.counts as counts_module
     from spillover import synth
