@@ -430,9 +430,8 @@ def randomization_intervals(
     accepted hypothesis is on its edge; a side still reached after growing 4^7-fold is
     unbounded (the design cannot bound that parameter there: an infinite end). The
     intervals are its projections, widened by one lattice step, so each covers at least
-    ``1 - alpha`` (Athey, Eckles & Imbens 2018;
-    Basse, Feller & Toulis 2019). Any design with ``draw`` (individual, cluster); a social
-    graph.
+    ``1 - alpha`` (Athey, Eckles & Imbens 2018; Basse, Feller & Toulis 2019). Any design
+    with ``draw`` (individual, cluster); a social graph.
 
     Examples
     --------
