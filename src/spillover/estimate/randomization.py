@@ -387,9 +387,8 @@ def _linear_coefficients(kernel, z: np.ndarray, targets: np.ndarray) -> tuple[np
     isolates): ``(R, 2, T)``, the ``z`` and ``s`` rows; and those rows' block of
     ``(X'X)^-1`` ``(R, 2, 2)`` (their covariance for unit-variance noise). One batched
     3 x 3 solve per draw."""
-    degree = kernel.degree.astype(float)
     z = z.astype(float)
-    s = np.divide(kernel.neighbors @ z, degree[:, None], out=np.zeros(z.shape), where=degree[:, None] > 0)
+    s = kernel.counts(z).treated_fraction
     n = float(z.shape[0])
     sz, ss = z.sum(axis=0), s.sum(axis=0)
     gram = np.stack([np.stack([np.full_like(sz, n), sz, ss], -1),
@@ -424,8 +423,9 @@ def randomization_intervals(
     ``[1, z, s]`` under the draw, as a distance from their mean over 200 further draws
     (drawn apart from the test's, so the test stays exact) in the metric of their
     covariance for unit-variance noise (from the design alone: one fixed function for
-    every hypothesis, so hypotheses far from the estimate are rejected). The coefficients are linear in the outcomes, so every hypothesis
-    reuses one batched solve per draw. The ``1 - alpha`` joint region is the hypotheses on
+    every hypothesis, so hypotheses far from the estimate are rejected). The
+    coefficients are linear in the outcomes, so every hypothesis reuses one batched
+    solve per draw. The ``1 - alpha`` joint region is the hypotheses on
     a ``grid x grid`` lattice around the estimate that are not rejected. It grows until no
     accepted hypothesis is on its edge; a side still reached after growing 4^7-fold is
     unbounded (the design cannot bound that parameter there: an infinite end). The
@@ -461,8 +461,7 @@ def randomization_intervals(
                          f"{table.size} are missing (the sharp null fixes them all).")
     y = table.to_numpy(dtype=float)
     observed_z = treated_indicator(arms_for(kernel.randomized, assignment)).astype(float)
-    degree = kernel.degree.astype(float)
-    observed_s = np.divide(kernel.neighbors @ observed_z, degree, out=np.zeros(y.size), where=degree > 0)
+    observed_s = kernel.counts(observed_z).treated_fraction
     targets = np.column_stack([y, observed_z, observed_s])
     rng = check_seed(seed)
     estimate = _linear_coefficients(kernel, observed_z[:, None], targets)[0][0]    # (2, 3)
@@ -498,7 +497,7 @@ def randomization_intervals(
     scale = np.std(moments[:, :, 0] - np.einsum("rij,j->ri", moments[:, :, 1:], theta_hat), axis=0)
     half = 4.0 * np.maximum(scale, 1e-6 * float(np.std(y)))
     open_sides = np.zeros(4, dtype=bool)  # tau low, tau high, gamma low, gamma high
-    for attempt in range(8):  # widen the lattice until the region sits inside it
+    for _ in range(8):  # widen the lattice until the region sits inside it
         axes = [np.linspace(theta_hat[i] - half[i], theta_hat[i] + half[i], grid) for i in range(2)]
         tt, gg = np.meshgrid(*axes, indexing="ij")
         points = np.column_stack([tt.ravel(), gg.ravel()])
