@@ -32,6 +32,7 @@ from .graph import CollaborationNetwork, SocialGraph
 from .io import TableLike, read_table, require_columns, require_numbers
 from .seeds import Seed
 from .simulate.ranking import COVERAGE_FLOOR, interval_verdicts
+from .variance import t_quantile
 
 __all__ = ["Plan", "icc_anova", "icc_reml", "interval_coverage", "minimum_detectable_effect", "outside_share", "plan"]
 
@@ -130,10 +131,7 @@ def minimum_detectable_effect(se: float, df: float = np.inf, *, alpha: float = 0
     """
     if not (0 < alpha < 1 and 0 < power < 1):
         raise InputError(f"alpha={alpha} and power={power} must be in (0, 1).")
-    from scipy import special
-
-    quantile = special.ndtri if not np.isfinite(df) else (lambda q: special.stdtrit(df, q))
-    return float((quantile(1 - alpha / 2) + quantile(power)) * se)
+    return float((t_quantile(df, 1 - alpha / 2) + t_quantile(df, power)) * se)
 
 
 def outside_share(graph: SocialGraph, labels: np.ndarray) -> np.ndarray:
@@ -406,7 +404,6 @@ def interval_coverage(bias: np.ndarray, se: np.ndarray, df: np.ndarray, alpha: f
     df = np.asarray(df, dtype=float)
     shift = np.abs(np.asarray(bias, dtype=float)) / np.asarray(se, dtype=float)
     finite = np.isfinite(df)
-    safe = np.where(finite, df, 1.0)
-    q = np.where(finite, special.stdtrit(safe, 1 - alpha / 2), special.ndtri(1 - alpha / 2))
-    cdf = (lambda x: np.where(finite, special.stdtr(safe, x), special.ndtr(x)))
+    q = t_quantile(df, 1 - alpha / 2)
+    cdf = (lambda x: np.where(finite, special.stdtr(np.where(finite, df, 1.0), x), special.ndtr(x)))
     return cdf(q - shift) - cdf(-q - shift)

@@ -40,16 +40,16 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import special  # t and normal quantiles without scipy.stats' import (half a second per command)
 
 from ..design import BipartiteDesign
 from ..errors import InputError, SpilloverWarning, TooManyPairsError
-from ..exposure import MAX_DEPENDENT_PAIRS
 from ..estimate.bipartite import seller_jackknife
 from ..estimate.erl import ERLKernel, joint_probabilities
+from ..exposure import MAX_DEPENDENT_PAIRS
 from ..graph import BipartiteGraph
 from ..marketplace import exposure_purity, link_shares, seller_clusters, unit_weights
 from ..seeds import Seed, check_seed
+from ..variance import t_quantile
 from .ranking import recommend
 
 __all__ = ["MarketplaceStudy", "marketplace_study"]
@@ -87,7 +87,7 @@ class MarketplaceStudy:
 
 def _row(estimates: np.ndarray, ses: np.ndarray, truth: float, alpha: float, df: float = np.inf) -> dict:
     n = estimates.size
-    crit = special.stdtrit(df, 1 - alpha / 2) if np.isfinite(df) else special.ndtri(1 - alpha / 2)
+    crit = float(t_quantile(df, 1 - alpha / 2))
     covered = np.abs(estimates - truth) <= crit * ses
     rejects = np.abs(estimates) > crit * ses
     sd = float(estimates.std(ddof=1))
