@@ -57,6 +57,7 @@ from .results import Effect
 __all__ = ["ERLKernel", "erl", "joint_probabilities", "moment", "unit_weights"]
 
 MAX_ORDER = 4  # the variance needs moments of x_i^a x_k^b with a, b <= 2
+BYTES_PER_PAIR = 150  # the kernel's memory per buyer pair sharing a unit (four products, indices, coefficients)
 IDENTIFIED = 1e-9  # a moment matrix whose determinant is below this share of its diagonal's product is singular
 CHUNK = 1_000_000  # buyer pairs per block of the kernel's build (memory bound: about 1 GB)
 
@@ -219,7 +220,7 @@ class ERLKernel:
         under a design with joint probabilities ``pi``. Its variance sums over the buyer
         pairs that share a randomization unit: more than ``max_pairs`` of them (bounded by
         the sum over units of their buyers squared, checked before anything is formed;
-        about 150 bytes each) is a :class:`~spillover.errors.TooManyPairsError` that says
+        about :data:`BYTES_PER_PAIR` each) is a :class:`~spillover.errors.TooManyPairsError` that says
         what to do instead, not an exhausted memory."""
         a = sp.csr_array(weights, dtype=np.float64)
         a.sort_indices()
@@ -230,9 +231,9 @@ class ERLKernel:
         if max_pairs is not None and bound > max_pairs:
             raise TooManyPairsError(
                 f"erl: its variance sums over the buyer pairs that share a randomization unit, up to {bound:,} here "
-                f"(about {bound * 150 / 1e9:.0f} GB), above max_pairs={max_pairs:,}: randomize sellers one by one or "
-                "in more, smaller clusters, analyse with ols-bipartite (the seller jackknife), or raise max_pairs "
-                "(--max-pairs) on a machine with the memory.", n_pairs=bound, max_pairs=max_pairs)
+                f"(about {bound * BYTES_PER_PAIR / 1e9:.0f} GB), above max_pairs={max_pairs:,}: randomize sellers one "
+                "by one or in more, smaller clusters, analyse with ols-bipartite (the seller jackknife), or raise "
+                "max_pairs (--max-pairs) on a machine with the memory.", n_pairs=bound, max_pairs=max_pairs)
         n = a.shape[0]
         power = {u: np.asarray(a.power(u).sum(axis=1)).ravel() for u in range(1, MAX_ORDER + 1)}
         own = {(u, 0): power[u] for u in power}

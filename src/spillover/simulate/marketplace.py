@@ -44,7 +44,7 @@ import scipy.sparse as sp
 from ..design import BipartiteDesign
 from ..errors import InputError, SpilloverWarning, TooManyPairsError
 from ..estimate.bipartite import seller_jackknife
-from ..estimate.erl import ERLKernel, joint_probabilities
+from ..estimate.erl import BYTES_PER_PAIR, ERLKernel, joint_probabilities
 from ..exposure import MAX_DEPENDENT_PAIRS
 from ..graph import BipartiteGraph
 from ..marketplace import exposure_purity, link_shares, seller_clusters, unit_weights
@@ -147,7 +147,7 @@ def marketplace_study(graph: BipartiteGraph, designs: dict[str, int | None], *, 
             kernel = None
             warnings.warn(f"design '{name}': ERL left out: {error.n_pairs:,} buyer pairs share a randomization unit, "
                           f"above max_pairs={error.max_pairs:,} (--max-pairs raises it, with the memory: about "
-                          "150 bytes a pair).", SpilloverWarning, stacklevel=2)
+                          f"{BYTES_PER_PAIR} bytes a pair).", SpilloverWarning, stacklevel=2)
         purity = exposure_purity(graph, randomization.blocks)
         results = {e: ([], []) for e in ESTIMATORS}
         g = int(np.unique(weights.indices).size)  # the randomization units the buyers touch
