@@ -309,7 +309,7 @@ def horvitz_thompson(
                 label = f"design simulation of {used} draws (above aronow-samii's {se:.3g})"
                 se = se_sim
         trimmed = f", units with p >= {floor:.3g}: {n} of {len(table)}" if n < len(table) else ""
-        sizes = {c: _effective_size(w[w > 0]) for c, w in ((name, weight_k), (control, weight_l))}
+        sizes = {c: _independent_draws(w, None) for c, w in ((name, weight_k), (control, weight_l))}  # units
         thin = min(sizes, key=sizes.get)
         # the bound: a t reference with Welch's degrees of freedom from each condition's independent draws less
         # one (weighted means of a few effective units or clusters are far from normal; Kish's n_eff over the
