@@ -386,3 +386,25 @@ def test_the_default_analysis_of_a_cluster_assignment_covers_an_aa_effect(blocks
     coverage = float(np.mean(covered))
     assert abs(coverage - 0.95) < 3 * np.sqrt(0.95 * 0.05 / 300), coverage
     assert np.mean(naive) < 0.9  # the guard matters: the naive interval under-covers here
+
+
+@pytest.mark.parametrize("complete", [True, False])
+def test_the_treated_share_check_of_many_clusters_uses_the_normal_limit_and_agrees_with_draws(complete):
+    """3,000 clusters of sizes 1-60 (none dominates): the check's normal-limit probability
+    against 20,000 draws of the same design. The draws' probability has Monte Carlo sd at
+    most sqrt(0.25 / 20,000) = 0.0035; the normal limit's error at this many clusters is
+    smaller still: allow 0.02."""
+    from spillover.health import _lopsided
+
+    rng = np.random.default_rng(4)
+    sizes = rng.integers(1, 61, size=3_000).astype(float)
+    treated = np.zeros(3_000, dtype=bool)
+    treated[rng.choice(3_000, 1_500, replace=False)] = True
+    draws = (rng.permuted(np.broadcast_to(treated, (20_000, 3_000)), axis=1) if complete
+             else rng.random((20_000, 3_000)) < 0.5) @ sizes / sizes.sum()
+    for observed in (0.5, 0.51, 0.52):
+        centre, p, how = _lopsided(treated, sizes, complete, 0.5, observed, 0, 10_000)
+        assert how == "normal limit of the design" and centre == pytest.approx(0.5)
+        assert p == pytest.approx(np.mean(np.abs(draws - draws.mean()) >= abs(observed - draws.mean())), abs=0.02)
+    heavy = np.r_[sizes[:-1], 10_000.0]  # one cluster carries most of the variance: draws, not the normal limit
+    assert "draws of the design" in _lopsided(treated, heavy, complete, 0.5, 0.5, 0, 2_000)[2]

@@ -158,23 +158,65 @@ def design_balance(record, arms: pd.Series, clusters: pd.Series | None = None, *
     else:
         checks.append(sample_ratio_mismatch(counts, dict(zip(sorted(shares), weights)), what=what))
     if sizes is not None and np.unique(sizes).size > 1 and 0 in shares and 1 in shares:
-        rng = np.random.default_rng(seed)
         treated_weight = float(sum(w for a, w in zip(sorted(shares), weights) if a >= 1))
-        if record.scheme == "complete":
-            draws = rng.permuted(np.broadcast_to(block_arms >= 1, (n_draws, block_arms.size)), axis=1)
-        else:
-            draws = rng.random((n_draws, block_arms.size)) < treated_weight
-        share = draws @ sizes / sizes.sum()
         observed = float(sizes @ (block_arms >= 1) / sizes.sum())
-        centre = float(share.mean())
-        p = float((1 + np.sum(np.abs(share - centre) >= abs(observed - centre) - 1e-12)) / (1 + n_draws))
+        centre, p, how = _lopsided(block_arms >= 1, sizes.astype(float), record.scheme == "complete", treated_weight,
+                                   observed, seed, n_draws)
         flagged = p < IMBALANCE_THRESHOLD
         detail = (f"{observed:.1%} of units treated where the design expects {centre:.1%} on average: a split at least "
                   f"this lopsided has probability {p:.2g} under the design ({block_arms.size} clusters of unequal "
-                  "size)" + ("; estimates stay unbiased, but the arms are unbalanced and power is lower" if flagged
-                             else ""))
+                  f"size; {how})" + ("; estimates stay unbiased, but the arms are unbalanced and power is lower"
+                                     if flagged else ""))
         checks.append(Check("treated share (units)", abs(observed - centre), p, flagged, detail))
     return tuple(checks)
+
+
+BALANCE_CELLS = 50_000_000  # draws x clusters the exact check may use: its time and memory, bounded
+NORMAL_LINDEBERG = 0.01  # no cluster carries more than this share of the size variance: the normal limit holds
+
+
+def _lopsided(treated: np.ndarray, sizes: np.ndarray, complete: bool, weight: float, observed: float, seed,
+              n_draws: int) -> tuple[float, float, str]:
+    """The expected treated share of units under the design, the probability of a share
+    at least as far from it as ``observed``, and how that probability was found.
+
+    Many clusters none of which dominates (each at most :data:`NORMAL_LINDEBERG` of the
+    size variance): the finite-population normal limit, from the design's exact mean and
+    variance (sampling ``treated.sum()`` clusters without replacement when ``complete``,
+    independent draws with probability ``weight`` otherwise). Else draws of the design,
+    in chunks (memory bounded), at most :data:`BALANCE_CELLS` cluster draws in all.
+
+    >>> sizes = 10.0 + np.arange(1_000) % 3
+    >>> centre, p, how = _lopsided(np.arange(1_000) % 2 == 0, sizes, True, 0.5, 0.5, 0, 10_000)
+    >>> round(centre, 4), p > 0.9, how
+    (0.5, True, 'normal limit of the design')
+    """
+    total, n = sizes.sum(), sizes.size
+    if complete:
+        k = int(treated.sum())
+        mean = k / n
+        deviations = (sizes - sizes.mean()) ** 2
+        var = k * (n - k) / (n * (n - 1)) * deviations.sum() / total**2 if n > 1 else 0.0
+    else:
+        mean = weight
+        deviations = sizes**2
+        var = weight * (1 - weight) * deviations.sum() / total**2
+    if deviations.sum() > 0 and deviations.max() <= NORMAL_LINDEBERG * deviations.sum():
+        from scipy.special import ndtr
+
+        z = abs(observed - mean) / np.sqrt(var) if var > 0 else 0.0
+        return float(mean), float(min(1.0, 2 * ndtr(-z))), "normal limit of the design"
+    rng = np.random.default_rng(seed)
+    draws = int(min(n_draws, max(1_000, BALANCE_CELLS // max(n, 1))))
+    chunk = max(1, (1 << 22) // max(n, 1))
+    share = np.empty(draws)
+    for start in range(0, draws, chunk):  # a loop over chunks of draws: memory bounded by the chunk
+        m = min(chunk, draws - start)
+        drawn = (rng.permuted(np.broadcast_to(treated, (m, n)), axis=1) if complete else rng.random((m, n)) < weight)
+        share[start:start + m] = drawn @ sizes / total
+    centre = float(share.mean())
+    p = float((1 + np.sum(np.abs(share - centre) >= abs(observed - centre) - 1e-12)) / (1 + draws))
+    return centre, p, f"{draws:,} draws of the design"
 
 
 def covariate_balance(frame: pd.DataFrame, covariates: Sequence[str], *, arm_col: str = "arm",
