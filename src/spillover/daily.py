@@ -44,8 +44,9 @@ from .io import atomic_path, read_table, write_table
 from .ledger import as_date
 
 if TYPE_CHECKING:
+    from .engines import Engine
+    from .evolve import Snapshot
     from .experiment import ExperimentConfig
-    from .graph import CollaborationNetwork
     from .ledger import Ledger
 
 __all__ = ["MISSING", "Decision", "file_digest", "run_pending", "snapshot_dates", "users_on"]
@@ -179,9 +180,12 @@ def _outcomes(config: "ExperimentConfig", date: dt.date) -> tuple[pd.DataFrame |
 
 
 def run_pending(config: "ExperimentConfig", until: str | dt.date | None = None, *,
-                progress: Callable[[str], Any] | None = None) -> tuple[list[Decision], list[dict[str, Any]]]:
+                progress: Callable[[str], Any] | None = None, engine: "Engine | None" = None,
+                ) -> tuple[list[Decision], list[dict[str, Any]]]:
     """Bring the experiment up to date (up to ``until``): every day decided as the
     module says, in date order. Returns the decisions and each touched day's summary.
+    Each day's snapshot is read and split into components by ``engine`` (default: the
+    file's ``[run] engine``); the arms are the same on every engine.
 
     Examples
     --------
@@ -202,6 +206,7 @@ def run_pending(config: "ExperimentConfig", until: str | dt.date | None = None, 
     from .ledger import Ledger
 
     say = progress or (lambda message: None)
+    engine = engine or daily_engine(config)
     tomorrow = dt.date.today() + dt.timedelta(days=1)
     on_disk = snapshot_dates(config)
     future = [d for d in on_disk if d > tomorrow]
@@ -218,7 +223,7 @@ def run_pending(config: "ExperimentConfig", until: str | dt.date | None = None, 
                          f"'{config.input_for(config.memberships, until or dt.date.today())}' does not exist.")
     try:
         with Ledger(config.ledger_path) as ledger:
-            return _reconcile(config, ledger, on_disk, until, say)
+            return _reconcile(config, ledger, on_disk, until, say, engine)
     except BaseException:
         if created:  # a refused first run leaves no empty ledger or results folder behind
             _remove_if_empty(config)
@@ -234,8 +239,26 @@ def _remove_if_empty(config: "ExperimentConfig") -> None:
             config.folder.rmdir()
 
 
+def daily_engine(config: "ExperimentConfig", name: str | None = None, memory_limit: str | None = None) -> "Engine":
+    """The engine that reads each day's snapshot: ``name`` (else the file's ``[run]
+    engine``), with ``memory_limit`` (else the file's) on DuckDB.
+
+    >>> from spillover.experiment import ExperimentConfig
+    >>> daily_engine(ExperimentConfig(Path("e.toml"), "e", "s", "m-{date}.csv", None, {}), "duckdb").name
+    'duckdb'
+    """
+    from .engines import get_engine
+    from .experiment import DAILY_ENGINES
+
+    name = name or config.engine
+    if name not in DAILY_ENGINES:
+        raise InputError(f"--engine {name}: the daily job runs on {', '.join(DAILY_ENGINES)}.")
+    limit = memory_limit or config.memory_limit
+    return get_engine(name, **({"memory_limit": limit} if limit and name == "duckdb" else {}))
+
+
 def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.date], until: dt.date | None,
-               say: Callable[[str], Any]) -> tuple[list[Decision], list[dict[str, Any]]]:
+               say: Callable[[str], Any], engine: "Engine") -> tuple[list[Decision], list[dict[str, Any]]]:
     """The walk over days of :func:`run_pending`, in an open ledger."""
     key = experiment_key(config, ledger.experiments()["experiment"].tolist())
     known = key in ledger.experiments()["experiment"].tolist()
@@ -277,7 +300,7 @@ def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.da
             decisions.append(Decision(str(date), "replay", why))
             say(f"{date}: {why}")
         if date not in recorded:
-            network = _network(snapshot) if date in available else None
+            network = engine.snapshot(snapshot) if date in available else None
             previous = max(recorded) if recorded else None
             action = "run" if network is not None else "carry"
             reason = ("recorded and analysed" if network is not None else
@@ -293,7 +316,7 @@ def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.da
             say(f"{date}: {reason}")
         else:
             marker = _marker(config, date)
-            digest = _check_snapshot(config, key, date, snapshot, recorded[date], marker)
+            digest = _check_snapshot(config, key, date, snapshot, recorded[date], marker, engine)
             inputs = {"memberships": digest,
                       "outcomes": file_digest(config.input_for(config.outcomes, date)) if config.outcomes else None}
             written = (marker or {}).get("inputs") or {}
@@ -315,17 +338,12 @@ def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.da
     return decisions, summaries
 
 
-def _network(path: Path) -> "CollaborationNetwork":
-    from .graph import CollaborationNetwork
-
-    return CollaborationNetwork.from_memberships(path)
-
-
 def _check_snapshot(config: "ExperimentConfig", key: str, date: dt.date, snapshot: Path, checksum: str,
-                    marker: dict[str, Any] | None) -> str | None:
+                    marker: dict[str, Any] | None, engine: "Engine") -> str | None:
     """A recorded day's snapshot must still be the one recorded (the file's digest first;
-    its contents' checksum when the file was rewritten). A snapshot that went away after
-    its day was recorded keeps the record, with a warning. Returns the digest the day's
+    its contents' checksum when the file was rewritten, by the rule the recorded checksum
+    names: an experiment may move between engines). A snapshot that went away after its
+    day was recorded keeps the record, with a warning. Returns the digest the day's
     results should carry (None for a carried day)."""
     if checksum == MISSING:
         return None
@@ -336,9 +354,11 @@ def _check_snapshot(config: "ExperimentConfig", key: str, date: dt.date, snapsho
         return (marker or {}).get("inputs", {}).get("memberships")
     if marker is not None and (marker.get("inputs") or {}).get("memberships") == digest:
         return digest
-    from .evolve import snapshot_checksum
+    from .engines import get_engine
+    from .engines.sql import ROWS_RULE
 
-    now = snapshot_checksum(_network(snapshot))
+    rule = "duckdb" if checksum.startswith(ROWS_RULE) else "memory"
+    now = (engine if engine.name == rule else get_engine(rule)).snapshot(snapshot).checksum
     if now != checksum:
         raise InputError(
             f"{config.path}: the snapshot of {date} changed after the day was recorded (checksum {checksum[:12]}, "
@@ -349,7 +369,7 @@ def _check_snapshot(config: "ExperimentConfig", key: str, date: dt.date, snapsho
 
 
 def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.date,
-             network: "CollaborationNetwork | None", *, record: bool, known: bool) -> dict[str, Any]:
+             network: "Snapshot | None", *, record: bool, known: bool) -> dict[str, Any]:
     """One day: (when ``record``) the ledger's day from the snapshot, or carried without
     one; then the day's results from the arms the ledger had that day."""
     from .evolve import DayReport, evolve, start

@@ -46,7 +46,7 @@ from .graph import CollaborationNetwork
 from .io import TableLike
 from .ledger import Ledger, as_date, id_type
 
-__all__ = ["EVOLVE_DESIGNS", "MERGE_POLICIES", "DayReport", "evolve", "snapshot_checksum", "start"]
+__all__ = ["EVOLVE_DESIGNS", "MERGE_POLICIES", "DayReport", "Snapshot", "evolve", "snapshot_checksum", "start"]
 
 MERGE_POLICIES = ("majority", "exclude")
 # the designs that randomize whole clusters: components stay together as the graph changes
@@ -96,6 +96,41 @@ class DayReport:
                 f"{self.removed}; {self.users_switched} user(s) switched arm")
 
 
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """One day's membership snapshot as the daily job needs it, from any engine: the
+    ``users`` (sorted), each user's component code (``labels``, numbered by smallest
+    user), each component's ``keys`` (its smallest user id, as text), the per-user
+    columns (``user_data``, indexed like ``users``) and the snapshot's ``checksum``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"user_id": [3, 1, 2], "project_id": ["p", "p", "q"], "account_id": "a"})
+    >>> day = Snapshot.of(CollaborationNetwork.from_memberships(rows))
+    >>> day.users.tolist(), day.labels.tolist(), day.keys.tolist()
+    ([1, 2, 3], [0, 0, 0], ['1'])
+    """
+
+    users: pd.Index
+    labels: np.ndarray
+    keys: pd.Index
+    user_data: pd.DataFrame
+    checksum: str
+
+    @property
+    def n_users(self) -> int:
+        """How many users the snapshot has."""
+        return len(self.users)
+
+    @classmethod
+    def of(cls, network: CollaborationNetwork) -> "Snapshot":
+        """The snapshot of an in-memory network (the memory engine's)."""
+        labels = cluster(network, "components").labels
+        keys = pd.Series(network.users).groupby(labels).min().astype(str)
+        return cls(network.users, labels, pd.Index(keys.to_numpy()), network.user_data, snapshot_checksum(network))
+
+
 def snapshot_checksum(network: CollaborationNetwork) -> str:
     """SHA-256 of a snapshot's memberships (users, projects, accounts and who is in what):
     the ledger stores it with the day, so a re-run of the day with other data is refused.
@@ -122,24 +157,16 @@ def snapshot_checksum(network: CollaborationNetwork) -> str:
     return digest.hexdigest()
 
 
-def _components(network: CollaborationNetwork) -> tuple[np.ndarray, pd.Index]:
-    """Component code of each user and each component's key: its smallest user id, as
-    text, so a component is named by its members and not by its position."""
-    labels = cluster(network, "components").labels
-    keys = pd.Series(network.users).groupby(labels).min().astype(str)
-    return labels, pd.Index(keys.to_numpy())
-
-
-def _stratify(network: CollaborationNetwork, strata_by: Sequence[str]) -> dict[str, np.ndarray | None]:
+def _stratify(snapshot: Snapshot, strata_by: Sequence[str]) -> dict[str, np.ndarray | None]:
     out: dict[str, np.ndarray | None] = {}
     for name in strata_by:
         if name == "size":
             out[name] = None
-        elif name in network.user_data:
-            out[name] = network.user_data[name].to_numpy(dtype=float)
+        elif name in snapshot.user_data:
+            out[name] = snapshot.user_data[name].to_numpy(dtype=float)
         else:
             raise DesignError(
-                f"cannot stratify by '{name}': the snapshot has per-user columns {list(network.user_data.columns)}."
+                f"cannot stratify by '{name}': the snapshot has per-user columns {list(snapshot.user_data.columns)}."
             )
     return out
 
@@ -154,10 +181,12 @@ def _spec(params: dict[str, Any]) -> dict[str, Any]:
     return {"design": design, "cluster_col": "component", **{key: params[key] for key in _SPEC_KEYS[design]}}
 
 
-def _load(snapshot: TableLike | CollaborationNetwork) -> CollaborationNetwork:
-    if isinstance(snapshot, CollaborationNetwork):
+def _load(snapshot: TableLike | CollaborationNetwork | Snapshot) -> Snapshot:
+    if isinstance(snapshot, Snapshot):
         return snapshot
-    return CollaborationNetwork.from_memberships(snapshot)
+    if not isinstance(snapshot, CollaborationNetwork):
+        snapshot = CollaborationNetwork.from_memberships(snapshot)
+    return Snapshot.of(snapshot)
 
 
 def check_design_unchanged(record: dict[str, Any], given: dict[str, Any]) -> None:
@@ -210,7 +239,7 @@ def _same(given, stored) -> bool:
 
 def start(
     ledger: Ledger,
-    snapshot: TableLike | CollaborationNetwork,
+    snapshot: "TableLike | CollaborationNetwork | Snapshot",
     date: str | dt.date,
     *,
     salt: str,
@@ -247,42 +276,42 @@ def start(
     """
     if design not in EVOLVE_DESIGNS:
         raise DesignError(f"evolve keeps components together: design must be one of {list(EVOLVE_DESIGNS)}, not {design!r}.")
-    network = _load(snapshot)
+    day = _load(snapshot)
     experiment = experiment or salt
     ledger.check_date(experiment, date, allow_future=allow_future, new=True)  # before the work
-    labels, keys = _components(network)
-    stratify = _stratify(network, strata_by)
+    labels, keys = day.labels, day.keys
+    stratify = _stratify(day, strata_by)
     stratum, edges = cluster_strata(labels, len(keys), stratify, n_bins=n_bins)
     params = {
         "design": design, "treat_fraction": treat_fraction, "sample_fraction": sample_fraction,
         "holdout_fraction": holdout_fraction, "arm_weights": None if arm_weights is None else list(arm_weights),
         "strata_by": list(strata_by), "n_bins": n_bins, "stratum_edges": edges, "seed": seed,
     }
-    units = pd.DataFrame({"unit_id": network.users, "component": keys[labels],
+    units = pd.DataFrame({"unit_id": day.users, "component": keys[labels],
                           **{name: values for name, values in stratify.items() if values is not None}})
     plan = design_from_spec(_spec(params), units, what="snapshot")
     assignment = plan.assign(seed) if seed is not None else plan.assign(salt=salt)
-    arms = pd.DataFrame({"unit_id": network.users, "arm": assignment.arms.astype(np.int64),
+    arms = pd.DataFrame({"unit_id": day.users, "arm": assignment.arms.astype(np.int64),
                          "contaminated": False, "reason": "assigned"})
-    component_rows = pd.DataFrame({"unit_id": network.users, "component": keys[labels], "stratum": stratum[labels]})
+    component_rows = pd.DataFrame({"unit_id": day.users, "component": keys[labels], "stratum": stratum[labels]})
     sizes = np.bincount(labels, minlength=len(keys))
     first_member = pd.Series(np.arange(labels.size)).groupby(labels).first().to_numpy()
     events = pd.DataFrame({"event": "created", "component": keys, "n_units": sizes,
                            "arm": assignment.arms[first_member].astype(np.int64), "detail": "day one"})
     report = DayReport(str(as_date(date)), created=len(keys), split=0, merged=0, removed=0,
-                       merged_across_arms=0, users_switched=0, n_units=network.n_users,
-                       n_components=len(keys), new_units=network.n_users, contaminated_units=0)
+                       merged_across_arms=0, users_switched=0, n_units=day.n_users,
+                       n_components=len(keys), new_units=day.n_users, contaminated_units=0)
     params["record"] = assignment.record.to_dict()  # the design as every analysis reads it
     ledger.write_day(experiment, date, arms=arms, components=component_rows, events=events,
-                     summary=report.to_dict(), checksum=snapshot_checksum(network), allow_future=allow_future,
+                     summary=report.to_dict(), checksum=day.checksum, allow_future=allow_future,
                      new_experiment={"salt": salt, "design": design, "params": params,
-                                     "id_type": id_type(network.users)})
+                                     "id_type": id_type(day.users)})
     return report
 
 
 def evolve(
     ledger: Ledger,
-    snapshot: TableLike | CollaborationNetwork,
+    snapshot: "TableLike | CollaborationNetwork | Snapshot",
     date: str | dt.date,
     *,
     experiment: str | None = None,
@@ -317,8 +346,8 @@ def evolve(
     experiment = experiment or ledger.only_experiment()
     record = ledger.experiment(experiment)
     date = as_date(date)
-    network = _load(snapshot)
-    checksum = snapshot_checksum(network)
+    day = _load(snapshot)
+    checksum = day.checksum
     if replace and ledger.day_summary(experiment, date) is not None:
         ledger.void(experiment, date, reason=f"replaced by a re-run with snapshot {checksum[:12]}")
     done = ledger.recorded_day(experiment, date, checksum)
@@ -330,11 +359,11 @@ def evolve(
                           "the ledger never rewrites history (`spillover ledger void` undoes a day, with an audit row).")
     ledger.check_date(experiment, date, allow_future=allow_future)
     params = record["params"]
-    labels, keys = _components(network)
+    labels, keys = day.labels, day.keys
 
     # today's users with their last known component and arm in force; a component is
     # known by its key *and* the date it was seen, so keys of different days never collide
-    today = pd.DataFrame({"unit_id": network.users.astype(str), "comp": labels})
+    today = pd.DataFrame({"unit_id": day.users.astype(str), "comp": labels})
     known = ledger.latest_components(experiment)
     known = known.assign(prior=known["component"].astype(str) + "@" + known["date"].astype(str))
     current = ledger.current_arms(experiment, typed=False)[["unit_id", "arm", "contaminated"]]
@@ -366,7 +395,7 @@ def evolve(
     if new_comps.size:
         comp_arm[new_comps] = hash_spec(_spec(params)).assign(keys[new_comps], record["salt"])
 
-    stratum, _ = cluster_strata(labels, n_comp, _stratify(network, params["strata_by"]),
+    stratum, _ = cluster_strata(labels, n_comp, _stratify(day, params["strata_by"]),
                                 n_bins=params["n_bins"], edges=params["stratum_edges"])
 
     arm_before = users["arm"].to_numpy(dtype=float)
@@ -402,7 +431,7 @@ def evolve(
     report = DayReport(
         str(date), created=int(created.sum()), split=len(split_keys), merged=int(merged.sum()),
         removed=len(removed_keys), merged_across_arms=int(across.sum()), users_switched=int(switched.sum()),
-        n_units=network.n_users, n_components=n_comp, new_units=int(is_new.sum()),
+        n_units=day.n_users, n_components=n_comp, new_units=int(is_new.sum()),
         contaminated_units=int(contaminated.sum()),
     )
     components = pd.DataFrame({"unit_id": users["unit_id"], "component": keys[labels], "stratum": stratum[labels]})

@@ -53,6 +53,7 @@ def _analysis_methods() -> tuple[str, ...]:
 
 ANALYSIS_METHODS = _analysis_methods()
 _DESIGNS = ("cluster", "stratified-cluster", "holdout")
+DAILY_ENGINES = ("memory", "duckdb")  # the engines that run the daily job's snapshot step
 NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # an experiment's name: a folder name on any system
 
 #: The commented example ``spillover init`` writes.
@@ -86,6 +87,10 @@ duration_days = 30                 # the planned length: the sequential band is 
 
 [output]
 folder = "results"                 # results/<name>/<date>/ and the ledger results/<name>/ledger.duckdb
+
+[run]
+engine = "memory"                  # memory | duckdb (out of core): where each day's snapshot is read and split
+# memory_limit = "4GB"             # duckdb: its memory cap; it spills to disk beyond
 '''
 
 _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {  # section -> key -> (types, required)
@@ -97,6 +102,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {  # secti
     "analysis": {"method": (str, False), "vcov": (str, False), "alpha": ((int, float), False), "outcome": (str, False),
                  "higher_is_better": (bool, False), "inference": (str, False), "duration_days": (int, False)},
     "output": {"folder": (str, False)},
+    "run": {"engine": (str, False), "memory_limit": (str, False)},
 }
 
 
@@ -129,6 +135,8 @@ class ExperimentConfig:
     folder: Path = field(default=Path("results"))
     inference: str = "sequential"
     duration_days: int = 30
+    engine: str = "memory"
+    memory_limit: str | None = None
 
     @property
     def results(self) -> Path:
@@ -250,6 +258,11 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     duration = analysis.get("duration_days", 30)
     if duration < 1:
         raise _fail(path, "analysis.duration_days", f"{duration} must be at least 1 (the planned days)")
+    run = values.get("run", {})
+    engine = run.get("engine", "memory")
+    if engine not in DAILY_ENGINES:
+        raise _fail(path, "run.engine", f"{engine!r} is not one of {', '.join(DAILY_ENGINES)} (where each day's "
+                                        "snapshot is read and split into components)")
     base = path.resolve().parent
     inputs = values["inputs"]
     for key in ("memberships", "outcomes"):
@@ -262,7 +275,8 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
         memberships=resolve(inputs["memberships"]), outcomes=resolve(inputs["outcomes"]) if "outcomes" in inputs else None,
         design=design, method=method, vcov=vcov, alpha=alpha, outcome=analysis.get("outcome", "y"),
         higher_is_better=bool(analysis.get("higher_is_better", True)), inference=inference, duration_days=duration,
-        folder=base / values.get("output", {}).get("folder", "results"),
+        folder=base / values.get("output", {}).get("folder", "results"), engine=engine,
+        memory_limit=run.get("memory_limit"),
     )
 
 

@@ -57,12 +57,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``spillover run``: bring the daily job up to date (or up to --date), day by day."""
-    from ..daily import run_pending
+    from ..daily import daily_engine, run_pending
     from ..experiment import load_config
 
     config = load_config(args.experiment)
+    engine = daily_engine(config, args.engine, args.memory_limit)
     say = None if args.json else (lambda message: stderr.print(f"[dim]{escape(message)}[/dim]"))
-    decisions, days = run_pending(config, args.date, progress=say)
+    decisions, days = run_pending(config, args.date, progress=say, engine=engine)
     day = days[-1]
     if args.json:
         print_json({**day, "decisions": [d.to_dict() for d in decisions]})

@@ -17,9 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STEPS", "Engine", "literal_path"]
+__all__ = ["SNAPSHOT", "STEPS", "Engine", "literal_path"]
 
 STEPS = ("exposure", "components", "hash_assign", "cluster_stats")  # what every engine runs
+SNAPSHOT = "snapshot"  # the daily job's step: a day's memberships read, checked and split into components
 _GLOB = set("*?[]{}")  # characters DuckDB's and Hadoop's readers expand as patterns
 
 
@@ -81,6 +82,14 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def cluster_stats(self, outcomes, exposure_table, clusters, **kwargs: Any):
         """Per-(cluster, condition) ``n, sum_y, sum_y2``."""
+
+    def snapshot(self, memberships, **kwargs: Any):
+        """One day's memberships for the daily job (:class:`~spillover.evolve.Snapshot`),
+        on the engines that run :data:`SNAPSHOT`; the others refuse, naming those that do."""
+        from ..errors import EngineError
+
+        raise EngineError(f"the {self.name} engine does not run the daily job yet (`spillover run`); use --engine "
+                          "memory or duckdb.")
 
     @abc.abstractmethod
     def treated_side_stats(self, outcomes, exposure_table, edges, blocks=None, **kwargs: Any):

@@ -22,7 +22,7 @@ from ..graph import report_isolates
 from ..io import (CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, TableLike, atomic_path, auto_integer_columns,
                   current_id_type)
 from . import sql
-from .base import Engine, literal_path
+from .base import SNAPSHOT, STEPS, Engine, literal_path
 from .memory import check_mapping
 
 __all__ = ["DuckDBEngine"]
@@ -53,6 +53,7 @@ class DuckDBEngine(Engine):
     """
     name = "duckdb"
     options = ("memory_limit", "temp_directory", "threads")
+    steps = (*STEPS, SNAPSHOT)
 
     def __init__(self, memory_limit: str | None = None, temp_directory: str | os.PathLike | None = None,
                  threads: int | None = None):
@@ -253,7 +254,16 @@ class DuckDBEngine(Engine):
             WITH e AS (SELECT DISTINCT least(s, t) AS a, greatest(s, t) AS b FROM {edge_view} WHERE s <> t)
             SELECT i.v AS a, j.v AS b FROM e JOIN cc_ids i ON e.a = i.unit_id JOIN cc_ids j ON e.b = j.unit_id
             UNION ALL SELECT j.v, i.v FROM e JOIN cc_ids i ON e.a = i.unit_id JOIN cc_ids j ON e.b = j.unit_id""")
-        self._sql("CREATE OR REPLACE TEMP TABLE cc_label AS SELECT v, v AS l FROM cc_ids")
+        self._propagate("SELECT v FROM cc_ids")
+        query = ("SELECT i.unit_id, CAST(dense_rank() OVER (ORDER BY x.l) - 1 AS BIGINT) AS cluster_id "
+                 "FROM cc_ids i JOIN cc_label x ON i.v = x.v ORDER BY i.unit_id")
+        return self._run(query, out)
+
+    def _propagate(self, vertices: str) -> None:
+        """Label every vertex of ``vertices`` (``v``) with the smallest vertex of its
+        component, over the edges of table ``cc_edges`` (``a, b``, both directions): table
+        ``cc_label`` (``v, l``), by min-label propagation with pointer jumping."""
+        self._sql(f"CREATE OR REPLACE TEMP TABLE cc_label AS SELECT v, v AS l FROM ({vertices})")
         while True:  # a loop over rounds (O(log n) with pointer jumping); each round is one join
             self._sql("""CREATE OR REPLACE TEMP TABLE cc_next AS
                 WITH m AS (SELECT e.a AS v, min(x.l) AS l FROM cc_edges e JOIN cc_label x ON e.b = x.v GROUP BY e.a),
@@ -263,9 +273,74 @@ class DuckDBEngine(Engine):
             self._sql("CREATE OR REPLACE TEMP TABLE cc_label AS SELECT * FROM cc_next")
             if changed == 0:
                 break
-        query = ("SELECT i.unit_id, CAST(dense_rank() OVER (ORDER BY x.l) - 1 AS BIGINT) AS cluster_id "
-                 "FROM cc_ids i JOIN cc_label x ON i.v = x.v ORDER BY i.unit_id")
-        return self._run(query, out)
+
+    def snapshot(self, memberships: TableLike, *, user: str = "user_id", project: str = "project_id",
+                 account: str = "account_id"):
+        """One day's membership snapshot for the daily job (:class:`~spillover.evolve.Snapshot`),
+        read, checked and split into components (users linked through projects and their
+        accounts) in SQL; the users, components and keys equal the memory engine's. Its
+        checksum is the ``rows-v1`` rule (:func:`~spillover.engines.sql.rows_checksum`).
+        A snapshot that fails a check is handed to the memory loader, whose one-line error
+        is raised: one rule for bad input, whichever engine reads it."""
+        from ..evolve import Snapshot
+        from ..graph import CollaborationNetwork
+        from ..io import source_name
+
+        what = source_name(memberships, "memberships")
+        relation = self._relation(memberships, what, ids=(user, project, account))
+        columns = self._columns(relation)
+        types = dict((row[0], str(row[1])) for row in self._sql(f"DESCRIBE {relation}").fetchall())
+        u, p, a = _ident(user), _ident(project), _ident(account)
+        ok = all(c in columns for c in (user, project, account)) and not any(
+            kind in types[c].upper() for c in (user, project, account) for kind in ("FLOAT", "DOUBLE", "DECIMAL"))
+        # pandas writes a DataFrame's index as __index_level_N__ and reads it back as the index, not a column
+        extras = [c for c in columns if c not in (user, project, account) and not re.fullmatch(r"__index_level_\d+__", c)]
+        if ok:
+            per_user = ", ".join([u, *map(_ident, extras)])
+            rows, nulls, conflicted, disagree = self._sql(f"""SELECT count(*),
+                count(*) FILTER (WHERE {u} IS NULL OR {p} IS NULL OR {a} IS NULL),
+                (SELECT count(*) FROM (SELECT {p} FROM {relation} GROUP BY {p} HAVING count(DISTINCT {a}) > 1)),
+                (SELECT count(*) FROM (SELECT {u} FROM (SELECT DISTINCT {per_user} FROM {relation}) GROUP BY {u}
+                                       HAVING count(*) > 1))
+                FROM {relation}""").fetchall()[0]
+            ok = rows > 0 and not (nulls or conflicted or disagree)
+        if not ok:  # the memory loader names the row and the problem
+            CollaborationNetwork.from_memberships(memberships, user=user, project=project, account=account)
+            raise InputError(f"{what}: not a membership table the daily job can read (columns {columns}).")
+        repeats, example = self._sql(f"""SELECT count(*) - count(DISTINCT ({u}, {p})),
+            (SELECT min(CAST({u} AS VARCHAR) || ' in ' || CAST({p} AS VARCHAR)) FROM (SELECT {u}, {p} FROM {relation}
+             GROUP BY {u}, {p} HAVING count(*) > 1)) FROM {relation}""").fetchall()[0]
+        if repeats:
+            warnings.warn(f"{what}: collapsed {repeats} duplicate membership(s), e.g. {example}.", DataWarning,
+                          stacklevel=2)
+        # vertices: users first (by id), then projects, then accounts; every component holds a user, so its
+        # smallest vertex is its smallest user: the memory engine's numbering and key
+        self._sql(f"CREATE OR REPLACE TEMP TABLE snap_users AS SELECT {u} AS id, row_number() OVER (ORDER BY {u}) - 1 "
+                  f"AS v FROM (SELECT DISTINCT {u} FROM {relation})")
+        n_users = self._sql("SELECT count(*) FROM snap_users").fetchall()[0][0]
+        self._sql(f"CREATE OR REPLACE TEMP TABLE snap_projects AS SELECT {p} AS id, {a} AS account, "
+                  f"{n_users} + row_number() OVER (ORDER BY {p}) - 1 AS v FROM (SELECT DISTINCT {p}, {a} FROM {relation})")
+        n_projects = self._sql("SELECT count(*) FROM snap_projects").fetchall()[0][0]
+        self._sql(f"CREATE OR REPLACE TEMP TABLE snap_accounts AS SELECT account AS id, {n_users + n_projects} + "
+                  "row_number() OVER (ORDER BY account) - 1 AS v FROM (SELECT DISTINCT account FROM snap_projects)")
+        self._sql(f"""CREATE OR REPLACE TEMP TABLE cc_edges AS
+            WITH e AS (SELECT DISTINCT x.v AS a, q.v AS b FROM {relation} r JOIN snap_users x ON r.{u} = x.id
+                       JOIN snap_projects q ON r.{p} = q.id
+                       UNION ALL SELECT q.v, c.v FROM snap_projects q JOIN snap_accounts c ON q.account = c.id)
+            SELECT a, b FROM e UNION ALL SELECT b, a FROM e""")
+        self._propagate("SELECT v FROM snap_users UNION ALL SELECT v FROM snap_projects UNION ALL "
+                        "SELECT v FROM snap_accounts")
+        users = self._sql("SELECT id FROM snap_users ORDER BY v").df()["id"]
+        smallest = self._sql("SELECT x.l FROM snap_users s JOIN cc_label x ON s.v = x.v ORDER BY s.v").fetchnumpy()["l"]
+        first, labels = np.unique(smallest, return_inverse=True)
+        users = pd.Index(users.to_numpy())
+        user_data = pd.DataFrame(index=users)
+        if extras:
+            frame = self._sql(f"SELECT DISTINCT {per_user} FROM {relation} ORDER BY {u}").df()
+            user_data = frame.drop(columns=[user]).set_axis(users)
+        checksum = sql.rows_checksum(self._sql(sql.rows_digest_query(relation, [user, project, account, *extras],
+                                                                     '"')).fetchall()[0])
+        return Snapshot(users, labels.astype(np.int64), pd.Index(users[first].astype(str)), user_data, checksum)
 
     def hash_assign(self, units: TableLike, *, salt: str, spec: HashSpec, key: str = "unit_id", out: str | os.PathLike | None = None):
         """The keyed-hash assignment of ``spec`` (a :class:`~spillover.design.HashSpec`) keyed by column ``key``: ``unit_id[, key], arm``."""

@@ -11,7 +11,7 @@ from ..estimate import analysis_table, sufficient_stats
 from ..exposure import exposure
 from ..graph import load_graph
 from ..io import TableLike, read_table, require_columns
-from .base import Engine
+from .base import SNAPSHOT, STEPS, Engine
 from .sql import SQL_MAPPINGS
 
 
@@ -47,6 +47,7 @@ class MemoryEngine(Engine):
     """
     name = "memory"
     options = ()
+    steps = (*STEPS, SNAPSHOT)
 
     def exposure(self, edges: TableLike, assignment: TableLike, mapping: str = "fraction", *,
                  source: str = "source", target: str = "target", bipartite: bool = False,
@@ -79,6 +80,16 @@ class MemoryEngine(Engine):
         table = analysis_table(read_table(outcomes, what="outcomes"), read_table(exposure_table, what="exposure"),
                                 outcome_col, None if clusters is None else read_table(clusters, what="clusters"), "drop")
         return sufficient_stats(table if clusters is not None else table.assign(cluster=0))
+
+    def snapshot(self, memberships: TableLike, *, user: str = "user_id", project: str = "project_id",
+                 account: str = "account_id"):
+        """One day's membership snapshot for the daily job (:class:`~spillover.evolve.Snapshot`),
+        from the in-memory network."""
+        from ..evolve import Snapshot
+        from ..graph import CollaborationNetwork
+
+        return Snapshot.of(CollaborationNetwork.from_memberships(memberships, user=user, project=project,
+                                                                 account=account))
 
     def treated_side_stats(self, outcomes: TableLike, exposure_table: TableLike, edges: TableLike,
                            blocks: TableLike | None = None, *, source: str = "source", target: str = "target",

@@ -1,0 +1,189 @@
+"""The daily job on the DuckDB engine (``spillover run --engine duckdb``): each day's
+snapshot read, checked and split into components in SQL, with arms, results and ledger
+identical to the memory engine's, day by day; the same one-line errors for bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spillover import synth
+from spillover.cli import main
+from spillover.engines import get_engine
+from spillover.errors import DataWarning, InputError
+from spillover.experiment import EXAMPLE, write_example_data
+from spillover.ledger import Ledger
+
+NAME = "collab-launch"
+
+
+def results(folder: Path) -> dict[str, bytes]:
+    """Every result file of the experiment (the ledger apart), by path: day.json, arms, effects."""
+    root = folder / "results" / NAME
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.suffix != ".duckdb"}
+
+
+def ledger_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    with Ledger(folder / "results" / NAME / "ledger.duckdb") as ledger:
+        history = ledger.history(NAME).sort_values(["unit_id", "valid_from"]).reset_index(drop=True)
+        components = ledger.components_until(NAME, "2100-01-01")
+        return history, components, ledger.events(NAME)
+
+
+def assert_same(folder: Path, reference: Path, markers: bool = True) -> None:
+    """Results and ledger as ``reference``'s (with ``markers=False``, the day.json files
+    apart: they record the digests of the files read)."""
+    got, expected = results(folder), results(reference)
+    if not markers:
+        got, expected = ({k: v for k, v in d.items() if not k.endswith("day.json")} for d in (got, expected))
+    assert got.keys() == expected.keys(), sorted(set(got) ^ set(expected))
+    assert [name for name in expected if got[name] != expected[name]] == []
+    for mine, theirs in zip(ledger_tables(folder), ledger_tables(reference)):
+        pd.testing.assert_frame_equal(mine, theirs)
+
+
+def test_a_snapshot_on_duckdb_equals_the_memory_engines(tmp_path):
+    """Users, component codes, keys and per-user columns of a churned snapshot with integer
+    ids, then with text ids, and a duplicate membership warned about on both engines."""
+    day = synth.evolving_memberships(3_000, n_days=2, seed=7)[1]
+    day = pd.concat([day, day.iloc[:3]])  # three duplicate memberships
+    for ids in ("int", "str"):
+        frame = day if ids == "int" else day.assign(user_id="u" + day["user_id"].astype(str))
+        path = tmp_path / f"snapshot-{ids}.parquet"
+        frame.to_parquet(path)
+        with pytest.warns(DataWarning, match="collapsed 3 duplicate membership"):
+            memory = get_engine("memory").snapshot(path)
+        with pytest.warns(DataWarning, match="collapsed 3 duplicate membership"):
+            duck = get_engine("duckdb").snapshot(path)
+        assert memory.users.equals(duck.users)
+        assert np.array_equal(memory.labels, duck.labels) and memory.keys.equals(duck.keys)
+        pd.testing.assert_frame_equal(memory.user_data, duck.user_data, check_names=False)
+        assert duck.checksum.startswith("rows-v1:")
+        shuffled = tmp_path / f"shuffled-{ids}.csv"
+        frame.sample(frac=1.0, random_state=1).to_csv(shuffled, index=False)  # same rows, another order and format
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            assert get_engine("duckdb").snapshot(shuffled).checksum == duck.checksum
+            changed = frame.assign(usage=frame["usage"] + (frame["user_id"] == frame["user_id"].iloc[0]))
+            changed.to_parquet(tmp_path / "changed.parquet")
+            assert get_engine("duckdb").snapshot(tmp_path / "changed.parquet").checksum != duck.checksum
+
+
+@pytest.mark.parametrize("problem", ["missing user", "two accounts", "conflicting usage", "no account column",
+                                     "empty"])
+def test_a_bad_snapshot_gets_the_memory_engines_one_line_error_on_duckdb(tmp_path, problem):
+    frame = pd.DataFrame({"user_id": [1, 2, 3, 4], "project_id": ["p", "p", "q", "r"],
+                          "account_id": ["a", "a", "b", "b"], "usage": [1.0, 2.0, 3.0, 4.0]})
+    if problem == "missing user":
+        frame["user_id"] = frame["user_id"].astype("Int64").mask(frame.index == 2)
+    elif problem == "two accounts":
+        frame.loc[1, "account_id"] = "b"
+    elif problem == "conflicting usage":
+        frame = pd.concat([frame, frame.iloc[[0]].assign(project_id="q", account_id="b", usage=9.0)])
+    elif problem == "no account column":
+        frame = frame.drop(columns="account_id")
+    else:
+        frame = frame.iloc[:0]
+    path = tmp_path / "memberships.parquet"
+    frame.to_parquet(path)
+    errors = []
+    for name in ("memory", "duckdb"):
+        with pytest.raises(InputError) as caught:
+            get_engine(name).snapshot(path)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and "\n" not in errors[0]
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory) -> Path:
+    """The README's example, 30 days with churn (1,000 users on day one, to keep it quick)."""
+    folder = tmp_path_factory.mktemp("thirty-days")
+    (folder / "experiment.toml").write_text(EXAMPLE)
+    write_example_data(folder / "experiment.toml", n_users=1_000, n_days=30, seed=2)
+    return folder
+
+
+def copy_of(example: Path, target: Path) -> Path:
+    shutil.copytree(example, target, ignore=shutil.ignore_patterns("results"))
+    return target
+
+
+@pytest.fixture(scope="module")
+def on_memory(example, tmp_path_factory) -> Path:
+    folder = copy_of(example, tmp_path_factory.mktemp("memory") / "exp")
+    assert main(["run", str(folder / "experiment.toml"), "--json"]) == 0
+    return folder
+
+
+@pytest.mark.slow  # 30 days of the daily job, twice
+def test_thirty_days_on_duckdb_give_the_memory_engines_arms_results_and_ledger(example, on_memory, tmp_path):
+    """Day by day: every day's arms, effects and summary byte for byte, the ledger's arm
+    history, components and events equal; the engine named in the file or on the command line."""
+    folder = copy_of(example, tmp_path / "exp")
+    text = (folder / "experiment.toml").read_text().replace('engine = "memory"', 'engine = "duckdb"')
+    (folder / "experiment.toml").write_text(text.replace('# memory_limit = "4GB"', 'memory_limit = "1GB"'))
+    assert main(["run", str(folder / "experiment.toml"), "--json"]) == 0
+    assert_same(folder, on_memory)
+    with Ledger(folder / "results" / NAME / "ledger.duckdb") as ledger:
+        assert all(c.startswith("rows-v1:") for c in ledger.checksums(NAME).values())
+
+
+@pytest.mark.slow
+def test_an_experiment_moves_between_engines_and_a_rewritten_snapshot_is_checked_by_its_rule(example, on_memory,
+                                                                                             tmp_path):
+    """Ten days on memory, the rest on DuckDB: the same as thirty on memory. Then every
+    snapshot is rewritten (same rows, other bytes): each day is checked by the rule its
+    recorded checksum names, and nothing changes; a changed one is refused."""
+    folder = copy_of(example, tmp_path / "exp")
+    experiment = str(folder / "experiment.toml")
+    assert main(["run", experiment, "--date", "2026-11-10", "--json"]) == 0
+    assert main(["run", experiment, "--engine", "duckdb", "--json"]) == 0
+    assert_same(folder, on_memory)
+    for path in sorted((folder / "data").glob("memberships-*.parquet")):  # a loop over 30 small files
+        pd.read_parquet(path).iloc[::-1].to_parquet(path, index=False)
+    for engine in ("memory", "duckdb"):
+        assert main(["run", experiment, "--engine", engine, "--json"]) == 0
+    assert_same(folder, on_memory, markers=False)
+    day = folder / "data" / "memberships-2026-11-20.parquet"
+    pd.read_parquet(day).iloc[1:].to_parquet(day)
+    with pytest.raises(InputError, match="changed after the day was recorded"):
+        from spillover.daily import run_pending
+        from spillover.experiment import load_config
+
+        run_pending(load_config(experiment), engine=get_engine("duckdb"))
+
+
+@pytest.mark.slow  # a kill at every crash point, each followed by a run to the end
+def test_killed_mid_day_on_duckdb_and_run_again_the_results_are_the_memory_engines(example, on_memory, tmp_path):
+    """Killed (SIGKILL, exit 137) at each crash point of a day, on day 2, 9, 17, 24 or 30
+    (one each), then run again: the results and ledger of an uninterrupted memory run."""
+    from spillover.faults import CRASH_POINTS
+
+    def job(folder: Path, crash_at: str = "") -> int:
+        return subprocess.run([sys.executable, "-m", "spillover", "run", str(folder / "experiment.toml"), "--engine",
+                               "duckdb", "--json"], env={**os.environ, "SPILLOVER_CRASH_AT": crash_at},
+                              capture_output=True, text=True).returncode
+
+    for trial, point in enumerate(f"{p}:{k}" for p, k in zip(CRASH_POINTS, (2, 9, 17, 24, 30))):  # kill trials
+        folder = copy_of(example, tmp_path / f"trial-{trial}")
+        assert job(folder, point) == 137, point
+        assert job(folder) == 0, point
+        assert_same(folder, on_memory)
+        assert not list((folder / "results").rglob("*.partial"))
+
+
+def test_run_refuses_an_engine_without_the_daily_step(example, tmp_path, capsys):
+    folder = copy_of(example, tmp_path / "exp")
+    text = (folder / "experiment.toml").read_text().replace('engine = "memory"', 'engine = "spark"')
+    (folder / "experiment.toml").write_text(text)
+    assert main(["run", str(folder / "experiment.toml"), "--json"]) != 0
+    assert "[run.engine] 'spark' is not one of memory, duckdb" in capsys.readouterr().err
