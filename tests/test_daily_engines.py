@@ -181,9 +181,9 @@ def test_killed_mid_day_on_duckdb_and_run_again_the_results_are_the_memory_engin
         assert not list((folder / "results").rglob("*.partial"))
 
 
-def test_run_refuses_an_engine_without_the_daily_step(example, tmp_path, capsys):
-    folder = copy_of(example, tmp_path / "exp")
-    text = (folder / "experiment.toml").read_text().replace('engine = "memory"', 'engine = "spark"')
-    (folder / "experiment.toml").write_text(text)
-    assert main(["run", str(folder / "experiment.toml"), "--json"]) != 0
+def test_run_refuses_an_engine_without_the_daily_step(tmp_path, capsys):
+    path = tmp_path / "experiment.toml"
+    path.write_text(EXAMPLE.replace('engine = "memory"', 'engine = "spark"'))
+    assert main(["run", str(path), "--json"]) != 0
     assert "[run.engine] 'spark' is not one of memory, duckdb" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
