@@ -313,25 +313,25 @@ class DuckDBEngine(Engine):
         if repeats:
             warnings.warn(f"{what}: collapsed {repeats} duplicate membership(s), e.g. {example}.", DataWarning,
                           stacklevel=2)
-        # vertices: users first (by id), then projects, then accounts; every component holds a user, so its
-        # smallest vertex is its smallest user: the memory engine's numbering and key
+        # users numbered by id; a project has one account, so users are linked exactly when they reach a common
+        # account: components are found on the (small) account graph, each multi-account user a star over its
+        # accounts, and every user takes its accounts' label; a component is named by its smallest user
         self._sql(f"CREATE OR REPLACE TEMP TABLE snap_users AS SELECT {u} AS id, row_number() OVER (ORDER BY {u}) - 1 "
                   f"AS v FROM (SELECT DISTINCT {u} FROM {relation})")
-        n_users = self._sql("SELECT count(*) FROM snap_users").fetchall()[0][0]
-        self._sql(f"CREATE OR REPLACE TEMP TABLE snap_projects AS SELECT {p} AS id, {a} AS account, "
-                  f"{n_users} + row_number() OVER (ORDER BY {p}) - 1 AS v FROM (SELECT DISTINCT {p}, {a} FROM {relation})")
-        n_projects = self._sql("SELECT count(*) FROM snap_projects").fetchall()[0][0]
-        self._sql(f"CREATE OR REPLACE TEMP TABLE snap_accounts AS SELECT account AS id, {n_users + n_projects} + "
-                  "row_number() OVER (ORDER BY account) - 1 AS v FROM (SELECT DISTINCT account FROM snap_projects)")
-        self._sql(f"""CREATE OR REPLACE TEMP TABLE cc_edges AS
-            WITH e AS (SELECT DISTINCT x.v AS a, q.v AS b FROM {relation} r JOIN snap_users x ON r.{u} = x.id
-                       JOIN snap_projects q ON r.{p} = q.id
-                       UNION ALL SELECT q.v, c.v FROM snap_projects q JOIN snap_accounts c ON q.account = c.id)
+        self._sql(f"""CREATE OR REPLACE TEMP TABLE snap_ua AS
+            WITH accounts AS (SELECT account, row_number() OVER (ORDER BY account) - 1 AS a
+                              FROM (SELECT DISTINCT {a} AS account FROM {relation}))
+            SELECT DISTINCT x.v AS u, c.a FROM {relation} r JOIN snap_users x ON r.{u} = x.id
+                                               JOIN accounts c ON r.{a} = c.account""")
+        self._sql("""CREATE OR REPLACE TEMP TABLE cc_edges AS
+            WITH star AS (SELECT u, min(a) AS root FROM snap_ua GROUP BY u HAVING count(*) > 1),
+            e AS (SELECT DISTINCT s.root AS a, x.a AS b FROM star s JOIN snap_ua x ON s.u = x.u WHERE x.a <> s.root)
             SELECT a, b FROM e UNION ALL SELECT b, a FROM e""")
-        self._propagate("SELECT v FROM snap_users UNION ALL SELECT v FROM snap_projects UNION ALL "
-                        "SELECT v FROM snap_accounts")
+        self._propagate("SELECT DISTINCT a AS v FROM snap_ua")
         users = self._sql("SELECT id FROM snap_users ORDER BY v").df()["id"]
-        smallest = self._sql("SELECT x.l FROM snap_users s JOIN cc_label x ON s.v = x.v ORDER BY s.v").fetchnumpy()["l"]
+        smallest = self._sql("""WITH label AS (SELECT x.u, min(c.l) AS l FROM snap_ua x JOIN cc_label c ON x.a = c.v
+                                               GROUP BY x.u)
+            SELECT min(u) OVER (PARTITION BY l) AS first FROM label ORDER BY u""").fetchnumpy()["first"]
         first, labels = np.unique(smallest, return_inverse=True)
         users = pd.Index(users.to_numpy())
         user_data = pd.DataFrame(index=users)
