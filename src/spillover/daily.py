@@ -223,7 +223,7 @@ def run_pending(config: "ExperimentConfig", until: str | dt.date | None = None, 
                          f"'{config.input_for(config.memberships, until or dt.date.today())}' does not exist.")
     try:
         with Ledger(config.ledger_path) as ledger:
-            return _reconcile(config, ledger, on_disk, until, say, engine)
+            return _reconcile(config, ledger, on_disk, until, say, engine.beside(ledger))
     except BaseException:
         if created:  # a refused first run leaves no empty ledger or results folder behind
             _remove_if_empty(config)
@@ -308,7 +308,8 @@ def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.da
                       "arrives")
             if network is None:
                 warnings.warn(f"{config.path.name}: {reason}.", DataWarning, stacklevel=3)
-            summaries.append(_run_day(config, ledger, key, date, network, record=True, known=bool(recorded)))
+            summaries.append(_run_day(config, ledger, key, date, network, record=True, known=bool(recorded),
+                                      engine=engine))
             recorded[date] = MISSING if network is None else "recorded"
             changed = True
             if not decisions or decisions[-1].date != str(date):
@@ -369,7 +370,7 @@ def _check_snapshot(config: "ExperimentConfig", key: str, date: dt.date, snapsho
 
 
 def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.date,
-             network: "Snapshot | None", *, record: bool, known: bool) -> dict[str, Any]:
+             network: "Snapshot | None", *, record: bool, known: bool, engine: "Engine | None" = None) -> dict[str, Any]:
     """One day: (when ``record``) the ledger's day from the snapshot, or carried without
     one; then the day's results from the arms the ledger had that day."""
     from .evolve import DayReport, evolve, start
@@ -394,7 +395,7 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
             options = {k: v for k, v in spec.items() if k not in ("design", "cluster_col")}
             start(ledger, network, date, salt=config.salt, design=spec["design"], experiment=key, **options)
         else:
-            evolve(ledger, network, date, experiment=key)
+            evolve(ledger, network, date, experiment=key, engine=engine)
         crash_point("after-ledger")
     day = DayReport(**ledger.day_summary(key, date))
     carried = ledger.checksums(key).get(date) == MISSING

@@ -26,7 +26,7 @@ import datetime as dt
 import hashlib
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,7 @@ from .design import (
     DESIGN_NAMES,
     DESIGN_OPTIONS,
     OUT,
+    HashSpec,
     cluster_strata,
     design_from_spec,
     hash_spec,
@@ -45,6 +46,9 @@ from .errors import DesignError, LedgerError
 from .graph import CollaborationNetwork
 from .io import TableLike
 from .ledger import Ledger, as_date, id_type
+
+if TYPE_CHECKING:
+    from .engines import Engine
 
 __all__ = ["EVOLVE_DESIGNS", "MERGE_POLICIES", "DayReport", "Snapshot", "evolve", "snapshot_checksum", "start"]
 
@@ -117,6 +121,7 @@ class Snapshot:
     keys: pd.Index
     user_data: pd.DataFrame
     checksum: str
+    table: str | None = None  # the engine's table of the users (id, v: position in users), when an engine made it
 
     @property
     def n_users(self) -> int:
@@ -157,7 +162,7 @@ def snapshot_checksum(network: CollaborationNetwork) -> str:
     return digest.hexdigest()
 
 
-def _stratify(snapshot: Snapshot, strata_by: Sequence[str]) -> dict[str, np.ndarray | None]:
+def stratify_columns(snapshot: Snapshot, strata_by: Sequence[str]) -> dict[str, np.ndarray | None]:
     out: dict[str, np.ndarray | None] = {}
     for name in strata_by:
         if name == "size":
@@ -175,7 +180,7 @@ _SPEC_KEYS = {"cluster": ("treat_fraction",), "holdout": ("holdout_fraction",),
               "stratified-cluster": ("sample_fraction", "arm_weights", "strata_by", "n_bins")}
 
 
-def _spec(params: dict[str, Any]) -> dict[str, Any]:
+def spec_of(params: dict[str, Any]) -> dict[str, Any]:
     """The design spec of an experiment's recorded parameters, components as clusters."""
     design = params["design"]
     return {"design": design, "cluster_col": "component", **{key: params[key] for key in _SPEC_KEYS[design]}}
@@ -280,7 +285,7 @@ def start(
     experiment = experiment or salt
     ledger.check_date(experiment, date, allow_future=allow_future, new=True)  # before the work
     labels, keys = day.labels, day.keys
-    stratify = _stratify(day, strata_by)
+    stratify = stratify_columns(day, strata_by)
     stratum, edges = cluster_strata(labels, len(keys), stratify, n_bins=n_bins)
     params = {
         "design": design, "treat_fraction": treat_fraction, "sample_fraction": sample_fraction,
@@ -289,7 +294,7 @@ def start(
     }
     units = pd.DataFrame({"unit_id": day.users, "component": keys[labels],
                           **{name: values for name, values in stratify.items() if values is not None}})
-    plan = design_from_spec(_spec(params), units, what="snapshot")
+    plan = design_from_spec(spec_of(params), units, what="snapshot")
     assignment = plan.assign(seed) if seed is not None else plan.assign(salt=salt)
     arms = pd.DataFrame({"unit_id": day.users, "arm": assignment.arms.astype(np.int64),
                          "contaminated": False, "reason": "assigned"})
@@ -318,6 +323,7 @@ def evolve(
     merge_policy: str = "majority",
     replace: bool = False,
     allow_future: bool = False,
+    engine: "Engine | None" = None,
 ) -> DayReport:
     """Apply one day's membership snapshot to ``experiment`` in ``ledger``.
 
@@ -359,6 +365,23 @@ def evolve(
                           "the ledger never rewrites history (`spillover ledger void` undoes a day, with an audit row).")
     ledger.check_date(experiment, date, allow_future=allow_future)
     params = record["params"]
+    stratum, _ = cluster_strata(day.labels, len(day.keys), stratify_columns(day, params["strata_by"]),
+                                n_bins=params["n_bins"], edges=params["stratum_edges"])
+    new_arms = hash_spec(spec_of(params)), record["salt"]
+    changes = (engine.evolve_day(ledger, experiment, day, stratum, new_arms, merge_policy)
+               if engine is not None and engine.can("evolve") else
+               _changes(ledger, experiment, day, stratum, new_arms, merge_policy))
+    arms, components, events, counts = changes
+    report = DayReport(str(date), n_units=day.n_users, n_components=len(day.keys), **counts)
+    ledger.write_day(experiment, date, arms=arms, components=components, events=events, summary=report.to_dict(),
+                     checksum=checksum, allow_future=allow_future)
+    return report
+
+
+def _changes(ledger: Ledger, experiment: str, day: Snapshot, stratum: np.ndarray, new_arms: tuple[HashSpec, str],
+             merge_policy: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """The day's changes against the ledger, in memory: the arm rows to append, every
+    user's component, the events, and the day's counts (:class:`DayReport`'s)."""
     labels, keys = day.labels, day.keys
 
     # today's users with their last known component and arm in force; a component is
@@ -393,10 +416,7 @@ def evolve(
     comp_arm[votes["comp"].to_numpy()] = votes["arm"].to_numpy(dtype=np.int64)
     new_comps = np.flatnonzero(created)
     if new_comps.size:
-        comp_arm[new_comps] = hash_spec(_spec(params)).assign(keys[new_comps], record["salt"])
-
-    stratum, _ = cluster_strata(labels, n_comp, _stratify(day, params["strata_by"]),
-                                n_bins=params["n_bins"], edges=params["stratum_edges"])
+        comp_arm[new_comps] = new_arms[0].assign(keys[new_comps], new_arms[1])
 
     arm_before = users["arm"].to_numpy(dtype=float)
     was_contaminated = users["contaminated"].fillna(False).to_numpy(dtype=bool)
@@ -428,13 +448,8 @@ def evolve(
                       "detail": np.where(across[merged], f"across arms; policy {merge_policy}", "same arm")}),
         pd.DataFrame({"event": "removed", "component": removed_keys, "n_units": 0, "arm": OUT, "detail": ""}),
     ], ignore_index=True)
-    report = DayReport(
-        str(date), created=int(created.sum()), split=len(split_keys), merged=int(merged.sum()),
-        removed=len(removed_keys), merged_across_arms=int(across.sum()), users_switched=int(switched.sum()),
-        n_units=day.n_users, n_components=n_comp, new_units=int(is_new.sum()),
-        contaminated_units=int(contaminated.sum()),
-    )
+    counts = dict(created=int(created.sum()), split=len(split_keys), merged=int(merged.sum()),
+                  removed=len(removed_keys), merged_across_arms=int(across.sum()), users_switched=int(switched.sum()),
+                  new_units=int(is_new.sum()), contaminated_units=int(contaminated.sum()))
     components = pd.DataFrame({"unit_id": users["unit_id"], "component": keys[labels], "stratum": stratum[labels]})
-    ledger.write_day(experiment, date, arms=arms, components=components, events=events, summary=report.to_dict(),
-                     checksum=checksum, allow_future=allow_future)
-    return report
+    return arms, components, events, counts

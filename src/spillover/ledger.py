@@ -326,9 +326,9 @@ class Ledger:
         experiment: str,
         date,
         *,
-        arms: pd.DataFrame | None = None,
-        components: pd.DataFrame | None = None,
-        events: pd.DataFrame | None = None,
+        arms: pd.DataFrame | str | None = None,
+        components: pd.DataFrame | str | None = None,
+        events: pd.DataFrame | str | None = None,
         summary: dict[str, Any],
         new_experiment: dict[str, Any] | None = None,
         checksum: str | None = None,
@@ -348,7 +348,7 @@ class Ledger:
                      json.dumps(new_experiment["params"], default=_json_default), new_experiment["id_type"]],
                 )
             for table, frame in (("arms", arms), ("components", components), ("events", events)):
-                if frame is not None and len(frame):
+                if frame is not None and (isinstance(frame, str) or len(frame)):
                     self._insert(table, experiment, date, frame)
             text = json.dumps(summary, default=_json_default)
             chain = self._chain(experiment, date, text, checksum, self._audit_head(experiment))
@@ -531,7 +531,33 @@ class Ledger:
                 break
         return problems
 
-    def _insert(self, table: str, experiment: str, date: dt.date, frame: pd.DataFrame) -> None:
+    @property
+    def connection(self):
+        """The ledger's DuckDB connection: an engine that runs the day's SQL beside the
+        ledger's tables (:meth:`stage`) works in it, and hands its rows to :meth:`write_day`
+        by the name of a temporary table."""
+        return self._con
+
+    def stage(self, experiment: str) -> tuple[str, str]:
+        """Temporary tables of ``experiment`` for an engine's SQL: each unit's component on
+        the last date it was seen (``unit_id, component, date``) and its arm in force
+        (``unit_id, arm, contaminated``), ids as stored text. Returns their names."""
+        self._con.execute("""CREATE OR REPLACE TEMP TABLE ledger_known AS SELECT unit_id, component, date FROM components
+            WHERE experiment = $e QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY date DESC) = 1""",
+                          {"e": experiment})
+        self._con.execute("""CREATE OR REPLACE TEMP TABLE ledger_current AS SELECT unit_id, arm, contaminated FROM arms
+            WHERE experiment = $e QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY valid_from DESC) = 1""",
+                          {"e": experiment})
+        return "ledger_known", "ledger_current"
+
+    def _insert(self, table: str, experiment: str, date: dt.date, frame: pd.DataFrame | str) -> None:
+        if isinstance(frame, str):  # a temporary table of this connection, written by an engine
+            columns = {"arms": "unit_id, arm, $d AS valid_from, contaminated, reason",
+                       "components": "$d AS date, unit_id, component, stratum",
+                       "events": "$d AS date, event, component, n_units, arm, detail"}[table]
+            self._con.execute(f"INSERT INTO {table} BY NAME SELECT $e AS experiment, {columns} FROM {frame}",
+                              {"e": experiment, "d": date})
+            return
         frame = frame.copy()
         frame.insert(0, "experiment", experiment)
         if table == "arms":

@@ -17,10 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SNAPSHOT", "STEPS", "Engine", "literal_path"]
+__all__ = ["EVOLVE", "SNAPSHOT", "STEPS", "Engine", "literal_path"]
 
 STEPS = ("exposure", "components", "hash_assign", "cluster_stats")  # what every engine runs
 SNAPSHOT = "snapshot"  # the daily job's step: a day's memberships read, checked and split into components
+EVOLVE = "evolve"  # the daily job's diff against the ledger, where the ledger's tables are (else in memory)
 _GLOB = set("*?[]{}")  # characters DuckDB's and Hadoop's readers expand as patterns
 
 
@@ -82,6 +83,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def cluster_stats(self, outcomes, exposure_table, clusters, **kwargs: Any):
         """Per-(cluster, condition) ``n, sum_y, sum_y2``."""
+
+    def beside(self, ledger) -> "Engine":
+        """The engine to run the daily job's steps beside ``ledger``: itself, unless it runs
+        :data:`EVOLVE` where the ledger's tables are."""
+        return self
 
     def snapshot(self, memberships, **kwargs: Any):
         """One day's memberships for the daily job (:class:`~spillover.evolve.Snapshot`),

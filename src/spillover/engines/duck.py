@@ -15,14 +15,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..design import HashSpec
+from ..design import OUT, HashSpec
 from ..exposure import assignment_design, check_arms, exposure_metadata
 from ..errors import DataWarning, EngineError, InputError
 from ..graph import report_isolates
 from ..io import (CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, TableLike, atomic_path, auto_integer_columns,
                   current_id_type)
 from . import sql
-from .base import SNAPSHOT, STEPS, Engine, literal_path
+from .base import EVOLVE, SNAPSHOT, STEPS, Engine, literal_path
 from .memory import check_mapping
 
 __all__ = ["DuckDBEngine"]
@@ -40,6 +40,12 @@ def _ident(name: str) -> str:
     return sql.quote_identifier(name, '"')
 
 
+def _keyed_hash(column: str) -> str:
+    """The keyed hash of a column's values (its first 60 bits of md5 of ``salt:value``),
+    the salt a bound parameter ``$salt``: :class:`~spillover.design.HashSpec`'s, bit for bit."""
+    return f"('0x' || substr(md5($salt || ':' || CAST({column} AS VARCHAR)), 1, 15))::UBIGINT"
+
+
 class DuckDBEngine(Engine):
     """The DuckDB engine: out-of-core SQL on one machine, Parquet or DataFrames in, Parquet
     (``out=``) or pandas out, ``memory_limit`` with spilling to a private temporary folder.
@@ -53,14 +59,15 @@ class DuckDBEngine(Engine):
     """
     name = "duckdb"
     options = ("memory_limit", "temp_directory", "threads")
-    steps = (*STEPS, SNAPSHOT)
+    steps = (*STEPS, SNAPSHOT, EVOLVE)
 
     def __init__(self, memory_limit: str | None = None, temp_directory: str | os.PathLike | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, *, connection=None):
         import duckdb
 
         self._duckdb = duckdb
-        self.con = duckdb.connect()
+        self._settings = {"memory_limit": memory_limit, "temp_directory": temp_directory, "threads": threads}
+        self.con = connection if connection is not None else duckdb.connect()
         self._views = 0
         if memory_limit and not _SIZE.fullmatch(str(memory_limit).strip()):
             raise InputError(f"--memory-limit {memory_limit!r} is not a size such as 4GB or 512MB.")
@@ -340,7 +347,80 @@ class DuckDBEngine(Engine):
             user_data = frame.drop(columns=[user]).set_axis(users)
         checksum = sql.rows_checksum(self._sql(sql.rows_digest_query(relation, [user, project, account, *extras],
                                                                      '"')).fetchall()[0])
-        return Snapshot(users, labels.astype(np.int64), pd.Index(users[first].astype(str)), user_data, checksum)
+        return Snapshot(users, labels.astype(np.int64), pd.Index(users[first].astype(str)), user_data, checksum,
+                        table="snap_users")
+
+    def beside(self, ledger) -> "DuckDBEngine":
+        """This engine's settings on ``ledger``'s connection (:attr:`~spillover.ledger.Ledger.connection`):
+        the daily job's SQL then reads and writes the ledger's tables where they are."""
+        return DuckDBEngine(**self._settings, connection=ledger.connection)
+
+    def evolve_day(self, ledger, experiment: str, day, stratum: np.ndarray, new_arms, merge_policy: str):
+        """The day's changes against the ledger (:func:`spillover.evolve.evolve`), in SQL beside
+        the ledger's tables: temporary tables of the arm rows to append, every user's component
+        and the events, and the day's counts; equal to the memory engine's, row for row.
+        ``day`` is this engine's :meth:`snapshot` on the ledger's connection (:meth:`beside`)."""
+        if day.table is None or self._sql(f"SELECT count(*) FROM {day.table}").fetchall()[0][0] != day.n_users:
+            raise EngineError("duckdb: evolve_day needs the snapshot this engine made on the ledger's connection.")
+        known, current = ledger.stage(experiment)
+        spec, salt = new_arms
+        self.con.register("day_users", pd.DataFrame({"v": np.arange(day.n_users, dtype=np.int64), "comp": day.labels}))
+        self.con.register("day_comps", pd.DataFrame({
+            "comp": np.arange(len(day.keys), dtype=np.int64), "key": day.keys.to_numpy(dtype=object),
+            "stratum": np.asarray(stratum, dtype=np.int64), "size": np.bincount(day.labels, minlength=len(day.keys))}))
+        # today's users with their last known component (known by its key and the date it was seen) and arm
+        self._sql(f"""CREATE OR REPLACE TEMP TABLE ev_users AS
+            SELECT CAST(s.id AS VARCHAR) AS unit_id, d.comp, k.component AS pc,
+                   k.component || '@' || CAST(k.date AS VARCHAR) AS prior, c.arm, c.contaminated
+            FROM {day.table} s JOIN day_users d ON s.v = d.v
+            LEFT JOIN {known} k ON k.unit_id = CAST(s.id AS VARCHAR) LEFT JOIN {current} c ON c.unit_id = CAST(s.id AS VARCHAR)""")
+        # each component's arm: the majority of its known users (ties: lowest arm); created ones by the keyed hash
+        self._sql(f"""CREATE OR REPLACE TEMP TABLE ev_comps AS
+            WITH per AS (SELECT comp, count(DISTINCT prior) AS n_prior, count(DISTINCT arm) AS n_arms
+                         FROM ev_users GROUP BY comp),
+            votes AS (SELECT comp, arm, count(*) AS n FROM ev_users WHERE prior IS NOT NULL AND arm IS NOT NULL
+                      GROUP BY comp, arm QUALIFY row_number() OVER (PARTITION BY comp ORDER BY count(*) DESC, arm) = 1)
+            SELECT c.comp, c.key, c.stratum, c.size, coalesce(p.n_prior, 0) = 0 AS created,
+                   coalesce(p.n_prior, 0) > 1 AS merged, coalesce(p.n_prior, 0) > 1 AND coalesce(p.n_arms, 0) > 1 AS across,
+                   CASE WHEN coalesce(p.n_prior, 0) = 0 THEN {sql.hash_case(_keyed_hash("c.key"), spec.thresholds, spec.arms)}
+                        ELSE coalesce(v.arm, -1) END AS arm
+            FROM day_comps c LEFT JOIN per p ON c.comp = p.comp LEFT JOIN votes v ON c.comp = v.comp""",
+                  {"salt": str(salt)})
+        majority = merge_policy == "majority"
+        self._sql(f"""CREATE OR REPLACE TEMP TABLE ev_all AS
+            WITH u AS (SELECT e.unit_id, e.arm AS before, coalesce(e.contaminated, false) AS was, e.arm IS NULL AS is_new,
+                              c.arm AS target, c.across, c.created FROM ev_users e JOIN ev_comps c ON e.comp = c.comp),
+            n AS (SELECT *, CASE WHEN is_new {'OR across' if majority else ''} THEN target ELSE before END AS new_arm FROM u),
+            f AS (SELECT *, {'NOT is_new AND new_arm <> before' if majority else 'false'} AS switched FROM n)
+            SELECT unit_id, new_arm AS arm, was OR {'switched' if majority else 'across'} AS contaminated, was, switched,
+                   is_new, CASE WHEN is_new THEN CASE WHEN created THEN 'created' ELSE 'joined' END
+                                ELSE $reason END AS reason FROM f""", {"reason": f"merge-{merge_policy}"})
+        self._sql("""CREATE OR REPLACE TEMP TABLE ev_arms AS SELECT unit_id, arm, contaminated, reason FROM ev_all
+                     WHERE is_new OR switched OR contaminated <> was""")
+        self._sql("""CREATE OR REPLACE TEMP TABLE ev_components AS
+            SELECT e.unit_id, c.key AS component, c.stratum FROM ev_users e JOIN ev_comps c ON e.comp = c.comp""")
+        self._sql("""CREATE OR REPLACE TEMP TABLE ev_split AS SELECT any_value(pc) AS component, count(DISTINCT comp) AS parts
+                     FROM ev_users WHERE prior IS NOT NULL GROUP BY prior HAVING count(DISTINCT comp) > 1""")
+        self._sql(f"""CREATE OR REPLACE TEMP TABLE ev_removed AS SELECT DISTINCT component FROM {known}
+            WHERE date = (SELECT max(date) FROM {known})
+              AND component || '@' || CAST(date AS VARCHAR) NOT IN (SELECT prior FROM ev_users WHERE prior IS NOT NULL)""")
+        self._sql(f"""CREATE OR REPLACE TEMP TABLE ev_events AS
+            SELECT 'created' AS event, key AS component, size AS n_units, arm, '' AS detail FROM ev_comps WHERE created
+            UNION ALL SELECT 'split', component, 0, {OUT}, CAST(parts AS VARCHAR) || ' parts' FROM ev_split
+            UNION ALL SELECT 'merged', key, size, arm, CASE WHEN across THEN $across ELSE 'same arm' END
+                      FROM ev_comps WHERE merged
+            UNION ALL SELECT 'removed', component, 0, {OUT}, '' FROM ev_removed""",
+                  {"across": f"across arms; policy {merge_policy}"})
+        counts = self._sql("""SELECT (SELECT count(*) FILTER (WHERE created) FROM ev_comps),
+            (SELECT count(*) FROM ev_split), (SELECT count(*) FILTER (WHERE merged) FROM ev_comps),
+            (SELECT count(*) FROM ev_removed), (SELECT count(*) FILTER (WHERE across) FROM ev_comps),
+            count(*) FILTER (WHERE switched), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE contaminated)
+            FROM ev_all""").fetchall()[0]
+        names = ("created", "split", "merged", "removed", "merged_across_arms", "users_switched", "new_units",
+                 "contaminated_units")
+        self.con.unregister("day_users")
+        self.con.unregister("day_comps")
+        return "ev_arms", "ev_components", "ev_events", dict(zip(names, map(int, counts)))
 
     def hash_assign(self, units: TableLike, *, salt: str, spec: HashSpec, key: str = "unit_id", out: str | os.PathLike | None = None):
         """The keyed-hash assignment of ``spec`` (a :class:`~spillover.design.HashSpec`) keyed by column ``key``: ``unit_id[, key], arm``."""
@@ -348,7 +428,7 @@ class DuckDBEngine(Engine):
         self._require(relation, list(dict.fromkeys(["unit_id", key])), "units")
         self._check_ids(relation, "units")
         # the salt is a bound parameter ($salt), the key a quoted identifier
-        hashed = f"('0x' || substr(md5($salt || ':' || CAST({_ident(key)} AS VARCHAR)), 1, 15))::UBIGINT"
+        hashed = _keyed_hash(_ident(key))
         keep = "unit_id" if key == "unit_id" else f"unit_id, {_ident(key)}"
         return self._run(f"SELECT {keep}, CAST({sql.hash_case(hashed, spec.thresholds, spec.arms)} AS BIGINT) AS arm "
                          f"FROM {relation} ORDER BY unit_id", out, params={"salt": str(salt)})
