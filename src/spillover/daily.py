@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .experiment import ExperimentConfig
     from .ledger import Ledger
 
-__all__ = ["MISSING", "Decision", "file_digest", "run_pending", "snapshot_dates", "users_on"]
+__all__ = ["MISSING", "Decision", "file_digest", "run_pending", "snapshot_dates"]
 
 MISSING = "missing"  # the ledger checksum of a day recorded without its snapshot (arms carried)
 
@@ -399,7 +399,7 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
         crash_point("after-ledger")
     day = DayReport(**ledger.day_summary(key, date))
     carried = ledger.checksums(key).get(date) == MISSING
-    today, snapshot_date = users_on(ledger, key, date)
+    today, snapshot_date = ledger.users_on(key, date)
     active = today[(today["arm"] >= 0) & ~today["contaminated"]]
     by_component = active.groupby("component")["arm"].first()
     snapshot = config.input_for(config.memberships, date)
@@ -445,34 +445,6 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
     return summary
 
 
-def users_on(ledger: "Ledger", key: str, date: dt.date) -> tuple[pd.DataFrame, dt.date | None]:
-    """The users of ``date``'s snapshot (the last one recorded on or before it) with the
-    arm the ledger gave them that day: ``unit_id, arm, contaminated, valid_from,
-    component``; and that snapshot's date. A day analyses those with ``arm >= 0`` and not
-    ``contaminated``.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from spillover import synth
-    >>> from spillover.evolve import start
-    >>> from spillover.ledger import Ledger
-    >>> snapshot = synth.evolving_memberships(500, n_days=1, seed=1)[0]
-    >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
-    ...     _ = start(ledger, snapshot, "2026-11-23", salt="exp", design="cluster")
-    ...     users, day = users_on(ledger, "exp", dt.date(2026, 11, 24))    # the day after: the last snapshot's
-    >>> len(users) == snapshot["user_id"].nunique(), str(day)
-    (True, '2026-11-23')
-    """
-    arms = ledger.arms_on(key, date)
-    components = ledger.components_on(key, date)  # a carried day: the last snapshot's
-    arms = arms.assign(key=arms["unit_id"].astype(str))
-    today = (arms.merge(components[["unit_id", "component"]].rename(columns={"unit_id": "key"}), on="key")
-                 .drop(columns="key").sort_values("unit_id").reset_index(drop=True))
-    snapshot_date = pd.Timestamp(components["date"].max()).date() if len(components) else None
-    return today, snapshot_date
-
-
 def _sequential(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.date) -> dict[str, Any]:
     """The always-valid band on ``date`` (:mod:`spillover.sequential`): the pooled estimate
     over every day with outcomes so far, clustered by lineage, and the band intersected
@@ -482,7 +454,7 @@ def _sequential(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt
     looks = [d for d in ledger.checksums(key) if d <= date and _outcomes(config, d)[0] is not None]
     days = []
     for day in looks:  # a loop over days with outcomes: a few dozen
-        users, _ = users_on(ledger, key, day)
+        users, _ = ledger.users_on(key, day)
         users = users[(users["arm"] >= 0) & ~users["contaminated"]]
         outcomes = _outcomes(config, day)[0]
         days.append((users, outcomes.astype({"unit_id": users["unit_id"].dtype}) if len(outcomes) else outcomes))

@@ -277,6 +277,36 @@ class Ledger:
             [experiment, experiment, as_date(date)],
         ).df()
 
+    def users_on(self, experiment: str, date) -> tuple[pd.DataFrame, dt.date | None]:
+        """The users of the last snapshot recorded on or before ``date`` with the arm in
+        force on ``date``: ``unit_id, arm, contaminated, valid_from, component`` (ids typed
+        as they went in, sorted), joined here rather than in memory; and that snapshot's date.
+        A day analyses those with ``arm >= 0`` and not ``contaminated``.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from spillover import synth
+        >>> from spillover.evolve import start
+        >>> snapshot = synth.evolving_memberships(500, n_days=1, seed=1)[0]
+        >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+        ...     _ = start(ledger, snapshot, "2026-11-23", salt="exp", design="cluster")
+        ...     users, day = ledger.users_on("exp", "2026-11-24")    # the day after: the last snapshot's
+        >>> len(users) == snapshot["user_id"].nunique(), str(day)
+        (True, '2026-11-23')
+        """
+        date = as_date(date)
+        snapshot = self._con.execute("SELECT max(date) FROM components WHERE experiment = ? AND date <= ?",
+                                     [experiment, date]).fetchone()[0]
+        typed = "CAST(a.unit_id AS BIGINT)" if self.experiment(experiment)["id_type"] == "int" else "a.unit_id"
+        frame = self._con.execute(
+            f"""WITH a AS (SELECT unit_id, arm, contaminated, valid_from FROM arms WHERE experiment = $e AND valid_from <= $d
+                          QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY valid_from DESC) = 1)
+               SELECT {typed} AS unit_id, a.arm, a.contaminated, a.valid_from, c.component FROM a JOIN components c
+               ON c.unit_id = a.unit_id WHERE c.experiment = $e AND c.date = $s ORDER BY 1""",
+            {"e": experiment, "d": date, "s": snapshot}).df()
+        return frame, (None if snapshot is None else as_date(snapshot))
+
     def components_until(self, experiment: str, date) -> pd.DataFrame:
         """Every component row of ``experiment`` up to ``date``: ``unit_id, component, date``
         (who shared a component on which day: what lineages are built from)."""

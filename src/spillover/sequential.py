@@ -287,7 +287,7 @@ def calibrate(folder: str | Path, *, n_users: int = 2_000, n_days: int = 30, n_s
     import dataclasses
 
     from . import synth
-    from .daily import run_pending, users_on
+    from .daily import run_pending
     from .experiment import EXAMPLE, load_config
     from .ledger import Ledger
     from .variance import ols
@@ -312,7 +312,7 @@ def calibrate(folder: str | Path, *, n_users: int = 2_000, n_days: int = 30, n_s
             dates = list(ledger.checksums(config.name))
             days = []
             for date in dates:  # a loop over days
-                users, _ = users_on(ledger, config.name, date)
+                users, _ = ledger.users_on(config.name, date)
                 users = users[(users["arm"] >= 0) & ~users["contaminated"]].reset_index(drop=True)
                 days.append((users, lineage_clusters(ledger.components_until(config.name, date))))
         rows += _simulate_rules(days, rng, n_draws, effect, alpha, n_days, s_user, s_component, s_noise, ols)
