@@ -451,16 +451,10 @@ def _sequential(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt
     with the day before's."""
     from . import sequential
 
-    looks = [d for d in ledger.checksums(key) if d <= date and _outcomes(config, d)[0] is not None]
-    days = []
-    for day in looks:  # a loop over days with outcomes: a few dozen
-        users, _ = ledger.users_on(key, day)
-        users = users[(users["arm"] >= 0) & ~users["contaminated"]]
-        outcomes = _outcomes(config, day)[0]
-        days.append((users, outcomes.astype({"unit_id": users["unit_id"].dtype}) if len(outcomes) else outcomes))
-    lineage = sequential.lineage_clusters(ledger.components_until(key, date))
-    estimate, se, df = sequential.look(days, lineage, config.outcome, method=config.method, vcov=config.vcov,
-                                       alpha=config.alpha)
+    looks = [d for d in ledger.checksums(key) if d <= date and config.input_for(config.outcomes, d).exists()]
+    pooled = sequential.pooled_outcomes(ledger, key, ((day, _outcomes(config, day)[0]) for day in looks), config.outcome)
+    lineage = sequential.lineage_codes(ledger.connection, ledger.stage_history(key, date))
+    estimate, se, df = sequential.look(pooled, lineage, method=config.method, vcov=config.vcov, alpha=config.alpha)
     previous = _marker(config, looks[-2]) if len(looks) > 1 else None
     earlier = (previous or {}).get("sequential")
     if earlier is None and len(looks) > 1:  # the first look's results are gone: its tuning, recomputed

@@ -295,17 +295,33 @@ class Ledger:
         >>> len(users) == snapshot["user_id"].nunique(), str(day)
         (True, '2026-11-23')
         """
+        table, snapshot = self.stage_users(experiment, date)
+        typed = "CAST(unit_id AS BIGINT)" if self.experiment(experiment)["id_type"] == "int" else "unit_id"
+        frame = self._con.execute(f"SELECT {typed} AS unit_id, arm, contaminated, valid_from, component FROM {table} "
+                                  "ORDER BY 1").df()
+        return frame, snapshot
+
+    def stage_users(self, experiment: str, date) -> tuple[str, dt.date | None]:
+        """:meth:`users_on` as a temporary table of this connection (ids as stored text),
+        for SQL that joins a day's users without fetching them; its name and the snapshot's date."""
         date = as_date(date)
         snapshot = self._con.execute("SELECT max(date) FROM components WHERE experiment = ? AND date <= ?",
                                      [experiment, date]).fetchone()[0]
-        typed = "CAST(a.unit_id AS BIGINT)" if self.experiment(experiment)["id_type"] == "int" else "a.unit_id"
-        frame = self._con.execute(
-            f"""WITH a AS (SELECT unit_id, arm, contaminated, valid_from FROM arms WHERE experiment = $e AND valid_from <= $d
+        self._con.execute(
+            """CREATE OR REPLACE TEMP TABLE ledger_users AS
+               WITH a AS (SELECT unit_id, arm, contaminated, valid_from FROM arms WHERE experiment = $e AND valid_from <= $d
                           QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY valid_from DESC) = 1)
-               SELECT {typed} AS unit_id, a.arm, a.contaminated, a.valid_from, c.component FROM a JOIN components c
-               ON c.unit_id = a.unit_id WHERE c.experiment = $e AND c.date = $s ORDER BY 1""",
-            {"e": experiment, "d": date, "s": snapshot}).df()
-        return frame, (None if snapshot is None else as_date(snapshot))
+               SELECT a.unit_id, a.arm, a.contaminated, a.valid_from, c.component FROM a JOIN components c
+               ON c.unit_id = a.unit_id WHERE c.experiment = $e AND c.date = $s""",
+            {"e": experiment, "d": date, "s": snapshot})
+        return "ledger_users", (None if snapshot is None else as_date(snapshot))
+
+    def stage_history(self, experiment: str, date) -> str:
+        """Every component row of ``experiment`` up to ``date`` (:meth:`components_until`) as
+        a temporary table of this connection: its name."""
+        self._con.execute("CREATE OR REPLACE TEMP TABLE ledger_history AS SELECT unit_id, component, date FROM components "
+                          "WHERE experiment = $e AND date <= $d", {"e": experiment, "d": as_date(date)})
+        return "ledger_history"
 
     def components_until(self, experiment: str, date) -> pd.DataFrame:
         """Every component row of ``experiment`` up to ``date``: ``unit_id, component, date``

@@ -33,13 +33,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-__all__ = ["INFERENCE", "best_ratio", "calibrate", "days_to_detection", "half_width", "lineage_clusters", "look", "pooled_outcomes",
+if TYPE_CHECKING:
+    from .ledger import Ledger
+
+__all__ = ["INFERENCE", "best_ratio", "calibrate", "days_to_detection", "half_width", "lineage_clusters", "lineage_codes", "look", "pooled_outcomes",
            "sequence", "summary", "tuning"]
 
 #: The daily job's inference rules: ``sequential`` (always valid, the default for a job that
@@ -164,7 +166,8 @@ def sequence(estimates: np.ndarray, ses: np.ndarray, tau2: float, alpha: float,
 
 def lineage_clusters(components: pd.DataFrame) -> pd.Series:
     """Each user's lineage: users linked through any component they shared on any day
-    (``components``: ``unit_id, component, date`` rows), as a dense code by unit id.
+    (``components``: ``unit_id, component, date`` rows), as a dense code by unit id
+    (:func:`lineage_codes` on the table).
 
     Examples
     --------
@@ -173,60 +176,94 @@ def lineage_clusters(components: pd.DataFrame) -> pd.Series:
     >>> lineage_clusters(rows).tolist()          # 1 and 2 shared a; 2 and 3 later shared c
     [0, 0, 0, 1]
     """
-    from scipy.sparse.csgraph import connected_components
+    import duckdb
 
-    units, unit_codes = np.unique(components["unit_id"].astype(str), return_inverse=True)
-    keys = components["component"].astype(str) + "@" + components["date"].astype(str)
-    _, key_codes = np.unique(keys, return_inverse=True)
-    n_units, n_keys = len(units), int(key_codes.max()) + 1 if len(key_codes) else 0
-    links = sp.csr_array((np.ones(len(unit_codes)), (unit_codes, n_units + key_codes)),
-                         shape=(n_units + n_keys, n_units + n_keys))
-    _, labels = connected_components(links, directed=False)
-    _, dense = np.unique(labels[:n_units], return_inverse=True)
+    con = duckdb.connect()
+    con.register("lineage_rows", components[["unit_id", "component", "date"]])
+    by_text = lineage_codes(con, "lineage_rows")
     index = pd.Index(components.drop_duplicates("unit_id")["unit_id"].to_numpy())
-    by_text = pd.Series(dense, index=units)
     return pd.Series(by_text.reindex(index.astype(str)).to_numpy(), index=index, name="cluster_id")
 
 
-def pooled_outcomes(days: list[tuple[pd.DataFrame, pd.DataFrame]], outcome: str) -> pd.DataFrame:
-    """Per user over the days so far, from ``(arms, outcomes)`` per day (``arms``: the
-    day's analysed users, ``unit_id, arm``): the mean outcome, the number of days it
-    averages and the arm; users whose arm changed between days are left out (their
-    outcomes mix arms).
+def lineage_codes(con, relation: str) -> pd.Series:
+    """Each user's lineage from the ``unit_id, component, date`` rows of ``relation`` in
+    DuckDB connection ``con``, indexed by unit id as text: lineages are the connected
+    components of users and the (component, day) pairs they were in, found in SQL (each
+    pair a star on its smallest user), numbered by their smallest unit id as text. Memory
+    stays in DuckDB however many days the experiment has run."""
+    from .engines.duck import propagate_labels
+
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE lin_units AS SELECT unit_id, row_number() OVER (ORDER BY unit_id) - 1 AS v
+                    FROM (SELECT DISTINCT CAST(unit_id AS VARCHAR) AS unit_id FROM {relation})""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE lin_edges AS
+        WITH r AS (SELECT u.v, CAST(x.component AS VARCHAR) AS c, CAST(x.date AS VARCHAR) AS d FROM {relation} x
+                   JOIN lin_units u ON CAST(x.unit_id AS VARCHAR) = u.unit_id),
+        root AS (SELECT c, d, min(v) AS root FROM r GROUP BY c, d),
+        e AS (SELECT DISTINCT root.root AS a, r.v AS b FROM r JOIN root ON r.c = root.c AND r.d = root.d
+              WHERE r.v <> root.root)
+        SELECT a, b FROM e UNION ALL SELECT b, a FROM e""")
+    propagate_labels(con, "SELECT v FROM lin_units", edges="lin_edges", out="lin_label")
+    frame = con.execute("SELECT u.unit_id, dense_rank() OVER (ORDER BY x.l) - 1 AS code FROM lin_units u "
+                        "JOIN lin_label x ON u.v = x.v").df()
+    return pd.Series(frame["code"].to_numpy(dtype=np.int64), index=pd.Index(frame["unit_id"]), name="cluster_id")
+
+
+def pooled_outcomes(ledger: "Ledger", experiment: str, days: Iterable[tuple[Any, pd.DataFrame]],
+                    outcome: str) -> pd.DataFrame:
+    """Per user over the days so far (``days``: each day's date and outcomes, read one at
+    a time): the mean outcome, the number of days it averages and the arm, for the users
+    analysed that day (arm 0 or more, not contaminated, in the ledger); users whose arm
+    changed between days are left out (their outcomes mix arms). The days are stacked in
+    DuckDB beside the ledger, so memory holds one day's outcomes at a time.
 
     Examples
     --------
-    >>> arms = pd.DataFrame({"unit_id": [1, 2], "arm": [1, 0]})
-    >>> day = lambda ys: pd.DataFrame({"unit_id": [1, 2], "y": ys})
-    >>> pooled_outcomes([(arms, day([1.0, 0.0])), (arms, day([3.0, 2.0]))], "y")["y"].tolist()
-    [2.0, 1.0]
+    >>> import tempfile, pathlib
+    >>> from spillover import synth
+    >>> from spillover.evolve import start
+    >>> from spillover.ledger import Ledger
+    >>> snapshot = synth.evolving_memberships(300, n_days=1, seed=1)[0]
+    >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+    ...     _ = start(ledger, snapshot, "2026-11-23", salt="exp", design="cluster")
+    ...     users = snapshot["user_id"].unique()
+    ...     day = lambda ys: pd.DataFrame({"unit_id": users, "y": ys})
+    ...     pooled = pooled_outcomes(ledger, "exp", [("2026-11-23", day(1.0)), ("2026-11-24", day(3.0))], "y")
+    >>> len(pooled) == len(users), pooled["y"].unique().tolist(), int(pooled["n_days"].max())
+    (True, [2.0], 2)
     """
-    frames = []
-    for arms, outcomes in days:  # a loop over days: a few dozen
-        merged = arms[["unit_id", "arm"]].merge(outcomes[["unit_id", outcome]], on="unit_id")
-        frames.append(merged.dropna(subset=[outcome]))
-    stacked = pd.concat(frames, ignore_index=True)
-    grouped = stacked.groupby("unit_id", sort=True)
-    table = pd.DataFrame({"y": grouped[outcome].mean(), "n_days": grouped[outcome].size(),
-                          "arm": grouped["arm"].first(), "arms": grouped["arm"].nunique()})
-    return table[table["arms"] == 1].drop(columns="arms").reset_index()
+    con = ledger.connection
+    con.execute("CREATE OR REPLACE TEMP TABLE pool_rows (unit_id VARCHAR, arm INTEGER, y DOUBLE)")
+    integer = ledger.experiment(experiment)["id_type"] == "int"
+    for date, outcomes in days:  # a loop over days: a few dozen, one day's outcomes in memory at a time
+        table, _ = ledger.stage_users(experiment, date)
+        frame = pd.DataFrame({"unit_id": outcomes["unit_id"].to_numpy(), "y": outcomes[outcome].to_numpy()})
+        if integer and len(frame):
+            frame["unit_id"] = frame["unit_id"].astype(np.int64)
+        con.register("pool_outcomes", frame)
+        try:
+            con.execute(f"""INSERT INTO pool_rows SELECT u.unit_id, u.arm, CAST(o.y AS DOUBLE) FROM {table} u
+                            JOIN pool_outcomes o ON CAST(o.unit_id AS VARCHAR) = u.unit_id
+                            WHERE u.arm >= 0 AND NOT u.contaminated AND o.y IS NOT NULL""")
+        finally:
+            con.unregister("pool_outcomes")
+    typed = "CAST(unit_id AS BIGINT)" if integer else "unit_id"
+    return con.execute(f"""SELECT {typed} AS unit_id, avg(y) AS y, count(*) AS n_days, min(arm) AS arm FROM pool_rows
+                           GROUP BY unit_id HAVING count(DISTINCT arm) = 1 ORDER BY 1""").df()
 
 
-def look(days: list[tuple[pd.DataFrame, pd.DataFrame]], lineage: pd.Series, outcome: str, *, method: str,
-         vcov: str, alpha: float) -> tuple[float, float, float]:
-    """One look: the pooled estimate over ``days`` (``(analysed users, outcomes)`` per day
-    with outcomes, :func:`pooled_outcomes`), its standard error and degrees of freedom, by
-    :func:`spillover.estimate.estimate` with ``method`` and ``vcov`` errors clustered by
-    ``lineage`` (:func:`lineage_clusters`, indexed by unit id as text).
+def look(pooled: pd.DataFrame, lineage: pd.Series, *, method: str, vcov: str,
+         alpha: float) -> tuple[float, float, float]:
+    """One look: the estimate on the users' outcomes pooled over the days so far
+    (``pooled``: ``unit_id, y, arm``, :func:`pooled_outcomes`), its standard error and
+    degrees of freedom, by :func:`spillover.estimate.estimate` with ``method`` and ``vcov``
+    errors clustered by ``lineage`` (:func:`lineage_codes`, indexed by unit id as text).
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> users = pd.DataFrame({"unit_id": range(200), "arm": np.arange(200) % 2})
-    >>> day = lambda: pd.DataFrame({"unit_id": range(200), "y": rng.normal(size=200)})
+    >>> pooled = pd.DataFrame({"unit_id": range(200), "y": rng.normal(size=200) / 2**0.5, "arm": np.arange(200) % 2})
     >>> lineage = pd.Series(np.arange(200) // 4, index=[str(i) for i in range(200)])
-    >>> estimate, se, df = look([(users, day()), (users, day())], lineage, "y", method="ols-cluster", vcov="CR2",
-    ...                         alpha=0.05)
+    >>> estimate, se, df = look(pooled, lineage, method="ols-cluster", vcov="CR2", alpha=0.05)
     >>> 0.05 < se < 0.15
     True
     """
@@ -234,7 +271,6 @@ def look(days: list[tuple[pd.DataFrame, pd.DataFrame]], lineage: pd.Series, outc
 
     from .estimate import estimate
 
-    pooled = pooled_outcomes(days, outcome)
     clusters = pd.DataFrame({"unit_id": pooled["unit_id"],
                              "cluster_id": lineage.reindex(pooled["unit_id"].astype(str).to_numpy()).to_numpy()})
     exposure = pd.DataFrame({"unit_id": pooled["unit_id"], "arm": pooled["arm"],
@@ -314,7 +350,7 @@ def calibrate(folder: str | Path, *, n_users: int = 2_000, n_days: int = 30, n_s
             for date in dates:  # a loop over days
                 users, _ = ledger.users_on(config.name, date)
                 users = users[(users["arm"] >= 0) & ~users["contaminated"]].reset_index(drop=True)
-                days.append((users, lineage_clusters(ledger.components_until(config.name, date))))
+                days.append((users, lineage_codes(ledger.connection, ledger.stage_history(config.name, date))))
         rows += _simulate_rules(days, rng, n_draws, effect, alpha, n_days, s_user, s_component, s_noise, ols)
     return pd.DataFrame(rows)
 

@@ -25,7 +25,7 @@ from . import sql
 from .base import EVOLVE, SNAPSHOT, STEPS, Engine, literal_path
 from .memory import check_mapping
 
-__all__ = ["DuckDBEngine"]
+__all__ = ["DuckDBEngine", "propagate_labels"]
 
 
 _SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
@@ -44,6 +44,30 @@ def _keyed_hash(column: str) -> str:
     """The keyed hash of a column's values (its first 60 bits of md5 of ``salt:value``),
     the salt a bound parameter ``$salt``: :class:`~spillover.design.HashSpec`'s, bit for bit."""
     return f"('0x' || substr(md5($salt || ':' || CAST({column} AS VARCHAR)), 1, 15))::UBIGINT"
+
+
+def propagate_labels(con, vertices: str, edges: str = "cc_edges", out: str = "cc_label") -> None:
+    """Label every vertex of ``vertices`` (a query of ``v``) with the smallest vertex of its
+    component over table ``edges`` (``a, b``, both directions), in DuckDB connection
+    ``con``: table ``out`` (``v, l``), by min-label propagation with pointer jumping.
+
+    >>> import duckdb
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("CREATE TABLE cc_edges AS SELECT * FROM (VALUES (0, 1), (1, 0), (2, 3), (3, 2)) t(a, b)")
+    >>> propagate_labels(con, "SELECT range AS v FROM range(5)")
+    >>> con.execute("SELECT l FROM cc_label ORDER BY v").fetchnumpy()["l"].tolist()
+    [0, 0, 2, 2, 4]
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT v, v AS l FROM ({vertices})")
+    while True:  # a loop over rounds (O(log n) with pointer jumping); each round is one join
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {out}_next AS
+            WITH m AS (SELECT e.a AS v, min(x.l) AS l FROM {edges} e JOIN {out} x ON e.b = x.v GROUP BY e.a),
+            step AS (SELECT x.v, least(x.l, coalesce(m.l, x.l)) AS l FROM {out} x LEFT JOIN m ON x.v = m.v)
+            SELECT s.v, p.l FROM step s JOIN step p ON s.l = p.v""")
+        changed = con.execute(f"SELECT count(*) FROM {out}_next n JOIN {out} x ON n.v = x.v WHERE n.l <> x.l").fetchone()[0]
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT * FROM {out}_next")
+        if changed == 0:
+            break
 
 
 class DuckDBEngine(Engine):
@@ -267,19 +291,10 @@ class DuckDBEngine(Engine):
         return self._run(query, out)
 
     def _propagate(self, vertices: str) -> None:
-        """Label every vertex of ``vertices`` (``v``) with the smallest vertex of its
-        component, over the edges of table ``cc_edges`` (``a, b``, both directions): table
-        ``cc_label`` (``v, l``), by min-label propagation with pointer jumping."""
-        self._sql(f"CREATE OR REPLACE TEMP TABLE cc_label AS SELECT v, v AS l FROM ({vertices})")
-        while True:  # a loop over rounds (O(log n) with pointer jumping); each round is one join
-            self._sql("""CREATE OR REPLACE TEMP TABLE cc_next AS
-                WITH m AS (SELECT e.a AS v, min(x.l) AS l FROM cc_edges e JOIN cc_label x ON e.b = x.v GROUP BY e.a),
-                step AS (SELECT x.v, least(x.l, coalesce(m.l, x.l)) AS l FROM cc_label x LEFT JOIN m ON x.v = m.v)
-                SELECT s.v, p.l FROM step s JOIN step p ON s.l = p.v""")
-            changed = self._sql("SELECT count(*) FROM cc_next n JOIN cc_label x ON n.v = x.v WHERE n.l <> x.l").fetchall()[0][0]
-            self._sql("CREATE OR REPLACE TEMP TABLE cc_label AS SELECT * FROM cc_next")
-            if changed == 0:
-                break
+        try:
+            propagate_labels(self.con, vertices)
+        except self._duckdb.OutOfMemoryException as error:
+            raise self._out_of_memory(error) from error
 
     def snapshot(self, memberships: TableLike, *, user: str = "user_id", project: str = "project_id",
                  account: str = "account_id"):
