@@ -162,7 +162,7 @@ def snapshot_checksum(network: CollaborationNetwork) -> str:
     return digest.hexdigest()
 
 
-def stratify_columns(snapshot: Snapshot, strata_by: Sequence[str]) -> dict[str, np.ndarray | None]:
+def _stratify(snapshot: Snapshot, strata_by: Sequence[str]) -> dict[str, np.ndarray | None]:
     out: dict[str, np.ndarray | None] = {}
     for name in strata_by:
         if name == "size":
@@ -180,7 +180,7 @@ _SPEC_KEYS = {"cluster": ("treat_fraction",), "holdout": ("holdout_fraction",),
               "stratified-cluster": ("sample_fraction", "arm_weights", "strata_by", "n_bins")}
 
 
-def spec_of(params: dict[str, Any]) -> dict[str, Any]:
+def _spec(params: dict[str, Any]) -> dict[str, Any]:
     """The design spec of an experiment's recorded parameters, components as clusters."""
     design = params["design"]
     return {"design": design, "cluster_col": "component", **{key: params[key] for key in _SPEC_KEYS[design]}}
@@ -285,7 +285,7 @@ def start(
     experiment = experiment or salt
     ledger.check_date(experiment, date, allow_future=allow_future, new=True)  # before the work
     labels, keys = day.labels, day.keys
-    stratify = stratify_columns(day, strata_by)
+    stratify = _stratify(day, strata_by)
     stratum, edges = cluster_strata(labels, len(keys), stratify, n_bins=n_bins)
     params = {
         "design": design, "treat_fraction": treat_fraction, "sample_fraction": sample_fraction,
@@ -294,7 +294,7 @@ def start(
     }
     units = pd.DataFrame({"unit_id": day.users, "component": keys[labels],
                           **{name: values for name, values in stratify.items() if values is not None}})
-    plan = design_from_spec(spec_of(params), units, what="snapshot")
+    plan = design_from_spec(_spec(params), units, what="snapshot")
     assignment = plan.assign(seed) if seed is not None else plan.assign(salt=salt)
     arms = pd.DataFrame({"unit_id": day.users, "arm": assignment.arms.astype(np.int64),
                          "contaminated": False, "reason": "assigned"})
@@ -365,9 +365,9 @@ def evolve(
                           "the ledger never rewrites history (`spillover ledger void` undoes a day, with an audit row).")
     ledger.check_date(experiment, date, allow_future=allow_future)
     params = record["params"]
-    stratum, _ = cluster_strata(day.labels, len(day.keys), stratify_columns(day, params["strata_by"]),
+    stratum, _ = cluster_strata(day.labels, len(day.keys), _stratify(day, params["strata_by"]),
                                 n_bins=params["n_bins"], edges=params["stratum_edges"])
-    new_arms = hash_spec(spec_of(params)), record["salt"]
+    new_arms = hash_spec(_spec(params)), record["salt"]
     changes = (engine.evolve_day(ledger, experiment, day, stratum, new_arms, merge_policy)
                if engine is not None and engine.can("evolve") else
                _changes(ledger, experiment, day, stratum, new_arms, merge_policy))
