@@ -38,6 +38,7 @@ SCALES = {
     "users":        (20_000,  100_000,   200_000,    1_000_000),   # design study
     "sims":         (50,      200,       500,        1_000),
     "ols_units":    (50_000,  500_000,   1_000_000,  5_000_000),
+    "daily_users":  (20_000,  100_000,   300_000,    1_000_000),   # the daily job's example, one day
 }
 SCALE_NAMES = ("tiny", "small", "medium", "full")
 
@@ -63,6 +64,27 @@ def prepare(scale: str, folder: Path) -> None:
     sellers = np.unique(pq.read_table(folder / "links.parquet", columns=["seller_id"])["seller_id"].to_numpy())
     pq.write_table(pa.table({"unit_id": sellers, "arm": (rng.random(sellers.size) < 0.5).astype(np.int64)}),
                    folder / "sellers.parquet")
+
+
+DAILY_DATES = ("2026-11-01", "2026-11-02")
+
+
+def _prepare_daily(scale: str, folder: Path) -> None:
+    """The daily job's example (two days of ``daily_users`` users with churn, and outcomes),
+    its first day already run once per engine, each in its own folder: the steps time day two."""
+    import shutil
+
+    from spillover.daily import daily_engine, run_pending
+    from spillover.experiment import EXAMPLE, load_config, write_example_data
+
+    root = folder / "daily"
+    root.mkdir()
+    (root / "experiment.toml").write_text(EXAMPLE, encoding="utf-8")
+    write_example_data(root / "experiment.toml", n_users=size("daily_users", scale), n_days=len(DAILY_DATES), seed=1)
+    for engine in ("memory", "duckdb"):  # a loop over the two engines of the daily job
+        shutil.copytree(root, folder / f"daily-{engine}")
+        config = load_config(folder / f"daily-{engine}" / "experiment.toml")
+        run_pending(config, DAILY_DATES[0], engine=daily_engine(config, engine))
 
 
 def _social(scale: str):
@@ -373,6 +395,34 @@ def python_anchor(scale: str, folder: Path) -> float:
     return _launch(sys.executable, "-c", "pass")
 
 
+def _daily_day(folder: Path, engine: str, *options: str) -> float:
+    """Day two of the daily job on ``engine``, launch to exit, in a fresh copy of its folder."""
+    import shutil
+
+    target = Path(tempfile.mkdtemp(prefix="daily-", dir=folder))
+    shutil.copytree(folder / f"daily-{engine}", target / "exp")
+    return _launch(*_spillover_command(), "run", str(target / "exp" / "experiment.toml"), "--engine", engine,
+                   "--date", DAILY_DATES[1], "--json", *options, best_of=1)
+
+
+def daily_duckdb_ours(scale: str, folder: Path) -> float:
+    return _daily_day(folder, "duckdb", "--memory-limit", "2GB")
+
+
+def daily_memory_ours(scale: str, folder: Path) -> float:
+    return _daily_day(folder, "memory")
+
+
+def daily_read_anchor(scale: str, folder: Path) -> float:
+    """Reading the day's snapshot and outcomes with pandas: the I/O floor of any daily job."""
+    import pandas as pd
+
+    start = time.perf_counter()
+    for name in ("memberships", "outcomes"):
+        pd.read_parquet(folder / "daily" / "data" / f"{name}-{DAILY_DATES[1]}.parquet")
+    return time.perf_counter() - start
+
+
 def demo_ours(scale: str, folder: Path) -> float:
     return _launch(*_spillover_command(), "demo", "--out", str(folder / "demo"), best_of=1)
 
@@ -400,6 +450,11 @@ STEPS: dict[str, tuple[str, Callable, str, Callable, float | None, float | None]
     "louvain": ("Louvain, {nodes:,} nodes", louvain_ours, "raw networkit PLM", louvain_anchor, 1.2, None),
     "ols": ("cluster-robust OLS (CR1), {ols_units:,} units", ols_ours, "statsmodels OLS cluster", ols_anchor, 1.0,
             None),
+    "daily_memory": ("`spillover run --engine memory`, one day of the daily job, {daily_users:,} users, launch to exit",
+                     daily_memory_ours, "pandas read of the day's snapshot and outcomes", daily_read_anchor, None,
+                     60.0),
+    "daily_duckdb": ("`spillover run --engine duckdb --memory-limit 2GB`, the same day", daily_duckdb_ours,
+                     "`spillover run --engine memory`, the same day", daily_memory_ours, 1.5, None),
     "version": ("`spillover --version`, launch to exit", version_ours, "`python -c pass`", python_anchor, None, 0.3),
     "help": ("`spillover --help`, launch to exit", help_ours, "`python -c pass`", python_anchor, None, 0.3),
     "command_start": ("`spillover estimate --help`: a command's start-up before it reads data", command_start_ours,
@@ -478,6 +533,8 @@ def run(scale: str, only: list[str] | None = None, timeout: float = 1_800.0, log
     with tempfile.TemporaryDirectory(prefix="spillover-bench-") as name:
         folder = Path(name)
         prepare(scale, folder)
+        if not only or any(key.startswith("daily") for key in only):
+            _prepare_daily(scale, folder)
         for key, (what, ours, baseline, anchor, ratio_target, seconds_target) in STEPS.items():
             if only and key not in only:
                 continue

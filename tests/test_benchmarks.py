@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_python_m_benchmarks_measures_each_step_against_its_baseline(tmp_path):
     out = tmp_path / "results.json"
     run = subprocess.run([sys.executable, "-m", "benchmarks", "--scale", "tiny", "--only", "load", "exposure",
-                          "probabilities", "ols", "version", "--repeats", "2", "--out", str(out)], cwd=ROOT,
+                          "probabilities", "ols", "daily_duckdb", "version", "--repeats", "2", "--out", str(out)], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
-    assert [r["step"] for r in rows] == ["load", "exposure", "probabilities", "ols", "version"]
+    assert [r["step"] for r in rows] == ["load", "exposure", "probabilities", "ols", "daily_duckdb", "version"]
     for row in rows:
         assert row["spillover_s"] > 0 and row["baseline_s"] > 0 and row["spillover_peak_gb"] > 0, row
         assert row["ratio"] == round(row["spillover_s"] / row["baseline_s"], 2)
