@@ -162,6 +162,26 @@ def test_an_experiment_moves_between_engines_and_a_rewritten_snapshot_is_checked
         run_pending(load_config(experiment), engine=get_engine("duckdb"))
 
 
+@pytest.mark.spark  # five days of the daily job with each snapshot read on Spark (local mode)
+def test_the_first_days_on_spark_give_the_memory_engines_arms_results_and_ledger(example, on_memory, tmp_path):
+    from spillover.engines.spark import java_available
+
+    if not java_available():
+        pytest.skip("no Java runtime here: the Spark engine needs Java 17")
+    folder = copy_of(example, tmp_path / "exp")
+    last = "2026-11-05"
+    assert main(["run", str(folder / "experiment.toml"), "--engine", "spark", "--spark-master", "local[2]",
+                 "--date", last, "--json"]) == 0
+    got, expected = results(folder), results(on_memory)
+    assert sorted(got) == sorted(name for name in expected if name[:10] <= last)
+    assert [name for name in got if got[name] != expected[name]] == []
+    for mine, theirs in zip(ledger_tables(folder), ledger_tables(on_memory)):  # valid_to follows later days
+        dated = "valid_from" if "valid_from" in theirs else "date"
+        theirs = theirs[pd.to_datetime(theirs[dated]) <= pd.Timestamp(last)].drop(columns="valid_to", errors="ignore")
+        pd.testing.assert_frame_equal(mine.drop(columns="valid_to", errors="ignore").reset_index(drop=True),
+                                      theirs.reset_index(drop=True))
+
+
 @pytest.mark.slow  # a kill at every crash point, each followed by a run to the end
 def test_killed_mid_day_on_duckdb_and_run_again_the_results_are_the_memory_engines(example, on_memory, tmp_path):
     """Killed (SIGKILL, exit 137) at each crash point of a day, on day 2, 9, 17, 24 or 30
@@ -183,9 +203,9 @@ def test_killed_mid_day_on_duckdb_and_run_again_the_results_are_the_memory_engin
 
 def test_run_refuses_an_engine_without_the_daily_step(tmp_path, capsys):
     path = tmp_path / "experiment.toml"
-    path.write_text(EXAMPLE.replace('engine = "memory"', 'engine = "spark"'))
+    path.write_text(EXAMPLE.replace('engine = "memory"', 'engine = "polars"'))
     assert main(["run", str(path), "--json"]) != 0
-    assert "[run.engine] 'spark' is not one of memory, duckdb" in capsys.readouterr().err
+    assert "[run.engine] 'polars' is not one of memory, duckdb, spark" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
 
 

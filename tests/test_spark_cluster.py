@@ -122,3 +122,24 @@ def test_the_engine_on_a_standalone_cluster_gives_the_memory_engines_results(spa
                    for name in ("spark", "memory"))
     pd.testing.assert_frame_equal(spark.astype({"condition": str}), mine.astype({"condition": str}), check_dtype=False)
     print(f"standalone cluster: two Spark applications in {time.monotonic() - started:.0f} s")
+
+
+def test_the_daily_job_on_a_standalone_cluster_gives_the_memory_engines_days(spark_cluster, tmp_path):
+    """Three days of the example (500 users) with each snapshot read and split into
+    components on the cluster: every day's arms, effects and summary byte for byte."""
+    from spillover.experiment import EXAMPLE, write_example_data
+
+    folders = {}
+    for name in ("memory", "spark"):  # the same data, written twice by the same seed
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "experiment.toml").write_text(EXAMPLE)
+        write_example_data(folders[name] / "experiment.toml", n_users=500, n_days=3, seed=5)
+    flags = {"memory": [], "spark": ["--engine", "spark", "--spark-master", spark_cluster]}
+    for name, folder in folders.items():
+        done = subprocess.run([sys.executable, "-m", "spillover", "run", str(folder / "experiment.toml"), "--json",
+                               *flags[name]], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    files = {name: {str(p.relative_to(folder / "results")): p.read_bytes() for p in (folder / "results").rglob("*")
+                    if p.is_file() and p.suffix != ".duckdb"} for name, folder in folders.items()}
+    assert len(files["spark"]) == 9 and files["spark"] == files["memory"]

@@ -239,9 +239,11 @@ def _remove_if_empty(config: "ExperimentConfig") -> None:
             config.folder.rmdir()
 
 
-def daily_engine(config: "ExperimentConfig", name: str | None = None, memory_limit: str | None = None) -> "Engine":
+def daily_engine(config: "ExperimentConfig", name: str | None = None, memory_limit: str | None = None,
+                 spark_master: str | None = None) -> "Engine":
     """The engine that reads each day's snapshot: ``name`` (else the file's ``[run]
-    engine``), with ``memory_limit`` (else the file's) on DuckDB.
+    engine``), with ``memory_limit`` (else the file's) on DuckDB, ``spark_master`` (else
+    the file's, else local) on Spark.
 
     >>> from spillover.experiment import ExperimentConfig
     >>> daily_engine(ExperimentConfig(Path("e.toml"), "e", "s", "m-{date}.csv", None, {}), "duckdb").name
@@ -253,8 +255,9 @@ def daily_engine(config: "ExperimentConfig", name: str | None = None, memory_lim
     name = name or config.engine
     if name not in DAILY_ENGINES:
         raise InputError(f"--engine {name}: the daily job runs on {', '.join(DAILY_ENGINES)}.")
-    limit = memory_limit or config.memory_limit
-    return get_engine(name, **({"memory_limit": limit} if limit and name == "duckdb" else {}))
+    limit, master = memory_limit or config.memory_limit, spark_master or config.spark_master
+    options = {"duckdb": {"memory_limit": limit} if limit else {}, "spark": {"master": master} if master else {}}
+    return get_engine(name, **options.get(name, {}))
 
 
 def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.date], until: dt.date | None,

@@ -53,7 +53,7 @@ def _analysis_methods() -> tuple[str, ...]:
 
 ANALYSIS_METHODS = _analysis_methods()
 _DESIGNS = ("cluster", "stratified-cluster", "holdout")
-DAILY_ENGINES = ("memory", "duckdb")  # the engines that run the daily job's snapshot step
+DAILY_ENGINES = ("memory", "duckdb", "spark")  # the engines that run the daily job's snapshot step
 NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # an experiment's name: a folder name on any system
 
 #: The commented example ``spillover init`` writes.
@@ -89,8 +89,9 @@ duration_days = 30                 # the planned length: the sequential band is 
 folder = "results"                 # results/<name>/<date>/ and the ledger results/<name>/ledger.duckdb
 
 [run]
-engine = "memory"                  # memory | duckdb (out of core): where each day's snapshot is read and split
+engine = "memory"                  # memory | duckdb (out of core) | spark: where each day's snapshot is read and split
 # memory_limit = "4GB"             # duckdb: its memory cap; it spills to disk beyond
+# spark_master = "spark://host:7077"   # spark: the cluster (default local[*])
 '''
 
 _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {  # section -> key -> (types, required)
@@ -102,7 +103,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {  # secti
     "analysis": {"method": (str, False), "vcov": (str, False), "alpha": ((int, float), False), "outcome": (str, False),
                  "higher_is_better": (bool, False), "inference": (str, False), "duration_days": (int, False)},
     "output": {"folder": (str, False)},
-    "run": {"engine": (str, False), "memory_limit": (str, False)},
+    "run": {"engine": (str, False), "memory_limit": (str, False), "spark_master": (str, False)},
 }
 
 
@@ -137,6 +138,7 @@ class ExperimentConfig:
     duration_days: int = 30
     engine: str = "memory"
     memory_limit: str | None = None
+    spark_master: str | None = None
 
     @property
     def results(self) -> Path:
@@ -276,7 +278,7 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
         design=design, method=method, vcov=vcov, alpha=alpha, outcome=analysis.get("outcome", "y"),
         higher_is_better=bool(analysis.get("higher_is_better", True)), inference=inference, duration_days=duration,
         folder=base / values.get("output", {}).get("folder", "results"), engine=engine,
-        memory_limit=run.get("memory_limit"),
+        memory_limit=run.get("memory_limit"), spark_master=run.get("spark_master"),
     )
 
 

@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..experiment import load_config
 
     config = load_config(args.experiment)
-    engine = daily_engine(config, args.engine, args.memory_limit)
+    engine = daily_engine(config, args.engine, args.memory_limit, args.spark_master)
     say = None if args.json else (lambda message: stderr.print(f"[dim]{escape(message)}[/dim]"))
     decisions, days = run_pending(config, args.date, progress=say, engine=engine)
     day = days[-1]

@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "engine, else memory); the arms are the same on every engine")
     run.add_argument("--memory-limit", default=None,
                      help="duckdb: e.g. 4GB; it spills to disk beyond (default: the file's [run] memory_limit)")
+    run.add_argument("--spark-master", default=None,
+                     help="spark: the master URL, e.g. spark://host:7077 (default: the file's [run] spark_master, "
+                          "else local[*])")
     run.set_defaults(func=cmd_run)
 
     rep = command("report")

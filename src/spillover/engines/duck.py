@@ -296,6 +296,14 @@ class DuckDBEngine(Engine):
         except self._duckdb.OutOfMemoryException as error:
             raise self._out_of_memory(error) from error
 
+    def checksum(self, memberships: TableLike, columns: Sequence[str]) -> str:
+        """The ``rows-v1`` checksum of a snapshot's distinct rows over ``columns``
+        (:func:`~spillover.engines.sql.rows_checksum`): one scan, memory bounded."""
+        from ..io import source_name
+
+        relation = self._relation(memberships, source_name(memberships, "memberships"), ids=columns[:3])
+        return sql.rows_checksum(self._sql(sql.rows_digest_query(relation, columns, '"')).fetchall()[0])
+
     def snapshot(self, memberships: TableLike, *, user: str = "user_id", project: str = "project_id",
                  account: str = "account_id"):
         """One day's membership snapshot for the daily job (:class:`~spillover.evolve.Snapshot`),
@@ -312,53 +320,34 @@ class DuckDBEngine(Engine):
         relation = self._relation(memberships, what, ids=(user, project, account))
         columns = self._columns(relation)
         types = dict((row[0], str(row[1])) for row in self._sql(f"DESCRIBE {relation}").fetchall())
-        u, p, a = _ident(user), _ident(project), _ident(account)
         ok = all(c in columns for c in (user, project, account)) and not any(
             kind in types[c].upper() for c in (user, project, account) for kind in ("FLOAT", "DOUBLE", "DECIMAL"))
         # pandas writes a DataFrame's index as __index_level_N__ and reads it back as the index, not a column
         extras = [c for c in columns if c not in (user, project, account) and not re.fullmatch(r"__index_level_\d+__", c)]
         if ok:
-            per_user = ", ".join([u, *map(_ident, extras)])
-            rows, nulls, conflicted, disagree = self._sql(f"""SELECT count(*),
-                count(*) FILTER (WHERE {u} IS NULL OR {p} IS NULL OR {a} IS NULL),
-                (SELECT count(*) FROM (SELECT {p} FROM {relation} GROUP BY {p} HAVING count(DISTINCT {a}) > 1)),
-                (SELECT count(*) FROM (SELECT {u} FROM (SELECT DISTINCT {per_user} FROM {relation}) GROUP BY {u}
-                                       HAVING count(*) > 1))
-                FROM {relation}""").fetchall()[0]
-            ok = rows > 0 and not (nulls or conflicted or disagree)
+            checks = self._sql(sql.membership_checks(relation, user, project, account, extras, '"')).df().iloc[0]
+            ok = checks["n_rows"] > 0 and not (checks["nulls"] or checks["conflicted"] or checks["disagree"])
         if not ok:  # the memory loader names the row and the problem
             CollaborationNetwork.from_memberships(memberships, user=user, project=project, account=account)
             raise InputError(f"{what}: not a membership table the daily job can read (columns {columns}).")
-        repeats, example = self._sql(f"""SELECT count(*) - count(DISTINCT ({u}, {p})),
-            (SELECT min(CAST({u} AS VARCHAR) || ' in ' || CAST({p} AS VARCHAR)) FROM (SELECT {u}, {p} FROM {relation}
-             GROUP BY {u}, {p} HAVING count(*) > 1)) FROM {relation}""").fetchall()[0]
-        if repeats:
-            warnings.warn(f"{what}: collapsed {repeats} duplicate membership(s), e.g. {example}.", DataWarning,
-                          stacklevel=2)
-        # users numbered by id; a project has one account, so users are linked exactly when they reach a common
-        # account: components are found on the (small) account graph, each multi-account user a star over its
-        # accounts, and every user takes its accounts' label; a component is named by its smallest user
-        self._sql(f"CREATE OR REPLACE TEMP TABLE snap_users AS SELECT {u} AS id, row_number() OVER (ORDER BY {u}) - 1 "
-                  f"AS v FROM (SELECT DISTINCT {u} FROM {relation})")
-        self._sql(f"""CREATE OR REPLACE TEMP TABLE snap_ua AS
-            WITH accounts AS (SELECT account, row_number() OVER (ORDER BY account) - 1 AS a
-                              FROM (SELECT DISTINCT {a} AS account FROM {relation}))
-            SELECT DISTINCT x.v AS u, c.a FROM {relation} r JOIN snap_users x ON r.{u} = x.id
-                                               JOIN accounts c ON r.{a} = c.account""")
-        self._sql("""CREATE OR REPLACE TEMP TABLE cc_edges AS
-            WITH star AS (SELECT u, min(a) AS root FROM snap_ua GROUP BY u HAVING count(*) > 1),
-            e AS (SELECT DISTINCT s.root AS a, x.a AS b FROM star s JOIN snap_ua x ON s.u = x.u WHERE x.a <> s.root)
-            SELECT a, b FROM e UNION ALL SELECT b, a FROM e""")
+        if checks["repeats"]:
+            warnings.warn(f"{what}: collapsed {checks['repeats']} duplicate membership(s), e.g. "
+                          f"{checks['repeat_example']}.", DataWarning, stacklevel=2)
+        # users numbered by id; components found on the (small) account graph (sql.user_accounts); a component
+        # is named by its smallest user
+        self._sql(f"CREATE OR REPLACE TEMP TABLE snap_users AS {sql.numbered_users(relation, user, chr(34))}")
+        self._sql(f"CREATE OR REPLACE TEMP TABLE snap_ua AS "
+                  f"{sql.user_accounts(relation, user, account, 'snap_users', chr(34))}")
+        self._sql(f"CREATE OR REPLACE TEMP TABLE cc_edges AS {sql.account_stars('snap_ua')}")
         self._propagate("SELECT DISTINCT a AS v FROM snap_ua")
         users = self._sql("SELECT id FROM snap_users ORDER BY v").df()["id"]
-        smallest = self._sql("""WITH label AS (SELECT x.u, min(c.l) AS l FROM snap_ua x JOIN cc_label c ON x.a = c.v
-                                               GROUP BY x.u)
-            SELECT min(u) OVER (PARTITION BY l) AS first FROM label ORDER BY u""").fetchnumpy()["first"]
+        smallest = self._sql(f"SELECT first FROM ({sql.first_user('snap_ua', 'cc_label')}) ORDER BY u").fetchnumpy()["first"]
         first, labels = np.unique(smallest, return_inverse=True)
         users = pd.Index(users.to_numpy())
         user_data = pd.DataFrame(index=users)
         if extras:
-            frame = self._sql(f"SELECT DISTINCT {per_user} FROM {relation} ORDER BY {u}").df()
+            per_user = ", ".join(map(_ident, [user, *extras]))
+            frame = self._sql(f"SELECT DISTINCT {per_user} FROM {relation} ORDER BY {_ident(user)}").df()
             user_data = frame.drop(columns=[user]).set_axis(users)
         checksum = sql.rows_checksum(self._sql(sql.rows_digest_query(relation, [user, project, account, *extras],
                                                                      '"')).fetchall()[0])

@@ -26,7 +26,7 @@ from ..graph import report_isolates
 from ..io import (CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, atomic_path, auto_integer_columns,
                   current_id_type, metadata_sidecar)
 from . import sql
-from .base import Engine, literal_path
+from .base import SNAPSHOT, STEPS, Engine, literal_path
 from .memory import check_mapping
 
 __all__ = ["SparkEngine", "java_available"]
@@ -56,6 +56,7 @@ class SparkEngine(Engine):
     """
     name = "spark"
     options = ("spark", "master")
+    steps = (*STEPS, SNAPSHOT)
 
     def __init__(self, spark: Any = None, master: str = "local[*]"):
         if spark is None:
@@ -252,6 +253,62 @@ class SparkEngine(Engine):
                   .withColumn("cluster_id", (F.dense_rank().over(Window.orderBy("l")) - 1).cast("long"))
                   .select("unit_id", "cluster_id"))
         return self._finish(result, out)
+
+    def snapshot(self, memberships: Any, *, user: str = "user_id", project: str = "project_id",
+                 account: str = "account_id"):
+        """One day's membership snapshot for the daily job (:class:`~spillover.evolve.Snapshot`):
+        read, checked and split into components on the executors (the account graph,
+        :func:`~spillover.engines.sql.user_accounts`, its components by GraphX); the users,
+        components and keys come back to the driver, equal to the memory engine's. A
+        snapshot is a file (the daily job's inputs are), whose ``rows-v1`` checksum the
+        driver computes in one DuckDB scan; one that fails a check gets the memory loader's
+        one-line error."""
+        import re
+
+        from pyspark.sql import functions as F
+
+        from ..evolve import Snapshot
+        from ..graph import CollaborationNetwork
+        from ..io import source_name
+        from .duck import DuckDBEngine
+
+        if not isinstance(memberships, (str, os.PathLike, pd.DataFrame)):
+            raise InputError("the daily job reads each day's snapshot from a file (Parquet or CSV).")
+        what = source_name(memberships, "memberships")
+        frame = self._frame(memberships, what, ids=(user, project, account))
+        types = dict(frame.dtypes)
+        ok = all(c in types for c in (user, project, account)) and not any(
+            types[c] in ("float", "double") or types[c].startswith("decimal") for c in (user, project, account))
+        extras = [c for c in frame.columns if c not in (user, project, account)
+                  and not re.fullmatch(r"__index_level_\d+__", c)]
+        relation = self._view(frame)
+        if ok:
+            checks = self.spark.sql(sql.membership_checks(relation, user, project, account, extras, "`")).first()
+            ok = checks["n_rows"] > 0 and not (checks["nulls"] or checks["conflicted"] or checks["disagree"])
+        if not ok:  # the memory loader names the row and the problem
+            CollaborationNetwork.from_memberships(memberships, user=user, project=project, account=account)
+            raise InputError(f"{what}: not a membership table the daily job can read (columns {frame.columns}).")
+        if checks["repeats"]:
+            warnings.warn(f"{what}: collapsed {checks['repeats']} duplicate membership(s), e.g. "
+                          f"{checks['repeat_example']}.", DataWarning, stacklevel=2)
+        users = self.spark.sql(sql.numbered_users(relation, user, "`")).cache()
+        users_view = self._view(users)
+        pairs = self.spark.sql(sql.user_accounts(relation, user, account, users_view, "`")).cache()
+        pairs_view = self._view(pairs)
+        edges = self.spark.sql(sql.account_stars(pairs_view))
+        labels = self._graphx_components(edges, pairs.select(F.col("a").alias("v")).distinct())
+        smallest = self.spark.sql(sql.first_user(pairs_view, self._view(labels))).orderBy("u").toPandas()["first"]
+        ids = users.orderBy("v").toPandas()["id"]
+        first, codes = np.unique(smallest.to_numpy(), return_inverse=True)
+        index = pd.Index(ids.to_numpy())
+        user_data = pd.DataFrame(index=index)
+        if extras:
+            per_user = frame.select(user, *extras).distinct().orderBy(user).toPandas()
+            user_data = per_user.drop(columns=[user]).set_axis(index)
+        checksum = DuckDBEngine().checksum(memberships, [user, project, account, *extras])
+        users.unpersist()
+        pairs.unpersist()
+        return Snapshot(index, codes.astype(np.int64), pd.Index(index[first].astype(str)), user_data, checksum)
 
     def _graphx_components(self, pairs, ids):
         from pyspark.sql import DataFrame as SparkFrame

@@ -181,3 +181,62 @@ def rows_checksum(digest: Sequence) -> str:
 
     count, upper, lower = (int(x or 0) for x in digest)
     return ROWS_RULE + hashlib.sha256(f"{count}:{upper}:{lower}".encode()).hexdigest()
+
+
+def _text(quote: str) -> str:
+    """The text type of the dialect: STRING in Spark (backtick quotes), VARCHAR in DuckDB."""
+    return "STRING" if quote == "`" else "VARCHAR"
+
+
+def membership_checks(relation: str, user: str, project: str, account: str, extras: Sequence[str], quote: str) -> str:
+    """One row over a membership snapshot: ``n_rows``; ``nulls`` (rows missing a user,
+    project or account); ``conflicted`` (projects billed to several accounts);
+    ``disagree`` (users whose per-user ``extras`` differ between rows); ``repeats``
+    (duplicate user-project rows) and an example of one."""
+    u, p, a = (quote_identifier(c, quote) for c in (user, project, account))
+    per_user = ", ".join([u, *(quote_identifier(c, quote) for c in extras)])
+    text = _text(quote)
+    return f"""
+SELECT count(*) AS n_rows,
+       coalesce(sum(CASE WHEN {u} IS NULL OR {p} IS NULL OR {a} IS NULL THEN 1 ELSE 0 END), 0) AS nulls,
+       (SELECT count(*) FROM (SELECT {p} FROM {relation} GROUP BY {p} HAVING count(DISTINCT {a}) > 1) x) AS conflicted,
+       (SELECT count(*) FROM (SELECT {u} FROM (SELECT DISTINCT {per_user} FROM {relation}) y GROUP BY {u}
+                              HAVING count(*) > 1) z) AS disagree,
+       count(*) - (SELECT count(*) FROM (SELECT DISTINCT {u}, {p} FROM {relation}) w) AS repeats,
+       (SELECT min(CAST({u} AS {text}) || ' in ' || CAST({p} AS {text})) FROM (SELECT {u}, {p} FROM {relation}
+        GROUP BY {u}, {p} HAVING count(*) > 1) d) AS repeat_example
+FROM {relation}"""
+
+
+def numbered_users(relation: str, user: str, quote: str) -> str:
+    """The snapshot's users (``id``) numbered by id from 0 (``v``)."""
+    u = quote_identifier(user, quote)
+    return f"SELECT {u} AS id, row_number() OVER (ORDER BY {u}) - 1 AS v FROM (SELECT DISTINCT {u} FROM {relation}) x"
+
+
+def user_accounts(relation: str, user: str, account: str, users: str, quote: str) -> str:
+    """Each user (``u``: its number in ``users``) with each account (``a``, numbered by id)
+    one of its projects is billed to: a project has one account, so users are linked
+    exactly when they reach a common account."""
+    u, a = quote_identifier(user, quote), quote_identifier(account, quote)
+    return f"""
+WITH accounts AS (SELECT account, row_number() OVER (ORDER BY account) - 1 AS a
+                  FROM (SELECT DISTINCT {a} AS account FROM {relation}) x)
+SELECT DISTINCT s.v AS u, c.a FROM {relation} r JOIN {users} s ON r.{u} = s.id JOIN accounts c ON r.{a} = c.account"""
+
+
+def account_stars(user_accounts: str) -> str:
+    """The account graph's edges (``a, b``, both directions): each user with several
+    accounts a star over them, centred on its smallest."""
+    return f"""
+WITH star AS (SELECT u, min(a) AS root FROM {user_accounts} GROUP BY u HAVING count(*) > 1),
+e AS (SELECT DISTINCT s.root AS a, x.a AS b FROM star s JOIN {user_accounts} x ON s.u = x.u WHERE x.a <> s.root)
+SELECT a, b FROM e UNION ALL SELECT b, a FROM e"""
+
+
+def first_user(user_accounts: str, labels: str) -> str:
+    """Each user (``u``) with the smallest user of its component (``first``), from the
+    accounts' component ``labels`` (``v``: account, ``l``: its label)."""
+    return f"""
+WITH label AS (SELECT x.u, min(c.l) AS l FROM {user_accounts} x JOIN {labels} c ON x.a = c.v GROUP BY x.u)
+SELECT u, min(u) OVER (PARTITION BY l) AS first FROM label"""
