@@ -313,7 +313,6 @@ class DuckDBEngine(Engine):
         A snapshot that fails a check is handed to the memory loader, whose one-line error
         is raised: one rule for bad input, whichever engine reads it."""
         from ..evolve import Snapshot
-        from ..graph import CollaborationNetwork
         from ..io import source_name
 
         what = source_name(memberships, "memberships")
@@ -322,17 +321,9 @@ class DuckDBEngine(Engine):
         types = dict((row[0], str(row[1])) for row in self._sql(f"DESCRIBE {relation}").fetchall())
         ok = all(c in columns for c in (user, project, account)) and not any(
             kind in types[c].upper() for c in (user, project, account) for kind in ("FLOAT", "DOUBLE", "DECIMAL"))
-        # pandas writes a DataFrame's index as __index_level_N__ and reads it back as the index, not a column
-        extras = [c for c in columns if c not in (user, project, account) and not re.fullmatch(r"__index_level_\d+__", c)]
-        if ok:
-            checks = self._sql(sql.membership_checks(relation, user, project, account, extras, '"')).df().iloc[0]
-            ok = checks["n_rows"] > 0 and not (checks["nulls"] or checks["conflicted"] or checks["disagree"])
-        if not ok:  # the memory loader names the row and the problem
-            CollaborationNetwork.from_memberships(memberships, user=user, project=project, account=account)
-            raise InputError(f"{what}: not a membership table the daily job can read (columns {columns}).")
-        if checks["repeats"]:
-            warnings.warn(f"{what}: collapsed {checks['repeats']} duplicate membership(s), e.g. "
-                          f"{checks['repeat_example']}.", DataWarning, stacklevel=2)
+        extras = sql.membership_extras(columns, user, project, account)
+        checks = self._sql(sql.membership_checks(relation, user, project, account, extras, '"')).df().iloc[0] if ok else None
+        sql.settle_membership_checks(checks, ok, memberships, what, columns, user, project, account)
         # users numbered by id; components found on the (small) account graph (sql.user_accounts); a component
         # is named by its smallest user
         self._sql(f"CREATE OR REPLACE TEMP TABLE snap_users AS {sql.numbered_users(relation, user, chr(34))}")

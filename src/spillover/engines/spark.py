@@ -263,12 +263,9 @@ class SparkEngine(Engine):
         snapshot is a file (the daily job's inputs are), whose ``rows-v1`` checksum the
         driver computes in one DuckDB scan; one that fails a check gets the memory loader's
         one-line error."""
-        import re
-
         from pyspark.sql import functions as F
 
         from ..evolve import Snapshot
-        from ..graph import CollaborationNetwork
         from ..io import source_name
         from .duck import DuckDBEngine
 
@@ -279,18 +276,11 @@ class SparkEngine(Engine):
         types = dict(frame.dtypes)
         ok = all(c in types for c in (user, project, account)) and not any(
             types[c] in ("float", "double") or types[c].startswith("decimal") for c in (user, project, account))
-        extras = [c for c in frame.columns if c not in (user, project, account)
-                  and not re.fullmatch(r"__index_level_\d+__", c)]
+        extras = sql.membership_extras(frame.columns, user, project, account)
         relation = self._view(frame)
-        if ok:
-            checks = self.spark.sql(sql.membership_checks(relation, user, project, account, extras, "`")).first()
-            ok = checks["n_rows"] > 0 and not (checks["nulls"] or checks["conflicted"] or checks["disagree"])
-        if not ok:  # the memory loader names the row and the problem
-            CollaborationNetwork.from_memberships(memberships, user=user, project=project, account=account)
-            raise InputError(f"{what}: not a membership table the daily job can read (columns {frame.columns}).")
-        if checks["repeats"]:
-            warnings.warn(f"{what}: collapsed {checks['repeats']} duplicate membership(s), e.g. "
-                          f"{checks['repeat_example']}.", DataWarning, stacklevel=2)
+        checks = (self.spark.sql(sql.membership_checks(relation, user, project, account, extras, "`")).first().asDict()
+                  if ok else None)
+        sql.settle_membership_checks(checks, ok, memberships, what, frame.columns, user, project, account)
         users = self.spark.sql(sql.numbered_users(relation, user, "`")).cache()
         users_view = self._view(users)
         pairs = self.spark.sql(sql.user_accounts(relation, user, account, users_view, "`")).cache()

@@ -208,6 +208,38 @@ SELECT count(*) AS n_rows,
 FROM {relation}"""
 
 
+def membership_extras(columns: Sequence[str], user: str, project: str, account: str) -> list[str]:
+    """A snapshot's per-user columns: all but the three ids (and pandas' saved index,
+    ``__index_level_N__``, which pandas reads back as the index, not a column).
+
+    >>> membership_extras(["user_id", "project_id", "account_id", "usage", "__index_level_0__"],
+    ...                   "user_id", "project_id", "account_id")
+    ['usage']
+    """
+    import re
+
+    return [c for c in columns if c not in (user, project, account) and not re.fullmatch(r"__index_level_\d+__", c)]
+
+
+def settle_membership_checks(checks, ok: bool, memberships, what: str, columns: Sequence[str], user: str,
+                             project: str, account: str) -> None:
+    """Act on :func:`membership_checks`' row (``checks``; ``ok``: the ids are there and not
+    floating point): a snapshot that fails is handed to the memory loader, whose one-line
+    error (naming the row) is raised, so every engine refuses bad input in the same words;
+    duplicate memberships are collapsed with a warning."""
+    import warnings
+
+    from ..errors import DataWarning, InputError
+    from ..graph import CollaborationNetwork
+
+    if not ok or not checks["n_rows"] or checks["nulls"] or checks["conflicted"] or checks["disagree"]:
+        CollaborationNetwork.from_memberships(memberships, user=user, project=project, account=account)
+        raise InputError(f"{what}: not a membership table the daily job can read (columns {list(columns)}).")
+    if checks["repeats"]:
+        warnings.warn(f"{what}: collapsed {checks['repeats']} duplicate membership(s), e.g. {checks['repeat_example']}.",
+                      DataWarning, stacklevel=3)
+
+
 def numbered_users(relation: str, user: str, quote: str) -> str:
     """The snapshot's users (``id``) numbered by id from 0 (``v``)."""
     u = quote_identifier(user, quote)
