@@ -238,3 +238,18 @@ def test_evolve_on_duckdb_writes_the_memory_engines_rows_under_either_merge_poli
     assert sum(r.merged_across_arms for r in reports[0]) > 0  # the policy had something to decide
     for mine, theirs in zip(*tables):
         pd.testing.assert_frame_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("name", ["memory", "duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def test_a_corrupt_snapshot_is_one_line_on_every_engine(tmp_path, name):
+    """No Java or DuckDB traceback: the file and why it cannot be read, in one line."""
+    from spillover.engines.spark import java_available
+
+    if name == "spark" and not java_available():
+        pytest.skip("no Java runtime here: the Spark engine needs Java 17")
+    path = tmp_path / "memberships.parquet"
+    path.write_bytes(b"not a parquet file")
+    engine = get_engine(name, **({"master": "local[1]"} if name == "spark" else {}))
+    with pytest.raises(InputError, match=r"memberships '.*memberships.parquet': cannot read") as caught:
+        engine.snapshot(path)
+    assert len(str(caught.value).splitlines()) == 1

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..design import HashSpec
 from ..exposure import assignment_design, check_arms, exposure_metadata
-from ..errors import DataWarning, EngineError, InputError
+from ..errors import DataWarning, EngineError, InputError, SpilloverError
 from ..graph import report_isolates
 from ..io import (CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, atomic_path, auto_integer_columns,
                   current_id_type, metadata_sidecar)
@@ -42,6 +42,20 @@ def java_available() -> bool:
     """
     home = os.environ.get("JAVA_HOME")
     return bool(shutil.which("java") or (home and Path(home, "bin", "java").exists()))
+
+
+def _reason(error: BaseException) -> str:
+    """The line of a Spark (Java) error that says what went wrong, without the stack.
+
+    >>> _reason(RuntimeError("An error occurred while calling o35.parquet.\\n: org.apache.spark.SparkException: "
+    ...                      "[FAILED_READ_FILE] Could not read footer.\\n\\tat org.apache..."))
+    '[FAILED_READ_FILE] Could not read footer.'
+    """
+    lines = [line.strip() for line in str(error).replace("\\n", "\n").splitlines() if line.strip()]
+    for line in lines:
+        if "Exception: " in line:
+            return line.split("Exception: ", 1)[1]
+    return lines[0] if lines else type(error).__name__
 
 
 class SparkEngine(Engine):
@@ -93,17 +107,22 @@ class SparkEngine(Engine):
             if not path.exists():
                 raise InputError(f"{what}: file '{path}' does not exist.")
             text = str(literal_path(path))  # a name, never a glob pattern
-            if path.suffix.lower() == ".csv":  # ids as text: 007 and 7 stay two ids
-                from pyspark.sql.types import StringType, StructField, StructType
+            try:
+                if path.suffix.lower() == ".csv":  # ids as text: 007 and 7 stay two ids
+                    from pyspark.sql.types import StringType, StructField, StructType
 
-                inferred = self.spark.read.csv(text, header=True, inferSchema=True).schema
-                schema = StructType([StructField(f.name, StringType(), True)
-                                     if f.name in ID_COLUMNS or f.name in ids else f for f in inferred])
-                frame = self._missing_text_as_null(self.spark.read.csv(text, header=True, schema=schema), [
-                    f.name for f in schema if isinstance(f.dataType, StringType)
-                    and f.name not in ID_COLUMNS and f.name not in ids])
-                return self._typed_ids(frame, ids, what, True)
-            return self._typed_ids(self.spark.read.parquet(text), ids, what, from_text=False)
+                    inferred = self.spark.read.csv(text, header=True, inferSchema=True).schema
+                    schema = StructType([StructField(f.name, StringType(), True)
+                                         if f.name in ID_COLUMNS or f.name in ids else f for f in inferred])
+                    frame = self._missing_text_as_null(self.spark.read.csv(text, header=True, schema=schema), [
+                        f.name for f in schema if isinstance(f.dataType, StringType)
+                        and f.name not in ID_COLUMNS and f.name not in ids])
+                    return self._typed_ids(frame, ids, what, True)
+                return self._typed_ids(self.spark.read.parquet(text), ids, what, from_text=False)
+            except SpilloverError:
+                raise
+            except Exception as error:  # noqa: BLE001 - Spark raises Java errors through py4j: one line instead
+                raise InputError(f"{what}: cannot read '{path}': {_reason(error)}") from None
         if self.spark.catalog.tableExists(text):
             return self.spark.table(text)
         raise InputError(f"{what}: '{text}' is neither a file nor a table Spark knows.")
