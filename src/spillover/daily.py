@@ -303,17 +303,17 @@ def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.da
             decisions.append(Decision(str(date), "replay", why))
             say(f"{date}: {why}")
         if date not in recorded:
-            network = engine.snapshot(snapshot) if date in available else None
+            members = engine.snapshot(snapshot) if date in available else None
             previous = max(recorded) if recorded else None
-            action = "run" if network is not None else "carry"
-            reason = ("recorded and analysed" if network is not None else
+            action = "run" if members is not None else "carry"
+            reason = ("recorded and analysed" if members is not None else
                       f"no snapshot for {date} while later ones exist: arms of {previous} carried, replayed when it "
                       "arrives")
-            if network is None:
+            if members is None:
                 warnings.warn(f"{config.path.name}: {reason}.", DataWarning, stacklevel=3)
-            summaries.append(_run_day(config, ledger, key, date, network, record=True, known=bool(recorded),
+            summaries.append(_run_day(config, ledger, key, date, members, record=True, known=bool(recorded),
                                       engine=engine))
-            recorded[date] = MISSING if network is None else "recorded"
+            recorded[date] = MISSING if members is None else "recorded"
             changed = True
             if not decisions or decisions[-1].date != str(date):
                 decisions.append(Decision(str(date), action, reason))
@@ -373,7 +373,7 @@ def _check_snapshot(config: "ExperimentConfig", key: str, date: dt.date, snapsho
 
 
 def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.date,
-             network: "Snapshot | None", *, record: bool, known: bool, engine: "Engine | None" = None) -> dict[str, Any]:
+             members: "Snapshot | None", *, record: bool, known: bool, engine: "Engine | None" = None) -> dict[str, Any]:
     """One day: (when ``record``) the ledger's day from the snapshot, or carried without
     one; then the day's results from the arms the ledger had that day."""
     from .evolve import DayReport, evolve, start
@@ -385,7 +385,7 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
         stale.unlink()
     if record:  # a day recorded anew: its old results (a voided day's) are a stale cache from here on
         (folder / "day.json").unlink(missing_ok=True)
-        if network is None:
+        if members is None:
             before = DayReport(**ledger.day_summary(key, ledger.last_date(key)))
             report = DayReport(str(date), created=0, split=0, merged=0, removed=0, merged_across_arms=0,
                                users_switched=0, n_units=before.n_units, n_components=before.n_components,
@@ -396,9 +396,9 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
 
             spec = check_spec(config.design_spec())
             options = {k: v for k, v in spec.items() if k not in ("design", "cluster_col")}
-            start(ledger, network, date, salt=config.salt, design=spec["design"], experiment=key, **options)
+            start(ledger, members, date, salt=config.salt, design=spec["design"], experiment=key, **options)
         else:
-            evolve(ledger, network, date, experiment=key, engine=engine)
+            evolve(ledger, members, date, experiment=key, engine=engine)
         crash_point("after-ledger")
     day = DayReport(**ledger.day_summary(key, date))
     carried = ledger.checksums(key).get(date) == MISSING
