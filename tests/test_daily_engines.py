@@ -253,3 +253,11 @@ def test_a_corrupt_snapshot_is_one_line_on_every_engine(tmp_path, name):
     with pytest.raises(InputError, match=r"memberships '.*memberships.parquet': cannot read") as caught:
         engine.snapshot(path)
     assert len(str(caught.value).splitlines()) == 1
+
+
+def test_run_refuses_a_memory_limit_that_is_not_a_size_before_writing_anything(tmp_path, capsys):
+    path = tmp_path / "experiment.toml"
+    path.write_text(EXAMPLE)
+    assert main(["run", str(path), "--engine", "duckdb", "--memory-limit", "lots", "--json"]) == 2
+    assert "--memory-limit 'lots' is not a size such as 4GB or 512MB" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
