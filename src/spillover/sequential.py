@@ -232,22 +232,24 @@ def pooled_outcomes(ledger: "Ledger", experiment: str, days: Iterable[tuple[Any,
     (True, [2.0], 2)
     """
     con = ledger.connection
-    con.execute("CREATE OR REPLACE TEMP TABLE pool_rows (unit_id VARCHAR, arm INTEGER, y DOUBLE)")
+    con.execute("CREATE OR REPLACE TEMP TABLE pool_rows (unit_id VARCHAR, arm INTEGER, y DOUBLE, d INTEGER)")
     integer = ledger.experiment(experiment)["id_type"] == "int"
-    for date, outcomes in days:  # a loop over days: a few dozen, one day's outcomes in memory at a time
+    for d, (date, outcomes) in enumerate(days):  # a loop over days: a few dozen, one day's outcomes in memory
         table, _ = ledger.stage_users(experiment, date)
         frame = pd.DataFrame({"unit_id": outcomes["unit_id"].to_numpy(), "y": outcomes[outcome].to_numpy()})
         if integer and len(frame):
             frame["unit_id"] = frame["unit_id"].astype(np.int64)
         con.register("pool_outcomes", frame)
         try:
-            con.execute(f"""INSERT INTO pool_rows SELECT u.unit_id, u.arm, CAST(o.y AS DOUBLE) FROM {table} u
+            con.execute(f"""INSERT INTO pool_rows SELECT u.unit_id, u.arm, CAST(o.y AS DOUBLE), {d} FROM {table} u
                             JOIN pool_outcomes o ON CAST(o.unit_id AS VARCHAR) = u.unit_id
                             WHERE u.arm >= 0 AND NOT u.contaminated AND o.y IS NOT NULL""")
         finally:
             con.unregister("pool_outcomes")
     typed = "CAST(unit_id AS BIGINT)" if integer else "unit_id"
-    return con.execute(f"""SELECT {typed} AS unit_id, avg(y) AS y, count(*) AS n_days, min(arm) AS arm FROM pool_rows
+    # each user's mean summed in day order: a parallel avg() would add in another order on each run
+    return con.execute(f"""SELECT {typed} AS unit_id, list_avg(list(y ORDER BY d)) AS y, count(*) AS n_days,
+                                  min(arm) AS arm FROM pool_rows
                            GROUP BY unit_id HAVING count(DISTINCT arm) = 1 ORDER BY 1""").df()
 
 
