@@ -67,6 +67,12 @@ _SEALED = {"arms": ("unit_id", "arm", "valid_from", "contaminated", "reason"),
 _DATED = {"arms": "valid_from", "components": "date", "events": "date", "days": "date"}
 _MAGIC = b"DUCK"  # a DuckDB database file has these bytes at offset 8
 LOCK_TIMEOUT = 10.0  # seconds a writer waits for another writer's lock by default
+# each unit's arm in force on $d (its newest row valid from $d or before), and its component where last seen
+_ARMS_IN_FORCE = ("SELECT unit_id, arm, contaminated, valid_from FROM arms WHERE experiment = $e AND valid_from <= $d "
+                  "QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY valid_from DESC) = 1")
+_LAST_SEEN = ("SELECT unit_id, component, stratum, date FROM components WHERE experiment = $e "
+              "QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY date DESC) = 1")
+_ALWAYS = dt.date(9999, 12, 31)  # a date after every recorded one: the arm in force now
 
 __all__ = ["Ledger", "record_assignment"]
 
@@ -245,12 +251,7 @@ class Ledger:
         Units a merge policy flagged are contaminated from that date; analyses leave them
         out with ``include_contaminated=False``. ``typed=False`` keeps ids as stored text.
         """
-        frame = self._con.execute(
-            """SELECT unit_id, arm, contaminated, valid_from FROM arms WHERE experiment = ?
-               QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY valid_from DESC) = 1
-               ORDER BY unit_id""",
-            [experiment],
-        ).df()
+        frame = self._con.execute(_ARMS_IN_FORCE + " ORDER BY unit_id", {"e": experiment, "d": _ALWAYS}).df()
         if not include_contaminated:
             frame = frame[~frame["contaminated"]].reset_index(drop=True)
         return self._typed(experiment, frame) if typed else frame
@@ -259,12 +260,7 @@ class Ledger:
         """Each unit's arm in force on ``date`` (rows valid from that date or before):
         ``unit_id, arm, contaminated, valid_from``, ids typed as they went in. A day
         analysed again after later days were recorded sees the arms it had then."""
-        frame = self._con.execute(
-            """SELECT unit_id, arm, contaminated, valid_from FROM arms WHERE experiment = ? AND valid_from <= ?
-               QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY valid_from DESC) = 1
-               ORDER BY unit_id""",
-            [experiment, as_date(date)],
-        ).df()
+        frame = self._con.execute(_ARMS_IN_FORCE + " ORDER BY unit_id", {"e": experiment, "d": as_date(date)}).df()
         return self._typed(experiment, frame)
 
     def components_on(self, experiment: str, date) -> pd.DataFrame:
@@ -308,9 +304,7 @@ class Ledger:
         snapshot = self._con.execute("SELECT max(date) FROM components WHERE experiment = ? AND date <= ?",
                                      [experiment, date]).fetchone()[0]
         self._con.execute(
-            """CREATE OR REPLACE TEMP TABLE ledger_users AS
-               WITH a AS (SELECT unit_id, arm, contaminated, valid_from FROM arms WHERE experiment = $e AND valid_from <= $d
-                          QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY valid_from DESC) = 1)
+            f"""CREATE OR REPLACE TEMP TABLE ledger_users AS WITH a AS ({_ARMS_IN_FORCE})
                SELECT a.unit_id, a.arm, a.contaminated, a.valid_from, c.component FROM a JOIN components c
                ON c.unit_id = a.unit_id WHERE c.experiment = $e AND c.date = $s""",
             {"e": experiment, "d": date, "s": snapshot})
@@ -338,12 +332,7 @@ class Ledger:
 
     def latest_components(self, experiment: str) -> pd.DataFrame:
         """Each unit's component on the last date it was seen: ``unit_id, component, date``."""
-        frame = self._con.execute(
-            """SELECT unit_id, component, stratum, date FROM components WHERE experiment = ?
-               QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY date DESC) = 1 ORDER BY unit_id""",
-            [experiment],
-        ).df()
-        return frame
+        return self._con.execute(_LAST_SEEN + " ORDER BY unit_id", {"e": experiment}).df()
 
     def events(self, experiment: str) -> pd.DataFrame:
         """Component events (created, split, merged, removed) of every day."""
@@ -586,14 +575,11 @@ class Ledger:
 
     def stage(self, experiment: str) -> tuple[str, str]:
         """Temporary tables of ``experiment`` for an engine's SQL: each unit's component on
-        the last date it was seen (``unit_id, component, date``) and its arm in force
-        (``unit_id, arm, contaminated``), ids as stored text. Returns their names."""
-        self._con.execute("""CREATE OR REPLACE TEMP TABLE ledger_known AS SELECT unit_id, component, date FROM components
-            WHERE experiment = $e QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY date DESC) = 1""",
-                          {"e": experiment})
-        self._con.execute("""CREATE OR REPLACE TEMP TABLE ledger_current AS SELECT unit_id, arm, contaminated FROM arms
-            WHERE experiment = $e QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY valid_from DESC) = 1""",
-                          {"e": experiment})
+        the last date it was seen (``unit_id, component, stratum, date``) and its arm in
+        force (``unit_id, arm, contaminated, valid_from``), ids as stored text. Returns their names."""
+        self._con.execute(f"CREATE OR REPLACE TEMP TABLE ledger_known AS {_LAST_SEEN}", {"e": experiment})
+        self._con.execute(f"CREATE OR REPLACE TEMP TABLE ledger_current AS {_ARMS_IN_FORCE}",
+                          {"e": experiment, "d": _ALWAYS})
         return "ledger_known", "ledger_current"
 
     def _insert(self, table: str, experiment: str, date: dt.date, frame: pd.DataFrame | str) -> None:
