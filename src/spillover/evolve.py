@@ -368,8 +368,10 @@ def evolve(
     stratum, _ = cluster_strata(day.labels, len(day.keys), _stratify(day, params["strata_by"]),
                                 n_bins=params["n_bins"], edges=params["stratum_edges"])
     new_arms = hash_spec(_spec(params)), record["salt"]
+    from .engines.base import EVOLVE
+
     changes = (engine.evolve_day(ledger, experiment, day, stratum, new_arms, merge_policy)
-               if engine is not None and engine.can("evolve") else
+               if engine is not None and engine.can(EVOLVE) else
                _changes(ledger, experiment, day, stratum, new_arms, merge_policy))
     arms, components, events, counts = changes
     report = DayReport(str(date), n_units=day.n_users, n_components=len(day.keys), **counts)

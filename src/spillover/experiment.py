@@ -53,7 +53,6 @@ def _analysis_methods() -> tuple[str, ...]:
 
 ANALYSIS_METHODS = _analysis_methods()
 _DESIGNS = ("cluster", "stratified-cluster", "holdout")
-DAILY_ENGINES = ("memory", "duckdb", "spark")  # the engines that run the daily job's snapshot step
 NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # an experiment's name: a folder name on any system
 
 #: The commented example ``spillover init`` writes.
@@ -260,10 +259,12 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     duration = analysis.get("duration_days", 30)
     if duration < 1:
         raise _fail(path, "analysis.duration_days", f"{duration} must be at least 1 (the planned days)")
+    from .engines import ENGINES
+
     run = values.get("run", {})
     engine = run.get("engine", "memory")
-    if engine not in DAILY_ENGINES:
-        raise _fail(path, "run.engine", f"{engine!r} is not one of {', '.join(DAILY_ENGINES)} (where each day's "
+    if engine not in ENGINES:
+        raise _fail(path, "run.engine", f"{engine!r} is not one of {', '.join(ENGINES)} (where each day's "
                                         "snapshot is read and split into components)")
     base = path.resolve().parent
     inputs = values["inputs"]

@@ -191,17 +191,15 @@ def lineage_codes(con, relation: str) -> pd.Series:
     components of users and the (component, day) pairs they were in, found in SQL (each
     pair a star on its smallest user), numbered by their smallest unit id as text. Memory
     stays in DuckDB however many days the experiment has run."""
+    from .engines import sql
     from .engines.duck import propagate_labels
 
     con.execute(f"""CREATE OR REPLACE TEMP TABLE lin_units AS SELECT unit_id, row_number() OVER (ORDER BY unit_id) - 1 AS v
                     FROM (SELECT DISTINCT CAST(unit_id AS VARCHAR) AS unit_id FROM {relation})""")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE lin_edges AS
-        WITH r AS (SELECT u.v, CAST(x.component AS VARCHAR) AS c, CAST(x.date AS VARCHAR) AS d FROM {relation} x
-                   JOIN lin_units u ON CAST(x.unit_id AS VARCHAR) = u.unit_id),
-        root AS (SELECT c, d, min(v) AS root FROM r GROUP BY c, d),
-        e AS (SELECT DISTINCT root.root AS a, r.v AS b FROM r JOIN root ON r.c = root.c AND r.d = root.d
-              WHERE r.v <> root.root)
-        SELECT a, b FROM e UNION ALL SELECT b, a FROM e""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE lin_pairs AS
+        SELECT u.v, dense_rank() OVER (ORDER BY CAST(x.component AS VARCHAR), CAST(x.date AS VARCHAR)) AS g
+        FROM {relation} x JOIN lin_units u ON CAST(x.unit_id AS VARCHAR) = u.unit_id""")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lin_edges AS {sql.stars('lin_pairs', 'g', 'v')}")
     propagate_labels(con, "SELECT v FROM lin_units", edges="lin_edges", out="lin_label")
     frame = con.execute("SELECT u.unit_id, dense_rank() OVER (ORDER BY x.l) - 1 AS code FROM lin_units u "
                         "JOIN lin_label x ON u.v = x.v").df()

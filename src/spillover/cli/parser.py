@@ -13,7 +13,6 @@ from ..engines import ENGINES
 from ..design import DESIGN_NAMES, DESIGN_OPTIONS
 from ..estimate import MIN_UNITS, METHODS as ESTIMATE_METHODS
 from ..evolve import EVOLVE_DESIGNS, MERGE_POLICIES
-from ..experiment import DAILY_ENGINES
 from ..exposure import MAPPINGS, MAX_DEPENDENT_PAIRS, PROBABILITY_METHODS
 from ..io import FORMATS, ID_TYPES
 from ..ledger import LOCK_TIMEOUT
@@ -103,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--date", help="the day to run, YYYY-MM-DD (default: every snapshot on disk not yet run, in "
                                     "order; the summary printed is the last day's)")
     run.add_argument("--json", action="store_true", help="print the day's summary as one JSON object")
-    run.add_argument("--engine", choices=list(DAILY_ENGINES), default=None,
+    run.add_argument("--engine", choices=list(ENGINES), default=None,
                      help="where each day's snapshot is read and split into components (default: the file's [run] "
                           "engine, else memory); the arms are the same on every engine")
     run.add_argument("--memory-limit", default=None,

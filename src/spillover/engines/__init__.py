@@ -2,7 +2,7 @@
 ``duckdb`` (out-of-core on one machine: Parquet in, Parquet out, a memory limit, spilling
 to disk) and ``spark`` (PySpark DataFrames where the data lives).
 
-Every engine offers the same four steps, with results identical to the memory engine:
+Every engine offers the same steps, with results identical to the memory engine:
 
 - ``exposure(edges, assignment, mapping)``: each unit's neighbour counts, treated share
   and condition (``fraction``, ``as4``, ``threshold``, ``bipartite``; one hop);
@@ -10,7 +10,10 @@ Every engine offers the same four steps, with results identical to the memory en
 - ``hash_assign(units, salt, weights)``: the keyed-hash assignment, bit for bit;
 - ``cluster_stats(outcomes, exposure, clusters)``: per-(cluster, condition) sufficient
   statistics from which :func:`spillover.estimate.estimate_from_stats` computes
-  difference-in-means, cluster-means and CR1 estimates on a small table.
+  difference-in-means, cluster-means and CR1 estimates on a small table;
+- ``snapshot(memberships)``: the daily job's day, read, checked and split into components
+  (:class:`spillover.evolve.Snapshot`). DuckDB also runs the day's diff against the ledger
+  beside the ledger's tables (``evolve_day``).
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EVOLVE", "SNAPSHOT", "STEPS", "Engine", "literal_path"]
+__all__ = ["EVOLVE", "STEPS", "Engine", "literal_path"]
 
-STEPS = ("exposure", "components", "hash_assign", "cluster_stats")  # what every engine runs
-SNAPSHOT = "snapshot"  # the daily job's step: a day's memberships read, checked and split into components
+# what every engine runs; "snapshot" is the daily job's: a day's memberships read, checked and split into components
+STEPS = ("exposure", "components", "hash_assign", "cluster_stats", "snapshot")
 EVOLVE = "evolve"  # the daily job's diff against the ledger, where the ledger's tables are (else in memory)
 _GLOB = set("*?[]{}")  # characters DuckDB's and Hadoop's readers expand as patterns
 
@@ -89,13 +89,9 @@ class Engine(abc.ABC):
         :data:`EVOLVE` where the ledger's tables are."""
         return self
 
+    @abc.abstractmethod
     def snapshot(self, memberships, **kwargs: Any):
-        """One day's memberships for the daily job (:class:`~spillover.evolve.Snapshot`),
-        on the engines that run :data:`SNAPSHOT`; the others refuse, naming those that do."""
-        from ..errors import EngineError
-
-        raise EngineError(f"the {self.name} engine does not run the daily job yet (`spillover run`); use --engine "
-                          "memory or duckdb.")
+        """One day's memberships for the daily job (:class:`~spillover.evolve.Snapshot`)."""
 
     @abc.abstractmethod
     def treated_side_stats(self, outcomes, exposure_table, edges, blocks=None, **kwargs: Any):

@@ -22,7 +22,7 @@ from ..graph import report_isolates
 from ..io import (CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, TableLike, atomic_path, auto_integer_columns,
                   current_id_type)
 from . import sql
-from .base import EVOLVE, SNAPSHOT, STEPS, Engine, literal_path
+from .base import EVOLVE, STEPS, Engine, literal_path
 from .memory import check_mapping
 
 __all__ = ["DuckDBEngine", "propagate_labels"]
@@ -83,7 +83,7 @@ class DuckDBEngine(Engine):
     """
     name = "duckdb"
     options = ("memory_limit", "temp_directory", "threads")
-    steps = (*STEPS, SNAPSHOT, EVOLVE)
+    steps = (*STEPS, EVOLVE)
 
     def __init__(self, memory_limit: str | None = None, temp_directory: str | os.PathLike | None = None,
                  threads: int | None = None, *, connection=None):
@@ -296,12 +296,18 @@ class DuckDBEngine(Engine):
         except self._duckdb.OutOfMemoryException as error:
             raise self._out_of_memory(error) from error
 
-    def checksum(self, memberships: TableLike, columns: Sequence[str]) -> str:
-        """The ``rows-v1`` checksum of a snapshot's distinct rows over ``columns``
-        (:func:`~spillover.engines.sql.rows_checksum`): one scan, memory bounded."""
+    def checksum(self, memberships: TableLike, *, user: str = "user_id", project: str = "project_id",
+                 account: str = "account_id") -> str:
+        """The ``rows-v1`` checksum of a membership snapshot's distinct rows (its ids and
+        per-user columns, :func:`~spillover.engines.sql.rows_checksum`): one scan, memory
+        bounded, without splitting it into components."""
         from ..io import source_name
 
-        relation = self._relation(memberships, source_name(memberships, "memberships"), ids=columns[:3])
+        relation = self._relation(memberships, source_name(memberships, "memberships"), ids=(user, project, account))
+        return self._rows_checksum(relation, [user, project, account,
+                                              *sql.membership_extras(self._columns(relation), user, project, account)])
+
+    def _rows_checksum(self, relation: str, columns: Sequence[str]) -> str:
         return sql.rows_checksum(self._sql(sql.rows_digest_query(relation, columns, '"')).fetchall()[0])
 
     def snapshot(self, memberships: TableLike, *, user: str = "user_id", project: str = "project_id",
@@ -324,12 +330,13 @@ class DuckDBEngine(Engine):
         extras = sql.membership_extras(columns, user, project, account)
         checks = self._sql(sql.membership_checks(relation, user, project, account, extras, '"')).df().iloc[0] if ok else None
         sql.settle_membership_checks(checks, ok, memberships, what, columns, user, project, account)
-        # users numbered by id; components found on the (small) account graph (sql.user_accounts); a component
+        # users numbered by id; components found on the (small) account graph (sql.user_accounts, each user a
+        # star over its accounts); a component
         # is named by its smallest user
         self._sql(f"CREATE OR REPLACE TEMP TABLE snap_users AS {sql.numbered_users(relation, user, chr(34))}")
         self._sql(f"CREATE OR REPLACE TEMP TABLE snap_ua AS "
                   f"{sql.user_accounts(relation, user, account, 'snap_users', chr(34))}")
-        self._sql(f"CREATE OR REPLACE TEMP TABLE cc_edges AS {sql.account_stars('snap_ua')}")
+        self._sql(f"CREATE OR REPLACE TEMP TABLE cc_edges AS {sql.stars('snap_ua', 'u', 'a')}")
         self._propagate("SELECT DISTINCT a AS v FROM snap_ua")
         users = self._sql("SELECT id FROM snap_users ORDER BY v").df()["id"]
         smallest = self._sql(f"SELECT first FROM ({sql.first_user('snap_ua', 'cc_label')}) ORDER BY u").fetchnumpy()["first"]
@@ -340,8 +347,7 @@ class DuckDBEngine(Engine):
             per_user = ", ".join(map(_ident, [user, *extras]))
             frame = self._sql(f"SELECT DISTINCT {per_user} FROM {relation} ORDER BY {_ident(user)}").df()
             user_data = frame.drop(columns=[user]).set_axis(users)
-        checksum = sql.rows_checksum(self._sql(sql.rows_digest_query(relation, [user, project, account, *extras],
-                                                                     '"')).fetchall()[0])
+        checksum = self._rows_checksum(relation, [user, project, account, *extras])
         return Snapshot(users, labels.astype(np.int64), pd.Index(users[first].astype(str)), user_data, checksum,
                         table="snap_users")
 

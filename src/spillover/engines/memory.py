@@ -11,7 +11,7 @@ from ..estimate import analysis_table, sufficient_stats
 from ..exposure import exposure
 from ..graph import load_graph
 from ..io import TableLike, read_table, require_columns
-from .base import SNAPSHOT, STEPS, Engine
+from .base import Engine
 from .sql import SQL_MAPPINGS
 
 
@@ -47,7 +47,6 @@ class MemoryEngine(Engine):
     """
     name = "memory"
     options = ()
-    steps = (*STEPS, SNAPSHOT)
 
     def exposure(self, edges: TableLike, assignment: TableLike, mapping: str = "fraction", *,
                  source: str = "source", target: str = "target", bipartite: bool = False,

@@ -26,7 +26,7 @@ from ..graph import report_isolates
 from ..io import (CANONICAL_INT, ID_COLUMNS, MISSING_TEXT, atomic_path, auto_integer_columns,
                   current_id_type, metadata_sidecar)
 from . import sql
-from .base import SNAPSHOT, STEPS, Engine, literal_path
+from .base import Engine, literal_path
 from .memory import check_mapping
 
 __all__ = ["SparkEngine", "java_available"]
@@ -70,7 +70,6 @@ class SparkEngine(Engine):
     """
     name = "spark"
     options = ("spark", "master")
-    steps = (*STEPS, SNAPSHOT)
 
     def __init__(self, spark: Any = None, master: str = "local[*]"):
         if spark is None:
@@ -260,14 +259,7 @@ class SparkEngine(Engine):
         pairs = self.spark.sql(f"""
             WITH e AS (SELECT DISTINCT least(s, t) AS a, greatest(s, t) AS b FROM {edge_view} WHERE s <> t)
             SELECT i.v AS a, j.v AS b FROM e JOIN {ids_view} i ON e.a = i.unit_id JOIN {ids_view} j ON e.b = j.unit_id""")
-        try:
-            labels = self._graphx_components(pairs, ids)
-            self.components_backend = "graphx"
-        except Exception as error:  # noqa: BLE001 - no py4j (Spark Connect) or no GraphX: use DataFrames
-            warnings.warn(f"GraphX is not reachable here ({type(error).__name__}); connected components run as "
-                          "DataFrame label propagation instead (same result, slower).", DataWarning, stacklevel=2)
-            labels = self._dataframe_components(pairs, ids)
-            self.components_backend = "dataframe"
+        labels = self._labels(pairs, ids)
         result = (ids.join(labels, "v", "left").withColumn("l", F.coalesce("l", "v"))
                   .withColumn("cluster_id", (F.dense_rank().over(Window.orderBy("l")) - 1).cast("long"))
                   .select("unit_id", "cluster_id"))
@@ -304,8 +296,8 @@ class SparkEngine(Engine):
         users_view = self._view(users)
         pairs = self.spark.sql(sql.user_accounts(relation, user, account, users_view, "`")).cache()
         pairs_view = self._view(pairs)
-        edges = self.spark.sql(sql.account_stars(pairs_view))
-        labels = self._graphx_components(edges, pairs.select(F.col("a").alias("v")).distinct())
+        edges = self.spark.sql(sql.stars(pairs_view, "u", "a"))
+        labels = self._labels(edges, pairs.select(F.col("a").alias("v")).distinct())
         smallest = self.spark.sql(sql.first_user(pairs_view, self._view(labels))).orderBy("u").toPandas()["first"]
         ids = users.orderBy("v").toPandas()["id"]
         first, codes = np.unique(smallest.to_numpy(), return_inverse=True)
@@ -314,10 +306,24 @@ class SparkEngine(Engine):
         if extras:
             per_user = frame.select(user, *extras).distinct().orderBy(user).toPandas()
             user_data = per_user.drop(columns=[user]).set_axis(index)
-        checksum = DuckDBEngine().checksum(memberships, [user, project, account, *extras])
+        checksum = DuckDBEngine().checksum(memberships, user=user, project=project, account=account)
         users.unpersist()
         pairs.unpersist()
         return Snapshot(index, codes.astype(np.int64), pd.Index(index[first].astype(str)), user_data, checksum)
+
+    def _labels(self, pairs, ids):
+        """Each vertex of ``ids`` (``v``) with the smallest vertex of its component over the
+        edges ``pairs`` (``a, b``): GraphX through py4j, else DataFrame label propagation
+        (Spark Connect has no py4j); :attr:`components_backend` says which ran."""
+        try:
+            labels = self._graphx_components(pairs, ids)
+            self.components_backend = "graphx"
+        except Exception as error:  # noqa: BLE001 - no py4j (Spark Connect) or no GraphX: use DataFrames
+            warnings.warn(f"GraphX is not reachable here ({type(error).__name__}); connected components run as "
+                          "DataFrame label propagation instead (same result, slower).", DataWarning, stacklevel=3)
+            labels = self._dataframe_components(pairs, ids)
+            self.components_backend = "dataframe"
+        return labels
 
     def _graphx_components(self, pairs, ids):
         from pyspark.sql import DataFrame as SparkFrame

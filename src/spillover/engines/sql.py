@@ -257,12 +257,14 @@ WITH accounts AS (SELECT account, row_number() OVER (ORDER BY account) - 1 AS a
 SELECT DISTINCT s.v AS u, c.a FROM {relation} r JOIN {users} s ON r.{u} = s.id JOIN accounts c ON r.{a} = c.account"""
 
 
-def account_stars(user_accounts: str) -> str:
-    """The account graph's edges (``a, b``, both directions): each user with several
-    accounts a star over them, centred on its smallest."""
+def stars(pairs: str, group: str, member: str) -> str:
+    """Edges (``a, b``, both directions) that link the ``member``s of each ``group`` of
+    ``pairs``: a star on the group's smallest member, as few edges as keep them connected
+    (the account graph: users' accounts; lineages: the users of a component on a day)."""
     return f"""
-WITH star AS (SELECT u, min(a) AS root FROM {user_accounts} GROUP BY u HAVING count(*) > 1),
-e AS (SELECT DISTINCT s.root AS a, x.a AS b FROM star s JOIN {user_accounts} x ON s.u = x.u WHERE x.a <> s.root)
+WITH star AS (SELECT {group} AS g, min({member}) AS root FROM {pairs} GROUP BY {group} HAVING count(*) > 1),
+e AS (SELECT DISTINCT s.root AS a, x.{member} AS b FROM star s JOIN {pairs} x ON s.g = x.{group}
+      WHERE x.{member} <> s.root)
 SELECT a, b FROM e UNION ALL SELECT b, a FROM e"""
 
 
