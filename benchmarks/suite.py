@@ -39,6 +39,8 @@ SCALES = {
     "sims":         (50,      200,       500,        1_000),
     "ols_units":    (50_000,  500_000,   1_000_000,  5_000_000),
     "daily_users":  (20_000,  100_000,   300_000,    1_000_000),   # the daily job's example, one day
+    "buyers":       (5_000,   20_000,    50_000,     100_000),     # marketplace study (sellers: a tenth)
+    "market_sims":  (20,      100,       500,        500),
 }
 SCALE_NAMES = ("tiny", "small", "medium", "full")
 
@@ -300,6 +302,64 @@ def simulate_anchor(scale: str, folder: Path) -> float:
     return (time.perf_counter() - start) * size("sims", scale) / per_design
 
 
+MARKET_DESIGNS = {"sellers": None, "40 seller clusters": 40, "160 seller clusters": 160,  # the command's default
+                  "exposure-design": "exposure-design"}
+
+
+def _market(scale: str):
+    from spillover import synth
+
+    buyers = size("buyers", scale)
+    return synth.marketplace(buyers, buyers // 10, categories=40, seed=1)
+
+
+def marketplace_ours(scale: str, folder: Path) -> float:
+    from spillover.simulate import marketplace_study
+
+    market = _market(scale)
+    start = time.perf_counter()
+    marketplace_study(market, MARKET_DESIGNS, n_sims=size("market_sims", scale), seed=2)
+    return time.perf_counter() - start
+
+
+def marketplace_anchor(scale: str, folder: Path) -> float:
+    """The plain loop: per design, the ERL kernel built once, then one draw at a time
+    through the public functions (``erl``, the seller jackknife, the difference in
+    means), timed on 10 draws per design and scaled to the study's number of draws."""
+    import numpy as np
+
+    from spillover.design import BipartiteDesign
+    from spillover.estimate.bipartite import seller_jackknife
+    from spillover.estimate.erl import ERLKernel, erl, joint_probabilities
+    from spillover.marketplace import exposure_design, link_shares, seller_clusters, unit_weights
+
+    market, per_design, rng = _market(scale), 10, np.random.default_rng(2)
+    shares = link_shares(market)
+    alpha = shares @ rng.normal(0, 0.5, market.n_treated_side) + rng.normal(size=market.n_units)
+    beta = 0.5 + 0.5 * rng.normal(size=market.n_units)
+    built = looped = 0.0
+    for spec in MARKET_DESIGNS.values():
+        labels = (None if spec is None else exposure_design(market, seed=1).to_numpy() if isinstance(spec, str)
+                  else seller_clusters(market, spec, seed=1).to_numpy())
+        design = BipartiteDesign(market, clusters=labels)
+        randomization = design.randomization()
+        start = time.perf_counter()
+        weights = unit_weights(market, randomization.blocks)
+        kernel = ERLKernel.build(weights, joint_probabilities(randomization), max_pairs=None)
+        built += time.perf_counter() - start
+        start = time.perf_counter()
+        for draw in range(per_design):
+            x = shares @ (design.assign(seed=draw).arms >= 1).astype(float)
+            y = alpha + beta * x
+            erl(y, x, kernel)
+            direct, control = x >= 1 - 1e-12, x <= 1e-12
+            y[direct].mean() - y[control].mean()
+            matrix = np.column_stack([np.ones(y.size), direct, ~direct & ~control]).astype(float)
+            seller_jackknife(matrix, y, weights, np.array([[0.0, 1.0, 0.0]]))
+        looped += time.perf_counter() - start
+    return built + looped * size("market_sims", scale) / per_design
+
+
 def louvain_ours(scale: str, folder: Path) -> float:
     import warnings
 
@@ -447,6 +507,9 @@ STEPS: dict[str, tuple[str, Callable, str, Callable, float | None, float | None]
                          hajek_components_anchor, None, 60.0),
     "simulate": ("design study, {sims:,} sims x 3 designs, {users:,} users", simulate_ours,
                  "statsmodels loop per experiment", simulate_anchor, None, 300.0),
+    "marketplace": ("marketplace design study, {market_sims:,} sims x 4 designs (sellers, 40 and 160 seller clusters, "
+                    "exposure-design; ERL, ols-bipartite, difference in means), {buyers:,} buyers", marketplace_ours,
+                    "a plain loop, one draw at a time", marketplace_anchor, None, 300.0),
     "louvain": ("Louvain, {nodes:,} nodes", louvain_ours, "raw networkit PLM", louvain_anchor, 1.2, None),
     "ols": ("cluster-robust OLS (CR1), {ols_units:,} units", ols_ours, "statsmodels OLS cluster", ols_anchor, 1.0,
             None),

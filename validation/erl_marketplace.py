@@ -42,7 +42,7 @@ def study(n_buyers: int = 100_000, n_sellers: int = 10_000, n_draws: int = 300, 
         for name, centre in (("centred", True), ("uncentred", False)):
             effect = erl(y, x, kernel, centre=centre)
             rows[name].append((effect.estimate, effect.se))
-    out = {"buyers": n_buyers, "sellers": n_sellers, "draws": n_draws, "pairs": kernel.pattern.nnz,
+    out = {"buyers": n_buyers, "sellers": n_sellers, "draws": n_draws, "class pairs": kernel.pattern.nnz,
            "one-unit buyers": kernel.single, "build_s": round(built, 1)}
     for name, values in rows.items():
         estimate, se = np.array(values).T

@@ -173,16 +173,22 @@ def _compare_marketplace(args: argparse.Namespace) -> int:
 
     if args.memberships:
         raise InputError("--compare marketplace runs on buyer-seller links (--edges), not --memberships.")
-    try:
-        sizes = [int(size) for size in name_list(args.seller_clusters)]
-    except ValueError:
-        raise InputError(f"--seller-clusters {args.seller_clusters!r}: give whole numbers, e.g. 40,160.") from None
+    from ..simulate.marketplace import EXPOSURE_DESIGN
+
+    designs: dict[str, int | str | None] = {"sellers": None}
+    for size in name_list(args.seller_clusters):
+        if size == EXPOSURE_DESIGN:
+            designs[EXPOSURE_DESIGN] = EXPOSURE_DESIGN
+        elif size.isdigit() and int(size) >= 2:
+            designs[f"{int(size)} seller clusters"] = int(size)
+        else:
+            raise InputError(f"--seller-clusters {args.seller_clusters!r}: give numbers of clusters (2 or more) or "
+                             f"{EXPOSURE_DESIGN}, e.g. 40,160,{EXPOSURE_DESIGN}.")
     with progress("preparing the market", args.json):
         if args.edges:
             market = load_graph(args.edges, args.source, args.target, bipartite=True)
         else:
             market = synth.marketplace(args.buyers, args.sellers, categories=args.categories, seed=args.seed)
-    designs = {"sellers": None} | {f"{size} seller clusters": size for size in sizes}
     n_sims = args.n_sims or 300
     with counting(f"{len(designs)} designs x {n_sims:,} experiments", n_sims * len(designs), args.json) as advance:
         study = marketplace_study(market, designs, n_sims=n_sims, tau=args.tau, seed=args.seed, progress=advance,

@@ -149,14 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     clus = command("cluster")
     clus.add_argument("edges", help="edge list (.csv or .parquet)")
-    clus.add_argument("--method", required=True, choices=METHODS, help="the clustering algorithm")
+    clus.add_argument("--method", required=True, choices=[*METHODS, "exposure-design"],
+                      help="the clustering algorithm; exposure-design (--bipartite --side treated): seller clusters "
+                           "by Exposure-Design's objective, each buyer's exposure variable and different buyers' "
+                           "uncorrelated (Leiden on the sellers' projection; --resolution: larger, more clusters)")
     clus.add_argument("--side", choices=["units", "treated"], default="units",
                       help="--bipartite: which side's clusters --out holds: the measured units, or the treated "
                            "(randomized) side, to assign a cluster design to it; with --method metis the sellers' "
                            "projection (sellers linked by the buyers they share) is partitioned into --n-parts "
                            "balanced clusters (default: one per 50 sellers), and the buyers' exposure purity printed")
     clus.add_argument("--resolution", type=_number(float, 0, open_low=True), default=None,
-                      help="louvain, leiden, greedy-modularity: larger gives smaller clusters (default: 1)")
+                      help="louvain, leiden, greedy-modularity, exposure-design: larger gives smaller clusters "
+                           "(default: 1)")
     clus.add_argument("--n-parts", type=_number(int, 2), default=None,
                       help="metis: number of parts (default: one per 100 nodes)")
     clus.add_argument("--seed", type=SEED, default=None,
@@ -312,9 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="marketplace: sellers of the synthetic market")
     simulate.add_argument("--categories", type=_number(int, 0), default=40,
                           help="marketplace: seller categories of the synthetic market (90%% of purchases within one)")
-    simulate.add_argument("--seller-clusters", default="40,160",
-                          help="marketplace: comma-separated numbers of seller clusters to compare with sellers "
-                               "randomized one by one")
+    simulate.add_argument("--seller-clusters", default="40,160,exposure-design",
+                          help="marketplace: comma-separated seller designs to compare with sellers randomized one "
+                               "by one: numbers of balanced METIS seller clusters, and exposure-design (the clusters "
+                               "of Exposure-Design's objective, by Leiden)")
     simulate.add_argument("--spillover", choices=["linear", "quadratic", "threshold"], default="linear",
                           help="estimators: how the outcome moves with the treated share of neighbours")
     simulate.add_argument("--designs", default="project,component,stratified-component",

@@ -53,8 +53,13 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         from ..errors import InputError
 
         raise InputError("--side treated writes the randomized side of a bipartite graph: add --bipartite.")
-    if args.side == "treated" and args.method == "metis":
+    if args.side == "treated" and args.method in ("metis", "exposure-design"):
         return _cluster_sellers(args, graph)
+    if args.method == "exposure-design":
+        from ..errors import InputError
+
+        raise InputError("--method exposure-design clusters the sellers of a marketplace: add --bipartite --side "
+                         "treated.")
     with progress(f"clustering ({args.method})", args.json):
         options = {"resolution": args.resolution, "n_parts": args.n_parts}  # only those given: the method's own
         result = cluster(graph, args.method, seed=args.seed, cut_threshold=args.cut_threshold,
@@ -76,18 +81,26 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def _cluster_sellers(args: argparse.Namespace, graph) -> int:
-    """``cluster --bipartite --side treated --method metis``: balanced clusters of the
-    sellers' projection, and how pure the buyers' exposure can be under them."""
-    from ..marketplace import exposure_purity, seller_clusters
+    """``cluster --bipartite --side treated --method metis|exposure-design``: clusters of
+    the sellers' projection, and how pure the buyers' exposure can be under them."""
+    from ..marketplace import exposure_design, exposure_objective, exposure_purity, seller_clusters
 
-    n_parts = args.n_parts or max(2, graph.n_treated_side // 50)
-    with progress(f"seller clusters (metis on the sellers' projection, {n_parts} parts)", args.json):
-        labels = seller_clusters(graph, n_parts, seed=args.seed)
+    if args.method == "metis":
+        n_parts = args.n_parts or max(2, graph.n_treated_side // 50)
+        what = f"metis on the sellers' projection, {n_parts} parts"
+        with progress(f"seller clusters ({what})", args.json):
+            labels = seller_clusters(graph, n_parts, seed=args.seed)
+        summary = {"method": "metis (sellers' projection by shared buyers)"}
+    else:
+        resolution = 1.0 if args.resolution is None else args.resolution
+        with progress(f"seller clusters (exposure-design, resolution {resolution:g})", args.json):
+            labels = exposure_design(graph, resolution=resolution, seed=args.seed)
+        summary = {"method": f"exposure-design (Leiden on the sellers' projection, resolution {resolution:g})",
+                   "objective": exposure_objective(graph, labels.to_numpy(), resolution)}
     if args.out:
         write_table(pd.DataFrame({"unit_id": labels.index, "cluster_id": labels.to_numpy()}), args.out)
         stderr.print(f"[dim]wrote {args.out}[/dim]")
-    summary = {"method": "metis (sellers' projection by shared buyers)", "n_sellers": graph.n_treated_side,
-               "n_buyers": graph.n_units, **exposure_purity(graph, labels)}
+    summary |= {"n_sellers": graph.n_treated_side, "n_buyers": graph.n_units, **exposure_purity(graph, labels)}
     if args.json:
         print_json(summary)
     else:

@@ -36,6 +36,8 @@ This module is the whole estimator: its fit and its registry entry.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
@@ -54,12 +56,13 @@ from ..variance import t_interval
 from .registry import Analysis, Estimator, bipartite_only_verdicts, register
 from .results import Effect
 
-__all__ = ["ERLKernel", "erl", "joint_probabilities", "moment", "unit_weights"]
+__all__ = ["ERLKernel", "erl", "exposure_classes", "joint_probabilities", "moment", "unit_weights"]
 
 MAX_ORDER = 4  # the variance needs moments of x_i^a x_k^b with a, b <= 2
 BYTES_PER_PAIR = 150  # the kernel's memory per buyer pair sharing a unit (four products, indices, coefficients)
 IDENTIFIED = 1e-9  # a moment matrix whose determinant is below this share of its diagonal's product is singular
-CHUNK = 1_000_000  # buyer pairs per block of the kernel's build (memory bound: about 1 GB)
+CHUNK = 1_000_000  # buyer pairs per block of the kernel's build (memory bound: about 1 GB a thread)
+THREADS = min(4, os.cpu_count() or 1)  # the build's blocks and the pair sums run on this many threads
 
 
 def joint_probabilities(randomization: Randomization) -> np.ndarray:
@@ -180,12 +183,88 @@ def moment(pi: np.ndarray, sums: dict[tuple[int, int], np.ndarray], a: int, b: i
     return total
 
 
+def exposure_classes(weights: sp.csr_array) -> tuple[np.ndarray, np.ndarray]:
+    """Buyers whose weight rows are identical (same units, bit for bit the same shares):
+    ``codes`` (each buyer's class, numbered densely by first appearance) and ``first`` (a
+    representative buyer per class). Such buyers have the same exposure under every
+    assignment and the same moments with every other buyer, so ERL's pair sums can run
+    over classes: under 40 seller clusters of a 100,000-buyer market with regions, 9,286
+    classes and 11.5 million class pairs stand for 409 million buyer pairs. Rows are
+    grouped by a hash and then compared entry by entry; a buyer whose row differs from
+    its class's representative (a hash collision) is a class of its own, so a class
+    only ever holds identical rows.
+
+    >>> w = sp.csr_array(np.array([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]))
+    >>> codes, first = exposure_classes(w)
+    >>> codes.tolist(), first.tolist()
+    ([0, 1, 0], [0, 1])
+    """
+    a = sp.csr_array(weights)
+    a.sort_indices()
+    n = a.shape[0]
+    lengths = np.diff(a.indptr)
+    rows = np.repeat(np.arange(n), lengths)
+    with np.errstate(over="ignore"):
+        mixed = (a.indices.astype(np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+        mixed ^= np.asarray(a.data, dtype=np.float64).view(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+        mixed ^= mixed >> np.uint64(29)
+        mixed *= np.uint64(0x165667B19E3779F9)
+    digest = np.zeros(n, dtype=np.uint64)
+    np.add.at(digest, rows, mixed)
+    digest ^= lengths.astype(np.uint64) * np.uint64(0x27D4EB2F165667C5)
+    codes, _ = pd.factorize(digest)
+    first = np.zeros(codes.max() + 1 if n else 0, dtype=np.int64)
+    first[codes[::-1]] = np.arange(n)[::-1]
+    rep = first[codes]
+    differs = lengths != lengths[rep]
+    offset = np.arange(a.nnz) - np.repeat(a.indptr[:-1], lengths)
+    at = np.minimum(np.repeat(a.indptr[rep], lengths) + offset, max(a.nnz - 1, 0))
+    entry_differs = (a.indices != a.indices[at]) | (a.data != a.data[at])
+    differs |= np.bincount(rows, weights=entry_differs, minlength=n) > 0
+    if differs.any():  # a collision: those buyers stand alone
+        codes = codes.astype(np.int64)
+        codes[differs] = codes.max() + 1 + np.arange(int(differs.sum()))
+        codes, _ = pd.factorize(codes)
+        first = np.zeros(codes.max() + 1, dtype=np.int64)
+        first[codes[::-1]] = np.arange(n)[::-1]
+    return codes.astype(np.int64), first
+
+
+def _pair_count(rep: sp.csr_array, limit: int | None, chunk: int = 4 * CHUNK) -> int:
+    """The ordered pairs of rows of ``rep`` that share a column (the diagonal included),
+    as far as ``limit`` needs: the cheap bound (the sum over columns of their rows
+    squared) where it is within ``limit`` (or there is none); otherwise the exact count, by
+    products of blocks of rows of about ``chunk`` bounded pairs each (memory bounded),
+    stopped as soon as it passes the limit.
+
+    >>> rows = sp.csr_array(np.array([[1.0, 1.0], [0.0, 1.0], [1.0, 0.0]]))
+    >>> _pair_count(rows, None), _pair_count(rows, 8), _pair_count(rows, 5)   # bound, bound, exact
+    (8, 8, 7)
+    """
+    per_unit = np.bincount(rep.indices, minlength=rep.shape[1]).astype(np.int64)
+    bound = int(np.sum(per_unit**2))
+    if limit is None or bound <= limit:
+        return bound
+    binary = sp.csr_array((np.ones(rep.nnz), rep.indices, rep.indptr), shape=rep.shape)
+    per_row = np.concatenate([[0], np.cumsum(np.add.reduceat(per_unit[rep.indices], rep.indptr[:-1])
+                                             * (np.diff(rep.indptr) > 0))])
+    count, start = 0, 0
+    while start < rep.shape[0] and count <= limit:
+        stop = max(int(np.searchsorted(per_row, per_row[start] + chunk, side="right")) - 1, start + 1)
+        count += (binary[start:stop] @ binary.T).nnz
+        start = stop
+    return count
+
+
 @dataclass
 class ERLKernel:
     """The ERL estimator and its variance estimator for one graph and design: each buyer's
     exposure mean and variance, and the coefficients ``w`` of the variance estimator
-    ``sum over pairs sharing a unit of y_i y_k (w0 + w1 x_i + w2 x_k + w3 x_i x_k) / n^2``
-    on the pattern of those pairs (both orders, the diagonal included).
+    ``sum over pairs sharing a unit of y_i y_k (w0 + w1 x_i + w2 x_k + w3 x_i x_k) / n^2``.
+    Buyers with identical weights (:func:`exposure_classes`) share their coefficients, so
+    the coefficients live on the ``pattern`` of class pairs that share a unit (both
+    orders, the diagonal included) and the sums take each class's total of ``y`` and
+    ``y x``: exactly the sum over buyer pairs, in fewer terms.
 
     Examples
     --------
@@ -208,34 +287,43 @@ class ERLKernel:
     weights: sp.csr_array
     mean: np.ndarray
     var: np.ndarray
-    pattern: sp.csr_array
-    coefficients: np.ndarray  # (4, nnz of pattern)
+    codes: np.ndarray  # each buyer's exposure class
+    members: sp.csr_array  # classes x buyers: 1 where the buyer is in the class
+    pattern: sp.csr_array  # classes x classes: 1 where two classes share a randomization unit
+    upper: sp.csr_array  # the pattern's pairs once (column >= row): where the coefficients sit
+    coefficients: np.ndarray  # (4, nnz of upper); off the diagonal a pair's two orders in one
     single: int  # buyers whose sellers all lie in one randomization unit
     centring_gain: float = 0.0  # E[centred estimate] = (1 + this) * tau for a constant effect (0 under Bernoulli)
 
     @classmethod
     def build(cls, weights: sp.csr_array, pi: np.ndarray, chunk: int = CHUNK,
-              max_pairs: int | None = MAX_DEPENDENT_PAIRS) -> "ERLKernel":
+              max_pairs: int | None = MAX_DEPENDENT_PAIRS, pool: bool = True) -> "ERLKernel":
         """The kernel of buyers with ``weights`` (:func:`unit_weights`; every row non-empty)
-        under a design with joint probabilities ``pi``. Its variance sums over the buyer
-        pairs that share a randomization unit: more than ``max_pairs`` of them (bounded by
-        the sum over units of their buyers squared, checked before anything is formed;
-        about :data:`BYTES_PER_PAIR` each) is a :class:`~spillover.errors.TooManyPairsError` that says
-        what to do instead, not an exhausted memory."""
+        under a design with joint probabilities ``pi``. Its variance sums over the pairs
+        of exposure classes that share a randomization unit (``pool=False``: one class per
+        buyer, every buyer pair formed, for checking): more than ``max_pairs`` of them
+        (bounded by the sum over units of their classes squared, checked before anything
+        is formed; about :data:`BYTES_PER_PAIR` each) is a
+        :class:`~spillover.errors.TooManyPairsError` that says what to do instead, not an
+        exhausted memory."""
         a = sp.csr_array(weights, dtype=np.float64)
         a.sort_indices()
         if (np.diff(a.indptr) == 0).any():
             raise InputError("erl: every analysed buyer needs a seller (its exposure is constant otherwise).")
-        per_unit = np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64)
-        bound = int(np.sum(per_unit**2))
+        n = a.shape[0]
+        codes, first = exposure_classes(a) if pool else (np.arange(n), np.arange(n))
+        members = sp.csr_array((np.ones(n), (codes, np.arange(n))), shape=(first.size, n))
+        size = np.bincount(codes).astype(np.float64)
+        rep = sp.csr_array(a[first])
+        bound = _pair_count(rep, max_pairs)
         if max_pairs is not None and bound > max_pairs:
             raise TooManyPairsError(
-                f"erl: its variance sums over the buyer pairs that share a randomization unit, up to {bound:,} here "
-                f"(about {bound * BYTES_PER_PAIR / 1e9:.0f} GB), above max_pairs={max_pairs:,}: randomize sellers one "
-                "by one or in more, smaller clusters, analyse with ols-bipartite (the seller jackknife), or raise "
-                "max_pairs (--max-pairs) on a machine with the memory.", n_pairs=bound, max_pairs=max_pairs)
-        n = a.shape[0]
-        power = {u: np.asarray(a.power(u).sum(axis=1)).ravel() for u in range(1, MAX_ORDER + 1)}
+                f"erl: its variance sums over the buyer pairs that share a randomization unit, {bound:,} or more here "
+                f"after pooling buyers with identical exposure (about {bound * BYTES_PER_PAIR / 1e9:.0f} GB), above "
+                f"max_pairs={max_pairs:,}: randomize sellers one by one or in more, smaller clusters, analyse with "
+                "ols-bipartite (the seller jackknife), or raise max_pairs (--max-pairs) on a machine with the "
+                "memory.", n_pairs=bound, max_pairs=max_pairs)
+        power = {u: np.asarray(rep.power(u).sum(axis=1)).ravel() for u in range(1, MAX_ORDER + 1)}
         own = {(u, 0): power[u] for u in power}
         mean = moment(pi, own, 1, 0)
         var = moment(pi, own, 2, 0) - mean**2
@@ -243,27 +331,29 @@ class ERLKernel:
             raise InputError("erl: a buyer's exposure does not vary under this design (all or none of its sellers' "
                              "units are always treated).")
         own_moments = [moment(pi, own, r, 0) for r in range(MAX_ORDER + 1)]
-        single = np.diff(a.indptr) == 1
+        single = np.diff(rep.indptr) == 1
         # the diagonal and pairs with identical exposure: y^2 in (1, x, x^2), beta^2 from the 3 x 3 moments
         beta_sq = _identified([[own_moments[r + s] for s in range(3)] for r in range(3)], ~single)
 
-        squared = a.power(2)
-        products = [sp.csr_array(left @ right.T) for left, right in ((a, a), (squared, a), (a, squared), (squared, squared))]
-        for p in products:
-            p.sum_duplicates()
-            p.sort_indices()
-        pattern = products[0]
-        if any(p.nnz != pattern.nnz or not np.array_equal(p.indices, pattern.indices) for p in products[1:]):
-            raise AssertionError("erl: the pair products disagree on their pattern")
-        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(pattern.indptr))
-        cols = pattern.indices.astype(np.int64)
-        coefficients = np.empty((4, pattern.nnz))
-        for start in range(0, pattern.nnz, chunk):
-            part = slice(start, start + chunk)
+        squared = rep.power(2)
+        # csr_matmat orders each row's columns by the operands' structure alone, and rep and its square share
+        # theirs: the four products come out with one pattern, unsorted (sorting them cost 9 s at 45M pairs)
+        products = [sp.csr_array(left @ right.T) for left, right in
+                    ((rep, rep), (squared, rep), (rep, squared), (squared, squared))]
+        if any(p.nnz != products[0].nnz or not np.array_equal(p.indptr, products[0].indptr)
+               or not np.array_equal(p.indices, products[0].indices) for p in products[1:]):
+            for p in products:
+                p.sort_indices()
+        rows = np.repeat(np.arange(first.size, dtype=np.int64), np.diff(products[0].indptr))
+        upper = products[0].indices >= rows  # each pair once: the pair sums are symmetric
+        rows, cols = rows[upper], products[0].indices[upper].astype(np.int64)
+        sums_of_pairs = {key: p.data[upper] for key, p in zip(((1, 1), (2, 1), (1, 2), (2, 2)), products)}
+        del products
+
+        def coefficients_of(part: slice) -> np.ndarray:
             i, k = rows[part], cols[part]
             sums = {(u, 0): power[u][i] for u in (1, 2)} | {(0, v): power[v][k] for v in (1, 2)}
-            sums |= {(1, 1): products[0].data[part], (2, 1): products[1].data[part],
-                     (1, 2): products[2].data[part], (2, 2): products[3].data[part]}
+            sums |= {key: value[part] for key, value in sums_of_pairs.items()}
             scale = 1.0 / (var[i] * var[k])
             base = np.stack([mean[i] * mean[k] * scale, -mean[k] * scale, -mean[i] * scale, scale])
             same = power[2][i] + power[2][k] - 2.0 * sums[(1, 1)] <= 1e-12  # x_i = x_k for every assignment
@@ -278,14 +368,22 @@ class ERLKernel:
                 matrix = [[m[0, 0], m[1, 0], m[0, 1], m[1, 1]], [m[1, 0], m[2, 0], m[1, 1], m[2, 1]],
                           [m[0, 1], m[1, 1], m[0, 2], m[1, 2]], [m[1, 1], m[2, 1], m[1, 2], m[2, 2]]]
                 u[:, other] = _identified(matrix, np.ones(int(other.sum()), dtype=bool)).T
-            coefficients[:, part] = base - u
-        shared = sp.csr_array((np.ones(pattern.nnz), pattern.indices, pattern.indptr), shape=pattern.shape)
+            # a pair off the diagonal stands for both orders: (k, i)'s coefficients are (i, k)'s with x_i, x_k swapped
+            return (base - u) * np.where(i == k, 1.0, 2.0)
+
+        parts = [slice(start, start + chunk) for start in range(0, rows.size, chunk)]
+        with ThreadPoolExecutor(THREADS) as threads:  # numpy releases the GIL on whole arrays
+            coefficients = np.concatenate([np.empty((4, 0))] + list(threads.map(coefficients_of, parts)), axis=1)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=first.size))])
+        upper = sp.csr_array((np.ones(rows.size), cols, indptr), shape=(first.size, first.size))
+        shared = sp.csr_array(upper + upper.T - sp.diags_array(upper.diagonal()))  # both orders: the centring's
         # under complete randomization a buyer's shift (the mean of the buyers sharing no unit with it) is
         # weakly correlated with its exposure: E[centred] = mean_k beta_k (1 + (pi1^2 - pi2) w_k)
-        others = n - np.asarray(shared.sum(axis=1)).ravel()
-        v = np.divide(1.0, var * others, out=np.zeros(n), where=others > 0)
-        gain = float((pi[1] ** 2 - pi[2]) * np.mean(v.sum() - shared @ v))
-        return cls(a, mean, var, shared, coefficients, int(single.sum()), gain)
+        others = n - shared @ size
+        v = np.divide(1.0, var * others, out=np.zeros(first.size), where=others > 0)
+        gain = float((pi[1] ** 2 - pi[2]) * (size @ ((size @ v) - shared @ (size * v))) / n)
+        return cls(a, mean[codes], var[codes], codes, members, shared, upper, np.ascontiguousarray(coefficients),
+                   int(size[single].sum()), gain)
 
     @property
     def n_randomized(self) -> int:
@@ -294,8 +392,24 @@ class ERLKernel:
         market the normal interval covered 0.83)."""
         return int(np.unique(self.weights.indices).size)
 
-    def _form(self, j: int) -> sp.csr_array:
-        return sp.csr_array((self.coefficients[j], self.pattern.indices, self.pattern.indptr), shape=self.pattern.shape)
+    def _blocks(self, matrix: sp.csr_array, data: np.ndarray | None = None) -> list[tuple[slice, sp.csr_array]]:
+        """``matrix`` (with ``data`` in place of its own) cut into :data:`THREADS` blocks of
+        rows with about equal entries, each a view on the same arrays, to multiply at once."""
+        data = matrix.data if data is None else data
+        cuts = np.searchsorted(matrix.indptr, np.linspace(0, matrix.nnz, THREADS + 1)[1:-1])
+        edges = [0, *sorted(set(int(c) for c in cuts)), matrix.shape[0]]
+        out = []
+        for r0, r1 in zip(edges[:-1], edges[1:]):
+            lo, hi = matrix.indptr[r0], matrix.indptr[r1]
+            out.append((slice(r0, r1), sp.csr_array((data[lo:hi], matrix.indices[lo:hi], matrix.indptr[r0:r1 + 1] - lo),
+                                                    shape=(r1 - r0, matrix.shape[1]))))
+        return out
+
+    def _product(self, matrix: sp.csr_array, dense: np.ndarray) -> np.ndarray:
+        """``matrix @ dense``, its row blocks on threads (scipy's sparse products release the GIL)."""
+        blocks = self._blocks(matrix)
+        with ThreadPoolExecutor(len(blocks)) as threads:
+            return np.concatenate(list(threads.map(lambda block: block[1] @ dense, blocks)))
 
     def centre(self, y: np.ndarray) -> np.ndarray:
         """``y`` less, for each buyer, the mean outcome of the buyers that share no
@@ -308,10 +422,10 @@ class ERLKernel:
         centring_gain`` for a constant effect (1.03 with 40 seller clusters): the centred
         outcomes are divided by it."""
         y = np.asarray(y, dtype=float)
-        others = y.shape[0] - np.asarray(self.pattern.sum(axis=1)).ravel()
+        others = (y.shape[0] - self.pattern @ np.bincount(self.codes).astype(float))[self.codes]
         if y.ndim == 2:
             others = others[:, None]
-        rest = y.sum(axis=0) - self.pattern @ y
+        rest = (y.sum(axis=0) - self._product(self.pattern, self.members @ y))[self.codes]
         return (y - np.divide(rest, others, out=np.zeros_like(y), where=np.broadcast_to(others > 0, y.shape))) \
             / (1.0 + self.centring_gain)
 
@@ -329,10 +443,18 @@ class ERLKernel:
         """The variance estimate (unbiased, or conservative where buyers have one unit);
         one per column of ``(buyers, draws)`` arrays."""
         y, x = np.asarray(y, dtype=float), np.asarray(x, dtype=float)
-        yx = y * x
-        total = np.sum(y * (self._form(0) @ y) + yx * (self._form(1) @ y) + y * (self._form(2) @ yx)
-                       + yx * (self._form(3) @ yx), axis=0)
-        return float(total) / y.shape[0] ** 2 if y.ndim == 1 else total / y.shape[0] ** 2
+        n = y.shape[0]
+        y, yx = self.members @ y, self.members @ (y * x)  # each class's totals
+        forms = [self._blocks(self.upper, self.coefficients[j]) for j in range(4)]
+
+        def part(b: int) -> np.ndarray:
+            rows, f = forms[0][b][0], [form[b][1] for form in forms]
+            return np.sum(y[rows] * (f[0] @ y) + yx[rows] * (f[1] @ y) + y[rows] * (f[2] @ yx) + yx[rows] * (f[3] @ yx),
+                          axis=0)
+
+        with ThreadPoolExecutor(len(forms[0])) as threads:
+            total = sum(threads.map(part, range(len(forms[0]))))
+        return float(total) / n**2 if np.ndim(total) == 0 else total / n**2
 
 
 def erl(y: np.ndarray, x: np.ndarray, kernel: ERLKernel, alpha: float = 0.05, centre: bool = True) -> Effect:

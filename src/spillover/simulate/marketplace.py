@@ -47,12 +47,12 @@ from ..estimate.bipartite import seller_jackknife
 from ..estimate.erl import BYTES_PER_PAIR, ERLKernel, joint_probabilities
 from ..exposure import MAX_DEPENDENT_PAIRS
 from ..graph import BipartiteGraph
-from ..marketplace import exposure_purity, link_shares, seller_clusters, unit_weights
+from ..marketplace import exposure_design, exposure_purity, link_shares, seller_clusters, unit_weights
 from ..seeds import Seed, check_seed
 from ..variance import t_quantile
 from .ranking import recommend
 
-__all__ = ["MarketplaceStudy", "marketplace_study"]
+__all__ = ["EXPOSURE_DESIGN", "MarketplaceStudy", "marketplace_study"]
 
 ESTIMATORS = ("erl", "ols-bipartite", "difference-in-means")
 CHUNK_DRAWS = 50  # draws analysed together (memory: buyers x this many floats per array)
@@ -104,13 +104,31 @@ def _conditions(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x >= 1 - 1e-12, x <= 1e-12
 
 
-def marketplace_study(graph: BipartiteGraph, designs: dict[str, int | None], *, n_sims: int = 500,
+EXPOSURE_DESIGN = "exposure-design"  # a design of the study: Exposure-Design's seller clusters
+
+
+def _seller_labels(graph: BipartiteGraph, spec: int | str | None, rng: np.random.Generator) -> pd.Series | None:
+    """A study design's seller clusters: none (sellers one by one), ``spec`` METIS parts,
+    or Exposure-Design's (:data:`EXPOSURE_DESIGN`)."""
+    if spec is None:
+        return None
+    if spec == EXPOSURE_DESIGN:
+        return exposure_design(graph, seed=rng.integers(2**31))
+    if isinstance(spec, str):
+        raise InputError(f"marketplace study: unknown design {spec!r}; give a number of seller clusters, None or "
+                         f"{EXPOSURE_DESIGN!r}.")
+    return seller_clusters(graph, int(spec), seed=rng.integers(2**31))
+
+
+def marketplace_study(graph: BipartiteGraph, designs: dict[str, int | str | None], *, n_sims: int = 500,
                       tau: float = 0.5, heterogeneity: float = 0.5, s_seller: float = 0.5, s_buyer: float = 1.0,
                       treat_fraction: float = 0.5, alpha: float = 0.05, seed: Seed = 0,
                       progress: Callable[[int], None] | None = None,
                       max_pairs: int | None = MAX_DEPENDENT_PAIRS) -> MarketplaceStudy:
-    """Compare seller designs (``designs``: name -> number of seller clusters, ``None`` for
-    sellers randomized one by one; clusters from :func:`~spillover.marketplace.seller_clusters`)
+    """Compare seller designs (``designs``: name -> number of seller clusters, from
+    :func:`~spillover.marketplace.seller_clusters`; ``None`` for sellers randomized one by
+    one; ``"exposure-design"`` for :func:`~spillover.marketplace.exposure_design`'s clusters,
+    their number added to the name)
     by the estimators above on ``n_sims`` draws each, under the model above.
     ``progress(k)`` is called as draws are analysed. A design under which ERL's variance
     would sum over more than ``max_pairs`` buyer pairs (large seller clusters on a large
@@ -135,8 +153,10 @@ def marketplace_study(graph: BipartiteGraph, designs: dict[str, int | None], *, 
     alpha_, beta, shares = alpha_[linked], beta[linked], sp.csr_array(shares[linked])
     total = float(beta.mean())
     rows = []
-    for name, n_clusters in designs.items():
-        labels = None if n_clusters is None else seller_clusters(graph, int(n_clusters), seed=rng.integers(2**31))
+    for name, spec in designs.items():
+        labels = _seller_labels(graph, spec, rng)
+        if isinstance(spec, str):
+            name = f"{name} ({labels.nunique()} clusters)"
         design = BipartiteDesign(graph, treat_fraction=treat_fraction,
                                  clusters=None if labels is None else labels.to_numpy())
         randomization = design.randomization()
