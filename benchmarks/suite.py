@@ -499,7 +499,7 @@ STEPS: dict[str, tuple[str, Callable, str, Callable, float | None, float | None]
     "exposure": ("`spillover exposure` CLI, bipartite, Parquet to Parquet ({edges:,} links), launch to exit",
                  exposure_ours, "DuckDB SQL script, launch to exit", exposure_anchor, 1.0, None),
     "probabilities": ("Monte Carlo probabilities, {draws:,} draws, {nodes:,} nodes, cluster design", probabilities_ours,
-                      "bare factored product (A C) W", probabilities_anchor, 1.5, None),
+                      "bare factored product (A C) W", probabilities_anchor, 1.0, None),
     "hajek": ("hajek with the design's exact probabilities, social graph, communities, {hajek_units:,} units",
               hajek_ours, "ols-cluster on the same data", hajek_anchor, None, 60.0),
     "hajek_components": ("hajek with the design's exact probabilities, collaboration network, components, "

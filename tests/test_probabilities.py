@@ -162,6 +162,14 @@ def test_fused_tally_counts_what_the_rule_codes_count(design):
     counts = ExposureGraph.build(SOCIAL).counts(design.draw(50, seed=5).astype(np.int8), compact=True)
     np.testing.assert_array_equal(as4.tally(counts), np.stack([(as4.codes(counts) == k).sum(axis=1)
                                                               for k in range(4)], axis=1))
+    # on the blocks: units with a neighbour in their own cluster skip the treated-and-unexposed count
+    blocks = pd.factorize(np.asarray(CLUSTERS))[0]
+    blocked = ExposureGraph.build(SOCIAL).blocked(blocks, int(blocks.max()) + 1)
+    counts = blocked.counts(np.random.default_rng(6).integers(0, 2, (blocks.max() + 1, 50)).astype(np.int8),
+                            compact=True)
+    assert 0 < counts.own_reached.sum() < counts.own_reached.size  # both kinds of unit are here
+    np.testing.assert_array_equal(as4.tally(counts), np.stack([(as4.codes(counts) == k).sum(axis=1)
+                                                              for k in range(4)], axis=1))
 
 
 def test_draws_reveal_their_clusters_and_complete_randomization():

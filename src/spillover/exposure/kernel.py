@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from ..design import OUT, Assignment
 from ..io import DESIGN_KEY, MAPPING_KEY, table_metadata
 from ..errors import DataWarning, InputError, TooManyPairsError, show_id
-from ..graph import BipartiteGraph, SocialGraph, group_indicator, with_isolates
+from ..graph import BipartiteGraph, SocialGraph, csr_rows, group_indicator, with_isolates
 from .mappings import Counts, Mapping, get_mapping
 
 
@@ -102,7 +102,18 @@ class ExposureGraph:
             n_neighbors=np.broadcast_to(degree, own.shape),
             n_treated=n_treated,
             n_treated_2hop=None if self.two_hop is None else self.two_hop @ treated,
+            own_reached=self._own_reached,
         )
+
+    @cached_property
+    def _own_reached(self) -> np.ndarray | None:
+        """Units with a neighbour in their own randomized node or block (``neighbors[i,
+        own_index[i]] > 0``): treated, they always have a treated neighbour."""
+        if self.own_index is None:
+            return None
+        rows = csr_rows(self.neighbors)
+        hit = (self.neighbors.indices == self.own_index[rows]) & (self.neighbors.data != 0)
+        return np.bincount(rows, weights=hit, minlength=self.neighbors.shape[0]) > 0
 
     def reach(self, clusters: np.ndarray | None = None) -> sp.csr_array:
         """0/1 ``units x randomized nodes`` (or ``x clusters``): what each unit's exposure

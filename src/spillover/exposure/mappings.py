@@ -21,6 +21,9 @@ class Counts:
     ``own`` is 1 when the unit itself is treated (always 0 on the unit side of a bipartite
     graph); ``n_neighbors`` and ``n_treated`` count neighbours and treated neighbours;
     ``n_treated_2hop`` counts treated units exactly two hops away (only with ``hops=2``).
+    ``own_reached`` (optional, one flag per unit) marks units a neighbour of which always
+    shares their own arm (a neighbour in their own cluster): for them ``own == 1`` implies
+    ``n_treated >= 1``, which a ``tally`` may use to skip work.
 
     Examples
     --------
@@ -33,6 +36,7 @@ class Counts:
     n_neighbors: np.ndarray
     n_treated: np.ndarray
     n_treated_2hop: np.ndarray | None = None
+    own_reached: np.ndarray | None = None
 
     @cached_property
     def treated_fraction(self) -> np.ndarray:
@@ -114,10 +118,15 @@ def as4() -> Mapping:
         # the four counts from two boolean counts and their overlap, no codes formed
         draws = c.n_treated.shape[1]
         unexposed = c.n_treated == 0
-        treated = c.own.sum(axis=1, dtype=np.int64)
+        treated = _row_count(c.own)
         n_unexposed = _row_count(unexposed)
-        neither = _row_count(unexposed.view(np.int8) > c.own)       # untreated and unexposed (own is 0 or 1)
-        isolated = n_unexposed - neither
+        if c.own_reached is None:
+            isolated = _row_count(unexposed.view(np.int8) & c.own)      # treated and unexposed
+        else:  # a unit with a neighbour in its own cluster is never both: count the others only
+            isolated = np.zeros_like(n_unexposed)
+            rows = np.flatnonzero(~c.own_reached)
+            isolated[rows] = _row_count(unexposed[rows].view(np.int8) & c.own[rows])
+        neither = n_unexposed - isolated
         return np.column_stack([treated - isolated, isolated, draws - treated - neither, neither])
 
     events = {
@@ -132,9 +141,15 @@ def as4() -> Mapping:
 
 
 def _row_count(mask: np.ndarray) -> np.ndarray:
-    """Number of true entries in each row of a boolean ``(n, R)`` matrix (an int8 sum:
-    about twice as fast as ``count_nonzero`` along rows)."""
-    return mask.view(np.int8).sum(axis=1, dtype=np.int64)
+    """Number of true (or 1) entries in each row of a boolean or 0/1 int8 ``(n, R)``
+    matrix: an int8 sum into the smallest type that holds ``R`` (int16 for a chunk of draws:
+    twice as fast as into int64, which is twice as fast as ``count_nonzero`` along rows).
+
+    >>> _row_count(np.array([[True, False, True], [False, False, False]])).tolist()
+    [2, 0]
+    """
+    dtype = np.int16 if mask.shape[1] <= np.iinfo(np.int16).max else np.int64
+    return mask.view(np.int8).sum(axis=1, dtype=dtype)
 
 
 def as4_two_hop() -> Mapping:
