@@ -181,11 +181,14 @@ def _outcomes(config: "ExperimentConfig", date: dt.date) -> tuple[pd.DataFrame |
 
 def run_pending(config: "ExperimentConfig", until: str | dt.date | None = None, *,
                 progress: Callable[[str], Any] | None = None, engine: "Engine | None" = None,
-                ) -> tuple[list[Decision], list[dict[str, Any]]]:
+                warehouse: Path | None = None) -> tuple[list[Decision], list[dict[str, Any]]]:
     """Bring the experiment up to date (up to ``until``): every day decided as the
     module says, in date order. Returns the decisions and each touched day's summary.
     Each day's snapshot is read and split into components by ``engine`` (default: the
-    file's ``[run] engine``); the arms are the same on every engine.
+    file's ``[run] engine``); the arms are the same on every engine. With a ``warehouse``
+    (else the file's ``[run] warehouse``) every committed day is also published there as
+    Parquet partitions (:mod:`spillover.warehouse`), after each day and once at the end
+    (which finishes what a killed run left).
 
     Examples
     --------
@@ -223,7 +226,8 @@ def run_pending(config: "ExperimentConfig", until: str | dt.date | None = None, 
                          f"'{config.input_for(config.memberships, until or dt.date.today())}' does not exist.")
     try:
         with Ledger(config.ledger_path) as ledger:
-            return _reconcile(config, ledger, on_disk, until, say, engine.beside(ledger))
+            return _reconcile(config, ledger, on_disk, until, say, engine.beside(ledger),
+                              warehouse or config.warehouse)
     except BaseException:
         if created:  # a refused first run leaves no empty ledger or results folder behind
             _remove_if_empty(config)
@@ -258,8 +262,25 @@ def daily_engine(config: "ExperimentConfig", name: str | None = None, memory_lim
 
 
 def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.date], until: dt.date | None,
-               say: Callable[[str], Any], engine: "Engine") -> tuple[list[Decision], list[dict[str, Any]]]:
+               say: Callable[[str], Any], engine: "Engine", warehouse: Path | None = None,
+               ) -> tuple[list[Decision], list[dict[str, Any]]]:
     """The walk over days of :func:`run_pending`, in an open ledger."""
+    decisions, summaries = _walk(config, ledger, on_disk, until, say, engine, warehouse)
+    if warehouse is not None:
+        from .warehouse import publish
+
+        key = experiment_key(config, ledger.experiments()["experiment"].tolist())
+        done = publish(ledger, key, warehouse)
+        if done["published"] or done["withdrawn"]:
+            say(f"warehouse {warehouse}: {len(done['published'])} day(s) published, {len(done['withdrawn'])} "
+                "withdrawn")
+    return decisions, summaries
+
+
+def _walk(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.date], until: dt.date | None,
+          say: Callable[[str], Any], engine: "Engine", warehouse: Path | None,
+          ) -> tuple[list[Decision], list[dict[str, Any]]]:
+    """The days of :func:`_reconcile`, each published to ``warehouse`` once recorded."""
     key = experiment_key(config, ledger.experiments()["experiment"].tolist())
     known = key in ledger.experiments()["experiment"].tolist()
     if known:
@@ -310,6 +331,10 @@ def _reconcile(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.da
                 warnings.warn(f"{config.path.name}: {reason}.", DataWarning, stacklevel=3)
             summaries.append(_run_day(config, ledger, key, date, members, record=True, known=bool(recorded),
                                       engine=engine))
+            if warehouse is not None:
+                from .warehouse import publish
+
+                publish(ledger, key, warehouse)
             recorded[date] = MISSING if members is None else "recorded"
             changed = True
             if not decisions or decisions[-1].date != str(date):

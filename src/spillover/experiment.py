@@ -91,6 +91,7 @@ folder = "results"                 # results/<name>/<date>/ and the ledger resul
 engine = "memory"                  # memory | duckdb (out of core) | spark: where each day's snapshot is read and split
 # memory_limit = "4GB"             # duckdb: its memory cap; it spills to disk beyond
 # spark_master = "spark://host:7077"   # spark: the cluster (default local[*])
+# warehouse = "warehouse"          # also publish each committed day as Parquet partitions here (Spark, DuckDB, Trino)
 '''
 
 _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {  # section -> key -> (types, required)
@@ -102,7 +103,8 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {  # secti
     "analysis": {"method": (str, False), "vcov": (str, False), "alpha": ((int, float), False), "outcome": (str, False),
                  "higher_is_better": (bool, False), "inference": (str, False), "duration_days": (int, False)},
     "output": {"folder": (str, False)},
-    "run": {"engine": (str, False), "memory_limit": (str, False), "spark_master": (str, False)},
+    "run": {"engine": (str, False), "memory_limit": (str, False), "spark_master": (str, False),
+            "warehouse": (str, False)},
 }
 
 
@@ -138,6 +140,7 @@ class ExperimentConfig:
     engine: str = "memory"
     memory_limit: str | None = None
     spark_master: str | None = None
+    warehouse: Path | None = None  # where each committed day is also published as Parquet partitions
 
     @property
     def results(self) -> Path:
@@ -280,6 +283,7 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
         higher_is_better=bool(analysis.get("higher_is_better", True)), inference=inference, duration_days=duration,
         folder=base / values.get("output", {}).get("folder", "results"), engine=engine,
         memory_limit=run.get("memory_limit"), spark_master=run.get("spark_master"),
+        warehouse=base / run["warehouse"] if run.get("warehouse") else None,
     )
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["CRASH_POINTS", "crash_point"]
+__all__ = ["CRASH_POINTS", "WAREHOUSE_POINTS", "crash_point"]
 
 #: Every named point, in the order a day passes them.
 CRASH_POINTS = ("ledger-before-commit", "after-ledger", "file-before-rename", "after-arms", "before-marker")
+#: The points a day passes only when it is also published to a warehouse (:mod:`spillover.warehouse`).
+WAREHOUSE_POINTS = ("warehouse-before-rename",)
 
 
 _passed: dict[str, int] = {}

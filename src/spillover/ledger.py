@@ -74,9 +74,15 @@ _LAST_SEEN = ("SELECT unit_id, component, stratum, date FROM components WHERE ex
               "QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY date DESC) = 1")
 _ALWAYS = dt.date(9999, 12, 31)  # a date after every recorded one: the arm in force now
 
-__all__ = ["Ledger", "record_assignment"]
+__all__ = ["Ledger", "create_tables", "record_assignment"]
 
 _TABLES = ("experiments", "arms", "components", "events", "days")
+
+
+def create_tables(connection) -> None:
+    """The ledger's tables (empty where new) in a DuckDB ``connection``: a ledger file's,
+    or an in-memory one a warehouse copy is read into."""
+    connection.execute(_SCHEMA)
 
 
 def as_date(value: str | dt.date) -> dt.date:
@@ -109,6 +115,7 @@ class Ledger:
         import duckdb
 
         self.path = self.check_path(path)
+        self._read_only = False
         self._created = not self.path.exists()  # a ledger this opening made: removed on close if left empty
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline, wait = time.monotonic() + max(float(lock_timeout), 0.0), 0.05
@@ -124,7 +131,22 @@ class Ledger:
                     raise LedgerError(f"cannot open ledger '{self.path}': {why}.") from error
                 time.sleep(wait)
                 wait = min(wait * 2, 1.0)
-        self._con.execute(_SCHEMA)
+        create_tables(self._con)
+
+    @classmethod
+    def over(cls, connection, path: str | os.PathLike) -> "Ledger":
+        """A read-only ledger over tables already in ``connection`` (an in-memory DuckDB
+        holding a warehouse's partitions: :func:`spillover.warehouse.open_warehouse`),
+        ``path`` naming where they came from. Reading and :meth:`verify` work as on the
+        file; writing is refused."""
+        ledger = cls.__new__(cls)
+        ledger.path, ledger._created, ledger._con, ledger._read_only = Path(path), False, connection, True
+        return ledger
+
+    def _writable(self) -> None:
+        if self._read_only:
+            raise LedgerError(f"'{self.path}' is a warehouse copy of a ledger, read-only: write to the ledger file, "
+                              "then publish it (`spillover ledger publish`).")
 
     @staticmethod
     def check_path(path: str | os.PathLike) -> Path:
@@ -372,6 +394,7 @@ class Ledger:
         """Append one day atomically: new arm rows, the day's components, its events, and
         the ``days`` row (with the snapshot's ``checksum``) that marks the day as recorded.
         Refuses dates not after the last, and (unless ``allow_future``) after tomorrow."""
+        self._writable()
         date = self.check_date(experiment, date, allow_future=allow_future, new=new_experiment is not None)
         con = self._con
         con.execute("BEGIN TRANSACTION")
@@ -435,6 +458,7 @@ class Ledger:
         ...     str(ledger.last_date("exp")), n, ledger.audit("exp")["action"].tolist()
         ('2026-11-20', 2, ['void'])
         """
+        self._writable()
         date = as_date(date)
         first = self._con.execute("SELECT min(date) FROM days WHERE experiment = ?", [experiment]).fetchone()[0]
         self.experiment(experiment)  # an unknown experiment is an error naming the known ones

@@ -63,7 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.experiment)
     engine = daily_engine(config, args.engine, args.memory_limit, args.spark_master)
     say = None if args.json else (lambda message: stderr.print(f"[dim]{escape(message)}[/dim]"))
-    decisions, days = run_pending(config, args.date, progress=say, engine=engine)
+    decisions, days = run_pending(config, args.date, progress=say, engine=engine,
+                                  warehouse=Path(args.warehouse) if args.warehouse else None)
     day = days[-1]
     if args.json:
         print_json({**day, "decisions": [d.to_dict() for d in decisions]})

@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--spark-master", default=None,
                      help="spark: the master URL, e.g. spark://host:7077 (default: the file's [run] spark_master, "
                           "else local[*])")
+    run.add_argument("--warehouse", default=None,
+                     help="also publish each committed day of the ledger to this folder as Parquet partitions "
+                          "(experiment=/date=, one atomic rename a day) that Spark, DuckDB or Trino read "
+                          "(default: the file's [run] warehouse, else none)")
     run.set_defaults(func=cmd_run)
 
     rep = command("report")
@@ -367,12 +371,16 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.set_defaults(func=cmd_evolve)
 
     led = command("ledger")
-    led.add_argument("action", choices=["show", "history", "export", "verify", "void"],
+    led.add_argument("action", choices=["show", "history", "export", "verify", "void", "publish"],
                      help="show: the experiment and its days; history: every arm a unit has had; export: a table to "
                           "CSV/Parquet; verify: check every day's seal (the hash chained to the day before), the "
-                          "audit trail and the voided rows; void: undo --date and every later day (kept in voided_* "
-                          "tables)")
-    led.add_argument("--ledger", required=True, help="the ledger (DuckDB file)")
+                          "audit trail and the voided rows (and, on a --warehouse, every file against its commit "
+                          "marker); void: undo --date and every later day (kept in voided_* tables); publish: copy "
+                          "the --ledger's committed days to the --warehouse folder")
+    led.add_argument("--ledger", help="the ledger (DuckDB file) (default: none; one of --ledger or --warehouse)")
+    led.add_argument("--warehouse", help="the folder a ledger is published to (Parquet partitions): show, history, "
+                                         "export and verify read it instead of --ledger; publish writes it "
+                                         "(default: none)")
     led.add_argument("--experiment", help="the experiment (default: the ledger's only one)")
     led.add_argument("--unit", help="history: one unit's history (default: every unit)")
     led.add_argument("--table", choices=["history", "current", "events", "components", "days", "audit"],

@@ -235,18 +235,36 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..ledger import Ledger
 
-    if not Path(args.ledger).exists():
-        raise InputError(f"ledger '{args.ledger}' does not exist.")
-    with Ledger(args.ledger, lock_timeout=args.lock_timeout) as ledger:
+    from ..warehouse import open_warehouse, publish, verify_files
+
+    writes = args.action in ("void", "publish")
+    if args.action == "publish" and not (args.ledger and args.warehouse):
+        raise InputError("ledger publish needs --ledger (the DuckDB file) and --warehouse (the folder to publish to).")
+    if not args.action == "publish" and bool(args.ledger) == bool(args.warehouse):
+        raise InputError(f"ledger {args.action} reads one ledger: give --ledger (the DuckDB file)"
+                         + ("" if writes else " or --warehouse (a folder it was published to)") + ".")
+    if args.action == "void" and args.warehouse:
+        raise InputError("ledger void writes the ledger file (--ledger); a warehouse follows at the next publish.")
+    source = args.ledger if args.ledger else args.warehouse
+    if not Path(source).exists():
+        raise InputError(f"{'ledger' if args.ledger else 'warehouse'} '{source}' does not exist.")
+    with (Ledger(args.ledger, lock_timeout=args.lock_timeout) if args.ledger else open_warehouse(args.warehouse)) \
+            as ledger:
         name = args.experiment or ledger.only_experiment()
         record = ledger.experiment(name)
+        if args.action == "publish":
+            done = publish(ledger, name, args.warehouse)
+            summary = {"experiment": name, "warehouse": args.warehouse, "published": len(done["published"]),
+                       "withdrawn": len(done["withdrawn"]), "last_date": str(ledger.last_date(name))}
+            print_json(summary) if args.json else print_summary(summary, title=f"ledger publish: {name}")
+            return 0
         if args.action == "verify":
-            problems = ledger.verify(name)
+            problems = ledger.verify(name) + (verify_files(args.warehouse) if args.warehouse else [])
             if problems:
                 from ..errors import LedgerError
 
-                raise LedgerError(f"ledger '{args.ledger}', experiment {name!r}: {len(problems)} problem(s): "
-                                  + "; ".join(problems))
+                raise LedgerError(f"{'ledger' if args.ledger else 'warehouse'} '{source}', experiment {name!r}: "
+                                  f"{len(problems)} problem(s): " + "; ".join(problems))
             summary = {"experiment": name, "intact": True, "days": len(ledger.checksums(name)),
                        "audit_rows": len(ledger.audit(name))}
             print_json(summary) if args.json else print_summary(summary, title=f"ledger verify: {name}")
