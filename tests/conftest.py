@@ -38,6 +38,21 @@ def small_collab():
 
 
 @pytest.fixture
+def cli_json(capsys):
+    """Run a ``spillover`` command with ``--json`` in this process: it must succeed, and its
+    JSON object is returned (stderr on failure)."""
+    import json
+
+    from spillover.cli import main
+
+    def run(*argv):
+        assert main([*argv, "--json"]) == 0, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)
+
+    return run
+
+
+@pytest.fixture
 def tiny_edges() -> pd.DataFrame:
     return pd.DataFrame({"source": ["a", "b", "c", "e"], "target": ["b", "c", "a", "f"]})
 

@@ -77,17 +77,10 @@ def test_buyer_intervals_cover_under_seller_randomization_where_unit_level_ones_
     assert np.mean(naive) < 0.6, np.mean(naive)
 
 
-def test_the_marketplace_pipeline_runs_from_the_command_line_with_a_known_truth(tmp_path, capsys):
+def test_the_marketplace_pipeline_runs_from_the_command_line_with_a_known_truth(tmp_path, cli_json):
     """synth marketplace -> cluster the sellers -> assign -> exposure -> synth outcomes
     --bipartite (it used to end in AttributeError) -> estimate, with the truth stated."""
-    import json
-
-    from spillover.cli import main
-
-    def run(*argv):
-        assert main([*argv, "--json"]) == 0, capsys.readouterr().err
-        return json.loads(capsys.readouterr().out)
-
+    run = cli_json
     links, sellers, arms = (str(tmp_path / name) for name in ("links.parquet", "sellers.parquet", "arms.parquet"))
     made = run("synth", "marketplace", "--buyers", "4000", "--sellers", "400", "--seed", "3", "--out", links)
     assert (made["n_buyers"], made["n_sellers"]) == (4000, 400) and made["n_links"] > 4000
@@ -112,20 +105,13 @@ def test_the_marketplace_pipeline_runs_from_the_command_line_with_a_known_truth(
         assert row["ci_low"] < truth[truth_key] < row["ci_high"], (method, row)
 
 
-def test_seller_clusters_follow_a_markets_categories_and_the_study_ranks_the_designs(tmp_path, capsys):
+def test_seller_clusters_follow_a_markets_categories_and_the_study_ranks_the_designs(tmp_path, cli_json):
     """synth marketplace --categories -> cluster --side treated --method metis (the sellers'
     projection) gives clusters under which most buyers can be all-or-none (the categories
     themselves reach 0.76 on this market, single sellers 0.16); simulate --compare
     marketplace ranks seller randomization against seller clusters and recommends a row
     that covered; the naive difference in means never covers near 0.95 there."""
-    import json
-
-    from spillover.cli import main
-
-    def run(*argv):
-        assert main([*argv, "--json"]) == 0, capsys.readouterr().err
-        return json.loads(capsys.readouterr().out)
-
+    run = cli_json
     links, sellers = str(tmp_path / "links.parquet"), str(tmp_path / "sellers.parquet")
     run("synth", "marketplace", "--buyers", "5000", "--sellers", "500", "--categories", "10", "--seed", "1",
         "--out", links)

@@ -6,8 +6,6 @@ cluster, and the command line writes them with their diagnostics."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -72,13 +70,10 @@ def test_a_resolution_outside_its_range_is_refused():
         exposure_design(MARKET, resolution=0.0)
 
 
-def test_the_command_line_writes_exposure_design_clusters_and_the_study_compares_them(tmp_path, capsys):
+def test_the_command_line_writes_exposure_design_clusters_and_the_study_compares_them(tmp_path, capsys, cli_json):
     from spillover.cli import main
 
-    def run(*argv):
-        assert main([*argv, "--json"]) == 0, capsys.readouterr().err
-        return json.loads(capsys.readouterr().out)
-
+    run = cli_json
     links, sellers = str(tmp_path / "links.parquet"), str(tmp_path / "sellers.parquet")
     run("synth", "marketplace", "--buyers", "3000", "--sellers", "300", "--categories", "6", "--seed", "4",
         "--out", links)
