@@ -210,24 +210,28 @@ def exposure_classes(weights: sp.csr_array) -> tuple[np.ndarray, np.ndarray]:
         mixed ^= mixed >> np.uint64(29)
         mixed *= np.uint64(0x165667B19E3779F9)
     digest = np.zeros(n, dtype=np.uint64)
-    np.add.at(digest, rows, mixed)
+    filled = lengths > 0
+    if a.nnz:  # each row's entries summed (wrapping): rows are contiguous in CSR
+        digest[filled] = np.add.reduceat(mixed, a.indptr[:-1][filled])
     digest ^= lengths.astype(np.uint64) * np.uint64(0x27D4EB2F165667C5)
-    codes, _ = pd.factorize(digest)
-    first = np.zeros(codes.max() + 1 if n else 0, dtype=np.int64)
-    first[codes[::-1]] = np.arange(n)[::-1]
-    rep = first[codes]
+    codes = pd.factorize(digest)[0].astype(np.int64)
+    rep = _firsts(codes)[codes]
     differs = lengths != lengths[rep]
     offset = np.arange(a.nnz) - np.repeat(a.indptr[:-1], lengths)
     at = np.minimum(np.repeat(a.indptr[rep], lengths) + offset, max(a.nnz - 1, 0))
     entry_differs = (a.indices != a.indices[at]) | (a.data != a.data[at])
     differs |= np.bincount(rows, weights=entry_differs, minlength=n) > 0
     if differs.any():  # a collision: those buyers stand alone
-        codes = codes.astype(np.int64)
         codes[differs] = codes.max() + 1 + np.arange(int(differs.sum()))
-        codes, _ = pd.factorize(codes)
-        first = np.zeros(codes.max() + 1, dtype=np.int64)
-        first[codes[::-1]] = np.arange(n)[::-1]
-    return codes.astype(np.int64), first
+        codes = pd.factorize(codes)[0].astype(np.int64)
+    return codes, _firsts(codes)
+
+
+def _firsts(codes: np.ndarray) -> np.ndarray:
+    """The first position of each code (codes numbered 0.. by first appearance)."""
+    first = np.zeros(int(codes.max()) + 1 if codes.size else 0, dtype=np.int64)
+    first[codes[::-1]] = np.arange(codes.size)[::-1]
+    return first
 
 
 def _pair_count(rep: sp.csr_array, limit: int | None, chunk: int = 4 * CHUNK) -> int:
