@@ -87,6 +87,7 @@ def _prepare_daily(scale: str, folder: Path) -> None:
         shutil.copytree(root, folder / f"daily-{engine}")
         config = load_config(folder / f"daily-{engine}" / "experiment.toml")
         run_pending(config, DAILY_DATES[0], engine=daily_engine(config, engine))
+    shutil.copytree(folder / "daily-memory", folder / "daily-spark")  # day one's ledger: the same on every engine
 
 
 def _social(scale: str):
@@ -469,6 +470,10 @@ def daily_duckdb_ours(scale: str, folder: Path) -> float:
     return _daily_day(folder, "duckdb", "--memory-limit", "2GB")
 
 
+def daily_spark_ours(scale: str, folder: Path) -> float:
+    return _daily_day(folder, "spark", "--spark-master", "local[2]")
+
+
 def daily_memory_ours(scale: str, folder: Path) -> float:
     return _daily_day(folder, "memory")
 
@@ -518,6 +523,8 @@ STEPS: dict[str, tuple[str, Callable, str, Callable, float | None, float | None]
                      60.0),
     "daily_duckdb": ("`spillover run --engine duckdb --memory-limit 2GB`, the same day", daily_duckdb_ours,
                      "`spillover run --engine memory`, the same day", daily_memory_ours, 1.5, None),
+    "daily_spark": ("`spillover run --engine spark --spark-master local[2]`, the same day (the JVM's start included)",
+                    daily_spark_ours, "`spillover run --engine memory`, the same day", daily_memory_ours, None, None),
     "version": ("`spillover --version`, launch to exit", version_ours, "`python -c pass`", python_anchor, None, 0.3),
     "help": ("`spillover --help`, launch to exit", help_ours, "`python -c pass`", python_anchor, None, 0.3),
     "command_start": ("`spillover estimate --help`: a command's start-up before it reads data", command_start_ours,

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "spillover"
-API_MODULES = ["graph", "plan", "health", "clustering", "design", "exposure", "estimate", "variance", "simulate", "ledger", "evolve", "experiment", "daily",
+API_MODULES = ["graph", "plan", "health", "clustering", "design", "exposure", "estimate", "variance", "simulate", "ledger", "warehouse", "evolve", "experiment", "daily",
                "synth", "report", "plots", "display", "seeds", "errors", "engines", "engines.duck", "engines.spark", "engines.memory"]
 
 

@@ -81,7 +81,14 @@ _TABLES = ("experiments", "arms", "components", "events", "days")
 
 def create_tables(connection) -> None:
     """The ledger's tables (empty where new) in a DuckDB ``connection``: a ledger file's,
-    or an in-memory one a warehouse copy is read into."""
+    or an in-memory one a warehouse copy is read into.
+
+    >>> import duckdb
+    >>> connection = duckdb.connect()
+    >>> create_tables(connection)
+    >>> sorted(row[0] for row in connection.execute("SHOW TABLES").fetchall())
+    ['arms', 'audit', 'components', 'days', 'events', 'experiments']
+    """
     connection.execute(_SCHEMA)
 
 

@@ -146,7 +146,20 @@ def publish(ledger: Ledger, experiment: str, folder: str | os.PathLike) -> dict[
     yet published, then withdraw the days the ledger no longer holds (or holds with another
     seal), replace the audit trail, and publish each committed day not yet there, in date
     order, each by one rename. Returns the dates published and withdrawn. Idempotent: a
-    second call changes nothing; after a killed call it finishes the job."""
+    second call changes nothing; after a killed call it finishes the job.
+
+    >>> import tempfile, pathlib
+    >>> from spillover.design import IndividualDesign
+    >>> from spillover.ledger import record_assignment
+    >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+    ...     record_assignment(ledger, IndividualDesign(["a", "b"]).assign(seed=1), "exp", "2026-11-23")
+    ...     target = pathlib.Path(folder) / "w"
+    ...     first, again = publish(ledger, "exp", target), publish(ledger, "exp", target)
+    ...     sorted(p.name for p in (target / "experiment=exp").iterdir())
+    ['_audit.parquet', '_experiment.parquet', 'date=2026-11-23']
+    >>> first["published"], again["published"]
+    (['2026-11-23'], [])
+    """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise LedgerError(f"warehouse '{folder}' is a file; name a folder.")
@@ -219,7 +232,13 @@ def _committed(folder: Path) -> list[Path]:
 def open_warehouse(folder: str | os.PathLike) -> Ledger:
     """A read-only :class:`~spillover.ledger.Ledger` over the committed days of every
     experiment in ``folder`` (an in-memory DuckDB holding their rows): ``show``,
-    ``history``, ``export`` and ``verify`` read it as they read the ledger file."""
+    ``history``, ``export`` and ``verify`` read it as they read the ledger file.
+
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     open_warehouse(pathlib.Path(folder)).experiments().empty      # nothing published yet
+    True
+    """
     import duckdb
 
     folder = Path(folder)
@@ -259,7 +278,14 @@ def open_warehouse(folder: str | os.PathLike) -> Ledger:
 def verify_files(folder: str | os.PathLike) -> list[str]:
     """Check every published folder of ``folder`` against its marker: each file's SHA-256
     and that no file was added or removed; a day folder without a marker is a problem
-    (a rename never leaves one). Returns the problems (empty: intact)."""
+    (a rename never leaves one). Returns the problems (empty: intact).
+
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     (pathlib.Path(folder) / "experiment=exp" / "date=2026-11-23").mkdir(parents=True)
+    ...     verify_files(folder)
+    ['experiment=exp/date=2026-11-23: no _COMMITTED marker (not published by spillover, or edited)']
+    """
     folder = Path(folder)
     problems = []
     for day in sorted([*folder.glob("experiment=*/date=*"), *folder.glob("experiment=*/_voided/void=*")]):
