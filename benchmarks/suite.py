@@ -624,6 +624,8 @@ def run(scale: str, only: list[str] | None = None, timeout: float = 1_800.0, log
             spread = [a / b for a, b in pairs if a is not None and b]
             if ratio_target is not None:
                 target, met = f"ratio <= {ratio_target:g}", ratio is not None and ratio <= ratio_target
+            elif seconds_target is None:  # measured, with no target set
+                target, met = "none set", None
             elif scale == "full" or key in EVERY_SCALE:  # an absolute target is set for the sizes
                 target = f"<= {seconds_target:g} s"
                 met = mine["seconds"] is not None and mine["seconds"] <= seconds_target
