@@ -106,8 +106,8 @@ def _staged(folder: Path) -> Path:
 def _copy(ledger: Ledger, query: str, params: dict[str, Any], path: Path) -> int:
     """Write ``query``'s rows to the Parquet file ``path`` from the ledger's connection; their number."""
     con = ledger.connection
-    con.execute(f"COPY ({query}) TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)", params).fetchall()
-    return int(con.execute(f"SELECT count(*) FROM ({query})", params).fetchall()[0][0])
+    written = con.execute(f"COPY ({query}) TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)", params)
+    return int(written.fetchall()[0][0])  # COPY answers with the rows it wrote: the query runs once
 
 
 def _commit(staging: Path, target: Path, marker: dict[str, Any]) -> None:
