@@ -29,7 +29,8 @@ def results(folder: Path) -> dict[str, bytes]:
     """Every result file of the experiment (the ledger apart), by path: day.json, arms, effects."""
     root = folder / "results" / NAME
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.suffix != ".duckdb"}
+            if p.is_file() and p.suffix != ".duckdb"
+            and ".sequential" not in p.parts}  # the band's carried state: a cache, its digest in day.json
 
 
 def ledger_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -205,3 +205,35 @@ def test_cli_ledger_flags_allow_future_replace_and_lock_timeout(tmp_path, snapsh
         assert "locked by another writer" in capsys.readouterr().err
     finally:
         holder.kill()
+
+
+def test_seals_are_a_multiset_hash_and_ledgers_sealed_by_the_first_rule_still_verify(tmp_path, snapshots):
+    from spillover.ledger import SEAL_RULE
+
+    ledger = _started(tmp_path / "l.duckdb", snapshots)
+    try:
+        con = ledger.connection
+        seals = [row[0] for row in con.execute("SELECT chain FROM days ORDER BY date").fetchall()]
+        assert all(seal.startswith(SEAL_RULE + ":") for seal in seals) and ledger.verify("exp") == []
+        # the seal does not depend on the rows' order, and a moved value is found
+        arms = "experiment = 'exp' AND valid_from = DATE '2026-11-20'"
+        digest = ledger._rows_digest("arms", arms, [])
+        con.execute("CREATE TABLE shuffled AS SELECT * FROM arms ORDER BY random()")
+        assert ledger._rows_digest("shuffled", arms, []) == digest
+        con.execute("UPDATE arms SET arm = 1 - arm WHERE unit_id IN (SELECT min(unit_id) FROM arms WHERE arm >= 0)")
+        assert ledger._rows_digest("arms", arms, []) != digest
+        assert ledger.verify("exp")[0].startswith("day 2026-11-20")
+        con.execute("DROP TABLE arms; ALTER TABLE shuffled RENAME TO arms")
+        # a ledger sealed before the rule existed: bare SHA-256 of the sorted rows, day by day
+        for date in DAYS:
+            summary, checksum, recorded = con.execute("SELECT summary, checksum, recorded FROM days WHERE date = ?",
+                                                      [date]).fetchone()
+            legacy = ledger._chain("exp", dt.date.fromisoformat(date), summary, checksum,
+                                   ledger._audit_head("exp", recorded), rule="")
+            con.execute("UPDATE days SET chain = ? WHERE date = ?", [legacy, date])
+        assert ":" not in legacy and ledger.verify("exp") == []
+        con.execute("UPDATE components SET stratum = stratum + 1 WHERE date = DATE '2026-11-22' AND unit_id = "
+                    "(SELECT min(unit_id) FROM components)")
+        assert ledger.verify("exp")[0].startswith("day 2026-11-22")
+    finally:
+        ledger.close()

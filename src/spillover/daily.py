@@ -425,29 +425,37 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
         crash_point("after-ledger")
     day = DayReport(**ledger.day_summary(key, date))
     carried = ledger.checksums(key).get(date) == MISSING
-    today, snapshot_date = ledger.users_on(key, date)
-    active = today[(today["arm"] >= 0) & ~today["contaminated"]]
-    by_component = active.groupby("component")["arm"].first()
+    users, snapshot_date = ledger.stage_users(key, date)  # the day's users stay in DuckDB: counted and written there
+    con, uid = ledger.connection, ledger.typed_id(key)
+    per_arm = con.execute(f"SELECT arm, count(*) FROM {users} GROUP BY arm ORDER BY arm").fetchall()
+    by_component = dict(con.execute(f"""SELECT arm, count(*) FROM (SELECT arg_min(arm, {uid}) AS arm FROM {users}
+        WHERE arm >= 0 AND NOT contaminated GROUP BY component) GROUP BY arm ORDER BY arm""").fetchall())
     snapshot = config.input_for(config.memberships, date)
     summary: dict[str, Any] = {
         "date": str(date), "experiment": config.name, "ledger": day.to_dict(),
-        "units_per_arm": {str(k): int(v) for k, v in today["arm"].value_counts().sort_index().items()},
-        "components_per_arm": {str(k): int(v) for k, v in by_component.value_counts().sort_index().items()},
-        "contaminated_units": int(today["contaminated"].sum()), "effects": [], "health": [], "notes": [],
-        "alpha": config.alpha, "inference": config.inference,
+        "units_per_arm": {str(arm): int(n) for arm, n in per_arm},
+        "components_per_arm": {str(arm): int(n) for arm, n in by_component.items()},
+        "contaminated_units": con.execute(f"SELECT count(*) FILTER (WHERE contaminated) FROM {users}").fetchone()[0],
+        "effects": [], "health": [], "notes": [], "alpha": config.alpha, "inference": config.inference,
         "inputs": {"memberships": None if carried else file_digest(snapshot), "outcomes": outcomes_digest},
     }
     if carried:
         summary["carried_from"] = str(snapshot_date)
     from .health import sample_ratio_mismatch
 
-    srm = sample_ratio_mismatch(by_component.value_counts().to_dict(), config.expected_shares(), what="components")
+    srm = sample_ratio_mismatch(by_component, config.expected_shares(), what="components")
     summary["health"].append(srm.to_dict())
     folder.mkdir(parents=True, exist_ok=True)
-    write_table(today.sort_values("unit_id").reset_index(drop=True), folder / "arms.parquet")
+    with atomic_path(folder / "arms.parquet") as tmp:
+        target = str(tmp).replace("'", "''")
+        con.execute(f"COPY (SELECT {uid} AS unit_id, arm, contaminated, valid_from, component FROM {users} "
+                    f"ORDER BY 1) TO '{target}' (FORMAT PARQUET)")
     crash_point("after-arms")
     if outcomes is not None:
         from .estimate import estimate
+
+        active = con.execute(f"SELECT {uid} AS unit_id, arm, component FROM {users} "
+                             "WHERE arm >= 0 AND NOT contaminated ORDER BY 1").df()  # the analysed users only
 
         outcomes = outcomes.astype({"unit_id": active["unit_id"].dtype}) if len(outcomes) else outcomes
         exposure = pd.DataFrame({"unit_id": active["unit_id"], "arm": active["arm"],
@@ -463,7 +471,7 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
         summary["notes"] = list(effects.notes) + sorted({str(w.message) for w in caught})
         write_table(effects.to_frame(), folder / "effects.csv")
         if config.inference == "sequential" and effects.effects:
-            summary["sequential"] = _sequential(config, ledger, key, date)
+            summary["sequential"] = _sequential(config, ledger, key, date, outcomes)
     elif (folder / "effects.csv").exists():
         (folder / "effects.csv").unlink()  # a replayed day whose outcomes went away
     crash_point("before-marker")
@@ -471,27 +479,78 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
     return summary
 
 
-def _sequential(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.date) -> dict[str, Any]:
+def _sequential(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.date,
+                outcomes: pd.DataFrame) -> dict[str, Any]:
     """The always-valid band on ``date`` (:mod:`spillover.sequential`): the pooled estimate
-    over every day with outcomes so far, clustered by lineage, and the band intersected
-    with the day before's."""
+    over every day with outcomes so far (``outcomes``: today's), clustered by lineage, and
+    the band intersected with the day before's. The pooled sums and lineages are carried
+    from the last look (its state file, checked against the digest its day.json recorded),
+    so a look reads one day's outcomes and components; without a usable state they are
+    rebuilt from the first look, with the same additions in the same order."""
     from . import sequential
 
     looks = [d for d in ledger.checksums(key) if d <= date and config.input_for(config.outcomes, d).exists()]
-    pooled = sequential.pooled_outcomes(ledger, key, ((day, _outcomes(config, day)[0]) for day in looks), config.outcome)
-    lineage = sequential.lineage_codes(ledger.connection, ledger.stage_history(key, date))
-    estimate, se, df = sequential.look(pooled, lineage, method=config.method, vcov=config.vcov, alpha=config.alpha)
     previous = _marker(config, looks[-2]) if len(looks) > 1 else None
+    state = _carried_state(config, ledger, key, looks, previous, outcomes)
+    digest = _keep_state(config, ledger, state, date)
+    pooled = sequential.pooled_table(ledger, key, state)
+    estimate, se, df = sequential.look(pooled, None, method=config.method, vcov=config.vcov, alpha=config.alpha)
     earlier = (previous or {}).get("sequential")
     if earlier is None and len(looks) > 1:  # the first look's results are gone: its tuning, recomputed
-        earlier = {"tau2": _first_tau2(config, ledger, key, looks[0]), "band_low": -math.inf, "band_high": math.inf}
+        first = sequential.pooled_table(ledger, key, _carried_state(config, ledger, key, looks[:1], None, None))
+        se_first = sequential.look(first, None, method=config.method, vcov=config.vcov, alpha=config.alpha)[1]
+        earlier = {"tau2": sequential.tuning(se_first, 1, config.duration_days, config.alpha),
+                   "band_low": -math.inf, "band_high": math.inf}
     tau2 = earlier["tau2"] if earlier else sequential.tuning(se, 1, config.duration_days, config.alpha)
     band = sequential.sequence([estimate], [se], tau2, config.alpha, df).iloc[0]
     low = max(band["cs_low"], earlier["band_low"] if earlier else -math.inf)
     high = min(band["cs_high"], earlier["band_high"] if earlier else math.inf)
-    return sequential.summary(estimate, se, (low, high), tau2=tau2, n_days=len(looks),
-                              planned_days=config.duration_days, df=df)
+    return {**sequential.summary(estimate, se, (low, high), tau2=tau2, n_days=len(looks),
+                                 planned_days=config.duration_days, df=df), "state": digest}
 
 
-def _first_tau2(config: "ExperimentConfig", ledger: "Ledger", key: str, first: dt.date) -> float:
-    return _sequential(config, ledger, key, first)["tau2"]
+def _state_path(config: "ExperimentConfig", date: dt.date) -> Path:
+    """Where the sequential state of a look is kept (a cache: rebuilt when missing)."""
+    return config.results / ".sequential" / f"{date}.parquet"
+
+
+def _carried_state(config: "ExperimentConfig", ledger: "Ledger", key: str, looks: list[dt.date],
+                   previous: dict[str, Any] | None, outcomes: pd.DataFrame | None) -> str:
+    """The state of the look ``looks[-1]`` as a table of the ledger's connection: carried
+    from the look before's file when its digest is the one ``previous`` (that look's
+    day.json) recorded, else added up from the first look (``outcomes``: the last look's,
+    when already read)."""
+    from . import sequential
+
+    con = ledger.connection
+    last = looks[-1]
+    if len(looks) > 1:
+        path = _state_path(config, looks[-2])
+        wanted = ((previous or {}).get("sequential") or {}).get("state")
+        if wanted is not None and file_digest(path) == wanted:
+            con.execute("CREATE OR REPLACE TEMP TABLE seq_carried AS SELECT * FROM read_parquet(?)", [str(path)])
+            today = outcomes if outcomes is not None else _outcomes(config, last)[0]
+            return sequential.carry(ledger, key, "seq_carried", looks[-2], last, today, config.outcome)
+    state, since = None, None
+    for day in looks:  # a loop over the looks so far: only when no state is carried
+        today = outcomes if (day == last and outcomes is not None) else _outcomes(config, day)[0]
+        state = sequential.carry(ledger, key, state, since, day, today, config.outcome,
+                                 out="seq_state_b" if state == "seq_state" else "seq_state")
+        since = day
+    return state
+
+
+def _keep_state(config: "ExperimentConfig", ledger: "Ledger", state: str, date: dt.date) -> str | None:
+    """Write the look's state (sorted, atomically) beside the results and return its
+    digest; states older than the look before are removed (a replay rebuilds them)."""
+    path = _state_path(config, date)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for partial in path.parent.glob(".*.partial"):  # left by a job killed mid-write
+        partial.unlink()
+    with atomic_path(path) as tmp:
+        target = str(tmp).replace("'", "''")
+        ledger.connection.execute(f"COPY (SELECT * FROM {state} ORDER BY unit_id) TO '{target}' (FORMAT PARQUET)")
+    kept = sorted(path.parent.glob("*.parquet"))
+    for stale in kept[:max(0, kept.index(path) - 1)]:
+        stale.unlink(missing_ok=True)
+    return file_digest(path)

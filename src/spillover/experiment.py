@@ -600,7 +600,7 @@ def write_example_data(path: str | os.PathLike, *, n_users: int = 5_000, n_days:
         raise _fail(config.path, "inputs.outcomes", "is needed to write example outcomes")
     first = as_date(start)
     dates = [first + dt.timedelta(days=d) for d in range(n_days)]
-    for date, frame in zip(dates, synth.evolving_memberships(n_users, n_days, seed=seed)):
+    for date, frame in zip(dates, synth.iter_memberships(n_users, n_days, seed=seed)):  # one day in memory
         target = config.input_for(config.memberships, date)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_table(frame, target)
@@ -610,7 +610,7 @@ def write_example_data(path: str | os.PathLike, *, n_users: int = 5_000, n_days:
         dry = dataclasses.replace(config, outcomes=None, folder=scratch)
         for date in dates:  # a loop over days, as the daily job runs
             run(dry, date)
-            arms = read_table(dry.results / str(date) / "arms.parquet")
+            arms = pd.read_parquet(dry.results / str(date) / "arms.parquet", columns=["unit_id", "arm", "component"])
             codes, uniques = pd.factorize(arms["component"])
             y = (effect * (arms["arm"].to_numpy() == 1) + 0.5 * rng.normal(size=len(uniques))[codes]
                  + rng.normal(size=len(arms)))

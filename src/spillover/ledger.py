@@ -65,6 +65,9 @@ _SEALED = {"arms": ("unit_id", "arm", "valid_from", "contaminated", "reason"),
            "events": ("date", "event", "component", "n_units", "arm", "detail")}
 # where a day's rows are dated, per table: what void moves
 _DATED = {"arms": "valid_from", "components": "date", "events": "date", "days": "date"}
+#: How a day's rows are sealed: ``ms1``, a multiset hash (each row's SHA-256 summed), one
+#: streaming pass; seals name their rule, and ledgers sealed by the first rule still verify.
+SEAL_RULE = "ms1"
 _MAGIC = b"DUCK"  # a DuckDB database file has these bytes at offset 8
 LOCK_TIMEOUT = 10.0  # seconds a writer waits for another writer's lock by default
 # each unit's arm in force on $d (its newest row valid from $d or before), and its component where last seen
@@ -321,10 +324,21 @@ class Ledger:
         (True, '2026-11-23')
         """
         table, snapshot = self.stage_users(experiment, date)
-        typed = "CAST(unit_id AS BIGINT)" if self.experiment(experiment)["id_type"] == "int" else "unit_id"
-        frame = self._con.execute(f"SELECT {typed} AS unit_id, arm, contaminated, valid_from, component FROM {table} "
-                                  "ORDER BY 1").df()
+        frame = self._con.execute(f"SELECT {self.typed_id(experiment)} AS unit_id, arm, contaminated, valid_from, "
+                                  f"component FROM {table} ORDER BY 1").df()
         return frame, snapshot
+
+    def typed_id(self, experiment: str, column: str = "unit_id") -> str:
+        """SQL that types ``column`` (an id stored as text) as ``experiment``'s ids went in.
+
+        >>> import tempfile, pathlib
+        >>> from spillover.design import IndividualDesign
+        >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+        ...     record_assignment(ledger, IndividualDesign([1, 2]).assign(seed=1), "exp", "2026-11-23")
+        ...     ledger.typed_id("exp")
+        'CAST(unit_id AS BIGINT)'
+        """
+        return f"CAST({column} AS BIGINT)" if self.experiment(experiment)["id_type"] == "int" else column
 
     def stage_users(self, experiment: str, date) -> tuple[str, dt.date | None]:
         """:meth:`users_on` as a temporary table of this connection (ids as stored text),
@@ -502,20 +516,32 @@ class Ledger:
         return int(n_days)
 
     # -- tamper evidence: each day sealed by a hash chained to the day before
-    def _rows_digest(self, table: str, where: str, params: list[Any]) -> str:
-        """SHA-256 of ``table``'s rows matching ``where``, their sealed columns in a canonical order."""
+    def _rows_digest(self, table: str, where: str, params: list[Any], rule: str = SEAL_RULE) -> str:
+        """The digest of ``table``'s rows matching ``where`` (their sealed columns), by ``rule``:
+        :data:`SEAL_RULE`, each row's SHA-256 summed as two 64-bit numbers with the row count
+        (a multiset hash: one streaming pass, memory flat however many rows a day has); or
+        ``""``, the first rule, one SHA-256 of the rows sorted and joined (memory grows with
+        the day: kept to verify ledgers sealed by it)."""
         columns = _SEALED.get(table) or tuple(c for c in self._columns(table) if c not in ("experiment",))
         row = " || '|' || ".join(f"coalesce(CAST({_quoted(c)} AS VARCHAR), '')" for c in columns)
-        return self._con.execute(f"SELECT sha256(coalesce(string_agg({row}, chr(10) ORDER BY {row}), '')) "
-                                 f"FROM {table} WHERE {where}", params).fetchone()[0]
+        if rule == "":
+            return self._con.execute(f"SELECT sha256(coalesce(string_agg({row}, chr(10) ORDER BY {row}), '')) "
+                                     f"FROM {table} WHERE {where}", params).fetchone()[0]
+        if rule != SEAL_RULE:
+            raise LedgerError(f"seal rule {rule!r} is not known to this version of spillover; upgrade it.")
+        parts = ", ".join(f"coalesce(sum(('0x' || substr(h, {start}, 16))::UBIGINT), 0)" for start in (1, 17))
+        n, high, low = self._con.execute(f"SELECT count(*), {parts} FROM (SELECT sha256({row}) AS h FROM {table} "
+                                         f"WHERE {where})", params).fetchone()
+        return f"{n}:{high}:{low}"
 
     def _columns(self, table: str) -> list[str]:
         return [r[0] for r in self._con.execute(f"DESCRIBE {table}").fetchall()]
 
-    def _chain(self, experiment: str, date: dt.date, summary: str, checksum: str | None, audit_head: str) -> str:
+    def _chain(self, experiment: str, date: dt.date, summary: str, checksum: str | None, audit_head: str,
+               rule: str = SEAL_RULE) -> str:
         """The seal of ``date``: the day before's seal (the experiment's record, for day one),
-        the day's arm, component and event rows, its summary and checksum, and the audit
-        trail's head when the day was recorded."""
+        the day's arm, component and event rows (by the seal ``rule``, which prefixes the
+        seal), its summary and checksum, and the audit trail's head when the day was recorded."""
         before = self._con.execute("SELECT chain FROM days WHERE experiment = ? AND date < ? ORDER BY date DESC "
                                    "LIMIT 1", [experiment, date]).fetchone()
         if before is None:
@@ -524,9 +550,9 @@ class Ledger:
             previous = _sha256("experiment", experiment, *map(str, record or ()))
         else:
             previous = before[0] or ""
-        rows = [self._rows_digest(table, f"experiment = ? AND {_DATED[table]} = ?", [experiment, date])
+        rows = [self._rows_digest(table, f"experiment = ? AND {_DATED[table]} = ?", [experiment, date], rule)
                 for table in _SEALED]
-        return _sha256(previous, str(date), *rows, summary, checksum or "", audit_head)
+        return _sealed(rule, _sha256(previous, str(date), *rows, summary, checksum or "", audit_head))
 
     def _audit_head(self, experiment: str, before: Any = None) -> str:
         """The last audit row's seal for ``experiment`` (recorded before ``before``), or ''."""
@@ -545,9 +571,10 @@ class Ledger:
             chain = _sha256(chain, *map(str, row))
         return chain
 
-    def _voided_digest(self, void_id: int) -> str:
-        """SHA-256 over the rows one void moved, in every ``voided_*`` table."""
-        return _sha256(*(self._rows_digest(f"voided_{table}", "void_id = ?", [void_id]) for table in _DATED))
+    def _voided_digest(self, void_id: int, rule: str = SEAL_RULE) -> str:
+        """The digest of the rows one void moved, in every ``voided_*`` table (seal ``rule``)."""
+        return _sealed(rule, _sha256(*(self._rows_digest(f"voided_{table}", "void_id = ?", [void_id], rule)
+                                       for table in _DATED)))
 
     def verify(self, experiment: str) -> list[str]:
         """Check the experiment's seals: each day's rows, summary and checksum against the
@@ -580,7 +607,7 @@ class Ledger:
             void_id = int(detail.split(":")[0].split()[-1]) if action == "void" and detail.startswith("void ") else None
             if void_id is not None and voided is not None:
                 try:
-                    digest = self._voided_digest(void_id)
+                    digest = self._voided_digest(void_id, _rule_of(voided))
                 except Exception:  # noqa: BLE001 - a voided_* table dropped
                     digest = None
                 if digest != voided:
@@ -591,7 +618,8 @@ class Ledger:
         for date, recorded, summary, checksum, stored in days:  # a loop over days
             if stored is None:
                 continue  # recorded before days were sealed: nothing to check against
-            if self._chain(experiment, date, summary, checksum, self._audit_head(experiment, recorded)) != stored:
+            if self._chain(experiment, date, summary, checksum, self._audit_head(experiment, recorded),
+                           _rule_of(stored)) != stored:
                 problems.insert(0, f"day {date}: its arms, components, events or summary differ from what was sealed "
                                    "(edited, added or removed rows; or an audit row before it removed)")
                 break
@@ -621,18 +649,16 @@ class Ledger:
             self._con.execute(f"INSERT INTO {table} BY NAME SELECT $e AS experiment, {columns} FROM {frame}",
                               {"e": experiment, "d": date})
             return
-        frame = frame.copy()
-        frame.insert(0, "experiment", experiment)
-        if table == "arms":
-            frame = frame.assign(valid_from=date)[["experiment", "unit_id", "arm", "valid_from", "contaminated", "reason"]]
-        else:
-            frame.insert(1, "date", date)
-        for column in ("unit_id", "component"):  # ids are stored as text, typed on read
-            if column in frame:
-                frame[column] = frame[column].astype(str)
+        dated = "valid_from" if table == "arms" else "date"
+        texts = {c: frame[c] if frame[c].dtype.kind in "iu" else frame[c].astype(str)  # ids stored as text
+                 for c in ("unit_id", "component") if c in frame}
+        frame = frame.assign(**texts).drop(columns=[dated], errors="ignore")
+        select = ", ".join(f"CAST({_quoted(c)} AS VARCHAR) AS {_quoted(c)}" if c in texts else _quoted(c)
+                           for c in frame.columns)  # integer ids made text in SQL, not as a million Python strings
         self._con.register("incoming", frame)
         try:
-            self._con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+            self._con.execute(f"INSERT INTO {table} BY NAME SELECT $e AS experiment, $d AS {dated}, {select} "
+                              "FROM incoming", {"e": experiment, "d": date})
         finally:
             self._con.unregister("incoming")
 
@@ -660,6 +686,16 @@ def record_assignment(ledger: Ledger, assignment, experiment: str, date, *, allo
                         "params": params, "id_type": id_type(assignment.units)},
         allow_future=allow_future,
     )
+
+
+def _sealed(rule: str, digest: str) -> str:
+    """A seal names the rule that made it (the first rule's seals are bare hex)."""
+    return f"{rule}:{digest}" if rule else digest
+
+
+def _rule_of(seal: str) -> str:
+    """The rule a stored seal was made by (:func:`_sealed`)."""
+    return seal.split(":", 1)[0] if ":" in seal else ""
 
 
 def _sha256(*parts: str) -> str:

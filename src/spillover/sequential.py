@@ -41,8 +41,9 @@ import pandas as pd
 if TYPE_CHECKING:
     from .ledger import Ledger
 
-__all__ = ["INFERENCE", "best_ratio", "calibrate", "days_to_detection", "half_width", "lineage_clusters", "lineage_codes", "look", "pooled_outcomes",
-           "sequence", "summary", "tuning"]
+__all__ = ["INFERENCE", "STATE_COLUMNS", "best_ratio", "calibrate", "carry", "days_to_detection", "half_width",
+           "lineage_clusters", "lineage_codes", "lineage_table", "look", "pooled_outcomes", "pooled_table", "sequence",
+           "summary", "tuning"]
 
 #: The daily job's inference rules: ``sequential`` (always valid, the default for a job that
 #: reports daily) and ``fixed`` (one look at the planned end).
@@ -191,6 +192,26 @@ def lineage_codes(con, relation: str) -> pd.Series:
     components of users and the (component, day) pairs they were in, found in SQL (each
     pair a star on its smallest user), numbered by their smallest unit id as text. Memory
     stays in DuckDB however many days the experiment has run."""
+    table = lineage_table(con, relation)
+    frame = con.execute(f"SELECT unit_id, dense_rank() OVER (ORDER BY lineage) - 1 AS code FROM {table}").df()
+    return pd.Series(frame["code"].to_numpy(dtype=np.int64), index=pd.Index(frame["unit_id"]), name="cluster_id")
+
+
+def lineage_table(con, relation: str, out: str = "lineage") -> str:
+    """:func:`lineage_codes` as a temporary table ``out`` of ``con``: ``unit_id, lineage``
+    (the lineage's smallest unit id, both as text). Returns its name.
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> con = duckdb.connect()
+    >>> rows = pd.DataFrame({"unit_id": [1, 2, 3, 2, 3, 4], "component": ["a", "a", "b", "c", "c", "d"],
+    ...                      "date": ["d1"] * 3 + ["d2"] * 3})
+    >>> con.register("rows", rows)  # doctest: +ELLIPSIS
+    <...>
+    >>> con.execute(f"SELECT * FROM {lineage_table(con, 'rows')} ORDER BY unit_id").fetchall()
+    [('1', '1'), ('2', '1'), ('3', '1'), ('4', '4')]
+    """
     from .engines import sql
     from .engines.duck import propagate_labels
 
@@ -201,9 +222,88 @@ def lineage_codes(con, relation: str) -> pd.Series:
         FROM {relation} x JOIN lin_units u ON CAST(x.unit_id AS VARCHAR) = u.unit_id""")
     con.execute(f"CREATE OR REPLACE TEMP TABLE lin_edges AS {sql.stars('lin_pairs', 'g', 'v')}")
     propagate_labels(con, "SELECT v FROM lin_units", edges="lin_edges", out="lin_label")
-    frame = con.execute("SELECT u.unit_id, dense_rank() OVER (ORDER BY x.l) - 1 AS code FROM lin_units u "
-                        "JOIN lin_label x ON u.v = x.v").df()
-    return pd.Series(frame["code"].to_numpy(dtype=np.int64), index=pd.Index(frame["unit_id"]), name="cluster_id")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {out} AS
+                    SELECT u.unit_id, min(u.unit_id) OVER (PARTITION BY x.l) AS lineage FROM lin_units u JOIN lin_label x ON u.v = x.v""")
+    for table in ("lin_units", "lin_pairs", "lin_edges", "lin_label"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return out
+
+
+#: The columns of the state the daily job carries from one look to the next (:func:`carry`).
+STATE_COLUMNS = ("unit_id", "lineage", "y_sum", "n_days", "arm_low", "arm_high")
+
+
+def carry(ledger: "Ledger", experiment: str, state: str | None, since: Any, date: Any,
+          outcomes: pd.DataFrame | None, outcome: str, out: str = "seq_state") -> str:
+    """The next look's state from the last one's: ``state`` (a table of ``con`` with
+    :data:`STATE_COLUMNS`, the users seen up to day ``since``; None before the first look)
+    joined with the component rows of the days after ``since`` up to ``date`` (the
+    lineages grow by them) and ``date``'s ``outcomes`` (each analysed user's sum, count of
+    days and lowest and highest arm grow by them). Written to table ``out``; its name.
+    Each day adds to the sums in day order, so a state carried day by day equals one
+    rebuilt from the first day, bit for bit; and memory holds one day's outcomes.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from spillover import synth
+    >>> from spillover.evolve import start
+    >>> from spillover.ledger import Ledger
+    >>> snapshot = synth.evolving_memberships(300, n_days=1, seed=1)[0]
+    >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
+    ...     _ = start(ledger, snapshot, "2026-11-23", salt="exp", design="cluster")
+    ...     users = snapshot["user_id"].unique()
+    ...     first = carry(ledger, "exp", None, None, "2026-11-23", pd.DataFrame({"unit_id": users, "y": 1.0}), "y")
+    ...     state = ledger.connection.execute(f"SELECT sum(n_days), sum(y_sum) FROM {first}").fetchone()
+    >>> state == (len(users), float(len(users)))
+    True
+    """
+    from .ledger import as_date
+
+    con = ledger.connection
+    users, _ = ledger.stage_users(experiment, date)
+    carried = (f"SELECT unit_id, 'lineage ' || lineage AS component, 'carried' AS date FROM {state} UNION ALL "
+               if state is not None else "")
+    after = "AND date > $since" if since is not None else ""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE seq_rows AS {carried}
+                    SELECT unit_id, component, CAST(date AS VARCHAR) AS date FROM components
+                    WHERE experiment = $e AND date <= $d {after}""",
+                {"e": experiment, "d": as_date(date), **({"since": as_date(since)} if since is not None else {})})
+    lineage = lineage_table(con, "seq_rows", out="seq_lineage")
+    frame = pd.DataFrame({"unit_id": pd.Series(dtype=str), "y": pd.Series(dtype=float)}) if outcomes is None else (
+        pd.DataFrame({"unit_id": outcomes["unit_id"].astype(str).to_numpy(),
+                      "y": outcomes[outcome].to_numpy(dtype=float)}))
+    con.register("seq_outcomes", frame)
+    previous = state if state is not None else ("(SELECT NULL::VARCHAR AS unit_id, NULL::DOUBLE AS y_sum, "
+                                                "NULL::INTEGER AS n_days, NULL::INTEGER AS arm_low, "
+                                                "NULL::INTEGER AS arm_high WHERE false)")
+    try:
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {out} AS
+            WITH today AS (SELECT u.unit_id, CAST(u.arm AS INTEGER) AS arm, o.y FROM {users} u
+                           JOIN seq_outcomes o ON o.unit_id = u.unit_id
+                           WHERE u.arm >= 0 AND NOT u.contaminated AND o.y IS NOT NULL AND NOT isnan(o.y))
+            SELECT l.unit_id, l.lineage,
+                   CASE WHEN t.unit_id IS NULL THEN p.y_sum ELSE coalesce(p.y_sum, 0.0) + t.y END AS y_sum,
+                   CAST(coalesce(p.n_days, 0) + CAST(t.unit_id IS NOT NULL AS INTEGER) AS INTEGER) AS n_days,
+                   least(p.arm_low, t.arm) AS arm_low, greatest(p.arm_high, t.arm) AS arm_high
+            FROM {lineage} l LEFT JOIN {previous} p ON p.unit_id = l.unit_id
+            LEFT JOIN today t ON t.unit_id = l.unit_id""")
+    finally:
+        con.unregister("seq_outcomes")
+    con.execute(f"DROP TABLE IF EXISTS {lineage}")
+    con.execute("DROP TABLE IF EXISTS seq_rows")
+    return out
+
+
+def pooled_table(ledger: "Ledger", experiment: str, state: str) -> pd.DataFrame:
+    """The users a look analyses from a carried ``state`` (:func:`carry`): those with
+    outcomes on at least one day and one arm throughout, with their mean outcome over
+    those days (``y``), ``n_days``, ``arm`` and lineage (``cluster_id``, dense, numbered by
+    the lineage's smallest unit id), ids typed as they went in, sorted."""
+    return ledger.connection.execute(f"""
+        SELECT {ledger.typed_id(experiment)} AS unit_id, y_sum / n_days AS y, n_days, arm_low AS arm,
+               dense_rank() OVER (ORDER BY lineage) - 1 AS cluster_id
+        FROM {state} WHERE n_days > 0 AND arm_low = arm_high ORDER BY 1""").df()
 
 
 def pooled_outcomes(ledger: "Ledger", experiment: str, days: Iterable[tuple[Any, pd.DataFrame]],
@@ -211,8 +311,8 @@ def pooled_outcomes(ledger: "Ledger", experiment: str, days: Iterable[tuple[Any,
     """Per user over the days so far (``days``: each day's date and outcomes, read one at
     a time): the mean outcome, the number of days it averages and the arm, for the users
     analysed that day (arm 0 or more, not contaminated, in the ledger); users whose arm
-    changed between days are left out (their outcomes mix arms). The days are stacked in
-    DuckDB beside the ledger, so memory holds one day's outcomes at a time.
+    changed between days are left out (their outcomes mix arms). The days are added up in
+    DuckDB beside the ledger (:func:`carry`), so memory holds one day's outcomes at a time.
 
     Examples
     --------
@@ -229,34 +329,23 @@ def pooled_outcomes(ledger: "Ledger", experiment: str, days: Iterable[tuple[Any,
     >>> len(pooled) == len(users), pooled["y"].unique().tolist(), int(pooled["n_days"].max())
     (True, [2.0], 2)
     """
-    con = ledger.connection
-    con.execute("CREATE OR REPLACE TEMP TABLE pool_rows (unit_id VARCHAR, arm INTEGER, y DOUBLE, d INTEGER)")
-    integer = ledger.experiment(experiment)["id_type"] == "int"
-    for d, (date, outcomes) in enumerate(days):  # a loop over days: a few dozen, one day's outcomes in memory
-        table, _ = ledger.stage_users(experiment, date)
-        frame = pd.DataFrame({"unit_id": outcomes["unit_id"].to_numpy(), "y": outcomes[outcome].to_numpy()})
-        if integer and len(frame):
-            frame["unit_id"] = frame["unit_id"].astype(np.int64)
-        con.register("pool_outcomes", frame)
-        try:
-            con.execute(f"""INSERT INTO pool_rows SELECT u.unit_id, u.arm, CAST(o.y AS DOUBLE), {d} FROM {table} u
-                            JOIN pool_outcomes o ON CAST(o.unit_id AS VARCHAR) = u.unit_id
-                            WHERE u.arm >= 0 AND NOT u.contaminated AND o.y IS NOT NULL""")
-        finally:
-            con.unregister("pool_outcomes")
-    typed = "CAST(unit_id AS BIGINT)" if integer else "unit_id"
-    # each user's mean summed in day order: a parallel avg() would add in another order on each run
-    return con.execute(f"""SELECT {typed} AS unit_id, list_avg(list(y ORDER BY d)) AS y, count(*) AS n_days,
-                                  min(arm) AS arm FROM pool_rows
-                           GROUP BY unit_id HAVING count(DISTINCT arm) = 1 ORDER BY 1""").df()
+    state, since = None, None
+    for date, outcomes in days:  # a loop over days: a few dozen, one day's outcomes in memory
+        state = carry(ledger, experiment, state, since, date, outcomes, outcome,
+                      out="pool_state_b" if state == "pool_state_a" else "pool_state_a")
+        since = date
+    if state is None:
+        return pd.DataFrame({"unit_id": [], "y": [], "n_days": [], "arm": []})
+    return pooled_table(ledger, experiment, state).drop(columns="cluster_id")
 
 
-def look(pooled: pd.DataFrame, lineage: pd.Series, *, method: str, vcov: str,
+def look(pooled: pd.DataFrame, lineage: pd.Series | None, *, method: str, vcov: str,
          alpha: float) -> tuple[float, float, float]:
     """One look: the estimate on the users' outcomes pooled over the days so far
     (``pooled``: ``unit_id, y, arm``, :func:`pooled_outcomes`), its standard error and
     degrees of freedom, by :func:`spillover.estimate.estimate` with ``method`` and ``vcov``
-    errors clustered by ``lineage`` (:func:`lineage_codes`, indexed by unit id as text).
+    errors clustered by ``lineage`` (:func:`lineage_codes`, indexed by unit id as text; or
+    None when ``pooled`` has them as ``cluster_id``, as :func:`pooled_table` gives).
 
     Examples
     --------
@@ -271,8 +360,9 @@ def look(pooled: pd.DataFrame, lineage: pd.Series, *, method: str, vcov: str,
 
     from .estimate import estimate
 
-    clusters = pd.DataFrame({"unit_id": pooled["unit_id"],
-                             "cluster_id": lineage.reindex(pooled["unit_id"].astype(str).to_numpy()).to_numpy()})
+    codes = (pooled["cluster_id"].to_numpy() if lineage is None else
+             lineage.reindex(pooled["unit_id"].astype(str).to_numpy()).to_numpy())
+    clusters = pd.DataFrame({"unit_id": pooled["unit_id"], "cluster_id": codes})
     exposure = pd.DataFrame({"unit_id": pooled["unit_id"], "arm": pooled["arm"],
                              "condition": np.where(pooled["arm"] >= 1, "treated", "control")})
     with warnings.catch_warnings():

@@ -7,6 +7,8 @@ communities, teams) is returned in the graph's node data.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -15,7 +17,7 @@ from .errors import InputError
 from .graph import EDGE_DTYPE, BipartiteGraph, CollaborationNetwork, SocialGraph
 from .seeds import check_seed
 
-__all__ = ["collaboration_memberships", "collaboration_network", "edge_table", "evolving_memberships", "marketplace",
+__all__ = ["collaboration_memberships", "collaboration_network", "edge_table", "evolving_memberships", "iter_memberships", "marketplace",
            "small_world", "social_graph"]
 
 def _power_law_sizes(
@@ -318,7 +320,8 @@ def edge_table(graph: SocialGraph, source: str = "source", target: str = "target
 def evolving_memberships(
     n_users: int = 5_000, n_days: int = 30, *, churn: float = 0.01, seed: int | None = 0
 ) -> list[pd.DataFrame]:
-    """Daily membership snapshots of a collaboration network with churn.
+    """Daily membership snapshots of a collaboration network with churn (all in memory:
+    :func:`iter_memberships` yields them one at a time).
 
     Day one is :func:`collaboration_network`. Each later day a ``churn`` share of
     memberships ends (components shrink, split or vanish), as many new users arrive (half
@@ -331,13 +334,28 @@ def evolving_memberships(
     >>> len(days), days[0].columns.tolist()
     (3, ['user_id', 'project_id', 'account_id', 'usage'])
     """
+    return list(iter_memberships(n_users, n_days, churn=churn, seed=seed))
+
+
+def iter_memberships(
+    n_users: int = 5_000, n_days: int = 30, *, churn: float = 0.01, seed: int | None = 0
+) -> Iterator[pd.DataFrame]:
+    """:func:`evolving_memberships`' snapshots, yielded one day at a time: memory holds
+    one day (what writing 30 days of 10 million users needs).
+
+    Examples
+    --------
+    >>> [len(day) for day in iter_memberships(1_000, n_days=3, seed=1)] == [
+    ...     len(day) for day in evolving_memberships(1_000, n_days=3, seed=1)]
+    True
+    """
     rng = check_seed(seed)
     frame = collaboration_memberships(collaboration_network(n_users, seed=seed))
     account_of = frame.drop_duplicates("project_id").set_index("project_id")["account_id"]
     usage = frame.drop_duplicates("user_id").set_index("user_id")["usage"]
     next_user, next_project = int(frame["user_id"].max()) + 1, int(frame["project_id"].max()) + 1
     next_account = int(frame["account_id"].max()) + 1
-    days = [frame]
+    yield frame
     for _ in range(n_days - 1):  # a loop over days; each day's changes are vectorised
         keep = rng.random(len(frame)) >= churn
         frame = frame[keep]
@@ -360,5 +378,5 @@ def evolving_memberships(
         extra["account_id"] = account_of.reindex(extra["project_id"]).to_numpy()
         extra["usage"] = usage.reindex(extra["user_id"]).to_numpy()
         frame = pd.concat([frame, extra], ignore_index=True).drop_duplicates(["user_id", "project_id"])
-        days.append(frame.reset_index(drop=True))
-    return days
+        frame = frame.reset_index(drop=True)
+        yield frame

@@ -231,10 +231,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
                    "n_sellers": market.n_treated_side, "n_links": market.n_edges, "categories": args.categories}
     elif args.kind == "memberships":
         start = as_date(args.start)
-        days = synth.evolving_memberships(args.users, args.days, seed=args.seed)
-        paths = [Path(args.out) / f"memberships-{start + dt.timedelta(days=d)}.parquet" for d in range(len(days))]
-        for path, frame in zip(paths, days):
-            write_table(frame, path)
+        paths = [Path(args.out) / f"memberships-{start + dt.timedelta(days=d)}.parquet" for d in range(args.days)]
+        for path, frame in zip(paths, synth.iter_memberships(args.users, args.days, seed=args.seed)):
+            write_table(frame, path)  # one day in memory at a time
         summary = {"kind": "memberships", "out": args.out, "files": [str(p) for p in paths]}
     else:
         if not (args.edges and args.assignment):

@@ -146,14 +146,22 @@ def _jsonable(value: Any) -> Any:
 _PER_UNIT_PARAMS = ("cluster_saturation", "unit_branch", "stage")
 
 
+_CHUNK = 1 << 20  # rows whose ids are made text at once in a checksum
+
+
 def clusters_checksum(units: pd.Index, clusters: np.ndarray | pd.Series) -> str:
     """A fingerprint of the unit-to-cluster map (order-free): equal maps, equal text.
 
     >>> clusters_checksum(pd.Index(["a", "b"]), ["x", "y"]) == clusters_checksum(pd.Index(["b", "a"]), ["y", "x"])
     True
     """
-    frame = pd.DataFrame({"u": pd.Index(units).astype(str), "c": pd.Series(np.asarray(clusters)).astype(str).to_numpy()})
-    hashed = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+    units, clusters = pd.Index(units), np.asarray(clusters)
+    hashed = np.empty(len(units), dtype=np.uint64)
+    for start in range(0, len(units), _CHUNK):  # a loop over chunks: ids become text a million at a time
+        part = slice(start, start + _CHUNK)
+        frame = pd.DataFrame({"u": units[part].astype(str), "c": pd.Series(clusters[part]).astype(str).to_numpy()})
+        hashed[part] = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    hashed.sort()
     return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
 
 
