@@ -202,6 +202,33 @@ def test_killed_mid_day_on_duckdb_and_run_again_the_results_are_the_memory_engin
         assert not list((folder / "results").rglob("*.partial"))
 
 
+@pytest.mark.spark  # three kills on Spark (local mode), each followed by a run to day 5
+def test_killed_mid_day_on_spark_and_run_again_the_results_are_the_memory_engines(example, on_memory, tmp_path):
+    """Killed (SIGKILL, exit 137) on Spark at the ledger's commit, a result file's rename or
+    before a day's marker (the 2nd, 3rd or 5th time the job passes it), then run again: the
+    first five days' results are the uninterrupted memory run's, byte for byte."""
+    from spillover.engines.spark import java_available
+
+    if not java_available():
+        pytest.skip("no Java runtime here: the Spark engine needs Java 17")
+    last = "2026-11-05"
+
+    def job(folder: Path, crash_at: str = "") -> int:
+        return subprocess.run([sys.executable, "-m", "spillover", "run", str(folder / "experiment.toml"), "--engine",
+                               "spark", "--spark-master", "local[2]", "--date", last, "--json"],
+                              env={**os.environ, "SPILLOVER_CRASH_AT": crash_at}, capture_output=True,
+                              text=True).returncode
+
+    expected = {name: data for name, data in results(on_memory).items() if name[:10] <= last}
+    for trial, point in enumerate(("ledger-before-commit:2", "file-before-rename:3", "before-marker:5")):
+        folder = copy_of(example, tmp_path / f"trial-{trial}")
+        assert job(folder, point) == 137, point
+        assert job(folder) == 0, point
+        got = results(folder)
+        assert sorted(got) == sorted(expected) and [n for n in got if got[n] != expected[n]] == [], point
+        assert not list((folder / "results").rglob("*.partial"))
+
+
 def test_run_refuses_an_engine_without_the_daily_step(tmp_path, capsys):
     path = tmp_path / "experiment.toml"
     path.write_text(EXAMPLE.replace('engine = "memory"', 'engine = "polars"'))

@@ -96,6 +96,31 @@ def test_the_running_band_never_widens_and_lineages_follow_merges():
     assert lineage_clusters(rows).tolist() == [0, 0, 1, 1]
 
 
+def test_lineages_grown_day_by_day_equal_those_of_the_whole_history():
+    """Random memberships over eight days (users come and go, components merge and split):
+    the lineages grown one day at a time equal :func:`lineage_table` over every row, names too."""
+    import duckdb
+
+    from spillover.sequential import _grown_lineages, lineage_table
+
+    rng = np.random.default_rng(5)
+    con = duckdb.connect()
+    days = [pd.DataFrame({"unit_id": rng.choice(400, size=250, replace=False).astype(str),
+                          "component": rng.integers(0, 150, size=250).astype(str), "date": f"2026-11-0{d + 1}"})
+            for d in range(8)]
+    state = None
+    for d, day in enumerate(days):  # a loop over eight days
+        con.register("day_rows", day)
+        con.execute("CREATE OR REPLACE TABLE today AS SELECT * FROM day_rows")
+        grown = _grown_lineages(con, state, "today", out=f"grown_{d}")
+        state = grown
+        con.register("all_rows", pd.concat(days[:d + 1]))
+        whole = lineage_table(con, "all_rows", out="whole")
+        assert con.execute(f"SELECT * FROM {grown} ORDER BY unit_id").fetchall() == \
+            con.execute(f"SELECT * FROM {whole} ORDER BY unit_id").fetchall(), d
+    assert con.execute(f"SELECT count(DISTINCT lineage) FROM {state}").fetchone()[0] > 1
+
+
 @pytest.fixture(scope="module")
 def example(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("sequential")

@@ -25,15 +25,17 @@ Everything is checked before anything is written: a refused run leaves no file b
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import math
 import shutil
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -71,6 +73,14 @@ class Decision:
     def to_dict(self) -> dict[str, str]:
         """``date``, ``action`` and ``reason``, as ``run --json`` prints them."""
         return asdict(self)
+
+
+@contextlib.contextmanager
+def _step(say: Callable[[str], Any], what: str) -> Iterator[None]:
+    """Say ``what`` was done, and in how long, once it is (the daily job's progress per step)."""
+    began = time.perf_counter()
+    yield
+    say(f"  {what} ({time.perf_counter() - began:.1f} s)")
 
 
 def file_digest(path: str | Path) -> str | None:
@@ -284,7 +294,8 @@ def _walk(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.date], 
     key = experiment_key(config, ledger.experiments()["experiment"].tolist())
     known = key in ledger.experiments()["experiment"].tolist()
     if known:
-        problems = ledger.verify(key)  # the seals, before anything is read from it or appended
+        with _step(say, "the ledger's seals verified"):
+            problems = ledger.verify(key)  # the seals, before anything is read from it or appended
         if problems:
             raise LedgerError(f"ledger '{config.ledger_path}' fails its seals: {problems[0]}; nothing was run. "
                               "`spillover ledger verify` lists every problem; restore the ledger from a backup.")
@@ -321,7 +332,8 @@ def _walk(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.date], 
             decisions.append(Decision(str(date), "replay", why))
             say(f"{date}: {why}")
         if date not in recorded:
-            members = engine.snapshot(snapshot) if date in available else None
+            with _step(say, f"{date}: the snapshot read and split into components on {engine.name}"):
+                members = engine.snapshot(snapshot) if date in available else None
             previous = max(recorded) if recorded else None
             action = "run" if members is not None else "carry"
             reason = ("recorded and analysed" if members is not None else
@@ -330,7 +342,7 @@ def _walk(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.date], 
             if members is None:
                 warnings.warn(f"{config.path.name}: {reason}.", DataWarning, stacklevel=3)
             summaries.append(_run_day(config, ledger, key, date, members, record=True, known=bool(recorded),
-                                      engine=engine))
+                                      engine=engine, say=say))
             if warehouse is not None:
                 from .warehouse import publish
 
@@ -352,7 +364,7 @@ def _walk(config: "ExperimentConfig", ledger: "Ledger", on_disk: list[dt.date], 
                           "an earlier day changed: its always-valid band is recomputed" if written == inputs else
                           "outcomes arrived or changed since the day was analysed"
                           if written.get("memberships") == digest else "results written from other inputs")
-                summaries.append(_run_day(config, ledger, key, date, None, record=False, known=True))
+                summaries.append(_run_day(config, ledger, key, date, None, record=False, known=True, say=say))
                 decisions.append(Decision(str(date), "reanalyse", reason))
                 changed = True
                 say(f"{date}: {reason}: analysed again, arms as recorded that day")
@@ -396,7 +408,8 @@ def _check_snapshot(config: "ExperimentConfig", key: str, date: dt.date, snapsho
 
 
 def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.date,
-             members: "Snapshot | None", *, record: bool, known: bool, engine: "Engine | None" = None) -> dict[str, Any]:
+             members: "Snapshot | None", *, record: bool, known: bool, engine: "Engine | None" = None,
+             say: Callable[[str], Any] = lambda message: None) -> dict[str, Any]:
     """One day: (when ``record``) the ledger's day from the snapshot, or carried without
     one; then the day's results from the arms the ledger had that day."""
     from .evolve import DayReport, evolve, start
@@ -419,9 +432,11 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
 
             spec = check_spec(config.design_spec())
             options = {k: v for k, v in spec.items() if k not in ("design", "cluster_col")}
-            start(ledger, members, date, salt=config.salt, design=spec["design"], experiment=key, **options)
+            with _step(say, f"{date}: day one assigned and recorded"):
+                start(ledger, members, date, salt=config.salt, design=spec["design"], experiment=key, **options)
         else:
-            evolve(ledger, members, date, experiment=key, engine=engine)
+            with _step(say, f"{date}: changes against the ledger found and recorded"):
+                evolve(ledger, members, date, experiment=key, engine=engine)
         crash_point("after-ledger")
     day = DayReport(**ledger.day_summary(key, date))
     carried = ledger.checksums(key).get(date) == MISSING
@@ -461,7 +476,7 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
         exposure = pd.DataFrame({"unit_id": active["unit_id"], "arm": active["arm"],
                                  "condition": np.where(active["arm"] >= 1, "treated", "control")})
         clusters = pd.DataFrame({"unit_id": active["unit_id"], "cluster_id": active["component"]})
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, _step(say, f"{date}: {len(active):,} users analysed"):
             warnings.simplefilter("always")
             effects = estimate(outcomes[outcomes["unit_id"].isin(active["unit_id"])], exposure, config.method,
                                clusters=clusters, outcome_col=config.outcome, vcov=config.vcov, alpha=config.alpha,
@@ -471,7 +486,8 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
         summary["notes"] = list(effects.notes) + sorted({str(w.message) for w in caught})
         write_table(effects.to_frame(), folder / "effects.csv")
         if config.inference == "sequential" and effects.effects:
-            summary["sequential"] = _sequential(config, ledger, key, date, outcomes)
+            with _step(say, f"{date}: the always-valid band"):
+                summary["sequential"] = _sequential(config, ledger, key, date, outcomes)
     elif (folder / "effects.csv").exists():
         (folder / "effects.csv").unlink()  # a replayed day whose outcomes went away
     crash_point("before-marker")

@@ -262,17 +262,15 @@ def carry(ledger: "Ledger", experiment: str, state: str | None, since: Any, date
 
     con = ledger.connection
     users, _ = ledger.stage_users(experiment, date)
-    carried = (f"SELECT unit_id, 'lineage ' || lineage AS component, 'carried' AS date FROM {state} UNION ALL "
-               if state is not None else "")
     after = "AND date > $since" if since is not None else ""
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE seq_rows AS {carried}
-                    SELECT unit_id, component, CAST(date AS VARCHAR) AS date FROM components
-                    WHERE experiment = $e AND date <= $d {after}""",
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE seq_rows AS
+                    SELECT CAST(unit_id AS VARCHAR) AS unit_id, component, CAST(date AS VARCHAR) AS date
+                    FROM components WHERE experiment = $e AND date <= $d {after}""",
                 {"e": experiment, "d": as_date(date), **({"since": as_date(since)} if since is not None else {})})
-    lineage = lineage_table(con, "seq_rows", out="seq_lineage")
-    frame = pd.DataFrame({"unit_id": pd.Series(dtype=str), "y": pd.Series(dtype=float)}) if outcomes is None else (
-        pd.DataFrame({"unit_id": outcomes["unit_id"].astype(str).to_numpy(),
-                      "y": outcomes[outcome].to_numpy(dtype=float)}))
+    lineage = _grown_lineages(con, state, "seq_rows")
+    ids = outcomes["unit_id"] if outcomes is not None else pd.Series(dtype=str)
+    frame = pd.DataFrame({"unit_id": ids if ids.dtype.kind in "iu" else ids.astype(str),  # made text in SQL
+                          "y": (outcomes[outcome] if outcomes is not None else pd.Series(dtype=float)).to_numpy(float)})
     con.register("seq_outcomes", frame)
     previous = state if state is not None else ("(SELECT NULL::VARCHAR AS unit_id, NULL::DOUBLE AS y_sum, "
                                                 "NULL::INTEGER AS n_days, NULL::INTEGER AS arm_low, "
@@ -280,7 +278,7 @@ def carry(ledger: "Ledger", experiment: str, state: str | None, since: Any, date
     try:
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {out} AS
             WITH today AS (SELECT u.unit_id, CAST(u.arm AS INTEGER) AS arm, o.y FROM {users} u
-                           JOIN seq_outcomes o ON o.unit_id = u.unit_id
+                           JOIN seq_outcomes o ON CAST(o.unit_id AS VARCHAR) = u.unit_id
                            WHERE u.arm >= 0 AND NOT u.contaminated AND o.y IS NOT NULL AND NOT isnan(o.y))
             SELECT l.unit_id, l.lineage,
                    CASE WHEN t.unit_id IS NULL THEN p.y_sum ELSE coalesce(p.y_sum, 0.0) + t.y END AS y_sum,
@@ -290,8 +288,31 @@ def carry(ledger: "Ledger", experiment: str, state: str | None, since: Any, date
             LEFT JOIN today t ON t.unit_id = l.unit_id""")
     finally:
         con.unregister("seq_outcomes")
-    con.execute(f"DROP TABLE IF EXISTS {lineage}")
-    con.execute("DROP TABLE IF EXISTS seq_rows")
+    for table in (lineage, "seq_rows"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return out
+
+
+def _grown_lineages(con, state: str | None, rows: str, out: str = "seq_lineage") -> str:
+    """The lineages of ``state`` (``unit_id, lineage``, or None) grown by the component
+    rows ``rows`` (``unit_id, component, date`` as text), as table ``out``: each user's
+    lineage, named by its smallest unit id. Only the components that join two lineages (or
+    a lineage and a new user) are walked (:func:`lineage_table` on them, with each lineage
+    standing for its users); every other user keeps its lineage. The same partition and
+    names as :func:`lineage_table` over every day's rows, from one day's."""
+    carried = (f"SELECT unit_id, lineage AS label FROM {state} UNION ALL "
+               f"SELECT DISTINCT r.unit_id, r.unit_id FROM {rows} r ANTI JOIN {state} s ON s.unit_id = r.unit_id"
+               if state is not None else f"SELECT DISTINCT unit_id, unit_id AS label FROM {rows}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE seq_labels AS {carried}")  # a new user stands for itself
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE seq_links AS
+        SELECT label AS unit_id, component, date FROM (SELECT DISTINCT r.component, r.date, l.label FROM {rows} r
+                                                       JOIN seq_labels l ON l.unit_id = r.unit_id)
+        QUALIFY count(*) OVER (PARTITION BY component, date) > 1""")
+    merged = lineage_table(con, "seq_links", out="seq_merged")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {out} AS SELECT l.unit_id, coalesce(m.lineage, l.label) AS lineage
+                    FROM seq_labels l LEFT JOIN {merged} m ON m.unit_id = l.label""")
+    for table in ("seq_labels", "seq_links", merged):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     return out
 
 
