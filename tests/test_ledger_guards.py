@@ -237,3 +237,23 @@ def test_seals_are_a_multiset_hash_and_ledgers_sealed_by_the_first_rule_still_ve
         assert ledger.verify("exp")[0].startswith("day 2026-11-22")
     finally:
         ledger.close()
+
+
+@pytest.mark.parametrize("edit", [
+    "UPDATE arms SET arm = 1 - arm WHERE unit_id = (SELECT min(unit_id) FROM arms WHERE arm >= 0)",
+    "UPDATE components SET stratum = stratum + 1 WHERE unit_id = (SELECT min(unit_id) FROM components)",
+    "DELETE FROM events WHERE component = (SELECT min(component) FROM events)",
+    "UPDATE experiments SET salt = 'other'",
+    "UPDATE days SET summary = summary || ' '",
+    "DELETE FROM ledger_fingerprints",
+])
+def test_the_fingerprint_follows_every_write_and_any_edit_sends_the_run_to_the_seals(tmp_path, snapshots, edit):
+    ledger = _started(tmp_path / "l.duckdb", snapshots)
+    try:
+        assert ledger.unchanged("exp")  # start and two evolves: the stored fingerprint grew with each day
+        ledger.void("exp", DAYS[2], reason="test")
+        assert ledger.unchanged("exp")  # a void: stored whole
+        ledger.connection.execute(edit)
+        assert not ledger.unchanged("exp")
+    finally:
+        ledger.close()

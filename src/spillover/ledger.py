@@ -73,8 +73,8 @@ LOCK_TIMEOUT = 10.0  # seconds a writer waits for another writer's lock by defau
 # each unit's arm in force on $d (its newest row valid from $d or before), and its component where last seen
 _ARMS_IN_FORCE = ("SELECT unit_id, arm, contaminated, valid_from FROM arms WHERE experiment = $e AND valid_from <= $d "
                   "QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY valid_from DESC) = 1")
-_LAST_SEEN = ("SELECT unit_id, component, stratum, date FROM components WHERE experiment = $e "
-              "QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY date DESC) = 1")
+_LAST_SEEN = ("SELECT unit_id, arg_max(component, date) AS component, arg_max(stratum, date) AS stratum, "
+              "max(date) AS date FROM components WHERE experiment = $e GROUP BY unit_id")  # one row per user a day
 _ALWAYS = dt.date(9999, 12, 31)  # a date after every recorded one: the arm in force now
 
 __all__ = ["Ledger", "create_tables", "record_assignment"]
@@ -435,6 +435,7 @@ class Ledger:
                 "INSERT INTO days (experiment, date, recorded, summary, checksum, chain) VALUES (?, ?, now(), ?, ?, ?)",
                 [experiment, date, text, checksum, chain],
             )
+            self._store_fingerprint(experiment, date)
             crash_point("ledger-before-commit")
             con.execute("COMMIT")
         except BaseException:
@@ -508,6 +509,7 @@ class Ledger:
             con.execute("INSERT INTO audit VALUES (?, now(), 'void', ?, ?, ?, NULL)", [experiment, date, detail, voided])
             con.execute("UPDATE audit SET chain = ? WHERE experiment = ? AND detail = ? AND chain IS NULL",
                         [self._audit_chain(experiment), experiment, detail])
+            self._store_fingerprint(experiment)
             crash_point("ledger-before-commit")
             con.execute("COMMIT")
         except BaseException:
@@ -575,6 +577,61 @@ class Ledger:
         """The digest of the rows one void moved, in every ``voided_*`` table (seal ``rule``)."""
         return _sealed(rule, _sha256(*(self._rows_digest(f"voided_{table}", "void_id = ?", [void_id], rule)
                                        for table in _DATED)))
+
+    # -- a cheap check that nothing changed since the ledger's own last write
+    def fingerprint(self, experiment: str, date: dt.date | None = None,
+                    tables: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+        """Per table holding ``experiment``'s rows (``voided_*`` included; or ``tables``):
+        the row count and the sum of 64-bit hashes of the rows (every column), as text;
+        with ``date``, of that day's rows only. One scan of the columns, several times
+        cheaper than the seals, so :meth:`unchanged` can run before every day; like the
+        seals it detects edits, additions and removals (neither is a signature)."""
+        if tables is None:
+            tables = ("experiments", "arms", "components", "events", "days", "audit",
+                      *(f"voided_{t}" for t in _DATED if self._has_table(f"voided_{t}")))
+        out = {}
+        for table in tables:  # a loop over a few tables
+            columns = ", ".join(_quoted(c) for c in self._columns(table) if c != "experiment")
+            where, params = "experiment = ?", [experiment]
+            if date is not None:
+                where, params = where + f" AND {_DATED[table]} = ?", params + [date]
+            n, total = self._con.execute(f"SELECT count(*), coalesce(sum(hash({columns})), 0) FROM {table} "
+                                         f"WHERE {where}", params).fetchone()
+            out[table] = [str(n), str(total)]
+        return out
+
+    def unchanged(self, experiment: str) -> bool:
+        """Whether ``experiment``'s rows are exactly those the ledger's last write left
+        (:meth:`fingerprint` against the one stored with that write); False where none was
+        stored (a ledger written before fingerprints, or a warehouse copy)."""
+        if not self._has_table("ledger_fingerprints"):
+            return False
+        row = self._con.execute("SELECT fingerprint FROM ledger_fingerprints WHERE experiment = ?",
+                                [experiment]).fetchone()
+        return row is not None and json.loads(row[0]) == self.fingerprint(experiment)
+
+    def _store_fingerprint(self, experiment: str, date: dt.date | None = None) -> None:
+        """Store ``experiment``'s :meth:`fingerprint`, inside the write's transaction: after
+        a day is appended, the stored one plus that day's arm, component and event rows
+        (the small days and audit tables in full); after a void, or where none is stored,
+        the whole of it."""
+        self._con.execute("CREATE TABLE IF NOT EXISTS ledger_fingerprints (experiment VARCHAR, fingerprint VARCHAR)")
+        row = self._con.execute("SELECT fingerprint FROM ledger_fingerprints WHERE experiment = ?",
+                                [experiment]).fetchone()
+        stored = json.loads(row[0]) if row is not None else {}
+        dated = ("arms", "components", "events")
+        if date is None or not all(t in stored for t in dated):
+            now = self.fingerprint(experiment)
+        else:
+            added = self.fingerprint(experiment, date, dated)
+            grown = {t: [str(int(a) + int(b)) for a, b in zip(stored[t], added[t])] for t in dated}
+            now = {**stored, **grown, **self.fingerprint(experiment, tables=("experiments", "days", "audit"))}
+        self._con.execute("DELETE FROM ledger_fingerprints WHERE experiment = ?", [experiment])
+        self._con.execute("INSERT INTO ledger_fingerprints VALUES (?, ?)", [experiment, json.dumps(now)])
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self._con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                                      [name]).fetchone()[0])
 
     def verify(self, experiment: str) -> list[str]:
         """Check the experiment's seals: each day's rows, summary and checksum against the
