@@ -463,10 +463,8 @@ def _run_day(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt.da
     srm = sample_ratio_mismatch(by_component, config.expected_shares(), what="components")
     summary["health"].append(srm.to_dict())
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / "arms.parquet") as tmp:
-        target = str(tmp).replace("'", "''")
-        con.execute(f"COPY (SELECT {uid} AS unit_id, arm, contaminated, valid_from, component FROM {users} "
-                    f"ORDER BY 1) TO '{target}' (FORMAT PARQUET)")
+    _copy_to(con, f"SELECT {uid} AS unit_id, arm, contaminated, valid_from, component FROM {users} ORDER BY 1",
+             folder / "arms.parquet")
     crash_point("after-arms")
     if outcomes is not None:
         from .estimate import estimate
@@ -527,6 +525,13 @@ def _sequential(config: "ExperimentConfig", ledger: "Ledger", key: str, date: dt
                                  planned_days=config.duration_days, df=df), "state": digest}
 
 
+def _copy_to(con, query: str, path: Path) -> None:
+    """The rows of ``query`` (DuckDB connection ``con``) written to the Parquet file ``path``
+    atomically: no reader sees a partial file, a killed job leaves none."""
+    with atomic_path(path) as tmp:
+        con.execute(f"COPY ({query}) TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)")
+
+
 def _state_path(config: "ExperimentConfig", date: dt.date) -> Path:
     """Where the sequential state of a look is kept (a cache: rebuilt when missing)."""
     return config.results / ".sequential" / f"{date}.parquet"
@@ -565,9 +570,7 @@ def _keep_state(config: "ExperimentConfig", ledger: "Ledger", state: str, date: 
     path.parent.mkdir(parents=True, exist_ok=True)
     for partial in path.parent.glob(".*.partial"):  # left by a job killed mid-write
         partial.unlink()
-    with atomic_path(path) as tmp:
-        target = str(tmp).replace("'", "''")
-        ledger.connection.execute(f"COPY (SELECT * FROM {state} ORDER BY unit_id) TO '{target}' (FORMAT PARQUET)")
+    _copy_to(ledger.connection, f"SELECT * FROM {state} ORDER BY unit_id", path)
     kept = sorted(path.parent.glob("*.parquet"))
     for stale in kept[:max(0, kept.index(path) - 1)]:
         stale.unlink(missing_ok=True)

@@ -246,17 +246,18 @@ def carry(ledger: "Ledger", experiment: str, state: str | None, since: Any, date
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from spillover import synth
-    >>> from spillover.evolve import start
+    >>> from spillover.evolve import evolve, start
     >>> from spillover.ledger import Ledger
-    >>> snapshot = synth.evolving_memberships(300, n_days=1, seed=1)[0]
+    >>> from spillover.synth import evolving_memberships
+    >>> days = evolving_memberships(300, n_days=2, seed=1)
+    >>> outcomes = lambda day: pd.DataFrame({"unit_id": day["user_id"].unique(), "y": 1.0})
     >>> with tempfile.TemporaryDirectory() as folder, Ledger(pathlib.Path(folder) / "l.duckdb") as ledger:
-    ...     _ = start(ledger, snapshot, "2026-11-23", salt="exp", design="cluster")
-    ...     users = snapshot["user_id"].unique()
-    ...     first = carry(ledger, "exp", None, None, "2026-11-23", pd.DataFrame({"unit_id": users, "y": 1.0}), "y")
-    ...     state = ledger.connection.execute(f"SELECT sum(n_days), sum(y_sum) FROM {first}").fetchone()
-    >>> state == (len(users), float(len(users)))
-    True
+    ...     _ = start(ledger, days[0], "2026-11-23", salt="exp", design="cluster")
+    ...     _ = evolve(ledger, days[1], "2026-11-24")
+    ...     first = carry(ledger, "exp", None, None, "2026-11-23", outcomes(days[0]), "y", out="first")
+    ...     second = carry(ledger, "exp", first, "2026-11-23", "2026-11-24", outcomes(days[1]), "y", out="second")
+    ...     ledger.connection.execute(f"SELECT max(n_days), max(y_sum) FROM {second}").fetchone()
+    (2, 2.0)
     """
     from .ledger import as_date
 
