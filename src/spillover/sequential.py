@@ -223,7 +223,8 @@ def lineage_table(con, relation: str, out: str = "lineage") -> str:
     con.execute(f"CREATE OR REPLACE TEMP TABLE lin_edges AS {sql.stars('lin_pairs', 'g', 'v')}")
     propagate_labels(con, "SELECT v FROM lin_units", edges="lin_edges", out="lin_label")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {out} AS
-                    SELECT u.unit_id, min(u.unit_id) OVER (PARTITION BY x.l) AS lineage FROM lin_units u JOIN lin_label x ON u.v = x.v""")
+                    SELECT u.unit_id, min(u.unit_id) OVER (PARTITION BY x.l) AS lineage
+                    FROM lin_units u JOIN lin_label x ON u.v = x.v""")
     for table in ("lin_units", "lin_pairs", "lin_edges", "lin_label"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return out

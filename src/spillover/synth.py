@@ -17,8 +17,8 @@ from .errors import InputError
 from .graph import EDGE_DTYPE, BipartiteGraph, CollaborationNetwork, SocialGraph
 from .seeds import check_seed
 
-__all__ = ["collaboration_memberships", "collaboration_network", "edge_table", "evolving_memberships", "iter_memberships", "marketplace",
-           "small_world", "social_graph"]
+__all__ = ["collaboration_memberships", "collaboration_network", "edge_table", "evolving_memberships",
+           "iter_memberships", "marketplace", "small_world", "social_graph"]
 
 def _power_law_sizes(
     rng: np.random.Generator, total: int, exponent: float, min_size: int, max_size: int
