@@ -554,13 +554,9 @@ def _carried_state(config: "ExperimentConfig", ledger: "Ledger", key: str, looks
             con.execute("CREATE OR REPLACE TEMP TABLE seq_carried AS SELECT * FROM read_parquet(?)", [str(path)])
             today = outcomes if outcomes is not None else _outcomes(config, last)[0]
             return sequential.carry(ledger, key, "seq_carried", looks[-2], last, today, config.outcome)
-    state, since = None, None
-    for day in looks:  # a loop over the looks so far: only when no state is carried
-        today = outcomes if (day == last and outcomes is not None) else _outcomes(config, day)[0]
-        state = sequential.carry(ledger, key, state, since, day, today, config.outcome,
-                                 out="seq_state_b" if state == "seq_state" else "seq_state")
-        since = day
-    return state
+    days = ((day, outcomes if (day == last and outcomes is not None) else _outcomes(config, day)[0])
+            for day in looks)  # read one look at a time: only when no state is carried
+    return sequential.added_up(ledger, key, days, config.outcome)
 
 
 def _keep_state(config: "ExperimentConfig", ledger: "Ledger", state: str, date: dt.date) -> str | None:

@@ -41,7 +41,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from .ledger import Ledger
 
-__all__ = ["INFERENCE", "STATE_COLUMNS", "best_ratio", "calibrate", "carry", "days_to_detection", "half_width",
+__all__ = ["INFERENCE", "added_up", "best_ratio", "calibrate", "carry", "days_to_detection", "half_width",
            "lineage_clusters", "lineage_codes", "lineage_table", "look", "pooled_outcomes", "pooled_table", "sequence",
            "summary", "tuning"]
 
@@ -230,14 +230,10 @@ def lineage_table(con, relation: str, out: str = "lineage") -> str:
     return out
 
 
-#: The columns of the state the daily job carries from one look to the next (:func:`carry`).
-STATE_COLUMNS = ("unit_id", "lineage", "y_sum", "n_days", "arm_low", "arm_high")
-
-
 def carry(ledger: "Ledger", experiment: str, state: str | None, since: Any, date: Any,
           outcomes: pd.DataFrame | None, outcome: str, out: str = "seq_state") -> str:
     """The next look's state from the last one's: ``state`` (a table of ``con`` with
-    :data:`STATE_COLUMNS`, the users seen up to day ``since``; None before the first look)
+    ``unit_id, lineage, y_sum, n_days, arm_low, arm_high``, the users seen up to day ``since``; None before the first look)
     joined with the component rows of the days after ``since`` up to ``date`` (the
     lineages grow by them) and ``date``'s ``outcomes`` (each analysed user's sum, count of
     days and lowest and highest arm grow by them). Written to table ``out``; its name.
@@ -329,6 +325,25 @@ def pooled_table(ledger: "Ledger", experiment: str, state: str) -> pd.DataFrame:
         FROM {state} WHERE n_days > 0 AND arm_low = arm_high ORDER BY 1""").df()
 
 
+def added_up(ledger: "Ledger", experiment: str, days: Iterable[tuple[Any, pd.DataFrame | None]],
+             outcome: str) -> str | None:
+    """The state of the last of ``days`` (each look's date and outcomes, in order), added
+    up from the first by :func:`carry`: a table of the ledger's connection (None without
+    days). How a state is rebuilt, and what a carried one must equal.
+
+    Examples
+    --------
+    >>> added_up(None, "exp", [], "y") is None
+    True
+    """
+    state, since = None, None
+    for date, outcomes in days:  # a loop over days: a few dozen, one day's outcomes in memory
+        state = carry(ledger, experiment, state, since, date, outcomes, outcome,
+                      out="seq_state_b" if state == "seq_state" else "seq_state")
+        since = date
+    return state
+
+
 def pooled_outcomes(ledger: "Ledger", experiment: str, days: Iterable[tuple[Any, pd.DataFrame]],
                     outcome: str) -> pd.DataFrame:
     """Per user over the days so far (``days``: each day's date and outcomes, read one at
@@ -352,11 +367,7 @@ def pooled_outcomes(ledger: "Ledger", experiment: str, days: Iterable[tuple[Any,
     >>> len(pooled) == len(users), pooled["y"].unique().tolist(), int(pooled["n_days"].max())
     (True, [2.0], 2)
     """
-    state, since = None, None
-    for date, outcomes in days:  # a loop over days: a few dozen, one day's outcomes in memory
-        state = carry(ledger, experiment, state, since, date, outcomes, outcome,
-                      out="pool_state_b" if state == "pool_state_a" else "pool_state_a")
-        since = date
+    state = added_up(ledger, experiment, days, outcome)
     if state is None:
         return pd.DataFrame({"unit_id": [], "y": [], "n_days": [], "arm": []})
     return pooled_table(ledger, experiment, state).drop(columns="cluster_id")
