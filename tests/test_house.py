@@ -68,6 +68,28 @@ def test_importing_spillover_is_light_and_leaves_matplotlib_alone():
     assert result.stdout.strip() == "[]"
 
 
+def test_a_commands_parser_imports_none_of_the_library():
+    """Every command's options come from spillover.names: building the whole parser (what
+    ``spillover estimate --help`` does) loads neither numpy nor pandas nor a stage."""
+    code = ("import sys; from spillover.cli.parser import build_parser; build_parser(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'pandas', 'scipy', 'rich') "
+            "or m in ('spillover.estimate', 'spillover.graph', 'spillover.cli.units')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_every_registry_matches_its_name_list():
+    from spillover import names
+    from spillover.engines import ENGINE_CLASSES
+    from spillover.estimate import ESTIMATORS
+    from spillover.exposure import MAPPINGS
+
+    assert (tuple(ENGINE_CLASSES), tuple(ESTIMATORS), tuple(MAPPINGS)) == (names.ENGINES, names.ESTIMATE_METHODS,
+                                                                           names.MAPPING_NAMES)
+    with pytest.raises(RuntimeError, match="update one to match"):
+        names.check_registry("estimators", {**ESTIMATORS, "new": None}, names.ESTIMATE_METHODS)
+
+
 # --------------------------------------------------------------------------- seeds
 
 

@@ -23,12 +23,13 @@ from scipy.sparse.csgraph import connected_components
 from .display import mapping_html
 from .errors import FEW_CLUSTERS, FewClustersWarning, InputError, InterferenceWarning
 from .graph import BipartiteGraph, CollaborationNetwork, Graph, SocialGraph, csr_rows
+from .names import CLUSTER_METHODS
 from .seeds import Seed, check_seed, int_seed
 
 __all__ = ["METHODS", "METHOD_OPTIONS", "RANDOMIZED_METHODS", "Clustering", "cluster", "cut_fraction",
            "design_effect", "effective_n_clusters", "modularity", "random_clusterings", "sweep"]
 
-METHODS = ("components", "louvain", "leiden", "ego", "3net", "1hop-max", "metis", "greedy-modularity")
+METHODS = CLUSTER_METHODS
 RANDOMIZED_METHODS = ("1hop-max", "3net")  # clusterings that are a random draw: what RGCR mixes
 NODE_WEIGHTS = ("uniform", "degree")
 DEFAULT_CUT_THRESHOLD = 0.10

@@ -33,8 +33,6 @@ import pandas as pd
 
 from .clustering import cluster
 from .design import (
-    DESIGN_NAMES,
-    DESIGN_OPTIONS,
     OUT,
     HashSpec,
     cluster_strata,
@@ -46,15 +44,13 @@ from .errors import DesignError, LedgerError
 from .graph import CollaborationNetwork
 from .io import TableLike
 from .ledger import Ledger, as_date, id_type
+from .names import EVOLVE_DESIGNS, MERGE_POLICIES
 
 if TYPE_CHECKING:
     from .engines import Engine
 
 __all__ = ["EVOLVE_DESIGNS", "MERGE_POLICIES", "DayReport", "Snapshot", "evolve", "snapshot_checksum", "start"]
 
-MERGE_POLICIES = ("majority", "exclude")
-# the designs that randomize whole clusters: components stay together as the graph changes
-EVOLVE_DESIGNS = tuple(name for name in DESIGN_NAMES if "cluster_col" in DESIGN_OPTIONS[name])
 
 
 @dataclass(frozen=True)

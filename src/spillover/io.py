@@ -18,6 +18,7 @@ from pandas._libs.parsers import STR_NA_VALUES
 
 from .errors import InputError, show_id
 from .faults import crash_point
+from .names import FORMATS, ID_TYPES
 
 TableLike = pd.DataFrame | str | os.PathLike
 DESIGN_KEY = "spillover.design"  # the design a table carries (DataFrame.attrs, Parquet metadata)
@@ -29,9 +30,6 @@ __all__ = ["FORMATS", "ID_COLUMNS", "ID_TYPES", "ReadOptions", "TableLike", "id_
 
 # columns that hold ids wherever they appear (edge lists add their --source/--target)
 ID_COLUMNS = ("unit_id", "cluster_id", "user_id", "project_id", "account_id", "source", "target", "component")
-
-
-ID_TYPES = ("auto", "str", "int")
 
 
 _id_type: contextvars.ContextVar[str] = contextvars.ContextVar("id_type", default="auto")
@@ -75,8 +73,7 @@ def current_id_type() -> str:
     return _id_type.get()
 
 
-#: the file formats a table (an edge list above all) can be read as; ``auto`` chooses by extension
-FORMATS = ("auto", "csv", "tsv", "snap", "parquet", "mtx", "graphml", "gml")
+# the file formats a table can be read as (FORMATS, in spillover.names); ``auto`` chooses by extension
 _BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "snap", ".edges": "snap", ".edgelist": "snap",
               ".parquet": "parquet", ".pq": "parquet", ".mtx": "mtx", ".graphml": "graphml", ".gml": "gml"}
 # per text format: the column separator, the comment prefix, whether the first row names the columns

@@ -36,6 +36,7 @@ import pandas as pd
 from .errors import LedgerError
 from .faults import crash_point
 from .io import write_table
+from .names import LOCK_TIMEOUT
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -69,7 +70,6 @@ _DATED = {"arms": "valid_from", "components": "date", "events": "date", "days": 
 #: streaming pass; seals name their rule, and ledgers sealed by the first rule still verify.
 SEAL_RULE = "ms1"
 _MAGIC = b"DUCK"  # a DuckDB database file has these bytes at offset 8
-LOCK_TIMEOUT = 10.0  # seconds a writer waits for another writer's lock by default
 # each unit's arm in force on $d (its newest row valid from $d or before), and its component where last seen
 _ARMS_IN_FORCE = ("SELECT unit_id, arm, contaminated, valid_from FROM arms WHERE experiment = $e AND valid_from <= $d "
                   "QUALIFY row_number() OVER (PARTITION BY unit_id ORDER BY valid_from DESC) = 1")

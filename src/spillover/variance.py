@@ -35,6 +35,7 @@ import pandas as pd
 
 from .errors import InputError
 from .graph import group_indicator
+from .names import DEFAULT_VCOV, VCOV_TYPES
 from .seeds import check_seed
 
 __all__ = ["BOOTSTRAP_WEIGHTS", "DEFAULT_VCOV", "VCOV_TYPES", "ClusterStats", "OLSFit", "Sandwich", "WildBootstrap",
@@ -42,8 +43,6 @@ __all__ = ["BOOTSTRAP_WEIGHTS", "DEFAULT_VCOV", "VCOV_TYPES", "ClusterStats", "O
            "t_quantile",
            "wild_cluster_bootstrap", "wild_cluster_bootstrap_from_sums"]
 
-VCOV_TYPES = ("CR0", "CR1", "CR2")
-DEFAULT_VCOV = "CR2"
 _TINY = 1e-12
 
 

@@ -4,6 +4,7 @@ turn our errors into one line on stderr with exit code 2."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
 from pathlib import Path
@@ -76,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _refuse_overwriting_inputs(args)
         with id_type(getattr(args, "id_type", "auto")):
-            return int(args.func(args) or 0)
+            module, name = args.func.split(":")  # the command's module, imported only now
+            return int(getattr(importlib.import_module(f"{__package__}.{module}"), name)(args) or 0)
     except SpilloverError as error:
         stderr.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         return 2

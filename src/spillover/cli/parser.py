@@ -7,20 +7,18 @@ import argparse
 import math
 
 from .. import __version__
+from ..names import (CLUSTER_METHODS, DEFAULT_VCOV, DESIGN_NAMES, DESIGN_OPTIONS, ENGINES, ESTIMATE_METHODS,
+                     EVOLVE_DESIGNS, FORMATS, ID_TYPES, LOCK_TIMEOUT, MAPPING_NAMES, MAX_DEPENDENT_PAIRS,
+                     MERGE_POLICIES, MIN_UNITS, PROBABILITY_METHODS, SIMULATED_DESIGNS, VCOV_TYPES)
 from .commands import COMMANDS, HelpFormatter, OneLineParser
-from ..clustering import METHODS
-from ..engines import ENGINES
-from ..design import DESIGN_NAMES, DESIGN_OPTIONS
-from ..estimate import MIN_UNITS, METHODS as ESTIMATE_METHODS
-from ..evolve import EVOLVE_DESIGNS, MERGE_POLICIES
-from ..exposure import MAPPINGS, MAX_DEPENDENT_PAIRS, PROBABILITY_METHODS
-from ..io import FORMATS, ID_TYPES
-from ..ledger import LOCK_TIMEOUT
-from ..simulate import DESIGNS as SIMULATED_DESIGNS
-from ..variance import DEFAULT_VCOV, VCOV_TYPES
-from .analysis import cmd_estimate, cmd_plan, cmd_simulate, cmd_synth
-from .daily import cmd_demo, cmd_init, cmd_report, cmd_run, cmd_validate
-from .units import cmd_assign, cmd_cluster, cmd_evolve, cmd_exposure, cmd_ledger
+
+# each command's function, as "module:name" under spillover.cli: imported by main() only for the command run
+# (the parser itself imports no more than the name lists, so a command's --help starts at once)
+_HANDLERS = {"demo": "daily:cmd_demo", "init": "daily:cmd_init", "validate": "daily:cmd_validate",
+             "run": "daily:cmd_run", "report": "daily:cmd_report", "synth": "analysis:cmd_synth",
+             "plan": "analysis:cmd_plan", "estimate": "analysis:cmd_estimate", "simulate": "analysis:cmd_simulate",
+             "cluster": "units:cmd_cluster", "assign": "units:cmd_assign", "exposure": "units:cmd_exposure",
+             "evolve": "units:cmd_evolve", "ledger": "units:cmd_ledger"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="how id columns are typed: auto reads CSV ids as text and makes them integers only "
                                   "when every id is a canonical integer (so 007 and 7 stay two ids); str or int force "
                                   "one type in every input")
+        sub.set_defaults(func=_HANDLERS[name])
         return sub
 
     demo = command("demo")
@@ -51,7 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
                            "(minutes rather than under one)")
     demo.add_argument("--json", action="store_true", help="print one JSON object: the files written and the headline "
                                                           "numbers")
-    demo.set_defaults(func=cmd_demo)
 
     synth = command("synth")
     synth.add_argument("kind", choices=["social", "marketplace", "memberships", "outcomes"],
@@ -77,7 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=SEED, default=0, help="seed of the synthetic data")
     _add_edge_flags(synth)
     synth.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    synth.set_defaults(func=cmd_synth)
 
     init = command("init")
     init.add_argument("path", nargs="?", default="experiment.toml", help="where to write it")
@@ -89,13 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--seed", type=SEED, default=0, help="--example: seed of the data")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    init.set_defaults(func=cmd_init)
 
     validate = command("validate")
     validate.add_argument("experiment", help="the experiment file (experiment.toml)")
     validate.add_argument("--date", help="check that day's inputs (default: the first snapshot found)")
     validate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    validate.set_defaults(func=cmd_validate)
 
     run = command("run")
     run.add_argument("experiment", help="the experiment file (experiment.toml)")
@@ -114,13 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also publish each committed day of the ledger to this folder as Parquet partitions "
                           "(experiment=/date=, one atomic rename a day) that Spark, DuckDB or Trino read "
                           "(default: the file's [run] warehouse, else none)")
-    run.set_defaults(func=cmd_run)
 
     rep = command("report")
     rep.add_argument("experiment", help="the experiment file (experiment.toml)")
     rep.add_argument("--out", help="where to write the page (default: <results>/<name>/report.html)")
     rep.add_argument("--json", action="store_true", help="print one JSON object instead of a line")
-    rep.set_defaults(func=cmd_report)
 
     plan = command("plan")
     source = plan.add_mutually_exclusive_group(required=True)
@@ -149,11 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--seed", type=SEED, default=0, help="seed of the Louvain clusterings")
     _add_edge_flags(plan)
     plan.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    plan.set_defaults(func=cmd_plan)
 
     clus = command("cluster")
     clus.add_argument("edges", help="edge list (.csv or .parquet)")
-    clus.add_argument("--method", required=True, choices=[*METHODS, "exposure-design"],
+    clus.add_argument("--method", required=True, choices=[*CLUSTER_METHODS, "exposure-design"],
                       help="the clustering algorithm; exposure-design (--bipartite --side treated): seller clusters "
                            "by Exposure-Design's objective, each buyer's exposure variable and different buyers' "
                            "uncorrelated (Leiden on the sellers' projection; --resolution: larger, more clusters)")
@@ -180,7 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clus.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_engine_flags(clus)
-    clus.set_defaults(func=cmd_cluster)
 
     assign = command("assign")
     assign.add_argument("--units", required=True, help="table with unit_id (+ cluster and strata columns)")
@@ -192,7 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ledger_flags(assign)
     assign.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_engine_flags(assign)
-    assign.set_defaults(func=cmd_assign)
 
     expo = command("exposure")
     expo.add_argument("edges", help="edge list (.csv or .parquet)")
@@ -202,7 +192,6 @@ def build_parser() -> argparse.ArgumentParser:
     expo.add_argument("--out", help="write the exposure table here (default: not written)")
     expo.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_engine_flags(expo)
-    expo.set_defaults(func=cmd_exposure)
 
     est = command("estimate")
     est.add_argument("--outcomes", required=True, help="table with unit_id and the outcome column")
@@ -296,7 +285,6 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--alpha", type=SHARE, default=0.05, help="intervals cover with probability 1 - alpha")
     est.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_engine_flags(est)
-    est.set_defaults(func=cmd_estimate)
 
     simulate = command("simulate")
     simulate.add_argument("--compare", choices=["designs", "estimators", "marketplace"], default="designs",
@@ -351,7 +339,6 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--target", default="target", help="estimators: --edges' second id column")
     simulate.add_argument("--out", help="folder for report.html and design_comparison.csv (default: not written)")
     simulate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    simulate.set_defaults(func=cmd_simulate)
 
     evolve = command("evolve")
     evolve.add_argument("--ledger", required=True, help="the experiment's ledger (DuckDB file)")
@@ -368,7 +355,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_design_flags(evolve)
     _add_ledger_flags(evolve)
     evolve.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    evolve.set_defaults(func=cmd_evolve)
 
     led = command("ledger")
     led.add_argument("action", choices=["show", "history", "export", "verify", "void", "publish"],
@@ -391,7 +377,6 @@ def build_parser() -> argparse.ArgumentParser:
     led.add_argument("--limit", type=COUNT, default=50, help="show, history: rows printed")
     _add_ledger_flags(led, future=False)
     led.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    led.set_defaults(func=cmd_ledger)
     return parser
 
 
@@ -516,7 +501,7 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_mapping_flags(parser: argparse.ArgumentParser, required: bool, from_table: bool = False) -> None:
     parser.add_argument("--mapping", required=required, default=None if required or from_table else "as4",
-                        choices=MAPPINGS,
+                        choices=MAPPING_NAMES,
                         help="how a unit's own and its neighbours' arms make its exposure condition"
                              + (" (default: the one the exposure table was made with)" if from_table else ""))
     parser.add_argument("--threshold", type=_number(float, 0, 1), default=None,

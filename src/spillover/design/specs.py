@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DesignError, InputError, show_id
+from ..names import DESIGN_NAMES, DESIGN_OPTIONS
 from .basic import ClusterDesign, IndividualDesign, holdout_design
 from .hashing import HashSpec, sampled_arm_weights
 from .randomize import arm_probabilities
@@ -47,18 +48,6 @@ def design_from_assignment(
     return design_from_record(stated_record(kind, complete=complete, treat_fraction=treat_fraction), arms, clusters)
 
 
-#: The designs ``assign``, ``evolve`` and experiment files build by name, and the options
-#: each takes with its default: the one registry the command line's choices come from.
-DESIGN_OPTIONS: dict[str, dict[str, Any]] = {
-    "individual": {"treat_fraction": 0.5, "arm_weights": None},
-    "cluster": {"cluster_col": "cluster_id", "treat_fraction": 0.5, "arm_weights": None},
-    "stratified-cluster": {"cluster_col": "cluster_id", "sample_fraction": 0.1, "arm_weights": (0.5, 0.5),
-                           "strata_by": ("size",), "n_bins": 4},
-    "holdout": {"cluster_col": "cluster_id", "holdout_fraction": 0.05},
-}
-
-
-DESIGN_NAMES = tuple(DESIGN_OPTIONS)
 
 
 def check_spec(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import importlib
 from typing import Any
 
 from ..errors import InputError
+from ..names import ENGINES, check_registry
 from .base import STEPS, Engine
 from .memory import MemoryEngine
 
@@ -29,7 +30,7 @@ from .memory import MemoryEngine
 ENGINE_CLASSES = {"memory": ("spillover.engines.memory", "MemoryEngine"),
                   "duckdb": ("spillover.engines.duck", "DuckDBEngine"),
                   "spark": ("spillover.engines.spark", "SparkEngine")}
-ENGINES = tuple(ENGINE_CLASSES)
+check_registry("engines", ENGINE_CLASSES, ENGINES)
 
 
 def engine_class(name: str) -> type[Engine]:

@@ -30,6 +30,7 @@ import importlib as _importlib
 import pkgutil as _pkgutil
 
 from ..errors import FEW_CLUSTERS  # noqa: F401
+from ..names import ESTIMATE_METHODS, check_registry
 
 # every module of the package, so that each estimator's module has registered it (adding an
 # estimator is one new module that calls registry.register); the classic families first, which
@@ -53,6 +54,7 @@ from .weighting import condition_means, horvitz_thompson, weighted_least_squares
 #: the estimators' names (the --method choices besides auto), and those that take covariates, read exposure
 #: probabilities, or cluster their errors: read off the registry
 METHODS = tuple(ESTIMATORS)
+check_registry("estimators", ESTIMATORS, ESTIMATE_METHODS)
 COVARIATE_METHODS = tuple(name for name, entry in ESTIMATORS.items() if entry.covariates)
 PROBABILITY_ESTIMATORS = tuple(name for name, entry in ESTIMATORS.items() if "probabilities" in entry.needs)
 

@@ -19,6 +19,7 @@ from ..errors import FEW_CLUSTERS, DesignError, InputError, SampleRatioWarning, 
 from ..exposure import ExposureProbabilities, Mapping, default_control, get_mapping, infer_mapping
 from ..health import Check, design_balance
 from ..io import DESIGN_KEY, MAPPING_KEY
+from ..names import MIN_UNITS
 from ..variance import DEFAULT_VCOV, check_vcov
 from .cluster_robust import AUTO_BOOTSTRAP_DRAWS
 from .registry import ESTIMATORS, Analysis, mapping_kind, recommend, validity
@@ -26,7 +27,6 @@ from .results import Effect, Effects
 from .table import (analysis_table, check_probabilities_match, cluster_series, condition_categories,
                     sample_ratio_checks, too_small)
 
-MIN_UNITS = 5  # fewer units in (or able to reach) a condition and it gets no effect, interval or p-value
 
 
 def estimate(

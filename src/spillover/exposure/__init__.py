@@ -17,7 +17,8 @@ The modules: :mod:`~spillover.exposure.mappings` (the mappings and their registr
 
 from .factored import FACTOR_ABOVE_PAIRS  # noqa: F401
 from .kernel import assignment_design, check_arms, exposure_metadata  # noqa: F401
-from .kernel import MAX_DEPENDENT_PAIRS, ExposureGraph, arms_for, assignment_ids, exposure  # noqa: F401
+from ..names import MAX_DEPENDENT_PAIRS  # noqa: F401
+from .kernel import ExposureGraph, arms_for, assignment_ids, exposure  # noqa: F401
 from .kernel import treated_indicator  # noqa: F401
 from .mappings import MAPPINGS, OWN_ARM_MAPPINGS, Counts, Mapping, as4, as4_two_hop, bipartite  # noqa: F401
 from .mappings import bipartite_bounds, default_control, get_mapping, infer_mapping, own_arm, threshold  # noqa: F401

@@ -189,10 +189,6 @@ class ExposureGraph:
                              self.units[rows], self.randomized)
 
 
-# joint probabilities beyond this many pairs are refused: Hajek with as4's exact probabilities
-# under a cluster design peaked at about 145 bytes a pair (3.4 GB for 24M pairs, graph
-# included), so this keeps such a step under 8 GB
-MAX_DEPENDENT_PAIRS = 50_000_000
 
 
 PEAK_BYTES_PER_PAIR = 145

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InputError
+from ..names import MAPPING_NAMES, check_registry
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,7 @@ def bipartite(lower: float = 0.0, upper: float = 1.0) -> Mapping:
 
 
 MAPPINGS = {"fraction": own_arm, "as4": as4, "threshold": threshold, "bipartite": bipartite}
+check_registry("mappings", MAPPINGS, MAPPING_NAMES)
 
 
 def _built_in_mappings() -> tuple[Mapping, ...]:

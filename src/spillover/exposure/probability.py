@@ -12,17 +12,17 @@ import scipy.sparse as sp
 from ..design import Design
 from ..errors import InputError, PositivityWarning
 from ..graph import BipartiteGraph, SocialGraph, csr_rows
+from ..names import MAX_DEPENDENT_PAIRS, PROBABILITY_METHODS
 from ..seeds import check_seed
 from .counts import exact_by_counts, exact_by_weighted_counts
 from .exact import exact_by_events, exact_by_sets
 from .factored import FACTOR_ABOVE_PAIRS, factor_pairs
-from .kernel import ExposureGraph, MAX_DEPENDENT_PAIRS, check_pairs, pairs_bound
+from .kernel import ExposureGraph, check_pairs, pairs_bound
 from .mappings import Mapping, get_mapping
 from .montecarlo import count_conditions, draws_matrix, randomization_from_draws
 from .results import ExposureProbabilities
 
 
-PROBABILITY_METHODS = ("auto", "exact", "monte-carlo")
 
 
 EXACT_POSITIVITY_FLOOR = 1e-6  # a chance below one in a million is, for weighting, none

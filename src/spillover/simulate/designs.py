@@ -40,15 +40,12 @@ from ..design import ClusterDesign, StratifiedClusterDesign
 from ..display import mapping_html, notebook_html
 from ..errors import InputError
 from ..graph import CollaborationNetwork, SocialGraph, group_indicator
+from ..names import SIMULATED_DESIGNS
 from ..seeds import check_seed
 from ..variance import DEFAULT_VCOV, ols, ols_cluster_sums
 from .outcomes import social_outcomes
 from .ranking import interval_verdicts, recommend
 
-#: the designs a study compares on a collaboration network, each a design of the registry
-#: (``spillover.design.DESIGN_OPTIONS``) over a randomization unit of the network
-SIMULATED_DESIGNS = {"project": ("cluster", "project"), "component": ("cluster", "component"),
-                     "stratified-component": ("stratified-cluster", "component"), "individual": ("individual", "user")}
 DESIGNS = tuple(SIMULATED_DESIGNS)
 
 
