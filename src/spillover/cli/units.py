@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 from rich.markup import escape
 
-from ..clustering import cluster
 from ..console import print_json, print_summary, print_table, progress, stderr
 from ..errors import SampleRatioWarning
 from ..graph import CollaborationNetwork
@@ -41,6 +40,8 @@ def _cluster_with_engine(args: argparse.Namespace, engine) -> int:
 
 def cmd_cluster(args: argparse.Namespace) -> int:
     """``spillover cluster``: cluster a graph into randomization units."""
+    from ..clustering import cluster  # here, not at the top: the other commands of this module do not need it
+
     engine = engine_for(args)
     if engine is not None:
         return _cluster_with_engine(args, engine)

@@ -56,55 +56,78 @@ def _bounded(p: np.ndarray, product: np.ndarray, bound_negative: bool) -> np.nda
     return weight
 
 
-def _ht_variance(a, m, size, pi, joint, bound_negative: bool = False, factored=None, key=None) -> float:
-    """Aronow-Samii conservative variance of the HT total of one condition, over classes
-    of units (:func:`_class_sums`; a class is one unit when the probabilities are per
-    unit): the unadjusted double sum ``(p_st - pi_s pi_t) / p_st a_s a_t`` over pairs with
-    positive joint probability, plus the bound ``I_i y_i^2 / (2 pi_i) + I_j y_j^2 / (2 pi_j)``
-    summed over every unit pair whose joint probability is zero. Pairs not stored are
-    independent and add nothing (or, with ``factored``, share one block: summed per block,
-    :func:`_factored_terms`). Two units of one class share every probability, so the
-    class sums give the unit-level double sum exactly, in time linear in the classes' pairs."""
-    unadjusted, bound = _dependent_terms(joint, pi, pi, a, a, m, m, size, bound_negative, factored, key)
-    return unadjusted + bound
+# the columns of the per-class values a contrast's variance sums over (:func:`_contrast_sums`): each pair's two ends
+# are gathered at once, one row of these per end
+_PI, _A, _M, _SIZE = 0, 2, 4, 6
 
 
-def _ht_covariance(a, b, m_k, m_l, size, pi_k, pi_l, joint_kl, bound_negative: bool = False, factored=None,
-                   key=None) -> float:
-    """Aronow-Samii covariance of two conditions' HT totals over classes of units, with
-    the bound subtracted for every unit pair (a unit with itself included) of zero joint
-    probability (and, with ``bound_negative``, weighted, for negatively dependent pairs)."""
-    first, bound = _dependent_terms(joint_kl, pi_k, pi_l, a, b, m_k, m_l, size, bound_negative, factored, key)
-    return first - bound
+def _contrast_sums(joint: dict, k: int, l: int, a_k, a_l, m_k, m_l, size, p_k, p_l, bound_negative: bool,
+                   factored=None) -> tuple[float, float, float]:
+    """Aronow-Samii conservative variance parts of one contrast's two HT totals, over
+    classes of units (:func:`_class_sums`; a class is one unit when the probabilities are
+    per unit): the variance of condition ``k``'s total, of ``l``'s, and their covariance.
 
-
-def _dependent_terms(joint, pi_r, pi_c, a_r, a_c, m_r, m_c, size, bound_negative: bool, factored=None,
-                     key=None) -> tuple[float, float]:
-    """:func:`_pair_terms` over the stored pairs of ``joint``, plus, with ``factored``, over
-    the pairs that share one block (:func:`_factored_terms`)."""
-    unadjusted, bound = _pair_terms(csr_rows(joint), joint.indices, joint.data, pi_r, pi_c, a_r, a_c, m_r, m_c,
-                                    size, bound_negative)
-    if factored is None:
-        return unadjusted, bound
-    more, more_bound = _factored_terms(factored, key, pi_r, pi_c, a_r, a_c, m_r, m_c, size, joint)
-    return unadjusted + more, bound + more_bound
+    A variance is the unadjusted double sum ``(p_st - pi_s pi_t) / p_st a_s a_t`` over pairs
+    with positive joint probability, plus the bound ``I_i y_i^2 / (2 pi_i) + I_j y_j^2 /
+    (2 pi_j)`` summed over every unit pair whose joint probability is zero; the covariance
+    has the bound subtracted (a unit with itself included). With ``bound_negative``,
+    negatively dependent pairs are bounded too, weighted (:func:`_bounded`). Pairs not
+    stored are independent and add nothing (or, with ``factored``, share one block and are
+    summed per block: :func:`_factored_sums`). Two units of one class share every
+    probability, so the class sums give the unit-level double sum exactly, in time linear
+    in the classes' pairs; the three sums share one pass over the stored pairs."""
+    keys = ((k, k), (l, l), (k, l))
+    terms = ((0, 0), (1, 1), (0, 1))  # each key's row and column condition, as rows of ``values``
+    values = np.vstack([p_k, p_l, a_k, a_l, m_k, m_l, size])  # one row per quantity, one column per class
+    sums = np.zeros((3, 2))
+    less = None
+    if factored is not None:  # the pairs sharing one block, per block; the stored pairs' one-block terms undone
+        sums += _factored_sums(factored, keys, terms, values)
+        pair, position = factored.corrections
+        less = (pair, [factored.joint[key][position] for key in keys])
+    structure = joint[keys[0]]
+    if all(np.array_equal(joint[key].indptr, structure.indptr) and np.array_equal(joint[key].indices, structure.indices)
+           for key in keys[1:]):
+        sums += _pair_sums(csr_rows(structure), structure.indices,
+                           [(joint[key].data, i, j) for key, (i, j) in zip(keys, terms)], values, bound_negative, less)
+    else:  # joints stored on different pairs (one of them empty): a pass for each
+        sums += np.vstack([_pair_sums(csr_rows(joint[key]), joint[key].indices, [(joint[key].data, i, j)], values,
+                                      bound_negative, None if less is None else (less[0], [less[1][t]]))
+                           for t, (key, (i, j)) in enumerate(zip(keys, terms))])
+    (unadjusted_k, bound_k), (unadjusted_l, bound_l), (first, bound_kl) = sums
+    return unadjusted_k + bound_k, unadjusted_l + bound_l, first - bound_kl
 
 
 PAIR_CHUNK = 4_000_000  # stored pairs summed at once: bounds the variance's temporaries
 
 
-def _pair_terms(rows, cols, joint, pi_r, pi_c, a_r, a_c, m_r, m_c, size, bound_negative: bool) -> tuple[float, float]:
-    """Over the pairs ``(rows, cols)`` with joint probabilities ``joint``, in chunks: the sum of
-    ``(p - pi_r pi_c) / p a_r a_c`` where the unbiased term is used, and the sum of the
-    bound's ``weight (m_r size_c + m_c size_r)`` where the pair is bounded (:func:`_bounded`)."""
-    unadjusted = bound = 0.0
+def _pair_sums(rows, cols, terms, values: np.ndarray, bound_negative: bool, less=None) -> np.ndarray:
+    """Over the pairs ``(rows, cols)``, in chunks, for each term ``(p, i, j)`` (the pairs'
+    joint probabilities, the row's and the column's condition: rows of ``values``, laid
+    out as :data:`_PI` ...): the sum of ``(p - pi_r pi_c) / p a_r a_c`` where the unbiased
+    term is used, and the sum of the bound's ``weight (m_r size_c + m_c size_r)`` where the
+    pair is bounded (:func:`_bounded`). Each pair's two ends are gathered once, for every
+    term. ``less``: ``(pair, p per term)``, terms of the same pairs (positions ``pair``,
+    ascending) to subtract, never bounding negative dependence (the per-block sums'
+    share of a stored pair, :func:`_factored_sums`): their coefficients are subtracted
+    from the pair's before its values are multiplied in. Returns ``(terms, 2)``."""
+    sums = np.zeros((len(terms), 2))
     for start in range(0, rows.size, PAIR_CHUNK):
         part = slice(start, start + PAIR_CHUNK)
-        r, c = rows[part], cols[part]
-        unbiased, weight = _pair_coefficients(joint[part], pi_r[r] * pi_c[c], bound_negative)
-        unadjusted += float(unbiased @ (a_r[r] * a_c[c]))
-        bound += float(weight @ (m_r[r] * size[c] + m_c[c] * size[r]))
-    return unadjusted, bound
+        left, right = np.take(values, rows[part], axis=1), np.take(values, cols[part], axis=1)  # each end's values
+        if less is not None:
+            lo, hi = np.searchsorted(less[0], [start, start + PAIR_CHUNK])
+            within = less[0][lo:hi] - start
+        for t, (p, i, j) in enumerate(terms):
+            product = left[_PI + i] * right[_PI + j]
+            unbiased, weight = _pair_coefficients(p[part], product, bound_negative)
+            if less is not None:
+                unbiased_less, weight_less = _pair_coefficients(less[1][t][lo:hi], product[within], False)
+                unbiased -= np.bincount(within, weights=unbiased_less, minlength=product.size)
+                weight = weight - np.bincount(within, weights=weight_less, minlength=product.size)
+            sums[t, 0] += float(unbiased @ (left[_A + i] * right[_A + j]))
+            sums[t, 1] += float(weight @ (left[_M + i] * right[_SIZE] + right[_M + j] * left[_SIZE]))
+    return sums
 
 
 def _pair_coefficients(p: np.ndarray, product: np.ndarray, bound_negative: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -117,25 +140,24 @@ def _pair_coefficients(p: np.ndarray, product: np.ndarray, bound_negative: bool)
     return unbiased, weight
 
 
-def _factored_terms(factored, key, pi_r, pi_c, a_r, a_c, m_r, m_c, size, stored) -> tuple[float, float]:
-    """:func:`_pair_terms` over the class pairs of a :class:`~spillover.exposure.FactoredPairs`
-    that share exactly one block: per block and pair of types, ``sum_b A_b(tau) A_b(tau')``
-    (:meth:`~spillover.exposure.FactoredPairs.cross`) weighted by the types' term, minus
-    what those per-block sums give the ``stored`` pairs (which share two or more blocks, or
-    are a class with itself, and have their exact terms): time linear in the graph."""
-    k, l = key
-    p = factored.joint[key]
-    width = factored.n_types
-    marginal = factored.type_marginal
-    product = marginal[factored.type_pairs // width, k] * marginal[factored.type_pairs % width, l]
-    unbiased, weight = _pair_coefficients(p, product, False)
-    unadjusted = float(unbiased @ factored.cross(a_r, a_c))
-    bound = float(weight @ (factored.cross(m_r, size) + factored.cross(size, m_c)))
-    pair, position = factored.corrections
-    rows = csr_rows(stored)[pair]
-    counted, counted_bound = _pair_terms(rows, stored.indices[pair], p[position], pi_r, pi_c, a_r, a_c, m_r, m_c,
-                                         size, False)
-    return unadjusted - counted, bound - counted_bound
+def _factored_sums(factored, keys, terms, values: np.ndarray) -> np.ndarray:
+    """:func:`_pair_sums` over the class pairs of a :class:`~spillover.exposure.FactoredPairs`
+    that share exactly one block, for each key and term, per block and pair of types:
+    ``sum_b A_b(tau) A_b(tau')`` (:meth:`~spillover.exposure.FactoredPairs.cross_cells`,
+    each vector summed per cell once) weighted by the types' term: time linear in the
+    graph. The stored pairs (which share two or more blocks, or are a class with itself,
+    and have their exact terms) are counted here too; :func:`_pair_sums` subtracts that
+    share (``factored.corrections``)."""
+    width, marginal, type_pairs = factored.n_types, factored.type_marginal, factored.type_pairs
+    cells = {row: factored.cell_sums(values[row]) for row in range(_A, _SIZE + 1)}
+    sums = np.zeros((len(keys), 2))
+    for t, ((k, l), (i, j)) in enumerate(zip(keys, terms)):
+        unbiased, weight = _pair_coefficients(factored.joint[(k, l)],
+                                              marginal[type_pairs // width, k] * marginal[type_pairs % width, l], False)
+        sums[t, 0] = float(unbiased @ factored.cross_cells(cells[_A + i], cells[_A + j]))
+        sums[t, 1] = float(weight @ (factored.cross_cells(cells[_M + i], cells[_SIZE])
+                                     + factored.cross_cells(cells[_SIZE], cells[_M + j])))
+    return sums
 
 
 SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters
@@ -285,10 +307,9 @@ def horvitz_thompson(
         a_k, m_k, size, p_k = _class_sums(groups, probs.pairs.shape[0], ind_k, target, pi_k)
         a_l, m_l, _, p_l = _class_sums(groups, probs.pairs.shape[0], ind_l, target, pi_l)
         bound_negative, factored = probs.bound_negative_pairs, probs.factored
-        part_k = _ht_variance(a_k, m_k, size, p_k, joint[(k, k)], bound_negative, factored, (k, k))
-        part_l = _ht_variance(a_l, m_l, size, p_l, joint[(l, l)], bound_negative, factored, (l, l))
-        variance = (part_k + part_l - 2 * _ht_covariance(a_k, a_l, m_k, m_l, size, p_k, p_l, joint[(k, l)],
-                                                         bound_negative, factored, (k, l))) / n**2
+        part_k, part_l, covariance = _contrast_sums(joint, k, l, a_k, a_l, m_k, m_l, size, p_k, p_l, bound_negative,
+                                                    factored)
+        variance = (part_k + part_l - 2 * covariance) / n**2
         label = "aronow-samii"
         if blocks and factored is None and probs.pairs.nnz:
             change, n_blocks = block_adjustment(sp.csr_array(joint[(k, l)]), sp.csr_array(joint[(k, k)]),

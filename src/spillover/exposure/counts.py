@@ -12,7 +12,7 @@ from ..graph import csr_rows, group_indicator
 from .exact import MAX_DP_WORK, event_probability, pattern_probability
 from .kernel import ExposureGraph
 from .mappings import Counts, Mapping
-from .results import csr_keys, lookup_keys, pair_keys
+from .results import csr_lookup
 
 
 MAX_COUNT_WORK = 5e7  # beyond this many (pair-signature x count) terms, exact-by-counts defers to Monte Carlo
@@ -82,11 +82,10 @@ def exact_by_counts(kernel: "ExposureGraph", rule: Mapping, randomization, pairs
         return marginal, joint
     shared_matrix = sp.csr_array(adjacency @ adjacency.T)
     shared_matrix.sort_indices()
-    n = adjacency.shape[0]
-    query = pair_keys(rows[off], cols[off], n)
-    pos = lookup_keys(csr_keys(shared_matrix, n), query)
+    pos = csr_lookup(shared_matrix, rows[off], cols[off])
     shared = np.where(pos >= 0, shared_matrix.data[np.maximum(pos, 0)], 0)
-    adjacent = (lookup_keys(csr_keys(adjacency, n), query) >= 0).astype(np.int64) if has_own else np.zeros(query.size, np.int64)
+    adjacent = ((csr_lookup(adjacency, rows[off], cols[off]) >= 0).astype(np.int64) if has_own
+                else np.zeros(pos.size, np.int64))
     only_r = degree[rows[off]] - shared - adjacent
     only_c = degree[cols[off]] - shared - adjacent
     signature = np.column_stack([only_r, shared, only_c, adjacent])
@@ -212,10 +211,8 @@ def exact_by_weighted_counts(kernel: "ExposureGraph", rule: Mapping, randomizati
     table = np.zeros((top + 1, 2, top + 1), dtype=np.int64)
     for d in np.unique(degree):  # a loop over distinct degrees
         table[d, :, : d + 1] = _count_codes(rule, int(d))
-    w_flat = csr_keys(weights, n_blocks)
-
     def weight_of(units: np.ndarray, block: np.ndarray) -> np.ndarray:
-        pos = lookup_keys(w_flat, pair_keys(units, np.maximum(block, 0), n_blocks))
+        pos = csr_lookup(weights, units, np.maximum(block, 0))
         return np.where((pos >= 0) & (block >= 0), weights.data[np.maximum(pos, 0)], 0)
 
     def own_cases(own_blocks: list[np.ndarray]):

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from ..graph import csr_rows, group_indicator
 from .kernel import ExposureGraph
 from .mappings import Mapping
-from .results import csr_keys, lookup_keys, pair_keys
+from .results import csr_lookup
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,7 +22,6 @@ class BlockSets:
 
     reach: sp.csr_array
     size: np.ndarray
-    keys: np.ndarray
     own: np.ndarray | None
     n_blocks: int
 
@@ -42,17 +41,16 @@ class BlockSets:
         reach.eliminate_zeros()
         reach.data[:] = 1
         reach.sort_indices()
-        keys = csr_keys(reach, n_blocks)
         own = None
         if kernel.own_index is not None:
             own = blocks[kernel.own_index]
             own = np.where(kept[own], own, -1)
-        return cls(reach, np.diff(reach.indptr), keys, own, n_blocks)
+        return cls(reach, np.diff(reach.indptr), own, n_blocks)
 
     def contains(self, units: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         """Whether ``blocks[p]`` is among unit ``units[p]``'s neighbours' blocks (never
         when it is -1: no block)."""
-        return (lookup_keys(self.keys, pair_keys(units, blocks, self.n_blocks)) >= 0) & (blocks >= 0)
+        return (csr_lookup(self.reach, units, np.maximum(blocks, 0)) >= 0) & (blocks >= 0)
 
 
 def pattern_probability(m, k, treated, control) -> np.ndarray:
@@ -101,24 +99,23 @@ def event_probability(randomization, treated, control) -> np.ndarray:
     return pattern_probability(m, k, t.astype(float), c.astype(float))
 
 
-def _neighbour_overlap(sets: BlockSets) -> tuple[sp.csr_array, np.ndarray]:
-    """How many neighbour blocks every two units share (``reach reach^T``), with its
-    sorted pair keys: computed once for all chunks of pairs."""
+def _neighbour_overlap(sets: BlockSets) -> sp.csr_array:
+    """How many neighbour blocks every two units share (``reach reach^T``, indices
+    sorted): computed once for all chunks of pairs."""
     overlap = sp.csr_array(sets.reach @ sets.reach.T)
     overlap.sort_indices()
-    return overlap, csr_keys(overlap, sets.reach.shape[0])
+    return overlap
 
 
 def _pair_event_tables(sets: BlockSets, rows: np.ndarray, cols: np.ndarray, overlap=None):
     """For pairs ``(r, c)``, which of the four block sets (own r, neighbours of r, own
     c, neighbours of c: atoms 0-3) meet, and the sizes needed for unions (``overlap``:
     :func:`_neighbour_overlap`, computed here when not given)."""
-    n_rows = sets.reach.shape[0]
     if np.array_equal(rows, cols):  # marginals: a unit's set meets itself
         shared = sets.size[rows].astype(np.int64)
     else:
-        matrix, keys = _neighbour_overlap(sets) if overlap is None else overlap
-        pos = lookup_keys(keys, pair_keys(rows, cols, n_rows))
+        matrix = _neighbour_overlap(sets) if overlap is None else overlap
+        pos = csr_lookup(matrix, rows, cols)
         shared = np.where(pos >= 0, matrix.data[np.maximum(pos, 0)], 0).astype(np.int64)
     if sets.own is None:
         false = np.zeros(rows.size, dtype=bool)

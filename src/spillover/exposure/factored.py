@@ -11,7 +11,7 @@ from ..graph import csr_rows
 from .exact import BlockSets, event_tables, events_probability, exact_by_events
 from .kernel import ExposureGraph, check_pairs
 from .mappings import Mapping
-from .results import FactoredPairs, csr_keys, lookup_keys, pair_keys
+from .results import FactoredPairs, csr_lookup, pair_keys
 
 
 FACTOR_ABOVE_PAIRS = 1_000_000  # dependent class pairs beyond which exact one-hop joints are factored by block
@@ -80,7 +80,7 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     small, large = np.where(swap, p_cols, p_rows), np.where(swap, p_rows, p_cols)
     pair_of = np.repeat(np.arange(p_rows.size, dtype=np.int64), width[small])
     incidence = roles.indptr[small][pair_of] + _segment_arange(width[small])
-    found = lookup_keys(pair_keys(classes, read, n_blocks), pair_keys(large[pair_of], read[incidence], n_blocks))
+    found = csr_lookup(roles, large[pair_of], read[incidence])  # positions in roles are incidences
     hit = found >= 0
     pair_of, type_small, type_large = pair_of[hit], types[incidence[hit]], types[found[hit]]
     flip = swap[pair_of]
@@ -89,7 +89,7 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     overlap = sp.csr_array((both_nbr.astype(np.int64), (p_rows[pair_of], p_cols[pair_of])), shape=(n, n))
     overlap.sum_duplicates()
     overlap.sort_indices()
-    marginal, joint = exact_by_events(kernel, rule, randomization, pairs, keys, (overlap, csr_keys(overlap, n)), sets)
+    marginal, joint = exact_by_events(kernel, rule, randomization, pairs, keys, overlap, sets)
 
     # one-block joints of every pair of types that meet in a block
     meet = sp.csr_array((np.ones(classes.size), (types, read)), shape=(n_types, n_blocks))  # types x blocks
@@ -109,5 +109,5 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     representative = np.zeros(n_types, dtype=np.int64)
     representative[types] = classes
     factored = FactoredPairs(classes, read, types, n_blocks, marginal[representative], type_pairs, type_joint,
-                             (pair_of, lookup_keys(type_pairs, pair_keys(tau_r, tau_c, n_types))))
+                             (pair_of, csr_lookup(meet, tau_r, tau_c)))  # meet's positions: type_pairs'
     return marginal, joint, pairs, factored

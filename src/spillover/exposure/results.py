@@ -84,6 +84,18 @@ class FactoredPairs:
             raise AssertionError("factored pairs: two types meet in a block without a type pair")
         return cell_of.astype(np.int64), int(cells.size), left, right, position
 
+    def cell_sums(self, values: np.ndarray) -> np.ndarray:
+        """The sum of ``values`` (one per class) over the classes of each (block, type)
+        cell: what :meth:`cross_cells` pairs up."""
+        cell_of, n_cells, _, _, _ = self._cells
+        return np.bincount(cell_of, weights=np.asarray(values, dtype=float)[self.classes], minlength=n_cells)
+
+    def cross_cells(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """:meth:`cross` from the two vectors' :meth:`cell_sums` (a vector summed per cell
+        once serves every product it is in)."""
+        _, _, pair_left, pair_right, position = self._cells
+        return np.bincount(position, weights=left[pair_left] * right[pair_right], minlength=self.type_pairs.size)
+
     def cross(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """For each type pair ``(tau, tau')`` of ``type_pairs``: the sum over blocks ``b``
         of ``(sum of left over the classes of type tau at b) x (sum of right over those
@@ -96,10 +108,7 @@ class FactoredPairs:
         >>> f.cross(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0])).tolist()   # (0,0): 1 + 3, (1,0): 2
         [4.0, 1.0, 2.0, 2.0]
         """
-        cell_of, n_cells, pair_left, pair_right, position = self._cells
-        sums = [np.bincount(cell_of, weights=np.asarray(v, dtype=float)[self.classes], minlength=n_cells)
-                for v in (left, right)]
-        return np.bincount(position, weights=sums[0][pair_left] * sums[1][pair_right], minlength=self.type_pairs.size)
+        return self.cross_cells(self.cell_sums(left), self.cell_sums(right))
 
 
 @dataclass(frozen=True, eq=False)
@@ -259,6 +268,25 @@ def pair_keys(rows: np.ndarray, cols: np.ndarray, width: int) -> np.ndarray:
 def csr_keys(matrix: sp.csr_array, width: int) -> np.ndarray:
     """The keys of a CSR matrix's stored entries, sorted when its indices are."""
     return pair_keys(csr_rows(matrix), matrix.indices, width)
+
+
+def csr_lookup(matrix: sp.csr_array, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Position of each entry ``(rows[p], cols[p])`` among ``matrix``'s stored entries (in
+    CSR order: the index into ``matrix.data``), or -1 where none is stored. Each query
+    searches its own row only (scipy's sampling of a CSR matrix), about ten times faster
+    than :func:`lookup_keys` over every key at a million rows. ``matrix`` must hold no
+    duplicate entries (sorted indices make each search a bisection); ``cols`` must be
+    non-negative.
+
+    >>> m = sp.csr_array(np.array([[0, 5, 0], [7, 0, 9]]))
+    >>> csr_lookup(m, np.array([0, 1, 1, 0]), np.array([1, 2, 1, 0])).tolist()
+    [0, 2, -1, -1]
+    """
+    if matrix.nnz == 0 or np.size(rows) == 0:
+        return np.full(np.shape(rows), -1, dtype=np.int64)
+    position = sp.csr_array((np.arange(1, matrix.nnz + 1, dtype=np.int64), matrix.indices, matrix.indptr),
+                            shape=matrix.shape)
+    return np.asarray(position[np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)]).ravel() - 1
 
 
 def lookup_keys(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
