@@ -160,6 +160,20 @@ def _factored_sums(factored, keys, terms, values: np.ndarray) -> np.ndarray:
     return sums
 
 
+def _condition_codes(column: pd.Series, conditions: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Each row's condition as its index in ``conditions`` (-1 for none of them, or
+    missing), from one lookup per distinct label rather than a string comparison per row;
+    and the labels seen that are not among ``conditions``.
+
+    >>> _condition_codes(pd.Series(["b", "a", "x", "b"], dtype="category"), ("a", "b"))
+    (array([ 1,  0, -1,  1]), ['x'])
+    """
+    codes, labels = pd.factorize(column)
+    labels = pd.Index(labels).astype(str)
+    lookup = pd.Index(conditions).get_indexer(labels)
+    return np.where(codes >= 0, lookup[codes], -1), [label for label, at in zip(labels, lookup) if at < 0]
+
+
 SMALL_PROBABILITY = 0.01  # below this, a unit's weight can dominate and the variance estimate falters
 FEW_UNITS = 30  # fewer units in a compared condition and a normal interval rests on little data
 
@@ -234,26 +248,25 @@ def horvitz_thompson(
     notes = [] if notes is None else notes
     floor = max(float(min_probability), EXACT_POSITIVITY_FLOOR if probs.n_draws is None else 0.5 / probs.n_draws)
     y_all = table["y"].to_numpy(dtype=float)
-    condition_all = table["condition"].astype(str).to_numpy()
+    observed_index, unknown = _condition_codes(table["condition"], probs.conditions)
     l = probs.condition_index(control)
     effects = []
     if simulated is not None:
-        observed_index = pd.Index(probs.conditions).get_indexer(condition_all)  # one lookup per distinct label
-        for unknown in np.unique(condition_all[observed_index < 0]):
-            probs.condition_index(unknown)  # the one error for a condition the probabilities lack
+        for label in unknown:
+            probs.condition_index(label)  # the one error for a condition the probabilities lack
         levels = _condition_levels(y_all, observed_index, probs.marginal[keep_all], floor)
     for name in contrasted_conditions(table, control):
         k = probs.condition_index(name)
         for index, label in ((k, name), (l, control)):
-            seen_never = (condition_all == label) & (probs.marginal[keep_all, index] <= 0)
+            seen_never = (observed_index == index) & (probs.marginal[keep_all, index] <= 0)
             if seen_never.any():
                 raise InputError(f"{int(seen_never.sum())} unit(s) observed in '{label}' have estimated probability 0 "
                                  "of it: use more draws or --prob-correction add-one.")
         member = (probs.marginal[keep_all, k] >= floor) & (probs.marginal[keep_all, l] >= floor)
-        keep, y, condition = keep_all[member], y_all[member], condition_all[member]
+        keep, y, condition = keep_all[member], y_all[member], observed_index[member]
         n = int(member.sum())
         pi_k, pi_l = probs.marginal[keep, k], probs.marginal[keep, l]
-        ind_k, ind_l = condition == name, condition == control
+        ind_k, ind_l = condition == k, condition == l
         reach = f"probability of each at least {floor:.3g}"
         short = (f"only {n} unit(s) can be in both '{name}' and '{control}' ({reach})" if n < min_units else
                  f"in expectation only {min(pi_k.sum(), pi_l.sum()):.1f} unit(s) are in '{name}' or '{control}' "
