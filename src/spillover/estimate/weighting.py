@@ -56,8 +56,8 @@ def _bounded(p: np.ndarray, product: np.ndarray, bound_negative: bool) -> np.nda
     return weight
 
 
-# the columns of the per-class values a contrast's variance sums over (:func:`_contrast_sums`): each pair's two ends
-# are gathered at once, one row of these per end
+# the rows of the per-class values a contrast's variance sums over (:func:`_contrast_sums`), each a pair of rows
+# (condition k's, condition l's) but size: a pair's two ends are gathered at once, a column of these per end
 _PI, _A, _M, _SIZE = 0, 2, 4, 6
 
 
