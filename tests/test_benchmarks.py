@@ -38,3 +38,13 @@ def test_the_readme_holds_a_benchmark_table_the_runner_can_update():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     start, end = text.index("<!-- benchmarks:start -->"), text.index("<!-- benchmarks:end -->")
     assert start < end and "| work | spillover |" in text[start:end]
+
+
+def test_the_scale_study_measures_a_step_and_extrapolates_its_limit(tmp_path):
+    from benchmarks.bench_scale import limit, one
+
+    row = one("hajek", 2_000, tmp_path)
+    assert row["size"] == 2_000 and row["seconds"] > 0 and row["peak_gb"] >= row["inputs_gb"] > 0
+    rows = [{"size": 1_000_000, "peak_gb": 2.0}, {"size": 3_000_000, "peak_gb": 5.0}]
+    assert limit(rows, 24.0) == pytest.approx(3_000_000 + 19.0 / 1.5e-6)  # 1.5 GB per million more
+    assert limit(rows[:1], 24.0) is None and limit([rows[1], rows[1] | {"size": 4_000_000}], 24.0) is None
