@@ -521,3 +521,13 @@ def test_exact_stratified_probabilities_match_the_designs_own_draws():
     np.testing.assert_allclose(exact.marginal, mc.marginal, atol=5 * 0.0025)
     for key, values in exact.joint.items():
         np.testing.assert_allclose(values.toarray(), mc.joint[key].toarray(), atol=5 * 0.0025, err_msg=str(key))
+
+
+def test_reach_of_a_blocked_kernel_leaves_its_counts_alone():
+    # a bipartite kernel on blocks has counts above 1 and no own node: its reach (0/1) is a copy
+    from spillover.exposure.kernel import ExposureGraph
+
+    kernel = ExposureGraph.build(synth.marketplace(2_000, 200, seed=1)).blocked(np.arange(200) % 13, 13)
+    counts = kernel.neighbors.data.copy()
+    assert counts.max() > 1 and set(np.unique(kernel.reach().data)) == {1}
+    np.testing.assert_array_equal(kernel.neighbors.data, counts)

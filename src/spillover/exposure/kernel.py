@@ -125,9 +125,9 @@ class ExposureGraph:
         if self.own_index is not None:  # each unit's own randomized node
             n = reach.shape[0]
             reach = reach + sp.csr_array((np.ones(n, dtype=np.int32), (np.arange(n), self.own_index)), shape=reach.shape)
-        reach = sp.csr_array(reach)
         if clusters is not None:  # exposures depend on the clusters their neighbours are in
-            reach = sp.csr_array(reach @ group_indicator(clusters, int(clusters.max()) + 1).T)
+            reach = reach @ group_indicator(clusters, int(clusters.max()) + 1).T
+        reach = sp.csr_array(reach, copy=reach is self.neighbors)  # the operator itself is never overwritten
         reach.data[:] = 1
         return reach
 
@@ -150,8 +150,8 @@ class ExposureGraph:
         draw of a design that randomizes ``blocks`` (all nodes of a block share an arm):
         the same own block and the same number of neighbours (and two-hop neighbours) in
         each block; with ``sets``, the same *set* of blocks their neighbours are in (all a
-        mapping written as events on block sets reads). Rows are compared by two
-        independent 64-bit hashes of their entries.
+        mapping written as events on block sets reads). :meth:`block_signatures` of the
+        :meth:`blocked` operators.
 
         Examples
         --------
@@ -162,12 +162,24 @@ class ExposureGraph:
         >>> int(kernel.signatures(blocks, 1).max()) + 1 == np.unique(graph.degrees()).size
         True
         """
-        by_block = group_indicator(np.asarray(blocks, dtype=np.int64), n_blocks).T.tocsr().astype(np.int64)
+        return self.blocked(blocks, n_blocks).block_signatures(sets=sets)
+
+    def block_signatures(self, *, sets: bool = False) -> np.ndarray:
+        """:meth:`signatures` of operators already on blocks (:meth:`blocked`: each column a
+        block, each entry a unit's neighbours in it, ``own_index`` its own block). Rows are
+        compared by two independent 64-bit hashes of their entries.
+
+        >>> from spillover import synth
+        >>> kernel = ExposureGraph.build(synth.social_graph(200, seed=1))
+        >>> blocks = np.arange(200) % 7
+        >>> bool((kernel.blocked(blocks, 7).block_signatures() == kernel.signatures(blocks, 7)).all())
+        True
+        """
         n = len(self.units)
         keys = [np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)]
         parts = [self.neighbors] + ([self.two_hop] if self.two_hop is not None else [])
-        for salt, operator in enumerate(parts):
-            counts = sp.csr_array(operator @ by_block)
+        for salt, counts in enumerate(parts):
+            counts = sp.csr_array(counts, copy=True)
             counts.sum_duplicates()
             if sets:
                 counts.data[:] = 1
@@ -176,8 +188,8 @@ class ExposureGraph:
             for h, seed in ((0, 0x9E3779B97F4A7C15), (1, 0xC2B2AE3D27D4EB4F)):
                 mixed = _mix64(entry + np.uint64(seed))
                 keys[h] += _row_sums_uint64(mixed, counts.indptr)
-        own = self.own_index if self.own_index is not None else None
-        own_block = np.asarray(blocks, dtype=np.int64)[own] if own is not None else np.full(n, -1, dtype=np.int64)
+        own_block = (np.asarray(self.own_index, dtype=np.int64) if self.own_index is not None
+                     else np.full(n, -1, dtype=np.int64))
         frame = pd.DataFrame({"own": own_block, "h0": keys[0], "h1": keys[1]})
         return frame.groupby(["own", "h0", "h1"], sort=False).ngroup().to_numpy(dtype=np.int64)
 

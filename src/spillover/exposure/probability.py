@@ -319,11 +319,12 @@ def _classes(kernel: "ExposureGraph", blocks: np.ndarray, force: bool, sets: boo
     the dependent unit pairs (bounded by the sum over blocks of the squared number of
     units reaching each) exceed :data:`GROUP_ABOVE_PAIRS` and classes are fewer than units."""
     n_blocks = int(blocks.max()) + 1 if blocks.size else 0
+    blocked = kernel.blocked(blocks, n_blocks)  # each unit's neighbours per block: both questions read it
     if not force:
-        per_block = np.bincount(kernel.reach(blocks).indices, minlength=n_blocks).astype(float)
+        per_block = np.bincount(blocked.reach().indices, minlength=n_blocks).astype(float)
         if float(np.sum(per_block**2)) <= GROUP_ABOVE_PAIRS:
             return None
-    classes = kernel.signatures(blocks, n_blocks, sets=sets)
+    classes = blocked.block_signatures(sets=sets)
     if not force and classes.max() + 1 >= 0.9 * classes.size:
         return None
     return classes
