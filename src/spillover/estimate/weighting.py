@@ -81,18 +81,20 @@ def _contrast_sums(joint: dict, k: int, l: int, a_k, a_l, m_k, m_l, size, p_k, p
     values = np.vstack([p_k, p_l, a_k, a_l, m_k, m_l, size])  # one row per quantity, one column per class
     sums = np.zeros((3, 2))
     less = None
-    if factored is not None:  # the pairs sharing one block, per block; the stored pairs' one-block terms undone
-        sums += _factored_sums(factored, keys, terms, values)
-        pair, position = factored.corrections
-        less = (pair, [factored.joint[key][position] for key in keys])
     structure = joint[keys[0]]
+    if factored is not None:  # the pairs sharing one block, per block; the stored pairs' one-block terms undone
+        more, per_type = _factored_sums(factored, keys, terms, values)
+        sums += more
+        pair, position = factored.corrections  # each stored pair's shared blocks, as positions among type pairs
+        less = [tuple(np.bincount(pair, weights=coefficient[position], minlength=structure.nnz)
+                      for coefficient in coefficients) for coefficients in per_type]
     if all(np.array_equal(joint[key].indptr, structure.indptr) and np.array_equal(joint[key].indices, structure.indices)
            for key in keys[1:]):
         sums += _pair_sums(csr_rows(structure), structure.indices,
                            [(joint[key].data, i, j) for key, (i, j) in zip(keys, terms)], values, bound_negative, less)
     else:  # joints stored on different pairs (one of them empty): a pass for each
         sums += np.vstack([_pair_sums(csr_rows(joint[key]), joint[key].indices, [(joint[key].data, i, j)], values,
-                                      bound_negative, None if less is None else (less[0], [less[1][t]]))
+                                      bound_negative, None if less is None else [less[t]])
                            for t, (key, (i, j)) in enumerate(zip(keys, terms))])
     (unadjusted_k, bound_k), (unadjusted_l, bound_l), (first, bound_kl) = sums
     return unadjusted_k + bound_k, unadjusted_l + bound_l, first - bound_kl
@@ -107,24 +109,18 @@ def _pair_sums(rows, cols, terms, values: np.ndarray, bound_negative: bool, less
     out as :data:`_PI` ...): the sum of ``(p - pi_r pi_c) / p a_r a_c`` where the unbiased
     term is used, and the sum of the bound's ``weight (m_r size_c + m_c size_r)`` where the
     pair is bounded (:func:`_bounded`). Each pair's two ends are gathered once, for every
-    term. ``less``: ``(pair, p per term)``, terms of the same pairs (positions ``pair``,
-    ascending) to subtract, never bounding negative dependence (the per-block sums'
-    share of a stored pair, :func:`_factored_sums`): their coefficients are subtracted
-    from the pair's before its values are multiplied in. Returns ``(terms, 2)``."""
+    term. ``less``: per term, two coefficients per pair to subtract from the pair's own
+    (the per-block sums' share of a stored pair, :func:`_factored_sums`) before its values
+    are multiplied in. Returns ``(terms, 2)``."""
     sums = np.zeros((len(terms), 2))
     for start in range(0, rows.size, PAIR_CHUNK):
         part = slice(start, start + PAIR_CHUNK)
         left, right = np.take(values, rows[part], axis=1), np.take(values, cols[part], axis=1)  # each end's values
-        if less is not None:
-            lo, hi = np.searchsorted(less[0], [start, start + PAIR_CHUNK])
-            within = less[0][lo:hi] - start
         for t, (p, i, j) in enumerate(terms):
-            product = left[_PI + i] * right[_PI + j]
-            unbiased, weight = _pair_coefficients(p[part], product, bound_negative)
+            unbiased, weight = _pair_coefficients(p[part], left[_PI + i] * right[_PI + j], bound_negative)
             if less is not None:
-                unbiased_less, weight_less = _pair_coefficients(less[1][t][lo:hi], product[within], False)
-                unbiased -= np.bincount(within, weights=unbiased_less, minlength=product.size)
-                weight = weight - np.bincount(within, weights=weight_less, minlength=product.size)
+                unbiased -= less[t][0][part]
+                weight = weight - less[t][1][part]
             sums[t, 0] += float(unbiased @ (left[_A + i] * right[_A + j]))
             sums[t, 1] += float(weight @ (left[_M + i] * right[_SIZE] + right[_M + j] * left[_SIZE]))
     return sums
@@ -140,24 +136,27 @@ def _pair_coefficients(p: np.ndarray, product: np.ndarray, bound_negative: bool)
     return unbiased, weight
 
 
-def _factored_sums(factored, keys, terms, values: np.ndarray) -> np.ndarray:
+def _factored_sums(factored, keys, terms, values: np.ndarray) -> tuple[np.ndarray, list]:
     """:func:`_pair_sums` over the class pairs of a :class:`~spillover.exposure.FactoredPairs`
     that share exactly one block, for each key and term, per block and pair of types:
     ``sum_b A_b(tau) A_b(tau')`` (:meth:`~spillover.exposure.FactoredPairs.cross_cells`,
     each vector summed per cell once) weighted by the types' term: time linear in the
-    graph. The stored pairs (which share two or more blocks, or are a class with itself,
-    and have their exact terms) are counted here too; :func:`_pair_sums` subtracts that
-    share (``factored.corrections``)."""
+    graph. Returns the sums and, per key, the two coefficients of each type pair. The
+    stored pairs (which share two or more blocks, or are a class with itself, and have
+    their exact terms) are counted here too, once per shared block with their types'
+    coefficients; :func:`_pair_sums` subtracts that share (``factored.corrections``)."""
     width, marginal, type_pairs = factored.n_types, factored.type_marginal, factored.type_pairs
     cells = {row: factored.cell_sums(values[row]) for row in range(_A, _SIZE + 1)}
     sums = np.zeros((len(keys), 2))
+    per_type = []
     for t, ((k, l), (i, j)) in enumerate(zip(keys, terms)):
         unbiased, weight = _pair_coefficients(factored.joint[(k, l)],
                                               marginal[type_pairs // width, k] * marginal[type_pairs % width, l], False)
         sums[t, 0] = float(unbiased @ factored.cross_cells(cells[_A + i], cells[_A + j]))
         sums[t, 1] = float(weight @ (factored.cross_cells(cells[_M + i], cells[_SIZE])
                                      + factored.cross_cells(cells[_SIZE], cells[_M + j])))
-    return sums
+        per_type.append((unbiased, weight))
+    return sums, per_type
 
 
 def _condition_codes(column: pd.Series, conditions: Sequence[str]) -> tuple[np.ndarray, list[str]]:
