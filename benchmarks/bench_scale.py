@@ -23,6 +23,8 @@ import time
 import warnings
 from pathlib import Path
 
+from .suite import collaboration_graph, design_data, peak_gb, social_graph
+
 #: each step's sizes, smallest first, and what the size counts
 LADDERS = {
     "exposure": ("links", (10_000_000, 50_000_000, 150_000_000)),
@@ -51,41 +53,13 @@ def _reset_peak() -> None:
         pass
 
 
-def _peak_gb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1e6
-    return float("nan")
-
-
-def _social(n: int):
-    from spillover import synth
-    from spillover.design import ClusterDesign
-
-    graph = synth.social_graph(n, mean_degree=10, seed=1)
-    labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
-    return graph, labels, ClusterDesign(labels, graph.nodes, treat_fraction=0.5)
-
-
-def _hajek_inputs(graph, labels):
-    import numpy as np
-    import pandas as pd
-
-    from spillover.design import ClusterDesign
-    from spillover.exposure import exposure
-
-    design = ClusterDesign(labels, graph.nodes, treat_fraction=0.5)
-    table = exposure(graph, design.assign(seed=1), "as4")
-    outcomes = pd.DataFrame({"unit_id": graph.nodes, "y": np.random.default_rng(1).normal(size=graph.n_nodes)})
-    return design, table, outcomes
-
-
 def one(step: str, size: int, folder: Path) -> dict:
     """Build ``step``'s inputs at ``size``, then time it with its peak memory."""
     import gc
 
     import numpy as np
+
+    from spillover.design import ClusterDesign
 
     warnings.simplefilter("ignore")
     if step == "exposure":
@@ -108,7 +82,8 @@ def one(step: str, size: int, folder: Path) -> dict:
             graph = BipartiteGraph.from_edges(links, unit="buyer_id", treated="seller_id")
             write_table(exposure(graph, read_table(sellers), "bipartite"), folder / "exposure.parquet")
     elif step in ("louvain", "probabilities"):
-        graph, labels, design = _social(size)
+        graph, labels = social_graph(size)
+        design = ClusterDesign(labels, graph.nodes, treat_fraction=0.5)
 
         def run():
             if step == "louvain":
@@ -120,15 +95,8 @@ def one(step: str, size: int, folder: Path) -> dict:
 
                 probabilities(graph, "as4", design=design, joint=None, method="monte-carlo", n_draws=1_000, seed=2)
     elif step in ("hajek", "hajek_components"):
-        if step == "hajek":
-            graph, labels, _ = _social(size)
-        else:
-            from spillover import synth
-            from spillover.clustering import cluster
-
-            graph = synth.collaboration_network(size, seed=0).user_graph()
-            labels = cluster(graph, "components").labels
-        design, table, outcomes = _hajek_inputs(graph, labels)
+        graph, design, table, outcomes, _ = design_data(*(social_graph if step == "hajek" else
+                                                          collaboration_graph)(size))
 
         def run():
             from spillover.estimate import estimate
@@ -150,11 +118,11 @@ def one(step: str, size: int, folder: Path) -> dict:
         raise SystemExit(f"unknown step {step!r}; choose from {list(LADDERS)}")
     gc.collect()
     _reset_peak()
-    held = _peak_gb()
+    held = peak_gb()
     start = time.perf_counter()
     run()
     return {"step": step, "size": size, "unit": LADDERS[step][0], "seconds": round(time.perf_counter() - start, 2),
-            "peak_gb": round(_peak_gb(), 2), "inputs_gb": round(held, 2)}
+            "peak_gb": round(peak_gb(), 2), "inputs_gb": round(held, 2)}
 
 
 def ladder(step: str, budget_gb: float, timeout: float, log=print) -> list[dict]:

@@ -101,12 +101,25 @@ def _prepare_daily(scale: str, folder: Path, users: str = "daily_users", name: s
         shutil.copytree(folder / "daily-memory", folder / "daily-spark")  # day one's ledger: the same on every engine
 
 
-def _social(scale: str):
+def social_graph(n: int):
+    """A synthetic social graph of ``n`` nodes (mean degree 10) and its planted communities."""
     from spillover import synth
 
-    graph = synth.social_graph(size("nodes", scale), mean_degree=10, seed=1)
-    labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
-    return graph, labels
+    graph = synth.social_graph(n, mean_degree=10, seed=1)
+    return graph, graph.node_data["community"].reindex(graph.nodes).to_numpy()
+
+
+def collaboration_graph(n: int):
+    """The user graph of a synthetic collaboration network of ``n`` users, and its components."""
+    from spillover import synth
+    from spillover.clustering import cluster
+
+    graph = synth.collaboration_network(n, seed=0).user_graph()
+    return graph, cluster(graph, "components").labels
+
+
+def _social(scale: str):
+    return social_graph(size("nodes", scale))
 
 
 # --------------------------------------------------------------------------- steps
@@ -232,7 +245,7 @@ def probabilities_anchor(scale: str, folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def _design_data(graph, labels):
+def design_data(graph, labels):
     """A cluster design of ``labels`` on ``graph``, one as4 exposure table and noise outcomes."""
     import numpy as np
     import pandas as pd
@@ -248,19 +261,12 @@ def _design_data(graph, labels):
 
 def _community_data(scale: str):
     """A social graph of ``hajek_units`` nodes, its planted communities as clusters."""
-    from spillover import synth
-
-    graph = synth.social_graph(size("hajek_units", scale), mean_degree=10, seed=1)
-    return _design_data(graph, graph.node_data["community"].reindex(graph.nodes).to_numpy())
+    return design_data(*social_graph(size("hajek_units", scale)))
 
 
 def _component_data(scale: str):
     """A collaboration network of ``component_users`` users, its components as clusters."""
-    from spillover import synth
-    from spillover.clustering import cluster
-
-    graph = synth.collaboration_network(size("component_users", scale), seed=0).user_graph()
-    return _design_data(graph, cluster(graph, "components").labels)
+    return design_data(*collaboration_graph(size("component_users", scale)))
 
 
 def _time_hajek(data) -> float:
