@@ -23,7 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .suite import collaboration_graph, design_data, peak_gb, social_graph
+from benchmarks.suite import collaboration_graph, design_data, peak_gb, social_graph
 
 #: each step's sizes, smallest first, and what the size counts
 LADDERS = {
