@@ -168,13 +168,15 @@ def probabilities(
     # or saturation design too), or the draws do
     blocks = np.asarray(randomization.blocks) if randomization is not None else \
         design.dependence_blocks() if design is not None else None
-    groups = None
+    groups = blocked = None
     if joint == "dependent" and blocks is not None and grouped is not False:
-        groups = _classes(kernel, np.asarray(blocks, dtype=np.int64), force=bool(grouped),
-                          sets=rule.events is not None)
+        # each unit's neighbours per block: whether grouping pays, the classes, and whether factoring pays read it
+        codes = np.asarray(blocks, dtype=np.int64)
+        blocked = kernel.blocked(codes, int(codes.max()) + 1 if codes.size else 0)
+        groups = _classes(blocked, force=bool(grouped), sets=rule.events is not None)
         if groups is not None:  # one representative unit per class carries the computation
             _, first = np.unique(groups, return_index=True)
-            kernel = kernel.restricted(first)
+            kernel, blocked = kernel.restricted(first), blocked.restricted(first)
             notes.append(f"{n_units:,} units grouped into {first.size:,} classes with the same exposure in every draw: "
                          "joint probabilities between classes, variance sums linear in the graph")
     if joint == "dependent" and mixture is not None:
@@ -186,7 +188,7 @@ def probabilities(
                      "between-clusterings term the variance leaves out (joint='all' computes every pair)")
     elif joint == "dependent":
         if factorable and factored is not False and (factored or (
-                groups is not None and pairs_bound(kernel.reach(blocks)) > FACTOR_ABOVE_PAIRS)):
+                groups is not None and pairs_bound(blocked.reach()) > FACTOR_ABOVE_PAIRS)):
             pairs = None  # formed with the factored probabilities
             notes.append("pairs that share one randomization block are summed per block and type of unit "
                          "(factored): variance sums linear in the graph")
@@ -314,16 +316,13 @@ def _mixture_average(engine, kernel: "ExposureGraph", rule: Mapping, mixture, pa
 GROUP_ABOVE_PAIRS = 250_000  # dependent unit pairs beyond which probabilities are grouped by class
 
 
-def _classes(kernel: "ExposureGraph", blocks: np.ndarray, force: bool, sets: bool) -> np.ndarray | None:
-    """Each unit's class (:meth:`ExposureGraph.signatures`) when grouping pays: forced, or
-    the dependent unit pairs (bounded by the sum over blocks of the squared number of
-    units reaching each) exceed :data:`GROUP_ABOVE_PAIRS` and classes are fewer than units."""
-    n_blocks = int(blocks.max()) + 1 if blocks.size else 0
-    blocked = kernel.blocked(blocks, n_blocks)  # each unit's neighbours per block: both questions read it
-    if not force:
-        per_block = np.bincount(blocked.reach().indices, minlength=n_blocks).astype(float)
-        if float(np.sum(per_block**2)) <= GROUP_ABOVE_PAIRS:
-            return None
+def _classes(blocked: "ExposureGraph", force: bool, sets: bool) -> np.ndarray | None:
+    """Each unit's class (:meth:`ExposureGraph.block_signatures` of the operators on the
+    design's blocks, :meth:`ExposureGraph.blocked`) when grouping pays: forced, or the
+    dependent unit pairs (bounded by the sum over blocks of the squared number of units
+    reaching each) exceed :data:`GROUP_ABOVE_PAIRS` and classes are fewer than units."""
+    if not force and pairs_bound(blocked.reach()) <= GROUP_ABOVE_PAIRS:
+        return None
     classes = blocked.block_signatures(sets=sets)
     if not force and classes.max() + 1 >= 0.9 * classes.size:
         return None
