@@ -288,6 +288,39 @@ def test_the_general_set_engine_agrees_with_the_one_hop_closed_form(design_name)
         np.testing.assert_allclose(a[1][key], b[1][key], atol=1e-14)
 
 
+@pytest.mark.parametrize("case", ["powerlaw-cluster, as4, complete", "watts-strogatz, as4, bernoulli",
+                                  "market, bipartite, complete"])
+def test_pairs_evaluated_once_per_distinct_relation_agree_with_the_general_set_engine(case):
+    # beyond 1,000 pairs the closed form is evaluated once per distinct relation of the two
+    # units' block sets (sizes, overlap, own blocks) and copied to every pair; the set
+    # engine counts every pair's unions row by row, on graphs we did not generate
+    import networkx as nx
+
+    from spillover.exposure.exact import exact_by_events, exact_by_sets
+
+    rng = np.random.default_rng(5)
+    if case.startswith("market"):
+        graph = synth.marketplace(1_500, 150, seed=3)
+        units, mapping = graph.treated, "bipartite"
+    else:
+        nx_graph = (nx.powerlaw_cluster_graph(1_500, 3, 0.3, seed=2) if case.startswith("powerlaw")
+                    else nx.watts_strogatz_graph(1_500, 6, 0.1, seed=2))
+        graph = SocialGraph.from_edges(nx.to_pandas_edgelist(nx_graph))
+        units, mapping = graph.nodes, "as4"
+    clusters = rng.integers(0, len(units) // 8, len(units))
+    design = ClusterDesign(clusters, units, treat_fraction=0.4, complete=case.endswith("complete"))
+    rule = get_mapping(mapping)
+    kernel = ExposureGraph.build(graph)
+    pairs = kernel.dependence(design.randomization().blocks)
+    assert pairs.nnz > 10_000  # the distinct-relation path is taken
+    keys = [(k, l) for k in range(len(rule.conditions)) for l in range(k, len(rule.conditions))]
+    a = exact_by_events(kernel, rule, design.randomization(), pairs, keys)
+    b = exact_by_sets(kernel, rule, design.randomization(), pairs, keys)
+    np.testing.assert_allclose(a[0], b[0], atol=1e-13)
+    for key in keys:
+        np.testing.assert_allclose(a[1][key], b[1][key], atol=1e-13, err_msg=str(key))
+
+
 def test_a_mapping_with_no_exact_form_is_refused_by_name():
     from spillover.exposure import Mapping
 

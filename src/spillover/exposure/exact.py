@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from ..graph import csr_rows, group_indicator
@@ -18,12 +19,14 @@ from .results import csr_lookup
 @dataclass(frozen=True, eq=False)
 class BlockSets:
     """Each unit's own block and the set of blocks its neighbours are in (``reach``,
-    units x blocks, binary): what a mapping with ``events`` depends on."""
+    units x blocks, binary): what a mapping with ``events`` depends on. ``own_in_reach``:
+    whether a unit's own block is among its neighbours' (None without own blocks)."""
 
     reach: sp.csr_array
     size: np.ndarray
     own: np.ndarray | None
     n_blocks: int
+    own_in_reach: np.ndarray | None = None
 
     @classmethod
     def build(cls, kernel: "ExposureGraph", blocks: np.ndarray, n_blocks: int,
@@ -41,11 +44,12 @@ class BlockSets:
         reach.eliminate_zeros()
         reach.data[:] = 1
         reach.sort_indices()
-        own = None
-        if kernel.own_index is not None:
-            own = blocks[kernel.own_index]
-            own = np.where(kept[own], own, -1)
-        return cls(reach, np.diff(reach.indptr), own, n_blocks)
+        sets = cls(reach, np.diff(reach.indptr), None, n_blocks)
+        if kernel.own_index is None:
+            return sets
+        own = blocks[kernel.own_index]
+        own = np.where(kept[own], own, -1)
+        return cls(reach, sets.size, own, n_blocks, sets.contains(np.arange(own.size), own))
 
     def contains(self, units: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         """Whether ``blocks[p]`` is among unit ``units[p]``'s neighbours' blocks (never
@@ -107,11 +111,17 @@ def _neighbour_overlap(sets: BlockSets) -> sp.csr_array:
     return overlap
 
 
-def _pair_event_tables(sets: BlockSets, rows: np.ndarray, cols: np.ndarray, overlap=None):
+def _pair_event_tables(sets: BlockSets, rows: np.ndarray, cols: np.ndarray, overlap=None, shared=None, *,
+                       distinct: bool = True):
     """For pairs ``(r, c)``, which of the four block sets (own r, neighbours of r, own
     c, neighbours of c: atoms 0-3) meet, and the sizes needed for unions (``overlap``:
-    :func:`_neighbour_overlap`, computed here when not given)."""
-    if np.array_equal(rows, cols):  # marginals: a unit's set meets itself
+    :func:`_neighbour_overlap`, computed here when neither it nor ``shared``, each pair's
+    number of shared neighbour blocks, is given). Pairs whose sets relate alike have
+    equal tables: with ``distinct``, returns the tables of the distinct relations and each
+    pair's among them (:func:`_distinct`; None: the tables are the pairs')."""
+    if shared is not None:
+        shared = np.asarray(shared, dtype=np.int64)
+    elif np.array_equal(rows, cols):  # marginals: a unit's set meets itself
         shared = sets.size[rows].astype(np.int64)
     else:
         matrix = _neighbour_overlap(sets) if overlap is None else overlap
@@ -123,9 +133,27 @@ def _pair_event_tables(sets: BlockSets, rows: np.ndarray, cols: np.ndarray, over
     else:
         o_r, o_c = sets.own[rows], sets.own[cols]
         has_r, has_c = o_r >= 0, o_c >= 0
-        own = (sets.contains(rows, o_r), sets.contains(cols, o_c), (o_r == o_c) & has_r, sets.contains(cols, o_r),
+        own = (sets.own_in_reach[rows], sets.own_in_reach[cols], (o_r == o_c) & has_r, sets.contains(cols, o_r),
                sets.contains(rows, o_c))
-    return event_tables(sets.size[rows], sets.size[cols], shared, *own, has_own_r=has_r, has_own_c=has_c)
+    fields, inverse = _distinct(sets.size[rows], sets.size[cols], shared, *own, has_r, has_c, skip=not distinct)
+    return event_tables(*fields[:8], has_own_r=fields[8], has_own_c=fields[9]), inverse
+
+
+def _distinct(size_r, size_c, shared, *flags, skip: bool = False) -> tuple[tuple, np.ndarray | None]:
+    """The distinct rows of the columns (three counts, then booleans) and each row's
+    position among them; the rows themselves (and None) with ``skip``, for few rows, or
+    when their codes could overflow. A social graph's million pairs take a few hundred
+    distinct rows."""
+    top = int(max(size_r.max(initial=0), size_c.max(initial=0))) + 1
+    if skip or size_r.size < 1_000 or top ** 3 >= 2 ** 62 >> len(flags):
+        return (size_r, size_c, shared, *flags), None
+    code = (size_r.astype(np.int64) * top + size_c) * top + shared
+    for flag in flags:
+        code = code * 2 + flag
+    inverse, uniques = pd.factorize(code)
+    first = np.empty(uniques.size, dtype=np.int64)
+    first[inverse[::-1]] = np.arange(inverse.size - 1, -1, -1)  # each distinct row's first pair
+    return tuple(column[first] for column in (size_r, size_c, shared, *flags)), inverse
 
 
 def event_tables(size_r, size_c, shared, own_r_in_r, own_c_in_c, own_eq, own_r_in_c, own_c_in_r, *, has_own_r,
@@ -204,43 +232,52 @@ def events_probability(layers, n: int, events_r, events_c) -> np.ndarray:
     return np.clip(total, 0.0, 1.0)
 
 
-def exact_by_events(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys, overlap=None,
-           sets: BlockSets | None = None):
-    """Exact marginal and joint probabilities of a mapping with ``events`` (``overlap``:
-    the pairs' shared neighbour blocks when known, :func:`_neighbour_overlap` otherwise;
-    a stratified design: every stratum's block sets, its factors multiplied)."""
+def exact_by_events(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys,
+                    sets: BlockSets | None = None, shared: np.ndarray | None = None):
+    """Exact marginal and joint probabilities of a mapping with ``events`` (``shared``:
+    each stored pair's number of shared neighbour blocks, in ``pairs``' order, when known;
+    a stratified design: every stratum's block sets, its factors multiplied). Pairs whose
+    block sets relate alike are evaluated once (one stratum)."""
     blocks = np.asarray(randomization.blocks, dtype=np.int64)
     if randomization.scheme == "stratified":
         strata = [(mixture, BlockSets.build(kernel, blocks, randomization.n_blocks, members))
                   for members, mixture in randomization.strata_parts()]
         overlaps = [_neighbour_overlap(layer) for _, layer in strata] if keys else []
+        shared = None
     else:
         strata = [([(1.0, randomization)], sets or BlockSets.build(kernel, blocks, randomization.n_blocks))]
-        overlaps = [overlap if overlap is not None else _neighbour_overlap(strata[0][1])] if keys else []
+        overlaps = [None if shared is not None else _neighbour_overlap(strata[0][1])] if keys else []
     # the units whose exposure reads a stratum's blocks (all of them: one stratum)
     touches = [None if len(strata) == 1 else (layer.size > 0) | (layer.own is not None and layer.own >= 0)
                for _, layer in strata]
 
-    def layers(r: np.ndarray, c: np.ndarray, shared=None):
-        out = []
+    def layers(r: np.ndarray, c: np.ndarray, overlaps=None, shared=None):
+        out, inverse = [], None
         for i, (mixture, layer) in enumerate(strata):
             subset = None if touches[i] is None else np.flatnonzero(touches[i][r] | touches[i][c])
             r_s, c_s = (r, c) if subset is None else (r[subset], c[subset])
-            out.append((mixture, _pair_event_tables(layer, r_s, c_s, None if shared is None else shared[i]), subset))
-        return out
+            tables, inverse = _pair_event_tables(layer, r_s, c_s, None if overlaps is None else overlaps[i], shared,
+                                                 distinct=len(strata) == 1)
+            out.append((mixture, tables, subset))
+        return out, inverse
+
+    def evaluate(tables, inverse, n: int, events_r, events_c) -> np.ndarray:
+        if inverse is None:
+            return events_probability(tables, n, events_r, events_c)
+        return events_probability(tables, int(inverse.max()) + 1, events_r, events_c)[inverse]
 
     units = np.arange(len(kernel.units))
-    tables = layers(units, units)
-    marginal = np.column_stack([events_probability(tables, units.size, rule.events[c], None)
-                                for c in rule.conditions])
+    tables, inverse = layers(units, units)
+    marginal = np.column_stack([evaluate(tables, inverse, units.size, rule.events[c], None) for c in rule.conditions])
     rows, cols = csr_rows(pairs), pairs.indices
     joint = {key: np.empty(rows.size) for key in keys}
     for start in range(0, rows.size if keys else 0, EXACT_PAIR_CHUNK):  # chunks of pairs bound the tables' memory
-        r, c = rows[start:start + EXACT_PAIR_CHUNK], cols[start:start + EXACT_PAIR_CHUNK]
-        tables = layers(r, c, overlaps)  # shared by every pair of conditions
+        stop = min(start + EXACT_PAIR_CHUNK, rows.size)
+        r, c = rows[start:stop], cols[start:stop]
+        tables, inverse = layers(r, c, overlaps, None if shared is None else shared[start:stop])  # every key's
         for k, l in keys:
-            joint[(k, l)][start:start + r.size] = events_probability(
-                tables, r.size, rule.events[rule.conditions[k]], rule.events[rule.conditions[l]])
+            joint[(k, l)][start:stop] = evaluate(tables, inverse, r.size, rule.events[rule.conditions[k]],
+                                                 rule.events[rule.conditions[l]])
     return marginal, joint
 
 

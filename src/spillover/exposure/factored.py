@@ -35,11 +35,10 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     sets = BlockSets.build(kernel, blocks, n_blocks)
     n = len(kernel.units)
     roles = sp.csr_array(2 * sp.csr_array(sets.reach, dtype=np.int64))  # role bits: 1 own block, 2 a neighbour's
-    own_in_nbr = np.zeros(n, dtype=bool)
+    own_in_nbr = np.zeros(n, dtype=bool) if sets.own_in_reach is None else sets.own_in_reach
     if sets.own is not None:
         roles = sp.csr_array(roles + sp.csr_array((np.ones(n, dtype=np.int64), (np.arange(n), sets.own)),
                                                   shape=roles.shape))
-        own_in_nbr = sets.contains(np.arange(n), sets.own)
     roles.sort_indices()
     classes, read = csr_rows(roles), roles.indices.astype(np.int64)
     width = np.diff(roles.indptr).astype(np.int64)  # blocks each class reads
@@ -85,11 +84,9 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     pair_of, type_small, type_large = pair_of[hit], types[incidence[hit]], types[found[hit]]
     flip = swap[pair_of]
     tau_r, tau_c = np.where(flip, type_large, type_small), np.where(flip, type_small, type_large)
-    both_nbr = (roles.data[incidence[hit]] & 2).astype(bool) & (roles.data[found[hit]] & 2).astype(bool)
-    overlap = sp.csr_array((both_nbr.astype(np.int64), (p_rows[pair_of], p_cols[pair_of])), shape=(n, n))
-    overlap.sum_duplicates()
-    overlap.sort_indices()
-    marginal, joint = exact_by_events(kernel, rule, randomization, pairs, keys, overlap, sets)
+    both_nbr = (roles.data[incidence[hit]] & roles.data[found[hit]] & 2) > 0
+    shared = np.bincount(pair_of[both_nbr], minlength=p_rows.size)  # each stored pair's shared neighbour blocks
+    marginal, joint = exact_by_events(kernel, rule, randomization, pairs, keys, sets, shared)
 
     # one-block joints of every pair of types that meet in a block
     meet = sp.csr_array((np.ones(classes.size), (types, read)), shape=(n_types, n_blocks))  # types x blocks
