@@ -85,9 +85,9 @@ def _contrast_sums(joint: dict, k: int, l: int, a_k, a_l, m_k, m_l, size, p_k, p
     if factored is not None:  # the pairs sharing one block, per block; the stored pairs' one-block terms undone
         more, per_type = _factored_sums(factored, keys, terms, values)
         sums += more
-        pair, position = factored.corrections  # each stored pair's shared blocks, as positions among type pairs
-        less = [tuple(np.bincount(pair, weights=coefficient[position], minlength=structure.nnz)
-                      for coefficient in coefficients) for coefficients in per_type]
+        # each stored pair's share of every key's two coefficients, one product over its shared blocks
+        shares = np.ascontiguousarray((factored.corrections @ np.column_stack([c for pair in per_type for c in pair])).T)
+        less = [(shares[2 * t], shares[2 * t + 1]) for t in range(len(keys))]
     if all(np.array_equal(joint[key].indptr, structure.indptr) and np.array_equal(joint[key].indices, structure.indices)
            for key in keys[1:]):
         sums += _pair_sums(csr_rows(structure), structure.indices,
@@ -146,15 +146,16 @@ def _factored_sums(factored, keys, terms, values: np.ndarray) -> tuple[np.ndarra
     their exact terms) are counted here too, once per shared block with their types'
     coefficients; :func:`_pair_sums` subtracts that share (``factored.corrections``)."""
     width, marginal, type_pairs = factored.n_types, factored.type_marginal, factored.type_pairs
-    cells = {row: factored.cell_sums(values[row]) for row in range(_A, _SIZE + 1)}
+    # the per-cell sums of a, m and size, and their values at both cells of every pair of cells at a block, once
+    left, right = factored.cell_pairs(factored.cell_sums(values[_A:]))
+    a, m, size = _A - _A, _M - _A, _SIZE - _A
     sums = np.zeros((len(keys), 2))
     per_type = []
     for t, ((k, l), (i, j)) in enumerate(zip(keys, terms)):
         unbiased, weight = _pair_coefficients(factored.joint[(k, l)],
                                               marginal[type_pairs // width, k] * marginal[type_pairs % width, l], False)
-        sums[t, 0] = float(unbiased @ factored.cross_cells(cells[_A + i], cells[_A + j]))
-        sums[t, 1] = float(weight @ (factored.cross_cells(cells[_M + i], cells[_SIZE])
-                                     + factored.cross_cells(cells[_SIZE], cells[_M + j])))
+        sums[t, 0] = float(unbiased @ factored.per_type_pair(left[a + i] * right[a + j]))
+        sums[t, 1] = float(weight @ factored.per_type_pair(left[m + i] * right[size] + left[size] * right[m + j]))
         per_type.append((unbiased, weight))
     return sums, per_type
 

@@ -105,6 +105,10 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
                                               rule.events[rule.conditions[l]]) for k, l in keys}
     representative = np.zeros(n_types, dtype=np.int64)
     representative[types] = classes
+    # each stored pair's shared blocks counted by type pair (pair_of is sorted: the rows of a CSR matrix)
+    starts = np.r_[0, np.cumsum(np.bincount(pair_of, minlength=p_rows.size))]
+    corrections = sp.csr_array((np.ones(pair_of.size), csr_lookup(meet, tau_r, tau_c), starts),  # meet's positions:
+                               shape=(p_rows.size, type_pairs.size))  # type_pairs'
     factored = FactoredPairs(classes, read, types, n_blocks, marginal[representative], type_pairs, type_joint,
-                             (pair_of, csr_lookup(meet, tau_r, tau_c)))  # meet's positions: type_pairs'
+                             corrections)
     return marginal, joint, pairs, factored

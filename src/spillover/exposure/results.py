@@ -36,8 +36,9 @@ class FactoredPairs:
     The pairs that share two or more blocks, and every class with itself, are stored
     with their exact joints in :attr:`ExposureProbabilities.pairs`; the block sums count
     them once per shared block with the one-block formula, which ``corrections`` undoes:
-    for each (stored pair ``corrections[0]``, shared block) the type pair's position in
-    ``type_pairs`` (``corrections[1]``).
+    row ``p`` of this (stored pairs x ``type_pairs``) matrix counts the blocks stored pair
+    ``p`` shares as each type pair, so ``corrections @ c`` is each stored pair's share of
+    per-type-pair coefficients ``c``.
 
     Examples
     --------
@@ -58,7 +59,7 @@ class FactoredPairs:
     type_marginal: np.ndarray
     type_pairs: np.ndarray
     joint: dict[tuple[int, int], np.ndarray]
-    corrections: tuple[np.ndarray, np.ndarray]
+    corrections: sp.csr_array
 
     @property
     def n_types(self) -> int:
@@ -84,17 +85,38 @@ class FactoredPairs:
             raise AssertionError("factored pairs: two types meet in a block without a type pair")
         return cell_of.astype(np.int64), int(cells.size), left, right, position
 
-    def cell_sums(self, values: np.ndarray) -> np.ndarray:
-        """The sum of ``values`` (one per class) over the classes of each (block, type)
-        cell: what :meth:`cross_cells` pairs up."""
+    @cached_property
+    def _cell_matrix(self) -> sp.csr_array:
+        """Cells x classes: how many incidences of each class fall in each cell."""
         cell_of, n_cells, _, _, _ = self._cells
-        return np.bincount(cell_of, weights=np.asarray(values, dtype=float)[self.classes], minlength=n_cells)
+        n_classes = int(self.classes.max()) + 1 if self.classes.size else 0
+        return sp.csr_array((np.ones(cell_of.size), (cell_of, self.classes)), shape=(n_cells, n_classes))
+
+    def cell_sums(self, values: np.ndarray) -> np.ndarray:
+        """The sum of ``values`` (one per class; or rows of them, each summed) over the
+        classes of each (block, type) cell: what :meth:`cross_cells` pairs up."""
+        values = np.asarray(values, dtype=float)
+        matrix = self._cell_matrix
+        if values.shape[-1] > matrix.shape[1]:  # classes beyond the last that reads a block
+            values = values[..., :matrix.shape[1]]
+        return matrix @ values if values.ndim == 1 else np.ascontiguousarray((matrix @ values.T).T)
+
+    def cell_pairs(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For :meth:`cell_sums` (rows of them), their values at the left and at the right
+        cell of every pair of cells at one block: a product of the two, summed by
+        :meth:`per_type_pair`, is :meth:`cross`."""
+        _, _, pair_left, pair_right, _ = self._cells
+        return np.take(cells, pair_left, axis=-1), np.take(cells, pair_right, axis=-1)
+
+    def per_type_pair(self, values: np.ndarray) -> np.ndarray:
+        """The sum of ``values`` (one per pair of cells at a block) for each type pair."""
+        return np.bincount(self._cells[4], weights=values, minlength=self.type_pairs.size)
 
     def cross_cells(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """:meth:`cross` from the two vectors' :meth:`cell_sums` (a vector summed per cell
         once serves every product it is in)."""
-        _, _, pair_left, pair_right, position = self._cells
-        return np.bincount(position, weights=left[pair_left] * right[pair_right], minlength=self.type_pairs.size)
+        at_left, at_right = self.cell_pairs(np.vstack([left, right]))
+        return self.per_type_pair(at_left[0] * at_right[1])
 
     def cross(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """For each type pair ``(tau, tau')`` of ``type_pairs``: the sum over blocks ``b``
@@ -104,7 +126,7 @@ class FactoredPairs:
         structure built once, :attr:`_cells`).
 
         >>> f = FactoredPairs(np.array([0, 1, 2]), np.array([0, 0, 1]), np.array([0, 1, 0]), 2, np.ones((2, 1)),
-        ...                   np.array([0, 1, 2, 3]), {}, (np.array([], int), np.array([], int)))
+        ...                   np.array([0, 1, 2, 3]), {}, sp.csr_array((0, 4)))
         >>> f.cross(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0])).tolist()   # (0,0): 1 + 3, (1,0): 2
         [4.0, 1.0, 2.0, 2.0]
         """
