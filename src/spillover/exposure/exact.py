@@ -40,16 +40,27 @@ class BlockSets:
             kept[only] = True
         nodes = np.flatnonzero(kept[blocks])
         indicator = sp.csr_array((np.ones(nodes.size), (nodes, blocks[nodes])), shape=(blocks.size, n_blocks))
-        reach = sp.csr_array(kernel.neighbors @ indicator)
-        reach.eliminate_zeros()
-        reach.data[:] = 1
-        reach.sort_indices()
-        sets = cls(reach, np.diff(reach.indptr), None, n_blocks)
-        if kernel.own_index is None:
+        own = None if kernel.own_index is None else blocks[kernel.own_index]
+        return cls._from_counts(sp.csr_array(kernel.neighbors @ indicator), None if own is None else
+                                np.where(kept[own], own, -1))
+
+    @classmethod
+    def from_blocked(cls, blocked: "ExposureGraph") -> "BlockSets":
+        """The block sets of a kernel already on the blocks (:meth:`ExposureGraph.blocked`:
+        its counts of neighbours per block), without forming that product again."""
+        return cls._from_counts(sp.csr_array(blocked.neighbors, dtype=np.float64, copy=True), blocked.own_index)
+
+    @classmethod
+    def _from_counts(cls, counts: sp.csr_array, own: np.ndarray | None) -> "BlockSets":
+        """From each unit's neighbours per block (``counts``, units x blocks, its own: it
+        becomes the binary reach) and own block (-1: none among the blocks)."""
+        counts.eliminate_zeros()
+        counts.data[:] = 1
+        counts.sort_indices()
+        sets = cls(counts, np.diff(counts.indptr), None, counts.shape[1])
+        if own is None:
             return sets
-        own = blocks[kernel.own_index]
-        own = np.where(kept[own], own, -1)
-        return cls(reach, sets.size, own, n_blocks, sets.contains(np.arange(own.size), own))
+        return cls(counts, sets.size, own, sets.n_blocks, sets.contains(np.arange(own.size), own))
 
     def contains(self, units: np.ndarray, blocks: np.ndarray) -> np.ndarray:
         """Whether ``blocks[p]`` is among unit ``units[p]``'s neighbours' blocks (never

@@ -24,15 +24,17 @@ def _segment_arange(counts: np.ndarray) -> np.ndarray:
     return np.arange(starts.size, dtype=np.int64) - starts
 
 
-def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, max_pairs: int | None):
+def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, max_pairs: int | None,
+                 blocked: "ExposureGraph | None" = None):
     """Exact probabilities of a one-hop mapping with ``events`` in factored form: the
     class pairs sharing two or more blocks (and every class with itself) as stored pairs
     with exact joints, the rest per block and type (:class:`FactoredPairs`). Returns
     ``(marginal, joint, pairs, factored)``; time and memory linear in the graph plus the
-    multiply-sharing pairs (``max_pairs`` bounds those, before they are formed)."""
+    multiply-sharing pairs (``max_pairs`` bounds those, before they are formed). ``blocked``:
+    ``kernel`` on the design's blocks, when already formed."""
     blocks = np.asarray(randomization.blocks, dtype=np.int64)
     n_blocks = int(randomization.n_blocks)
-    sets = BlockSets.build(kernel, blocks, n_blocks)
+    sets = BlockSets.build(kernel, blocks, n_blocks) if blocked is None else BlockSets.from_blocked(blocked)
     n = len(kernel.units)
     roles = sp.csr_array(2 * sp.csr_array(sets.reach, dtype=np.int64))  # role bits: 1 own block, 2 a neighbour's
     own_in_nbr = np.zeros(n, dtype=bool) if sets.own_in_reach is None else sets.own_in_reach
@@ -56,36 +58,50 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     first = np.repeat(np.arange(classes.size, dtype=np.int64), later)
     second = first + 1 + _segment_arange(later)
     block_pair = pair_keys(read[first], read[second], n_blocks)
-    order = np.argsort(block_pair, kind="stable")
-    block_pair, owner = block_pair[order], classes[first[order]]
+    order_first = np.argsort(block_pair, kind="stable")
+    block_pair, owner = block_pair[order_first], classes[first[order_first]]
     starts = np.flatnonzero(np.r_[True, block_pair[1:] != block_pair[:-1]]) if block_pair.size else block_pair
     sizes = np.diff(np.r_[starts, block_pair.size])
     if max_pairs is not None:
         check_pairs(int(np.sum(sizes.astype(np.float64) ** 2)), max_pairs)
-    member_size = np.repeat(sizes, sizes)
-    member_start = np.repeat(starts, sizes)
-    rows = np.repeat(owner, member_size)
-    cols = owner[np.repeat(member_start, member_size) + _segment_arange(np.repeat(sizes, sizes))]
+    # every two members of a block pair's group share both blocks: each such (row, column) entry names its two
+    # memberships (the row's, the column's), and the entries of one class pair are its shared blocks' pairs
+    member = np.repeat(np.arange(owner.size, dtype=np.int64), np.repeat(sizes, sizes))
+    other = np.repeat(starts, sizes)[member] + _segment_arange(np.repeat(sizes, sizes))
+    rows, cols = owner[member], owner[other]
+    distinct = rows != cols  # a class with itself: the diagonal, below
+    member, other = member[distinct], other[distinct]
     diagonal = np.arange(n, dtype=np.int64)
-    pairs = sp.csr_array((np.ones(rows.size + n, dtype=np.int32), (np.r_[rows, diagonal], np.r_[cols, diagonal])),
-                         shape=(n, n))
-    pairs.sum_duplicates()
-    pairs.sort_indices()
-    pairs.data[:] = 1
+    entries = pair_keys(np.r_[rows[distinct], diagonal], np.r_[cols[distinct], diagonal], n)
+    order = np.argsort(entries)
+    entries = entries[order]
+    new = np.r_[True, entries[1:] != entries[:-1]]
+    pair_of_entry = np.empty(entries.size, dtype=np.int64)
+    pair_of_entry[order] = np.cumsum(new) - 1  # each entry's position among the stored pairs (CSR order)
+    stored = entries[new]
+    p_rows = stored // n
+    pairs = sp.csr_array((np.ones(stored.size, dtype=np.int32), (stored % n).astype(np.int32),
+                          np.r_[0, np.cumsum(np.bincount(p_rows, minlength=n))]), shape=(n, n))
 
-    # each stored pair's shared blocks, found from the side that reads fewer
-    p_rows, p_cols = csr_rows(pairs), pairs.indices.astype(np.int64)
-    swap = width[p_rows] > width[p_cols]
-    small, large = np.where(swap, p_cols, p_rows), np.where(swap, p_rows, p_cols)
-    pair_of = np.repeat(np.arange(p_rows.size, dtype=np.int64), width[small])
-    incidence = roles.indptr[small][pair_of] + _segment_arange(width[small])
-    found = csr_lookup(roles, large[pair_of], read[incidence])  # positions in roles are incidences
-    hit = found >= 0
-    pair_of, type_small, type_large = pair_of[hit], types[incidence[hit]], types[found[hit]]
-    flip = swap[pair_of]
-    tau_r, tau_c = np.where(flip, type_large, type_small), np.where(flip, type_small, type_large)
-    both_nbr = (roles.data[incidence[hit]] & roles.data[found[hit]] & 2) > 0
-    shared = np.bincount(pair_of[both_nbr], minlength=p_rows.size)  # each stored pair's shared neighbour blocks
+    # each stored pair's shared blocks, as (pair, the row's incidence, the column's): both blocks of every entry
+    # (a pair sharing k >= 3 blocks has each of them in k - 1 entries: once kept), every incidence of a class
+    # with itself
+    first_of, second_of = first[order_first], second[order_first]  # each membership's two incidences
+    entry_pair = pair_of_entry[:member.size]
+    pair_of = np.r_[entry_pair, entry_pair, pair_of_entry[member.size:][classes]]
+    inc_r = np.r_[first_of[member], second_of[member], np.arange(classes.size, dtype=np.int64)]
+    inc_c = np.r_[first_of[other], second_of[other], np.arange(classes.size, dtype=np.int64)]
+    repeated = np.bincount(entry_pair, minlength=stored.size)[pair_of] > 1
+    if repeated.any():
+        again = np.flatnonzero(repeated)
+        _, keep = np.unique(pair_keys(pair_of[again], inc_r[again], classes.size), return_index=True)
+        kept = np.ones(pair_of.size, dtype=bool)
+        kept[again] = False
+        kept[again[keep]] = True
+        pair_of, inc_r, inc_c = pair_of[kept], inc_r[kept], inc_c[kept]
+    tau_r, tau_c = types[inc_r], types[inc_c]
+    both_nbr = (roles.data[inc_r] & roles.data[inc_c] & 2) > 0
+    shared = np.bincount(pair_of[both_nbr], minlength=stored.size)  # each stored pair's shared neighbour blocks
     marginal, joint = exact_by_events(kernel, rule, randomization, pairs, keys, sets, shared)
 
     # one-block joints of every pair of types that meet in a block
@@ -105,10 +121,9 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
                                               rule.events[rule.conditions[l]]) for k, l in keys}
     representative = np.zeros(n_types, dtype=np.int64)
     representative[types] = classes
-    # each stored pair's shared blocks counted by type pair (pair_of is sorted: the rows of a CSR matrix)
-    starts = np.r_[0, np.cumsum(np.bincount(pair_of, minlength=p_rows.size))]
-    corrections = sp.csr_array((np.ones(pair_of.size), csr_lookup(meet, tau_r, tau_c), starts),  # meet's positions:
-                               shape=(p_rows.size, type_pairs.size))  # type_pairs'
+    # each stored pair's shared blocks counted by type pair (meet's positions are type_pairs')
+    corrections = sp.csr_array((np.ones(pair_of.size), (pair_of, csr_lookup(meet, tau_r, tau_c))),
+                               shape=(stored.size, type_pairs.size))
     factored = FactoredPairs(classes, read, types, n_blocks, marginal[representative], type_pairs, type_joint,
                              corrections)
     return marginal, joint, pairs, factored

@@ -218,7 +218,7 @@ def probabilities(
     exact_values = None
     factored_pairs = None
     if pairs is None:
-        *exact_values, pairs, factored_pairs = factor_pairs(kernel, rule, randomization, keys, max_pairs)
+        *exact_values, pairs, factored_pairs = factor_pairs(kernel, rule, randomization, keys, max_pairs, blocked)
     elif use_exact:
         engine = (exact_by_counts if by_counts and individual else exact_by_weighted_counts if by_counts
                   else exact_by_sets if two_hop_events else exact_by_events)
