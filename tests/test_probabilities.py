@@ -482,6 +482,20 @@ def test_factored_variances_equal_the_pairwise_sums(design_name):
             np.testing.assert_allclose(a["se"], b["se"], rtol=1e-10, err_msg=f"{method} {options}")
 
 
+def test_type_pair_positions_from_the_table_equal_the_lookup(monkeypatch):
+    # few types: each shared block's type pair is found in a dense table; many: looked up in the
+    # types' meeting matrix. Both give the same corrections matrix, entry for entry
+    from spillover.exposure import factored as factored_module
+
+    graph = synth.social_graph(1_500, mean_degree=6, seed=11)
+    labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
+    design = ClusterDesign(labels, graph.nodes, treat_fraction=0.4)
+    table = probabilities(graph, "as4", design=design, factored=True).factored.corrections
+    monkeypatch.setattr(factored_module, "TYPE_TABLE_MAX", 0)
+    lookup = probabilities(graph, "as4", design=design, factored=True).factored.corrections
+    assert table.nnz > 1_000 and (table != lookup).nnz == 0
+
+
 def test_large_designs_are_factored_by_default_and_small_ones_are_not(monkeypatch):
     from spillover.exposure import probability as probability_module
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..graph import csr_rows
+from ..graph import csr_rows, factorize_ids
 from .exact import BlockSets, event_tables, events_probability, exact_by_events
 from .kernel import ExposureGraph, check_pairs
 from .mappings import Mapping
@@ -15,6 +15,7 @@ from .results import FactoredPairs, csr_lookup, pair_keys
 
 
 FACTOR_ABOVE_PAIRS = 1_000_000  # dependent class pairs beyond which exact one-hop joints are factored by block
+TYPE_TABLE_MAX = 1_000_000  # type pairs up to which their positions are read from a dense table (else looked up)
 
 
 def _segment_arange(counts: np.ndarray) -> np.ndarray:
@@ -45,8 +46,8 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     classes, read = csr_rows(roles), roles.indices.astype(np.int64)
     width = np.diff(roles.indptr).astype(np.int64)  # blocks each class reads
     code = (sets.size[classes].astype(np.int64) * 2 + own_in_nbr[classes]) * 4 + roles.data
-    type_codes, types = np.unique(code, return_inverse=True)
-    types = types.ravel()
+    types, type_codes = factorize_ids(code)  # sorted codes: a counting pass, as the codes are small
+    type_codes = type_codes.to_numpy()
     n_types = type_codes.size
 
     # pairs sharing two or more blocks: classes grouped by the pairs of blocks they read
@@ -122,8 +123,13 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     representative = np.zeros(n_types, dtype=np.int64)
     representative[types] = classes
     # each stored pair's shared blocks counted by type pair (meet's positions are type_pairs')
-    corrections = sp.csr_array((np.ones(pair_of.size), (pair_of, csr_lookup(meet, tau_r, tau_c))),
-                               shape=(stored.size, type_pairs.size))
+    if n_types ** 2 <= TYPE_TABLE_MAX:  # few types: their pairs' positions from a table
+        table = np.full(n_types ** 2, -1, dtype=np.int64)
+        table[type_pairs] = np.arange(type_pairs.size)
+        position = table[pair_keys(tau_r, tau_c, n_types)]
+    else:
+        position = csr_lookup(meet, tau_r, tau_c)
+    corrections = sp.csr_array((np.ones(pair_of.size), (pair_of, position)), shape=(stored.size, type_pairs.size))
     factored = FactoredPairs(classes, read, types, n_blocks, marginal[representative], type_pairs, type_joint,
                              corrections)
     return marginal, joint, pairs, factored
