@@ -578,3 +578,22 @@ def test_reach_of_a_blocked_kernel_leaves_its_counts_alone():
     counts = kernel.neighbors.data.copy()
     assert counts.max() > 1 and set(np.unique(kernel.reach().data)) == {1}
     np.testing.assert_array_equal(kernel.neighbors.data, counts)
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_classes_are_the_units_with_equal_counts_per_block(monkeypatch, collide):
+    # units are grouped by one 64-bit key and checked member by member against their class's
+    # first; where the key collides (forced here: every unit one key) all three columns are
+    # compared. Either way the classes are exactly the units with the same own block and
+    # the same neighbours per block, numbered in order of first appearance
+    import networkx as nx
+
+    graph = SocialGraph.from_edges(nx.to_pandas_edgelist(nx.powerlaw_cluster_graph(600, 2, 0.4, seed=3)))
+    blocks = np.random.default_rng(2).integers(0, 40, graph.n_nodes)
+    blocked = ExposureGraph.build(graph).blocked(blocks, 40)
+    dense = blocked.neighbors.toarray()
+    reference = pd.factorize(pd.Series([(own, *row) for own, row in zip(blocked.own_index, dense.tolist())]))[0]
+    if collide:
+        monkeypatch.setattr(pd, "factorize", lambda values: (np.zeros(len(values), dtype=np.int64), np.zeros(1)))
+    np.testing.assert_array_equal(blocked.block_signatures(), reference)
+    assert reference.max() + 1 < graph.n_nodes  # some units do share a class

@@ -190,6 +190,17 @@ class ExposureGraph:
                 keys[h] += _row_sums_uint64(mixed, counts.indptr)
         own_block = (np.asarray(self.own_index, dtype=np.int64) if self.own_index is not None
                      else np.full(n, -1, dtype=np.int64))
+        # one 64-bit key with the own block folded in, then every unit checked against its class's first: equal
+        # own block and both hashes (else, a collision of that key, all three compared)
+        with np.errstate(over="ignore"):
+            folded = keys[0] ^ _mix64(own_block.astype(np.uint64) + np.uint64(0x632BE59BD9B4E019))
+        classes, uniques = pd.factorize(folded)
+        first = np.empty(uniques.size, dtype=np.int64)
+        first[classes[::-1]] = np.arange(n - 1, -1, -1)
+        head = first[classes]
+        if (own_block[head] == own_block).all() and (keys[0][head] == keys[0]).all() and \
+                (keys[1][head] == keys[1]).all():
+            return classes.astype(np.int64, copy=False)
         frame = pd.DataFrame({"own": own_block, "h0": keys[0], "h1": keys[1]})
         return frame.groupby(["own", "h0", "h1"], sort=False).ngroup().to_numpy(dtype=np.int64)
 
