@@ -122,16 +122,18 @@ def _neighbour_overlap(sets: BlockSets) -> sp.csr_array:
     return overlap
 
 
-def _pair_event_tables(sets: BlockSets, rows: np.ndarray, cols: np.ndarray, overlap=None, shared=None, *,
+def _pair_event_tables(sets: BlockSets, rows: np.ndarray, cols: np.ndarray, overlap=None, relations=None, *,
                        distinct: bool = True):
     """For pairs ``(r, c)``, which of the four block sets (own r, neighbours of r, own
-    c, neighbours of c: atoms 0-3) meet, and the sizes needed for unions (``overlap``:
-    :func:`_neighbour_overlap`, computed here when neither it nor ``shared``, each pair's
-    number of shared neighbour blocks, is given). Pairs whose sets relate alike have
-    equal tables: with ``distinct``, returns the tables of the distinct relations and each
-    pair's among them (:func:`_distinct`; None: the tables are the pairs')."""
-    if shared is not None:
-        shared = np.asarray(shared, dtype=np.int64)
+    c, neighbours of c: atoms 0-3) meet, and the sizes needed for unions. ``relations``,
+    when known: each pair's number of shared neighbour blocks and whether the own blocks
+    are one, r's own is among c's neighbours' and c's among r's (:func:`pair_relations`);
+    otherwise they are looked up (``overlap``: :func:`_neighbour_overlap`, computed here
+    when not given). Pairs whose sets relate alike have equal tables: with ``distinct``,
+    returns the tables of the distinct relations and each pair's among them
+    (:func:`_distinct`; None: the tables are the pairs')."""
+    if relations is not None:
+        shared, own_eq, own_r_in_c, own_c_in_r = relations
     elif np.array_equal(rows, cols):  # marginals: a unit's set meets itself
         shared = sets.size[rows].astype(np.int64)
     else:
@@ -144,10 +146,30 @@ def _pair_event_tables(sets: BlockSets, rows: np.ndarray, cols: np.ndarray, over
     else:
         o_r, o_c = sets.own[rows], sets.own[cols]
         has_r, has_c = o_r >= 0, o_c >= 0
-        own = (sets.own_in_reach[rows], sets.own_in_reach[cols], (o_r == o_c) & has_r, sets.contains(cols, o_r),
-               sets.contains(rows, o_c))
+        if relations is None:
+            own_eq, own_r_in_c, own_c_in_r = (o_r == o_c) & has_r, sets.contains(cols, o_r), sets.contains(rows, o_c)
+        own = (sets.own_in_reach[rows], sets.own_in_reach[cols], own_eq, own_r_in_c, own_c_in_r)
     fields, inverse = _distinct(sets.size[rows], sets.size[cols], shared, *own, has_r, has_c, skip=not distinct)
     return event_tables(*fields[:8], has_own_r=fields[8], has_own_c=fields[9]), inverse
+
+
+def pair_relations(pair: np.ndarray, role_r: np.ndarray, role_c: np.ndarray, n_pairs: int) -> tuple:
+    """How the block sets of ``n_pairs`` pairs relate, from each (pair, shared block) with
+    the block's role for either unit (bits: 1 its own block, 2 a neighbour's): the number
+    of shared neighbour blocks, whether the two own blocks are one, whether r's own block
+    is among c's neighbours' and whether c's is among r's (what :func:`_pair_event_tables`
+    would otherwise look up).
+
+    >>> shared, own_eq, r_in_c, c_in_r = pair_relations(np.array([0, 0, 1]), np.array([3, 2, 1]),
+    ...                                                 np.array([2, 2, 1]), 2)
+    >>> shared.tolist(), own_eq.tolist(), r_in_c.tolist(), c_in_r.tolist()
+    ([2, 0], [False, True], [True, False], [False, False])
+    """
+    def count(hit):
+        return np.bincount(pair[hit], minlength=n_pairs)
+
+    return (count((role_r & role_c & 2) > 0), count((role_r & role_c & 1) > 0) > 0,
+            count(((role_r & 1) > 0) & ((role_c & 2) > 0)) > 0, count(((role_c & 1) > 0) & ((role_r & 2) > 0)) > 0)
 
 
 def _distinct(size_r, size_c, shared, *flags, skip: bool = False) -> tuple[tuple, np.ndarray | None]:
@@ -244,30 +266,30 @@ def events_probability(layers, n: int, events_r, events_c) -> np.ndarray:
 
 
 def exact_by_events(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys,
-                    sets: BlockSets | None = None, shared: np.ndarray | None = None):
-    """Exact marginal and joint probabilities of a mapping with ``events`` (``shared``:
-    each stored pair's number of shared neighbour blocks, in ``pairs``' order, when known;
-    a stratified design: every stratum's block sets, its factors multiplied). Pairs whose
-    block sets relate alike are evaluated once (one stratum)."""
+                    sets: BlockSets | None = None, relations: tuple | None = None):
+    """Exact marginal and joint probabilities of a mapping with ``events`` (``relations``:
+    how each stored pair's block sets relate, in ``pairs``' order, when known:
+    :func:`pair_relations`; a stratified design: every stratum's block sets, its factors
+    multiplied). Pairs whose block sets relate alike are evaluated once (one stratum)."""
     blocks = np.asarray(randomization.blocks, dtype=np.int64)
     if randomization.scheme == "stratified":
         strata = [(mixture, BlockSets.build(kernel, blocks, randomization.n_blocks, members))
                   for members, mixture in randomization.strata_parts()]
         overlaps = [_neighbour_overlap(layer) for _, layer in strata] if keys else []
-        shared = None
+        relations = None
     else:
         strata = [([(1.0, randomization)], sets or BlockSets.build(kernel, blocks, randomization.n_blocks))]
-        overlaps = [None if shared is not None else _neighbour_overlap(strata[0][1])] if keys else []
+        overlaps = [None if relations is not None else _neighbour_overlap(strata[0][1])] if keys else []
     # the units whose exposure reads a stratum's blocks (all of them: one stratum)
     touches = [None if len(strata) == 1 else (layer.size > 0) | (layer.own is not None and layer.own >= 0)
                for _, layer in strata]
 
-    def layers(r: np.ndarray, c: np.ndarray, overlaps=None, shared=None):
+    def layers(r: np.ndarray, c: np.ndarray, overlaps=None, relations=None):
         out, inverse = [], None
         for i, (mixture, layer) in enumerate(strata):
             subset = None if touches[i] is None else np.flatnonzero(touches[i][r] | touches[i][c])
             r_s, c_s = (r, c) if subset is None else (r[subset], c[subset])
-            tables, inverse = _pair_event_tables(layer, r_s, c_s, None if overlaps is None else overlaps[i], shared,
+            tables, inverse = _pair_event_tables(layer, r_s, c_s, None if overlaps is None else overlaps[i], relations,
                                                  distinct=len(strata) == 1)
             out.append((mixture, tables, subset))
         return out, inverse
@@ -285,7 +307,8 @@ def exact_by_events(kernel: "ExposureGraph", rule: Mapping, randomization, pairs
     for start in range(0, rows.size if keys else 0, EXACT_PAIR_CHUNK):  # chunks of pairs bound the tables' memory
         stop = min(start + EXACT_PAIR_CHUNK, rows.size)
         r, c = rows[start:stop], cols[start:stop]
-        tables, inverse = layers(r, c, overlaps, None if shared is None else shared[start:stop])  # every key's
+        chunk = None if relations is None else tuple(column[start:stop] for column in relations)
+        tables, inverse = layers(r, c, overlaps, chunk)  # shared by every key
         for k, l in keys:
             joint[(k, l)][start:stop] = evaluate(tables, inverse, r.size, rule.events[rule.conditions[k]],
                                                  rule.events[rule.conditions[l]])

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..graph import csr_rows, factorize_ids
-from .exact import BlockSets, event_tables, events_probability, exact_by_events
+from .exact import BlockSets, event_tables, events_probability, exact_by_events, pair_relations
 from .kernel import ExposureGraph, check_pairs
 from .mappings import Mapping
 from .results import FactoredPairs, csr_lookup, pair_keys
@@ -101,9 +101,8 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
         kept[again[keep]] = True
         pair_of, inc_r, inc_c = pair_of[kept], inc_r[kept], inc_c[kept]
     tau_r, tau_c = types[inc_r], types[inc_c]
-    both_nbr = (roles.data[inc_r] & roles.data[inc_c] & 2) > 0
-    shared = np.bincount(pair_of[both_nbr], minlength=stored.size)  # each stored pair's shared neighbour blocks
-    marginal, joint = exact_by_events(kernel, rule, randomization, pairs, keys, sets, shared)
+    relations = pair_relations(pair_of, roles.data[inc_r], roles.data[inc_c], stored.size)
+    marginal, joint = exact_by_events(kernel, rule, randomization, pairs, keys, sets, relations)
 
     # one-block joints of every pair of types that meet in a block
     meet = sp.csr_array((np.ones(classes.size), (types, read)), shape=(n_types, n_blocks))  # types x blocks
