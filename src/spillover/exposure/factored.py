@@ -59,8 +59,9 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     first = np.repeat(np.arange(classes.size, dtype=np.int64), later)
     second = first + 1 + _segment_arange(later)
     block_pair = pair_keys(read[first], read[second], n_blocks)
-    order_first = np.argsort(block_pair, kind="stable")
-    block_pair, owner = block_pair[order_first], classes[first[order_first]]
+    by_pair = np.argsort(block_pair, kind="stable")
+    first_of, second_of = first[by_pair], second[by_pair]  # each membership's two incidences, grouped by block pair
+    block_pair, owner = block_pair[by_pair], classes[first_of]
     starts = np.flatnonzero(np.r_[True, block_pair[1:] != block_pair[:-1]]) if block_pair.size else block_pair
     sizes = np.diff(np.r_[starts, block_pair.size])
     if max_pairs is not None:
@@ -87,7 +88,6 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     # each stored pair's shared blocks, as (pair, the row's incidence, the column's): both blocks of every entry
     # (a pair sharing k >= 3 blocks has each of them in k - 1 entries: once kept), every incidence of a class
     # with itself
-    first_of, second_of = first[order_first], second[order_first]  # each membership's two incidences
     entry_pair = pair_of_entry[:member.size]
     pair_of = np.r_[entry_pair, entry_pair, pair_of_entry[member.size:][classes]]
     inc_r = np.r_[first_of[member], second_of[member], np.arange(classes.size, dtype=np.int64)]

@@ -272,7 +272,7 @@ def probabilities(
     diagonal = rows == pairs.indices
     joint_probs = {}
     for (k, l), values in joint_values.items():
-        values = np.array(values, dtype=float)
+        values = np.asarray(values, dtype=float)  # computed here for this key alone: set in place
         values[diagonal] = marginal[rows[diagonal], k] if k == l else 0.0
         joint_probs[(k, l)] = sp.csr_array((values, pairs.indices, pairs.indptr), shape=pairs.shape)
     if groups is not None:  # classes' probabilities back to their units
