@@ -144,9 +144,10 @@ def _pair_event_tables(sets: BlockSets, rows: np.ndarray, cols: np.ndarray, over
         false = np.zeros(rows.size, dtype=bool)
         own, has_r, has_c = (false,) * 5, false, false
     else:
-        o_r, o_c = sets.own[rows], sets.own[cols]
-        has_r, has_c = o_r >= 0, o_c >= 0
+        has_own = sets.own >= 0
+        has_r, has_c = has_own[rows], has_own[cols]
         if relations is None:
+            o_r, o_c = sets.own[rows], sets.own[cols]
             own_eq, own_r_in_c, own_c_in_r = (o_r == o_c) & has_r, sets.contains(cols, o_r), sets.contains(rows, o_c)
         own = (sets.own_in_reach[rows], sets.own_in_reach[cols], own_eq, own_r_in_c, own_c_in_r)
     fields, inverse = _distinct(sets.size[rows], sets.size[cols], shared, *own, has_r, has_c, skip=not distinct)
@@ -165,11 +166,13 @@ def pair_relations(pair: np.ndarray, role_r: np.ndarray, role_c: np.ndarray, n_p
     >>> shared.tolist(), own_eq.tolist(), r_in_c.tolist(), c_in_r.tolist()
     ([2, 0], [False, True], [True, False], [False, False])
     """
-    def count(hit):
-        return np.bincount(pair[hit], minlength=n_pairs)
-
-    return (count((role_r & role_c & 2) > 0), count((role_r & role_c & 1) > 0) > 0,
-            count(((role_r & 1) > 0) & ((role_c & 2) > 0)) > 0, count(((role_c & 1) > 0) & ((role_r & 2) > 0)) > 0)
+    # one weighted count: the shared neighbour blocks below bit 32, each flag (at most once per pair: a unit has
+    # one own block) a bit above; the weight of each of the 16 pairs of roles from a table
+    r, c = np.arange(16) & 3, np.arange(16) >> 2
+    weight = (((r & c & 2) >> 1) | (r & c & 1) << 32 | (r & (c >> 1) & 1) << 33 | (c & (r >> 1) & 1) << 34).astype(float)
+    roles = np.asarray(role_r, dtype=np.uint8) | np.asarray(role_c, dtype=np.uint8) << 2
+    total = np.bincount(pair, weights=weight[roles], minlength=n_pairs).astype(np.int64)  # exact: below 2^53
+    return total & 0xFFFFFFFF, (total >> 32 & 1) > 0, (total >> 33 & 1) > 0, (total >> 34 & 1) > 0
 
 
 def _distinct(size_r, size_c, shared, *flags, skip: bool = False) -> tuple[tuple, np.ndarray | None]:
@@ -180,9 +183,10 @@ def _distinct(size_r, size_c, shared, *flags, skip: bool = False) -> tuple[tuple
     top = int(max(size_r.max(initial=0), size_c.max(initial=0))) + 1
     if skip or size_r.size < 1_000 or top ** 3 >= 2 ** 62 >> len(flags):
         return (size_r, size_c, shared, *flags), None
-    code = (size_r.astype(np.int64) * top + size_c) * top + shared
-    for flag in flags:
-        code = code * 2 + flag
+    bits = np.zeros(size_r.size, dtype=np.min_scalar_type(2 ** len(flags) - 1))  # the flags, a bit each
+    for i, flag in enumerate(flags):
+        bits |= np.asarray(flag, dtype=np.uint8) << np.uint8(i)
+    code = ((size_r.astype(np.int64) * top + size_c) * top + shared) << len(flags) | bits
     inverse, uniques = pd.factorize(code)
     first = np.empty(uniques.size, dtype=np.int64)
     first[inverse[::-1]] = np.arange(inverse.size - 1, -1, -1)  # each distinct row's first pair

@@ -101,7 +101,8 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
         kept[again[keep]] = True
         pair_of, inc_r, inc_c = pair_of[kept], inc_r[kept], inc_c[kept]
     tau_r, tau_c = types[inc_r], types[inc_c]
-    relations = pair_relations(pair_of, roles.data[inc_r], roles.data[inc_c], stored.size)
+    role = roles.data.astype(np.uint8)  # role bits, small
+    relations = pair_relations(pair_of, role[inc_r], role[inc_c], stored.size)
     marginal, joint = exact_by_events(kernel, rule, randomization, pairs, keys, sets, relations)
 
     # one-block joints of every pair of types that meet in a block
