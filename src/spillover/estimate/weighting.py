@@ -139,8 +139,8 @@ def _pair_coefficients(p: np.ndarray, product: np.ndarray, bound_negative: bool)
 def _factored_sums(factored, keys, terms, values: np.ndarray) -> tuple[np.ndarray, list]:
     """:func:`_pair_sums` over the class pairs of a :class:`~spillover.exposure.FactoredPairs`
     that share exactly one block, for each key and term, per block and pair of types:
-    ``sum_b A_b(tau) A_b(tau')`` (:meth:`~spillover.exposure.FactoredPairs.cross_cells`,
-    each vector summed per cell once) weighted by the types' term: time linear in the
+    ``sum_b A_b(tau) A_b(tau')`` (:meth:`~spillover.exposure.FactoredPairs.cross`, each
+    vector summed per cell once) weighted by the types' term: time linear in the
     graph. Returns the sums and, per key, the two coefficients of each type pair. The
     stored pairs (which share two or more blocks, or are a class with itself, and have
     their exact terms) are counted here too, once per shared block with their types'

@@ -94,7 +94,7 @@ class FactoredPairs:
 
     def cell_sums(self, values: np.ndarray) -> np.ndarray:
         """The sum of ``values`` (one per class; or rows of them, each summed) over the
-        classes of each (block, type) cell: what :meth:`cross_cells` pairs up."""
+        classes of each (block, type) cell: what :meth:`cell_pairs` pairs up."""
         values = np.asarray(values, dtype=float)
         matrix = self._cell_matrix
         if values.shape[-1] > matrix.shape[1]:  # classes beyond the last that reads a block
@@ -112,25 +112,23 @@ class FactoredPairs:
         """The sum of ``values`` (one per pair of cells at a block) for each type pair."""
         return np.bincount(self._cells[4], weights=values, minlength=self.type_pairs.size)
 
-    def cross_cells(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """:meth:`cross` from the two vectors' :meth:`cell_sums` (a vector summed per cell
-        once serves every product it is in)."""
-        at_left, at_right = self.cell_pairs(np.vstack([left, right]))
-        return self.per_type_pair(at_left[0] * at_right[1])
-
     def cross(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """For each type pair ``(tau, tau')`` of ``type_pairs``: the sum over blocks ``b``
         of ``(sum of left over the classes of type tau at b) x (sum of right over those
-        of type tau' at b)`` (``left``, ``right``: one value per class). Two weighted
-        counts over the incidences and one over the pairs of cells at a block (their
-        structure built once, :attr:`_cells`).
+        of type tau' at b)`` (``left``, ``right``: one value per class): each summed per
+        cell (:meth:`cell_sums`), paired at every pair of cells at a block
+        (:meth:`cell_pairs`) and counted per type pair (:meth:`per_type_pair`); the
+        structure is built once (:attr:`_cells`). A variance pairs the per-cell sums of
+        several vectors at once.
 
         >>> f = FactoredPairs(np.array([0, 1, 2]), np.array([0, 0, 1]), np.array([0, 1, 0]), 2, np.ones((2, 1)),
         ...                   np.array([0, 1, 2, 3]), {}, sp.csr_array((0, 4)))
         >>> f.cross(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0])).tolist()   # (0,0): 1 + 3, (1,0): 2
         [4.0, 1.0, 2.0, 2.0]
         """
-        return self.cross_cells(self.cell_sums(left), self.cell_sums(right))
+        at_left, _ = self.cell_pairs(self.cell_sums(left))
+        _, at_right = self.cell_pairs(self.cell_sums(right))
+        return self.per_type_pair(at_left * at_right)
 
 
 @dataclass(frozen=True, eq=False)
