@@ -111,11 +111,12 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     meet.sort_indices()
     t_r, t_c = csr_rows(meet), meet.indices.astype(np.int64)
     type_pairs = pair_keys(t_r, t_c, n_types)
-    role_r, role_c = type_codes[t_r] % 4, type_codes[t_c] % 4
-    tables = event_tables(type_codes[t_r] // 8, type_codes[t_c] // 8, ((role_r & 2) & (role_c & 2)) // 2,
+    # two types meeting in one block relate as that block's roles for each say (the block is all they share)
+    shared, own_eq, own_r_in_c, own_c_in_r = pair_relations(np.arange(t_r.size), type_codes[t_r] % 4,
+                                                             type_codes[t_c] % 4, t_r.size)
+    tables = event_tables(type_codes[t_r] // 8, type_codes[t_c] // 8, shared,
                            ((type_codes[t_r] // 4) % 2).astype(bool), ((type_codes[t_c] // 4) % 2).astype(bool),
-                           ((role_r & 1) & (role_c & 1)).astype(bool), ((role_r & 1) & (role_c >> 1)).astype(bool),
-                           ((role_c & 1) & (role_r >> 1)).astype(bool), has_own_r=sets.own is not None,
+                           own_eq, own_r_in_c, own_c_in_r, has_own_r=sets.own is not None,
                            has_own_c=sets.own is not None)
     layers = [([(1.0, randomization)], tables, None)]
     type_joint = {(k, l): events_probability(layers, t_r.size, rule.events[rule.conditions[k]],
