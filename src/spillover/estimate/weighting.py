@@ -139,23 +139,25 @@ def _pair_coefficients(p: np.ndarray, product: np.ndarray, bound_negative: bool)
 def _factored_sums(factored, keys, terms, values: np.ndarray) -> tuple[np.ndarray, list]:
     """:func:`_pair_sums` over the class pairs of a :class:`~spillover.exposure.FactoredPairs`
     that share exactly one block, for each key and term, per block and pair of types:
-    ``sum_b A_b(tau) A_b(tau')`` (:meth:`~spillover.exposure.FactoredPairs.cross`, each
-    vector summed per cell once) weighted by the types' term: time linear in the
+    ``sum_b A_b(tau) A_b(tau')`` (:meth:`~spillover.exposure.FactoredPairs.cross_products`,
+    each vector summed per cell once) weighted by the types' term: time linear in the
     graph. Returns the sums and, per key, the two coefficients of each type pair. The
     stored pairs (which share two or more blocks, or are a class with itself, and have
     their exact terms) are counted here too, once per shared block with their types'
     coefficients; :func:`_pair_sums` subtracts that share (``factored.corrections``)."""
     width, marginal, type_pairs = factored.n_types, factored.type_marginal, factored.type_pairs
-    # the per-cell sums of a, m and size, and their values at both cells of every pair of cells at a block, once
-    left, right = factored.cell_pairs(factored.cell_sums(values[_A:]))
+    # the per-cell sums of a, m and size, multiplied per block for each key's two sums: a_i a_j, and m_i size (the
+    # bound's other half, size m_j, is m_j size with the types swapped)
     a, m, size = _A - _A, _M - _A, _SIZE - _A
+    wanted = sorted({pair for i, j in terms for pair in ((a + i, a + j), (m + i, size), (m + j, size))})
+    products = dict(zip(wanted, factored.cross_products(factored.cell_sums(values[_A:]), wanted)))
     sums = np.zeros((len(keys), 2))
     per_type = []
     for t, ((k, l), (i, j)) in enumerate(zip(keys, terms)):
         unbiased, weight = _pair_coefficients(factored.joint[(k, l)],
                                               marginal[type_pairs // width, k] * marginal[type_pairs % width, l], False)
-        sums[t, 0] = float(unbiased @ factored.per_type_pair(left[a + i] * right[a + j]))
-        sums[t, 1] = float(weight @ factored.per_type_pair(left[m + i] * right[size] + left[size] * right[m + j]))
+        sums[t, 0] = float(unbiased @ products[(a + i, a + j)])
+        sums[t, 1] = float(weight @ (products[(m + i, size)] + products[(m + j, size)][factored.swapped]))
         per_type.append((unbiased, weight))
     return sums, per_type
 

@@ -53,7 +53,11 @@ class ExposureGraph:
 
     @cached_property
     def degree(self) -> np.ndarray:
-        """Each unit's number of neighbours (row sums: a blocked kernel stores counts)."""
+        """Each unit's number of neighbours (row sums: a blocked kernel stores counts; a 0/1
+        matrix's are its rows' lengths, read without a pass over its entries per row)."""
+        data = self.neighbors.data
+        if bool((data == 1).all()):
+            return np.diff(self.neighbors.indptr).astype(np.int64)
         return np.asarray(self.neighbors.sum(axis=1)).ravel().astype(np.int64)
 
     def blocked(self, blocks: np.ndarray, n_blocks: int) -> "ExposureGraph":

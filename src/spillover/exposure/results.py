@@ -12,7 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import InputError, show_id
-from ..graph import csr_rows, group_indicator
+from ..graph import csr_rows, factorize_ids, group_indicator
 from .mappings import Mapping
 
 
@@ -67,58 +67,64 @@ class FactoredPairs:
         return self.type_marginal.shape[0]
 
     @cached_property
-    def _cells(self) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
-        """The (block, type) cells the incidences fall in, once: each incidence's cell,
-        the number of cells, and every pair of cells at one block (left cell, right cell,
-        the type pair's position in ``type_pairs``): what :meth:`cross` sums over."""
+    def _cells(self) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+        """The (block, type) cells the incidences fall in, once: each incidence's cell, the
+        number of cells, and the cells as a CSR layout of blocks x types (each block's
+        first cell, each cell's type): what :meth:`cross_products` multiplies."""
         width = self.n_types
-        cells, cell_of = np.unique(self.blocks.astype(np.int64) * width + self.types, return_inverse=True)
-        block, kind = cells // width, cells % width
-        starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
-        counts = np.diff(np.r_[starts, cells.size])
-        per_cell = np.repeat(counts, counts)  # cells at each cell's block
-        first = np.repeat(starts, counts)
-        left = np.repeat(np.arange(cells.size), per_cell)
-        right = np.repeat(first, per_cell) + (np.arange(left.size) - np.repeat(np.cumsum(per_cell) - per_cell, per_cell))
-        position = np.searchsorted(self.type_pairs, kind[left] * width + kind[right])
-        if (position >= self.type_pairs.size).any() or (self.type_pairs[position] != kind[left] * width + kind[right]).any():
-            raise AssertionError("factored pairs: two types meet in a block without a type pair")
-        return cell_of.astype(np.int64), int(cells.size), left, right, position
+        cell_of, cells = factorize_ids(self.blocks.astype(np.int64) * width + self.types)  # sorted by block, type
+        cells = cells.to_numpy()
+        indptr = np.r_[0, np.cumsum(np.bincount(cells // width, minlength=self.n_blocks))]
+        return cell_of.astype(np.int64, copy=False), int(cells.size), indptr, cells % width
 
     @cached_property
     def _cell_matrix(self) -> sp.csr_array:
         """Cells x classes: how many incidences of each class fall in each cell."""
-        cell_of, n_cells, _, _, _ = self._cells
+        cell_of, n_cells, _, _ = self._cells
         n_classes = int(self.classes.max()) + 1 if self.classes.size else 0
         return sp.csr_array((np.ones(cell_of.size), (cell_of, self.classes)), shape=(n_cells, n_classes))
 
+    @cached_property
+    def swapped(self) -> np.ndarray:
+        """For each type pair ``(tau, tau')`` of ``type_pairs``, the position of ``(tau',
+        tau)``: types that meet in a block meet either way round."""
+        width = self.n_types
+        return np.searchsorted(self.type_pairs, (self.type_pairs % width) * width + self.type_pairs // width)
+
     def cell_sums(self, values: np.ndarray) -> np.ndarray:
         """The sum of ``values`` (one per class; or rows of them, each summed) over the
-        classes of each (block, type) cell: what :meth:`cell_pairs` pairs up."""
+        classes of each (block, type) cell: what :meth:`cross_products` pairs up."""
         values = np.asarray(values, dtype=float)
         matrix = self._cell_matrix
         if values.shape[-1] > matrix.shape[1]:  # classes beyond the last that reads a block
             values = values[..., :matrix.shape[1]]
         return matrix @ values if values.ndim == 1 else np.ascontiguousarray((matrix @ values.T).T)
 
-    def cell_pairs(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For :meth:`cell_sums` (rows of them), their values at the left and at the right
-        cell of every pair of cells at one block: a product of the two, summed by
-        :meth:`per_type_pair`, is :meth:`cross`."""
-        _, _, pair_left, pair_right, _ = self._cells
-        return np.take(cells, pair_left, axis=-1), np.take(cells, pair_right, axis=-1)
-
-    def per_type_pair(self, values: np.ndarray) -> np.ndarray:
-        """The sum of ``values`` (one per pair of cells at a block) for each type pair."""
-        return np.bincount(self._cells[4], weights=values, minlength=self.type_pairs.size)
+    def cross_products(self, cells: np.ndarray, pairs: list[tuple[int, int]]) -> np.ndarray:
+        """For rows of :meth:`cell_sums` and pairs ``(x, y)`` of their positions: for each
+        type pair ``(tau, tau')`` of ``type_pairs``, the sum over blocks ``b`` of ``cells[x]``
+        at ``(b, tau)`` times ``cells[y]`` at ``(b, tau')``, one row per pair. Each is a
+        sparse product of the (blocks x types) cells, ``X' Y``: time linear in the pairs
+        of cells that meet in a block."""
+        _, _, indptr, kind = self._cells
+        width = self.n_types
+        grid = {x: sp.csr_array((cells[x], kind, indptr), shape=(self.n_blocks, width)) for pair in pairs for x in pair}
+        out = np.zeros((len(pairs), self.type_pairs.size))
+        for row, (x, y) in enumerate(pairs):
+            product = (grid[x].T @ grid[y]).tocoo()
+            keys = product.row.astype(np.int64) * width + product.col
+            position = np.searchsorted(self.type_pairs, keys)
+            if (position >= self.type_pairs.size).any() or (self.type_pairs[position] != keys).any():
+                raise AssertionError("factored pairs: two types meet in a block without a type pair")
+            out[row, position] = product.data
+        return out
 
     def cross(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """For each type pair ``(tau, tau')`` of ``type_pairs``: the sum over blocks ``b``
         of ``(sum of left over the classes of type tau at b) x (sum of right over those
         of type tau' at b)`` (``left``, ``right``: one value per class): each summed per
-        cell (:meth:`cell_sums`), paired at every pair of cells at a block
-        (:meth:`cell_pairs`) and counted per type pair (:meth:`per_type_pair`); the
-        structure is built once (:attr:`_cells`). A variance pairs the per-cell sums of
+        cell (:meth:`cell_sums`) and multiplied per block (:meth:`cross_products`); the
+        cells are found once (:attr:`_cells`). A variance multiplies the per-cell sums of
         several vectors at once.
 
         >>> f = FactoredPairs(np.array([0, 1, 2]), np.array([0, 0, 1]), np.array([0, 1, 0]), 2, np.ones((2, 1)),
@@ -126,9 +132,7 @@ class FactoredPairs:
         >>> f.cross(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0])).tolist()   # (0,0): 1 + 3, (1,0): 2
         [4.0, 1.0, 2.0, 2.0]
         """
-        at_left, _ = self.cell_pairs(self.cell_sums(left))
-        _, at_right = self.cell_pairs(self.cell_sums(right))
-        return self.per_type_pair(at_left * at_right)
+        return self.cross_products(self.cell_sums(np.vstack([left, right])), [(0, 1)])[0]
 
 
 @dataclass(frozen=True, eq=False)
