@@ -18,7 +18,6 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from .display import mapping_html
 from .errors import FEW_CLUSTERS, FewClustersWarning, InputError, InterferenceWarning
@@ -314,6 +313,8 @@ def _node_weights(adjacency: sp.csr_array, weights) -> np.ndarray | None:
 
 
 def _components(adjacency: sp.csr_array, **_: Any) -> np.ndarray:
+    from scipy.sparse.csgraph import connected_components  # here: it imports scipy.linalg (0.1 s)
+
     _, labels = connected_components(adjacency, directed=False)
     return labels
 
