@@ -85,22 +85,21 @@ def _contrast_sums(joint: dict, k: int, l: int, a_k, a_l, m_k, m_l, size, p_k, p
     if factored is not None:  # the pairs sharing one block, per block; the stored pairs' one-block terms undone
         more, per_type = _factored_sums(factored, keys, terms, values)
         sums += more
-        # each stored pair's share of every key's two coefficients, one product over its shared blocks
-        shares = np.ascontiguousarray((factored.corrections @ np.column_stack([c for pair in per_type for c in pair])).T)
-        less = [(shares[2 * t], shares[2 * t + 1]) for t in range(len(keys))]
+        # each stored pair's share of every key's two coefficients: a product over its shared blocks, chunk by chunk
+        less = (factored.corrections, np.column_stack([c for pair in per_type for c in pair]))
     if all(np.array_equal(joint[key].indptr, structure.indptr) and np.array_equal(joint[key].indices, structure.indices)
            for key in keys[1:]):
         sums += _pair_sums(csr_rows(structure), structure.indices,
                            [(joint[key].data, i, j) for key, (i, j) in zip(keys, terms)], values, bound_negative, less)
     else:  # joints stored on different pairs (one of them empty): a pass for each
         sums += np.vstack([_pair_sums(csr_rows(joint[key]), joint[key].indices, [(joint[key].data, i, j)], values,
-                                      bound_negative, None if less is None else [less[t]])
+                                      bound_negative, None if less is None else (less[0], less[1][:, 2 * t:2 * t + 2]))
                            for t, (key, (i, j)) in enumerate(zip(keys, terms))])
     (unadjusted_k, bound_k), (unadjusted_l, bound_l), (first, bound_kl) = sums
     return unadjusted_k + bound_k, unadjusted_l + bound_l, first - bound_kl
 
 
-PAIR_CHUNK = 4_000_000  # stored pairs summed at once: bounds the variance's temporaries
+PAIR_CHUNK = 250_000  # stored pairs summed at once: bounds the variance's temporaries (about 70 MB)
 
 
 def _pair_sums(rows, cols, terms, values: np.ndarray, bound_negative: bool, less=None) -> np.ndarray:
@@ -109,18 +108,20 @@ def _pair_sums(rows, cols, terms, values: np.ndarray, bound_negative: bool, less
     out as :data:`_PI` ...): the sum of ``(p - pi_r pi_c) / p a_r a_c`` where the unbiased
     term is used, and the sum of the bound's ``weight (m_r size_c + m_c size_r)`` where the
     pair is bounded (:func:`_bounded`). Each pair's two ends are gathered once, for every
-    term. ``less``: per term, two coefficients per pair to subtract from the pair's own
-    (the per-block sums' share of a stored pair, :func:`_factored_sums`) before its values
-    are multiplied in. Returns ``(terms, 2)``."""
+    term. ``less``: a (pairs x type pairs) matrix and two columns of coefficients per term:
+    their product is each pair's share of the term's two coefficients, to subtract from the
+    pair's own (the per-block sums' share of a stored pair, :func:`_factored_sums`) before its
+    values are multiplied in. Returns ``(terms, 2)``."""
     sums = np.zeros((len(terms), 2))
     for start in range(0, rows.size, PAIR_CHUNK):
         part = slice(start, start + PAIR_CHUNK)
         left, right = np.take(values, rows[part], axis=1), np.take(values, cols[part], axis=1)  # each end's values
+        shares = None if less is None else less[0][part] @ less[1]
         for t, (p, i, j) in enumerate(terms):
             unbiased, weight = _pair_coefficients(p[part], left[_PI + i] * right[_PI + j], bound_negative)
-            if less is not None:
-                unbiased -= less[t][0][part]
-                weight = weight - less[t][1][part]
+            if shares is not None:
+                unbiased -= shares[:, 2 * t]
+                weight = weight - shares[:, 2 * t + 1]
             sums[t, 0] += float(unbiased @ (left[_A + i] * right[_A + j]))
             sums[t, 1] += float(weight @ (left[_M + i] * right[_SIZE] + right[_M + j] * left[_SIZE]))
     return sums

@@ -50,20 +50,54 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     type_codes = type_codes.to_numpy()
     n_types = type_codes.size
 
+    pairs, pair_of, inc_r, inc_c = _stored_pairs(roles, classes, read, width, n, n_blocks, max_pairs)
+    type_pairs, type_joint, meet = _type_pairs(sets, rule, randomization, keys, classes, read, types, type_codes,
+                                               n_blocks)
+    # each stored pair's shared blocks counted by type pair (meet's positions are type_pairs')
+    if n_types ** 2 <= TYPE_TABLE_MAX:  # few types: their pairs' positions from a table
+        table = np.full(n_types ** 2, -1, dtype=np.int64)
+        table[type_pairs] = np.arange(type_pairs.size)
+        position = table[pair_keys(types[inc_r], types[inc_c], n_types)]
+    else:
+        position = csr_lookup(meet, types[inc_r], types[inc_c])
+    corrections = sp.csr_array((np.ones(pair_of.size), (pair_of, position)), shape=(pairs.nnz, type_pairs.size))
+    role = roles.data.astype(np.uint8)  # role bits, small
+    relations = pair_relations(pair_of, role[inc_r], role[inc_c], pairs.nnz)
+    del pair_of, inc_r, inc_c, position  # the records' memory serves the joints (a first touch of memory is slow)
+    marginal, joint = exact_by_events(kernel, rule, randomization, pairs, keys, sets, relations)
+    representative = np.zeros(n_types, dtype=np.int64)
+    representative[types] = classes
+    factored = FactoredPairs(classes, read, types, n_blocks, marginal[representative], type_pairs, type_joint,
+                             corrections)
+    return marginal, joint, pairs, factored
+
+
+def _stored_pairs(roles: sp.csr_array, classes: np.ndarray, read: np.ndarray, width: np.ndarray, n: int,
+                  n_blocks: int, max_pairs: int | None) -> tuple[sp.csr_array, np.ndarray, np.ndarray, np.ndarray]:
+    """The class pairs that share two or more blocks, and every class with itself (``n x n``
+    pattern, :func:`factor_pairs`), with their shared blocks as records ``(pair, the row's
+    incidence, the column's)``. Intermediates are let go as soon as they are used: at a
+    million units they are several hundred MB, and memory touched for the first time costs
+    more than the work on it."""
     # pairs sharing two or more blocks: classes grouped by the pairs of blocks they read
     per_class = width * (width - 1) // 2
     if max_pairs is not None:
         check_pairs(int(per_class.sum()), max_pairs)
     position = np.arange(classes.size, dtype=np.int64) - roles.indptr[classes]
     later = width[classes] - 1 - position
+    del position
     first = np.repeat(np.arange(classes.size, dtype=np.int64), later)
     second = first + 1 + _segment_arange(later)
+    del later
     block_pair = pair_keys(read[first], read[second], n_blocks)
     by_pair = np.argsort(block_pair, kind="stable")
     first_of, second_of = first[by_pair], second[by_pair]  # each membership's two incidences, grouped by block pair
+    del first, second
     block_pair, owner = block_pair[by_pair], classes[first_of]
+    del by_pair
     starts = np.flatnonzero(np.r_[True, block_pair[1:] != block_pair[:-1]]) if block_pair.size else block_pair
     sizes = np.diff(np.r_[starts, block_pair.size])
+    del block_pair
     if max_pairs is not None:
         check_pairs(int(np.sum(sizes.astype(np.float64) ** 2)), max_pairs)
     # every two members of a block pair's group share both blocks: each such (row, column) entry names its two
@@ -75,24 +109,28 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     member, other = member[distinct], other[distinct]
     diagonal = np.arange(n, dtype=np.int64)
     entries = pair_keys(np.r_[rows[distinct], diagonal], np.r_[cols[distinct], diagonal], n)
+    del rows, cols, distinct, diagonal
     order = np.argsort(entries)
     entries = entries[order]
     new = np.r_[True, entries[1:] != entries[:-1]]
     pair_of_entry = np.empty(entries.size, dtype=np.int64)
     pair_of_entry[order] = np.cumsum(new) - 1  # each entry's position among the stored pairs (CSR order)
+    del order
     stored = entries[new]
-    p_rows = stored // n
+    del entries, new
     pairs = sp.csr_array((np.ones(stored.size, dtype=np.int32), (stored % n).astype(np.int32),
-                          np.r_[0, np.cumsum(np.bincount(p_rows, minlength=n))]), shape=(n, n))
+                          np.r_[0, np.cumsum(np.bincount(stored // n, minlength=n))]), shape=(n, n))
+    del stored
 
     # each stored pair's shared blocks, as (pair, the row's incidence, the column's): both blocks of every entry
     # (a pair sharing k >= 3 blocks has each of them in k - 1 entries: once kept), every incidence of a class
     # with itself
+    index = np.int32 if max(classes.size, pairs.nnz) < np.iinfo(np.int32).max else np.int64  # what scipy keeps
     entry_pair = pair_of_entry[:member.size]
-    pair_of = np.r_[entry_pair, entry_pair, pair_of_entry[member.size:][classes]]
-    inc_r = np.r_[first_of[member], second_of[member], np.arange(classes.size, dtype=np.int64)]
-    inc_c = np.r_[first_of[other], second_of[other], np.arange(classes.size, dtype=np.int64)]
-    repeated = np.bincount(entry_pair, minlength=stored.size)[pair_of] > 1
+    pair_of = np.concatenate([entry_pair, entry_pair, pair_of_entry[member.size:][classes]], dtype=index)
+    inc_r = np.concatenate([first_of[member], second_of[member], np.arange(classes.size)], dtype=index)
+    inc_c = np.concatenate([first_of[other], second_of[other], np.arange(classes.size)], dtype=index)
+    repeated = (np.bincount(entry_pair, minlength=pairs.nnz) > 1)[pair_of]
     if repeated.any():
         again = np.flatnonzero(repeated)
         _, keep = np.unique(pair_keys(pair_of[again], inc_r[again], classes.size), return_index=True)
@@ -100,12 +138,15 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
         kept[again] = False
         kept[again[keep]] = True
         pair_of, inc_r, inc_c = pair_of[kept], inc_r[kept], inc_c[kept]
-    tau_r, tau_c = types[inc_r], types[inc_c]
-    role = roles.data.astype(np.uint8)  # role bits, small
-    relations = pair_relations(pair_of, role[inc_r], role[inc_c], stored.size)
-    marginal, joint = exact_by_events(kernel, rule, randomization, pairs, keys, sets, relations)
+    return pairs, pair_of, inc_r, inc_c
 
-    # one-block joints of every pair of types that meet in a block
+
+def _type_pairs(sets: BlockSets, rule: Mapping, randomization, keys, classes: np.ndarray, read: np.ndarray,
+                types: np.ndarray, type_codes: np.ndarray, n_blocks: int) -> tuple[np.ndarray, dict, sp.csr_array]:
+    """The pairs of types that meet in a block (``tau_r * n_types + tau_c``, sorted), their
+    one-block joints for ``keys``, and the (types x types) pattern of their meeting, whose
+    positions are theirs (:func:`factor_pairs`)."""
+    n_types = type_codes.size
     meet = sp.csr_array((np.ones(classes.size), (types, read)), shape=(n_types, n_blocks))  # types x blocks
     meet = sp.csr_array(meet @ meet.T)
     meet.sort_indices()
@@ -121,16 +162,4 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     layers = [([(1.0, randomization)], tables, None)]
     type_joint = {(k, l): events_probability(layers, t_r.size, rule.events[rule.conditions[k]],
                                               rule.events[rule.conditions[l]]) for k, l in keys}
-    representative = np.zeros(n_types, dtype=np.int64)
-    representative[types] = classes
-    # each stored pair's shared blocks counted by type pair (meet's positions are type_pairs')
-    if n_types ** 2 <= TYPE_TABLE_MAX:  # few types: their pairs' positions from a table
-        table = np.full(n_types ** 2, -1, dtype=np.int64)
-        table[type_pairs] = np.arange(type_pairs.size)
-        position = table[pair_keys(tau_r, tau_c, n_types)]
-    else:
-        position = csr_lookup(meet, tau_r, tau_c)
-    corrections = sp.csr_array((np.ones(pair_of.size), (pair_of, position)), shape=(stored.size, type_pairs.size))
-    factored = FactoredPairs(classes, read, types, n_blocks, marginal[representative], type_pairs, type_joint,
-                             corrections)
-    return marginal, joint, pairs, factored
+    return type_pairs, type_joint, meet
