@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..graph import csr_rows, group_indicator
+from ..graph import csr_rows, first_rows, group_indicator
 from .kernel import ExposureGraph
 from .mappings import Mapping
 from .results import csr_lookup
@@ -188,8 +188,7 @@ def _distinct(size_r, size_c, shared, *flags, skip: bool = False) -> tuple[tuple
         bits |= np.asarray(flag, dtype=np.uint8) << np.uint8(i)
     code = ((size_r.astype(np.int64) * top + size_c) * top + shared) << len(flags) | bits
     inverse, uniques = pd.factorize(code)
-    first = np.empty(uniques.size, dtype=np.int64)
-    first[inverse[::-1]] = np.arange(inverse.size - 1, -1, -1)  # each distinct row's first pair
+    first = first_rows(inverse, uniques.size)  # each distinct row's first pair
     return tuple(column[first] for column in (size_r, size_c, shared, *flags)), inverse
 
 
@@ -274,7 +273,9 @@ def exact_by_events(kernel: "ExposureGraph", rule: Mapping, randomization, pairs
     """Exact marginal and joint probabilities of a mapping with ``events`` (``relations``:
     how each stored pair's block sets relate, in ``pairs``' order, when known:
     :func:`pair_relations`; a stratified design: every stratum's block sets, its factors
-    multiplied). Pairs whose block sets relate alike are evaluated once (one stratum)."""
+    multiplied). Pairs whose block sets relate alike are evaluated once (one stratum).
+    ``sets``: the block sets, when already formed (one stratum); ``kernel`` then gives the
+    units alone."""
     blocks = np.asarray(randomization.blocks, dtype=np.int64)
     if randomization.scheme == "stratified":
         strata = [(mixture, BlockSets.build(kernel, blocks, randomization.n_blocks, members))
@@ -320,7 +321,7 @@ def exact_by_events(kernel: "ExposureGraph", rule: Mapping, randomization, pairs
 
 
 MAX_DP_WORK = 3e8  # work (pair x set-size x key terms; counts: DP cell updates) beyond which Monte Carlo is used
-EXACT_PAIR_CHUNK = 2_000_000  # pairs whose event tables (a dozen int64 arrays) are built at once
+EXACT_PAIR_CHUNK = 500_000  # pairs whose event tables (a dozen arrays) are built at once: bounds their memory
 
 
 def exact_by_sets(kernel: "ExposureGraph", rule: Mapping, randomization, pairs: sp.csr_array, keys):

@@ -32,11 +32,13 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
     with exact joints, the rest per block and type (:class:`FactoredPairs`). Returns
     ``(marginal, joint, pairs, factored)``; time and memory linear in the graph plus the
     multiply-sharing pairs (``max_pairs`` bounds those, before they are formed). ``blocked``:
-    ``kernel`` on the design's blocks, when already formed."""
+    ``kernel`` on the design's blocks, when already formed; it alone is read then (its rows
+    may be a subset of ``kernel``'s: one unit per class)."""
     blocks = np.asarray(randomization.blocks, dtype=np.int64)
     n_blocks = int(randomization.n_blocks)
     sets = BlockSets.build(kernel, blocks, n_blocks) if blocked is None else BlockSets.from_blocked(blocked)
-    n = len(kernel.units)
+    operators = kernel if blocked is None else blocked  # one row per unit the probabilities are for
+    n = len(operators.units)
     roles = sp.csr_array(2 * sp.csr_array(sets.reach, dtype=np.int64))  # role bits: 1 own block, 2 a neighbour's
     own_in_nbr = np.zeros(n, dtype=bool) if sets.own_in_reach is None else sets.own_in_reach
     if sets.own is not None:
@@ -55,16 +57,20 @@ def factor_pairs(kernel: "ExposureGraph", rule: Mapping, randomization, keys, ma
                                                n_blocks)
     # each stored pair's shared blocks counted by type pair (meet's positions are type_pairs')
     if n_types ** 2 <= TYPE_TABLE_MAX:  # few types: their pairs' positions from a table
-        table = np.full(n_types ** 2, -1, dtype=np.int64)
+        table = np.full(n_types ** 2, -1, dtype=pair_of.dtype)
         table[type_pairs] = np.arange(type_pairs.size)
         position = table[pair_keys(types[inc_r], types[inc_c], n_types)]
     else:
-        position = csr_lookup(meet, types[inc_r], types[inc_c])
-    corrections = sp.csr_array((np.ones(pair_of.size), (pair_of, position)), shape=(pairs.nnz, type_pairs.size))
+        position = csr_lookup(meet, types[inc_r], types[inc_c]).astype(pair_of.dtype)
+    # counts of shared blocks in the smallest type that holds them (a class reads at most width.max() blocks), and
+    # the records' index type: scipy keeps both, at a quarter of float64's and int64's memory at most
+    counts = np.ones(pair_of.size, dtype=np.min_scalar_type(int(width.max(initial=1))))
+    corrections = sp.csr_array((counts, (pair_of, position)), shape=(pairs.nnz, type_pairs.size))
+    del counts
     role = roles.data.astype(np.uint8)  # role bits, small
     relations = pair_relations(pair_of, role[inc_r], role[inc_c], pairs.nnz)
     del pair_of, inc_r, inc_c, position  # the records' memory serves the joints (a first touch of memory is slow)
-    marginal, joint = exact_by_events(kernel, rule, randomization, pairs, keys, sets, relations)
+    marginal, joint = exact_by_events(operators, rule, randomization, pairs, keys, sets, relations)
     representative = np.zeros(n_types, dtype=np.int64)
     representative[types] = classes
     factored = FactoredPairs(classes, read, types, n_blocks, marginal[representative], type_pairs, type_joint,
@@ -83,14 +89,16 @@ def _stored_pairs(roles: sp.csr_array, classes: np.ndarray, read: np.ndarray, wi
     per_class = width * (width - 1) // 2
     if max_pairs is not None:
         check_pairs(int(per_class.sum()), max_pairs)
-    position = np.arange(classes.size, dtype=np.int64) - roles.indptr[classes]
-    later = width[classes] - 1 - position
-    del position
-    first = np.repeat(np.arange(classes.size, dtype=np.int64), later)
-    second = first + 1 + _segment_arange(later)
-    del later
+    # each incidence with each later one of its class (incidences are in CSR order): the k-th pair of incidence i
+    # is (i, i + 1 + k), and its place among all pairs is k past the pairs of the incidences before i
+    incidence = np.arange(classes.size, dtype=np.int64)
+    later = roles.indptr[1:][classes] - 1 - incidence
+    first = np.repeat(incidence, later)
+    second = np.repeat(incidence + 1 - (np.cumsum(later) - later), later)
+    second += np.arange(second.size, dtype=np.int64)
+    del incidence, later
     block_pair = pair_keys(read[first], read[second], n_blocks)
-    by_pair = np.argsort(block_pair, kind="stable")
+    by_pair = np.argsort(block_pair)  # the order within a group does not matter
     first_of, second_of = first[by_pair], second[by_pair]  # each membership's two incidences, grouped by block pair
     del first, second
     block_pair, owner = block_pair[by_pair], classes[first_of]
@@ -101,15 +109,24 @@ def _stored_pairs(roles: sp.csr_array, classes: np.ndarray, read: np.ndarray, wi
     if max_pairs is not None:
         check_pairs(int(np.sum(sizes.astype(np.float64) ** 2)), max_pairs)
     # every two members of a block pair's group share both blocks: each such (row, column) entry names its two
-    # memberships (the row's, the column's), and the entries of one class pair are its shared blocks' pairs
-    member = np.repeat(np.arange(owner.size, dtype=np.int64), np.repeat(sizes, sizes))
-    other = np.repeat(starts, sizes)[member] + _segment_arange(np.repeat(sizes, sizes))
-    rows, cols = owner[member], owner[other]
-    distinct = rows != cols  # a class with itself: the diagonal, below
-    member, other = member[distinct], other[distinct]
+    # memberships (the row's, the column's), and the entries of one class pair are its shared blocks' pairs. A class
+    # reads a block pair once, so a group's members are distinct classes: a membership pairs with each other member
+    # of its group (groups of one, most of them, with none); a class with itself is the diagonal, below
+    size_of = np.repeat(sizes, sizes)
+    local = np.arange(owner.size, dtype=np.int64) - np.repeat(starts, sizes)  # each membership's place in its group
+    del sizes, starts
+    grouped = np.flatnonzero(size_of > 1)
+    others = size_of[grouped] - 1
+    del size_of
+    member = np.repeat(grouped, others)
+    k = _segment_arange(others)
+    place = np.repeat(local[grouped], others)
+    del grouped, others, local
+    other = member - place + k + (k >= place)  # the k-th other member: places before the row's, then after it
+    del k, place
     diagonal = np.arange(n, dtype=np.int64)
-    entries = pair_keys(np.r_[rows[distinct], diagonal], np.r_[cols[distinct], diagonal], n)
-    del rows, cols, distinct, diagonal
+    entries = pair_keys(np.r_[owner[member], diagonal], np.r_[owner[other], diagonal], n)
+    del diagonal
     order = np.argsort(entries)
     entries = entries[order]
     new = np.r_[True, entries[1:] != entries[:-1]]

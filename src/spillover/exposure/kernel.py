@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from ..design import OUT, Assignment
 from ..io import DESIGN_KEY, MAPPING_KEY, table_metadata
 from ..errors import DataWarning, InputError, TooManyPairsError, show_id
-from ..graph import BipartiteGraph, SocialGraph, csr_rows, group_indicator, with_isolates
+from ..graph import BipartiteGraph, SocialGraph, csr_rows, first_rows, group_indicator, with_isolates
 from .mappings import Counts, Mapping, get_mapping
 
 
@@ -199,9 +199,7 @@ class ExposureGraph:
         with np.errstate(over="ignore"):
             folded = keys[0] ^ _mix64(own_block.astype(np.uint64) + np.uint64(0x632BE59BD9B4E019))
         classes, uniques = pd.factorize(folded)
-        first = np.empty(uniques.size, dtype=np.int64)
-        first[classes[::-1]] = np.arange(n - 1, -1, -1)
-        head = first[classes]
+        head = first_rows(classes, uniques.size)[classes]
         if (own_block[head] == own_block).all() and (keys[0][head] == keys[0]).all() and \
                 (keys[1][head] == keys[1]).all():
             return classes.astype(np.int64, copy=False)

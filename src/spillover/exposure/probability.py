@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from ..design import Design
 from ..errors import InputError, PositivityWarning
-from ..graph import BipartiteGraph, SocialGraph, csr_rows
+from ..graph import BipartiteGraph, SocialGraph, csr_rows, first_rows
 from ..names import MAX_DEPENDENT_PAIRS, PROBABILITY_METHODS
 from ..seeds import check_seed
 from .counts import exact_by_counts, exact_by_weighted_counts
@@ -175,10 +175,14 @@ def probabilities(
         blocked = kernel.blocked(codes, int(codes.max()) + 1 if codes.size else 0)
         groups = _classes(blocked, force=bool(grouped), sets=rule.events is not None)
         if groups is not None:  # one representative unit per class carries the computation
-            _, first = np.unique(groups, return_index=True)
-            kernel, blocked = kernel.restricted(first), blocked.restricted(first)
+            first = first_rows(groups, int(groups.max()) + 1)  # classes are numbered 0, 1, ... in order of appearance
+            blocked = blocked.restricted(first)
             notes.append(f"{n_units:,} units grouped into {first.size:,} classes with the same exposure in every draw: "
                          "joint probabilities between classes, variance sums linear in the graph")
+    factor = factorable and factored is not False and (factored or (
+        groups is not None and pairs_bound(blocked.reach()) > FACTOR_ABOVE_PAIRS))
+    if groups is not None and not factor:  # the representatives' own operators (factoring reads ``blocked`` alone)
+        kernel = kernel.restricted(first)
     if joint == "dependent" and mixture is not None:
         if max_pairs is not None:  # every clustering's pairs are formed before their union
             check_pairs(sum(pairs_bound(kernel.reach(r.blocks)) for r in mixture), max_pairs)
@@ -187,8 +191,7 @@ def probabilities(
                      "independent; through the draw of the clustering they are weakly dependent, a "
                      "between-clusterings term the variance leaves out (joint='all' computes every pair)")
     elif joint == "dependent":
-        if factorable and factored is not False and (factored or (
-                groups is not None and pairs_bound(blocked.reach()) > FACTOR_ABOVE_PAIRS)):
+        if factor:
             pairs = None  # formed with the factored probabilities
             notes.append("pairs that share one randomization block are summed per block and type of unit "
                          "(factored): variance sums linear in the graph")
