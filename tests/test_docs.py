@@ -21,6 +21,7 @@ API_MODULES = ["graph", "plan", "health", "clustering", "design", "exposure", "e
                "synth", "report", "plots", "display", "seeds", "errors", "engines", "engines.duck", "engines.spark", "engines.memory"]
 
 
+@pytest.mark.slow
 def test_the_docs_site_builds_with_no_warning(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
                             cwd=ROOT, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1",

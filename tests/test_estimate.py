@@ -600,7 +600,7 @@ def test_the_wls_design_simulation_equals_refitting_wls_on_each_imputed_draw():
 
 @pytest.mark.filterwarnings("ignore::spillover.errors.PositivityWarning")
 @pytest.mark.filterwarnings("ignore::spillover.errors.SmallConditionWarning")
-@pytest.mark.parametrize("hajek", [False, True])
+@pytest.mark.parametrize("hajek", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_the_block_bound_is_conservative_and_never_looser_by_full_enumeration(hajek):
     """Issue 25, point 1: 8 triangles joined in a ring, 4 of 8 randomized as clusters (70
     assignments, all enumerated), outcomes with a cluster effect. Pairs never observed in

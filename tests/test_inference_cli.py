@@ -43,7 +43,7 @@ def karate(tmp_path_factory):
     return folder, graph, draws, observed, y
 
 
-@pytest.mark.parametrize("hops", [1, 2])
+@pytest.mark.parametrize("hops", [1, pytest.param(2, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("method", ["ht", "hajek"])
 def test_cli_reproduces_the_reference_all_pairs_convention_on_the_karate_club(capsys, karate, hops, method):
     folder, graph, draws, observed, y = karate

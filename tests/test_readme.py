@@ -43,6 +43,7 @@ def test_readme_starts_with_the_two_commands():
     assert lines[1] in ci, "CI runs the README's test command, word for word"
 
 
+@pytest.mark.slow
 def test_python_example_runs(capsys):
     code = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
     with warnings.catch_warnings():

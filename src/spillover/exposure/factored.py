@@ -140,21 +140,23 @@ def _stored_pairs(roles: sp.csr_array, classes: np.ndarray, read: np.ndarray, wi
     del stored
 
     # each stored pair's shared blocks, as (pair, the row's incidence, the column's): both blocks of every entry
-    # (a pair sharing k >= 3 blocks has each of them in k - 1 entries: once kept), every incidence of a class
-    # with itself
+    # of a pair sharing two blocks (its one entry), every incidence of a class with itself, and the blocks of the
+    # few pairs sharing k >= 3 (each block in k - 1 of their entries: once kept)
     index = np.int32 if max(classes.size, pairs.nnz) < np.iinfo(np.int32).max else np.int64  # what scipy keeps
     entry_pair = pair_of_entry[:member.size]
-    pair_of = np.concatenate([entry_pair, entry_pair, pair_of_entry[member.size:][classes]], dtype=index)
-    inc_r = np.concatenate([first_of[member], second_of[member], np.arange(classes.size)], dtype=index)
-    inc_c = np.concatenate([first_of[other], second_of[other], np.arange(classes.size)], dtype=index)
-    repeated = (np.bincount(entry_pair, minlength=pairs.nnz) > 1)[pair_of]
-    if repeated.any():
-        again = np.flatnonzero(repeated)
-        _, keep = np.unique(pair_keys(pair_of[again], inc_r[again], classes.size), return_index=True)
-        kept = np.ones(pair_of.size, dtype=bool)
-        kept[again] = False
-        kept[again[keep]] = True
-        pair_of, inc_r, inc_c = pair_of[kept], inc_r[kept], inc_c[kept]
+    many = (np.bincount(entry_pair, minlength=pairs.nnz) > 1)[entry_pair]
+    if many.any():
+        more = (np.r_[entry_pair[many], entry_pair[many]], np.r_[first_of[member[many]], second_of[member[many]]],
+                np.r_[first_of[other[many]], second_of[other[many]]])
+        _, keep = np.unique(pair_keys(more[0], more[1], classes.size), return_index=True)
+        more = tuple(column[keep] for column in more)
+        member, other, entry_pair = member[~many], other[~many], entry_pair[~many]
+    else:
+        more = (np.empty(0, dtype=index),) * 3
+    own = pair_of_entry[pair_of_entry.size - n:][classes]  # each incidence's class with itself (the last n entries)
+    pair_of = np.concatenate([entry_pair, entry_pair, own, more[0]], dtype=index)
+    inc_r = np.concatenate([first_of[member], second_of[member], np.arange(classes.size), more[1]], dtype=index)
+    inc_c = np.concatenate([first_of[other], second_of[other], np.arange(classes.size), more[2]], dtype=index)
     return pairs, pair_of, inc_r, inc_c
 
 

@@ -77,9 +77,13 @@ class ExposureGraph:
         >>> bool((by_node.n_treated == by_block.n_treated).all() and (by_node.own == by_block.own).all())
         True
         """
-        indicator = group_indicator(np.asarray(blocks, dtype=np.int64), n_blocks).T.tocsr().astype(np.int32)
+        blocks = np.asarray(blocks)
+        n = blocks.size  # randomized nodes x blocks, one 1 a row: its CSR arrays are the blocks themselves
+        index = np.int32 if max(n, n_blocks) < np.iinfo(np.int32).max else np.int64
+        indicator = sp.csr_array((np.ones(n, dtype=np.int32), blocks.astype(index), np.arange(n + 1, dtype=index)),
+                                 shape=(n, n_blocks))
         return ExposureGraph(sp.csr_array(self.neighbors @ indicator),
-                             None if self.own_index is None else np.asarray(blocks)[self.own_index],
+                             None if self.own_index is None else blocks[self.own_index],
                              None if self.two_hop is None else sp.csr_array(self.two_hop @ indicator),
                              self.units, pd.RangeIndex(n_blocks))
 

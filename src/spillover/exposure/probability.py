@@ -272,14 +272,16 @@ def probabilities(
         notes.append(f"exposure probabilities estimated from {total} draws (Monte Carlo error about "
                      f"sqrt(p(1-p)/{total}) each)")
     rows = csr_rows(pairs)
-    diagonal = rows == pairs.indices
+    diagonal = np.flatnonzero(rows == pairs.indices)  # each unit (class) with itself
+    own = rows[diagonal]
+    del rows
     joint_probs = {}
     for (k, l), values in joint_values.items():
         values = np.asarray(values, dtype=float)  # computed here for this key alone: set in place
-        values[diagonal] = marginal[rows[diagonal], k] if k == l else 0.0
+        values[diagonal] = marginal[own, k] if k == l else 0.0
         joint_probs[(k, l)] = sp.csr_array((values, pairs.indices, pairs.indptr), shape=pairs.shape)
     if groups is not None:  # classes' probabilities back to their units
-        marginal, raw = marginal[groups], raw[groups]
+        marginal, raw = (marginal[groups],) * 2 if raw is marginal else (marginal[groups], raw[groups])
     _check_positivity(raw, rule, control, positivity_floor if positivity_floor is not None else
                       (0.5 / total if total else EXACT_POSITIVITY_FLOOR))
     if mixture is not None and joint is not None:
