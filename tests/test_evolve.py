@@ -115,6 +115,7 @@ def test_merge_across_arms_exclude_policy_flags_everyone_and_switches_nobody(led
     assert (current.loc[BASE[treated[0]], "arm"] == 1).all()
 
 
+@pytest.mark.slow
 def test_thirty_days_with_churn_no_unit_changes_arm_unless_a_merge_flags_it(tmp_path):
     days = synth.evolving_memberships(3_000, 30, churn=0.01, seed=4)
     with Ledger(tmp_path / "l.duckdb") as led:

@@ -66,6 +66,7 @@ def test_regression_adjustment_is_unbiased_under_the_linear_model_by_full_enumer
     assert truth - np.mean(naive) > 0.5  # the difference in means misses most of the spillover
 
 
+@pytest.mark.slow
 def test_regression_adjustment_with_too_few_features_is_biased_so_the_check_can_fail():
     graph = _small_graph()
     n = graph.n_nodes
@@ -107,6 +108,7 @@ def test_weighted_least_squares_saturated_is_hajek_to_1e_12_and_covariates_tight
         assert adjusted[condition].se < 0.7 * effect.se  # x explains most of the variance
 
 
+@pytest.mark.slow
 def test_regression_adjustment_covers_the_global_effect_in_simulation():
     """300 Bernoulli experiments on a 3,000-node graph, outcomes linear in the treated share
     with noise: mean estimate at the truth, 95% intervals cover (Monte Carlo sd of the

@@ -44,7 +44,7 @@ def karate(tmp_path_factory):
 
 
 @pytest.mark.parametrize("hops", [1, pytest.param(2, marks=pytest.mark.slow)])
-@pytest.mark.parametrize("method", ["ht", "hajek"])
+@pytest.mark.parametrize("method", [pytest.param("ht", marks=pytest.mark.slow), "hajek"])
 def test_cli_reproduces_the_reference_all_pairs_convention_on_the_karate_club(capsys, karate, hops, method):
     folder, graph, draws, observed, y = karate
     exposure_path = folder / f"exposure{hops}.csv"

@@ -289,7 +289,7 @@ def test_the_general_set_engine_agrees_with_the_one_hop_closed_form(design_name)
 
 
 @pytest.mark.parametrize("case", [pytest.param("powerlaw-cluster, as4, complete", marks=pytest.mark.slow),
-                                  "watts-strogatz, as4, bernoulli",
+                                  pytest.param("watts-strogatz, as4, bernoulli", marks=pytest.mark.slow),
                                   pytest.param("market, bipartite, complete", marks=pytest.mark.slow)])
 def test_pairs_evaluated_once_per_distinct_relation_agree_with_the_general_set_engine(case):
     # beyond 1,000 pairs the closed form is evaluated once per distinct relation of the two

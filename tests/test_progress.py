@@ -68,6 +68,7 @@ def test_json_output_stays_quiet_on_a_terminal():
     assert not any(int(total) == 200 for _, total in COUNT.findall(shown.split("{", 1)[0]))
 
 
+@pytest.mark.slow
 def test_estimator_study_counts_its_experiments_on_a_terminal(tmp_path):
     graph = nx.watts_strogatz_graph(300, 4, 0.1, seed=1)
     edges = tmp_path / "ws.csv"

@@ -68,7 +68,8 @@ def _plackett_luce(order: tuple[int, ...], weights: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("method, weights", [("1hop-max", "uniform"), ("1hop-max", "degree"),
-                                             ("3net", "uniform"), ("3net", "degree")])
+                                             ("3net", "uniform"),
+                                             pytest.param("3net", "degree", marks=pytest.mark.slow)])
 def test_random_clusterings_follow_their_definition(tiny, method, weights):
     """The frequencies of the partitions drawn match the exact distribution over every
     ordering of the nodes (uniform, or Plackett-Luce with weights 1 + degree): a

@@ -50,7 +50,7 @@ def _enumerate(n: int, design: RolloutDesign, adjacency, coef, degree: int):
 
 @pytest.mark.parametrize("n, fractions, degree, kind", [
     (11, (0.1, 0.3), 2, "quadratic"),    # 3^11 = 177,147 assignments
-    (10, (0.2, 0.25, 0.5), 3, "quadratic"),  # a higher degree is unbiased too
+    pytest.param(10, (0.2, 0.25, 0.5), 3, "quadratic", marks=pytest.mark.slow),  # a higher degree is unbiased too
     (12, (0.15,), 1, "linear"),          # 2^12 = 4,096
 ])
 def test_the_estimator_is_exactly_unbiased_by_full_enumeration(n, fractions, degree, kind):
