@@ -288,9 +288,9 @@ def test_the_general_set_engine_agrees_with_the_one_hop_closed_form(design_name)
         np.testing.assert_allclose(a[1][key], b[1][key], atol=1e-14)
 
 
-@pytest.mark.parametrize("case", [pytest.param("powerlaw-cluster, as4, complete", marks=pytest.mark.slow),
-                                  pytest.param("watts-strogatz, as4, bernoulli", marks=pytest.mark.slow),
-                                  pytest.param("market, bipartite, complete", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["powerlaw-cluster, as4, complete", "watts-strogatz, as4, bernoulli",
+                                  "market, bipartite, complete"])
 def test_pairs_evaluated_once_per_distinct_relation_agree_with_the_general_set_engine(case):
     # beyond 1,000 pairs the closed form is evaluated once per distinct relation of the two
     # units' block sets (sizes, overlap, own blocks) and copied to every pair; the set
