@@ -4,7 +4,17 @@ The pipeline reads as a chain: graph -> cluster -> design -> exposure -> estimat
 with ``simulate`` to compare designs before launch and ``report`` to show the results.
 """
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# numpy asks the kernel to back every large array with huge pages. Where the kernel then
+# compacts memory to find them on the spot (transparent huge pages with defrag "madvise",
+# the default of many distributions), a fresh array of a few hundred MB can stall for a
+# second: building a graph of 50M links took 4.8-6.0 s with the advice, 3.2-3.5 s without
+# (docs/scale.md). Read by numpy when it is imported, so this holds where spillover is
+# imported first (always, from the command line); a value already set is kept.
+_os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 # the public names, by the module that defines them: imported when first used, so that
 # `import spillover` (and `spillover --version`) costs nothing until a name is needed

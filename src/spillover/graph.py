@@ -12,8 +12,7 @@ from __future__ import annotations
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Hashable, Iterable
+from typing import Hashable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,14 +20,12 @@ import scipy.sparse as sp
 
 from .errors import DataWarning, InputError, show_id
 from .io import ID_COLUMNS, ID_TYPES, id_type, write_table  # noqa: F401 (their home was here)
-from .io import ReadOptions, TableLike, read_table, require_columns, require_no_nulls, source_name
+from .io import ReadOptions, TableLike, integer_columns, read_table, require_columns, require_no_nulls, source_name
+from .links import EDGE_DTYPE, drop_empty, link_matrix, second_match
 
 __all__ = ["BipartiteGraph", "CollaborationNetwork", "ID_COLUMNS", "ID_TYPES", "SocialGraph", "id_type", "load_graph",
            "read_table", "report_isolates", "with_isolates", "write_table"]
 
-# Edges are stored with int32 weights: counts of treated neighbours stay exact in
-# sparse-times-dense products with uint8/bool draws, at half the memory of float64.
-EDGE_DTYPE = np.int32
 
 
 def factorize_ids(values: pd.Series | np.ndarray | pd.Index, *, compact: bool = False) -> tuple[np.ndarray, pd.Index]:
@@ -41,15 +38,14 @@ def factorize_ids(values: pd.Series | np.ndarray | pd.Index, *, compact: bool = 
     ``compact`` (what a sparse matrix's indices take without a copy) when they fit.
     """
     array = np.asarray(values)
-    if array.dtype.kind in "iu" and array.size:
-        low, high = int(array.min()), int(array.max())
-        if low >= 0 and high < 4 * array.size + 1_000:
-            present = np.zeros(high + 1, dtype=bool)
-            present[array] = True
-            uniques = np.flatnonzero(present)
-            small = compact and uniques.size < np.iinfo(np.int32).max
-            position = np.cumsum(present, dtype=np.int32 if small else np.int64) - 1
-            return position[array], pd.Index(uniques.astype(array.dtype, copy=False))
+    span = compact_range([array])
+    if span is not None:
+        present = np.zeros(span, dtype=bool)
+        present[array] = True
+        uniques = np.flatnonzero(present)
+        small = compact and uniques.size < np.iinfo(np.int32).max
+        position = np.cumsum(present, dtype=np.int32 if small else np.int64) - 1
+        return position[array], pd.Index(uniques.astype(array.dtype, copy=False))
     try:
         codes, uniques = pd.factorize(values, sort=True)
     except TypeError:  # mixed id types (e.g. ints and strings) have no order
@@ -58,20 +54,44 @@ def factorize_ids(values: pd.Series | np.ndarray | pd.Index, *, compact: bool = 
     return codes.astype(np.int32 if small else np.int64, copy=False), pd.Index(uniques)
 
 
+def compact_range(parts: Sequence[np.ndarray]) -> int | None:
+    """``max + 1`` of integer ids (given in parts) when they are non-negative and below four
+    times their number plus 1,000: ids that can index an array directly (the counting
+    path of :func:`factorize_ids`); None for other ids.
+
+    >>> compact_range([np.array([3, 0]), np.array([7])]), compact_range([np.array([-1])]), compact_range([])
+    (8, None, None)
+    """
+    parts = [part for part in parts if part.size]
+    if not parts or any(part.dtype.kind not in "iu" for part in parts):
+        return None
+    low, high = min(int(part.min()) for part in parts), max(int(part.max()) for part in parts)
+    return high + 1 if low >= 0 and high < 4 * sum(part.size for part in parts) + 1_000 else None
+
+
+def _link_codes(parts: Sequence) -> tuple[list[np.ndarray], int, pd.Index | None]:
+    """One end of a link list, given in parts: the codes of each part, their range, and
+    the ids of the codes. Integer ids in a compact range are their own codes (ids None:
+    :func:`~spillover.links.drop_empty` finds those present), with nothing computed or
+    copied; other ids are factorized, the parts joined."""
+    arrays = [np.asarray(part) for part in parts]
+    span = compact_range(arrays)
+    if span is not None:
+        return arrays, span, None
+    codes, ids = factorize_ids(parts[0] if len(parts) == 1 else np.concatenate(arrays), compact=True)
+    return np.split(codes, np.cumsum([len(part) for part in parts[:-1]])), len(ids), ids
+
+
 def _simple_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> tuple[sp.csr_array, int, int]:
     """The 0/1 CSR matrix of the entries ``(rows, cols)``, with the number of repeated
-    entries and the input position of one repeat (-1 when none). The CSR construction sums
-    repeats, so they are found in linear time, without sorting the entries."""
-    matrix = sp.csr_array((np.ones(rows.size, dtype=EDGE_DTYPE), (rows, cols)), shape=shape)
-    n_repeat = int(rows.size - matrix.nnz)
-    example = -1
-    if n_repeat:
-        k = int(np.flatnonzero(matrix.data > 1)[0])
-        r, c = int(np.searchsorted(matrix.indptr, k, side="right") - 1), int(matrix.indices[k])
-        example = int(np.flatnonzero((rows == r) & (cols == c))[1])
-        matrix.data[:] = 1
-    matrix.sort_indices()
-    return matrix, n_repeat, example
+    entries and the input position of one repeat (-1 when none).
+
+    >>> matrix, n_repeat, example = _simple_matrix(np.array([1, 0, 1]), np.array([2, 1, 2]), (2, 3))
+    >>> matrix.toarray().tolist(), n_repeat, example
+    ([[0, 1, 0], [0, 0, 1]], 1, 2)
+    """
+    matrix, n_repeat, repeat = link_matrix(lambda: [(rows, cols)], rows.size, shape)
+    return matrix, n_repeat, -1 if repeat is None else second_match([rows], [cols], *repeat)
 
 
 def csr_rows(matrix: sp.csr_array) -> np.ndarray:
@@ -384,22 +404,30 @@ class BipartiteGraph:
         """Build from a link list with one column per side (a DataFrame or a file, read as
         :func:`~spillover.io.read_table` reads it with ``options``)."""
         what = source_name(edges, "bipartite edge list")
-        frame = read_table(edges, what=what, ids=(unit, treated), options=options)
-        require_columns(frame, [unit, treated], what)
-        require_no_nulls(frame, [unit, treated], what)
-        if len(frame) == 0:
+        parts = integer_columns(edges, [unit, treated], options)  # a Parquet file of integer ids: no pandas copy
+        if parts is None:
+            frame = read_table(edges, what=what, ids=(unit, treated), options=options)
+            require_columns(frame, [unit, treated], what)
+            require_no_nulls(frame, [unit, treated], what)
+            parts = [[frame[unit]], [frame[treated]]]
+        n_links = sum(len(part) for part in parts[0])
+        if n_links == 0:
             raise InputError(f"{what}: the graph is empty (no links).")
         with ThreadPoolExecutor(2) as pool:  # numpy releases the GIL: the two sides at once, in the same memory
-            (u_codes, units), (t_codes, treated_ids) = pool.map(partial(factorize_ids, compact=True),
-                                                                [frame[unit], frame[treated]])
-        incidence, n_repeat, first = _simple_matrix(u_codes, t_codes, (len(units), len(treated_ids)))
-        if n_repeat:
+            (u_codes, n_u, units), (t_codes, n_t, treated_ids) = pool.map(_link_codes, parts)
+        incidence, n_repeat, repeat = link_matrix(lambda: zip(u_codes, t_codes), n_links, (n_u, n_t))
+        if repeat is not None:
+            unit_id, treated_id = (code if ids is None else ids[code] for code, ids in zip(repeat, (units, treated_ids)))
             warnings.warn(
-                f"{what}: collapsed {n_repeat} duplicate link(s), e.g. row {first} "
-                f"({show_id(frame[unit].iloc[first])} - {show_id(frame[treated].iloc[first])}).",
+                f"{what}: collapsed {n_repeat} duplicate link(s), e.g. row {second_match(*parts, unit_id, treated_id)} "
+                f"({show_id(unit_id)} - {show_id(treated_id)}).",
                 DataWarning,
                 stacklevel=2,
             )
+        if units is None or treated_ids is None:  # ids that are their own codes: the ones present
+            incidence, u_kept, t_kept = drop_empty(incidence)
+            units = units if units is not None else pd.Index(u_kept.astype(u_codes[0].dtype, copy=False))
+            treated_ids = treated_ids if treated_ids is not None else pd.Index(t_kept.astype(t_codes[0].dtype, copy=False))
         return cls(
             incidence=incidence,
             units=units,

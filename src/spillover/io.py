@@ -196,6 +196,47 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return frame
 
 
+def integer_columns(source: TableLike, columns: Sequence[str],
+                    options: ReadOptions | None = None) -> list[list[np.ndarray]] | None:
+    """The integer id ``columns`` of a Parquet file, each as the list of its record
+    batches' arrays (aligned across columns, shared with Arrow's memory: no pandas copy),
+    or None, and the caller reads the file with :func:`read_table`: when ``source`` is not
+    a Parquet file, a column is missing, not integer or has a missing value (the reader's
+    errors say which), or ids are read as text (``--id-type str``). At 50M links this
+    skips the 800 MB copy into pandas.
+
+    Examples
+    --------
+    >>> import pandas as pd, pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_table(pd.DataFrame({"source": [1, 2], "target": [3, 4]}), pathlib.Path(folder) / "e.parquet")
+    ...     parts = integer_columns(path, ["source", "target"])
+    >>> [[part.tolist() for part in column] for column in parts]
+    [[[1, 2]], [[3, 4]]]
+    """
+    if isinstance(source, pd.DataFrame) or _id_type.get() == "str":
+        return None
+    path = Path(source)
+    options = options or ReadOptions()
+    if not path.is_file() or options.format not in ("auto", "parquet") or \
+            (options.format == "auto" and _BY_SUFFIX.get(path.suffix.lower()) != "parquet"):
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+        if any(c not in schema.names or not pa.types.is_integer(schema.field(c).type) for c in columns):
+            return None
+        table = pq.read_table(path, columns=list(columns))
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    if any(table.column(c).null_count for c in columns):
+        return None
+    batches = table.to_batches()
+    return [[batch.column(c).to_numpy() for batch in batches] for c in columns]
+
+
 def _read_text(path: Path, text: tuple[str, str | None, bool], ids: Sequence[str], what: str) -> pd.DataFrame:
     """A delimited text file, ids as text; without a header its columns are named by
     position and, when the ids asked for are not among them, the first ones take their names."""
