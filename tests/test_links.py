@@ -37,7 +37,7 @@ def test_link_matrix_equals_scipys_construction(monkeypatch, chunk):
             rows, cols = np.repeat(rows, 4)[:n], np.repeat(cols, 4)[:n]
         cuts = np.sort(rng.integers(0, n, int(rng.integers(0, 4))))
         pieces = list(zip(np.split(rows, cuts), np.split(cols, cuts)))
-        matrix, n_repeat, repeat = links.link_matrix(lambda: pieces, n, (n_rows, n_cols))
+        matrix, n_repeat, repeat = links.link_matrix(pieces, n, (n_rows, n_cols))
         expected, expected_repeat = _reference(rows, cols, (n_rows, n_cols))
         assert n_repeat == expected_repeat
         assert np.array_equal(matrix.indptr, expected.indptr) and np.array_equal(matrix.indices, expected.indices)

@@ -27,7 +27,6 @@ __all__ = ["BipartiteGraph", "CollaborationNetwork", "ID_COLUMNS", "ID_TYPES", "
            "read_table", "report_isolates", "with_isolates", "write_table"]
 
 
-
 def factorize_ids(values: pd.Series | np.ndarray | pd.Index, *, compact: bool = False) -> tuple[np.ndarray, pd.Index]:
     """Dense codes for ids, with the ids sorted when they are comparable.
 
@@ -90,7 +89,7 @@ def _simple_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -
     >>> matrix.toarray().tolist(), n_repeat, example
     ([[0, 1, 0], [0, 0, 1]], 1, 2)
     """
-    matrix, n_repeat, repeat = link_matrix(lambda: [(rows, cols)], rows.size, shape)
+    matrix, n_repeat, repeat = link_matrix([(rows, cols)], rows.size, shape)
     return matrix, n_repeat, -1 if repeat is None else second_match([rows], [cols], *repeat)
 
 
@@ -415,7 +414,7 @@ class BipartiteGraph:
             raise InputError(f"{what}: the graph is empty (no links).")
         with ThreadPoolExecutor(2) as pool:  # numpy releases the GIL: the two sides at once, in the same memory
             (u_codes, n_u, units), (t_codes, n_t, treated_ids) = pool.map(_link_codes, parts)
-        incidence, n_repeat, repeat = link_matrix(lambda: zip(u_codes, t_codes), n_links, (n_u, n_t))
+        incidence, n_repeat, repeat = link_matrix(list(zip(u_codes, t_codes)), n_links, (n_u, n_t))
         if repeat is not None:
             unit_id, treated_id = (code if ids is None else ids[code] for code, ids in zip(repeat, (units, treated_ids)))
             warnings.warn(

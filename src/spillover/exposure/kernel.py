@@ -56,7 +56,7 @@ class ExposureGraph:
         """Each unit's number of neighbours (row sums: a blocked kernel stores counts; a 0/1
         matrix's are its rows' lengths, read without a pass over its entries per row)."""
         data = self.neighbors.data
-        if bool((data == 1).all()):
+        if not data.size or data.min() == 1 == data.max():  # two reductions, no data-sized temporary
             return np.diff(self.neighbors.indptr).astype(np.int64)
         return np.asarray(self.neighbors.sum(axis=1)).ravel().astype(np.int64)
 

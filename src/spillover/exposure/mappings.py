@@ -238,8 +238,9 @@ def bipartite(lower: float = 0.0, upper: float = 1.0) -> Mapping:
         raise InputError(f"bipartite thresholds need 0 <= lower < upper <= 1, got {lower}, {upper}.")
 
     def rule(c: Counts) -> np.ndarray:
+        # 0 direct, 1 indirect, 2 control: the two tests exclude each other (lower < upper); int8 arithmetic
         share = c.treated_fraction
-        return np.where(share >= upper, 0, np.where(share <= lower, 2, 1))
+        return (share <= lower).view(np.int8) - (share >= upper).view(np.int8) + np.int8(1)
 
     events = None
     if (lower, upper) == (0.0, 1.0):  # all / some / none of the unit's sellers treated
