@@ -99,8 +99,8 @@ def test_a_parquet_file_and_its_frame_give_the_same_graph(tmp_path, ids):
 
 
 def test_the_parquet_path_steps_aside_for_what_the_reader_must_judge(tmp_path):
-    """Missing values, a missing column, text ids or ids read as text: the table is read
-    as before, and its errors name the problem."""
+    """Missing values, a missing column, or ids typed by --id-type: the table is read as
+    before, and its errors name the problem."""
     path = tmp_path / "links.parquet"
     pq.write_table(pa.table({"buyer_id": pa.array([1, None, 3], pa.int64()), "seller_id": [1, 2, 3]}), path)
     assert integer_columns(path, ["buyer_id", "seller_id"]) is None
@@ -110,6 +110,8 @@ def test_the_parquet_path_steps_aside_for_what_the_reader_must_judge(tmp_path):
     assert integer_columns(path, ["buyer_id", "nope"]) is None
     with pytest.raises(InputError, match="nope"):
         BipartiteGraph.from_edges(path, unit="buyer_id", treated="nope")
+    with id_type("int"):  # the policy's own checks (18 digits at most) apply
+        assert integer_columns(path, ["buyer_id", "seller_id"]) is None
     with id_type("str"):
         assert integer_columns(path, ["buyer_id", "seller_id"]) is None
         assert BipartiteGraph.from_edges(path, unit="buyer_id", treated="seller_id").units.tolist() == ["1", "2", "3"]

@@ -202,8 +202,8 @@ def integer_columns(source: TableLike, columns: Sequence[str],
     batches' arrays (aligned across columns, shared with Arrow's memory: no pandas copy),
     or None, and the caller reads the file with :func:`read_table`: when ``source`` is not
     a Parquet file, a column is missing, not integer or has a missing value (the reader's
-    errors say which), or ids are read as text (``--id-type str``). At 50M links this
-    skips the 800 MB copy into pandas.
+    errors say which), or ids are typed by an ``--id-type`` other than ``auto``. At 50M
+    links this skips the 800 MB copy into pandas.
 
     Examples
     --------
@@ -214,7 +214,7 @@ def integer_columns(source: TableLike, columns: Sequence[str],
     >>> [[part.tolist() for part in column] for column in parts]
     [[[1, 2]], [[3, 4]]]
     """
-    if isinstance(source, pd.DataFrame) or _id_type.get() == "str":
+    if isinstance(source, pd.DataFrame) or _id_type.get() != "auto":
         return None
     path = Path(source)
     options = options or ReadOptions()
