@@ -75,7 +75,7 @@ def _link_codes(parts: Sequence) -> tuple[list[np.ndarray], int, pd.Index | None
     copied; other ids are factorized, the parts joined."""
     arrays = [np.asarray(part) for part in parts]
     span = compact_range(arrays)
-    if span is not None:
+    if span is not None and span <= 1 << 31:  # each end's codes within 31 bits: a link's key within 62
         return arrays, span, None
     codes, ids = factorize_ids(parts[0] if len(parts) == 1 else np.concatenate(arrays), compact=True)
     return np.split(codes, np.cumsum([len(part) for part in parts[:-1]])), len(ids), ids
