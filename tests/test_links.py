@@ -1,10 +1,11 @@
 """The sort-based CSR build of link lists (``spillover.links``), against scipy's COO
-conversion, and the Parquet path of a bipartite graph against the DataFrame path."""
+conversion, and the Parquet path of the graph loaders against their DataFrame path."""
 
 from __future__ import annotations
 
 import warnings
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -13,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 import spillover.links as links
-from spillover import BipartiteGraph, DataWarning, InputError
+from spillover import BipartiteGraph, DataWarning, InputError, SocialGraph
 from spillover.io import id_type, integer_columns
 
 
@@ -116,3 +117,51 @@ def test_the_parquet_path_steps_aside_for_what_the_reader_must_judge(tmp_path):
         assert integer_columns(path, ["buyer_id", "seller_id"]) is None
         assert BipartiteGraph.from_edges(path, unit="buyer_id", treated="seller_id").units.tolist() == ["1", "2", "3"]
     assert [len(c) for c in integer_columns(path, ["buyer_id", "seller_id"])] == [1, 1]
+
+
+@pytest.mark.parametrize("directed", [False, True])
+@pytest.mark.parametrize("ids", [
+    pytest.param(lambda a: a, id="compact integers"),
+    pytest.param(lambda a: a * 1_000_003 + 10**12, id="sparse integers"),
+    pytest.param(lambda a: np.array([f"n{v}" for v in a], dtype=object), id="text"),
+])
+def test_a_social_graph_from_parquet_equals_the_one_from_its_frame(tmp_path, ids, directed):
+    """Self-loops (one node seen only in a loop), edges repeated in either direction: the
+    Parquet path and the DataFrame path give the same nodes, adjacency and warnings; and
+    the adjacency is what networkx builds from the same edges."""
+    rng = np.random.default_rng(4)
+    a, b = rng.integers(0, 3_000, 20_000), rng.integers(0, 3_000, 20_000)
+    a[:3], b[:3] = [5_000, 7, 8], [5_000, 8, 7]  # a node only in a self-loop; an edge listed both ways
+    frame = pd.DataFrame({"source": ids(a), "target": ids(b)})
+    path = tmp_path / "edges.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=2_500)
+    graphs, messages = [], []
+    for source in (frame, path):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            graphs.append(SocialGraph.from_edges(source, directed=directed))
+        messages.append([str(w.message).split(": ", 1)[1] for w in caught if issubclass(w.category, DataWarning)])
+    from_frame, from_file = graphs
+    assert from_frame.nodes.equals(from_file.nodes) and (from_frame.adjacency != from_file.adjacency).nnz == 0
+    assert messages[0] == messages[1] and len(messages[0]) == 2
+    assert messages[0][0].startswith(f"dropped {int((a == b).sum())} self-loop(s), e.g. row 0 ")
+    assert ids(np.array([5_000]))[0] in from_file.nodes  # kept, as an isolated node
+    reference = (nx.DiGraph if directed else nx.Graph)()
+    reference.add_nodes_from(frame["source"].tolist() + frame["target"].tolist())
+    reference.add_edges_from((s, t) for s, t in zip(frame["source"], frame["target"]) if s != t)
+    expected = nx.to_scipy_sparse_array(reference, nodelist=list(from_file.nodes), dtype=np.int32)
+    assert (sp.csr_array(expected) != from_file.adjacency).nnz == 0
+    n_kept = int((a != b).sum())
+    assert messages[0][1].startswith(f"collapsed {n_kept - reference.number_of_edges()} duplicate edge(s)")
+    row = int(messages[0][1].split("row ")[1].split()[0])
+    pair = {frame["source"].iloc[row], frame["target"].iloc[row]} if not directed else None
+    earlier = frame.iloc[:row]
+    if directed:
+        assert ((earlier["source"] == frame["source"].iloc[row]) & (earlier["target"] == frame["target"].iloc[row])).any()
+    else:
+        assert any({s, t} == pair for s, t in zip(earlier["source"], earlier["target"]))
+
+
+def test_isolated_nodes_join_the_integer_id_space():
+    graph = SocialGraph.from_edges(pd.DataFrame({"source": [1, 2], "target": [2, 3]}), nodes=[9, 1])
+    assert graph.nodes.tolist() == [1, 2, 3, 9] and graph.degrees().tolist() == [1, 2, 1, 0]

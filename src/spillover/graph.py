@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from .errors import DataWarning, InputError, show_id
 from .io import ID_COLUMNS, ID_TYPES, id_type, write_table  # noqa: F401 (their home was here)
 from .io import ReadOptions, TableLike, integer_columns, read_table, require_columns, require_no_nulls, source_name
-from .links import EDGE_DTYPE, drop_empty, link_matrix, second_match
+from .links import EDGE_DTYPE, drop_empty, link_matrix, restrict, second_match
 
 __all__ = ["BipartiteGraph", "CollaborationNetwork", "ID_COLUMNS", "ID_TYPES", "SocialGraph", "id_type", "load_graph",
            "read_table", "report_isolates", "with_isolates", "write_table"]
@@ -77,8 +77,18 @@ def _link_codes(parts: Sequence) -> tuple[list[np.ndarray], int, pd.Index | None
     span = compact_range(arrays)
     if span is not None and span <= 1 << 31:  # each end's codes within 31 bits: a link's key within 62
         return arrays, span, None
-    codes, ids = factorize_ids(parts[0] if len(parts) == 1 else np.concatenate(arrays), compact=True)
+    joined = parts[0] if len(parts) == 1 else pd.concat([pd.Series(part) for part in parts], ignore_index=True)
+    codes, ids = factorize_ids(joined, compact=True)
     return np.split(codes, np.cumsum([len(part) for part in parts[:-1]])), len(ids), ids
+
+
+def _value_at(parts: Sequence, position: int):
+    """The value at ``position`` of a column given in parts."""
+    for part in parts:
+        if position < len(part):
+            return part.iloc[position] if isinstance(part, pd.Series) else part[position]
+        position -= len(part)
+    raise IndexError(position)
 
 
 def _simple_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> tuple[sp.csr_array, int, int]:
@@ -289,50 +299,58 @@ class SocialGraph:
         ``nodes`` adds isolated nodes that have no edge.
         """
         what = source_name(edges, "edge list")
-        frame = read_table(edges, what=what, ids=(source, target), options=options)
-        require_columns(frame, [source, target], what)
-        require_no_nulls(frame, [source, target], what)
-        if len(frame) == 0 and nodes is None:
+        parts = integer_columns(edges, [source, target], options)  # a Parquet file of integer ids: no pandas copy
+        if parts is None:
+            frame = read_table(edges, what=what, ids=(source, target), options=options)
+            require_columns(frame, [source, target], what)
+            require_no_nulls(frame, [source, target], what)
+            parts = [[frame[source]], [frame[target]]]
+        if not sum(len(part) for part in parts[0]) and nodes is None:
             raise InputError(f"{what}: the graph is empty (no edges, no nodes).")
-
-        n_edges_in = len(frame)
-        all_ids = pd.concat(
-            [frame[source], frame[target]]
-            + ([pd.Series(list(nodes))] if nodes is not None else []),
-            ignore_index=True,
-        )
-        codes, index = factorize_ids(all_ids)
-        src, dst = codes[:n_edges_in], codes[n_edges_in : 2 * n_edges_in]
-        n = len(index)
+        # one id space for both ends (and the isolated nodes asked for)
+        codes, n, index = _link_codes(parts[0] + parts[1] + ([pd.Series(list(nodes))] if nodes is not None else []))
         if n == 0:
             raise InputError(f"{what}: the graph is empty (no edges, no nodes).")
-
-        loops = src == dst
-        if loops.any():
-            first = int(np.flatnonzero(loops)[0])
+        pieces, n_loops, first_loop, offset = [], 0, -1, 0
+        for src, dst in zip(codes[:len(parts[0])], codes[len(parts[0]):2 * len(parts[0])]):
+            loop = src == dst
+            if loop.any():
+                first_loop = first_loop if first_loop >= 0 else offset + int(np.argmax(loop))
+                n_loops += int(loop.sum())
+                src, dst = src[~loop], dst[~loop]
+            # undirected: a-b and b-a are one edge, stored in both directions
+            pieces.append((src, dst) if directed else (np.minimum(src, dst), np.maximum(src, dst)))
+            offset += loop.size
+        if n_loops:
             warnings.warn(
-                f"{what}: dropped {int(loops.sum())} self-loop(s), e.g. row {first} "
-                f"({show_id(frame[source].iloc[first])} -> itself). A unit is not its own neighbour.",
+                f"{what}: dropped {n_loops} self-loop(s), e.g. row {first_loop} "
+                f"({show_id(_value_at(parts[0], first_loop))} -> itself). A unit is not its own neighbour.",
                 DataWarning,
                 stacklevel=2,
             )
-        keep = ~loops
-        rows_kept = np.flatnonzero(keep)
-        src, dst = src[keep], dst[keep]
-        # undirected: a-b and b-a are one edge, listed low-high; both directions are stored
-        low, high = (src, dst) if directed else (np.minimum(src, dst), np.maximum(src, dst))
-        once, n_repeat, example = _simple_matrix(low, high, (n, n))
-        if n_repeat:
-            first = int(rows_kept[example])
+        n_kept = sum(low.size for low, _ in pieces)
+        if directed:
+            adjacency, n_repeat, repeat = link_matrix(pieces, n_kept, (n, n))
+        else:  # both directions sorted at once: each repeat is counted twice, and found in either direction
+            adjacency, n_repeat, repeat = link_matrix(pieces + [(high, low) for low, high in pieces], 2 * n_kept, (n, n))
+            n_repeat, repeat = n_repeat // 2, None if repeat is None else (min(repeat), max(repeat))
+        if repeat is not None:
+            ids = [code if index is None else index[code] for code in repeat]
+            first = second_match(parts[0], parts[1], *ids, either=not directed)
             kind = "" if directed else " (either direction)"
             warnings.warn(
                 f"{what}: collapsed {n_repeat} duplicate edge(s){kind}, e.g. row {first} "
-                f"({show_id(frame[source].iloc[first])} - {show_id(frame[target].iloc[first])}).",
+                f"({show_id(_value_at(parts[0], first))} - {show_id(_value_at(parts[1], first))}).",
                 DataWarning,
                 stacklevel=2,
             )
-        adjacency = once if directed else sp.csr_array(once + once.T)
-        adjacency.sort_indices()
+        if index is None:  # ids that are their own codes: the nodes are the ids present (a self-loop's too)
+            present = np.zeros(n, dtype=bool)
+            for part in codes:
+                present[part] = True
+            kept = np.flatnonzero(present)
+            adjacency = restrict(adjacency, kept, kept)
+            index = pd.Index(kept.astype(np.result_type(*codes), copy=False))
         if node_data is not None:
             node_data = node_data.reindex(index)
         return cls(adjacency=adjacency, nodes=index, directed=directed, node_data=node_data)

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from .errors import InputError
 
-__all__ = ["EDGE_DTYPE", "LINK_CHUNK", "drop_empty", "link_matrix", "second_match"]
+__all__ = ["EDGE_DTYPE", "LINK_CHUNK", "drop_empty", "link_matrix", "restrict", "second_match"]
 
 LINK_CHUNK = 1 << 21  # entries handled at once: temporaries of 16 MB, which the allocator reuses
 # Edges are stored with int32 weights: counts of treated neighbours stay exact in
@@ -24,21 +24,28 @@ LINK_CHUNK = 1 << 21  # entries handled at once: temporaries of 16 MB, which the
 EDGE_DTYPE = np.int32
 
 
-def second_match(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray], row: Hashable, col: Hashable) -> int:
-    """The position of the second entry ``(row, col)`` over aligned parts ``rows`` and
-    ``cols`` of two columns (the row a repeated link is reported at), -1 if none.
+def second_match(rows: Sequence[np.ndarray], cols: Sequence[np.ndarray], row: Hashable, col: Hashable, *,
+                 either: bool = False) -> int:
+    """The position of the second entry ``(row, col)`` (with ``either``, or ``(col, row)``)
+    over aligned parts ``rows`` and ``cols`` of two columns: the row a repeated link is
+    reported at; -1 if none.
 
     >>> second_match([np.array([1, 0]), np.array([1])], [np.array([2, 2]), np.array([2])], 1, 2)
     2
+    >>> second_match([np.array([1, 2])], [np.array([2, 1])], 1, 2, either=True)
+    1
     """
     offset, seen = 0, 0
     for row_part, col_part in zip(rows, cols):
-        hits = np.flatnonzero(np.asarray(row_part) == row)
-        hits = hits[np.asarray(col_part)[hits] == col]
+        row_part, col_part = np.asarray(row_part), np.asarray(col_part)
+        hit = (row_part == row) & (col_part == col)
+        if either:
+            hit |= (row_part == col) & (col_part == row)
+        hits = np.flatnonzero(hit)
         if seen + hits.size >= 2:
             return offset + int(hits[1 - seen])
         seen += hits.size
-        offset += len(row_part)
+        offset += row_part.size
     return -1
 
 
@@ -130,24 +137,34 @@ def _drop_repeats(key: np.ndarray) -> tuple[np.ndarray, int]:
 def drop_empty(matrix: sp.csr_array) -> tuple[sp.csr_array, np.ndarray, np.ndarray]:
     """``matrix`` without its empty rows and columns, and the rows and columns kept: a
     matrix built over ids used as their own codes holds a row or column for every value in
-    their range. Rows go by their index pointers alone; columns, when some are empty,
-    are renumbered in place, in chunks.
+    their range (:func:`restrict` keeps them).
 
     >>> matrix = sp.csr_array(([1, 1], [3, 1], [0, 1, 1, 2]), shape=(3, 4))
     >>> kept, rows, cols = drop_empty(matrix)
     >>> kept.toarray().tolist(), rows.tolist(), cols.tolist()
     ([[0, 1], [1, 0]], [0, 2], [1, 3])
     """
+    present = np.zeros(matrix.shape[1], dtype=bool)
+    for start in range(0, matrix.indices.size, LINK_CHUNK):
+        present[matrix.indices[start:start + LINK_CHUNK]] = True
+    rows, cols = np.flatnonzero(matrix.indptr[1:] != matrix.indptr[:-1]), np.flatnonzero(present)
+    return restrict(matrix, rows, cols), rows, cols
+
+
+def restrict(matrix: sp.csr_array, rows: np.ndarray, cols: np.ndarray) -> sp.csr_array:
+    """``matrix`` on the sorted ``rows`` and ``cols`` only, every stored entry among them
+    (the others are empty): rows go by their index pointers alone, columns are renumbered
+    in place, in chunks, when some are left out.
+
+    >>> matrix = sp.csr_array(([1, 1], [3, 1], [0, 1, 1, 2]), shape=(3, 4))
+    >>> restrict(matrix, np.array([0, 1, 2]), np.array([1, 2, 3])).toarray().tolist()
+    [[0, 0, 1], [0, 0, 0], [1, 0, 0]]
+    """
     n_rows, n_cols = matrix.shape
     indptr, indices = matrix.indptr, matrix.indices
-    rows = np.flatnonzero(indptr[1:] != indptr[:-1])
-    present = np.zeros(n_cols, dtype=bool)
-    for start in range(0, indices.size, LINK_CHUNK):
-        present[indices[start:start + LINK_CHUNK]] = True
-    cols = np.flatnonzero(present)
     if cols.size < n_cols:
-        position = np.cumsum(present, dtype=indices.dtype)
-        position -= 1
+        position = np.zeros(n_cols, dtype=indices.dtype)
+        position[cols] = np.arange(cols.size, dtype=indices.dtype)
         for start in range(0, indices.size, LINK_CHUNK):
             part = indices[start:start + LINK_CHUNK]
             part[:] = position[part]
@@ -155,4 +172,4 @@ def drop_empty(matrix: sp.csr_array) -> tuple[sp.csr_array, np.ndarray, np.ndarr
         indptr = np.append(indptr[rows], indptr[-1])
     kept = sp.csr_array((matrix.data, indices, indptr), shape=(rows.size, cols.size))
     kept.has_sorted_indices = kept.has_canonical_format = True
-    return kept, rows, cols
+    return kept
