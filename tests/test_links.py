@@ -63,6 +63,17 @@ def test_drop_empty_keeps_the_rows_and_columns_in_use():
     assert np.array_equal(kept.toarray(), dense[np.ix_(rows, cols)])
 
 
+def _loaded(load, *sources):
+    """``load`` of each source, with the DataWarnings each gave (less the source's name)."""
+    graphs, messages = [], []
+    for source in sources:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            graphs.append(load(source))
+        messages.append([str(w.message).split(": ", 1)[1] for w in caught if issubclass(w.category, DataWarning)])
+    return graphs, messages
+
+
 def _links(n: int, seed: int, ids) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({"buyer_id": ids(rng.integers(0, n // 3, n)), "seller_id": ids(rng.integers(0, n // 20, n))})
@@ -81,13 +92,8 @@ def test_a_parquet_file_and_its_frame_give_the_same_graph(tmp_path, ids):
     frame = _links(20_000, 1, ids)
     path = tmp_path / "links.parquet"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=3_000)
-    graphs, messages = [], []
-    for source in (frame, path):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            graphs.append(BipartiteGraph.from_edges(source, unit="buyer_id", treated="seller_id"))
-        messages.append([str(w.message).split(": ", 1)[1] for w in caught if issubclass(w.category, DataWarning)])
-    from_frame, from_file = graphs
+    (from_frame, from_file), messages = _loaded(lambda source: BipartiteGraph.from_edges(
+        source, unit="buyer_id", treated="seller_id"), frame, path)
     assert from_frame.units.equals(from_file.units) and from_frame.treated.equals(from_file.treated)
     assert from_frame.units.is_monotonic_increasing
     assert (from_frame.incidence != from_file.incidence).nnz == 0
@@ -135,13 +141,8 @@ def test_a_social_graph_from_parquet_equals_the_one_from_its_frame(tmp_path, ids
     frame = pd.DataFrame({"source": ids(a), "target": ids(b)})
     path = tmp_path / "edges.parquet"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=2_500)
-    graphs, messages = [], []
-    for source in (frame, path):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            graphs.append(SocialGraph.from_edges(source, directed=directed))
-        messages.append([str(w.message).split(": ", 1)[1] for w in caught if issubclass(w.category, DataWarning)])
-    from_frame, from_file = graphs
+    (from_frame, from_file), messages = _loaded(lambda source: SocialGraph.from_edges(source, directed=directed),
+                                                frame, path)
     assert from_frame.nodes.equals(from_file.nodes) and (from_frame.adjacency != from_file.adjacency).nnz == 0
     assert messages[0] == messages[1] and len(messages[0]) == 2
     assert messages[0][0].startswith(f"dropped {int((a == b).sum())} self-loop(s), e.g. row 0 ")

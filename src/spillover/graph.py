@@ -82,6 +82,19 @@ def _link_codes(parts: Sequence) -> tuple[list[np.ndarray], int, pd.Index | None
     return np.split(codes, np.cumsum([len(part) for part in parts[:-1]])), len(ids), ids
 
 
+def _end_parts(edges: TableLike, ends: tuple[str, str], what: str, options: ReadOptions | None) -> list[list]:
+    """The two end columns of an edge list, each as a list of parts: a Parquet file's
+    integer ids as its record batches (:func:`~spillover.io.integer_columns`: no pandas
+    copy), else the columns of the table :func:`~spillover.io.read_table` reads, checked."""
+    parts = integer_columns(edges, list(ends), options)
+    if parts is None:
+        frame = read_table(edges, what=what, ids=ends, options=options)
+        require_columns(frame, list(ends), what)
+        require_no_nulls(frame, list(ends), what)
+        parts = [[frame[end]] for end in ends]
+    return parts
+
+
 def _value_at(parts: Sequence, position: int):
     """The value at ``position`` of a column given in parts."""
     for part in parts:
@@ -299,12 +312,7 @@ class SocialGraph:
         ``nodes`` adds isolated nodes that have no edge.
         """
         what = source_name(edges, "edge list")
-        parts = integer_columns(edges, [source, target], options)  # a Parquet file of integer ids: no pandas copy
-        if parts is None:
-            frame = read_table(edges, what=what, ids=(source, target), options=options)
-            require_columns(frame, [source, target], what)
-            require_no_nulls(frame, [source, target], what)
-            parts = [[frame[source]], [frame[target]]]
+        parts = _end_parts(edges, (source, target), what, options)
         if not sum(len(part) for part in parts[0]) and nodes is None:
             raise InputError(f"{what}: the graph is empty (no edges, no nodes).")
         # one id space for both ends (and the isolated nodes asked for)
@@ -421,12 +429,7 @@ class BipartiteGraph:
         """Build from a link list with one column per side (a DataFrame or a file, read as
         :func:`~spillover.io.read_table` reads it with ``options``)."""
         what = source_name(edges, "bipartite edge list")
-        parts = integer_columns(edges, [unit, treated], options)  # a Parquet file of integer ids: no pandas copy
-        if parts is None:
-            frame = read_table(edges, what=what, ids=(unit, treated), options=options)
-            require_columns(frame, [unit, treated], what)
-            require_no_nulls(frame, [unit, treated], what)
-            parts = [[frame[unit]], [frame[treated]]]
+        parts = _end_parts(edges, (unit, treated), what, options)
         n_links = sum(len(part) for part in parts[0])
         if n_links == 0:
             raise InputError(f"{what}: the graph is empty (no links).")
