@@ -69,10 +69,11 @@ def compact_range(parts: Sequence[np.ndarray]) -> int | None:
 
 
 def _link_codes(parts: Sequence) -> tuple[list[np.ndarray], int, pd.Index | None]:
-    """One end of a link list, given in parts: the codes of each part, their range, and
-    the ids of the codes. Integer ids in a compact range are their own codes (ids None:
-    :func:`~spillover.links.drop_empty` finds those present), with nothing computed or
-    copied; other ids are factorized, the parts joined."""
+    """Ids given in parts (one end of a link list, or both ends of an edge list in one id
+    space): the codes of each part, their range, and the ids of the codes. Integer ids in
+    a compact range are their own codes (ids None: the caller keeps those present, with
+    :func:`~spillover.links.drop_empty` or :func:`~spillover.links.restrict`), with
+    nothing computed or copied; other ids are factorized, the parts joined."""
     arrays = [np.asarray(part) for part in parts]
     span = compact_range(arrays)
     if span is not None and span <= 1 << 31:  # each end's codes within 31 bits: a link's key within 62
