@@ -497,6 +497,29 @@ def test_type_pair_positions_from_the_table_equal_the_lookup(monkeypatch):
     assert table.nnz > 1_000 and (table != lookup).nnz == 0
 
 
+def test_cross_products_dense_and_sparse_agree_with_the_sums_per_block(monkeypatch):
+    # few (block, type) cells: each product of the per-cell sums is one dense BLAS call; many: a sparse product.
+    # Both give, per type pair, the sum over blocks of the two types' sums there, formed here from the incidences
+    from spillover.exposure import results as results_module
+
+    graph = synth.social_graph(1_500, mean_degree=6, seed=11)
+    labels = graph.node_data["community"].reindex(graph.nodes).to_numpy()
+    f = probabilities(graph, "as4", design=ClusterDesign(labels, graph.nodes, treat_fraction=0.4),
+                      factored=True).factored
+    values = np.random.default_rng(5).normal(size=(3, int(f.classes.max()) + 1))
+    pairs = [(0, 1), (1, 1), (2, 0)]
+    per_block = np.zeros((3, f.n_blocks, f.n_types))
+    for row in range(3):
+        np.add.at(per_block[row], (f.blocks, f.types), values[row, f.classes])
+    expected = np.array([(per_block[x].T @ per_block[y]).ravel()[f.type_pairs] for x, y in pairs])
+    dense = f.cross_products(f.cell_sums(values), pairs)
+    monkeypatch.setattr(results_module, "DENSE_CELLS", 0)
+    sparse = f.cross_products(f.cell_sums(values), pairs)
+    assert np.abs(expected).max() > 1 and f.n_blocks > 10
+    for got in (dense, sparse):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+
+
 def test_large_designs_are_factored_by_default_and_small_ones_are_not(monkeypatch):
     from spillover.exposure import probability as probability_module
 

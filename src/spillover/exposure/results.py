@@ -16,6 +16,9 @@ from ..graph import csr_rows, factorize_ids, group_indicator
 from .mappings import Mapping
 
 
+DENSE_CELLS = 1 << 21  # (blocks x types) grids up to this many cells (16 MB) are multiplied dense
+
+
 @dataclass(frozen=True, eq=False)
 class FactoredPairs:
     """The dependent pairs of classes that share exactly one randomization block, in
@@ -104,12 +107,27 @@ class FactoredPairs:
         """For rows of :meth:`cell_sums` and pairs ``(x, y)`` of their positions: for each
         type pair ``(tau, tau')`` of ``type_pairs``, the sum over blocks ``b`` of ``cells[x]``
         at ``(b, tau)`` times ``cells[y]`` at ``(b, tau')``, one row per pair. Each is a
-        sparse product of the (blocks x types) cells, ``X' Y``: time linear in the pairs
-        of cells that meet in a block."""
+        product of the (blocks x types) cells, ``X' Y``: dense, one BLAS call, where the
+        grid holds at most :data:`DENSE_CELLS` cells; else sparse, in time linear in the
+        pairs of cells that meet in a block."""
         _, _, indptr, kind = self._cells
         width = self.n_types
-        grid = {x: sp.csr_array((cells[x], kind, indptr), shape=(self.n_blocks, width)) for pair in pairs for x in pair}
         out = np.zeros((len(pairs), self.type_pairs.size))
+        if self.n_blocks * width <= DENSE_CELLS:  # the grids dense, each product one BLAS call (sparse: 15x slower)
+            flat = np.repeat(np.arange(self.n_blocks, dtype=np.int64) * width, np.diff(indptr)) + kind
+            dense = {}
+            for x in {x for pair in pairs for x in pair}:
+                dense[x] = np.zeros((self.n_blocks, width))
+                dense[x].ravel()[flat] = cells[x]
+            outside = np.ones(width * width, dtype=bool)
+            outside[self.type_pairs] = False
+            for row, (x, y) in enumerate(pairs):
+                product = (dense[x].T @ dense[y]).ravel()
+                if product[outside].any():
+                    raise AssertionError("factored pairs: two types meet in a block without a type pair")
+                out[row] = product[self.type_pairs]
+            return out
+        grid = {x: sp.csr_array((cells[x], kind, indptr), shape=(self.n_blocks, width)) for pair in pairs for x in pair}
         for row, (x, y) in enumerate(pairs):
             product = (grid[x].T @ grid[y]).tocoo()
             keys = product.row.astype(np.int64) * width + product.col
